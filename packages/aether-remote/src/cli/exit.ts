@@ -1,0 +1,25 @@
+/** Exit codes of the `aether` command. */
+export const EXIT_OK = 0;
+/** A runtime failure (a mount that cannot be reached, an I/O error). */
+export const EXIT_FAILURE = 1;
+/** Bad input: unknown flags or commands, an invalid configuration, an unknown setting name. */
+export const EXIT_USAGE = 2;
+
+/** A user mistake: printed as one line, never as a stack trace. */
+export class UsageError extends Error {
+  readonly code = 'USAGE';
+  constructor(message: string, readonly exitCode = EXIT_USAGE) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export const processIo: Io = {
+  out: (text) => process.stdout.write(text),
+  err: (text) => process.stderr.write(text),
+};

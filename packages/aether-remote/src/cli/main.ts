@@ -1,0 +1,33 @@
+import { Command, CommanderError } from 'commander';
+import { addConfigCommands } from './config-commands.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, processIo, UsageError, type Io } from './exit.js';
+
+/** Runs the `aether` command line; returns the exit code. Bad input is one line on stderr. */
+export async function main(argv: string[], io: Io = processIo): Promise<number> {
+  let exitCode = EXIT_OK;
+  const program = new Command('aether')
+    .description('Aether: a journaled, write-back caching file tree kept in sync through a hub')
+    .exitOverride()
+    .showSuggestionAfterError()
+    .configureOutput({
+      writeOut: (s) => io.out(s),
+      writeErr: (s) => io.err(s),
+      outputError: (s, write) => write(`aether: ${s.replace(/^error: /, '')}`),
+    });
+  addConfigCommands(program, io, (code) => (exitCode = code));
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return exitCode;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version are successes; every other parse problem is a usage error.
+      return err.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+    }
+    if (err instanceof UsageError) {
+      io.err(`aether: ${err.message}\n`);
+      return err.exitCode;
+    }
+    io.err(`aether: ${err instanceof Error ? err.message : String(err)}\n`);
+    return EXIT_FAILURE;
+  }
+}
