@@ -1,0 +1,33 @@
+/**
+ * Aether's typed errors: one class with a stable `code`, so callers branch on `err.code`,
+ * never on message text. `errno` is the POSIX error a file system operation answers with.
+ */
+export type AetherErrorCode =
+  | 'JOURNAL_CORRUPT'
+  | 'JOURNAL_SEGMENT_MISSING'
+  | 'JOURNAL_CLOSED'
+  | 'JOURNAL_FSYNC_FAILED'
+  | 'CACHE_DIRTY_QUOTA'
+  | 'CACHE_CORRUPT'
+  | 'BACKPRESSURE_CLOSED'
+  | 'STORE_CORRUPT'
+  | 'CONTROL_UNAVAILABLE'
+  | 'CONTROL_BAD_REQUEST';
+
+export class AetherError extends Error {
+  readonly code: AetherErrorCode;
+  readonly errno: string | undefined;
+  readonly context: Readonly<Record<string, unknown>>;
+
+  constructor(code: AetherErrorCode, message: string, opts: { errno?: string; context?: Record<string, unknown>; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'AetherError';
+    this.code = code;
+    this.errno = opts.errno;
+    this.context = Object.freeze({ ...opts.context });
+  }
+}
+
+export function isAetherError(err: unknown, code?: AetherErrorCode): err is AetherError {
+  return err instanceof AetherError && (code === undefined || err.code === code);
+}
