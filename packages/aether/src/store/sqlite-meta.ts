@@ -1,0 +1,149 @@
+import type { Database, Statement } from 'better-sqlite3';
+import type { Inode } from '../tree/inode.js';
+import type { MetaTx } from '../tree/meta.js';
+import type { Ino } from '../tree/ops.js';
+import type { ChunkStore } from './chunks.js';
+
+/** Files are stored as fixed-size blocks, each a content-addressed chunk; absent blocks are holes. */
+export const BLOCK_BYTES = 64 * 1024;
+
+export interface InodeRow {
+  ino: number;
+  kind: Inode['kind'];
+  mode: number;
+  uid: number;
+  gid: number;
+  size: number;
+  nlink: number;
+  atime_ms: number;
+  mtime_ms: number;
+  ctime_ms: number;
+  target: string | null;
+}
+
+export function toInode(r: InodeRow): Inode {
+  const inode: Inode = { ino: r.ino, kind: r.kind, mode: r.mode, uid: r.uid, gid: r.gid, size: r.size, nlink: r.nlink, atimeMs: r.atime_ms, mtimeMs: r.mtime_ms, ctimeMs: r.ctime_ms };
+  if (r.target !== null) inode.target = r.target;
+  return inode;
+}
+
+/**
+ * MetaTx over SQLite, used inside one transaction per drained batch. Writes to a block are
+ * gathered in memory and hashed once at `finish()`, so many small writes to one file cost one
+ * chunk per touched block.
+ */
+export class SqliteMeta implements MetaTx {
+  private readonly st: Record<string, Statement>;
+  private readonly dirtyBlocks = new Map<string, { ino: Ino; idx: number; data: Buffer }>();
+
+  constructor(
+    private readonly db: Database,
+    private readonly chunks: ChunkStore,
+  ) {
+    this.st = {
+      getInode: db.prepare('SELECT * FROM inodes WHERE ino = ?'),
+      putInode: db.prepare(
+        'INSERT OR REPLACE INTO inodes (ino, kind, mode, uid, gid, size, nlink, atime_ms, mtime_ms, ctime_ms, target) VALUES (@ino, @kind, @mode, @uid, @gid, @size, @nlink, @atimeMs, @mtimeMs, @ctimeMs, @target)',
+      ),
+      deleteInode: db.prepare('DELETE FROM inodes WHERE ino = ?'),
+      lookup: db.prepare('SELECT ino FROM dentries WHERE parent = ? AND name = ?'),
+      addEntry: db.prepare('INSERT INTO dentries (parent, name, ino) VALUES (?, ?, ?)'),
+      removeEntry: db.prepare('DELETE FROM dentries WHERE parent = ? AND name = ?'),
+      hasEntries: db.prepare('SELECT 1 FROM dentries WHERE parent = ? LIMIT 1'),
+      parentOf: db.prepare('SELECT parent FROM dentries WHERE ino = ? LIMIT 1'),
+      getBlock: db.prepare('SELECT hash FROM blocks WHERE ino = ? AND idx = ?'),
+      putBlock: db.prepare('INSERT OR REPLACE INTO blocks (ino, idx, hash) VALUES (?, ?, ?)'),
+      dropBlocksFrom: db.prepare('DELETE FROM blocks WHERE ino = ? AND idx >= ?'),
+      dropBlocks: db.prepare('DELETE FROM blocks WHERE ino = ?'),
+      dropBlock: db.prepare('DELETE FROM blocks WHERE ino = ? AND idx = ?'),
+    };
+  }
+
+  getInode(ino: Ino): Inode | undefined {
+    const r = this.st.getInode!.get(ino) as InodeRow | undefined;
+    return r ? toInode(r) : undefined;
+  }
+  putInode(inode: Inode): void {
+    this.st.putInode!.run({ ...inode, target: inode.target ?? null });
+  }
+  deleteInode(ino: Ino): void {
+    this.st.deleteInode!.run(ino);
+  }
+  lookup(parent: Ino, name: string): Ino | undefined {
+    return (this.st.lookup!.get(parent, name) as { ino: number } | undefined)?.ino;
+  }
+  addEntry(parent: Ino, name: string, ino: Ino): void {
+    this.st.addEntry!.run(parent, name, ino);
+  }
+  removeEntry(parent: Ino, name: string): void {
+    this.st.removeEntry!.run(parent, name);
+  }
+  hasEntries(dir: Ino): boolean {
+    return this.st.hasEntries!.get(dir) !== undefined;
+  }
+  parentOf(dir: Ino): Ino | undefined {
+    return (this.st.parentOf!.get(dir) as { parent: number } | undefined)?.parent;
+  }
+
+  private block(ino: Ino, idx: number): Buffer {
+    const key = `${ino}:${idx}`;
+    let b = this.dirtyBlocks.get(key);
+    if (!b) {
+      const row = this.st.getBlock!.get(ino, idx) as { hash: string } | undefined;
+      const data = Buffer.alloc(BLOCK_BYTES);
+      if (row) this.chunks.get(row.hash).copy(data);
+      b = { ino, idx, data };
+      this.dirtyBlocks.set(key, b);
+    }
+    return b.data;
+  }
+
+  writeContent(ino: Ino, offset: number, data: Buffer): void {
+    let done = 0;
+    while (done < data.length) {
+      const pos = offset + done;
+      const idx = Math.floor(pos / BLOCK_BYTES);
+      const within = pos - idx * BLOCK_BYTES;
+      const n = Math.min(BLOCK_BYTES - within, data.length - done);
+      data.copy(this.block(ino, idx), within, done, done + n);
+      done += n;
+    }
+  }
+
+  truncateContent(ino: Ino, size: number): void {
+    const keep = Math.ceil(size / BLOCK_BYTES);
+    this.st.dropBlocksFrom!.run(ino, keep);
+    for (const [key, b] of this.dirtyBlocks) if (b.ino === ino && b.idx >= keep) this.dirtyBlocks.delete(key);
+    const within = size % BLOCK_BYTES;
+    if (within !== 0) this.block(ino, keep - 1).fill(0, within);
+  }
+
+  dropContent(ino: Ino): void {
+    this.st.dropBlocks!.run(ino);
+    for (const [key, b] of this.dirtyBlocks) if (b.ino === ino) this.dirtyBlocks.delete(key);
+  }
+
+  /**
+   * Hashes and stores every block touched in this batch, cut to the file's size (a 4 KiB file
+   * costs a 4 KiB chunk); all-zero blocks become holes.
+   */
+  finish(): void {
+    for (const b of this.dirtyBlocks.values()) {
+      const inode = this.getInode(b.ino);
+      if (inode === undefined) continue;
+      const data = b.data.subarray(0, Math.max(0, Math.min(BLOCK_BYTES, inode.size - b.idx * BLOCK_BYTES)));
+      if (data.length === 0 || isZero(data)) {
+        this.st.dropBlock!.run(b.ino, b.idx);
+        continue;
+      }
+      this.st.putBlock!.run(b.ino, b.idx, this.chunks.put(data));
+    }
+    this.dirtyBlocks.clear();
+    this.chunks.syncDirs();
+  }
+}
+
+const ZERO = Buffer.alloc(BLOCK_BYTES);
+function isZero(b: Buffer): boolean {
+  return b.equals(ZERO.subarray(0, b.length));
+}

@@ -1,0 +1,161 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { AetherError } from '../errors.js';
+import { applyOp } from '../tree/apply.js';
+import type { Inode } from '../tree/inode.js';
+import { MemoryMeta } from '../tree/meta.js';
+import { ROOT_INO, type Ino, type Op } from '../tree/ops.js';
+import { ChunkStore } from './chunks.js';
+import { MIGRATIONS } from './migrations.js';
+import { BLOCK_BYTES, SqliteMeta, toInode, type InodeRow } from './sqlite-meta.js';
+
+export interface SequencedOp {
+  seq: number;
+  op: Op;
+}
+
+/**
+ * The committed tree: metadata in SQLite, contents as content-addressed chunks. Local mode embeds
+ * it and drains the journal into it; the hub runs the same code. Batches are atomic and
+ * idempotent: ops at or below the applied sequence are skipped, so a re-sent batch is harmless.
+ */
+export class Store {
+  private readonly db: Database.Database;
+  readonly chunks: ChunkStore;
+
+  private constructor(readonly dir: string, rootOwner: { uid: number; gid: number }) {
+    mkdirSync(dir, { recursive: true });
+    this.db = new Database(join(dir, 'meta.sqlite'));
+    // WAL with synchronous=FULL: a committed batch survives power loss before the journal releases it.
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.chunks = new ChunkStore(join(dir, 'chunks'));
+    this.migrate();
+    if (!this.getInode(ROOT_INO)) this.createRoot(rootOwner);
+  }
+
+  static open(dir: string, rootOwner = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }): Store {
+    return new Store(dir, rootOwner);
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > MIGRATIONS.length) throw new AetherError('STORE_CORRUPT', `store ${this.dir} has schema version ${version}, newer than this Aether (${MIGRATIONS.length})`);
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v] as string);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  private createRoot(owner: { uid: number; gid: number }): void {
+    const now = Date.now();
+    const meta = new SqliteMeta(this.db, this.chunks);
+    meta.putInode({ ino: ROOT_INO, kind: 'dir', mode: 0o755, uid: owner.uid, gid: owner.gid, size: 0, nlink: 2, atimeMs: now, mtimeMs: now, ctimeMs: now });
+    this.setMeta('max_ino', ROOT_INO);
+  }
+
+  private getMeta(key: string): number {
+    return (this.db.prepare('SELECT value FROM meta WHERE key = ?').get(key) as { value: number } | undefined)?.value ?? 0;
+  }
+
+  private setMeta(key: string, value: number): void {
+    this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(key, value);
+  }
+
+  /** Highest journal sequence applied; ops at or below it are skipped. */
+  get appliedSeq(): number {
+    return this.getMeta('applied_seq');
+  }
+
+  /** Highest inode number ever created, so numbers are never reused. */
+  get maxIno(): number {
+    return this.getMeta('max_ino');
+  }
+
+  /**
+   * Applies ops in order in one transaction. An op that fails its POSIX checks is skipped (the
+   * mount validated it against its own view; the store may have diverged only through a bug,
+   * and one bad op must not wedge every later one); its error is returned.
+   */
+  applyBatch(batch: readonly SequencedOp[]): { applied: number; rejected: { seq: number; error: string }[] } {
+    const rejected: { seq: number; error: string }[] = [];
+    let applied = 0;
+    this.db.transaction(() => {
+      const meta = new SqliteMeta(this.db, this.chunks);
+      let last = this.appliedSeq;
+      let maxIno = this.maxIno;
+      for (const { seq, op } of batch) {
+        if (seq <= last) continue;
+        try {
+          applyOp(meta, op, { keepOrphans: true });
+          applied++;
+          if (op.t === 'mknode' && op.ino > maxIno) maxIno = op.ino;
+        } catch (err) {
+          rejected.push({ seq, error: err instanceof Error ? err.message : String(err) });
+        }
+        last = seq;
+      }
+      meta.finish();
+      this.setMeta('applied_seq', last);
+      this.setMeta('max_ino', maxIno);
+    })();
+    return { applied, rejected };
+  }
+
+  getInode(ino: Ino): Inode | undefined {
+    return new SqliteMeta(this.db, this.chunks).getInode(ino);
+  }
+
+  /** Reads committed file content; holes and bytes past a block's stored length read as zeros. */
+  read(ino: Ino, offset: number, length: number): Buffer {
+    const inode = this.getInode(ino);
+    if (!inode) return Buffer.alloc(0);
+    const end = Math.min(inode.size, offset + length);
+    if (end <= offset) return Buffer.alloc(0);
+    const out = Buffer.alloc(end - offset);
+    const rows = this.db
+      .prepare('SELECT idx, hash FROM blocks WHERE ino = ? AND idx >= ? AND idx <= ?')
+      .all(ino, Math.floor(offset / BLOCK_BYTES), Math.floor((end - 1) / BLOCK_BYTES)) as { idx: number; hash: string }[];
+    for (const { idx, hash } of rows) {
+      const data = this.chunks.get(hash);
+      const blockStart = idx * BLOCK_BYTES;
+      const from = Math.max(offset, blockStart);
+      const to = Math.min(end, blockStart + data.length);
+      if (to > from) data.copy(out, from - offset, from - blockStart, to - blockStart);
+    }
+    return out;
+  }
+
+  /** Deletes inodes left with no name (open-but-unlinked at a crash) and their content. */
+  purgeOrphans(): Ino[] {
+    const orphans = (this.db.prepare('SELECT ino FROM inodes WHERE nlink = 0').all() as { ino: number }[]).map((r) => r.ino);
+    this.db.transaction(() => {
+      for (const ino of orphans) {
+        this.db.prepare('DELETE FROM blocks WHERE ino = ?').run(ino);
+        this.db.prepare('DELETE FROM inodes WHERE ino = ?').run(ino);
+      }
+    })();
+    return orphans;
+  }
+
+  /** Deletes chunk files no block refers to. */
+  collectChunks(): number {
+    const live = new Set((this.db.prepare('SELECT DISTINCT hash FROM blocks').all() as { hash: string }[]).map((r) => r.hash));
+    return this.chunks.collect(live);
+  }
+
+  /** Loads the whole committed tree into memory (the mount's starting view). */
+  loadInto(mem: MemoryMeta): void {
+    for (const r of this.db.prepare('SELECT * FROM inodes').iterate() as IterableIterator<InodeRow>) mem.putInode(toInode(r));
+    for (const d of this.db.prepare('SELECT parent, name, ino FROM dentries').iterate() as IterableIterator<{ parent: number; name: string; ino: number }>) {
+      mem.addEntry(d.parent, d.name, d.ino);
+    }
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,65 @@
+import type { Inode } from './inode.js';
+import type { Ino } from './ops.js';
+
+/**
+ * The metadata a tree is made of, behind one interface so that the same apply logic runs on the
+ * mount's in-memory view and on the SQLite store.
+ */
+export interface MetaTx {
+  getInode(ino: Ino): Inode | undefined;
+  putInode(inode: Inode): void;
+  deleteInode(ino: Ino): void;
+  lookup(parent: Ino, name: string): Ino | undefined;
+  addEntry(parent: Ino, name: string, ino: Ino): void;
+  removeEntry(parent: Ino, name: string): void;
+  hasEntries(dir: Ino): boolean;
+  /** The directory holding `dir` (directories have exactly one parent). */
+  parentOf(dir: Ino): Ino | undefined;
+  /** Content hooks: the store keeps file data; the in-memory view only tracks sizes. */
+  writeContent(ino: Ino, offset: number, data: Buffer): void;
+  truncateContent(ino: Ino, size: number): void;
+  dropContent(ino: Ino): void;
+}
+
+/** An in-memory MetaTx: the mount's live view (committed store state plus pending journal ops). */
+export class MemoryMeta implements MetaTx {
+  readonly inodes = new Map<Ino, Inode>();
+  readonly dirs = new Map<Ino, Map<string, Ino>>();
+  private readonly dirParents = new Map<Ino, Ino>();
+
+  getInode(ino: Ino): Inode | undefined {
+    return this.inodes.get(ino);
+  }
+  putInode(inode: Inode): void {
+    this.inodes.set(inode.ino, inode);
+    if (inode.kind === 'dir' && !this.dirs.has(inode.ino)) this.dirs.set(inode.ino, new Map());
+  }
+  deleteInode(ino: Ino): void {
+    this.inodes.delete(ino);
+    this.dirs.delete(ino);
+  }
+  lookup(parent: Ino, name: string): Ino | undefined {
+    return this.dirs.get(parent)?.get(name);
+  }
+  addEntry(parent: Ino, name: string, ino: Ino): void {
+    this.dirs.get(parent)?.set(name, ino);
+    if (this.dirs.has(ino)) this.dirParents.set(ino, parent);
+  }
+  removeEntry(parent: Ino, name: string): void {
+    const ino = this.dirs.get(parent)?.get(name);
+    this.dirs.get(parent)?.delete(name);
+    if (ino !== undefined && this.dirParents.get(ino) === parent) this.dirParents.delete(ino);
+  }
+  parentOf(dir: Ino): Ino | undefined {
+    return this.dirParents.get(dir);
+  }
+  hasEntries(dir: Ino): boolean {
+    return (this.dirs.get(dir)?.size ?? 0) > 0;
+  }
+  entries(dir: Ino): IterableIterator<[string, Ino]> | undefined {
+    return this.dirs.get(dir)?.entries();
+  }
+  writeContent(): void {}
+  truncateContent(): void {}
+  dropContent(): void {}
+}

@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { Store } from '../../src/store/store.js';
+import { applyOp } from '../../src/tree/apply.js';
+import { MemoryMeta } from '../../src/tree/meta.js';
+import { ROOT_INO, type Op } from '../../src/tree/ops.js';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'aether-store-'));
+const T = 1000;
+let seq = 0;
+const batch = (...ops: Op[]) => ops.map((op) => ({ seq: ++seq, op }));
+
+describe('embedded store', () => {
+  it('applies a batch, reads content back, and survives reopen', () => {
+    const dir = tmp();
+    let s = Store.open(dir);
+    const data = Buffer.alloc(200_000, 7);
+    s.applyBatch(batch({ t: 'mknode', parent: ROOT_INO, name: 'f', ino: 2, kind: 'file', mode: 0o644, uid: 1, gid: 1, timeMs: T }, { t: 'write', ino: 2, offset: 0, data, timeMs: T }));
+    s.close();
+    s = Store.open(dir);
+    assert.equal(s.getInode(2)?.size, 200_000);
+    assert.ok(s.read(2, 0, 300_000).equals(data));
+    assert.ok(s.read(2, 65_000, 1_000).equals(data.subarray(65_000, 66_000)));
+    s.close();
+  });
+  it('is idempotent: a re-sent batch is skipped', () => {
+    const s = Store.open(tmp());
+    const b = batch({ t: 'mknode', parent: ROOT_INO, name: 'f', ino: 2, kind: 'file', mode: 0o644, uid: 1, gid: 1, timeMs: T }, { t: 'write', ino: 2, offset: 0, data: Buffer.from('abc'), timeMs: T });
+    assert.equal(s.applyBatch(b).applied, 2);
+    const again = s.applyBatch(b);
+    assert.deepEqual(again, { applied: 0, rejected: [] });
+    assert.equal(s.read(2, 0, 10).toString(), 'abc');
+    assert.equal(s.appliedSeq, b[1]?.seq);
+    s.close();
+  });
+  it('sparse files and offsets past 4 GiB read zeros in holes and store no chunk for them', () => {
+    const dir = tmp();
+    const s = Store.open(dir);
+    s.applyBatch(batch({ t: 'mknode', parent: ROOT_INO, name: 'sparse', ino: 2, kind: 'file', mode: 0o644, uid: 1, gid: 1, timeMs: T }, { t: 'write', ino: 2, offset: 5 * 2 ** 30, data: Buffer.from('end'), timeMs: T }));
+    assert.equal(s.getInode(2)?.size, 5 * 2 ** 30 + 3);
+    assert.ok(s.read(2, 0, 4096).equals(Buffer.alloc(4096)));
+    assert.equal(s.read(2, 5 * 2 ** 30, 3).toString(), 'end');
+    const chunkFiles = readdirSync(join(dir, 'chunks')).flatMap((d) => readdirSync(join(dir, 'chunks', d)));
+    assert.equal(chunkFiles.length, 1);
+    s.close();
+  });
+  it('truncate down then up reads zeros in the regrown range', () => {
+    const s = Store.open(tmp());
+    s.applyBatch(batch({ t: 'mknode', parent: ROOT_INO, name: 'f', ino: 2, kind: 'file', mode: 0o644, uid: 1, gid: 1, timeMs: T }, { t: 'write', ino: 2, offset: 0, data: Buffer.alloc(100_000, 1), timeMs: T }));
+    s.applyBatch(batch({ t: 'truncate', ino: 2, size: 10, timeMs: T }, { t: 'truncate', ino: 2, size: 70_000, timeMs: T }));
+    const back = s.read(2, 0, 70_000);
+    assert.ok(back.subarray(0, 10).equals(Buffer.alloc(10, 1)));
+    assert.ok(back.subarray(10).equals(Buffer.alloc(69_990)));
+    s.close();
+  });
+  it('identical content is stored once; collectChunks removes unreferenced chunks', () => {
+    const dir = tmp();
+    const s = Store.open(dir);
+    const d = Buffer.alloc(4096, 9);
+    s.applyBatch(
+      batch(
+        { t: 'mknode', parent: ROOT_INO, name: 'a', ino: 2, kind: 'file', mode: 0o644, uid: 1, gid: 1, timeMs: T },
+        { t: 'mknode', parent: ROOT_INO, name: 'b', ino: 3, kind: 'file', mode: 0o644, uid: 1, gid: 1, timeMs: T },
+        { t: 'write', ino: 2, offset: 0, data: d, timeMs: T },
+        { t: 'write', ino: 3, offset: 0, data: d, timeMs: T },
+      ),
+    );
+    const count = () => readdirSync(join(dir, 'chunks')).flatMap((x) => readdirSync(join(dir, 'chunks', x))).length;
+    assert.equal(count(), 1);
+    s.applyBatch(batch({ t: 'unlink', parent: ROOT_INO, name: 'a', timeMs: T }, { t: 'unlink', parent: ROOT_INO, name: 'b', timeMs: T }));
+    assert.deepEqual(s.purgeOrphans().sort(), [2, 3]);
+    assert.equal(s.collectChunks(), 1);
+    assert.equal(count(), 0);
+    s.close();
+  });
+  it('a rejected op is reported and does not block later ops', () => {
+    const s = Store.open(tmp());
+    const r = s.applyBatch(batch({ t: 'rmdir', parent: ROOT_INO, name: 'missing', timeMs: T }, { t: 'mknode', parent: ROOT_INO, name: 'ok', ino: 2, kind: 'dir', mode: 0o755, uid: 0, gid: 0, timeMs: T }));
+    assert.equal(r.applied, 1);
+    assert.match(r.rejected[0]?.error ?? '', /^ENOENT/);
+    s.close();
+  });
+});
+
+describe('the store and the in-memory view agree (one apply logic)', () => {
+  const names = ['a', 'b', 'c'];
+  const opArb = (maxIno: number) =>
+    fc.oneof(
+      fc.record({ t: fc.constant('mknode' as const), parent: fc.integer({ min: 1, max: maxIno }), name: fc.constantFrom(...names), kind: fc.constantFrom('file' as const, 'dir' as const) }),
+      fc.record({ t: fc.constant('unlink' as const), parent: fc.integer({ min: 1, max: maxIno }), name: fc.constantFrom(...names) }),
+      fc.record({ t: fc.constant('rmdir' as const), parent: fc.integer({ min: 1, max: maxIno }), name: fc.constantFrom(...names) }),
+      fc.record({ t: fc.constant('rename' as const), parent: fc.integer({ min: 1, max: maxIno }), name: fc.constantFrom(...names), newParent: fc.integer({ min: 1, max: maxIno }), newName: fc.constantFrom(...names) }),
+      fc.record({ t: fc.constant('write' as const), ino: fc.integer({ min: 1, max: maxIno }), offset: fc.integer({ min: 0, max: 200_000 }), len: fc.integer({ min: 0, max: 70_000 }), byte: fc.integer({ min: 0, max: 255 }) }),
+      fc.record({ t: fc.constant('truncate' as const), ino: fc.integer({ min: 1, max: maxIno }), size: fc.integer({ min: 0, max: 150_000 }) }),
+    );
+  it('random op sequences give the same tree and contents', () => {
+    fc.assert(
+      fc.property(fc.array(opArb(12), { minLength: 1, maxLength: 40 }), (raw) => {
+        const store = Store.open(tmp());
+        const mem = new MemoryMeta();
+        store.loadInto(mem);
+        const contents = new Map<number, Buffer>();
+        let ino = 1;
+        let s = 0;
+        for (const r of raw) {
+          let op: Op;
+          if (r.t === 'mknode') op = { t: 'mknode', parent: r.parent, name: r.name, ino: ++ino, kind: r.kind, mode: 0o644, uid: 0, gid: 0, timeMs: T };
+          else if (r.t === 'write') op = { t: 'write', ino: r.ino, offset: r.offset, data: Buffer.alloc(r.len, r.byte), timeMs: T };
+          else if (r.t === 'rename') op = { ...r, flags: 0, timeMs: T };
+          else op = { ...r, timeMs: T } as Op;
+          let ok = true;
+          try {
+            applyOp(mem, op, { keepOrphans: true });
+          } catch {
+            ok = false;
+          }
+          const res = store.applyBatch([{ seq: ++s, op }]);
+          assert.equal(res.applied === 1, ok, `store and memory disagree on ${JSON.stringify({ ...op, data: undefined })}`);
+          if (ok && op.t === 'write') {
+            const cur = contents.get(op.ino) ?? Buffer.alloc(0);
+            const next = Buffer.alloc(Math.max(cur.length, op.data.length > 0 ? op.offset + op.data.length : cur.length));
+            cur.copy(next);
+            op.data.copy(next, op.offset);
+            contents.set(op.ino, next);
+          }
+          if (ok && op.t === 'truncate') {
+            const cur = contents.get(op.ino) ?? Buffer.alloc(0);
+            const next = Buffer.alloc(op.size);
+            cur.copy(next, 0, 0, Math.min(cur.length, op.size));
+            contents.set(op.ino, next);
+          }
+        }
+        for (const [i, inode] of mem.inodes) {
+          assert.deepEqual(store.getInode(i), inode);
+          if (inode.kind === 'file') assert.ok(store.read(i, 0, inode.size).equals(contents.get(i) ?? Buffer.alloc(inode.size)), `content of ${i}`);
+        }
+        store.close();
+      }),
+      { numRuns: 60 },
+    );
+  });
+});
