@@ -1,0 +1,32 @@
+import { createConnection } from 'node:net';
+import { AetherError } from '../errors.js';
+import type { CommandName, ControlReply } from './protocol.js';
+
+/** Sends one control command to the mount listening on `socketPath` and returns its result. */
+export function sendControl(socketPath: string, cmd: CommandName, args: Record<string, unknown> = {}, timeoutMs = 30_000): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection(socketPath);
+    let buf = '';
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new AetherError('CONTROL_UNAVAILABLE', `${cmd}: no reply from the mount within ${timeoutMs} ms`));
+    }, timeoutMs);
+    sock.setEncoding('utf8');
+    sock.once('connect', () => sock.write(JSON.stringify({ cmd, args }) + '\n'));
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      sock.end();
+      const reply = JSON.parse(buf.slice(0, nl)) as ControlReply;
+      if (reply.ok) resolve(reply.result);
+      else reject(new AetherError('CONTROL_BAD_REQUEST', `${cmd}: ${reply.error}`));
+    });
+    sock.once('error', (err: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      const why = err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? 'no mount is running there' : err.message;
+      reject(new AetherError('CONTROL_UNAVAILABLE', `cannot reach the mount's control socket ${socketPath}: ${why}`, { cause: err }));
+    });
+  });
+}

@@ -1,0 +1,100 @@
+import { chmodSync, existsSync, rmSync } from 'node:fs';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { COMMANDS, MAX_REQUEST_BYTES, type CommandName, type ControlReply, type ControlRequest } from './protocol.js';
+
+export type Handler = (args: Record<string, unknown>) => unknown;
+
+/** True when something answers on the socket (a live mount), false when it is a leftover file. */
+function socketIsLive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * Serves control commands. Handlers run on the event loop but never wait on the backpressure
+ * gate, so control stays responsive while writers are blocked.
+ */
+export class ControlServer {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+
+  constructor(
+    readonly path: string,
+    private readonly handlers: Partial<Record<CommandName, Handler>>,
+  ) {}
+
+  async listen(): Promise<void> {
+    if (existsSync(this.path)) {
+      if (await socketIsLive(this.path)) throw new Error(`another mount is already using the control socket ${this.path}`);
+      rmSync(this.path, { force: true });
+    }
+    const server = createServer((sock) => this.serve(sock));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      // Create the socket with no access for others, then tighten to exactly 0600.
+      const old = process.umask(0o177);
+      try {
+        server.listen(this.path, () => resolve());
+      } finally {
+        process.umask(old);
+      }
+    });
+    chmodSync(this.path, 0o600);
+  }
+
+  private serve(sock: Socket): void {
+    this.sockets.add(sock);
+    sock.on('close', () => this.sockets.delete(sock));
+    sock.on('error', () => sock.destroy());
+    let buf = '';
+    sock.setEncoding('utf8');
+    sock.on('data', (chunk: string) => {
+      buf += chunk;
+      if (buf.length > MAX_REQUEST_BYTES) {
+        this.reply(sock, { ok: false, error: `request longer than ${MAX_REQUEST_BYTES} bytes` });
+        sock.end();
+        return;
+      }
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        void this.handle(line).then((r) => this.reply(sock, r));
+      }
+    });
+  }
+
+  private reply(sock: Socket, r: ControlReply): void {
+    if (!sock.destroyed) sock.write(JSON.stringify(r) + '\n');
+  }
+
+  private async handle(line: string): Promise<ControlReply> {
+    let req: ControlRequest;
+    try {
+      req = JSON.parse(line) as ControlRequest;
+    } catch {
+      return { ok: false, error: 'request is not valid JSON' };
+    }
+    if (typeof req !== 'object' || req === null || !COMMANDS.includes(req.cmd)) return { ok: false, error: `unknown command ${JSON.stringify((req as { cmd?: unknown } | null)?.cmd)}` };
+    const h = this.handlers[req.cmd];
+    if (!h) return { ok: false, error: `${req.cmd} is not available on this mount` };
+    try {
+      return { ok: true, result: await h(typeof req.args === 'object' && req.args !== null ? req.args : {}) };
+    } catch (err) {
+      return { ok: false, error: err instanceof Error ? err.message : String(err) };
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    rmSync(this.path, { force: true });
+  }
+}
