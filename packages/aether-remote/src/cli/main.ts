@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { addConfigCommands } from './config-commands.js';
+import { addControlCommands } from './control-commands.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, processIo, UsageError, type Io } from './exit.js';
 
 /** Runs the `aether` command line; returns the exit code. Bad input is one line on stderr. */
@@ -14,7 +15,11 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       writeErr: (s) => io.err(s),
       outputError: (s, write) => write(`aether: ${s.replace(/^error: /, '')}`),
     });
-  addConfigCommands(program, io, (code) => (exitCode = code));
+  const setExit = (code: number): void => {
+    exitCode = code;
+  };
+  addConfigCommands(program, io, setExit);
+  addControlCommands(program, io, setExit);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;

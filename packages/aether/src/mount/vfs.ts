@@ -1,0 +1,347 @@
+import { applyOp, TreeError, type Errno } from '../tree/apply.js';
+import { kindOfMode, typeBits, type Inode } from '../tree/inode.js';
+import type { MemoryMeta } from '../tree/meta.js';
+import { encodeOp, OP_RECORD_TYPE, ROOT_INO, type Ino, type Kind, type Op } from '../tree/ops.js';
+import type { Clock } from '../runtime/infra/clock.js';
+import type { CachePort, GatePort, JournalPort } from './ports.js';
+
+export type FsErrno = Errno | 'EBADF' | 'ENOSPC' | 'EIO' | 'EACCES' | 'ENOTSUP' | 'EROFS' | 'EFBIG';
+
+/** A failed file system operation, carrying the errno FUSE answers with. */
+export class FsError extends Error {
+  constructor(readonly errno: FsErrno, message: string) {
+    super(`${errno}: ${message}`);
+    this.name = 'FsError';
+  }
+}
+
+const O_ACCMODE = 3;
+const O_WRONLY = 1;
+const O_RDWR = 2;
+const O_TRUNC = 0o1000;
+const O_APPEND = 0o2000;
+
+/** Largest file offset accepted (the kernel's MAX_LFS_FILESIZE is larger; 2^53 keeps sizes exact in JS). */
+export const MAX_FILE_BYTES = Number.MAX_SAFE_INTEGER;
+
+/** libfuse's high-level API renames an unlinked-but-open file to this prefix instead of removing it. */
+const HIDDEN_PREFIX = '.fuse_hidden';
+
+interface Handle {
+  ino: Ino;
+  flags: number;
+}
+
+export interface ContentSource {
+  /** Committed content of `ino` (the embedded store or the hub's chunks). */
+  read(ino: Ino, offset: number, length: number): Buffer;
+}
+
+export interface VfsDeps {
+  view: MemoryMeta;
+  committed: ContentSource;
+  journal: JournalPort;
+  cache: CachePort;
+  gate: GatePort;
+  clock: Clock;
+  /** Highest inode number ever used; new ones count up from here. */
+  maxIno: number;
+}
+
+export type TimeSpec = number | 'now' | 'omit';
+
+/**
+ * The file system's logic, independent of FUSE: path resolution, handles and the write path
+ * (gate → dirty quota → journal append → cache update). Every mutation is applied to the
+ * in-memory view first (so its POSIX checks run once, synchronously, in order) and then journaled.
+ */
+export class Vfs {
+  private readonly handles = new Map<number, Handle>();
+  private readonly openCount = new Map<Ino, number>();
+  /** Hidden names of unlinked-but-open files, by path (never journaled, never listed). */
+  private readonly hidden = new Map<string, Ino>();
+  /**
+   * Pending truncations: committed content at or past `size` is stale until the journal entry
+   * `seq` is committed, so reads there see zeros (or newer dirty data) instead.
+   */
+  private readonly truncFloors = new Map<Ino, { size: number; seq: number }>();
+  private nextFh = 1;
+  private maxIno: number;
+
+  constructor(private readonly d: VfsDeps) {
+    this.maxIno = d.maxIno;
+  }
+
+  private now(): number {
+    return this.d.clock.now();
+  }
+
+  // ---- resolution ----
+
+  private split(path: string): string[] {
+    return path.split('/').filter((p) => p !== '');
+  }
+
+  resolve(path: string): Ino {
+    const hid = this.hidden.get(path);
+    if (hid !== undefined) return hid;
+    let ino = ROOT_INO;
+    for (const part of this.split(path)) {
+      const dir = this.inode(ino);
+      if (dir.kind !== 'dir') throw new FsError('ENOTDIR', `${path}: a component is not a directory`);
+      const next = this.d.view.lookup(ino, part);
+      if (next === undefined) throw new FsError('ENOENT', `${path}: no such file or directory`);
+      ino = next;
+    }
+    return ino;
+  }
+
+  private parentAndName(path: string): { parent: Ino; name: string } {
+    const parts = this.split(path);
+    const name = parts.pop();
+    if (name === undefined) throw new FsError('EEXIST', 'the root exists');
+    const parent = this.resolve('/' + parts.join('/'));
+    if (this.inode(parent).kind !== 'dir') throw new FsError('ENOTDIR', `${path}: parent is not a directory`);
+    return { parent, name };
+  }
+
+  inode(ino: Ino): Inode {
+    const i = this.d.view.getInode(ino);
+    if (!i) throw new FsError('ENOENT', `inode ${ino} is gone`);
+    return i;
+  }
+
+  getattr(path: string): Inode {
+    return this.inode(this.resolve(path));
+  }
+
+  fgetattr(fh: number): Inode {
+    return this.inode(this.handle(fh).ino);
+  }
+
+  readdir(path: string): string[] {
+    const ino = this.resolve(path);
+    if (this.inode(ino).kind !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
+    return [...(this.d.view.entries(ino) ?? [])].map(([name]) => name);
+  }
+
+  readlink(path: string): string {
+    const i = this.getattr(path);
+    if (i.kind !== 'symlink') throw new FsError('EINVAL', `${path} is not a symbolic link`);
+    return i.target ?? '';
+  }
+
+  // ---- mutations ----
+
+  /** Applies `op` to the view (POSIX checks included) and journals it; resolves once the journal policy is met. */
+  private async mutate(op: Op): Promise<number> {
+    const { seq, durable } = this.mutateAsync(op);
+    await durable;
+    return seq;
+  }
+
+  /** Like `mutate`, but hands back the sequence number before durability, for ops that update the cache. */
+  private mutateAsync(op: Op): { seq: number; durable: Promise<void> } {
+    try {
+      applyOp(this.d.view, op, { keepOrphans: true });
+    } catch (err) {
+      if (err instanceof TreeError) throw new FsError(err.errno, err.message);
+      throw err;
+    }
+    return this.d.journal.append(OP_RECORD_TYPE, encodeOp(op));
+  }
+
+  private async admitWriter(): Promise<void> {
+    if (!this.d.gate.isOpen) await this.d.gate.admit();
+  }
+
+  async mknode(path: string, kind: Kind, mode: number, uid: number, gid: number, target?: string): Promise<Ino> {
+    await this.admitWriter();
+    const { parent, name } = this.parentAndName(path);
+    if (kindOfMode(mode) === undefined) throw new FsError('ENOTSUP', 'only regular files, directories and symbolic links are supported');
+    const ino = ++this.maxIno;
+    await this.mutate({ t: 'mknode', parent, name, ino, kind, mode: mode & 0o7777, uid, gid, timeMs: this.now(), ...(target !== undefined ? { target } : {}) });
+    return ino;
+  }
+
+  async link(existing: string, path: string): Promise<void> {
+    await this.admitWriter();
+    const ino = this.resolve(existing);
+    const { parent, name } = this.parentAndName(path);
+    await this.mutate({ t: 'link', parent, name, ino, timeMs: this.now() });
+  }
+
+  async unlink(path: string): Promise<void> {
+    await this.admitWriter();
+    const hid = this.hidden.get(path);
+    if (hid !== undefined) {
+      // libfuse removes the hidden name on the last release: the inode can go now.
+      this.hidden.delete(path);
+      this.forgetIfUnused(hid);
+      return;
+    }
+    const { parent, name } = this.parentAndName(path);
+    const ino = this.d.view.lookup(parent, name);
+    await this.mutate({ t: 'unlink', parent, name, timeMs: this.now() });
+    if (ino !== undefined) this.forgetIfUnused(ino);
+  }
+
+  async rmdir(path: string): Promise<void> {
+    await this.admitWriter();
+    const { parent, name } = this.parentAndName(path);
+    await this.mutate({ t: 'rmdir', parent, name, timeMs: this.now() });
+  }
+
+  async rename(from: string, to: string, flags = 0): Promise<void> {
+    await this.admitWriter();
+    const dst = this.parentAndName(to);
+    if (dst.name.startsWith(HIDDEN_PREFIX)) {
+      // libfuse hides an unlinked file that is still open: for Aether that is an unlink whose inode lives on.
+      const ino = this.resolve(from);
+      await this.unlink(from);
+      this.hidden.set(to, ino);
+      return;
+    }
+    const src = this.parentAndName(from);
+    const replaced = this.d.view.lookup(dst.parent, dst.name);
+    await this.mutate({ t: 'rename', parent: src.parent, name: src.name, newParent: dst.parent, newName: dst.name, flags, timeMs: this.now() });
+    if (replaced !== undefined && replaced !== this.d.view.lookup(dst.parent, dst.name)) this.forgetIfUnused(replaced);
+  }
+
+  async setattr(path: string, change: { mode?: number; uid?: number; gid?: number; atime?: TimeSpec; mtime?: TimeSpec }): Promise<void> {
+    await this.admitWriter();
+    const ino = this.resolve(path);
+    const now = this.now();
+    const time = (t: TimeSpec | undefined): number | undefined => (t === undefined || t === 'omit' ? undefined : t === 'now' ? now : t);
+    const op: Op = { t: 'setattr', ino, timeMs: now };
+    if (change.mode !== undefined) op.mode = change.mode & 0o7777;
+    // chown(2) with -1 leaves that id alone.
+    if (change.uid !== undefined && change.uid !== 0xffffffff && change.uid !== -1) op.uid = change.uid;
+    if (change.gid !== undefined && change.gid !== 0xffffffff && change.gid !== -1) op.gid = change.gid;
+    const atimeMs = time(change.atime);
+    const mtimeMs = time(change.mtime);
+    if (atimeMs !== undefined) op.atimeMs = atimeMs;
+    if (mtimeMs !== undefined) op.mtimeMs = mtimeMs;
+    await this.mutate(op);
+  }
+
+  async truncate(path: string, size: number): Promise<void> {
+    await this.truncateIno(this.resolve(path), size);
+  }
+
+  async ftruncate(fh: number, size: number): Promise<void> {
+    await this.truncateIno(this.handle(fh).ino, size);
+  }
+
+  private async truncateIno(ino: Ino, size: number): Promise<void> {
+    await this.admitWriter();
+    if (size < 0) throw new FsError('EINVAL', 'negative size');
+    if (size > MAX_FILE_BYTES) throw new FsError('EFBIG', 'size too large');
+    const before = this.inode(ino);
+    if (before.kind === 'dir') throw new FsError('EISDIR', 'is a directory');
+    const seqP = this.mutateAsync({ t: 'truncate', ino, size, timeMs: this.now() });
+    const seq = seqP.seq;
+    const floor = this.truncFloors.get(ino);
+    this.truncFloors.set(ino, { size: Math.min(size, floor?.size ?? size, before.size), seq });
+    this.d.cache.truncate(ino, size, seq);
+    await seqP.durable;
+  }
+
+  // ---- handles and data ----
+
+  private handle(fh: number): Handle {
+    const h = this.handles.get(fh);
+    if (!h) throw new FsError('EBADF', `bad file handle ${fh}`);
+    return h;
+  }
+
+  private openIno(ino: Ino, flags: number): number {
+    const fh = this.nextFh++;
+    this.handles.set(fh, { ino, flags });
+    this.openCount.set(ino, (this.openCount.get(ino) ?? 0) + 1);
+    return fh;
+  }
+
+  async open(path: string, flags: number): Promise<number> {
+    const ino = this.resolve(path);
+    const inode = this.inode(ino);
+    const writable = (flags & O_ACCMODE) === O_WRONLY || (flags & O_ACCMODE) === O_RDWR;
+    if (inode.kind === 'dir' && writable) throw new FsError('EISDIR', `${path} is a directory`);
+    const fh = this.openIno(ino, flags);
+    if (flags & O_TRUNC && writable && inode.kind === 'file' && inode.size > 0) await this.truncateIno(ino, 0);
+    return fh;
+  }
+
+  async create(path: string, mode: number, flags: number, uid: number, gid: number): Promise<number> {
+    const ino = await this.mknode(path, 'file', mode | typeBits('file'), uid, gid);
+    return this.openIno(ino, flags);
+  }
+
+  release(fh: number): void {
+    const h = this.handles.get(fh);
+    if (!h) return;
+    this.handles.delete(fh);
+    const n = (this.openCount.get(h.ino) ?? 1) - 1;
+    if (n > 0) this.openCount.set(h.ino, n);
+    else {
+      this.openCount.delete(h.ino);
+      this.forgetIfUnused(h.ino);
+    }
+  }
+
+  /** An inode with no name and no open handle is gone: journal its end so its data is released. */
+  private forgetIfUnused(ino: Ino): void {
+    const inode = this.d.view.getInode(ino);
+    if (!inode || inode.nlink > 0 || this.openCount.has(ino) || [...this.hidden.values()].includes(ino)) return;
+    this.mutateAsync({ t: 'forget', ino });
+    this.d.cache.remove(ino);
+    this.truncFloors.delete(ino);
+  }
+
+  read(fh: number, offset: number, length: number): Buffer {
+    const ino = this.handle(fh).ino;
+    const inode = this.inode(ino);
+    if (inode.kind !== 'file') throw new FsError('EISDIR', 'not a regular file');
+    const end = Math.min(inode.size, offset + length);
+    if (end <= offset) return Buffer.alloc(0);
+    const { data, holes } = this.d.cache.read(ino, offset, end - offset);
+    const floor = this.truncFloors.get(ino);
+    for (const [start, stop] of holes) {
+      // Committed bytes at or past a pending truncation are stale: they read as zeros.
+      const limit = Math.min(stop, floor ? floor.size : stop);
+      if (limit <= start) continue;
+      const got = this.d.committed.read(ino, start, limit - start);
+      got.copy(data, start - offset);
+      if (!floor) this.d.cache.putClean(ino, start, got);
+    }
+    return data;
+  }
+
+  async write(fh: number, offset: number, data: Buffer): Promise<number> {
+    const h = this.handle(fh);
+    if ((h.flags & O_ACCMODE) === 0) throw new FsError('EBADF', 'file not open for writing');
+    await this.admitWriter();
+    const inode = this.inode(h.ino);
+    const at = h.flags & O_APPEND ? inode.size : offset;
+    if (at + data.length > MAX_FILE_BYTES) throw new FsError('EFBIG', 'file too large');
+    this.d.cache.checkDirtyQuota(h.ino, at, data.length);
+    const { seq, durable } = this.mutateAsync({ t: 'write', ino: h.ino, offset: at, data, timeMs: this.now() });
+    this.d.cache.write(h.ino, at, data, seq);
+    await durable;
+    return data.length;
+  }
+
+  /** `fsync(2)`: the file's data is durable whatever the sync policy. */
+  async fsync(): Promise<void> {
+    await this.d.journal.flush();
+  }
+
+  /** Called by the drain once the journal is committed up to `seq`. */
+  committed(seq: number): void {
+    for (const [ino, f] of this.truncFloors) if (f.seq <= seq) this.truncFloors.delete(ino);
+  }
+
+  get openHandles(): number {
+    return this.handles.size;
+  }
+}

@@ -1,0 +1,76 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { sendControl } from '../../src/control/client.js';
+import { ControlServer } from '../../src/control/server.js';
+import { isAetherError } from '../../src/errors.js';
+
+const sockPath = () => join(mkdtempSync(join(tmpdir(), 'aether-ctl-')), 'control.sock');
+
+function rawRequest(path: string, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = createConnection(path, () => s.write(text));
+    let buf = '';
+    s.setEncoding('utf8');
+    s.on('data', (d: string) => {
+      buf += d;
+      if (buf.includes('\n')) {
+        s.end();
+        resolve(buf.trim());
+      }
+    });
+    s.on('error', reject);
+  });
+}
+
+describe('control socket', () => {
+  it('is created with mode 0600 and answers commands with JSON', async () => {
+    const path = sockPath();
+    const server = new ControlServer(path, { STATUS: () => ({ state: 'online' }), 'CACHE CLEAR': async (args) => ({ freed: 5, args }) });
+    await server.listen();
+    try {
+      assert.equal(statSync(path).mode & 0o777, 0o600);
+      assert.deepEqual(await sendControl(path, 'STATUS'), { state: 'online' });
+      assert.deepEqual(await sendControl(path, 'CACHE CLEAR', { x: 1 }), { freed: 5, args: { x: 1 } });
+    } finally {
+      await server.close();
+    }
+  });
+  it('rejects malformed requests, unknown and unavailable commands without dying', async () => {
+    const path = sockPath();
+    const server = new ControlServer(path, {
+      STATUS: () => {
+        throw new Error('broken handler');
+      },
+    });
+    await server.listen();
+    try {
+      assert.deepEqual(JSON.parse(await rawRequest(path, 'not json\n')), { ok: false, error: 'request is not valid JSON' });
+      assert.deepEqual(JSON.parse(await rawRequest(path, '{"cmd":"DROP TABLES"}\n')), { ok: false, error: 'unknown command "DROP TABLES"' });
+      assert.deepEqual(JSON.parse(await rawRequest(path, 'null\n')), { ok: false, error: 'unknown command undefined' });
+      assert.deepEqual(JSON.parse(await rawRequest(path, '{"cmd":"SYNC PAUSE"}\n')), { ok: false, error: 'SYNC PAUSE is not available on this mount' });
+      assert.match(JSON.parse(await rawRequest(path, 'x'.repeat(70_000))).error, /request longer than/);
+      await assert.rejects(sendControl(path, 'STATUS'), (e: unknown) => isAetherError(e, 'CONTROL_BAD_REQUEST') && /broken handler/.test(e.message));
+    } finally {
+      await server.close();
+    }
+  });
+  it('a leftover socket file is replaced; a live one is refused', async () => {
+    const path = sockPath();
+    writeFileSync(path, '');
+    const a = new ControlServer(path, { STATUS: () => 1 });
+    await a.listen();
+    try {
+      await assert.rejects(new ControlServer(path, {}).listen(), /already using the control socket/);
+      assert.equal(await sendControl(path, 'STATUS'), 1);
+    } finally {
+      await a.close();
+    }
+  });
+  it('a missing socket is a clear CONTROL_UNAVAILABLE error', async () => {
+    await assert.rejects(sendControl(sockPath(), 'STATUS'), (e: unknown) => isAetherError(e, 'CONTROL_UNAVAILABLE') && /no mount is running there/.test(e.message));
+  });
+});
