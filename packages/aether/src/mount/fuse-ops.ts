@@ -111,8 +111,8 @@ export function fuseOps(vfs: Vfs, metrics: FuseMetrics, disk: StatfsSource, who:
       run(
         'read',
         cb,
-        () => {
-          const data = vfs.read(fd, pos, len);
+        async () => {
+          const data = await vfs.read(fd, pos, len);
           data.copy(buf);
           return data.length;
         },

@@ -2,22 +2,29 @@ import type { Ino } from '../tree/ops.js';
 
 /** What the file system needs of the journal. */
 export interface JournalPort {
-  /** Appends a record; the sequence number is assigned synchronously, in call order. */
-  append(type: number, payload: Buffer): { seq: number; durable: Promise<void> };
+  /** Appends a record; resolves with its sequence number once it is as safe as the sync policy promises. */
+  append(type: number, payload: Buffer): Promise<number>;
+  /** The sequence number of the last append, assigned synchronously in call order. */
+  readonly lastSeq: number;
   /** Makes everything appended so far durable (reason `manual`: `fsync(2)`, `JOURNAL FLUSH`). */
   flush(): Promise<void>;
 }
 
-/** What the file system needs of the cache. Dirty data is tagged with its journal sequence. */
+export interface DirtyReservationPort {
+  readonly bytes: number;
+  release(): void;
+}
+
+/** What the file system needs of the cache (`FileCache`). Dirty data is tagged with its journal sequence. */
 export interface CachePort {
-  /** Throws an error with errno ENOSPC, changing nothing, when `bytes` more dirty data would pass the quota. */
-  checkDirtyQuota(ino: Ino, offset: number, bytes: number): void;
-  write(ino: Ino, offset: number, data: Buffer, seq: number): void;
-  /** Bytes held for [offset, offset+length): filled ranges come from the cache, `holes` must be fetched. */
-  read(ino: Ino, offset: number, length: number): { data: Buffer; holes: [start: number, end: number][] };
-  putClean(ino: Ino, offset: number, data: Buffer): void;
-  truncate(ino: Ino, size: number, seq: number): void;
-  remove(ino: Ino): void;
+  /** The dirty-quota check, before the journal append: throws (errno ENOSPC) and changes nothing, or holds the bytes. */
+  reserveDirty(ino: Ino, offset: number, length: number): DirtyReservationPort;
+  write(ino: Ino, offset: number, data: Buffer, seq: number, opts?: { reservation?: DirtyReservationPort; replay?: boolean }): Promise<void>;
+  /** Bytes held for [offset, offset+length): cached bytes, the holes to fetch, and a token for `putClean`. */
+  read(ino: Ino, offset: number, length: number): Promise<{ data: Buffer; holes: { offset: number; length: number }[]; token: number }>;
+  putClean(ino: Ino, offset: number, data: Buffer, token?: number): Promise<number>;
+  truncate(ino: Ino, size: number): Promise<void>;
+  remove(ino: Ino): Promise<void>;
 }
 
 /** The backpressure gate writers pass. */

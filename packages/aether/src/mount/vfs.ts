@@ -141,14 +141,15 @@ export class Vfs {
   }
 
   /** Like `mutate`, but hands back the sequence number before durability, for ops that update the cache. */
-  private mutateAsync(op: Op): { seq: number; durable: Promise<void> } {
+  private mutateAsync(op: Op): { seq: number; durable: Promise<unknown> } {
     try {
       applyOp(this.d.view, op, { keepOrphans: true });
     } catch (err) {
       if (err instanceof TreeError) throw new FsError(err.errno, err.message);
       throw err;
     }
-    return this.d.journal.append(OP_RECORD_TYPE, encodeOp(op));
+    const durable = this.d.journal.append(OP_RECORD_TYPE, encodeOp(op));
+    return { seq: this.d.journal.lastSeq, durable };
   }
 
   private async admitWriter(): Promise<void> {
@@ -239,12 +240,10 @@ export class Vfs {
     if (size > MAX_FILE_BYTES) throw new FsError('EFBIG', 'size too large');
     const before = this.inode(ino);
     if (before.kind === 'dir') throw new FsError('EISDIR', 'is a directory');
-    const seqP = this.mutateAsync({ t: 'truncate', ino, size, timeMs: this.now() });
-    const seq = seqP.seq;
+    const { seq, durable } = this.mutateAsync({ t: 'truncate', ino, size, timeMs: this.now() });
     const floor = this.truncFloors.get(ino);
     this.truncFloors.set(ino, { size: Math.min(size, floor?.size ?? size, before.size), seq });
-    this.d.cache.truncate(ino, size, seq);
-    await seqP.durable;
+    await Promise.all([this.d.cache.truncate(ino, size), durable]);
   }
 
   // ---- handles and data ----
@@ -293,26 +292,26 @@ export class Vfs {
   private forgetIfUnused(ino: Ino): void {
     const inode = this.d.view.getInode(ino);
     if (!inode || inode.nlink > 0 || this.openCount.has(ino) || [...this.hidden.values()].includes(ino)) return;
-    this.mutateAsync({ t: 'forget', ino });
-    this.d.cache.remove(ino);
+    this.mutateAsync({ t: 'forget', ino }).durable.catch(() => undefined);
     this.truncFloors.delete(ino);
+    void this.d.cache.remove(ino).catch(() => undefined);
   }
 
-  read(fh: number, offset: number, length: number): Buffer {
+  async read(fh: number, offset: number, length: number): Promise<Buffer> {
     const ino = this.handle(fh).ino;
     const inode = this.inode(ino);
     if (inode.kind !== 'file') throw new FsError('EISDIR', 'not a regular file');
     const end = Math.min(inode.size, offset + length);
     if (end <= offset) return Buffer.alloc(0);
-    const { data, holes } = this.d.cache.read(ino, offset, end - offset);
+    const { data, holes, token } = await this.d.cache.read(ino, offset, end - offset);
     const floor = this.truncFloors.get(ino);
-    for (const [start, stop] of holes) {
+    for (const h of holes) {
       // Committed bytes at or past a pending truncation are stale: they read as zeros.
-      const limit = Math.min(stop, floor ? floor.size : stop);
-      if (limit <= start) continue;
-      const got = this.d.committed.read(ino, start, limit - start);
-      got.copy(data, start - offset);
-      if (!floor) this.d.cache.putClean(ino, start, got);
+      const stop = Math.min(h.offset + h.length, floor ? floor.size : Infinity);
+      if (stop <= h.offset) continue;
+      const got = this.d.committed.read(ino, h.offset, stop - h.offset);
+      got.copy(data, h.offset - offset);
+      if (!floor && got.length === h.length) void this.d.cache.putClean(ino, h.offset, got, token).catch(() => undefined);
     }
     return data;
   }
@@ -324,10 +323,15 @@ export class Vfs {
     const inode = this.inode(h.ino);
     const at = h.flags & O_APPEND ? inode.size : offset;
     if (at + data.length > MAX_FILE_BYTES) throw new FsError('EFBIG', 'file too large');
-    this.d.cache.checkDirtyQuota(h.ino, at, data.length);
-    const { seq, durable } = this.mutateAsync({ t: 'write', ino: h.ino, offset: at, data, timeMs: this.now() });
-    this.d.cache.write(h.ino, at, data, seq);
-    await durable;
+    const reservation = this.d.cache.reserveDirty(h.ino, at, data.length);
+    let op: { seq: number; durable: Promise<unknown> };
+    try {
+      op = this.mutateAsync({ t: 'write', ino: h.ino, offset: at, data, timeMs: this.now() });
+    } catch (err) {
+      reservation.release();
+      throw err;
+    }
+    await Promise.all([this.d.cache.write(h.ino, at, data, op.seq, { reservation }), op.durable]);
     return data.length;
   }
 

@@ -1,0 +1,134 @@
+import type { Store, SequencedOp } from '../store/store.js';
+import { decodeOp, OP_RECORD_TYPE } from '../tree/ops.js';
+
+/** What the drain needs of the journal. */
+export interface DrainJournal {
+  readonly lastSeq: number;
+  readonly durableSeq: number;
+  readonly committedSeq: number;
+  entries(opts: { fromSeq?: number }): AsyncGenerator<{ seq: number; type: number; payload: Buffer }>;
+  commit(seq: number): Promise<void>;
+}
+
+export interface DrainOptions {
+  maxBatchEntries: number;
+  maxBatchBytes: number;
+  /** How often to look for newly durable entries while some are waiting. */
+  pollMs: number;
+}
+
+const DEFAULTS: DrainOptions = { maxBatchEntries: 8192, maxBatchBytes: 64 * 1024 * 1024, pollMs: 10 };
+
+/**
+ * Local mode's drain: commits durable journal entries into the embedded store in order, in
+ * batches (one SQLite transaction each), then advances the journal's commit watermark. Only
+ * durable entries are drained, so a journal tail lost to power failure can never leave the store
+ * ahead of the journal's sequence numbers. `pause()` stops it exactly as an unreachable hub would.
+ */
+export class LocalDrain {
+  private running: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private pausedFlag = false;
+  private closed = false;
+  private readonly opts: DrainOptions;
+  private readonly idleWaiters: (() => void)[] = [];
+  lastError: string | null = null;
+
+  constructor(
+    private readonly journal: DrainJournal,
+    private readonly store: Store,
+    private readonly onCommitted: (seq: number) => void,
+    private readonly log: (msg: string) => void,
+    opts: Partial<DrainOptions> = {},
+  ) {
+    this.opts = { ...DEFAULTS, ...opts };
+  }
+
+  get paused(): boolean {
+    return this.pausedFlag;
+  }
+
+  pause(): void {
+    this.pausedFlag = true;
+  }
+
+  resume(): void {
+    this.pausedFlag = false;
+    this.kick();
+  }
+
+  /** Entries appended but not yet in the store. */
+  get backlog(): number {
+    return Math.max(0, this.journal.lastSeq - Math.max(this.store.appliedSeq, this.journal.committedSeq));
+  }
+
+  /** Starts a drain pass unless one runs, it is paused, or nothing is waiting. */
+  kick(): void {
+    if (this.closed || this.pausedFlag || this.running) return;
+    if (this.journal.lastSeq <= this.store.appliedSeq) return this.settle();
+    this.running = this.pass()
+      .catch((err: unknown) => {
+        this.lastError = err instanceof Error ? err.message : String(err);
+        this.log(`drain failed, retrying: ${this.lastError}`);
+      })
+      .finally(() => {
+        this.running = null;
+        if (this.closed || this.pausedFlag) return this.settle();
+        if (this.journal.lastSeq > this.store.appliedSeq) this.schedule();
+        else this.settle();
+      });
+  }
+
+  private schedule(): void {
+    this.timer ??= setTimeout(() => {
+      this.timer = null;
+      this.kick();
+    }, this.opts.pollMs);
+  }
+
+  private settle(): void {
+    if (this.journal.lastSeq > this.store.appliedSeq && !this.pausedFlag && !this.closed) return;
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  /** Resolves when everything appended so far is in the store (or the drain is paused or closed). */
+  whenIdle(): Promise<void> {
+    return new Promise((resolve) => {
+      this.idleWaiters.push(resolve);
+      this.kick();
+      this.settle();
+    });
+  }
+
+  private async pass(): Promise<void> {
+    for (;;) {
+      if (this.pausedFlag || this.closed) return;
+      const from = Math.max(this.store.appliedSeq, this.journal.committedSeq) + 1;
+      const upTo = this.journal.durableSeq;
+      if (upTo < from) return;
+      const batch: SequencedOp[] = [];
+      let bytes = 0;
+      for await (const e of this.journal.entries({ fromSeq: from })) {
+        if (e.seq > upTo) break;
+        if (e.type === OP_RECORD_TYPE) batch.push({ seq: e.seq, op: decodeOp(e.payload) });
+        bytes += e.payload.length;
+        if (batch.length >= this.opts.maxBatchEntries || bytes >= this.opts.maxBatchBytes) break;
+      }
+      if (batch.length === 0) return;
+      const last = batch[batch.length - 1]!.seq;
+      const r = this.store.applyBatch(batch);
+      for (const x of r.rejected) this.log(`store refused journal entry ${x.seq}: ${x.error}`);
+      await this.journal.commit(last);
+      this.lastError = null;
+      this.onCommitted(last);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.running;
+    this.settle();
+  }
+}
