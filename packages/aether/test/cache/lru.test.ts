@@ -47,6 +47,33 @@ describe('clean quota with LRU eviction', () => {
     await h.cache.close();
   });
 
+  it('a block in use by an operation is not evicted under it; it is evicted once released', async () => {
+    const h = await openCache({ limits: { max_bytes: 2 * B, dirty_max_bytes: 1 << 30 } });
+    await h.cache.putClean(1, 0, bytes(B, 1));
+    await h.cache.putClean(2, 0, bytes(B, 2));
+    const reading = h.cache.read(1, 0, B); // holds file 1's block from now until it resolves
+    h.cache.setLimits({ max_bytes: 0, dirty_max_bytes: 1 << 30 });
+    assert.equal(h.cache.stats().clean_bytes, B, 'file 2 evicted, file 1 held');
+    const r = await reading;
+    assert.deepEqual(r.holes, []);
+    assert.deepEqual(r.data, bytes(B, 1));
+    assert.equal(h.cache.stats().clean_bytes, 0, 'evicted once released');
+    await h.cache.close();
+  });
+
+  it('a write in flight on a clean block keeps its bytes when eviction runs meanwhile', async () => {
+    const h = await openCache({ limits: { max_bytes: 2 * B, dirty_max_bytes: 1 << 30 } });
+    await h.cache.putClean(1, 0, bytes(B, 1));
+    const writing = h.cache.write(1, 0, bytes(10, 2), 1);
+    h.cache.setLimits({ max_bytes: 0, dirty_max_bytes: 1 << 30 });
+    await writing;
+    const r = await h.cache.read(1, 0, 10);
+    assert.deepEqual(r.holes, []);
+    assert.deepEqual(r.data, bytes(10, 2));
+    assert.equal(h.cache.stats().dirty_bytes, 10);
+    await h.cache.close();
+  });
+
   it('lowering max_bytes on reload evicts at once, oldest first', async () => {
     const cwd = tempDir();
     writeFileSync(join(cwd, 'aether.toml'), `[cache]\nmax_bytes = ${4 * B}\n`);

@@ -656,9 +656,12 @@ export class FileCache implements CachePressureSource {
     this.indexStale = true;
   }
 
+  /** Releases a block; one left empty is deleted, and eviction skipped while it was in use happens now. */
   private unpin(b: Block): void {
     b.pins--;
-    if (b.pins === 0 && b.extents.length === 0 && !b.dead) this.kill(b);
+    if (b.pins > 0) return;
+    if (b.extents.length === 0 && !b.dead) this.kill(b);
+    else if (this.cleanTotal > this.maxBytes) this.evictIfNeeded();
   }
 
   /** Removes a block and its data (clean and dirty) now; the file is deleted in the background. */
