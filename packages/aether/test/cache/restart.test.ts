@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { CACHE_METRIC } from '../../src/runtime/cache/metrics.js';
 import { ManualClock } from '../../src/runtime/infra/clock.js';
-import { bytes, counter, openCache } from './helpers.js';
+import { bytes, counter, openCache, type Harness } from './helpers.js';
 
 const B = 4096;
 
@@ -81,78 +81,93 @@ describe('restart', () => {
   });
 });
 
+/**
+ * A crash: `before` runs on one instance, which is then abandoned without close() (whatever it did
+ * after its last index write is on disk, and the index is older than that); `after` runs on a
+ * second instance opened on the same folder.
+ */
+async function crash(before: (a: Harness) => Promise<void>, after: (b: Harness) => Promise<void>): Promise<void> {
+  const a = await openCache();
+  await before(a);
+  const b = await openCache({ dir: a.dir });
+  try {
+    await after(b);
+  } finally {
+    await b.cache.close();
+    await a.cache.close(); // only to release the abandoned instance's files
+  }
+}
+
 describe('after a crash the index never claims bytes that are not there', () => {
-  // A crash is an instance abandoned without close(): whatever it did after its last index write
-  // is on disk, and the index is older than that.
+  it('bytes changed on disk after the index was written are dropped, not served', () =>
+    crash(
+      async (a) => {
+        await a.cache.putClean(1, 0, bytes(2 * B, 1));
+        await a.cache.flushIndex();
+        const fd = openSync(fileOf(a.dir, 1, 1), 'r+');
+        writeSync(fd, Buffer.from([0xff ^ (bytes(2 * B, 1)[B + 10] as number)]), 0, 1, 10);
+        closeSync(fd);
+      },
+      async (b) => {
+        const r = await b.cache.read(1, 0, 2 * B);
+        assert.deepEqual(r.holes, [{ offset: B, length: B }], 'block 1 dropped, block 0 intact');
+        assert.deepEqual(r.data.subarray(0, B), bytes(2 * B, 1).subarray(0, B));
+        assert.equal(b.cache.stats().clean_bytes, B);
+        assert.equal(await counter(b.registry, CACHE_METRIC.verifyFailuresTotal), 1);
+      },
+    ));
 
-  it('bytes changed on disk after the index was written are dropped, not served', async () => {
-    const a = await openCache();
-    await a.cache.putClean(1, 0, bytes(2 * B, 1));
-    await a.cache.flushIndex();
-    const fd = openSync(fileOf(a.dir, 1, 1), 'r+');
-    writeSync(fd, Buffer.from([0xff ^ (bytes(2 * B, 1)[B + 10] as number)]), 0, 1, 10);
-    closeSync(fd);
-    const b = await openCache({ dir: a.dir });
-    const r = await b.cache.read(1, 0, 2 * B);
-    assert.deepEqual(r.holes, [{ offset: B, length: B }], 'block 1 dropped, block 0 intact');
-    assert.deepEqual(r.data.subarray(0, B), bytes(2 * B, 1).subarray(0, B));
-    assert.equal(b.cache.stats().clean_bytes, B);
-    assert.equal(await counter(b.registry, CACHE_METRIC.verifyFailuresTotal), 1);
-    await b.cache.close();
-    await a.cache.close(); // the abandoned instance, only to release its files
-  });
+  it('a block file that disappeared is dropped', () =>
+    crash(
+      async (a) => {
+        await a.cache.putClean(1, 0, bytes(B, 1));
+        await a.cache.flushIndex();
+        unlinkSync(fileOf(a.dir, 1, 0));
+      },
+      async (b) => {
+        assert.deepEqual((await b.cache.read(1, 0, B)).holes, [{ offset: 0, length: B }]);
+        assert.equal(b.cache.stats().clean_bytes, 0);
+      },
+    ));
 
-  it('a block file that disappeared is dropped', async () => {
-    const a = await openCache();
-    await a.cache.putClean(1, 0, bytes(B, 1));
-    await a.cache.flushIndex();
-    unlinkSync(fileOf(a.dir, 1, 0));
-    const b = await openCache({ dir: a.dir });
-    assert.deepEqual((await b.cache.read(1, 0, B)).holes, [{ offset: 0, length: B }]);
-    assert.equal(b.cache.stats().clean_bytes, 0);
-    await b.cache.close();
-    await a.cache.close(); // the abandoned instance, only to release its files
-  });
+  it('a dirty write over clean bytes after the index was written: the old clean bytes are not served', () =>
+    crash(
+      async (a) => {
+        await a.cache.putClean(1, 0, bytes(B, 1));
+        await a.cache.flushIndex();
+        await a.cache.write(1, 0, bytes(10, 2), 1);
+      },
+      async (b) => assert.deepEqual((await b.cache.read(1, 0, B)).holes, [{ offset: 0, length: B }]),
+    ));
 
-  it('a dirty write over clean bytes after the index was written: the old clean bytes are not served', async () => {
-    const a = await openCache();
-    await a.cache.putClean(1, 0, bytes(B, 1));
-    await a.cache.flushIndex();
-    await a.cache.write(1, 0, bytes(10, 2), 1);
-    const b = await openCache({ dir: a.dir });
-    const r = await b.cache.read(1, 0, B);
-    assert.deepEqual(r.holes, [{ offset: 0, length: B }]);
-    await b.cache.close();
-    await a.cache.close(); // the abandoned instance, only to release its files
-  });
+  it('a truncate after the index was written is not undone', () =>
+    crash(
+      async (a) => {
+        await a.cache.putClean(1, 0, bytes(2 * B, 1));
+        await a.cache.flushIndex();
+        await a.cache.truncate(1, B + 100);
+      },
+      async (b) => {
+        const r = await b.cache.read(1, 0, 2 * B);
+        assert.equal(r.holes.length, 1);
+        assert.ok((r.holes[0]?.offset ?? Infinity) <= B + 100, 'nothing past the truncation point comes back');
+      },
+    ));
 
-  it('a truncate after the index was written is not undone', async () => {
-    const a = await openCache();
-    await a.cache.putClean(1, 0, bytes(2 * B, 1));
-    await a.cache.flushIndex();
-    await a.cache.truncate(1, B + 100);
-    await a.cache.write(1, B + 100, Buffer.alloc(0), 1);
-    const b = await openCache({ dir: a.dir });
-    const r = await b.cache.read(1, 0, 2 * B);
-    assert.equal(r.holes.length, 1);
-    assert.ok((r.holes[0]?.offset ?? 0) <= B + 100, 'nothing past the truncation point comes back');
-    await b.cache.close();
-    await a.cache.close(); // the abandoned instance, only to release its files
-  });
+  it('an invalidate after the index was written is not undone, even in a block with dirty bytes', () =>
+    crash(
+      async (a) => {
+        await a.cache.putClean(1, 0, bytes(B / 2, 1));
+        await a.cache.flushIndex();
+        await a.cache.write(1, B / 2, bytes(100, 2), 1);
+        await a.cache.invalidate(1);
+        assert.deepEqual((await a.cache.read(1, B / 2, 100)).data, bytes(100, 2), 'the dirty bytes survive the rewrite');
+      },
+      async (b) => assert.deepEqual((await b.cache.read(1, 0, B)).holes, [{ offset: 0, length: B }]),
+    ));
+});
 
-  it('an invalidate after the index was written is not undone, even in a block with dirty bytes', async () => {
-    const a = await openCache();
-    await a.cache.putClean(1, 0, bytes(B / 2, 1));
-    await a.cache.flushIndex();
-    await a.cache.write(1, B / 2, bytes(100, 2), 1);
-    await a.cache.invalidate(1);
-    assert.deepEqual((await a.cache.read(1, B / 2, 100)).data, bytes(100, 2), 'the dirty bytes survive the rewrite');
-    const b = await openCache({ dir: a.dir });
-    assert.deepEqual((await b.cache.read(1, 0, B)).holes, [{ offset: 0, length: B }]);
-    await b.cache.close();
-    await a.cache.close(); // the abandoned instance, only to release its files
-  });
-
+describe('an unusable index', () => {
   it('a corrupt index means an empty cache, and the files it covered are deleted', async () => {
     const a = await openCache();
     await a.cache.putClean(1, 0, bytes(B, 1));
@@ -163,7 +178,6 @@ describe('after a crash the index never claims bytes that are not there', () => 
     assert.equal(b.cache.stats().clean_bytes, 0);
     assert.deepEqual(blockFiles(a.dir), []);
     await b.cache.close();
-    await a.cache.close(); // the abandoned instance, only to release its files
   });
 
   it('a cache folder written with another block size starts empty', async () => {
@@ -174,6 +188,5 @@ describe('after a crash the index never claims bytes that are not there', () => 
     assert.equal(b.cache.stats().clean_bytes, 0);
     assert.deepEqual((await b.cache.read(1, 0, B)).holes, [{ offset: 0, length: B }]);
     await b.cache.close();
-    await a.cache.close(); // the abandoned instance, only to release its files
   });
 });

@@ -84,6 +84,17 @@ interface FileEntry {
   changedAt: number;
 }
 
+/** The pieces of [offset, offset + length) in each block: absolute `start`/`end`, and the block's `base`. */
+function* blockSpans(offset: number, length: number, blockBytes: number): Generator<{ index: number; base: number; start: number; end: number }> {
+  for (let start = offset; start < offset + length; ) {
+    const index = Math.floor(start / blockBytes);
+    const base = index * blockBytes;
+    const end = Math.min(offset + length, base + blockBytes);
+    yield { index, base, start, end };
+    start = end;
+  }
+}
+
 function assertCount(name: string, v: number): void {
   if (!Number.isSafeInteger(v) || v < 0) throw new TypeError(`${name} must be a non-negative safe integer, got ${v}`);
 }
@@ -226,15 +237,12 @@ export class FileCache implements CachePressureSource {
   private async writeLocked(fileId: number, offset: number, data: Buffer, seq: number): Promise<void> {
     let written = 0;
     try {
-      for (let pos = offset; pos < offset + data.length; ) {
-        const index = Math.floor(pos / this.blockBytes);
-        const base = index * this.blockBytes;
-        const end = Math.min(offset + data.length, base + this.blockBytes);
+      for (const { index, base, start, end } of blockSpans(offset, data.length, this.blockBytes)) {
         const b = this.blockFor(fileId, index, true) as Block;
         b.pins++;
         try {
           await this.ensureVerified(b);
-          const pieces = writablePieces(b.extents, pos - base, end - base, seq);
+          const pieces = writablePieces(b.extents, start - base, end - base, seq);
           for (let i = 0; i < pieces.length; i += 2) {
             const s = pieces[i] as number;
             const e = pieces[i + 1] as number;
@@ -249,7 +257,6 @@ export class FileCache implements CachePressureSource {
         } finally {
           this.unpin(b);
         }
-        pos = end;
       }
     } finally {
       this.disk.noteWritten(written);
@@ -268,15 +275,12 @@ export class FileCache implements CachePressureSource {
       if (token !== undefined && this.changedSince(fileId, token)) return 0;
       let stored = 0;
       try {
-        for (let pos = offset; pos < offset + data.length; ) {
-          const index = Math.floor(pos / this.blockBytes);
-          const base = index * this.blockBytes;
-          const end = Math.min(offset + data.length, base + this.blockBytes);
+        for (const { index, base, start, end } of blockSpans(offset, data.length, this.blockBytes)) {
           const b = this.blockFor(fileId, index, true) as Block;
           b.pins++;
           try {
             await this.ensureVerified(b);
-            const pieces = holePieces(b.extents, pos - base, end - base);
+            const pieces = holePieces(b.extents, start - base, end - base);
             for (let i = 0; i < pieces.length; i += 2) {
               const s = pieces[i] as number;
               const e = pieces[i + 1] as number;
@@ -288,7 +292,6 @@ export class FileCache implements CachePressureSource {
           } finally {
             this.unpin(b);
           }
-          pos = end;
         }
       } finally {
         this.disk.noteWritten(stored);
@@ -314,14 +317,10 @@ export class FileCache implements CachePressureSource {
         if (last && last.offset + last.length === start) last.length += end - start;
         else holes.push({ offset: start, length: end - start });
       };
-      for (let pos = offset; pos < offset + length; ) {
-        const index = Math.floor(pos / this.blockBytes);
-        const base = index * this.blockBytes;
-        const end = Math.min(offset + length, base + this.blockBytes);
+      for (const { index, base, start, end } of blockSpans(offset, length, this.blockBytes)) {
         const b = this.blockFor(fileId, index, false);
-        if (b) await this.readBlock(b, base, pos, end, data, offset, hole);
-        else hole(pos, end);
-        pos = end;
+        if (b) await this.readBlock(b, base, start, end, data, offset, hole);
+        else hole(start, end);
       }
       return { data, holes, token };
     });
@@ -354,12 +353,8 @@ export class FileCache implements CachePressureSource {
 
   /** Drops everything at or past `size` (clean and dirty); a larger size changes nothing cached. */
   async truncate(fileId: number, size: number): Promise<void> {
-    this.assertOpen();
-    assertCount('fileId', fileId);
     assertCount('size', size);
-    await this.locks.run(fileId, async () => {
-      const file = this.noteChange(fileId);
-      if (!file) return;
+    await this.changeFile(fileId, async (file) => {
       for (const b of [...file.blocks.values()]) {
         const base = b.index * this.blockBytes;
         if (base >= size) {
@@ -376,19 +371,13 @@ export class FileCache implements CachePressureSource {
           }
         }
       }
-      this.emitPressure();
     });
   }
 
   /** Forgets a file entirely (deleted): its clean and dirty data. */
   async remove(fileId: number): Promise<void> {
-    this.assertOpen();
-    assertCount('fileId', fileId);
-    await this.locks.run(fileId, async () => {
-      const file = this.noteChange(fileId);
-      if (!file) return;
+    await this.changeFile(fileId, async (file) => {
       for (const b of [...file.blocks.values()]) this.kill(b);
-      this.emitPressure();
     });
   }
 
@@ -398,15 +387,29 @@ export class FileCache implements CachePressureSource {
    * on disk for an older index to claim after a crash.
    */
   async invalidate(fileId: number): Promise<void> {
+    await this.changeFile(fileId, async (file) => {
+      for (const b of [...file.blocks.values()]) {
+        if (b.cleanBytes === 0) continue;
+        if (b.dirtyBytes === 0) this.kill(b);
+        else await this.rewriteDirtyOnly(b);
+      }
+    });
+  }
+
+  /**
+   * Runs a change of a file's contents (truncate, remove, invalidate) under its lock, after
+   * recording it so that data fetched before it is not stored by `putClean`.
+   */
+  private async changeFile(fileId: number, fn: (file: FileEntry) => Promise<void>): Promise<void> {
     this.assertOpen();
     assertCount('fileId', fileId);
     await this.locks.run(fileId, async () => {
       const file = this.noteChange(fileId);
       if (!file) return;
-      for (const b of [...file.blocks.values()]) {
-        if (b.cleanBytes === 0) continue;
-        if (b.dirtyBytes === 0) this.kill(b);
-        else await this.rewriteDirtyOnly(b);
+      try {
+        await fn(file);
+      } finally {
+        this.emitPressure();
       }
     });
   }
@@ -727,13 +730,9 @@ export class FileCache implements CachePressureSource {
 
   private notDirtyIn(fileId: number, offset: number, length: number): number {
     let adds = 0;
-    for (let pos = offset; pos < offset + length; ) {
-      const index = Math.floor(pos / this.blockBytes);
-      const base = index * this.blockBytes;
-      const end = Math.min(offset + length, base + this.blockBytes);
+    for (const { index, base, start, end } of blockSpans(offset, length, this.blockBytes)) {
       const b = this.blockFor(fileId, index, false);
-      adds += b ? notDirtyBytes(b.extents, pos - base, end - base) : end - pos;
-      pos = end;
+      adds += b ? notDirtyBytes(b.extents, start - base, end - base) : end - start;
     }
     return adds;
   }
