@@ -234,24 +234,47 @@ export class FileCache implements CachePressureSource {
     }
   }
 
-  private async writeLocked(fileId: number, offset: number, data: Buffer, seq: number): Promise<void> {
-    let written = 0;
+  private writeLocked(fileId: number, offset: number, data: Buffer, seq: number): Promise<number> {
+    return this.storeLocked(
+      fileId,
+      offset,
+      data,
+      (exts, start, end) => writablePieces(exts, start, end, seq),
+      () => {
+        // Decided only once the bytes are on disk: a commit may have landed meanwhile.
+        const state = seq <= this.committed ? CLEAN : seq;
+        return () => state;
+      },
+    );
+  }
+
+  /**
+   * Under the file's lock: writes the pieces `pick` chooses in each block, then records them with
+   * the decision `decide` returns, asked only after the bytes are on disk. Returns bytes stored.
+   */
+  private async storeLocked(
+    fileId: number,
+    offset: number,
+    data: Buffer,
+    pick: (exts: Block['extents'], start: number, end: number) => number[],
+    decide: () => (cur: number) => number,
+  ): Promise<number> {
+    let stored = 0;
     try {
       for (const { index, base, start, end } of blockSpans(offset, data.length, this.blockBytes)) {
         const b = this.blockFor(fileId, index, true) as Block;
         b.pins++;
         try {
           await this.ensureVerified(b);
-          const pieces = writablePieces(b.extents, start - base, end - base, seq);
+          const pieces = pick(b.extents, start - base, end - base);
           for (let i = 0; i < pieces.length; i += 2) {
             const s = pieces[i] as number;
             const e = pieces[i + 1] as number;
             await this.blockFiles.write(b, data, base + s - offset, e - s, s);
-            written += e - s;
+            stored += e - s;
           }
-          // Decided only now: a commit may have landed while the bytes were being written.
-          const state = seq <= this.committed ? CLEAN : seq;
-          for (let i = 0; i < pieces.length; i += 2) this.apply(b, overlay(b.extents, pieces[i] as number, pieces[i + 1] as number, () => state));
+          const d = decide();
+          for (let i = 0; i < pieces.length; i += 2) this.apply(b, overlay(b.extents, pieces[i] as number, pieces[i + 1] as number, d));
           if (pieces.length > 0) this.recordStale(b);
           if (b.cleanBytes > 0) this.lru.touch(b);
         } finally {
@@ -259,10 +282,11 @@ export class FileCache implements CachePressureSource {
         }
       }
     } finally {
-      this.disk.noteWritten(written);
+      this.disk.noteWritten(stored);
       this.emitPressure();
       this.evictIfNeeded();
     }
+    return stored;
   }
 
   /** Stores data fetched from the store, only where the cache holds nothing. Returns bytes stored. */
@@ -273,31 +297,7 @@ export class FileCache implements CachePressureSource {
     if (this.maxBytes === 0) return 0;
     return this.locks.run(fileId, async () => {
       if (token !== undefined && this.changedSince(fileId, token)) return 0;
-      let stored = 0;
-      try {
-        for (const { index, base, start, end } of blockSpans(offset, data.length, this.blockBytes)) {
-          const b = this.blockFor(fileId, index, true) as Block;
-          b.pins++;
-          try {
-            await this.ensureVerified(b);
-            const pieces = holePieces(b.extents, start - base, end - base);
-            for (let i = 0; i < pieces.length; i += 2) {
-              const s = pieces[i] as number;
-              const e = pieces[i + 1] as number;
-              await this.blockFiles.write(b, data, base + s - offset, e - s, s);
-              this.apply(b, overlay(b.extents, s, e, (cur) => (cur === HOLE ? CLEAN : KEEP)));
-              stored += e - s;
-            }
-            if (b.cleanBytes > 0) this.lru.touch(b);
-          } finally {
-            this.unpin(b);
-          }
-        }
-      } finally {
-        this.disk.noteWritten(stored);
-        this.evictIfNeeded();
-      }
-      return stored;
+      return this.storeLocked(fileId, offset, data, holePieces, () => (cur) => (cur === HOLE ? CLEAN : KEEP));
     });
   }
 
