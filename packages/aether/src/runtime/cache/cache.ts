@@ -133,6 +133,7 @@ export class FileCache implements CachePressureSource {
   private indexStale = false;
   private flushing: Promise<void> | null = null;
   private flushTimer: TimerHandle | null = null;
+  private closing = false;
   private closed = false;
 
   static async open(opts: CacheOptions): Promise<FileCache> {
@@ -601,7 +602,7 @@ export class FileCache implements CachePressureSource {
 
   private scheduleFlush(): void {
     const ms = this.opts.indexFlushIntervalMs ?? 5000;
-    if (ms <= 0 || this.closed) return;
+    if (ms <= 0 || this.closing) return;
     this.flushTimer = this.clock.setTimeout(() => {
       this.flushTimer = null;
       const run = this.indexStale ? this.flushIndex().catch(() => this.metrics.ioErrors.inc()) : Promise.resolve();
@@ -612,7 +613,8 @@ export class FileCache implements CachePressureSource {
 
   /** Waits for queued operations, writes the index, closes files. Later calls fail with CACHE_CLOSED. */
   async close(): Promise<void> {
-    if (this.closed) return;
+    if (this.closing) return;
+    this.closing = true;
     this.unobserve?.();
     this.disk.stop();
     if (this.flushTimer) this.clock.clearTimeout(this.flushTimer);
