@@ -1,0 +1,34 @@
+// Cost of the cache's write, read, commit and index paths on real files in a temp folder.
+// Run after `npm run build`: `node bench/cache.mjs`. Not part of the tests.
+import { Buffer } from 'node:buffer';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Registry } from 'prom-client';
+import { FileCache } from '../packages/aether/dist/src/runtime/cache/cache.js';
+const dir = mkdtempSync(join(tmpdir(), 'aether-cache-bench-'));
+const cache = await FileCache.open({ dir, registry: new Registry(), limits: { max_bytes: 1 << 30, dirty_max_bytes: 1 << 30 }, indexFlushIntervalMs: 0 });
+const data = Buffer.alloc(128 * 1024, 7);
+const n = 4000;
+let t0 = performance.now();
+for (let i = 0; i < n; i++) await cache.write(1, i * data.length, data, i);
+let ms = performance.now() - t0;
+console.log(`sequential 128 KiB writes: ${(ms * 1000 / n).toFixed(1)} us/write, ${((n * data.length) / (ms / 1000) / 2 ** 20).toFixed(0)} MiB/s`);
+const small = Buffer.alloc(4096, 3);
+t0 = performance.now();
+for (let i = 0; i < 20000; i++) await cache.write(2, (i % 4096) * 4096, small, n + i);
+ms = performance.now() - t0;
+console.log(`4 KiB writes: ${(ms * 1000 / 20000).toFixed(1)} us/write`);
+t0 = performance.now();
+for (let i = 0; i < 20000; i++) await cache.read(2, (i % 4096) * 4096, 4096);
+ms = performance.now() - t0;
+console.log(`4 KiB reads: ${(ms * 1000 / 20000).toFixed(1)} us/read`);
+t0 = performance.now();
+cache.commit(1e9);
+console.log(`commit of ${cache.stats().clean_bytes} bytes: ${(performance.now() - t0).toFixed(1)} ms`);
+t0 = performance.now();
+await cache.flushIndex();
+console.log(`index write (${cache.stats().entries} blocks): ${(performance.now() - t0).toFixed(1)} ms`);
+await cache.close();
+rmSync(dir, { recursive: true, force: true });
