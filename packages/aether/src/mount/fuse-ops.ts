@@ -1,29 +1,11 @@
 import { constants as fsFlags } from 'node:fs';
-import { constants as fsConstants } from 'node:os';
 import type { Inode } from '../tree/inode.js';
 import { typeBits } from '../tree/inode.js';
+import type { FuseHandlers, FuseStat, FuseStatfs, FuseTime } from './fuse-binding.js';
 import type { FuseMetrics } from './fuse-metrics.js';
-import { FsError, type TimeSpec, type Vfs } from './vfs.js';
+import type { Vfs } from './vfs.js';
 
-const { O_RDWR } = fsFlags;
-
-type Cb = (...args: unknown[]) => void;
-
-/** FUSE answers with negative errno numbers. */
-export function errnoNumber(name: string): number {
-  const n = (fsConstants.errno as Record<string, number>)[name];
-  return -(n ?? fsConstants.errno.EIO);
-}
-
-function errnoOf(err: unknown): string {
-  if (err instanceof FsError) return err.errno;
-  const e = err as { errno?: unknown; code?: unknown };
-  if (typeof e?.errno === 'string') return e.errno;
-  if (typeof e?.code === 'string' && e.code.startsWith('E') && e.code in fsConstants.errno) return e.code;
-  return 'EIO';
-}
-
-export function toStat(i: Inode): Record<string, number> {
+export function toStat(i: Inode): FuseStat {
   return {
     mode: typeBits(i.kind) | i.mode,
     uid: i.uid,
@@ -36,98 +18,91 @@ export function toStat(i: Inode): Record<string, number> {
     atime: i.atimeMs,
     mtime: i.mtimeMs,
     ctime: i.ctimeMs,
-    dev: 0,
-    rdev: 0,
   };
 }
 
-export interface StatfsSource {
+export interface DiskStats {
   statfs(): { bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number };
 }
 
-/** Caller identity for new files; fuse-native 2.2.6 does not expose fuse_get_context, see FUSE.md. */
+/** Who asks: owner of new files. fuse-native 2.2.6 does not expose fuse_get_context (see FUSE.md). */
 export interface CallerSource {
   caller(): { uid: number; gid: number };
 }
 
-/**
- * The handlers fuse-native calls, mapped onto the Vfs. Each reply is timed and counted; errors
- * become the errno the Vfs chose, and anything unexpected becomes EIO (logged), never a crash.
- */
-export function fuseOps(vfs: Vfs, metrics: FuseMetrics, disk: StatfsSource, who: CallerSource, log: (msg: string) => void): Record<string, (...args: never[]) => void> {
-  function run<T>(op: string, cb: Cb, fn: () => T | Promise<T>, reply: (v: T) => unknown[] = (v) => [0, v]): void {
-    const end = metrics.latency.startTimer({ op });
-    const fail = (err: unknown): void => {
-      const name = errnoOf(err);
-      if (!(err instanceof FsError) && name === 'EIO') log(`${op} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      metrics.ops.inc({ op, result: name });
-      end();
-      cb(errnoNumber(name));
-    };
-    const ok = (v: T): void => {
-      metrics.ops.inc({ op, result: 'ok' });
-      end();
-      cb(...reply(v));
-    };
-    try {
-      const r = fn();
-      if (r instanceof Promise) r.then(ok, fail);
-      else ok(r);
-    } catch (err) {
-      fail(err);
-    }
-  }
-  const done = (): unknown[] => [0];
-  const time = (t: unknown): TimeSpec => (t === 'now' || t === 'omit' ? t : Number(t));
+function resultOf(err: unknown): string {
+  const e = err as { code?: unknown; errno?: unknown } | null;
+  if (typeof e?.code === 'string' && /^E[A-Z]+$/.test(e.code)) return e.code;
+  if (typeof e?.errno === 'string') return e.errno;
+  return 'EIO';
+}
 
+const ENOTSUP = Object.assign(new Error('extended attributes are not supported'), { code: 'ENOTSUP' });
+
+/** The FUSE handlers, mapped onto the Vfs; each reply is timed and counted by operation and result. */
+export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, who: CallerSource): FuseHandlers {
+  const timed = <A extends unknown[], R>(op: string, fn: (...args: A) => R | Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      const end = metrics.latency.startTimer({ op });
+      try {
+        const r = await fn(...args);
+        metrics.ops.inc({ op, result: 'ok' });
+        return r;
+      } catch (err) {
+        metrics.ops.inc({ op, result: resultOf(err) });
+        throw err;
+      } finally {
+        end();
+      }
+    };
+  const time = (t: FuseTime): FuseTime => t;
   return {
-    init: (cb: Cb) => cb(0),
-    access: (path: string, _mode: number, cb: Cb) => run('access', cb, () => vfs.getattr(path), done),
-    statfs: (_path: string, cb: Cb) =>
-      run('statfs', cb, () => {
-        const s = disk.statfs();
-        return { ...s, frsize: s.bsize, favail: s.ffree, fsid: 0, flag: 0, namemax: 255 };
-      }),
-    getattr: (path: string, cb: Cb) => run('getattr', cb, () => toStat(vfs.getattr(path))),
-    fgetattr: (_path: string, fd: number, cb: Cb) => run('fgetattr', cb, () => toStat(vfs.fgetattr(fd))),
-    readdir: (path: string, cb: Cb) => run('readdir', cb, () => vfs.readdir(path)),
-    readlink: (path: string, cb: Cb) => run('readlink', cb, () => vfs.readlink(path)),
-    opendir: (path: string, _flags: number, cb: Cb) => run('opendir', cb, () => (vfs.readdir(path), 0)),
-    releasedir: (_path: string, _fd: number, cb: Cb) => cb(0),
-    mkdir: (path: string, mode: number, cb: Cb) => run('mkdir', cb, () => vfs.mknode(path, 'dir', mode | typeBits('dir'), who.caller().uid, who.caller().gid), done),
-    rmdir: (path: string, cb: Cb) => run('rmdir', cb, () => vfs.rmdir(path), done),
-    unlink: (path: string, cb: Cb) => run('unlink', cb, () => vfs.unlink(path), done),
-    rename: (src: string, dest: string, cb: Cb) => run('rename', cb, () => vfs.rename(src, dest), done),
-    link: (src: string, dest: string, cb: Cb) => run('link', cb, () => vfs.link(src, dest), done),
-    symlink: (target: string, path: string, cb: Cb) => run('symlink', cb, () => vfs.mknode(path, 'symlink', 0o777 | typeBits('symlink'), who.caller().uid, who.caller().gid, target), done),
-    chmod: (path: string, mode: number, cb: Cb) => run('chmod', cb, () => vfs.setattr(path, { mode }), done),
-    chown: (path: string, uid: number, gid: number, cb: Cb) => run('chown', cb, () => vfs.setattr(path, { uid, gid }), done),
-    utimens: (path: string, atime: unknown, mtime: unknown, cb: Cb) => run('utimens', cb, () => vfs.setattr(path, { atime: time(atime), mtime: time(mtime) }), done),
-    truncate: (path: string, size: number, cb: Cb) => run('truncate', cb, () => vfs.truncate(path, size), done),
-    ftruncate: (_path: string, fd: number, size: number, cb: Cb) => run('ftruncate', cb, () => vfs.ftruncate(fd, size), done),
-    open: (path: string, flags: number, cb: Cb) => run('open', cb, () => vfs.open(path, flags)),
-    create: (path: string, mode: number, cb: Cb, flags?: number) => run('create', cb, () => vfs.create(path, mode, flags ?? O_RDWR, who.caller().uid, who.caller().gid)),
-    read: (_path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
-      run(
-        'read',
-        cb,
-        async () => {
-          const data = await vfs.read(fd, pos, len);
-          data.copy(buf);
-          return data.length;
-        },
-        (n) => [n],
-      ),
-    write: (_path: string, fd: number, buf: Buffer, len: number, pos: number, cb: Cb) =>
-      // The buffer is FUSE's memory, reused after the reply: copy before anything keeps it.
-      run('write', cb, () => vfs.write(fd, pos, Buffer.from(buf.subarray(0, len))), (n) => [n]),
-    flush: (_path: string, _fd: number, cb: Cb) => cb(0),
-    release: (_path: string, fd: number, cb: Cb) => run('release', cb, () => vfs.release(fd), done),
-    fsync: (_path: string, _datasync: boolean, _fd: number, cb: Cb) => run('fsync', cb, () => vfs.fsync(), done),
-    fsyncdir: (_path: string, _datasync: boolean, _fd: number, cb: Cb) => run('fsyncdir', cb, () => vfs.fsync(), done),
-    setxattr: (_p: string, _n: string, _v: Buffer, _pos: number, _f: number, cb: Cb) => cb(errnoNumber('ENOTSUP')),
-    getxattr: (_p: string, _n: string, _pos: number, cb: Cb) => cb(errnoNumber('ENOTSUP')),
-    listxattr: (_p: string, cb: Cb) => cb(0, []),
-    removexattr: (_p: string, _n: string, cb: Cb) => cb(errnoNumber('ENOTSUP')),
+    getattr: timed('getattr', (path: string) => toStat(vfs.getattr(path))),
+    access: timed('access', (path: string) => void vfs.getattr(path)),
+    statfs: timed('statfs', (): FuseStatfs => {
+      const s = disk.statfs();
+      return { ...s, frsize: s.bsize, favail: s.ffree, fsid: 0, flag: 0, namemax: 255 };
+    }),
+    opendir: timed('opendir', (path: string) => void vfs.readdir(path)),
+    readdir: timed('readdir', (path: string) => vfs.readdir(path)),
+    releasedir: timed('releasedir', () => undefined),
+    fsyncdir: timed('fsyncdir', () => vfs.fsync()),
+    open: timed('open', (path: string, flags: number) => vfs.open(path, flags)),
+    create: timed('create', (path: string, mode: number, flags: number) => {
+      const { uid, gid } = who.caller();
+      return vfs.create(path, mode, flags || fsFlags.O_RDWR, uid, gid);
+    }),
+    read: timed('read', async (_path: string, fh: number, buffer: Buffer, length: number, position: number) => {
+      const data = await vfs.read(fh, position, length);
+      data.copy(buffer);
+      return data.length;
+    }),
+    // The buffer is the kernel request's memory, detached after the reply: copy before keeping it.
+    write: timed('write', (_path: string, fh: number, buffer: Buffer, length: number, position: number) => vfs.write(fh, position, Buffer.from(buffer.subarray(0, length)))),
+    flush: timed('flush', () => undefined),
+    release: timed('release', (_path: string, fh: number) => vfs.release(fh)),
+    fsync: timed('fsync', () => vfs.fsync()),
+    truncate: timed('truncate', (path: string, size: number) => vfs.truncate(path, size)),
+    ftruncate: timed('ftruncate', (_path: string, fh: number, size: number) => vfs.ftruncate(fh, size)),
+    unlink: timed('unlink', (path: string) => vfs.unlink(path)),
+    rename: timed('rename', (from: string, to: string) => vfs.rename(from, to)),
+    link: timed('link', (existing: string, path: string) => vfs.link(existing, path)),
+    symlink: timed('symlink', async (target: string, path: string) => {
+      const { uid, gid } = who.caller();
+      await vfs.mknode(path, 'symlink', 0o777 | typeBits('symlink'), uid, gid, target);
+    }),
+    readlink: timed('readlink', (path: string) => vfs.readlink(path)),
+    mkdir: timed('mkdir', async (path: string, mode: number) => {
+      const { uid, gid } = who.caller();
+      await vfs.mknode(path, 'dir', mode | typeBits('dir'), uid, gid);
+    }),
+    rmdir: timed('rmdir', (path: string) => vfs.rmdir(path)),
+    chmod: timed('chmod', (path: string, mode: number) => vfs.setattr(path, { mode })),
+    chown: timed('chown', (path: string, uid: number, gid: number) => vfs.setattr(path, { uid, gid })),
+    utimens: timed('utimens', (path: string, atime: FuseTime, mtime: FuseTime) => vfs.setattr(path, { atime: time(atime), mtime: time(mtime) })),
+    setxattr: timed('setxattr', () => Promise.reject(ENOTSUP)),
+    getxattr: timed('getxattr', () => Promise.reject(ENOTSUP)),
+    listxattr: timed('listxattr', () => [] as string[]),
+    removexattr: timed('removexattr', () => Promise.reject(ENOTSUP)),
   };
 }

@@ -9,9 +9,12 @@ export type FsErrno = Errno | 'EBADF' | 'ENOSPC' | 'EIO' | 'EACCES' | 'ENOTSUP' 
 
 /** A failed file system operation, carrying the errno FUSE answers with. */
 export class FsError extends Error {
+  /** Same as `errno`, named like Node's fs errors so the FUSE binding answers with it. */
+  readonly code: FsErrno;
   constructor(readonly errno: FsErrno, message: string) {
     super(`${errno}: ${message}`);
     this.name = 'FsError';
+    this.code = errno;
   }
 }
 
@@ -67,6 +70,7 @@ export class Vfs {
   private readonly truncFloors = new Map<Ino, { size: number; seq: number }>();
   private nextFh = 1;
   private maxIno: number;
+  private writesStopped = false;
 
   constructor(private readonly d: VfsDeps) {
     this.maxIno = d.maxIno;
@@ -142,6 +146,7 @@ export class Vfs {
 
   /** Like `mutate`, but hands back the sequence number before durability, for ops that update the cache. */
   private mutateAsync(op: Op): { seq: number; durable: Promise<unknown> } {
+    if (this.writesStopped && op.t !== 'forget') throw new FsError('EROFS', 'the mount is stopping');
     try {
       applyOp(this.d.view, op, { keepOrphans: true });
     } catch (err) {
@@ -338,6 +343,37 @@ export class Vfs {
   /** `fsync(2)`: the file's data is durable whatever the sync policy. */
   async fsync(): Promise<void> {
     await this.d.journal.flush();
+  }
+
+  /** Replays a journal entry not yet in the store (start-up): the view, the cache and the truncation floors. */
+  async replay(seq: number, op: Op): Promise<void> {
+    try {
+      applyOp(this.d.view, op, { keepOrphans: true });
+    } catch (err) {
+      // The mount checked every op before journaling it; a failure here means the store and the journal disagree.
+      throw new Error(`journal entry ${seq} does not apply to the stored tree: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (op.t === 'mknode') this.maxIno = Math.max(this.maxIno, op.ino);
+    else if (op.t === 'write') await this.d.cache.write(op.ino, op.offset, op.data, seq, { replay: true });
+    else if (op.t === 'truncate') {
+      const floor = this.truncFloors.get(op.ino);
+      this.truncFloors.set(op.ino, { size: Math.min(op.size, floor?.size ?? op.size), seq });
+      await this.d.cache.truncate(op.ino, op.size);
+    } else if (op.t === 'forget') {
+      this.truncFloors.delete(op.ino);
+      await this.d.cache.remove(op.ino);
+    }
+  }
+
+  /** After a restart nothing is open: inodes left with no name are gone for good. */
+  async forgetOrphans(): Promise<void> {
+    const orphans = [...this.d.view.inodes.values()].filter((i) => i.nlink === 0 && i.kind !== 'dir').map((i) => i.ino);
+    for (const ino of orphans) this.forgetIfUnused(ino);
+  }
+
+  /** Shutting down: every later mutation fails with EROFS; reads go on. */
+  stopWrites(): void {
+    this.writesStopped = true;
   }
 
   /** Called by the drain once the journal is committed up to `seq`. */

@@ -1,0 +1,233 @@
+import { mkdirSync, statfsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { collectDefaultMetrics, Gauge, type Registry } from 'prom-client';
+import type { ConfigStore } from '../config/store.js';
+import { renderShowJson } from '../config/show.js';
+import { ControlServer, type Handler } from '../control/server.js';
+import { CONTROL_SOCKET_NAME, type CommandName } from '../control/protocol.js';
+import { createRegistry } from '../metrics/registry.js';
+import { MetricsServer } from '../metrics/server.js';
+import { FileCache } from '../runtime/cache/index.js';
+import { BackpressureCoordinator } from '../runtime/infra/backpressure/index.js';
+import { systemClock } from '../runtime/infra/clock.js';
+import { inspectJournal, Journal, journalOptionsFromConfig, observeJournalConfig } from '../runtime/journal/index.js';
+import { Store } from '../store/store.js';
+import { MemoryMeta } from '../tree/meta.js';
+import { decodeOp, OP_RECORD_TYPE } from '../tree/ops.js';
+import { cacheClear, cacheInspect } from './commands/cache.js';
+import { LocalDrain } from './drain.js';
+import { FuseMount } from './fuse-binding.js';
+import { FuseMetrics } from './fuse-metrics.js';
+import { fuseHandlers } from './fuse-ops.js';
+import { Vfs } from './vfs.js';
+
+export interface LocalMountOptions {
+  mountpoint: string;
+  config: ConfigStore;
+  allowOther?: boolean;
+  log?: (line: string) => void;
+}
+
+export type MountState = 'starting' | 'online' | 'stopping' | 'stopped';
+
+/**
+ * A local-mode mount: FUSE over the Vfs, the journal draining into an embedded store in the same
+ * process, the cache, backpressure, the control socket and the metrics endpoint (DESIGN §2).
+ */
+export class LocalMount {
+  state: MountState = 'starting';
+  private readonly log: (line: string) => void;
+  private readonly registry: Registry = createRegistry();
+  private readonly stateDir: string;
+  private readonly mountpoint: string;
+  private control: ControlServer | undefined;
+  private metricsServer: MetricsServer | undefined;
+  private store: Store | undefined;
+  private journal: Journal | undefined;
+  private cache: FileCache | undefined;
+  private coordinator: BackpressureCoordinator | undefined;
+  private drain: LocalDrain | undefined;
+  private vfs: Vfs | undefined;
+  private fuse: FuseMount | undefined;
+  private readonly cleanups: (() => void)[] = [];
+  private stopping: Promise<void> | undefined;
+  metricsAddress: string | undefined;
+
+  private constructor(private readonly opts: LocalMountOptions) {
+    this.log = opts.log ?? ((line) => process.stderr.write(`aether: ${line}\n`));
+    this.stateDir = resolve(opts.config.current.state_dir);
+    this.mountpoint = resolve(opts.mountpoint);
+  }
+
+  static async start(opts: LocalMountOptions): Promise<LocalMount> {
+    const m = new LocalMount(opts);
+    try {
+      await m.open();
+    } catch (err) {
+      await m.teardown().catch(() => undefined);
+      throw err;
+    }
+    return m;
+  }
+
+  private async open(): Promise<void> {
+    const config = this.opts.config;
+    mkdirSync(this.stateDir, { recursive: true });
+    // The control socket first: a second mount on the same state directory stops here.
+    const handlers: Partial<Record<CommandName, Handler>> = {};
+    this.control = new ControlServer(join(this.stateDir, CONTROL_SOCKET_NAME), handlers);
+    await this.control.listen();
+
+    collectDefaultMetrics({ register: this.registry, prefix: 'aether_process_' });
+    const store = (this.store = Store.open(join(this.stateDir, 'store')));
+    const purged = store.purgeOrphans();
+    store.collectChunks();
+
+    const journal = (this.journal = await Journal.open({ ...journalOptionsFromConfig(config.current), dir: join(this.stateDir, 'journal'), registry: this.registry }));
+    if (journal.recovery.tornTail) this.log(`journal: cut a torn tail at recovery (${JSON.stringify(journal.recovery.tornTail)})`);
+    const applied = store.appliedSeq;
+    if (applied > journal.lastSeq) throw new Error(`state ${this.stateDir}: the store holds journal entry ${applied} but the journal ends at ${journal.lastSeq}`);
+    if (applied > journal.committedSeq) await journal.commit(applied);
+
+    const cache = (this.cache = await FileCache.open({ dir: join(this.stateDir, 'cache'), registry: this.registry, config, committedSeq: journal.committedSeq }));
+    for (const ino of purged) await cache.remove(ino);
+
+    const view = new MemoryMeta();
+    store.loadInto(view);
+    const coordinator = (this.coordinator = new BackpressureCoordinator({ registry: this.registry, config, journal, cache }));
+    const vfs = (this.vfs = new Vfs({ view, committed: store, journal, cache, gate: coordinator.gate, clock: systemClock, maxIno: store.maxIno }));
+    await this.replay(vfs, journal, store.appliedSeq);
+
+    const drain = (this.drain = new LocalDrain(journal, store, (seq) => {
+      cache.commit(seq);
+      vfs.committed(seq);
+    }, this.log));
+    this.cleanups.push(journal.onPendingChange(() => drain.kick()));
+    this.cleanups.push(observeJournalConfig(config, journal, (err) => this.log(`journal sync switch: ${String(err)}`)));
+    drain.kick();
+
+    this.metricsServer = new MetricsServer(this.registry);
+    this.metricsAddress = await this.metricsServer.listen(config.current.metrics_listen);
+    new Gauge({ name: 'aether_sync_paused', help: '1 while draining is paused (SYNC PAUSE)', registers: [this.registry], collect() {
+      this.set(drain.paused ? 1 : 0);
+    } });
+
+    const fuse = (this.fuse = new FuseMount(
+      this.mountpoint,
+      fuseHandlers(vfs, new FuseMetrics(this.registry), { statfs: () => this.diskStats() }, { caller: () => ({ uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }) }),
+      { fsname: 'aether', subtype: 'aether', defaultPermissions: true, allowOther: this.opts.allowOther ?? false, bigWrites: true, maxWriteBytes: 131072, hardRemove: false },
+      { onHandlerError: (op, err) => this.log(`${op}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`) },
+    ));
+    const { staleCleaned } = await fuse.mount();
+    if (staleCleaned) this.log(`cleaned a stale mount left at ${this.mountpoint} by a crashed process`);
+    Object.assign(handlers, this.controlHandlers());
+    this.state = 'online';
+  }
+
+  /** Re-applies journal entries not yet in the store to the view and the cache; purges files left open at a crash. */
+  private async replay(vfs: Vfs, journal: Journal, appliedSeq: number): Promise<void> {
+    for await (const e of journal.entries({ fromSeq: appliedSeq + 1 })) {
+      if (e.type !== OP_RECORD_TYPE) continue;
+      await vfs.replay(e.seq, decodeOp(e.payload));
+    }
+    await vfs.forgetOrphans();
+  }
+
+  private diskStats(): { bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number } {
+    const s = statfsSync(this.stateDir);
+    return { bsize: s.bsize, blocks: s.blocks, bfree: s.bfree, bavail: s.bavail, files: s.files, ffree: s.ffree };
+  }
+
+  status(): Record<string, unknown> {
+    const j = this.journal?.pending();
+    return {
+      mode: 'local',
+      state: this.state,
+      mountpoint: this.mountpoint,
+      state_dir: this.stateDir,
+      metrics_address: this.metricsAddress ?? 'off',
+      sync: { state: this.drain?.paused ? 'paused' : 'running', backlog_entries: this.drain?.backlog ?? 0, last_error: this.drain?.lastError ?? null },
+      journal: { pending_bytes: j?.pendingBytes ?? 0, pending_entries: j?.pendingEntries ?? 0, committed_seq: this.journal?.committedSeq ?? 0, last_seq: this.journal?.lastSeq ?? 0 },
+      backpressure: this.coordinator?.status().status ?? 'clear',
+      open_handles: this.vfs?.openHandles ?? 0,
+      pid: process.pid,
+    };
+  }
+
+  private controlHandlers(): Partial<Record<CommandName, Handler>> {
+    const cache = this.cache!;
+    const backpressure = this.coordinator!;
+    const journal = this.journal!;
+    const drain = this.drain!;
+    return {
+      STATUS: () => this.status(),
+      'CACHE INSPECT': () => cacheInspect({ cache, backpressure }),
+      'CACHE CLEAR': () => cacheClear({ cache, backpressure }),
+      'JOURNAL INSPECT': async () => ({ ...(await inspectJournal({ stateDir: this.stateDir })), live: { ...journal.pending(), committed_seq: journal.committedSeq, durable_seq: journal.durableSeq, last_seq: journal.lastSeq } }),
+      'JOURNAL FLUSH': async () => {
+        await journal.flush();
+        return { flushed: true, durable_seq: journal.durableSeq };
+      },
+      'BACKPRESSURE STATUS': () => backpressure.status(),
+      'SYNC PAUSE': () => {
+        drain.pause();
+        return { sync: 'paused' };
+      },
+      'SYNC RESUME': () => {
+        drain.resume();
+        return { sync: 'running' };
+      },
+      'CONFIG SHOW': () => JSON.parse(renderShowJson(this.opts.config.current)) as unknown,
+      'CONFIG RELOAD': () => this.reload(),
+    };
+  }
+
+  reload(): Record<string, unknown> {
+    const r = this.opts.config.reload();
+    if (!r.ok) {
+      this.log(`configuration reload failed, keeping the running configuration: ${r.problems.join('; ')}`);
+      throw new Error(`reload failed, running configuration kept: ${r.problems.join('; ')}`);
+    }
+    for (const w of r.warnings) this.log(`warning: ${w}`);
+    if (r.restartRequired.length) this.log(`changed settings that need a restart: ${r.restartRequired.join(', ')}`);
+    return { reloaded: true, changed_sections: r.changed, restart_required: r.restartRequired, warnings: r.warnings, observer_errors: r.observerErrors };
+  }
+
+  /**
+   * Stops cleanly: no new writes, drain for up to `graceMs`, flush the journal (reason
+   * `shutdown`), unmount, close everything.
+   */
+  stop(graceMs = 5000): Promise<void> {
+    this.stopping ??= (async () => {
+      this.state = 'stopping';
+      this.vfs?.stopWrites();
+      this.coordinator?.gate.close('the mount is stopping');
+      if (this.drain) {
+        const timer = new Promise<void>((r) => setTimeout(r, graceMs).unref());
+        await Promise.race([this.drain.whenIdle(), timer]);
+      }
+      await this.teardown();
+      this.state = 'stopped';
+    })();
+    return this.stopping;
+  }
+
+  private async teardown(): Promise<void> {
+    const step = async (what: string, fn: () => Promise<void> | void): Promise<void> => {
+      try {
+        await fn();
+      } catch (err) {
+        this.log(`stopping: ${what}: ${err instanceof Error ? err.message : String(err)}`);
+      }
+    };
+    await step('unmount', () => this.fuse?.unmount());
+    await step('drain', () => this.drain?.close());
+    for (const c of this.cleanups.splice(0)) c();
+    await step('journal', () => this.journal?.close());
+    await step('backpressure', () => this.coordinator?.close());
+    await step('cache', () => this.cache?.close());
+    await step('store', () => this.store?.close());
+    await step('metrics', () => this.metricsServer?.close());
+    await step('control', () => this.control?.close());
+  }
+}
