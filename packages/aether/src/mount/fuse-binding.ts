@@ -47,10 +47,20 @@ export const UTIME_OMIT_MS = 2 ** 53 - 2;
 /** `'now'`: set to the current time; `'omit'`: leave unchanged; a number: ms since the epoch. */
 export type FuseTime = 'now' | 'omit' | number;
 
-export function decodeUtime(ms: number): FuseTime {
+/**
+ * A time before 1970 reaches JS wrapped around 2^64 (the binding converts it unsigned), so any
+ * other value above 2^53 is not a time: undefined, which the utimens adapter answers with EINVAL.
+ */
+export function decodeUtime(ms: number): FuseTime | undefined {
   if (ms === UTIME_NOW_MS) return 'now';
   if (ms === UTIME_OMIT_MS) return 'omit';
-  return ms;
+  return Number.isSafeInteger(ms) ? ms : undefined;
+}
+
+function utimeArg(ms: number): FuseTime {
+  const t = decodeUtime(ms);
+  if (t === undefined) throw fuseError('EINVAL', `utimens: ${ms} ms is not a representable time (before 1970?)`);
+  return t;
 }
 
 // ---- handler types --------------------------------------------------------------------------
@@ -273,7 +283,7 @@ function nativeOps(h: FuseHandlers, fail: (op: FuseOpName, err: unknown) => numb
   adapt('mknod', h.mknod?.bind(h), none);
   adapt('chmod', h.chmod?.bind(h), none);
   adapt('chown', h.chown?.bind(h), none);
-  adapt('utimens', utimens && ((p: string, a: number, m: number) => utimens(p, decodeUtime(a), decodeUtime(m))), none);
+  adapt('utimens', utimens && ((p: string, a: number, m: number) => utimens(p, utimeArg(a), utimeArg(m))), none);
   adapt('setxattr', setxattr && ((p: string, n: string, v: Buffer, _pos: number, f: number) => setxattr(p, n, v, f)), none);
   adapt('getxattr', getxattr, (v: Buffer | null) => (v === null ? [Errno.ENODATA] : [0, v]));
   adapt('listxattr', h.listxattr?.bind(h), value);

@@ -65,6 +65,7 @@ describe('fuse-binding: the addon and the plain helpers', () => {
     assert.equal(decodeUtime(UTIME_OMIT_MS), 'omit');
     assert.equal(decodeUtime(1_500_000_000_000), 1_500_000_000_000);
     assert.equal(decodeUtime(0), 0);
+    assert.equal(decodeUtime(2 ** 64 - 86_400_000), undefined);
   });
 });
 
@@ -134,6 +135,15 @@ describe('fuse-binding: a memfs mount with big_writes, max_write=131072 and no w
     assert.deepEqual([e.atime, e.mtime], ['now', 'now']);
     const st = statSync(p('touch-now'));
     for (const t of [st.atimeMs, st.mtimeMs]) assert.ok(t >= t0 - 1000 && t <= t1 + 1000, `${t} not within [${t0}, ${t1}]`);
+  });
+
+  it('a time before 1970 is refused with EINVAL, not stored wrapped around 2^64', () => {
+    writeFileSync(p('old'), 'x');
+    utimesSync(p('old'), 1_000_000_000, 1_200_000_000);
+    const r = spawnSync('touch', ['-d', '@-86400', p('old')], { encoding: 'utf8' });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /Invalid argument/);
+    assert.equal(statSync(p('old')).mtimeMs, 1_200_000_000_000);
   });
 
   it('create receives the open flags (O_WRONLY|O_CREAT|O_EXCL|O_APPEND)', async () => {
