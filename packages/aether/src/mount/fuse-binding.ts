@@ -229,8 +229,8 @@ function checkFh(fh: number | void): number {
   return fh;
 }
 
-function checkCount(n: number): number {
-  if (!Number.isInteger(n) || n < 0) throw new RangeError(`byte count must be a non-negative integer, got ${n}`);
+function checkCount(n: number, length: number): number {
+  if (!Number.isInteger(n) || n < 0 || n > length) throw new RangeError(`byte count must be an integer from 0 to ${length}, got ${n}`);
   return n;
 }
 
@@ -252,11 +252,12 @@ function nativeOps(h: FuseHandlers, fail: (op: FuseOpName, err: unknown) => numb
   const none = (): unknown[] => [0];
   const handle = (fh: number | void): unknown[] => [0, checkFh(fh)];
   const value = (v: unknown): unknown[] => [0, v];
-  const count = (n: number): unknown[] => [checkCount(n)];
   const entries = (e: FuseDirEntries): unknown[] => ('names' in e ? [0, e.names, e.stats] : [0, e, []]);
   const bool = (n: number): boolean => n !== 0;
 
-  const { fsyncdir, fsync, utimens, setxattr, getxattr } = bound(h);
+  const { fsyncdir, fsync, utimens, setxattr, getxattr, read, write } = bound(h);
+  type Io = (p: string, fh: number, buf: Buffer, len: number, pos: number) => Promise<number>;
+  const io = (fn: Io | undefined): Io | undefined => fn && (async (p, fh, buf, len, pos) => checkCount(await fn(p, fh, buf, len, pos), len));
   adapt('getattr', h.getattr?.bind(h), value);
   adapt('access', h.access?.bind(h), none);
   adapt('statfs', h.statfs?.bind(h), value);
@@ -266,8 +267,8 @@ function nativeOps(h: FuseHandlers, fail: (op: FuseOpName, err: unknown) => numb
   adapt('fsyncdir', fsyncdir && ((p: string, d: number, fh: number) => fsyncdir(p, bool(d), fh)), none);
   adapt('open', h.open?.bind(h), handle);
   adapt('create', h.create?.bind(h), handle);
-  adapt('read', h.read?.bind(h), count);
-  adapt('write', h.write?.bind(h), count);
+  adapt('read', io(read), (n) => [n]);
+  adapt('write', io(write), (n) => [n]);
   adapt('flush', h.flush?.bind(h), none);
   adapt('release', h.release?.bind(h), none);
   adapt('fsync', fsync && ((p: string, d: number, fh: number) => fsync(p, bool(d), fh)), none);
@@ -299,6 +300,8 @@ function bound(h: FuseHandlers) {
     utimens: h.utimens?.bind(h),
     setxattr: h.setxattr?.bind(h),
     getxattr: h.getxattr?.bind(h),
+    read: h.read?.bind(h),
+    write: h.write?.bind(h),
   };
 }
 

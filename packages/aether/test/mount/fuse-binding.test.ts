@@ -206,6 +206,21 @@ describe('fuse-binding: a memfs mount with big_writes, max_write=131072 and no w
     assert.deepEqual(lastOp(fs!, 'rename', '/ren-a').to, '/ren-c');
   });
 
+  it('extended attributes round-trip; a value larger than the caller\'s first buffer comes back whole', (t) => {
+    if (spawnSync('python3', ['--version']).status !== 0) return t.skip('python3 is needed for the xattr calls');
+    writeFileSync(p('xattr'), 'x');
+    // CPython's os.getxattr asks with a 128-byte buffer first and retries larger on ERANGE.
+    const code = [
+      'import os,sys', 'p=sys.argv[1]', "big=b'v'*300",
+      "os.setxattr(p,'user.small',b'hello')", "os.setxattr(p,'user.big',big)",
+      "assert os.getxattr(p,'user.small')==b'hello'", "assert os.getxattr(p,'user.big')==big",
+      "assert sorted(os.listxattr(p))==['user.big','user.small'], os.listxattr(p)",
+      "os.removexattr(p,'user.small')",
+      'try:\n  os.getxattr(p,"user.small"); print("still there")\nexcept OSError as e: print(os.strerror(e.errno))',
+    ].join('\n');
+    assert.equal(execFileSync('python3', ['-c', code, p('xattr')], { encoding: 'utf8' }).trim(), 'No data available');
+  });
+
   it('without hard_remove, unlink of an open file renames it to .fuse_hidden*; I/O and release follow that name', async () => {
     writeFileSync(p('hide'), 'hello');
     const fd = openSync(p('hide'), 'r+');
