@@ -14,7 +14,15 @@ export type AetherErrorCode =
   | 'BACKPRESSURE_QUEUE_FULL'
   | 'STORE_CORRUPT'
   | 'CONTROL_UNAVAILABLE'
-  | 'CONTROL_BAD_REQUEST';
+  | 'CONTROL_BAD_REQUEST'
+  | 'MOUNT_MISSING'
+  | 'MOUNT_NOT_DIRECTORY'
+  | 'MOUNT_NOT_EMPTY'
+  | 'MOUNT_BUSY'
+  | 'MOUNT_STALE'
+  | 'MOUNT_OPTION_INVALID'
+  | 'MOUNT_FAILED'
+  | 'UNMOUNT_FAILED';
 
 export class AetherError extends Error {
   readonly code: AetherErrorCode;

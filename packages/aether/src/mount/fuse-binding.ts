@@ -1,0 +1,375 @@
+/**
+ * The typed boundary between Aether and fuse-native 2.2.6 (patched at install, see FUSE.md).
+ * Handlers are async and throw to fail: an error carrying an errno name (a Node fs error's `code`,
+ * an AetherError's `errno`, or one made by `fuseError`) answers with that errno; anything else
+ * answers EIO and is reported through `onHandlerError`.
+ */
+import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
+import { resolve } from 'node:path';
+import { AetherError } from '../errors.js';
+import { fuseOptionString, type FuseMountOptions } from './mount-options.js';
+import { prepareMountpoint, type MountpointCheckOptions } from './mountpoint.js';
+
+export { fuseOptionList, fuseOptionString, MAX_WRITE_BYTES_MAX, MAX_WRITE_BYTES_MIN, type FuseMountOptions } from './mount-options.js';
+export { cleanStaleMount, inspectMountpoint, isMountpoint, prepareMountpoint, type MountpointCheckOptions, type MountpointState } from './mountpoint.js';
+
+// ---- errno ----------------------------------------------------------------------------------
+
+export type ErrnoName = keyof typeof osConstants.errno;
+
+/** Negative errno values as FUSE handlers answer them (`Errno.ENOENT === -2`), same as `Fuse.ENOENT`. */
+export const Errno: Readonly<Record<ErrnoName, number>> = Object.freeze(
+  Object.fromEntries(Object.entries(osConstants.errno).map(([k, v]) => [k, -v])) as Record<ErrnoName, number>,
+);
+
+function isErrnoName(s: string): s is ErrnoName {
+  return Object.hasOwn(osConstants.errno, s);
+}
+
+/** An error that makes a handler answer `name`, shaped like Node's own fs errors. */
+export function fuseError(name: ErrnoName, message: string = name): Error & { code: ErrnoName } {
+  return Object.assign(new Error(message), { code: name });
+}
+
+/** The negative errno a failed handler answers with, or undefined when the error names none. */
+export function errnoOf(err: unknown): number | undefined {
+  const name = err instanceof AetherError ? err.errno : (err as { code?: unknown } | null)?.code;
+  return typeof name === 'string' && isErrnoName(name) ? Errno[name] : undefined;
+}
+
+// ---- times ----------------------------------------------------------------------------------
+
+/** The patched binding's sentinels for UTIME_NOW and UTIME_OMIT (values no real ms time reaches). */
+export const UTIME_NOW_MS = 2 ** 53 - 1;
+export const UTIME_OMIT_MS = 2 ** 53 - 2;
+
+/** `'now'`: set to the current time; `'omit'`: leave unchanged; a number: ms since the epoch. */
+export type FuseTime = 'now' | 'omit' | number;
+
+/**
+ * A time before 1970 reaches JS wrapped around 2^64 (the binding converts it unsigned), so any
+ * other value above 2^53 is not a time: undefined, which the utimens adapter answers with EINVAL.
+ */
+export function decodeUtime(ms: number): FuseTime | undefined {
+  if (ms === UTIME_NOW_MS) return 'now';
+  if (ms === UTIME_OMIT_MS) return 'omit';
+  return Number.isSafeInteger(ms) ? ms : undefined;
+}
+
+function utimeArg(ms: number): FuseTime {
+  const t = decodeUtime(ms);
+  if (t === undefined) throw fuseError('EINVAL', `utimens: ${ms} ms is not a representable time (before 1970?)`);
+  return t;
+}
+
+// ---- handler types --------------------------------------------------------------------------
+
+/** fuse-native carries ino, dev, nlink, uid, gid as 32 bits and times in ms. */
+export interface FuseStat {
+  mode: number;
+  size: number;
+  uid?: number;
+  gid?: number;
+  nlink?: number;
+  ino?: number;
+  dev?: number;
+  rdev?: number;
+  blksize?: number;
+  blocks?: number;
+  atime: Date | number;
+  mtime: Date | number;
+  ctime: Date | number;
+}
+
+export interface FuseStatfs {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  favail: number;
+  fsid: number;
+  flag: number;
+  namemax: number;
+}
+
+/** Names, and optionally one stat per name (used for d_ino/d_type with use_ino or readdir_ino). */
+export type FuseDirEntries = readonly string[] | { names: readonly string[]; stats: readonly FuseStat[] };
+
+/**
+ * What Aether implements. `fh` is the handle open/create/opendir returned (1 to 2^31-1; returning
+ * nothing leaves it 0). Buffers handed to read and write belong to the kernel request and are
+ * detached when the handler settles: copy what must outlive it. With `hard_remove`, flush and release
+ * of an unlinked file get the path `-` (FUSE.md).
+ */
+export interface FuseHandlers {
+  getattr?(path: string): Promise<FuseStat>;
+  access?(path: string, mode: number): Promise<void>;
+  statfs?(path: string): Promise<FuseStatfs>;
+  opendir?(path: string, flags: number): Promise<number | void>;
+  readdir?(path: string): Promise<FuseDirEntries>;
+  releasedir?(path: string, fh: number): Promise<void>;
+  fsyncdir?(path: string, datasync: boolean, fh: number): Promise<void>;
+  open?(path: string, flags: number): Promise<number | void>;
+  /** `flags` are the open(2) flags (O_APPEND, O_EXCL, ...), passed by the patched binding. */
+  create?(path: string, mode: number, flags: number): Promise<number | void>;
+  /** Fills `buffer` from `position`; resolves to the bytes read (0 at end of file). */
+  read?(path: string, fh: number, buffer: Buffer, length: number, position: number): Promise<number>;
+  /** Resolves to the bytes written; fewer than `length` is a short write. */
+  write?(path: string, fh: number, buffer: Buffer, length: number, position: number): Promise<number>;
+  flush?(path: string, fh: number): Promise<void>;
+  release?(path: string, fh: number): Promise<void>;
+  fsync?(path: string, datasync: boolean, fh: number): Promise<void>;
+  truncate?(path: string, size: number): Promise<void>;
+  ftruncate?(path: string, fh: number, size: number): Promise<void>;
+  unlink?(path: string): Promise<void>;
+  /** libfuse 2.9 passes no rename flags: RENAME_NOREPLACE/RENAME_EXCHANGE never get here (FUSE.md). */
+  rename?(from: string, to: string): Promise<void>;
+  link?(existing: string, newPath: string): Promise<void>;
+  symlink?(target: string, linkPath: string): Promise<void>;
+  readlink?(path: string): Promise<string>;
+  mkdir?(path: string, mode: number): Promise<void>;
+  rmdir?(path: string): Promise<void>;
+  mknod?(path: string, mode: number, dev: number): Promise<void>;
+  chmod?(path: string, mode: number): Promise<void>;
+  chown?(path: string, uid: number, gid: number): Promise<void>;
+  utimens?(path: string, atime: FuseTime, mtime: FuseTime): Promise<void>;
+  /** `flags`: XATTR_CREATE (1) or XATTR_REPLACE (2). */
+  setxattr?(path: string, name: string, value: Buffer, flags: number): Promise<void>;
+  /** null answers ENODATA (no such attribute). */
+  getxattr?(path: string, name: string): Promise<Buffer | null>;
+  listxattr?(path: string): Promise<readonly string[]>;
+  removexattr?(path: string, name: string): Promise<void>;
+}
+
+export type FuseOpName = keyof FuseHandlers;
+
+export interface FuseMountHooks {
+  /** A handler failed with an error that names no errno; the kernel got EIO. Default: one stderr line. */
+  onHandlerError?(op: FuseOpName, err: unknown): void;
+}
+
+// ---- fuse-native, as far as Aether uses it -------------------------------------------------
+
+type NativeCallback = (...args: unknown[]) => void;
+type NativeOp = (...args: unknown[]) => void;
+type NativeOps = Partial<Record<FuseOpName, NativeOp>>;
+type Signal = (res: number, ...rest: unknown[]) => void;
+
+interface NativeFuseInstance {
+  ops: NativeOps;
+  mount(cb: (err: Error | null) => void): void;
+  unmount(cb: (err: Error | null) => void): void;
+}
+
+interface NativeFuseClass {
+  new (mnt: string, ops: NativeOps, opts: { timeout: false }): NativeFuseInstance;
+}
+
+const require = createRequire(import.meta.url);
+const NativeFuse = require('fuse-native') as NativeFuseClass;
+const FH_MAX = 2 ** 31 - 1;
+
+/**
+ * fuse-native's class with what 2.2.6 gets wrong or leaves out put right in JS: any libfuse
+ * option, the open flags on create and opendir, and xattr replies bounded by the caller's buffer.
+ */
+class PatchedFuse extends NativeFuse {
+  private readonly optionString: string;
+
+  constructor(mnt: string, ops: NativeOps, optionString: string) {
+    // No watchdog: backpressure holds writers longer than fuse-native's 15 s on purpose.
+    super(mnt, ops, { timeout: false });
+    this.optionString = optionString;
+  }
+
+  _fuseOptions(): string {
+    return this.optionString;
+  }
+
+  _op_create(signal: Signal, path: string, mode: number, flags: number): void {
+    (this.ops.create as (p: string, m: number, f: number, cb: NativeCallback) => void)(path, mode, flags, (err, fh) => signal(err as number, fh));
+  }
+
+  /** The binding passes (path, fh, flags); 2.2.6 handed fh over as the flags. */
+  _op_opendir(signal: Signal, path: string, _fh: number, flags: number): void {
+    (this.ops.opendir as (p: string, f: number, cb: NativeCallback) => void)(path, flags, (err, fh) => signal(err as number, fh));
+  }
+
+  /** 2.2.6 copies any length and answers it, past a too-small buffer; ERANGE is the answer. */
+  _op_getxattr(signal: Signal, path: string, name: string, valueBuf: Buffer, _position: number): void {
+    (this.ops.getxattr as (p: string, n: string, cb: NativeCallback) => void)(path, name, (err, value) => {
+      if (err !== 0) return signal(err as number, valueBuf.buffer);
+      const v = value as Buffer;
+      if (valueBuf.length > 0 && v.length > valueBuf.length) return signal(Errno.ERANGE, valueBuf.buffer);
+      if (valueBuf.length > 0) v.copy(valueBuf);
+      return signal(v.length, valueBuf.buffer);
+    });
+  }
+
+  _op_listxattr(signal: Signal, path: string, listBuf: Buffer): void {
+    (this.ops.listxattr as (p: string, cb: NativeCallback) => void)(path, (err, list) => {
+      if (err !== 0) return signal(err as number, listBuf.buffer);
+      const packed = Buffer.concat((list as string[]).map((n) => Buffer.from(`${n}\0`)));
+      if (listBuf.length > 0 && packed.length > listBuf.length) return signal(Errno.ERANGE, listBuf.buffer);
+      if (listBuf.length > 0) packed.copy(listBuf);
+      return signal(packed.length, listBuf.buffer);
+    });
+  }
+}
+
+// ---- adapting async handlers to fuse-native's callbacks ------------------------------------
+
+function checkFh(fh: number | void): number {
+  if (fh === undefined) return 0;
+  if (!Number.isInteger(fh) || fh < 1 || fh > FH_MAX) throw new RangeError(`file handle must be an integer from 1 to ${FH_MAX}, got ${fh}`);
+  return fh;
+}
+
+function checkCount(n: number, length: number): number {
+  if (!Number.isInteger(n) || n < 0 || n > length) throw new RangeError(`byte count must be an integer from 0 to ${length}, got ${n}`);
+  return n;
+}
+
+/** Builds fuse-native's callback-style ops from async handlers; `fail` turns an error into an errno. */
+function nativeOps(h: FuseHandlers, fail: (op: FuseOpName, err: unknown) => number): NativeOps {
+  const ops: NativeOps = {};
+  // The one place a handler's promise becomes fuse-native's callback; `ok` shapes the success
+  // arguments (0 and a value, or a byte count alone for read and write). The callback runs once.
+  const adapt = <A extends unknown[], R>(op: FuseOpName, fn: ((...a: A) => Promise<R>) | undefined, ok: (r: R) => unknown[]): void => {
+    if (fn === undefined) return;
+    ops[op] = (...args: unknown[]) => {
+      const cb = args.pop() as NativeCallback;
+      Promise.resolve()
+        .then(() => fn(...(args as unknown as A)))
+        .then(ok)
+        .then((out) => cb(...out), (err: unknown) => cb(fail(op, err)));
+    };
+  };
+  const none = (): unknown[] => [0];
+  const handle = (fh: number | void): unknown[] => [0, checkFh(fh)];
+  const value = (v: unknown): unknown[] => [0, v];
+  const entries = (e: FuseDirEntries): unknown[] => ('names' in e ? [0, e.names, e.stats] : [0, e, []]);
+  const bool = (n: number): boolean => n !== 0;
+
+  const { fsyncdir, fsync, utimens, setxattr, getxattr, read, write } = bound(h);
+  type Io = (p: string, fh: number, buf: Buffer, len: number, pos: number) => Promise<number>;
+  const io = (fn: Io | undefined): Io | undefined => fn && (async (p, fh, buf, len, pos) => checkCount(await fn(p, fh, buf, len, pos), len));
+  adapt('getattr', h.getattr?.bind(h), value);
+  adapt('access', h.access?.bind(h), none);
+  adapt('statfs', h.statfs?.bind(h), value);
+  adapt('opendir', h.opendir?.bind(h), handle);
+  adapt('readdir', h.readdir?.bind(h), entries);
+  adapt('releasedir', h.releasedir?.bind(h), none);
+  adapt('fsyncdir', fsyncdir && ((p: string, d: number, fh: number) => fsyncdir(p, bool(d), fh)), none);
+  adapt('open', h.open?.bind(h), handle);
+  adapt('create', h.create?.bind(h), handle);
+  adapt('read', io(read), (n) => [n]);
+  adapt('write', io(write), (n) => [n]);
+  adapt('flush', h.flush?.bind(h), none);
+  adapt('release', h.release?.bind(h), none);
+  adapt('fsync', fsync && ((p: string, d: number, fh: number) => fsync(p, bool(d), fh)), none);
+  adapt('truncate', h.truncate?.bind(h), none);
+  adapt('ftruncate', h.ftruncate?.bind(h), none);
+  adapt('unlink', h.unlink?.bind(h), none);
+  adapt('rename', h.rename?.bind(h), none);
+  adapt('link', h.link?.bind(h), none);
+  adapt('symlink', h.symlink?.bind(h), none);
+  adapt('readlink', h.readlink?.bind(h), value);
+  adapt('mkdir', h.mkdir?.bind(h), none);
+  adapt('rmdir', h.rmdir?.bind(h), none);
+  adapt('mknod', h.mknod?.bind(h), none);
+  adapt('chmod', h.chmod?.bind(h), none);
+  adapt('chown', h.chown?.bind(h), none);
+  adapt('utimens', utimens && ((p: string, a: number, m: number) => utimens(p, utimeArg(a), utimeArg(m))), none);
+  adapt('setxattr', setxattr && ((p: string, n: string, v: Buffer, _pos: number, f: number) => setxattr(p, n, v, f)), none);
+  adapt('getxattr', getxattr, (v: Buffer | null) => (v === null ? [Errno.ENODATA] : [0, v]));
+  adapt('listxattr', h.listxattr?.bind(h), value);
+  adapt('removexattr', h.removexattr?.bind(h), none);
+  return ops;
+}
+
+/** The handlers whose arguments need converting, bound to their object. */
+function bound(h: FuseHandlers) {
+  return {
+    fsyncdir: h.fsyncdir?.bind(h),
+    fsync: h.fsync?.bind(h),
+    utimens: h.utimens?.bind(h),
+    setxattr: h.setxattr?.bind(h),
+    getxattr: h.getxattr?.bind(h),
+    read: h.read?.bind(h),
+    write: h.write?.bind(h),
+  };
+}
+
+// ---- the mount -------------------------------------------------------------------------------
+
+export type FuseMountState = 'idle' | 'mounting' | 'mounted' | 'unmounting' | 'unmounted' | 'failed';
+
+/**
+ * One FUSE mount. Never mount in a process that also makes synchronous file calls on the same
+ * mount: every request runs on this process's event loop, so such a call deadlocks it.
+ */
+export class FuseMount {
+  readonly mountpoint: string;
+  private readonly native: PatchedFuse;
+  private readonly checks: MountpointCheckOptions;
+  private stateNow: FuseMountState;
+
+  constructor(mountpoint: string, handlers: FuseHandlers, options: FuseMountOptions = {}, hooks: FuseMountHooks & MountpointCheckOptions = {}) {
+    this.mountpoint = resolve(mountpoint);
+    const report = hooks.onHandlerError ?? defaultHandlerErrorReport;
+    const fail = (op: FuseOpName, err: unknown): number => {
+      const errno = errnoOf(err);
+      if (errno !== undefined) return errno;
+      report(op, err);
+      return Errno.EIO;
+    };
+    this.native = new PatchedFuse(this.mountpoint, nativeOps(handlers, fail), fuseOptionString(options));
+    this.checks = { statTimeoutMs: hooks.statTimeoutMs, create: hooks.create };
+    this.stateNow = 'idle';
+  }
+
+  get state(): FuseMountState {
+    return this.stateNow;
+  }
+
+  /**
+   * Checks the mount point (cleaning a stale mount left by a dead process; refusing a missing,
+   * non-empty or busy one with MOUNT_* errors), then mounts and resolves once the kernel is served.
+   */
+  async mount(): Promise<{ staleCleaned: boolean }> {
+    if (this.stateNow !== 'idle') throw new Error(`FuseMount.mount: state is ${this.stateNow}, expected idle`);
+    this.stateNow = 'mounting';
+    try {
+      const prepared = await prepareMountpoint(this.mountpoint, this.checks);
+      await new Promise<void>((res, rej) => this.native.mount((err) => (err ? rej(err) : res())));
+      this.stateNow = 'mounted';
+      return prepared;
+    } catch (err) {
+      this.stateNow = 'failed';
+      if (err instanceof AetherError) throw err;
+      throw new AetherError('MOUNT_FAILED', `mounting ${this.mountpoint} failed: ${(err as Error).message}`, { cause: err, context: { mountpoint: this.mountpoint } });
+    }
+  }
+
+  /** Lazily unmounts (fusermount -u -z) and lets the FUSE thread go. */
+  async unmount(): Promise<void> {
+    if (this.stateNow !== 'mounted') throw new Error(`FuseMount.unmount: state is ${this.stateNow}, expected mounted`);
+    this.stateNow = 'unmounting';
+    try {
+      await new Promise<void>((res, rej) => this.native.unmount((err) => (err ? rej(err) : res())));
+      this.stateNow = 'unmounted';
+    } catch (err) {
+      this.stateNow = 'mounted';
+      throw new AetherError('UNMOUNT_FAILED', `unmounting ${this.mountpoint} failed: ${(err as Error).message}`, { cause: err, context: { mountpoint: this.mountpoint } });
+    }
+  }
+}
+
+function defaultHandlerErrorReport(op: FuseOpName, err: unknown): void {
+  console.error(`aether: FUSE ${op} handler failed, answered EIO: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+}

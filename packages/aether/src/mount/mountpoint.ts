@@ -1,0 +1,136 @@
+import { execFile } from 'node:child_process';
+import { lstat, mkdir, readFile, readdir, realpath } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
+import { AetherError } from '../errors.js';
+
+/**
+ * What a mount point looks like before mounting.
+ * - `stale`: a FUSE mount whose server died; every access fails with ENOTCONN until it is unmounted.
+ * - `mounted`: something is mounted there and answers (or hangs past the stat timeout).
+ */
+export type MountpointState = 'missing' | 'not-directory' | 'empty' | 'not-empty' | 'mounted' | 'stale';
+
+export interface MountpointCheckOptions {
+  /** A live but hung FUSE server never answers stat; past this the mount point counts as busy. */
+  statTimeoutMs?: number;
+  /** Create a missing mount point (and its parents) instead of refusing it. */
+  create?: boolean;
+}
+
+const STAT_TIMEOUT_MS_DEFAULT = 2000;
+const FUSERMOUNT_TIMEOUT_MS = 10_000;
+/** fusermount3 comes with Debian's fuse3; `fusermount` is libfuse 2's name (a symlink to it there). */
+const FUSERMOUNT_COMMANDS = ['fusermount3', 'fusermount'] as const;
+/** errno names a dead FUSE connection answers with. */
+const DEAD_CONNECTION_CODES = new Set(['ENOTCONN', 'ECONNABORTED']);
+
+function codeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((res) => {
+    timer = setTimeout(() => res('timeout'), ms);
+    timer.unref();
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** /proc/self/mountinfo escapes space, tab, newline and backslash in paths as octal. */
+function unescapeMountPath(s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+/** The canonical path of `dir` without touching `dir` itself (on a stale mount that fails). */
+async function canonical(dir: string): Promise<string> {
+  const abs = resolve(dir);
+  try {
+    return join(await realpath(dirname(abs)), basename(abs));
+  } catch {
+    return abs;
+  }
+}
+
+/** True when `dir` is the mount point of some mount in this process's mount namespace. */
+export async function isMountpoint(dir: string): Promise<boolean> {
+  const target = await canonical(dir);
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  return info.split('\n').some((line) => {
+    const field = line.split(' ')[4];
+    return field !== undefined && unescapeMountPath(field) === target;
+  });
+}
+
+export async function inspectMountpoint(dir: string, opts: MountpointCheckOptions = {}): Promise<MountpointState> {
+  const statTimeoutMs = opts.statTimeoutMs ?? STAT_TIMEOUT_MS_DEFAULT;
+  let st;
+  try {
+    st = await withTimeout(lstat(dir), statTimeoutMs);
+  } catch (err) {
+    const code = codeOf(err);
+    if (code === 'ENOENT') return 'missing';
+    if (code !== undefined && DEAD_CONNECTION_CODES.has(code)) return 'stale';
+    throw err;
+  }
+  if (st === 'timeout') return 'mounted';
+  if (!st.isDirectory()) return 'not-directory';
+  if (await isMountpoint(dir)) return 'mounted';
+  const names = await readdir(dir);
+  return names.length === 0 ? 'empty' : 'not-empty';
+}
+
+function run(cmd: string, args: string[]): Promise<{ ok: boolean; detail: string }> {
+  return new Promise((res) => {
+    execFile(cmd, args, { timeout: FUSERMOUNT_TIMEOUT_MS }, (err, _stdout, stderr) => {
+      res({ ok: err === null, detail: err === null ? '' : `${cmd}: ${stderr.trim() || err.message}` });
+    });
+  });
+}
+
+/**
+ * Lazily unmounts `dir` when, and only when, it is a stale FUSE mount; never touches a live one.
+ * Returns whether it cleaned one. Throws MOUNT_STALE when the stale mount stays.
+ */
+export async function cleanStaleMount(dir: string, opts: MountpointCheckOptions = {}): Promise<boolean> {
+  if ((await inspectMountpoint(dir, opts)) !== 'stale') return false;
+  const details: string[] = [];
+  for (const cmd of FUSERMOUNT_COMMANDS) {
+    const r = await run(cmd, ['-u', '-z', resolve(dir)]);
+    if (r.ok && (await inspectMountpoint(dir, opts)) !== 'stale') return true;
+    details.push(r.ok ? `${cmd}: succeeded but the mount is still stale` : r.detail);
+  }
+  throw new AetherError('MOUNT_STALE', `stale FUSE mount at ${dir} could not be unmounted (${details.join('; ')})`, { context: { mountpoint: dir, details } });
+}
+
+/**
+ * Makes sure `dir` can take a new mount: cleans a stale FUSE mount left by a dead process, and
+ * refuses, with a typed error, a mount point that is missing, not a directory, not empty, or busy.
+ */
+export async function prepareMountpoint(dir: string, opts: MountpointCheckOptions = {}): Promise<{ staleCleaned: boolean }> {
+  const staleCleaned = await cleanStaleMount(dir, opts);
+  const state = await inspectMountpoint(dir, opts);
+  const context = { mountpoint: dir, state };
+  switch (state) {
+    case 'empty':
+      return { staleCleaned };
+    case 'missing':
+      if (opts.create === true) {
+        await mkdir(dir, { recursive: true });
+        return { staleCleaned };
+      }
+      throw new AetherError('MOUNT_MISSING', `mount point ${dir} does not exist`, { errno: 'ENOENT', context });
+    case 'not-directory':
+      throw new AetherError('MOUNT_NOT_DIRECTORY', `mount point ${dir} is not a directory`, { errno: 'ENOTDIR', context });
+    case 'not-empty':
+      throw new AetherError('MOUNT_NOT_EMPTY', `mount point ${dir} is not empty; mount on an empty directory`, { errno: 'ENOTEMPTY', context });
+    case 'mounted':
+    case 'stale':
+      throw new AetherError('MOUNT_BUSY', `mount point ${dir} is already mounted; unmount it first`, { errno: 'EBUSY', context });
+  }
+}
