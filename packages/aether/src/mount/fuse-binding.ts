@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
-import { resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { AetherError } from '../errors.js';
 import { fuseOptionString, type FuseMountOptions } from './mount-options.js';
 import { prepareMountpoint, type MountpointCheckOptions } from './mountpoint.js';
@@ -171,6 +171,18 @@ interface NativeFuseClass {
 
 const require = createRequire(import.meta.url);
 const NativeFuse = require('fuse-native') as NativeFuseClass;
+// The addon itself, loaded the way fuse-native loads it, for what the patch adds (fuse_native_get_context).
+const fuseNativeDir = dirname(require.resolve('fuse-native/package.json'));
+const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp-build')(fuseNativeDir) as { fuse_native_get_context(): [number, number, number] };
+
+/**
+ * The uid, gid and pid of the process whose request is being handled (libfuse's fuse_get_context,
+ * exposed by the patch). Valid only synchronously inside a handler, before its first await.
+ */
+export function callerContext(): { uid: number; gid: number; pid: number } {
+  const [uid, gid, pid] = nativeAddon.fuse_native_get_context();
+  return { uid, gid, pid };
+}
 const FH_MAX = 2 ** 31 - 1;
 
 /**

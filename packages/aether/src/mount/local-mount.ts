@@ -16,7 +16,7 @@ import { MemoryMeta } from '../tree/meta.js';
 import { decodeOp, OP_RECORD_TYPE } from '../tree/ops.js';
 import { cacheClear, cacheInspect } from './commands/cache.js';
 import { LocalDrain } from './drain.js';
-import { FuseMount } from './fuse-binding.js';
+import { callerContext, FuseMount } from './fuse-binding.js';
 import { FuseMetrics } from './fuse-metrics.js';
 import { fuseHandlers } from './fuse-ops.js';
 import { Vfs } from './vfs.js';
@@ -114,7 +114,7 @@ export class LocalMount {
 
     const fuse = (this.fuse = new FuseMount(
       this.mountpoint,
-      fuseHandlers(vfs, new FuseMetrics(this.registry), { statfs: () => this.diskStats() }, { caller: () => ({ uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }) }),
+      fuseHandlers(vfs, new FuseMetrics(this.registry), { statfs: () => this.diskStats() }, { caller: callerContext }),
       { fsname: 'aether', subtype: 'aether', defaultPermissions: true, allowOther: this.opts.allowOther ?? false, bigWrites: true, maxWriteBytes: 131072, hardRemove: false },
       { onHandlerError: (op, err) => this.log(`${op}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`) },
     ));
