@@ -165,20 +165,53 @@ export class MemoryFs implements JournalFs {
     this.durableDirs.set(path, new Map(this.dir(path)));
   }
 
-  /** The file system after a power loss: durable names, each with its durable bytes. */
-  crash(): MemoryFs {
+  /**
+   * The file system after a power loss: durable names, each with its durable bytes. With
+   * `random`, part of what was never fsynced reached the disk anyway (the OS writes back on its
+   * own): a random prefix of each file's newer bytes survives, sometimes as zeros (blocks
+   * allocated but never written), which leaves torn records behind.
+   */
+  crash(random?: () => number): MemoryFs {
     const after = new MemoryFs();
     for (const [path, entries] of this.durableDirs) {
       const d = new Map<string, Inode>();
       for (const [name, f] of entries) {
         const copy = new Inode();
         copy.write(f.durable, 0);
-        copy.durable = Buffer.from(f.durable);
+        const current = f.bytes;
+        if (random && current.length > f.durable.length && current.subarray(0, f.durable.length).equals(f.durable)) {
+          const extra = Math.floor(random() * (current.length - f.durable.length + 1));
+          const tail = current.subarray(f.durable.length, f.durable.length + extra);
+          copy.write(random() < 0.2 ? Buffer.alloc(tail.length) : tail, f.durable.length);
+        }
+        copy.durable = Buffer.from(copy.bytes);
         d.set(name, copy);
       }
       after.dirs.set(path, d);
       after.durableDirs.set(path, new Map(d));
     }
+    return after;
+  }
+
+  /**
+   * The file system after the process was killed (the OS lives on): every byte and name is
+   * still there, and what was not durable is still not durable.
+   */
+  killProcess(): MemoryFs {
+    const after = new MemoryFs();
+    const copies = new Map<Inode, Inode>();
+    const copyOf = (f: Inode): Inode => {
+      let c = copies.get(f);
+      if (!c) {
+        c = new Inode();
+        c.write(f.bytes, 0);
+        c.durable = Buffer.from(f.durable);
+        copies.set(f, c);
+      }
+      return c;
+    };
+    for (const [path, entries] of this.dirs) after.dirs.set(path, new Map([...entries].map(([n, f]) => [n, copyOf(f)])));
+    for (const [path, entries] of this.durableDirs) after.durableDirs.set(path, new Map([...entries].map(([n, f]) => [n, copyOf(f)])));
     return after;
   }
 }

@@ -33,26 +33,53 @@ describe('interval policy', () => {
     assert.deepEqual(await flushCounts(registry), { 'interval/success': 1 }, 'no flush without unsynced bytes');
   });
 
-  it('appends during a flush stay counted and get the next deadline', async () => {
+  it('an append during a flush arms its own deadline at once and stays counted', async () => {
     const { journal, clock, registry, fs } = await openMemoryJournal(interval(5, 0));
     const gate = latch();
     fs.hooks.datasync = () => gate.wait;
     await journal.append(1, Buffer.alloc(10));
     clock.advance(5);
     await settle();
+    assert.equal(clock.pendingTimers, 0, 'the flush took over the deadline');
+    clock.advance(2);
     await journal.append(1, Buffer.alloc(20));
-    assert.equal(clock.pendingTimers, 0, 'no deadline while a flush is in flight');
+    assert.equal(clock.pendingTimers, 1, 'the new byte has its deadline even while the flush is held');
     fs.hooks.datasync = undefined;
     gate.open();
     await journal.idle();
     assert.deepEqual(await flushCounts(registry), { 'interval/success': 1 });
     assert.equal(journal.unsyncedBytes, recordBytes(20), 'the flush covered only what was written before it began');
-    assert.equal(clock.pendingTimers, 1, 'the next deadline is scheduled');
-    clock.advance(5);
+    assert.equal(clock.pendingTimers, 1, 'still the one deadline');
+    clock.advance(4);
     await journal.idle();
-    assert.deepEqual(await flushCounts(registry), { 'interval/success': 2 });
+    assert.deepEqual(await flushCounts(registry), { 'interval/success': 1 });
+    clock.advance(1);
+    await journal.idle();
+    assert.deepEqual(await flushCounts(registry), { 'interval/success': 2 }, 'five ms after that append');
     assert.equal(journal.unsyncedBytes, 0);
     assert.equal(clock.pendingTimers, 0);
+  });
+
+  it('after a backlog flush, bytes left unsynced get the next deadline from its success', async () => {
+    const r = recordBytes(100);
+    const { journal, clock, registry, fs } = await openMemoryJournal(interval(5, 2 * r));
+    const gate = latch();
+    fs.hooks.datasync = () => gate.wait;
+    await journal.append(1, Buffer.alloc(100));
+    await journal.append(1, Buffer.alloc(100)); // backlog: flush, held
+    await settle();
+    clock.advance(3);
+    assert.deepEqual(await flushCounts(registry), {});
+    fs.hooks.datasync = undefined;
+    gate.open();
+    await journal.idle();
+    assert.deepEqual(await flushCounts(registry), { 'backlog/success': 1 });
+    assert.equal(clock.pendingTimers, 0, 'nothing unsynced, nothing armed');
+    await journal.append(1, Buffer.alloc(100));
+    assert.equal(clock.pendingTimers, 1);
+    clock.advance(5);
+    await journal.idle();
+    assert.deepEqual(await flushCounts(registry), { 'backlog/success': 1, 'interval/success': 1 });
   });
 
   it('backlog: threshold - 1 unsynced bytes do not flush', async () => {

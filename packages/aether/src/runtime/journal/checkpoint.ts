@@ -6,69 +6,78 @@ import { GroupRun } from './group-run.js';
 import { readU64, writeU64 } from './record.js';
 
 /**
- * The commit watermark, persisted as `checkpoint` in the journal directory, 24 bytes:
+ * The journal's checkpoint, `checkpoint` in the journal directory, 32 bytes:
  *
  *   0  8 bytes  magic "AETHCKPT"
  *   8  u32      format version (1)
  *  12  u64      committed sequence number (every entry up to it is committed downstream)
- *  20  u32      CRC-32 of bytes 0..20
+ *  20  u64      durable sequence number (every entry up to it had been fsynced)
+ *  28  u32      CRC-32 of bytes 0..28
  *
  * It is replaced atomically: written to `checkpoint.tmp`, fdatasynced, renamed over the old one,
- * and the directory fsynced. A missing file means nothing was ever committed.
+ * and the directory fsynced. A missing file means nothing was committed or fsynced yet.
  */
 export const CHECKPOINT_FILE = 'checkpoint';
 export const CHECKPOINT_TMP_FILE = 'checkpoint.tmp';
-const CHECKPOINT_BYTES = 24;
+const CHECKPOINT_BYTES = 32;
 const MAGIC = Buffer.from('AETHCKPT', 'latin1');
 
-export function encodeCheckpoint(committedSeq: number): Buffer {
+export interface CheckpointValues {
+  committedSeq: number;
+  durableSeq: number;
+}
+
+export function encodeCheckpoint(v: CheckpointValues): Buffer {
   const b = Buffer.alloc(CHECKPOINT_BYTES);
   MAGIC.copy(b, 0);
   b.writeUInt32LE(1, 8);
-  writeU64(b, committedSeq, 12);
-  b.writeUInt32LE(crc32(b.subarray(0, 20)), 20);
+  writeU64(b, v.committedSeq, 12);
+  writeU64(b, v.durableSeq, 20);
+  b.writeUInt32LE(crc32(b.subarray(0, 28)), 28);
   return b;
 }
 
-/** The committed sequence number on disk (0 when there is no checkpoint). */
-export async function readCheckpoint(fs: JournalFs, dir: string): Promise<number> {
+/** The checkpoint on disk (zeros when there is none). */
+export async function readCheckpoint(fs: JournalFs, dir: string): Promise<CheckpointValues> {
   const path = join(dir, CHECKPOINT_FILE);
   const b = await fs.readFile(path);
-  if (b === null) return 0;
-  const ok = b.length === CHECKPOINT_BYTES && b.subarray(0, 8).equals(MAGIC) && b.readUInt32LE(8) === 1 && b.readUInt32LE(20) === crc32(b.subarray(0, 20));
-  const seq = ok ? readU64(b, 12) : Number.NaN;
-  if (!Number.isFinite(seq)) {
+  if (b === null) return { committedSeq: 0, durableSeq: 0 };
+  const ok = b.length === CHECKPOINT_BYTES && b.subarray(0, 8).equals(MAGIC) && b.readUInt32LE(8) === 1 && b.readUInt32LE(28) === crc32(b.subarray(0, 28));
+  const v = { committedSeq: ok ? readU64(b, 12) : Number.NaN, durableSeq: ok ? readU64(b, 20) : Number.NaN };
+  if (!Number.isFinite(v.committedSeq) || !Number.isFinite(v.durableSeq)) {
     // The file is only ever replaced whole, so a bad one is damage, not a torn write.
     throw new AetherError('JOURNAL_CORRUPT', `journal checkpoint ${path} is damaged`, { context: { path } });
   }
-  return seq;
+  return v;
 }
 
-/** Persists the commit watermark; concurrent commits share one write (the latest value wins). */
+/**
+ * Persists the checkpoint; concurrent requests share one write, which takes the values current
+ * when it starts (so a later write never carries older ones).
+ */
 export class CheckpointWriter {
-  private wantedSeq: number;
-  private durable: number;
+  private onDisk: CheckpointValues;
   private readonly writes: GroupRun<void>;
 
   constructor(
     private readonly fs: JournalFs,
     private readonly dir: string,
-    durableSeq: number,
+    initial: CheckpointValues,
+    private readonly current: () => CheckpointValues,
   ) {
-    this.wantedSeq = durableSeq;
-    this.durable = durableSeq;
+    this.onDisk = { ...initial };
     this.writes = new GroupRun(() => this.write());
   }
 
-  /** The highest committed sequence number known to be on disk. */
-  get durableSeq(): number {
-    return this.durable;
+  /** The committed sequence number known to be on disk. */
+  get durableCommittedSeq(): number {
+    return this.onDisk.committedSeq;
   }
 
-  /** Resolves once a checkpoint at or above `seq` is durable. */
-  persist(seq: number): Promise<void> {
-    if (seq <= this.durable) return Promise.resolve();
-    this.wantedSeq = Math.max(this.wantedSeq, seq);
+  /** Resolves once the checkpoint on disk holds at least the current values. */
+  persist(): Promise<void> {
+    const want = this.current();
+    if (want.committedSeq <= this.onDisk.committedSeq && want.durableSeq <= this.onDisk.durableSeq) return Promise.resolve();
     return this.writes.run();
   }
 
@@ -77,18 +86,18 @@ export class CheckpointWriter {
   }
 
   private async write(): Promise<void> {
-    const seq = this.wantedSeq;
-    if (seq <= this.durable) return;
+    const v = this.current();
+    if (v.committedSeq <= this.onDisk.committedSeq && v.durableSeq <= this.onDisk.durableSeq) return;
     const tmp = join(this.dir, CHECKPOINT_TMP_FILE);
     const file = await this.fs.open(tmp, 'w');
     try {
-      file.writevSync([encodeCheckpoint(seq)], 0);
+      file.writevSync([encodeCheckpoint(v)], 0);
       await file.datasync();
     } finally {
       await file.close();
     }
     await this.fs.rename(tmp, join(this.dir, CHECKPOINT_FILE));
     await this.fs.syncDir(this.dir);
-    this.durable = Math.max(this.durable, seq);
+    this.onDisk = { committedSeq: Math.max(this.onDisk.committedSeq, v.committedSeq), durableSeq: Math.max(this.onDisk.durableSeq, v.durableSeq) };
   }
 }

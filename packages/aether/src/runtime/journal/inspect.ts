@@ -11,11 +11,12 @@ export interface JournalInspection {
   first_seq: number | null;
   last_seq: number | null;
   committed_seq: number;
+  durable_seq: number;
   pending_entries: number;
   pending_bytes: number;
   oldest_pending_timestamp_ms: number | null;
   oldest_age_seconds: number | null;
-  torn_tail: { found: false } | { found: true; segment: string; offset_bytes: number; bytes: number; reason: string };
+  torn_tail: { found: false } | { found: true; segment: string; offset_bytes: number; bytes: number; reason: string; dropped_segments: string[] };
 }
 
 async function checkReadable(fs: JournalFs, dir: string): Promise<void> {
@@ -48,10 +49,13 @@ export async function inspectJournal(opts: { stateDir: string; clock?: Clock; fs
     first_seq: withRecords[0]?.firstSeq ?? null,
     last_seq: scan.lastSeq > 0 ? scan.lastSeq : null,
     committed_seq: scan.committedSeq,
+    durable_seq: scan.durableSeq,
     pending_entries: scan.index.count,
     pending_bytes: scan.index.bytes,
     oldest_pending_timestamp_ms: oldest,
     oldest_age_seconds: oldest === null ? null : Math.max(0, nowMs - oldest) / 1000,
-    torn_tail: torn ? { found: true, segment: torn.segment, offset_bytes: torn.offsetBytes, bytes: torn.cutBytes, reason: torn.reason } : { found: false },
+    torn_tail: torn
+      ? { found: true, segment: torn.segment, offset_bytes: torn.offsetBytes, bytes: torn.cutBytes, reason: torn.reason, dropped_segments: torn.droppedSegments }
+      : { found: false },
   };
 }

@@ -72,7 +72,7 @@ export class Journal implements JournalPendingSource {
     const { scan, report } = await recoverJournal(fs, opts.dir);
     const segments = new SegmentList();
     for (const s of scan.segments) segments.push(new Segment(s.firstSeq, { lastSeq: s.lastSeq, sizeBytes: s.validBytes, onDisk: true }));
-    return new Journal(opts, fs, segments, scan.index, report);
+    return new Journal(opts, fs, segments, scan.index, report, scan.durableSeq);
   }
 
   private constructor(
@@ -81,6 +81,7 @@ export class Journal implements JournalPendingSource {
     segments: SegmentList,
     index: PendingIndex,
     report: RecoveryReport,
+    durableSeqOnDisk: number,
   ) {
     this.fs = fs;
     this.clock = opts.clock ?? systemClock;
@@ -100,7 +101,10 @@ export class Journal implements JournalPendingSource {
       written: (seq) => this.onWritten(seq),
       failed: (err, writtenSeq) => this.onWriteFailed(err, writtenSeq),
     });
-    this.checkpoint = new CheckpointWriter(fs, opts.dir, report.committedSeq);
+    this.checkpoint = new CheckpointWriter(fs, opts.dir, { committedSeq: report.committedSeq, durableSeq: durableSeqOnDisk }, () => ({
+      committedSeq: this.committed,
+      durableSeq: this.writer.durableSeq,
+    }));
     this.controller = new SyncController(opts.sync, { unsyncedBytes: () => this.unsyncedBytes, flushAll: () => this.flushAll() }, this.clock, this.metrics, opts.retry ?? DEFAULT_RETRY);
   }
 
@@ -137,7 +141,7 @@ export class Journal implements JournalPendingSource {
     }
     const seq = this.lastAppended + 1;
     const timestampMs = this.clock.now();
-    const frame = encodeRecord(seq, timestampMs, type, payload);
+    const frame = encodeRecord(seq, timestampMs, type, this.writer.durableSeq, payload);
     this.lastAppended = seq;
     const offset = this.writer.place(seq, frame);
     this.index.push(seq, frame.length, timestampMs, offset);
@@ -168,7 +172,7 @@ export class Journal implements JournalPendingSource {
       this.index.dropThrough(seq);
       this.notifyPending();
     }
-    return this.checkpoint.persist(this.committed).then(() => this.releaseCommitted());
+    return this.checkpoint.persist().then(() => this.releaseCommitted());
   }
 
   /** The pending entries from `fromSeq` on, in order, as far as they are written. */
@@ -240,7 +244,12 @@ export class Journal implements JournalPendingSource {
       failure = err;
     }
     await this.controller.settled();
-    await this.checkpoint.idle();
+    try {
+      // After a clean shutdown everything is durable: any later damage is corruption, not a torn write.
+      await this.checkpoint.persist();
+    } catch (err) {
+      failure ??= err;
+    }
     await this.writer.close();
     await this.releasing;
     const closed = new AetherError('JOURNAL_CLOSED', 'the journal was closed before this entry was durable', { errno: 'EIO' });
@@ -292,7 +301,7 @@ export class Journal implements JournalPendingSource {
       for (;;) {
         const seg = this.segments.first;
         // Only closed, retired segments go: the active one takes records, an open one awaits fsync.
-        if (!seg || !seg.retired || seg.file || seg.lastSeq > this.checkpoint.durableSeq) return;
+        if (!seg || !seg.retired || seg.file || seg.lastSeq > this.checkpoint.durableCommittedSeq) return;
         this.segments.shift(seg);
         await this.fs.unlink(join(this.opts.dir, seg.name));
       }

@@ -5,19 +5,24 @@ import { crc32 } from 'node:zlib';
  * One journal record on disk, little-endian:
  *
  *   0  u32  payload length in bytes
- *   4  u32  CRC-32 of bytes 0..4 and 8..end (length, sequence, timestamp, type, flags, payload)
+ *   4  u32  CRC-32 of bytes 0..4 and 8..end (everything but the CRC itself)
  *   8  u64  sequence number
  *  16  u64  timestamp, ms since the epoch (from the journal's clock)
  *  24  u16  type (opaque to the journal; the mount defines the operations)
  *  26  u16  flags (reserved, always 0)
- *  28       payload
+ *  28  u32  durable lag: this sequence number minus the highest one known durable (fsynced)
+ *           when the record was appended; 0xFFFFFFFF when there is no such claim
+ *  32       payload
  *
  * The CRC covers the length too, so a torn or flipped length cannot pass for a valid record.
+ * The durable lag lets recovery tell damage to bytes that had been fsynced (corruption: refuse)
+ * from damage to bytes that never were (a crash artifact: cut), see recovery.ts.
  */
-export const RECORD_HEADER_BYTES = 28;
+export const RECORD_HEADER_BYTES = 32;
 /** The largest payload one record may carry; a length above it on disk is corruption. */
 export const RECORD_PAYLOAD_BYTES_MAX = 16 * 1024 * 1024;
 export const RECORD_TYPE_MAX = 0xffff;
+const NO_CLAIM = 0xffffffff;
 
 const U32 = 2 ** 32;
 
@@ -26,6 +31,8 @@ export interface DecodedRecord {
   seq: number;
   timestampMs: number;
   type: number;
+  /** Highest sequence number known durable when the record was appended (0 when none). */
+  durableSeq: number;
   /** A view into the buffer that was decoded; copy it to keep it. */
   payload: Buffer;
   /** Framed size: header plus payload. */
@@ -67,16 +74,22 @@ function frameCrc(frame: Buffer): number {
   return crc32(frame.subarray(8), crc32(frame.subarray(0, 4)));
 }
 
-/** Encodes one record into a new buffer (the payload is copied, so the caller may reuse its buffer). */
-export function encodeRecord(seq: number, timestampMs: number, type: number, payload: Buffer): Buffer {
+/**
+ * Encodes one record into a new buffer (the payload is copied, so the caller may reuse its
+ * buffer). `durableSeq` is the highest sequence number already fsynced.
+ */
+export function encodeRecord(seq: number, timestampMs: number, type: number, durableSeq: number, payload: Buffer): Buffer {
   assert.ok(Number.isInteger(type) && type >= 0 && type <= RECORD_TYPE_MAX, `record type must be an integer in 0..${RECORD_TYPE_MAX}`);
   assert.ok(payload.length <= RECORD_PAYLOAD_BYTES_MAX);
+  assert.ok(durableSeq >= 0 && durableSeq < seq, 'a record cannot be durable before it is written');
   const frame = Buffer.allocUnsafe(RECORD_HEADER_BYTES + payload.length);
   frame.writeUInt32LE(payload.length, 0);
   writeU64(frame, seq, 8);
   writeU64(frame, Math.max(0, Math.floor(timestampMs)), 16);
   frame.writeUInt16LE(type, 24);
   frame.writeUInt16LE(0, 26);
+  const lag = seq - durableSeq;
+  frame.writeUInt32LE(durableSeq === 0 || lag >= NO_CLAIM ? NO_CLAIM : lag, 28);
   payload.copy(frame, RECORD_HEADER_BYTES);
   frame.writeUInt32LE(frameCrc(frame), 4);
   return frame;
@@ -96,22 +109,29 @@ export function decodeRecord(buf: Buffer, offset: number, end: number): DecodeRe
   const timestampMs = readU64(frame, 16);
   if (!Number.isFinite(seq) || !Number.isFinite(timestampMs)) return { kind: 'bad', reason: 'sequence or timestamp out of range' };
   if (frame.readUInt16LE(26) !== 0) return { kind: 'bad', reason: 'unknown record flags' };
-  return { kind: 'record', seq, timestampMs, type: frame.readUInt16LE(24), payload: frame.subarray(RECORD_HEADER_BYTES), bytes };
+  const lag = frame.readUInt32LE(28);
+  if (lag === 0 || (lag !== NO_CLAIM && lag >= seq)) return { kind: 'bad', reason: 'durable lag out of range' };
+  const durableSeq = lag === NO_CLAIM ? 0 : seq - lag;
+  return { kind: 'record', seq, timestampMs, type: frame.readUInt16LE(24), durableSeq, payload: frame.subarray(RECORD_HEADER_BYTES), bytes };
 }
 
 /**
- * Whether a valid record with a sequence number above `afterSeq` starts anywhere in
- * `buf[from..end)`. Recovery asks this about the bytes after a bad record in the last segment:
- * a torn write leaves only garbage behind it, while valid records behind a bad one mean the
- * log was damaged in the middle, which must not be cut silently.
+ * The highest durability claim of any valid record with a sequence number above `afterSeq`
+ * that starts anywhere in `buf[from..end)` (0 when there is none). Recovery asks this about
+ * the bytes after a bad record: a valid record there that claims a sequence number at or past
+ * the bad spot as durable proves the damage hit fsynced data.
  */
-export function findRecordAfter(buf: Buffer, from: number, end: number, afterSeq: number): number | null {
+export function maxClaimAfter(buf: Buffer, from: number, end: number, afterSeq: number): number {
+  let claim = 0;
   for (let p = from; p + RECORD_HEADER_BYTES <= end; p++) {
     // Cheap filters first: almost every position fails on the sequence number or the length.
     const seq = readU64(buf, p + 8);
     if (!(seq > afterSeq)) continue;
     if (RECORD_HEADER_BYTES + buf.readUInt32LE(p) > end - p) continue;
-    if (decodeRecord(buf, p, end).kind === 'record') return p;
+    const r = decodeRecord(buf, p, end);
+    if (r.kind !== 'record') continue;
+    claim = Math.max(claim, r.durableSeq);
+    p += r.bytes - 1;
   }
-  return null;
+  return claim;
 }

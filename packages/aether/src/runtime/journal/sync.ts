@@ -43,8 +43,9 @@ export function checkSyncSettings(s: SyncSettings): SyncSettings {
  * The sync controller: decides when unsynced journal bytes are flushed, per policy (seed 000).
  *
  * - `interval`: a deadline is armed by the first unsynced append and fires a flush (reason
- *   `interval`); reaching the backlog threshold flushes at once (reason `backlog`). After a
- *   successful flush the next deadline is armed only if bytes are still unsynced.
+ *   `interval`); reaching the backlog threshold flushes at once (reason `backlog`). A flush
+ *   cancels the deadline (it covers those bytes); after it succeeds, the next deadline is armed
+ *   only if bytes are still unsynced (and not armed already by an append made meanwhile).
  * - `manual`: only `flush('manual')`.
  * - `immediate`: appends wait for their own group fsync (the journal does that); the controller
  *   tracks nothing in the background.
@@ -76,10 +77,14 @@ export class SyncController {
     return this.current;
   }
 
-  /** Called after every append: under `interval`, a backlog flush or the deadline. */
+  /**
+   * Called after every append: under `interval`, a backlog flush or the deadline. The deadline
+   * is armed even while a flush is in flight, so a byte waits at most one interval (plus the
+   * fsync) however busy the disk is; the backlog check waits for that flush to land.
+   */
   onAppend(): void {
-    if (this.current.policy !== 'interval' || this.flights.size > 0 || this.retryTimer || this.closed) return;
-    if (this.backlogReached()) this.trigger('backlog');
+    if (this.current.policy !== 'interval' || this.retryTimer || this.closed) return;
+    if (this.flights.size === 0 && this.backlogReached()) this.trigger('backlog');
     else this.armDeadline();
   }
 
