@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { addConfigCommands } from './config-commands.js';
+import { addJournalCommands } from './journal-commands.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, processIo, UsageError, type Io } from './exit.js';
 
 /** Runs the `aether` command line; returns the exit code. Bad input is one line on stderr. */
@@ -15,6 +16,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       outputError: (s, write) => write(`aether: ${s.replace(/^error: /, '')}`),
     });
   addConfigCommands(program, io, (code) => (exitCode = code));
+  addJournalCommands(program, io, (code) => (exitCode = code));
   try {
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;
