@@ -7,7 +7,8 @@ interface ConfigOpts {
   json?: boolean;
 }
 
-function resolveOrReport(opts: ConfigOpts, io: Io): ResolvedConfig | number {
+/** Resolves the configuration layers, or prints the problems and returns the exit code. */
+export function resolveOrReport(opts: ConfigOpts, io: Io): ResolvedConfig | number {
   try {
     const r = resolveConfigDetailed({ configPath: opts.config });
     for (const w of r.warnings) io.err(`aether: warning: ${w}\n`);

@@ -1,6 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { addConfigCommands } from './config-commands.js';
 import { addControlCommands } from './control-commands.js';
+import { addJournalCommands } from './journal-commands.js';
+import { addMountCommand } from './mount-command.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, processIo, UsageError, type Io } from './exit.js';
 
 /** Runs the `aether` command line; returns the exit code. Bad input is one line on stderr. */
@@ -19,7 +21,9 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
     exitCode = code;
   };
   addConfigCommands(program, io, setExit);
+  addJournalCommands(program, io, setExit);
   addControlCommands(program, io, setExit);
+  addMountCommand(program, io, setExit);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;

@@ -115,7 +115,18 @@ export class LocalMount {
     const fuse = (this.fuse = new FuseMount(
       this.mountpoint,
       fuseHandlers(vfs, new FuseMetrics(this.registry), { statfs: () => this.diskStats() }, { caller: callerContext }),
-      { fsname: 'aether', subtype: 'aether', defaultPermissions: true, allowOther: this.opts.allowOther ?? false, bigWrites: true, maxWriteBytes: 131072, hardRemove: false },
+      {
+        fsname: 'aether',
+        subtype: 'aether',
+        defaultPermissions: true,
+        allowOther: this.opts.allowOther ?? false,
+        bigWrites: true,
+        maxWriteBytes: 131072,
+        // libfuse's high-level API gives each name of a hard-linked file its own kernel inode, so cached
+        // attributes of one name go stale when the file changes through another: attributes are never cached.
+        attrTimeoutSeconds: 0,
+        useIno: true,
+      },
       { onHandlerError: (op, err) => this.log(`${op}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`) },
     ));
     const { staleCleaned } = await fuse.mount();

@@ -1,0 +1,86 @@
+import type { Command } from 'commander';
+import { ConfigError, ConfigStore, isAetherError, LocalMount } from '@aether/core';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type Io } from './exit.js';
+
+interface MountOpts {
+  stateDir?: string;
+  config?: string;
+  allowOther?: boolean;
+  graceMs?: string;
+}
+
+/** Errors that mean the user asked for something impossible, not that Aether failed. */
+const USAGE_CODES = new Set(['MOUNT_MISSING', 'MOUNT_NOT_DIRECTORY', 'MOUNT_NOT_EMPTY', 'MOUNT_BUSY', 'MOUNT_OPTION_INVALID']);
+
+/** `aether mount MOUNTPOINT`: runs in the foreground until SIGINT/SIGTERM; SIGHUP reloads the configuration. */
+export function addMountCommand(program: Command, io: Io, setExit: (code: number) => void): void {
+  program
+    .command('mount')
+    .description('mount the tree at MOUNTPOINT (local mode: the journal drains into an embedded store)')
+    .argument('<mountpoint>', 'an empty directory')
+    .option('--state-dir <dir>', 'journal, cache, store and control socket (default: state_dir of the configuration)')
+    .option('--config <file>', 'configuration file (default: $AFS_AETHER_CONFIG, else ./aether.toml)')
+    .option('--allow-other', 'let other users use the mount (FUSE allow_other, with default_permissions)')
+    .option('--grace-ms <ms>', 'how long to keep draining at shutdown', '5000')
+    .action(async (mountpoint: string, opts: MountOpts) => {
+      const graceMs = Number(opts.graceMs);
+      if (!/^[0-9]+$/.test(opts.graceMs ?? '') || !Number.isSafeInteger(graceMs)) {
+        io.err(`aether: --grace-ms=${JSON.stringify(opts.graceMs)}: must be a whole number of milliseconds\n`);
+        return setExit(EXIT_USAGE);
+      }
+      let config: ConfigStore;
+      try {
+        config = new ConfigStore({ configPath: opts.config, env: process.env, overrides: opts.stateDir !== undefined ? { state_dir: opts.stateDir } : {} });
+      } catch (err) {
+        if (!(err instanceof ConfigError)) throw err;
+        for (const line of err.lines) io.err(`aether: ${line}\n`);
+        return setExit(EXIT_USAGE);
+      }
+      for (const w of config.warnings) io.err(`aether: warning: ${w}\n`);
+      let mount: LocalMount;
+      try {
+        mount = await LocalMount.start({ mountpoint, config, allowOther: opts.allowOther ?? false, log: (line) => io.err(`aether: ${line}\n`) });
+      } catch (err) {
+        io.err(`aether: cannot mount ${mountpoint}: ${err instanceof Error ? err.message : String(err)}\n`);
+        return setExit(isAetherError(err) && USAGE_CODES.has(err.code) ? EXIT_USAGE : EXIT_FAILURE);
+      }
+      const s = mount.status();
+      io.out(
+        [
+          `aether: mounted ${String(s.mountpoint)} (local mode)`,
+          `  state:    ${String(s.state_dir)}`,
+          `  metrics:  ${s.metrics_address === 'off' ? 'off' : `http://${String(s.metrics_address)}/metrics`}`,
+          `  control:  npx aether status --state-dir ${String(s.state_dir)}`,
+          `  stop:     Ctrl-C or kill -TERM ${process.pid} (unmounts cleanly); kill -HUP ${process.pid} reloads the configuration`,
+          '',
+        ].join('\n'),
+      );
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string): void => {
+          io.err(`aether: ${signal}: stopping (flush, drain up to ${graceMs} ms, unmount)\n`);
+          process.off('SIGINT', onInt);
+          process.off('SIGTERM', onTerm);
+          process.off('SIGHUP', onHup);
+          void mount.stop(graceMs).then(resolve, (err: unknown) => {
+            io.err(`aether: stop failed: ${String(err)}\n`);
+            resolve();
+          });
+        };
+        const onInt = (): void => stop('SIGINT');
+        const onTerm = (): void => stop('SIGTERM');
+        const onHup = (): void => {
+          try {
+            const r = mount.reload();
+            io.err(`aether: SIGHUP: configuration reloaded (changed: ${(r.changed_sections as string[]).join(', ') || 'nothing'})\n`);
+          } catch (err) {
+            io.err(`aether: SIGHUP: ${err instanceof Error ? err.message : String(err)}\n`);
+          }
+        };
+        process.on('SIGINT', onInt);
+        process.on('SIGTERM', onTerm);
+        process.on('SIGHUP', onHup);
+      });
+      io.out('aether: unmounted\n');
+      setExit(EXIT_OK);
+    });
+}

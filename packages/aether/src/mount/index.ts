@@ -1,0 +1,1 @@
+export { LocalMount, type LocalMountOptions, type MountState } from './local-mount.js';

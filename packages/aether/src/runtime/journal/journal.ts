@@ -1,0 +1,326 @@
+import assert from 'node:assert/strict';
+import { dirname, join } from 'node:path';
+import { Registry } from 'prom-client';
+import { AetherError } from '../../errors.js';
+import { systemClock, type Clock } from '../infra/clock.js';
+import type { JournalPending, JournalPendingSource } from '../infra/pending.js';
+import { CHECKPOINT_TMP_FILE, CheckpointWriter } from './checkpoint.js';
+import { nodeJournalFs, type JournalFs } from './fs-layer.js';
+import { JournalMetrics } from './metrics.js';
+import type { PendingIndex } from './pending-index.js';
+import { RecordStream } from './reader.js';
+import { encodeRecord, RECORD_PAYLOAD_BYTES_MAX } from './record.js';
+import { recoverJournal, type RecoveryReport } from './recovery.js';
+import { Segment, SegmentList } from './segment.js';
+import { DEFAULT_RETRY, SyncController, type RetrySettings, type SyncSettings } from './sync.js';
+import { SeqWaiters } from './waiters.js';
+import { SegmentWriter } from './writer.js';
+
+/** The smallest segment size, as in the config schema (`journal_segment_bytes`). */
+export const SEGMENT_BYTES_MIN = 4096;
+
+export interface JournalOptions {
+  /** The journal directory (`<state_dir>/journal`); created when missing. */
+  dir: string;
+  sync: SyncSettings;
+  segmentBytes: number;
+  clock?: Clock;
+  fs?: JournalFs;
+  /** Where the journal's metrics are registered; a private registry when absent. */
+  registry?: Registry;
+  retry?: RetrySettings;
+}
+
+export interface JournalEntry {
+  seq: number;
+  timestampMs: number;
+  type: number;
+  payload: Buffer;
+}
+
+/**
+ * Aether's write-ahead journal. `append` numbers and frames a record and resolves per the sync
+ * policy: under `immediate` once its bytes are fsynced (concurrent appends share one fsync),
+ * under `interval` and `manual` once they are written to the OS. `commit` moves the watermark
+ * of entries committed downstream; `entries` reads the rest back in order, after a restart too.
+ */
+export class Journal implements JournalPendingSource {
+  readonly recovery: RecoveryReport;
+  private readonly fs: JournalFs;
+  private readonly clock: Clock;
+  private readonly segments: SegmentList;
+  private readonly index: PendingIndex;
+  private readonly writer: SegmentWriter;
+  private readonly controller: SyncController;
+  private readonly checkpoint: CheckpointWriter;
+  private readonly metrics: JournalMetrics;
+  private readonly writtenWaiters = new SeqWaiters();
+  private readonly durableWaiters = new SeqWaiters();
+  private readonly listeners = new Set<() => void>();
+  private lastAppended: number;
+  private committed: number;
+  /** Record bytes appended in this session (the writer counts written and durable ones). */
+  private appendedBytes = 0;
+  private closing: Promise<void> | null = null;
+  private releasing: Promise<void> = Promise.resolve();
+
+  static async open(opts: JournalOptions): Promise<Journal> {
+    assert.ok(Number.isSafeInteger(opts.segmentBytes) && opts.segmentBytes >= SEGMENT_BYTES_MIN, `segmentBytes must be an integer >= ${SEGMENT_BYTES_MIN}`);
+    const fs = opts.fs ?? nodeJournalFs;
+    if (await fs.mkdirp(opts.dir)) await fs.syncDir(dirname(opts.dir));
+    await fs.unlink(join(opts.dir, CHECKPOINT_TMP_FILE));
+    const { scan, report } = await recoverJournal(fs, opts.dir);
+    const segments = new SegmentList();
+    for (const s of scan.segments) segments.push(new Segment(s.firstSeq, { lastSeq: s.lastSeq, sizeBytes: s.validBytes, onDisk: true }));
+    return new Journal(opts, fs, segments, scan.index, report, scan.durableSeq);
+  }
+
+  private constructor(
+    private readonly opts: JournalOptions,
+    fs: JournalFs,
+    segments: SegmentList,
+    index: PendingIndex,
+    report: RecoveryReport,
+    durableSeqOnDisk: number,
+  ) {
+    this.fs = fs;
+    this.clock = opts.clock ?? systemClock;
+    this.recovery = report;
+    this.segments = segments;
+    this.index = index;
+    this.committed = report.committedSeq;
+    this.lastAppended = Math.max(report.lastSeq, report.committedSeq);
+    assert.equal(index.nextSeq, this.lastAppended + 1);
+    this.metrics = new JournalMetrics(opts.registry ?? new Registry(), {
+      pending: () => this.pending(),
+      unsyncedBytes: () => this.unsyncedBytes,
+      segmentCount: () => this.segments.length,
+      nowMs: () => this.clock.now(),
+    });
+    this.writer = new SegmentWriter(fs, opts.dir, opts.segmentBytes, segments, this.lastAppended, this.metrics, {
+      written: (seq) => this.onWritten(seq),
+      failed: (err, writtenSeq) => this.onWriteFailed(err, writtenSeq),
+    });
+    this.checkpoint = new CheckpointWriter(fs, opts.dir, { committedSeq: report.committedSeq, durableSeq: durableSeqOnDisk }, () => ({
+      committedSeq: this.committed,
+      durableSeq: this.writer.durableSeq,
+    }));
+    this.controller = new SyncController(opts.sync, { unsyncedBytes: () => this.unsyncedBytes, flushAll: () => this.flushAll() }, this.clock, this.metrics, opts.retry ?? DEFAULT_RETRY);
+  }
+
+  /** Sequence number of the last appended entry. */
+  get lastSeq(): number {
+    return this.lastAppended;
+  }
+
+  get committedSeq(): number {
+    return this.committed;
+  }
+
+  /** Every entry up to this one was covered by a successful fdatasync in this session (or recovered). */
+  get durableSeq(): number {
+    return this.writer.durableSeq;
+  }
+
+  /** Record bytes appended and not yet made durable. */
+  get unsyncedBytes(): number {
+    return this.appendedBytes - this.writer.durableBytesTotal;
+  }
+
+  get syncSettings(): Readonly<SyncSettings> {
+    return this.controller.settings;
+  }
+
+  /** Appends one record; resolves with its sequence number once it is as safe as the policy promises. */
+  append(type: number, payload: Buffer): Promise<number> {
+    if (this.closing) return Promise.reject(new AetherError('JOURNAL_CLOSED', 'the journal is closed'));
+    const failure = this.writer.failed;
+    if (failure) return Promise.reject(failure);
+    if (payload.length > RECORD_PAYLOAD_BYTES_MAX) {
+      return Promise.reject(new AetherError('JOURNAL_RECORD_TOO_LARGE', `a journal record holds at most ${RECORD_PAYLOAD_BYTES_MAX} bytes, got ${payload.length}`, { errno: 'EFBIG' }));
+    }
+    const seq = this.lastAppended + 1;
+    const timestampMs = this.clock.now();
+    const frame = encodeRecord(seq, timestampMs, type, this.writer.durableSeq, payload);
+    this.lastAppended = seq;
+    const offset = this.writer.place(seq, frame);
+    this.index.push(seq, frame.length, timestampMs, offset);
+    this.appendedBytes += frame.length;
+    this.metrics.appended();
+    const done = this.controller.settings.policy === 'immediate' ? this.durableWaiters.wait(seq) : this.writtenWaiters.wait(seq);
+    this.controller.onAppend();
+    this.notifyPending();
+    return done;
+  }
+
+  /** An explicit flush (reason `manual`): resolves once everything appended before it is durable. */
+  flush(): Promise<void> {
+    if (this.closing) return Promise.reject(new AetherError('JOURNAL_CLOSED', 'the journal is closed'));
+    return this.controller.flush('manual');
+  }
+
+  /**
+   * Marks every entry up to `seq` committed downstream. The pending figures drop at once; the
+   * promise resolves once the watermark is durable, and fully committed segments are released.
+   */
+  commit(seq: number): Promise<void> {
+    assert.ok(Number.isSafeInteger(seq) && seq >= 0, `commit needs a sequence number, got ${seq}`);
+    assert.ok(seq <= this.lastAppended, `cannot commit ${seq}: the last appended entry is ${this.lastAppended}`);
+    if (this.closing) return Promise.reject(new AetherError('JOURNAL_CLOSED', 'the journal is closed'));
+    if (seq > this.committed) {
+      this.committed = seq;
+      this.index.dropThrough(seq);
+      this.notifyPending();
+    }
+    return this.checkpoint.persist().then(() => this.releaseCommitted());
+  }
+
+  /** The pending entries from `fromSeq` on, in order, as far as they are written. */
+  async *entries(opts: { fromSeq?: number } = {}): AsyncGenerator<JournalEntry> {
+    let seq = Math.max(opts.fromSeq ?? 1, this.committed + 1);
+    while (seq <= this.writer.writtenSeq) {
+      const seg = this.segments.find(seq);
+      const offset = this.index.offsetOf(seq);
+      if (!seg || offset === null) {
+        // Committed (and perhaps released) while we were reading: skip to what is pending.
+        assert.ok(seq <= this.committed, `pending entry ${seq} has no segment`);
+        seq = this.committed + 1;
+        continue;
+      }
+      const lastSeq = Math.min(seg.lastSeq, this.writer.writtenSeq);
+      const file = await this.fs.open(join(this.opts.dir, seg.name), 'r');
+      try {
+        const stream = new RecordStream(file, offset, seg.writtenBytes);
+        for (; seq <= lastSeq; seq++) {
+          const r = await stream.next();
+          if (r.kind !== 'record' || r.seq !== seq) {
+            const what = r.kind === 'record' ? `sequence ${r.seq}` : r.kind;
+            throw new AetherError('JOURNAL_CORRUPT', `journal ${this.opts.dir}: reading entry ${seq} from ${seg.name} found ${what} at byte ${r.offset}`, {
+              context: { segment: seg.name, seq },
+            });
+          }
+          yield { seq, timestampMs: r.timestampMs, type: r.type, payload: Buffer.from(r.payload) };
+        }
+      } finally {
+        await file.close();
+      }
+    }
+  }
+
+  pending(): JournalPending {
+    return { pendingBytes: this.index.bytes, pendingEntries: this.index.count, oldestPendingTimestampMs: this.index.oldestTimestampMs };
+  }
+
+  onPendingChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** Applies sync settings live (from a config reload); a policy switch first flushes what is unsynced. */
+  applySyncConfig(settings: SyncSettings): Promise<void> {
+    return this.controller.apply(settings);
+  }
+
+  /** Resolves once no write, flush, or checkpoint is in progress. */
+  async idle(): Promise<void> {
+    await this.controller.settled();
+    await this.writer.idle();
+    await this.checkpoint.idle();
+    await this.releasing;
+  }
+
+  /** Flushes (reason `shutdown`, whatever the policy) and closes the files. Rejects if that flush failed. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    this.controller.close();
+    let failure: unknown = null;
+    try {
+      await this.controller.flush('shutdown');
+    } catch (err) {
+      failure = err;
+    }
+    await this.controller.settled();
+    try {
+      // After a clean shutdown everything is durable: any later damage is corruption, not a torn write.
+      await this.checkpoint.persist();
+    } catch (err) {
+      failure ??= err;
+    }
+    await this.writer.close();
+    await this.releasing;
+    const closed = new AetherError('JOURNAL_CLOSED', 'the journal was closed before this entry was durable', { errno: 'EIO' });
+    this.durableWaiters.reject(closed);
+    this.writtenWaiters.reject(closed);
+    if (failure) throw failure;
+  }
+
+  private async flushAll(): Promise<void> {
+    const target = this.lastAppended;
+    if (target > this.writer.writtenSeq) await this.writtenWaiters.wait(target);
+    await this.writer.sync();
+    this.durableWaiters.release(this.writer.durableSeq);
+    // A flush closes settled segments, which may make committed ones releasable; a failure
+    // here leaves a committed file behind, which the next open removes.
+    this.releaseCommitted().catch(() => undefined);
+  }
+
+  private onWritten(seq: number): void {
+    this.writtenWaiters.release(seq);
+    const first = this.durableWaiters.firstSeq;
+    if (first !== null && first <= seq) this.groupSync();
+  }
+
+  /** One group fsync for every `immediate` append written so far (joining a queued one if any). */
+  private groupSync(): void {
+    this.writer.sync().then(
+      (point) => this.durableWaiters.release(point.seq),
+      (err: unknown) => {
+        const throughSeq = err instanceof AetherError ? Number(err.context.throughSeq) : this.writer.writtenSeq;
+        this.durableWaiters.reject(err as Error, throughSeq);
+      },
+    );
+  }
+
+  private onWriteFailed(err: AetherError, writtenSeq: number): void {
+    // Records past `writtenSeq` never reached the file: they are not in the journal.
+    this.lastAppended = writtenSeq;
+    this.appendedBytes = this.writer.writtenBytesTotal;
+    this.index.dropAfter(writtenSeq);
+    this.writtenWaiters.reject(err);
+    this.durableWaiters.rejectAfter(err, writtenSeq);
+    this.notifyPending();
+  }
+
+  /** Removes fully committed segments, oldest first; runs one at a time, so idle() and close() can wait for it. */
+  private releaseCommitted(): Promise<void> {
+    const run = this.releasing.then(async () => {
+      for (;;) {
+        const seg = this.segments.first;
+        // Only closed, retired segments go: the active one takes records, an open one awaits fsync.
+        if (!seg || !seg.retired || seg.file || seg.lastSeq > this.checkpoint.durableCommittedSeq) return;
+        this.segments.shift(seg);
+        await this.fs.unlink(join(this.opts.dir, seg.name));
+      }
+    });
+    this.releasing = run.catch(() => undefined);
+    return run;
+  }
+
+  private notifyPending(): void {
+    for (const listener of this.listeners) {
+      try {
+        listener();
+      } catch (err) {
+        // A throwing listener is a bug in the listener; it must not undo an append that is
+        // already placed, so it surfaces as an uncaught exception instead.
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    }
+  }
+}

@@ -1,0 +1,277 @@
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { AetherError } from '../../errors.js';
+import type { JournalFs } from './fs-layer.js';
+import { GroupRun } from './group-run.js';
+import type { JournalMetrics } from './metrics.js';
+import { encodeSegmentHeader, Segment, SEGMENT_HEADER_BYTES, SegmentList } from './segment.js';
+
+/** One writev takes at most this many records and bytes, so the event loop is never held long. */
+export const WRITE_BATCH_RECORDS_MAX = 1024;
+export const WRITE_BATCH_BYTES_MAX = 1024 * 1024;
+/** After this many bytes in one go, the pump yields to the event loop before writing more. */
+const PUMP_BYTES_PER_TURN = 4 * WRITE_BATCH_BYTES_MAX;
+
+interface Queued {
+  seq: number;
+  segment: Segment;
+  offset: number;
+  frame: Buffer;
+}
+
+/** What one successful fdatasync batch covered. */
+export interface SyncPoint {
+  /** Every record up to this sequence number is durable. */
+  seq: number;
+  /** Record bytes written in this session, all durable. */
+  bytesTotal: number;
+}
+
+export interface WriterEvents {
+  /** Records up to `seq` are in the OS (in order, so every record before them is too). */
+  written(seq: number): void;
+  /** A write or a segment creation failed; nothing more will be written. */
+  failed(err: AetherError, writtenSeq: number): void;
+}
+
+/**
+ * Puts records into segment files: places each record (segment and offset) when it is
+ * appended, writes queued records in batches with one writev each, rolls to a new segment
+ * when the current one is full (creating it, then fsyncing the directory before any record
+ * goes in), and runs the fdatasync batches (one at a time, queued callers sharing the next).
+ */
+export class SegmentWriter {
+  private queue: Queued[] = [];
+  private head = 0;
+  private pumpQueued = false;
+  private creating: Promise<void> | null = null;
+  private active: Segment | null = null;
+  private failure: AetherError | null = null;
+  private readonly fsyncs: GroupRun<SyncPoint>;
+  private writtenSeqValue: number;
+  private writtenBytes = 0;
+  private durableSeqValue: number;
+  private durableBytes = 0;
+
+  constructor(
+    private readonly fs: JournalFs,
+    private readonly dir: string,
+    private readonly segmentBytes: number,
+    readonly segments: SegmentList,
+    lastSeq: number,
+    private readonly metrics: JournalMetrics,
+    private readonly events: WriterEvents,
+  ) {
+    this.writtenSeqValue = lastSeq;
+    this.durableSeqValue = lastSeq;
+    this.fsyncs = new GroupRun(() => this.syncDirty());
+  }
+
+  get writtenSeq(): number {
+    return this.writtenSeqValue;
+  }
+
+  get durableSeq(): number {
+    return this.durableSeqValue;
+  }
+
+  /** Record bytes written (to the OS) in this session. */
+  get writtenBytesTotal(): number {
+    return this.writtenBytes;
+  }
+
+  /** Record bytes made durable in this session. */
+  get durableBytesTotal(): number {
+    return this.durableBytes;
+  }
+
+  get failed(): AetherError | null {
+    return this.failure;
+  }
+
+  /** Places the record in the log (rolling to a new segment when this one is full) and queues it; returns its offset. */
+  place(seq: number, frame: Buffer): number {
+    assert.equal(this.failure, null);
+    let seg = this.active;
+    if (!seg || (seg.lastSeq >= seg.firstSeq && seg.sizeBytes + frame.length > this.segmentBytes)) seg = this.roll(seq);
+    const offset = seg.sizeBytes;
+    seg.sizeBytes += frame.length;
+    seg.lastSeq = seq;
+    this.queue.push({ seq, segment: seg, offset, frame });
+    if (!this.pumpQueued) {
+      // Appends made in the same turn of the event loop go out together in one writev.
+      this.pumpQueued = true;
+      queueMicrotask(() => this.pump());
+    }
+    return offset;
+  }
+
+  /** Makes every written record durable; concurrent callers share fdatasync batches. */
+  sync(): Promise<SyncPoint> {
+    return this.fsyncs.run();
+  }
+
+  /** Resolves once no write, segment creation or fdatasync is in progress. */
+  async idle(): Promise<void> {
+    while (this.creating || this.pumpQueued || this.head < this.queue.length) {
+      if (this.failure) break;
+      if (this.creating) await this.creating;
+      else await new Promise((r) => setImmediate(r));
+    }
+    await this.fsyncs.idle();
+  }
+
+  /** Closes every open segment file (after the caller's last flush). */
+  async close(): Promise<void> {
+    await this.idle();
+    for (const seg of this.segments.all) {
+      const file = seg.file;
+      seg.file = null;
+      await file?.close();
+    }
+  }
+
+  /** Closes the files of settled segments (retired, all bytes synced). */
+  private async closeSettled(): Promise<void> {
+    for (const seg of this.segments.all) {
+      if (seg.file && seg.settled) {
+        const file = seg.file;
+        seg.file = null;
+        // The bytes are durable already; a failing close(2) changes nothing about them.
+        await file.close().catch(() => undefined);
+      }
+    }
+  }
+
+  private roll(firstSeq: number): Segment {
+    if (this.active) this.active.retired = true;
+    const seg = new Segment(firstSeq, { lastSeq: firstSeq - 1, sizeBytes: SEGMENT_HEADER_BYTES, onDisk: false });
+    this.segments.push(seg);
+    this.active = seg;
+    return seg;
+  }
+
+  private pump(): void {
+    this.pumpQueued = false;
+    let bytesThisTurn = 0;
+    while (this.head < this.queue.length && !this.failure && !this.creating) {
+      const first = this.queue[this.head] as Queued;
+      const seg = first.segment;
+      if (!seg.file) {
+        this.create(seg);
+        return;
+      }
+      const frames: Buffer[] = [];
+      let bytes = 0;
+      let last = first;
+      for (let i = this.head; i < this.queue.length && frames.length < WRITE_BATCH_RECORDS_MAX; i++) {
+        const q = this.queue[i] as Queued;
+        if (q.segment !== seg || (frames.length > 0 && bytes + q.frame.length > WRITE_BATCH_BYTES_MAX)) break;
+        frames.push(q.frame);
+        bytes += q.frame.length;
+        last = q;
+      }
+      try {
+        seg.file.writevSync(frames, first.offset);
+      } catch (err) {
+        this.fail('JOURNAL_WRITE_FAILED', `journal write to ${seg.name} failed: ${(err as Error).message}`, err);
+        return;
+      }
+      this.head += frames.length;
+      seg.writtenBytes = first.offset + bytes;
+      this.writtenBytes += bytes;
+      this.writtenSeqValue = last.seq;
+      this.events.written(last.seq);
+      bytesThisTurn += bytes;
+      if (bytesThisTurn >= PUMP_BYTES_PER_TURN && this.head < this.queue.length) {
+        // Long bursts yield so that reads, timers and fsync completions are not starved.
+        this.pumpQueued = true;
+        setImmediate(() => this.pump());
+        break;
+      }
+    }
+    this.compactQueue();
+  }
+
+  private compactQueue(): void {
+    if (this.head === this.queue.length) {
+      this.queue = [];
+      this.head = 0;
+    } else if (this.head > 4096 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** Creates the segment file with its header and makes its name durable before any record goes in. */
+  private create(seg: Segment): void {
+    const path = join(this.dir, seg.name);
+    this.creating = (async () => {
+      const file = await this.fs.open(path, 'wx');
+      try {
+        file.writevSync([encodeSegmentHeader(seg.firstSeq)], 0);
+        await this.fs.syncDir(this.dir);
+      } catch (err) {
+        await file.close().catch(() => undefined);
+        throw err;
+      }
+      seg.file = file;
+      seg.writtenBytes = SEGMENT_HEADER_BYTES;
+    })().then(
+      () => {
+        this.creating = null;
+        this.pump();
+      },
+      (err: unknown) => {
+        this.creating = null;
+        this.fail('JOURNAL_WRITE_FAILED', `cannot create journal segment ${path}: ${(err as Error).message}`, err);
+      },
+    );
+  }
+
+  /**
+   * A failed write leaves a partial record at the end of the file, after which nothing may be
+   * written (recovery would cut it, and everything behind it). So the writer stops for good:
+   * queued records are dropped and their appends rejected; reopening the journal cuts the tail.
+   */
+  private fail(code: 'JOURNAL_WRITE_FAILED', message: string, cause: unknown): void {
+    const errno = (cause as NodeJS.ErrnoException).code === 'ENOSPC' ? 'ENOSPC' : 'EIO';
+    this.failure = new AetherError(code, message, { errno, cause, context: { writtenSeq: this.writtenSeqValue } });
+    this.queue = [];
+    this.head = 0;
+    // Forget the placements that never reached the file.
+    for (const seg of [...this.segments.all]) {
+      if (seg.lastSeq > this.writtenSeqValue) seg.lastSeq = Math.max(seg.firstSeq - 1, this.writtenSeqValue);
+      seg.sizeBytes = seg.writtenBytes;
+      if (seg.writtenBytes === 0) this.segments.remove(seg);
+    }
+    this.active = null;
+    this.events.failed(this.failure, this.writtenSeqValue);
+  }
+
+  /** One fdatasync batch over every segment with unsynced bytes. */
+  private async syncDirty(): Promise<SyncPoint> {
+    const point: SyncPoint = { seq: this.writtenSeqValue, bytesTotal: this.writtenBytes };
+    const dirty = this.segments.all.filter((s) => s.dirty).map((s) => ({ seg: s, upTo: s.writtenBytes }));
+    if (dirty.length > 0) {
+      const started = process.hrtime.bigint();
+      const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
+      try {
+        for (const d of dirty) await (d.seg.file as NonNullable<Segment['file']>).datasync();
+      } catch (err) {
+        this.metrics.fsynced('error', seconds(), 0);
+        throw new AetherError('JOURNAL_FSYNC_FAILED', `journal fdatasync failed: ${(err as Error).message}`, {
+          errno: 'EIO',
+          cause: err,
+          context: { throughSeq: point.seq },
+        });
+      }
+      this.metrics.fsynced('success', seconds(), point.bytesTotal - this.durableBytes);
+      for (const d of dirty) d.seg.syncedBytes = Math.max(d.seg.syncedBytes, d.upTo);
+    }
+    this.durableSeqValue = Math.max(this.durableSeqValue, point.seq);
+    this.durableBytes = Math.max(this.durableBytes, point.bytesTotal);
+    await this.closeSettled();
+    return point;
+  }
+}
