@@ -3,7 +3,7 @@
 // Aether's ratio to each peer. Needs root, /dev/fuse, and Debian's bindfs and rclone (installed here
 // when missing). Usage: node bench/mount.mjs [--rounds N]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';

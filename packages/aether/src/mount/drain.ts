@@ -1,4 +1,4 @@
-import type { Store, SequencedOp } from '../store/store.js';
+import type { SequencedOp } from '../store/store.js';
 import { decodeOp, OP_RECORD_TYPE } from '../tree/ops.js';
 
 /** What the drain needs of the journal. */
@@ -10,14 +10,23 @@ export interface DrainJournal {
   commit(seq: number): Promise<void>;
 }
 
+/** What the drain needs of the store: its writer (in local mode, the store's writer thread). */
+export interface DrainStore {
+  readonly appliedSeq: number;
+  applyBatch(batch: readonly SequencedOp[]): Promise<{ applied: number; rejected: { seq: number; error: string }[] }>;
+}
+
 export interface DrainOptions {
   maxBatchEntries: number;
   maxBatchBytes: number;
-  /** How often to look for newly durable entries while some are waiting. */
-  pollMs: number;
+  /**
+   * How long new entries wait before a pass starts: passes then carry many entries, so their
+   * commits (an fsync each) do not compete with every single FUSE request.
+   */
+  delayMs: number;
 }
 
-const DEFAULTS: DrainOptions = { maxBatchEntries: 8192, maxBatchBytes: 64 * 1024 * 1024, pollMs: 10 };
+const DEFAULTS: DrainOptions = { maxBatchEntries: 8192, maxBatchBytes: 64 * 1024 * 1024, delayMs: 50 };
 
 /**
  * Local mode's drain: commits durable journal entries into the embedded store in order, in
@@ -36,7 +45,7 @@ export class LocalDrain {
 
   constructor(
     private readonly journal: DrainJournal,
-    private readonly store: Store,
+    private readonly store: DrainStore,
     private readonly onCommitted: (seq: number) => void,
     private readonly log: (msg: string) => void,
     opts: Partial<DrainOptions> = {},
@@ -62,8 +71,17 @@ export class LocalDrain {
     return Math.max(0, this.journal.lastSeq - Math.max(this.store.appliedSeq, this.journal.committedSeq));
   }
 
-  /** Starts a drain pass unless one runs, it is paused, or nothing is waiting. */
+  /** Schedules a drain pass unless one is due or running, it is paused, or nothing is waiting. */
   kick(): void {
+    if (this.closed || this.pausedFlag || this.running) return;
+    if (this.journal.lastSeq <= this.store.appliedSeq) return this.settle();
+    this.schedule();
+  }
+
+  /** Starts a pass now. */
+  private run(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
     if (this.closed || this.pausedFlag || this.running) return;
     if (this.journal.lastSeq <= this.store.appliedSeq) return this.settle();
     this.running = this.pass()
@@ -80,10 +98,7 @@ export class LocalDrain {
   }
 
   private schedule(): void {
-    this.timer ??= setTimeout(() => {
-      this.timer = null;
-      this.kick();
-    }, this.opts.pollMs);
+    this.timer ??= setTimeout(() => this.run(), this.opts.delayMs);
   }
 
   private settle(): void {
@@ -95,7 +110,7 @@ export class LocalDrain {
   whenIdle(): Promise<void> {
     return new Promise((resolve) => {
       this.idleWaiters.push(resolve);
-      this.kick();
+      this.run();
       this.settle();
     });
   }
@@ -116,7 +131,7 @@ export class LocalDrain {
       }
       if (batch.length === 0) return;
       const last = batch[batch.length - 1]!.seq;
-      const r = this.store.applyBatch(batch);
+      const r = await this.store.applyBatch(batch);
       for (const x of r.rejected) this.log(`store refused journal entry ${x.seq}: ${x.error}`);
       await this.journal.commit(last);
       this.lastError = null;

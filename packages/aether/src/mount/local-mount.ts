@@ -11,6 +11,7 @@ import { FileCache } from '../runtime/cache/index.js';
 import { BackpressureCoordinator } from '../runtime/infra/backpressure/index.js';
 import { systemClock } from '../runtime/infra/clock.js';
 import { inspectJournal, Journal, journalOptionsFromConfig, observeJournalConfig } from '../runtime/journal/index.js';
+import { StoreWriterClient } from '../store/store-client.js';
 import { Store } from '../store/store.js';
 import { MemoryMeta } from '../tree/meta.js';
 import { decodeOp, OP_RECORD_TYPE } from '../tree/ops.js';
@@ -43,6 +44,7 @@ export class LocalMount {
   private control: ControlServer | undefined;
   private metricsServer: MetricsServer | undefined;
   private store: Store | undefined;
+  private storeWriter: StoreWriterClient | undefined;
   private journal: Journal | undefined;
   private cache: FileCache | undefined;
   private coordinator: BackpressureCoordinator | undefined;
@@ -95,10 +97,11 @@ export class LocalMount {
     const view = new MemoryMeta();
     store.loadInto(view);
     const coordinator = (this.coordinator = new BackpressureCoordinator({ registry: this.registry, config, journal, cache }));
-    const vfs = (this.vfs = new Vfs({ view, committed: store, journal, cache, gate: coordinator.gate, clock: systemClock, maxIno: store.maxIno }));
+    const vfs = (this.vfs = new Vfs({ view, committed: store, journal, cache, gate: coordinator.gate, clock: systemClock, maxIno: store.maxIno, log: this.log }));
     await this.replay(vfs, journal, store.appliedSeq);
 
-    const drain = (this.drain = new LocalDrain(journal, store, (seq) => {
+    const writer = (this.storeWriter = new StoreWriterClient(join(this.stateDir, 'store'), store.appliedSeq));
+    const drain = (this.drain = new LocalDrain(journal, writer, (seq) => {
       cache.commit(seq);
       vfs.committed(seq);
     }, this.log));
@@ -124,7 +127,7 @@ export class LocalMount {
         maxWriteBytes: 131072,
         // libfuse's high-level API gives each name of a hard-linked file its own kernel inode, so cached
         // attributes of one name go stale when the file changes through another: attributes are never cached.
-        attrTimeoutSeconds: 0,
+        attrTimeoutSeconds: 1,
         useIno: true,
       },
       { onHandlerError: (op, err) => this.log(`${op}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`) },
@@ -237,6 +240,7 @@ export class LocalMount {
     await step('journal', () => this.journal?.close());
     await step('backpressure', () => this.coordinator?.close());
     await step('cache', () => this.cache?.close());
+    await step('store writer', () => this.storeWriter?.close());
     await step('store', () => this.store?.close());
     await step('metrics', () => this.metricsServer?.close());
     await step('control', () => this.control?.close());

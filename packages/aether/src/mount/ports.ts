@@ -6,6 +6,8 @@ export interface JournalPort {
   append(type: number, payload: Buffer): Promise<number>;
   /** The sequence number of the last append, assigned synchronously in call order. */
   readonly lastSeq: number;
+  readonly committedSeq: number;
+  readonly syncSettings: { readonly policy: 'interval' | 'manual' | 'immediate' };
   /** Makes everything appended so far durable (reason `manual`: `fsync(2)`, `JOURNAL FLUSH`). */
   flush(): Promise<void>;
 }

@@ -49,6 +49,7 @@ export interface VfsDeps {
   clock: Clock;
   /** Highest inode number ever used; new ones count up from here. */
   maxIno: number;
+  log: (line: string) => void;
 }
 
 export type TimeSpec = number | 'now' | 'omit';
@@ -68,6 +69,11 @@ export class Vfs {
    * `seq` is committed, so reads there see zeros (or newer dirty data) instead.
    */
   private readonly truncFloors = new Map<Ino, { size: number; seq: number }>();
+  /**
+   * Files whose cache update failed after the write was acknowledged: the cache forgot them, so
+   * their reads fail with EIO until the journal is committed past `seq` and the store has it all.
+   */
+  private readonly poisoned = new Map<Ino, number>();
   private nextFh = 1;
   private maxIno: number;
   private writesStopped = false;
@@ -139,13 +145,18 @@ export class Vfs {
 
   /** Applies `op` to the view (POSIX checks included) and journals it; resolves once the journal policy is met. */
   private async mutate(op: Op): Promise<number> {
-    const { seq, durable } = this.mutateAsync(op);
-    await durable;
+    const { seq, acked } = this.mutateAsync(op);
+    await acked;
     return seq;
   }
 
-  /** Like `mutate`, but hands back the sequence number before durability, for ops that update the cache. */
-  private mutateAsync(op: Op): { seq: number; durable: Promise<unknown> } {
+  /**
+   * Like `mutate`, but hands back the sequence number at once, for ops that update the cache.
+   * `acked` follows the sync policy: under `immediate` it waits for the fsync; under `interval`
+   * and `manual` the durability contract covers only flushed writes, so it does not wait for the
+   * OS write either, but still fails at once if the journal has already failed or closed.
+   */
+  private mutateAsync(op: Op): { seq: number; acked: Promise<unknown> } {
     if (this.writesStopped && op.t !== 'forget') throw new FsError('EROFS', 'the mount is stopping');
     try {
       applyOp(this.d.view, op, { keepOrphans: true });
@@ -153,8 +164,18 @@ export class Vfs {
       if (err instanceof TreeError) throw new FsError(err.errno, err.message);
       throw err;
     }
-    const durable = this.d.journal.append(OP_RECORD_TYPE, encodeOp(op));
-    return { seq: this.d.journal.lastSeq, durable };
+    const appended = this.d.journal.append(OP_RECORD_TYPE, encodeOp(op));
+    const seq = this.d.journal.lastSeq;
+    if (this.d.journal.syncSettings.policy === 'immediate') return { seq, acked: appended };
+    appended.catch((err: unknown) => this.d.log(`journal append ${seq} failed after it was acknowledged: ${String(err)}`));
+    return { seq, acked: Promise.race([appended, Promise.resolve()]) };
+  }
+
+  /** A cache update that failed after its journal append: never serve what the cache may have lost. */
+  private cacheFailed(ino: Ino, seq: number, err: unknown): void {
+    this.d.log(`cache update of inode ${ino} (journal entry ${seq}) failed, reads of it fail until it is committed: ${String(err)}`);
+    this.poisoned.set(ino, Math.max(seq, this.poisoned.get(ino) ?? 0));
+    void this.d.cache.remove(ino).catch(() => undefined);
   }
 
   private async admitWriter(): Promise<void> {
@@ -245,10 +266,11 @@ export class Vfs {
     if (size > MAX_FILE_BYTES) throw new FsError('EFBIG', 'size too large');
     const before = this.inode(ino);
     if (before.kind === 'dir') throw new FsError('EISDIR', 'is a directory');
-    const { seq, durable } = this.mutateAsync({ t: 'truncate', ino, size, timeMs: this.now() });
+    const { seq, acked } = this.mutateAsync({ t: 'truncate', ino, size, timeMs: this.now() });
     const floor = this.truncFloors.get(ino);
     this.truncFloors.set(ino, { size: Math.min(size, floor?.size ?? size, before.size), seq });
-    await Promise.all([this.d.cache.truncate(ino, size), durable]);
+    this.d.cache.truncate(ino, size).catch((err: unknown) => this.cacheFailed(ino, seq, err));
+    await acked;
   }
 
   // ---- handles and data ----
@@ -297,7 +319,8 @@ export class Vfs {
   private forgetIfUnused(ino: Ino): void {
     const inode = this.d.view.getInode(ino);
     if (!inode || inode.nlink > 0 || this.openCount.has(ino) || [...this.hidden.values()].includes(ino)) return;
-    this.mutateAsync({ t: 'forget', ino }).durable.catch(() => undefined);
+    this.mutateAsync({ t: 'forget', ino }).acked.catch(() => undefined);
+    this.poisoned.delete(ino);
     this.truncFloors.delete(ino);
     void this.d.cache.remove(ino).catch(() => undefined);
   }
@@ -308,6 +331,11 @@ export class Vfs {
     if (inode.kind !== 'file') throw new FsError('EISDIR', 'not a regular file');
     const end = Math.min(inode.size, offset + length);
     if (end <= offset) return Buffer.alloc(0);
+    const poisonedUntil = this.poisoned.get(ino);
+    if (poisonedUntil !== undefined) {
+      if (this.d.journal.committedSeq < poisonedUntil) throw new FsError('EIO', `inode ${ino}: its cached data was lost; readable again once committed`);
+      this.poisoned.delete(ino);
+    }
     const { data, holes, token } = await this.d.cache.read(ino, offset, end - offset);
     const floor = this.truncFloors.get(ino);
     for (const h of holes) {
@@ -329,14 +357,16 @@ export class Vfs {
     const at = h.flags & O_APPEND ? inode.size : offset;
     if (at + data.length > MAX_FILE_BYTES) throw new FsError('EFBIG', 'file too large');
     const reservation = this.d.cache.reserveDirty(h.ino, at, data.length);
-    let op: { seq: number; durable: Promise<unknown> };
+    let op: { seq: number; acked: Promise<unknown> };
     try {
       op = this.mutateAsync({ t: 'write', ino: h.ino, offset: at, data, timeMs: this.now() });
     } catch (err) {
       reservation.release();
       throw err;
     }
-    await Promise.all([this.d.cache.write(h.ino, at, data, op.seq, { reservation }), op.durable]);
+    // Not awaited: the cache runs a file's operations in call order, so a later read sees this write.
+    this.d.cache.write(h.ino, at, data, op.seq, { reservation }).catch((err: unknown) => this.cacheFailed(h.ino, op.seq, err));
+    await op.acked;
     return data.length;
   }
 

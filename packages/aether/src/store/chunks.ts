@@ -1,82 +1,159 @@
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Database, Statement } from 'better-sqlite3';
+import { AetherError } from '../errors.js';
+
+/** A pack is closed for appends once it reaches this size. */
+export const PACK_BYTES_MAX = 64 * 1024 * 1024;
+
+interface ChunkRow {
+  pack: number;
+  offset: number;
+  length: number;
+}
 
 /**
- * Content-addressed chunks on disk: `chunks/ab/abcdef...` named by SHA-256. A chunk is written to a
- * temporary name, fsynced, then renamed, so a crash never leaves a chunk whose name lies about its bytes.
+ * Content-addressed chunks on disk, named by SHA-256 and kept in append-only pack files
+ * (`packs/<n>.pack`) indexed in SQLite. A batch's new chunks go into the pack with one write and
+ * one fdatasync, then their index rows commit in the batch's own transaction: thousands of small
+ * files cost one fsync, not one each, and a crash leaves at most an unindexed tail in a pack.
  */
 export class ChunkStore {
-  private readonly dirsMade = new Set<string>();
-  private readonly unsyncedDirs = new Set<string>();
+  private readonly st: Record<'get' | 'put' | 'live' | 'dropDead' | 'packs' | 'packLive', Statement>;
+  private readonly readFds = new Map<number, number>();
+  private pack: { n: number; size: number } | undefined;
 
-  constructor(readonly dir: string) {
+  constructor(
+    readonly dir: string,
+    private readonly db: Database,
+  ) {
     mkdirSync(dir, { recursive: true });
+    this.st = {
+      get: db.prepare('SELECT pack, offset, length FROM chunks WHERE hash = ?'),
+      put: db.prepare('INSERT OR IGNORE INTO chunks (hash, pack, offset, length) VALUES (?, ?, ?, ?)'),
+      live: db.prepare('SELECT COUNT(*) AS n FROM chunks'),
+      dropDead: db.prepare('DELETE FROM chunks WHERE hash NOT IN (SELECT DISTINCT hash FROM blocks)'),
+      packs: db.prepare('SELECT DISTINCT pack FROM chunks'),
+      packLive: db.prepare('SELECT 1 FROM chunks WHERE pack = ? LIMIT 1'),
+    };
   }
 
   static hash(data: Buffer): string {
     return createHash('sha256').update(data).digest('hex');
   }
 
-  pathOf(hash: string): string {
-    return join(this.dir, hash.slice(0, 2), hash);
+  private packPath(n: number): string {
+    return join(this.dir, `${n}.pack`);
   }
 
   has(hash: string): boolean {
-    return existsSync(this.pathOf(hash));
+    return this.st.get.get(hash) !== undefined;
   }
 
-  /** Stores `data` (if new) and returns its hash. Call `syncDirs()` before relying on it after a crash. */
-  put(data: Buffer): string {
-    const hash = ChunkStore.hash(data);
-    const path = this.pathOf(hash);
-    if (existsSync(path)) return hash;
-    const sub = join(this.dir, hash.slice(0, 2));
-    if (!this.dirsMade.has(sub)) {
-      mkdirSync(sub, { recursive: true });
-      this.dirsMade.add(sub);
-    }
-    const tmp = `${path}.tmp`;
-    const fd = openSync(tmp, 'w');
+  /** The pack new chunks go to: the newest one, or a new one once it is full. */
+  private currentPack(): { n: number; size: number } {
+    if (this.pack && this.pack.size < PACK_BYTES_MAX) return this.pack;
+    if (this.pack) return (this.pack = { n: this.pack.n + 1, size: 0 });
+    const numbers = readdirSync(this.dir)
+      .map((f) => /^(\d+)\.pack$/.exec(f)?.[1])
+      .filter((x): x is string => x !== undefined)
+      .map(Number);
+    const n = numbers.length ? Math.max(...numbers) : 1;
+    const size = existsSync(this.packPath(n)) ? fstatSize(this.packPath(n)) : 0;
+    return (this.pack = size >= PACK_BYTES_MAX ? { n: n + 1, size: 0 } : { n, size });
+  }
+
+  /** How many chunks are stored. */
+  get count(): number {
+    return (this.st.live.get() as { n: number }).n;
+  }
+
+  /**
+   * Appends every chunk not stored yet to the current pack, makes it durable, and records it in
+   * the open transaction. Call inside the batch's transaction, before its COMMIT.
+   */
+  async putMany(chunks: ReadonlyMap<string, Buffer>): Promise<void> {
+    const todo = [...chunks].filter(([hash]) => !this.has(hash));
+    if (todo.length === 0) return;
+    const { n, size } = this.currentPack();
+    const fh = await open(this.packPath(n), 'a');
+    let end: number;
     try {
-      writeSync(fd, data);
-      fsyncSync(fd);
+      // The real end of the file: a crash may have left an unindexed tail, which stays unused.
+      const offset0 = (await fh.stat()).size;
+      await fh.writev(todo.map(([, data]) => data));
+      await fh.datasync();
+      end = offset0;
     } finally {
-      closeSync(fd);
+      await fh.close();
     }
-    renameSync(tmp, path);
-    this.unsyncedDirs.add(sub);
-    return hash;
-  }
-
-  /** Makes the renames of `put` durable: one fsync per touched directory, batched. */
-  syncDirs(): void {
-    for (const d of this.unsyncedDirs) {
-      const fd = openSync(d, 'r');
-      try {
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
+    if (size === 0) await syncDir(this.dir);
+    let offset = end;
+    for (const [hash, data] of todo) {
+      this.st.put.run(hash, n, offset, data.length);
+      offset += data.length;
     }
-    this.unsyncedDirs.clear();
+    this.pack = { n, size: offset };
   }
 
   get(hash: string): Buffer {
-    return readFileSync(this.pathOf(hash));
+    const row = this.st.get.get(hash) as ChunkRow | undefined;
+    if (!row) throw new AetherError('STORE_CORRUPT', `chunk ${hash} is not in the store`);
+    let fd = this.readFds.get(row.pack);
+    if (fd === undefined) {
+      fd = openSync(this.packPath(row.pack), 'r');
+      this.readFds.set(row.pack, fd);
+    }
+    const out = Buffer.allocUnsafe(row.length);
+    const got = readSync(fd, out, 0, row.length, row.offset);
+    if (got !== row.length) throw new AetherError('STORE_CORRUPT', `pack ${row.pack} is shorter than its index says (chunk ${hash})`);
+    return out;
   }
 
-  /** Deletes every chunk not in `live`; returns how many were removed. */
-  collect(live: ReadonlySet<string>): number {
-    let removed = 0;
-    for (const sub of readdirSync(this.dir)) {
-      for (const name of readdirSync(join(this.dir, sub))) {
-        if (!live.has(name)) {
-          rmSync(join(this.dir, sub, name), { force: true });
-          removed++;
-        }
+  /** Forgets chunks no block refers to and deletes packs left with none; returns how many chunks were dropped. */
+  collect(): number {
+    const before = this.count;
+    this.st.dropDead.run();
+    const dropped = before - this.count;
+    const live = new Set((this.st.packs.all() as { pack: number }[]).map((r) => r.pack));
+    const current = this.currentPack().n;
+    for (const f of readdirSync(this.dir)) {
+      const n = Number(/^(\d+)\.pack$/.exec(f)?.[1]);
+      if (Number.isInteger(n) && !live.has(n) && n !== current) {
+        this.closeFd(n);
+        rmSync(this.packPath(n), { force: true });
       }
     }
-    return removed;
+    return dropped;
+  }
+
+  private closeFd(n: number): void {
+    const fd = this.readFds.get(n);
+    if (fd !== undefined) closeSync(fd);
+    this.readFds.delete(n);
+  }
+
+  close(): void {
+    for (const n of [...this.readFds.keys()]) this.closeFd(n);
+  }
+}
+
+function fstatSize(path: string): number {
+  const fd = openSync(path, 'r');
+  try {
+    return fstatSync(fd).size;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }

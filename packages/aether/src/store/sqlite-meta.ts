@@ -2,7 +2,7 @@ import type { Database, Statement } from 'better-sqlite3';
 import type { Inode } from '../tree/inode.js';
 import type { MetaTx } from '../tree/meta.js';
 import type { Ino } from '../tree/ops.js';
-import type { ChunkStore } from './chunks.js';
+import { ChunkStore } from './chunks.js';
 
 /** Files are stored as fixed-size blocks, each a content-addressed chunk; absent blocks are holes. */
 export const BLOCK_BYTES = 64 * 1024;
@@ -124,10 +124,12 @@ export class SqliteMeta implements MetaTx {
   }
 
   /**
-   * Hashes and stores every block touched in this batch, cut to the file's size (a 4 KiB file
-   * costs a 4 KiB chunk); all-zero blocks become holes.
+   * Hashes every block touched in this batch, cut to the file's size (a 4 KiB file costs a 4 KiB
+   * chunk), and records it; all-zero blocks become holes. Returns the chunks the caller must make
+   * durable before committing.
    */
-  finish(): void {
+  finish(): Map<string, Buffer> {
+    const newChunks = new Map<string, Buffer>();
     for (const b of this.dirtyBlocks.values()) {
       const inode = this.getInode(b.ino);
       if (inode === undefined) continue;
@@ -136,10 +138,12 @@ export class SqliteMeta implements MetaTx {
         this.st.dropBlock!.run(b.ino, b.idx);
         continue;
       }
-      this.st.putBlock!.run(b.ino, b.idx, this.chunks.put(data));
+      const hash = ChunkStore.hash(data);
+      newChunks.set(hash, Buffer.from(data));
+      this.st.putBlock!.run(b.ino, b.idx, hash);
     }
     this.dirtyBlocks.clear();
-    this.chunks.syncDirs();
+    return newChunks;
   }
 }
 

@@ -22,7 +22,13 @@ export interface SequencedOp {
  */
 export class Store {
   private readonly db: Database.Database;
+  /**
+   * A second connection for reads: it sees only committed batches, so a read that runs while a
+   * batch waits for its chunks to reach the disk never sees blocks whose chunks are not there yet.
+   */
+  private readonly reader: Database.Database;
   readonly chunks: ChunkStore;
+  private applying: Promise<unknown> = Promise.resolve();
 
   private constructor(readonly dir: string, rootOwner: { uid: number; gid: number }) {
     mkdirSync(dir, { recursive: true });
@@ -30,9 +36,10 @@ export class Store {
     // WAL with synchronous=FULL: a committed batch survives power loss before the journal releases it.
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
-    this.chunks = new ChunkStore(join(dir, 'chunks'));
     this.migrate();
-    if (!this.getInode(ROOT_INO)) this.createRoot(rootOwner);
+    this.chunks = new ChunkStore(join(dir, 'packs'), this.db);
+    if (!new SqliteMeta(this.db, this.chunks).getInode(ROOT_INO)) this.createRoot(rootOwner);
+    this.reader = new Database(join(dir, 'meta.sqlite'), { readonly: true });
   }
 
   static open(dir: string, rootOwner = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }): Store {
@@ -76,14 +83,23 @@ export class Store {
   }
 
   /**
-   * Applies ops in order in one transaction. An op that fails its POSIX checks is skipped (the
-   * mount validated it against its own view; the store may have diverged only through a bug,
-   * and one bad op must not wedge every later one); its error is returned.
+   * Applies ops in order as one atomic, durable batch. An op that fails its POSIX checks is
+   * skipped (the mount validated it against its own view; the store can only have diverged
+   * through a bug, and one bad op must not wedge every later one); its error is returned. The
+   * chunks a batch creates are written and fsynced off the event loop before the commit, so the
+   * committed metadata never names a chunk that is not on disk. Batches run one at a time.
    */
-  applyBatch(batch: readonly SequencedOp[]): { applied: number; rejected: { seq: number; error: string }[] } {
+  applyBatch(batch: readonly SequencedOp[]): Promise<{ applied: number; rejected: { seq: number; error: string }[] }> {
+    const run = this.applying.then(() => this.applyNow(batch));
+    this.applying = run.catch(() => undefined);
+    return run;
+  }
+
+  private async applyNow(batch: readonly SequencedOp[]): Promise<{ applied: number; rejected: { seq: number; error: string }[] }> {
     const rejected: { seq: number; error: string }[] = [];
     let applied = 0;
-    this.db.transaction(() => {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
       const meta = new SqliteMeta(this.db, this.chunks);
       let last = this.appliedSeq;
       let maxIno = this.maxIno;
@@ -98,15 +114,22 @@ export class Store {
         }
         last = seq;
       }
-      meta.finish();
+      const chunks = meta.finish();
       this.setMeta('applied_seq', last);
       this.setMeta('max_ino', maxIno);
-    })();
+      await this.chunks.putMany(chunks);
+      this.db.exec('COMMIT');
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    }
     return { applied, rejected };
   }
 
+  /** The committed inode (reader connection). */
   getInode(ino: Ino): Inode | undefined {
-    return new SqliteMeta(this.db, this.chunks).getInode(ino);
+    const r = this.reader.prepare('SELECT * FROM inodes WHERE ino = ?').get(ino) as InodeRow | undefined;
+    return r ? toInode(r) : undefined;
   }
 
   /** Reads committed file content; holes and bytes past a block's stored length read as zeros. */
@@ -116,7 +139,7 @@ export class Store {
     const end = Math.min(inode.size, offset + length);
     if (end <= offset) return Buffer.alloc(0);
     const out = Buffer.alloc(end - offset);
-    const rows = this.db
+    const rows = this.reader
       .prepare('SELECT idx, hash FROM blocks WHERE ino = ? AND idx >= ? AND idx <= ?')
       .all(ino, Math.floor(offset / BLOCK_BYTES), Math.floor((end - 1) / BLOCK_BYTES)) as { idx: number; hash: string }[];
     for (const { idx, hash } of rows) {
@@ -141,10 +164,9 @@ export class Store {
     return orphans;
   }
 
-  /** Deletes chunk files no block refers to. */
+  /** Forgets chunks no block refers to and deletes packs left empty. */
   collectChunks(): number {
-    const live = new Set((this.db.prepare('SELECT DISTINCT hash FROM blocks').all() as { hash: string }[]).map((r) => r.hash));
-    return this.chunks.collect(live);
+    return this.chunks.collect();
   }
 
   /** Loads the whole committed tree into memory (the mount's starting view). */
@@ -156,6 +178,8 @@ export class Store {
   }
 
   close(): void {
+    this.chunks.close();
+    this.reader.close();
     this.db.close();
   }
 }

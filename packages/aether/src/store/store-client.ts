@@ -1,0 +1,58 @@
+import { Worker } from 'node:worker_threads';
+import { AetherError } from '../errors.js';
+import type { SequencedOp } from './store.js';
+
+export interface BatchResult {
+  applied: number;
+  rejected: { seq: number; error: string }[];
+}
+
+type Reply = { id: number; ok: true; result: BatchResult; appliedSeq: number } | { id: number; ok: false; error: string };
+
+/** Sends batches to the store's writer thread (`store-worker`), one at a time, in order. */
+export class StoreWriterClient {
+  private readonly worker: Worker;
+  private readonly waiting = new Map<number, { resolve: (r: BatchResult) => void; reject: (e: Error) => void }>();
+  private nextId = 1;
+  private failure: Error | null = null;
+  /** Highest journal sequence the writer has committed. */
+  appliedSeq: number;
+
+  constructor(dir: string, appliedSeq: number, owner = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }) {
+    this.appliedSeq = appliedSeq;
+    this.worker = new Worker(new URL('./store-worker.js', import.meta.url), { workerData: { dir, ...owner } });
+    this.worker.on('message', (r: Reply) => {
+      const w = this.waiting.get(r.id);
+      if (!w) return;
+      this.waiting.delete(r.id);
+      if (r.ok) {
+        this.appliedSeq = Math.max(this.appliedSeq, r.appliedSeq);
+        w.resolve(r.result);
+      } else w.reject(new AetherError('STORE_CORRUPT', `store batch failed: ${r.error}`));
+    });
+    this.worker.on('error', (err) => this.fail(err));
+    this.worker.on('exit', (code) => this.fail(new Error(`the store writer thread exited (${code})`)));
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    for (const w of this.waiting.values()) w.reject(err);
+    this.waiting.clear();
+  }
+
+  applyBatch(batch: readonly SequencedOp[]): Promise<BatchResult> {
+    if (this.failure) return Promise.reject(this.failure);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.waiting.set(id, { resolve, reject });
+      this.worker.postMessage({ id, batch });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.failure) return;
+    const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
+    this.worker.postMessage('close');
+    await exited;
+  }
+}
