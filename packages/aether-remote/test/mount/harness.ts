@@ -1,0 +1,116 @@
+/**
+ * Runs `aether mount` in a child process for tests (the test process must never serve its own
+ * mount) and cleans up after it, whatever happens.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', '..');
+export const bin = join(repo, 'packages', 'aether-remote', 'bin', 'aether.js');
+
+export interface MountProcess {
+  mnt: string;
+  stateDir: string;
+  proc: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  /** SIGTERM and wait for a clean exit; resolves with the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL, then detach the dead FUSE mount. */
+  kill9(): Promise<void>;
+  /** `aether ARGS --state-dir <stateDir>` in another process. */
+  ctl(args: string[], env?: Record<string, string>): { code: number | null; out: string; err: string };
+}
+
+export interface StartOptions {
+  mnt?: string;
+  stateDir?: string;
+  env?: Record<string, string>;
+  args?: string[];
+}
+
+export function tempDir(prefix = 'aether-mnt-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export function unmountLazy(mnt: string): void {
+  spawnSync('fusermount3', ['-u', '-z', mnt], { stdio: 'ignore' });
+  spawnSync('fusermount', ['-u', '-z', mnt], { stdio: 'ignore' });
+}
+
+const live = new Set<MountProcess>();
+process.on('exit', () => {
+  for (const m of live) {
+    m.proc.kill('SIGKILL');
+    unmountLazy(m.mnt);
+  }
+});
+
+/** Starts a mount and resolves once it is serving (its "mounted" line); rejects if it exits first. */
+export async function startMount(opts: StartOptions = {}): Promise<MountProcess> {
+  const base = opts.mnt && opts.stateDir ? '' : tempDir();
+  const mnt = opts.mnt ?? join(base, 'mnt');
+  const stateDir = opts.stateDir ?? join(base, 'state');
+  mkdirSync(mnt, { recursive: true });
+  const proc = spawn(process.execPath, [bin, 'mount', mnt, '--state-dir', stateDir, ...(opts.args ?? [])], {
+    env: { ...process.env, AFS_AETHER_METRICS_LISTEN: '127.0.0.1:0', AFS_AETHER_CONFIG: '', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`mount did not come up in 30 s:\n${err}`)), 30_000);
+    const check = (): void => {
+      if (out.includes('aether: mounted')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    proc.stdout!.on('data', check);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`mount exited with ${code} before mounting:\n${err}`));
+    });
+  });
+  const m: MountProcess = {
+    mnt,
+    stateDir,
+    proc,
+    stdout: () => out,
+    stderr: () => err,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      const code = await exited;
+      live.delete(m);
+      unmountLazy(mnt);
+      return code;
+    },
+    async kill9() {
+      proc.kill('SIGKILL');
+      await exited;
+      live.delete(m);
+      unmountLazy(mnt);
+    },
+    ctl(args, env = {}) {
+      const r = spawnSync(process.execPath, [bin, ...args, '--state-dir', stateDir], { encoding: 'utf8', env: { ...process.env, AFS_AETHER_CONFIG: '', ...env } });
+      return { code: r.status, out: r.stdout, err: r.stderr };
+    },
+  };
+  live.add(m);
+  return m;
+}
+
+/** Stops every mount a test left running; use in `after` hooks. */
+export async function stopAll(): Promise<void> {
+  for (const m of [...live]) await m.stop().catch(() => m.kill9());
+}
+
+export function cleanup(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
