@@ -178,12 +178,17 @@ export class Vfs {
     void this.d.cache.remove(ino).catch(() => undefined);
   }
 
+  /**
+   * Backpressure: data writes, truncations and attribute changes wait at the gate. Namespace
+   * operations (create, mkdir, link, unlink, rmdir, rename) do not: the kernel holds the parent
+   * directory's lock while they run, so holding one back would block `ls` and every lookup in that
+   * directory, and reads must never wait.
+   */
   private async admitWriter(): Promise<void> {
     if (!this.d.gate.isOpen) await this.d.gate.admit();
   }
 
   async mknode(path: string, kind: Kind, mode: number, uid: number, gid: number, target?: string): Promise<Ino> {
-    await this.admitWriter();
     const { parent, name } = this.parentAndName(path);
     if (kindOfMode(mode) === undefined) throw new FsError('ENOTSUP', 'only regular files, directories and symbolic links are supported');
     const ino = ++this.maxIno;
@@ -192,14 +197,12 @@ export class Vfs {
   }
 
   async link(existing: string, path: string): Promise<void> {
-    await this.admitWriter();
     const ino = this.resolve(existing);
     const { parent, name } = this.parentAndName(path);
     await this.mutate({ t: 'link', parent, name, ino, timeMs: this.now() });
   }
 
   async unlink(path: string): Promise<void> {
-    await this.admitWriter();
     const hid = this.hidden.get(path);
     if (hid !== undefined) {
       // libfuse removes the hidden name on the last release: the inode can go now.
@@ -214,13 +217,11 @@ export class Vfs {
   }
 
   async rmdir(path: string): Promise<void> {
-    await this.admitWriter();
     const { parent, name } = this.parentAndName(path);
     await this.mutate({ t: 'rmdir', parent, name, timeMs: this.now() });
   }
 
   async rename(from: string, to: string, flags = 0): Promise<void> {
-    await this.admitWriter();
     const dst = this.parentAndName(to);
     if (dst.name.startsWith(HIDDEN_PREFIX)) {
       // libfuse hides an unlinked file that is still open: for Aether that is an unlink whose inode lives on.
