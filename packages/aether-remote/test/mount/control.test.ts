@@ -1,0 +1,104 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { bin, startMount, stopAll, tempDir } from './harness.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const json = <T>(r: { code: number | null; out: string; err: string }): T => {
+  assert.equal(r.code, 0, r.err);
+  return JSON.parse(r.out) as T;
+};
+
+async function metric(address: string, line: RegExp): Promise<number> {
+  const text = await (await fetch(`http://${address}/metrics`)).text();
+  const m = text.split('\n').find((l) => line.test(l));
+  return m ? Number(m.split(' ').pop()) : 0;
+}
+
+describe('operating a mount: control commands, reload, status', () => {
+  after(stopAll);
+
+  it('status --json reports mount point, state dir, metrics address and sync state; the socket is 0600', async () => {
+    const m = await startMount();
+    const s = json<Record<string, unknown>>(m.ctl(['status', '--json']));
+    assert.equal(s.mountpoint, m.mnt);
+    assert.equal(s.state_dir, m.stateDir);
+    assert.match(String(s.metrics_address), /^127\.0\.0\.1:\d+$/);
+    assert.notEqual(s.metrics_address, '127.0.0.1:0');
+    assert.deepEqual((s.sync as { state: string }).state, 'running');
+    assert.equal(statSync(join(m.stateDir, 'control.sock')).mode & 0o777, 0o600);
+    assert.equal(json<{ sync: string }>(m.ctl(['sync', 'pause', '--json'])).sync, 'paused');
+    assert.equal((json<{ sync: { state: string } }>(m.ctl(['status', '--json'])).sync).state, 'paused');
+    assert.equal(json<{ sync: string }>(m.ctl(['sync', 'resume', '--json'])).sync, 'running');
+    const plain = m.ctl(['status']);
+    assert.match(plain.out, /^mountpoint: /m);
+    await m.stop();
+  });
+
+  it('journal flush is a manual flush; journal inspect and cache inspect/clear answer JSON', async () => {
+    const m = await startMount({ env: { AFS_AETHER_JOURNAL_SYNC_POLICY: 'manual' } });
+    const address = json<{ metrics_address: string }>(m.ctl(['status', '--json'])).metrics_address;
+    writeFileSync(join(m.mnt, 'f'), 'data');
+    const before = await metric(address, /^aether_journal_wal_flush_total\{reason="manual",outcome="success"\}/);
+    assert.equal(json<{ flushed: boolean }>(m.ctl(['journal', 'flush', '--json'])).flushed, true);
+    assert.equal(await metric(address, /^aether_journal_wal_flush_total\{reason="manual",outcome="success"\}/), before + 1);
+    const inspect = json<{ segments: unknown[]; last_seq: number; torn_tail: { found: boolean } }>(m.ctl(['journal', 'inspect', '--json']));
+    assert.ok(inspect.last_seq >= 2 && inspect.segments.length >= 1);
+    assert.equal(inspect.torn_tail.found, false);
+    const cache = json<{ dirty_bytes: number; clean_bytes: number; cache_block_reason: string; backpressure_status: string }>(m.ctl(['cache', 'inspect', '--json']));
+    assert.equal(cache.cache_block_reason, 'none');
+    assert.equal(cache.backpressure_status, 'clear');
+    const cleared = json<{ dirty_bytes: number }>(m.ctl(['cache', 'clear', '--json']));
+    assert.equal(typeof cleared.dirty_bytes, 'number');
+    await m.stop();
+  });
+
+  it('config reload (command and SIGHUP) applies new thresholds live; a bad file keeps the running config', async () => {
+    const dir = tempDir();
+    const cfg = join(dir, 'aether.toml');
+    writeFileSync(cfg, '[backpressure]\njournal_high_water_entries = 1000\n');
+    const m = await startMount({ args: ['--config', cfg] });
+    const thresholds = () => json<{ thresholds: { journal_high_water_entries: number } }>(m.ctl(['backpressure', 'status', '--json'])).thresholds.journal_high_water_entries;
+    assert.equal(thresholds(), 1000);
+    writeFileSync(cfg, '[backpressure]\njournal_high_water_entries = 2000\n');
+    const r = json<{ reloaded: boolean; changed_sections: string[] }>(m.ctl(['config', 'reload', '--json'], { AFS_AETHER_CONFIG: cfg }));
+    assert.deepEqual(r.changed_sections, ['backpressure']);
+    assert.equal(thresholds(), 2000);
+    writeFileSync(cfg, '[backpressure]\njournal_high_water_entries = 3000\n');
+    m.proc.kill('SIGHUP');
+    await sleep(500);
+    assert.equal(thresholds(), 3000);
+    assert.match(m.stderr(), /SIGHUP: configuration reloaded \(changed: backpressure\)/);
+    writeFileSync(cfg, '[backpressure]\njournal_high_water_entries = "lots"\n');
+    const bad = m.ctl(['config', 'reload']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /reload failed, running configuration kept: .*journal_high_water_entries="lots"/);
+    assert.equal(thresholds(), 3000);
+    writeFileSync(cfg, 'journal_segment_bytes = 8192\n[backpressure]\njournal_high_water_entries = 3000\n');
+    const restart = json<{ restart_required: string[] }>(m.ctl(['config', 'reload', '--json']));
+    assert.deepEqual(restart.restart_required, ['AFS_AETHER_JOURNAL_SEGMENT_BYTES']);
+    // --state-dir is an override: a state_dir in the file changes nothing, not even on reload.
+    writeFileSync(cfg, 'state_dir = "/elsewhere"\njournal_segment_bytes = 8192\n[backpressure]\njournal_high_water_entries = 3000\n');
+    assert.deepEqual(json<{ restart_required: string[] }>(m.ctl(['config', 'reload', '--json'])).restart_required, ['AFS_AETHER_JOURNAL_SEGMENT_BYTES']);
+    assert.equal(json<{ state_dir: string }>(m.ctl(['status', '--json'])).state_dir, m.stateDir);
+    await m.stop();
+  });
+
+  it('control commands without a running mount fail with one clear line and exit 1', () => {
+    const r = spawnSync(process.execPath, [bin, 'cache', 'inspect', '--state-dir', tempDir()], { encoding: 'utf8' });
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^aether: cannot reach the mount's control socket .*control\.sock: no mount is running there\n$/);
+  });
+
+  it('SIGTERM stops writes, flushes with reason shutdown and unmounts', async () => {
+    const m = await startMount();
+    writeFileSync(join(m.mnt, 'f'), 'x');
+    assert.equal(await m.stop(), 0);
+    assert.match(m.stdout(), /aether: unmounted/);
+    assert.match(m.stderr(), /SIGTERM: stopping/);
+    const mounts = spawnSync('cat', ['/proc/mounts'], { encoding: 'utf8' }).stdout;
+    assert.ok(!mounts.includes(m.mnt), 'still mounted after SIGTERM');
+  });
+});
