@@ -55,31 +55,36 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
           '',
         ].join('\n'),
       );
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string): void => {
-          io.err(`aether: ${signal}: stopping (flush, drain up to ${graceMs} ms, unmount)\n`);
-          process.off('SIGINT', onInt);
-          process.off('SIGTERM', onTerm);
-          process.off('SIGHUP', onHup);
-          void mount.stop(graceMs).then(resolve, (err: unknown) => {
+      let stopping = false;
+      let stopped: () => void = () => undefined;
+      const stop = (signal: NodeJS.Signals): void => {
+        // A terminal's Ctrl-C reaches both `npm start` and this process: later signals are noted, not fatal.
+        if (stopping) return void io.err(`aether: ${signal}: already stopping\n`);
+        stopping = true;
+        io.err(`aether: ${signal}: stopping (flush, drain up to ${graceMs} ms, unmount)\n`);
+        mount.stop(graceMs).then(
+          () => stopped(),
+          (err: unknown) => {
             io.err(`aether: stop failed: ${String(err)}\n`);
-            resolve();
-          });
-        };
-        const onInt = (): void => stop('SIGINT');
-        const onTerm = (): void => stop('SIGTERM');
-        const onHup = (): void => {
-          try {
-            const r = mount.reload();
-            io.err(`aether: SIGHUP: configuration reloaded (changed: ${(r.changed_sections as string[]).join(', ') || 'nothing'})\n`);
-          } catch (err) {
-            io.err(`aether: SIGHUP: ${err instanceof Error ? err.message : String(err)}\n`);
-          }
-        };
-        process.on('SIGINT', onInt);
-        process.on('SIGTERM', onTerm);
-        process.on('SIGHUP', onHup);
-      });
+            stopped();
+          },
+        );
+      };
+      const onHup = (): void => {
+        try {
+          const r = mount.reload();
+          io.err(`aether: SIGHUP: configuration reloaded (changed: ${(r.changed_sections as string[]).join(', ') || 'nothing'})\n`);
+        } catch (err) {
+          io.err(`aether: SIGHUP: ${err instanceof Error ? err.message : String(err)}\n`);
+        }
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+      process.on('SIGHUP', onHup);
+      await new Promise<void>((resolve) => (stopped = resolve));
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+      process.off('SIGHUP', onHup);
       io.out('aether: unmounted\n');
       setExit(EXIT_OK);
     });
