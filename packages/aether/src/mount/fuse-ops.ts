@@ -37,9 +37,12 @@ function resultOf(err: unknown): string {
   return 'EIO';
 }
 
-const ENOTSUP = Object.assign(new Error('extended attributes are not supported'), { code: 'ENOTSUP' });
-
-/** The FUSE handlers, mapped onto the Vfs; each reply is timed and counted by operation and result. */
+/**
+ * The FUSE handlers, mapped onto the Vfs; each reply is timed and counted by operation and result.
+ * Left out on purpose: the extended-attribute calls, flush, opendir and releasedir. libfuse then
+ * answers ENOSYS, and the kernel remembers it and stops asking: programs see ENOTSUP for extended
+ * attributes, and no write or close pays a round trip for `security.capability` or a no-op flush.
+ */
 export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, who: CallerSource): FuseHandlers {
   const timed = <A extends unknown[], R>(op: string, fn: (...args: A) => R | Promise<R>) =>
     async (...args: A): Promise<R> => {
@@ -63,9 +66,7 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
       const s = disk.statfs();
       return { ...s, frsize: s.bsize, favail: s.ffree, fsid: 0, flag: 0, namemax: 255 };
     }),
-    opendir: timed('opendir', (path: string) => void vfs.readdir(path)),
     readdir: timed('readdir', (path: string) => vfs.readdir(path)),
-    releasedir: timed('releasedir', () => undefined),
     fsyncdir: timed('fsyncdir', () => vfs.fsync()),
     open: timed('open', (path: string, flags: number) => vfs.open(path, flags)),
     create: timed('create', (path: string, mode: number, flags: number) => {
@@ -79,7 +80,6 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
     }),
     // The buffer is the kernel request's memory, detached after the reply: copy before keeping it.
     write: timed('write', (_path: string, fh: number, buffer: Buffer, length: number, position: number) => vfs.write(fh, position, Buffer.from(buffer.subarray(0, length)))),
-    flush: timed('flush', () => undefined),
     release: timed('release', (_path: string, fh: number) => vfs.release(fh)),
     fsync: timed('fsync', () => vfs.fsync()),
     truncate: timed('truncate', (path: string, size: number) => vfs.truncate(path, size)),
@@ -100,9 +100,5 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
     chmod: timed('chmod', (path: string, mode: number) => vfs.setattr(path, { mode })),
     chown: timed('chown', (path: string, uid: number, gid: number) => vfs.setattr(path, { uid, gid })),
     utimens: timed('utimens', (path: string, atime: FuseTime, mtime: FuseTime) => vfs.setattr(path, { atime: time(atime), mtime: time(mtime) })),
-    setxattr: timed('setxattr', () => Promise.reject(ENOTSUP)),
-    getxattr: timed('getxattr', () => Promise.reject(ENOTSUP)),
-    listxattr: timed('listxattr', () => [] as string[]),
-    removexattr: timed('removexattr', () => Promise.reject(ENOTSUP)),
   };
 }
