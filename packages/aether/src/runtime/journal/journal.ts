@@ -181,7 +181,7 @@ export class Journal implements JournalPendingSource {
     while (seq <= this.writer.writtenSeq) {
       const seg = this.segments.find(seq);
       const offset = this.index.offsetOf(seq);
-      if (!seg || offset === null) {
+      if (seq <= this.committed || !seg || offset === null) {
         // Committed (and perhaps released) while we were reading: skip to what is pending.
         assert.ok(seq <= this.committed, `pending entry ${seq} has no segment`);
         seq = this.committed + 1;
@@ -191,7 +191,8 @@ export class Journal implements JournalPendingSource {
       const file = await this.fs.open(join(this.opts.dir, seg.name), 'r');
       try {
         const stream = new RecordStream(file, offset, seg.writtenBytes);
-        for (; seq <= lastSeq; seq++) {
+        // A commit made while the caller held an entry moves the start past what it covers.
+        for (; seq <= lastSeq && seq > this.committed; seq++) {
           const r = await stream.next();
           if (r.kind !== 'record' || r.seq !== seq) {
             const what = r.kind === 'record' ? `sequence ${r.seq}` : r.kind;
