@@ -5,7 +5,7 @@ import { AetherError } from '../../errors.js';
 import { systemClock, type Clock } from '../infra/clock.js';
 import type { JournalPending, JournalPendingSource } from '../infra/pending.js';
 import { CHECKPOINT_TMP_FILE, CheckpointWriter } from './checkpoint.js';
-import { nodeJournalFs, type JournalFs } from './fs-layer.js';
+import { nodeJournalFs, type JournalFile, type JournalFs } from './fs-layer.js';
 import { JournalMetrics } from './metrics.js';
 import type { PendingIndex } from './pending-index.js';
 import { RecordStream } from './reader.js';
@@ -188,7 +188,14 @@ export class Journal implements JournalPendingSource {
         continue;
       }
       const lastSeq = Math.min(seg.lastSeq, this.writer.writtenSeq);
-      const file = await this.fs.open(join(this.opts.dir, seg.name), 'r');
+      let file: JournalFile;
+      try {
+        file = await this.fs.open(join(this.opts.dir, seg.name), 'r');
+      } catch (err) {
+        // Released after a commit that came while the file was being opened: the loop skips ahead.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && seq <= this.committed) continue;
+        throw err;
+      }
       try {
         const stream = new RecordStream(file, offset, seg.writtenBytes);
         // A commit made while the caller held an entry moves the start past what it covers.
