@@ -23,12 +23,15 @@ const arg = (name, fallback) => {
 };
 const baseDir = path.resolve(arg('--dir', os.tmpdir()));
 const seconds = Number(arg('--seconds', '1.5'));
-const BYTES_CAP = 1536 * 1024 * 1024; // no case writes more than this, so the disk is not flooded
+const BYTES_CAP = 512 * 1024 * 1024; // no case writes more than this, so the disk is not flooded
 const SIZES = [4096, 65536];
 const WRITERS = [1, 8, 64];
 const DEFAULT_SYNC = { intervalMs: 5, backlogBytes: 2097152 }; // the config schema's defaults
 
-const scratch = () => fs.mkdtempSync(path.join(baseDir, 'aether-bench-'));
+// Every case's files stay until the end of the run: on a file system mounted with `discard`,
+// deleting a large file slows fsync for seconds afterwards, which would skew the next case.
+const root = fs.mkdtempSync(path.join(baseDir, 'aether-bench-'));
+const scratch = () => fs.mkdtempSync(path.join(root, 'case-'));
 const now = () => performance.now();
 
 /** Drains the page cache's dirty pages (sync(1)), so one case does not pay for the last one's writeback. */
@@ -56,7 +59,6 @@ function rawLoop(size, withSync) {
   const elapsed = (now() - t0) / 1000;
   fs.fdatasyncSync(fd);
   fs.closeSync(fd);
-  fs.rmSync(dir, { recursive: true, force: true });
   settleDisk();
   return { opsPerSec: ops / elapsed, mbPerSec: (ops * size) / elapsed / 1e6 };
 }
@@ -82,7 +84,6 @@ async function journalCase(policy, size, writers) {
   await Promise.all(Array.from({ length: writers }, writer));
   const elapsed = (now() - t0) / 1000;
   await journal.close();
-  fs.rmSync(dir, { recursive: true, force: true });
   settleDisk();
   return { opsPerSec: appends / elapsed, mbPerSec: (appends * size) / elapsed / 1e6 };
 }
@@ -94,28 +95,43 @@ const padEnd = (s, n) => String(s).padEnd(n);
 
 console.log(`Aether journal benchmark: ${baseDir} (${os.cpus().length} CPUs, Node ${process.version}), ${seconds} s a case\n`);
 
+// Fsync-bound cases run first, before the large buffered volumes load the disk.
 const raw = {};
+const results = [];
+const progress = (what) => process.stderr.write(`  ${what}...\n`);
+for (const size of SIZES) {
+  progress(`raw write+fdatasync ${kib(size)}`);
+  raw[size] = { sync: rawLoop(size, true) };
+}
+const runPolicy = async (policy) => {
+  for (const size of SIZES) {
+    for (const writers of WRITERS) {
+      progress(`${policy} ${kib(size)} x${writers}`);
+      results.push({ policy, size, writers, ...(await journalCase(policy, size, writers)) });
+    }
+  }
+};
+await runPolicy('immediate');
+for (const size of SIZES) {
+  progress(`raw buffered write ${kib(size)}`);
+  raw[size].buffered = rawLoop(size, false);
+}
+await runPolicy('interval');
+await runPolicy('manual');
+fs.rmSync(root, { recursive: true, force: true });
+
 console.log(`${padEnd('raw baseline', 34)}${pad('ops/s', 10)}${pad('MB/s', 10)}`);
 for (const size of SIZES) {
-  raw[size] = { sync: rawLoop(size, true), buffered: rawLoop(size, false) };
   console.log(`${padEnd(`write+fdatasync loop, ${kib(size)}`, 34)}${pad(num(raw[size].sync.opsPerSec), 10)}${pad(num(raw[size].sync.mbPerSec, 1), 10)}`);
   console.log(`${padEnd(`buffered write loop, ${kib(size)}`, 34)}${pad(num(raw[size].buffered.opsPerSec), 10)}${pad(num(raw[size].buffered.mbPerSec, 1), 10)}`);
 }
-
 console.log(`\n${padEnd('journal', 11)}${padEnd('record', 8)}${pad('writers', 8)}${pad('appends/s', 12)}${pad('MB/s', 9)}${pad('x raw fsync/s', 15)}${pad('x raw buffered MB/s', 21)}`);
-const results = [];
-for (const policy of ['immediate', 'interval', 'manual']) {
-  for (const size of SIZES) {
-    for (const writers of WRITERS) {
-      const r = await journalCase(policy, size, writers);
-      results.push({ policy, size, writers, ...r });
-      const vsSync = r.opsPerSec / raw[size].sync.opsPerSec;
-      const vsBuffered = r.mbPerSec / raw[size].buffered.mbPerSec;
-      console.log(
-        `${padEnd(policy, 11)}${padEnd(kib(size), 8)}${pad(writers, 8)}${pad(num(r.opsPerSec), 12)}${pad(num(r.mbPerSec, 1), 9)}${pad(num(vsSync, 2), 15)}${pad(num(vsBuffered, 2), 21)}`,
-      );
-    }
-  }
+for (const r of results) {
+  const vsSync = r.opsPerSec / raw[r.size].sync.opsPerSec;
+  const vsBuffered = r.mbPerSec / raw[r.size].buffered.mbPerSec;
+  console.log(
+    `${padEnd(r.policy, 11)}${padEnd(kib(r.size), 8)}${pad(r.writers, 8)}${pad(num(r.opsPerSec), 12)}${pad(num(r.mbPerSec, 1), 9)}${pad(num(vsSync, 2), 15)}${pad(num(vsBuffered, 2), 21)}`,
+  );
 }
 
 const find = (policy, size, writers) => results.find((r) => r.policy === policy && r.size === size && r.writers === writers);
