@@ -16,6 +16,17 @@ describe('appending and reading entries', () => {
     }
   });
 
+  it('every new segment is created with its header and its name made durable (directory fsync) before records go in', async () => {
+    const { journal, fs } = await openMemoryJournal(manual(), { segmentBytes: 4096 });
+    const before = fs.syncDirCalls;
+    for (let seq = 1; seq <= 9; seq++) await journal.append(1, Buffer.alloc(1000));
+    assert.equal(fs.syncDirCalls - before, 3, 'one directory fsync per segment');
+    const names = (await fs.readdir(JOURNAL_DIR)).filter((n) => n.endsWith('.wal'));
+    assert.deepEqual(names, ['00000000000000000001.wal', '00000000000000000004.wal', '00000000000000000007.wal']);
+    const crashed = fs.crash();
+    assert.deepEqual((await crashed.readdir(JOURNAL_DIR)).filter((n) => n.endsWith('.wal')), names, 'the names survive a power loss');
+  });
+
   it('a record larger than the segment size goes whole into a segment of its own', async () => {
     const { journal, fs } = await openMemoryJournal(manual(), { segmentBytes: 4096 });
     await journal.append(1, Buffer.alloc(100));
