@@ -1,12 +1,17 @@
 // Journal benchmark: the disk's raw limits, then the journal under each sync policy, on the same
 // file system in one run. Not part of the test suite. After `npm run build`:
 //
-//   node bench/journal.mjs [--dir DIR] [--seconds S]
+//   node bench/journal.mjs [--dir DIR] [--seconds S] [--reps N]
 //
 // Raw figures: write(2)+fdatasync(2) in a loop (the physical limit of acknowledged-durable
 // writes), and write(2) alone in a loop (buffered sequential throughput). Journal figures:
 // appends/s and MB/s of record payload, for 4 KiB and 64 KiB records and 1, 8, 64 concurrent
-// writers, each as a ratio to the raw figure of the same record size.
+// writers, under `immediate`, `interval` (the default 5 ms / 2 MiB) and `manual`.
+//
+// The machine this runs on is shared and its disk is virtual, so figures drift by 2x within a
+// minute. Each journal case therefore alternates with the raw loop it is compared with
+// (write+fdatasync for `immediate`, buffered write for the others; same record size), N times,
+// and the ratios are medians of those adjacent pairs.
 import { Buffer } from 'node:buffer';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -22,31 +27,31 @@ const arg = (name, fallback) => {
   return i >= 0 && args[i + 1] ? args[i + 1] : fallback;
 };
 const baseDir = path.resolve(arg('--dir', os.tmpdir()));
-const seconds = Number(arg('--seconds', '1.5'));
-const BYTES_CAP = 512 * 1024 * 1024; // no case writes more than this, so the disk is not flooded
+const seconds = Number(arg('--seconds', '1'));
+const reps = Number(arg('--reps', '3'));
+const BYTES_CAP = 256 * 1024 * 1024; // no run writes more than this, so the disk is not flooded
 const SIZES = [4096, 65536];
 const WRITERS = [1, 8, 64];
 const DEFAULT_SYNC = { intervalMs: 5, backlogBytes: 2097152 }; // the config schema's defaults
 
-// Every case's files stay until the end of the run: on a file system mounted with `discard`,
-// deleting a large file slows fsync for seconds afterwards, which would skew the next case.
 const root = fs.mkdtempSync(path.join(baseDir, 'aether-bench-'));
-const scratch = () => fs.mkdtempSync(path.join(root, 'case-'));
+const scratch = () => fs.mkdtempSync(path.join(root, 'run-'));
 const now = () => performance.now();
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** Drains the page cache's dirty pages (sync(1)), so one case does not pay for the last one's writeback. */
-function settleDisk() {
+/** Removes a run's files and drains dirty pages (sync(1)), so the next run starts level. */
+function cleanUp(dir) {
+  fs.rmSync(dir, { recursive: true, force: true });
   try {
     execFileSync('sync');
   } catch {
-    // No sync(1): the cases run back to back as they are.
+    // No sync(1): the runs follow each other as they are.
   }
 }
 
 function rawLoop(size, withSync) {
   const dir = scratch();
-  const file = path.join(dir, 'raw');
-  const fd = fs.openSync(file, 'w');
+  const fd = fs.openSync(path.join(dir, 'raw'), 'w');
   const buf = Buffer.alloc(size, 0x5a);
   let ops = 0;
   const t0 = now();
@@ -57,20 +62,14 @@ function rawLoop(size, withSync) {
     ops++;
   }
   const elapsed = (now() - t0) / 1000;
-  fs.fdatasyncSync(fd);
   fs.closeSync(fd);
-  settleDisk();
+  cleanUp(dir);
   return { opsPerSec: ops / elapsed, mbPerSec: (ops * size) / elapsed / 1e6 };
 }
 
-async function journalCase(policy, size, writers) {
+async function journalRun(policy, size, writers) {
   const dir = scratch();
-  const journal = await Journal.open({
-    dir: path.join(dir, 'journal'),
-    sync: { policy, ...DEFAULT_SYNC },
-    segmentBytes: 67108864,
-    registry: new Registry(),
-  });
+  const journal = await Journal.open({ dir: path.join(dir, 'journal'), sync: { policy, ...DEFAULT_SYNC }, segmentBytes: 67108864, registry: new Registry() });
   const payload = Buffer.alloc(size, 0x5a);
   let appends = 0;
   const t0 = now();
@@ -84,63 +83,77 @@ async function journalCase(policy, size, writers) {
   await Promise.all(Array.from({ length: writers }, writer));
   const elapsed = (now() - t0) / 1000;
   await journal.close();
-  settleDisk();
+  cleanUp(dir);
   return { opsPerSec: appends / elapsed, mbPerSec: (appends * size) / elapsed / 1e6 };
+}
+
+/** `reps` alternating pairs of (raw loop, journal run); medians of the figures and of the ratios. */
+async function journalCase(policy, size, writers) {
+  const withSync = policy === 'immediate';
+  const pairs = [];
+  for (let r = 0; r < reps; r++) {
+    const raw = rawLoop(size, withSync);
+    const j = await journalRun(policy, size, writers);
+    pairs.push({ raw, j, ratio: withSync ? j.opsPerSec / raw.opsPerSec : j.mbPerSec / raw.mbPerSec });
+  }
+  return {
+    policy,
+    size,
+    writers,
+    opsPerSec: median(pairs.map((p) => p.j.opsPerSec)),
+    mbPerSec: median(pairs.map((p) => p.j.mbPerSec)),
+    rawOpsPerSec: median(pairs.map((p) => p.raw.opsPerSec)),
+    rawMbPerSec: median(pairs.map((p) => p.raw.mbPerSec)),
+    ratio: median(pairs.map((p) => p.ratio)),
+    ratios: pairs.map((p) => p.ratio),
+  };
 }
 
 const kib = (n) => `${n / 1024} KiB`;
 const num = (x, digits = 0) => x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 const pad = (s, n) => String(s).padStart(n);
 const padEnd = (s, n) => String(s).padEnd(n);
-
-console.log(`Aether journal benchmark: ${baseDir} (${os.cpus().length} CPUs, Node ${process.version}), ${seconds} s a case\n`);
-
-// Fsync-bound cases run first, before the large buffered volumes load the disk.
-const raw = {};
-const results = [];
 const progress = (what) => process.stderr.write(`  ${what}...\n`);
+
+const baseline = {};
 for (const size of SIZES) {
-  progress(`raw write+fdatasync ${kib(size)}`);
-  raw[size] = { sync: rawLoop(size, true) };
+  progress(`raw loops ${kib(size)}`);
+  baseline[size] = { sync: rawLoop(size, true), buffered: rawLoop(size, false) };
 }
-const runPolicy = async (policy) => {
+const results = [];
+for (const policy of ['immediate', 'interval', 'manual']) {
   for (const size of SIZES) {
     for (const writers of WRITERS) {
       progress(`${policy} ${kib(size)} x${writers}`);
-      results.push({ policy, size, writers, ...(await journalCase(policy, size, writers)) });
+      results.push(await journalCase(policy, size, writers));
     }
   }
-};
-await runPolicy('immediate');
-for (const size of SIZES) {
-  progress(`raw buffered write ${kib(size)}`);
-  raw[size].buffered = rawLoop(size, false);
 }
-await runPolicy('interval');
-await runPolicy('manual');
 fs.rmSync(root, { recursive: true, force: true });
 
-console.log(`${padEnd('raw baseline', 34)}${pad('ops/s', 10)}${pad('MB/s', 10)}`);
+console.log(`Aether journal benchmark: ${baseDir} (${os.cpus().length} CPUs, Node ${process.version}), ${seconds} s a run, ${reps} pairs a case\n`);
+console.log(`${padEnd('raw baseline (start of run)', 34)}${pad('ops/s', 10)}${pad('MB/s', 10)}`);
 for (const size of SIZES) {
-  console.log(`${padEnd(`write+fdatasync loop, ${kib(size)}`, 34)}${pad(num(raw[size].sync.opsPerSec), 10)}${pad(num(raw[size].sync.mbPerSec, 1), 10)}`);
-  console.log(`${padEnd(`buffered write loop, ${kib(size)}`, 34)}${pad(num(raw[size].buffered.opsPerSec), 10)}${pad(num(raw[size].buffered.mbPerSec, 1), 10)}`);
+  console.log(`${padEnd(`write+fdatasync loop, ${kib(size)}`, 34)}${pad(num(baseline[size].sync.opsPerSec), 10)}${pad(num(baseline[size].sync.mbPerSec, 1), 10)}`);
+  console.log(`${padEnd(`buffered write loop, ${kib(size)}`, 34)}${pad(num(baseline[size].buffered.opsPerSec), 10)}${pad(num(baseline[size].buffered.mbPerSec, 1), 10)}`);
 }
-console.log(`\n${padEnd('journal', 11)}${padEnd('record', 8)}${pad('writers', 8)}${pad('appends/s', 12)}${pad('MB/s', 9)}${pad('x raw fsync/s', 15)}${pad('x raw buffered MB/s', 21)}`);
+console.log(
+  `\n${padEnd('journal', 11)}${padEnd('record', 8)}${pad('writers', 8)}${pad('appends/s', 12)}${pad('MB/s', 9)}   ${padEnd('adjacent raw loop', 30)}${pad('ratio', 8)}  ratios of the pairs`,
+);
 for (const r of results) {
-  const vsSync = r.opsPerSec / raw[r.size].sync.opsPerSec;
-  const vsBuffered = r.mbPerSec / raw[r.size].buffered.mbPerSec;
+  const raw = r.policy === 'immediate' ? `write+fdatasync ${num(r.rawOpsPerSec)}/s` : `buffered write ${num(r.rawMbPerSec, 1)} MB/s`;
   console.log(
-    `${padEnd(r.policy, 11)}${padEnd(kib(r.size), 8)}${pad(r.writers, 8)}${pad(num(r.opsPerSec), 12)}${pad(num(r.mbPerSec, 1), 9)}${pad(num(vsSync, 2), 15)}${pad(num(vsBuffered, 2), 21)}`,
+    `${padEnd(r.policy, 11)}${padEnd(kib(r.size), 8)}${pad(r.writers, 8)}${pad(num(r.opsPerSec), 12)}${pad(num(r.mbPerSec, 1), 9)}   ${padEnd(raw, 30)}${pad(num(r.ratio, 2), 8)}  ${r.ratios.map((x) => num(x, 2)).join(' ')}`,
   );
 }
 
 const find = (policy, size, writers) => results.find((r) => r.policy === policy && r.size === size && r.writers === writers);
-console.log('\ngoals');
+console.log('\ngoals (median ratios against the adjacent raw loop)');
 for (const size of SIZES) {
-  const x = find('immediate', size, 64).opsPerSec / raw[size].sync.opsPerSec;
+  const x = find('immediate', size, 64).ratio;
   console.log(`  immediate, 64 writers, ${kib(size)}: ${num(x, 1)}x the single-writer write+fdatasync rate (goal >= 10x): ${x >= 10 ? 'met' : 'NOT met'}`);
 }
 for (const writers of WRITERS) {
-  const share = find('interval', 4096, writers).mbPerSec / raw[4096].buffered.mbPerSec;
+  const share = find('interval', 4096, writers).ratio;
   console.log(`  interval, 4 KiB, ${writers} writer(s): ${num(share * 100)}% of raw buffered write throughput (goal >= 50%): ${share >= 0.5 ? 'met' : 'NOT met'}`);
 }

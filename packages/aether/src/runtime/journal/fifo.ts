@@ -27,14 +27,17 @@ export class Fifo<T> {
   /** Removes and returns the front item. */
   shift(): T | undefined {
     if (this.size === 0) return undefined;
-    const item = this.items[this.head++];
-    this.compact();
+    const item = this.items[this.head];
+    this.drop(1);
     return item;
   }
 
   /** Removes `n` items from the front. */
   drop(n: number): void {
-    this.head = Math.min(this.items.length, this.head + n);
+    const end = Math.min(this.items.length, this.head + n);
+    // Let go of consumed items at once (a written frame pins its whole arena slab).
+    for (let i = this.head; i < end; i++) (this.items as (T | undefined)[])[i] = undefined;
+    this.head = end;
     this.compact();
   }
 

@@ -9,7 +9,7 @@ import { nodeJournalFs, type JournalFile, type JournalFs } from './fs-layer.js';
 import { JournalMetrics } from './metrics.js';
 import type { PendingIndex } from './pending-index.js';
 import { RecordStream } from './reader.js';
-import { encodeRecord, RECORD_PAYLOAD_BYTES_MAX } from './record.js';
+import { encodeRecord, FrameArena, RECORD_PAYLOAD_BYTES_MAX } from './record.js';
 import { recoverJournal, type RecoveryReport } from './recovery.js';
 import { Segment, SegmentList } from './segment.js';
 import { DEFAULT_RETRY, SyncController, type RetrySettings, type SyncSettings } from './sync.js';
@@ -57,6 +57,7 @@ export class Journal implements JournalPendingSource {
   private readonly writtenWaiters = new SeqWaiters();
   private readonly durableWaiters = new SeqWaiters();
   private readonly listeners = new Set<() => void>();
+  private readonly arena = new FrameArena();
   private lastAppended: number;
   private committed: number;
   /** Record bytes appended in this session (the writer counts written and durable ones). */
@@ -141,7 +142,7 @@ export class Journal implements JournalPendingSource {
     }
     const seq = this.lastAppended + 1;
     const timestampMs = this.clock.now();
-    const frame = encodeRecord(seq, timestampMs, type, this.writer.durableSeq, payload);
+    const frame = encodeRecord(seq, timestampMs, type, this.writer.durableSeq, payload, this.arena);
     this.lastAppended = seq;
     const offset = this.writer.place(seq, frame);
     this.index.push(seq, frame.length, timestampMs, offset);
