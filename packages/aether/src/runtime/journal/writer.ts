@@ -202,6 +202,11 @@ export class SegmentWriter {
         await file.close().catch(() => undefined);
         throw err;
       }
+      if (this.failure) {
+        // Another write failed meanwhile: the writer is stopped and this segment was forgotten.
+        await file.close();
+        return;
+      }
       seg.file = file;
       seg.writtenBytes = SEGMENT_HEADER_BYTES;
     })().then(
