@@ -13,8 +13,9 @@ export function tempStateDir(): string {
   return mkdtempSync(join(tmpdir(), 'aether-journal-'));
 }
 
-function xorshift(seed: number): () => number {
-  let x = (seed * 2654435761) >>> 0 || 1;
+/** xorshift32: a small deterministic generator of 32-bit values, so failing runs can be replayed. */
+export function xorshift32(seed: number): () => number {
+  let x = seed >>> 0 || 1;
   return () => {
     x ^= x << 13;
     x >>>= 0;
@@ -23,6 +24,16 @@ function xorshift(seed: number): () => number {
     x >>>= 0;
     return x;
   };
+}
+
+/** Uniform numbers in [0, 1) from `seed`. */
+export function prng(seed: number): () => number {
+  const next = xorshift32(seed);
+  return () => next() / 2 ** 32;
+}
+
+function xorshift(seed: number): () => number {
+  return xorshift32(seed * 2654435761);
 }
 
 /** Deterministic bytes for `seq`, exactly `len` of them. */

@@ -3,23 +3,10 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Journal } from '../../src/runtime/journal/journal.js';
 import type { SyncPolicy } from '../../src/runtime/journal/sync.js';
-import { collect, payloadFor, tempStateDir, typeFor } from './helpers.js';
+import { collect, payloadFor, prng, tempStateDir, typeFor } from './helpers.js';
 
 const APPENDER = fileURLToPath(new URL('./fixtures/appender.js', import.meta.url));
 const SEGMENT_BYTES = 16384;
-
-/** A small seeded PRNG, so a failing round can be replayed from the seed in the message. */
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
 
 interface Round {
   ready: boolean;

@@ -65,14 +65,6 @@ export class MemoryFs implements JournalFs {
     return Buffer.from(this.inode(path).bytes);
   }
 
-  /** Replaces a file's bytes, durably (a test's way of damaging a journal). */
-  setFile(path: string, bytes: Buffer): void {
-    const f = this.inode(path);
-    f.data = Buffer.from(bytes);
-    f.size = bytes.length;
-    f.durable = Buffer.from(bytes);
-  }
-
   async open(path: string, mode: OpenMode): Promise<JournalFile> {
     await Promise.resolve();
     const d = this.dir(dirname(path));

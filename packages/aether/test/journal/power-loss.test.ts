@@ -2,20 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { ManualClock } from '../../src/runtime/infra/clock.js';
 import type { SyncSettings } from '../../src/runtime/journal/sync.js';
-import { collect, immediate, interval, manual, openMemoryJournal, payloadFor, settle, typeFor } from './helpers.js';
+import { collect, immediate, interval, manual, openMemoryJournal, payloadFor, prng, settle, typeFor } from './helpers.js';
 import { MemoryFs } from './memory-fs.js';
-
-function prng(seed: number): () => number {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x / 2 ** 32;
-  };
-}
 
 const POLICIES: SyncSettings[] = [immediate(), interval(5, 8192), manual()];
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeRecord, encodeRecord, maxClaimAfter, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX, recordBytes } from '../../src/runtime/journal/record.js';
+import { decodeRecord, encodeRecord, FrameArena, maxClaimAfter, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX, recordBytes } from '../../src/runtime/journal/record.js';
 import { payloadFor } from './helpers.js';
 
 describe('record framing', () => {
@@ -86,5 +86,21 @@ describe('record framing', () => {
     assert.equal(maxClaimAfter(Buffer.concat([garbage, a]), 0, garbage.length + a.length, 4), 2);
     assert.equal(maxClaimAfter(buf, 0, buf.length, 6), 0);
     assert.equal(maxClaimAfter(Buffer.alloc(8192), 0, 8192, 0), 0);
+  });
+});
+
+describe('frame arena', () => {
+  it('cuts 8-byte aligned frames from shared slabs, and gives large frames their own buffer', () => {
+    const arena = new FrameArena();
+    const a = arena.alloc(4129);
+    const b = arena.alloc(10);
+    assert.equal(a.buffer, b.buffer, 'small frames share a slab');
+    assert.equal(b.byteOffset - a.byteOffset, 4136);
+    assert.equal(b.byteOffset % 8, 0);
+    assert.notEqual(arena.alloc(512 * 1024).buffer, b.buffer);
+    const frames = Array.from({ length: 300 }, () => arena.alloc(4096));
+    assert.notEqual(frames[0]?.buffer, frames[299]?.buffer, 'a full slab is replaced');
+    const r = decodeRecord(encodeRecord(3, 9, 1, 2, Buffer.from('in the arena'), arena), 0, 44);
+    assert.ok(r.kind === 'record' && r.payload.toString() === 'in the arena');
   });
 });

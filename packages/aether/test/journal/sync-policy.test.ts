@@ -60,6 +60,21 @@ describe('interval policy', () => {
     assert.equal(clock.pendingTimers, 0);
   });
 
+  it('a deadline armed during a flush that ends up covering its bytes is cancelled', async () => {
+    const { journal, clock, registry } = await openMemoryJournal(interval(5, 0));
+    const b = journal.append(1, Buffer.alloc(10));
+    const flushed = journal.flush(); // waits for b to be written, then fsyncs what is written by then
+    const c = journal.append(1, Buffer.alloc(10)); // during the flush: arms a deadline, then is written with b
+    assert.equal(clock.pendingTimers, 1);
+    await Promise.all([b, c, flushed]);
+    await journal.idle();
+    assert.equal(journal.unsyncedBytes, 0);
+    assert.equal(clock.pendingTimers, 0, 'nothing unsynced: no timer');
+    clock.advance(5);
+    await journal.idle();
+    assert.deepEqual(await flushCounts(registry), { 'manual/success': 1 }, 'no empty interval flush');
+  });
+
   it('after a backlog flush, bytes left unsynced get the next deadline from its success', async () => {
     const r = recordBytes(100);
     const { journal, clock, registry, fs } = await openMemoryJournal(interval(5, 2 * r));

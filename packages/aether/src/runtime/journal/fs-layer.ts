@@ -59,6 +59,8 @@ class NodeJournalFile implements JournalFile {
   constructor(private readonly fd: number) {}
 
   writevSync(buffers: readonly Buffer[], position: number): void {
+    // pwrite costs less than half of pwritev for one buffer, the common case of one writer.
+    if (buffers.length === 1) return this.writeAll(buffers[0] as Buffer, position);
     let pending = buffers;
     let remaining = buffers.reduce((n, b) => n + b.length, 0);
     let at = position;
@@ -68,6 +70,14 @@ class NodeJournalFile implements JournalFile {
       remaining -= n;
       at += n;
       if (remaining > 0) pending = skipBytes(pending, n);
+    }
+  }
+
+  private writeAll(buf: Buffer, position: number): void {
+    for (let done = 0; done < buf.length; ) {
+      const n = fs.writeSync(this.fd, buf, done, buf.length - done, position + done);
+      assert.ok(n > 0, 'write wrote nothing');
+      done += n;
     }
   }
 

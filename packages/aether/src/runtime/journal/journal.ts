@@ -5,11 +5,11 @@ import { AetherError } from '../../errors.js';
 import { systemClock, type Clock } from '../infra/clock.js';
 import type { JournalPending, JournalPendingSource } from '../infra/pending.js';
 import { CHECKPOINT_TMP_FILE, CheckpointWriter } from './checkpoint.js';
-import { nodeJournalFs, type JournalFs } from './fs-layer.js';
+import { nodeJournalFs, type JournalFile, type JournalFs } from './fs-layer.js';
 import { JournalMetrics } from './metrics.js';
 import type { PendingIndex } from './pending-index.js';
 import { RecordStream } from './reader.js';
-import { encodeRecord, RECORD_PAYLOAD_BYTES_MAX } from './record.js';
+import { encodeRecord, FrameArena, RECORD_PAYLOAD_BYTES_MAX } from './record.js';
 import { recoverJournal, type RecoveryReport } from './recovery.js';
 import { Segment, SegmentList } from './segment.js';
 import { DEFAULT_RETRY, SyncController, type RetrySettings, type SyncSettings } from './sync.js';
@@ -57,6 +57,7 @@ export class Journal implements JournalPendingSource {
   private readonly writtenWaiters = new SeqWaiters();
   private readonly durableWaiters = new SeqWaiters();
   private readonly listeners = new Set<() => void>();
+  private readonly arena = new FrameArena();
   private lastAppended: number;
   private committed: number;
   /** Record bytes appended in this session (the writer counts written and durable ones). */
@@ -141,7 +142,7 @@ export class Journal implements JournalPendingSource {
     }
     const seq = this.lastAppended + 1;
     const timestampMs = this.clock.now();
-    const frame = encodeRecord(seq, timestampMs, type, this.writer.durableSeq, payload);
+    const frame = encodeRecord(seq, timestampMs, type, this.writer.durableSeq, payload, this.arena);
     this.lastAppended = seq;
     const offset = this.writer.place(seq, frame);
     this.index.push(seq, frame.length, timestampMs, offset);
@@ -181,17 +182,25 @@ export class Journal implements JournalPendingSource {
     while (seq <= this.writer.writtenSeq) {
       const seg = this.segments.find(seq);
       const offset = this.index.offsetOf(seq);
-      if (!seg || offset === null) {
+      if (seq <= this.committed || !seg || offset === null) {
         // Committed (and perhaps released) while we were reading: skip to what is pending.
         assert.ok(seq <= this.committed, `pending entry ${seq} has no segment`);
         seq = this.committed + 1;
         continue;
       }
       const lastSeq = Math.min(seg.lastSeq, this.writer.writtenSeq);
-      const file = await this.fs.open(join(this.opts.dir, seg.name), 'r');
+      let file: JournalFile;
+      try {
+        file = await this.fs.open(join(this.opts.dir, seg.name), 'r');
+      } catch (err) {
+        // Released after a commit that came while the file was being opened: the loop skips ahead.
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT' && seq <= this.committed) continue;
+        throw err;
+      }
       try {
         const stream = new RecordStream(file, offset, seg.writtenBytes);
-        for (; seq <= lastSeq; seq++) {
+        // A commit made while the caller held an entry moves the start past what it covers.
+        for (; seq <= lastSeq && seq > this.committed; seq++) {
           const r = await stream.next();
           if (r.kind !== 'record' || r.seq !== seq) {
             const what = r.kind === 'record' ? `sequence ${r.seq}` : r.kind;

@@ -148,7 +148,11 @@ export class SyncController {
   /** After a flush or a settings change: the next backlog flush or deadline, if bytes remain. */
   private rearm(): void {
     if (this.current.policy !== 'interval' || this.flights.size > 0 || this.retryTimer || this.closed) return;
-    if (this.target.unsyncedBytes() === 0) return;
+    if (this.target.unsyncedBytes() === 0) {
+      // An append made during the flush armed a deadline, and the flush covered its bytes too.
+      this.clearTimers();
+      return;
+    }
     if (this.backlogReached()) this.trigger('backlog');
     else this.armDeadline();
   }

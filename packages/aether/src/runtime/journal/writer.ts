@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { AetherError } from '../../errors.js';
 import type { JournalFs } from './fs-layer.js';
+import { Fifo } from './fifo.js';
 import { GroupRun } from './group-run.js';
 import type { JournalMetrics } from './metrics.js';
 import { encodeSegmentHeader, Segment, SEGMENT_HEADER_BYTES, SegmentList } from './segment.js';
@@ -41,8 +42,7 @@ export interface WriterEvents {
  * goes in), and runs the fdatasync batches (one at a time, queued callers sharing the next).
  */
 export class SegmentWriter {
-  private queue: Queued[] = [];
-  private head = 0;
+  private readonly queue = new Fifo<Queued>();
   private pumpQueued = false;
   private creating: Promise<void> | null = null;
   private active: Segment | null = null;
@@ -113,7 +113,7 @@ export class SegmentWriter {
 
   /** Resolves once no write, segment creation or fdatasync is in progress. */
   async idle(): Promise<void> {
-    while (this.creating || this.pumpQueued || this.head < this.queue.length) {
+    while (this.creating || this.pumpQueued || this.queue.size > 0) {
       if (this.failure) break;
       if (this.creating) await this.creating;
       else await new Promise((r) => setImmediate(r));
@@ -154,8 +154,7 @@ export class SegmentWriter {
   private pump(): void {
     this.pumpQueued = false;
     let bytesThisTurn = 0;
-    while (this.head < this.queue.length && !this.failure && !this.creating) {
-      const first = this.queue[this.head] as Queued;
+    for (let first = this.queue.at(0); first && !this.failure && !this.creating; first = this.queue.at(0)) {
       const seg = first.segment;
       if (!seg.file) {
         this.create(seg);
@@ -164,8 +163,7 @@ export class SegmentWriter {
       const frames: Buffer[] = [];
       let bytes = 0;
       let last = first;
-      for (let i = this.head; i < this.queue.length && frames.length < WRITE_BATCH_RECORDS_MAX; i++) {
-        const q = this.queue[i] as Queued;
+      for (let q: Queued | undefined = first; q && frames.length < WRITE_BATCH_RECORDS_MAX; q = this.queue.at(frames.length)) {
         if (q.segment !== seg || (frames.length > 0 && bytes + q.frame.length > WRITE_BATCH_BYTES_MAX)) break;
         frames.push(q.frame);
         bytes += q.frame.length;
@@ -177,29 +175,18 @@ export class SegmentWriter {
         this.fail('JOURNAL_WRITE_FAILED', `journal write to ${seg.name} failed: ${(err as Error).message}`, err);
         return;
       }
-      this.head += frames.length;
+      this.queue.drop(frames.length);
       seg.writtenBytes = first.offset + bytes;
       this.writtenBytes += bytes;
       this.writtenSeqValue = last.seq;
       this.events.written(last.seq);
       bytesThisTurn += bytes;
-      if (bytesThisTurn >= PUMP_BYTES_PER_TURN && this.head < this.queue.length) {
+      if (bytesThisTurn >= PUMP_BYTES_PER_TURN && this.queue.size > 0) {
         // Long bursts yield so that reads, timers and fsync completions are not starved.
         this.pumpQueued = true;
         setImmediate(() => this.pump());
-        break;
+        return;
       }
-    }
-    this.compactQueue();
-  }
-
-  private compactQueue(): void {
-    if (this.head === this.queue.length) {
-      this.queue = [];
-      this.head = 0;
-    } else if (this.head > 4096 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
     }
   }
 
@@ -214,6 +201,11 @@ export class SegmentWriter {
       } catch (err) {
         await file.close().catch(() => undefined);
         throw err;
+      }
+      if (this.failure) {
+        // Another write failed meanwhile: the writer is stopped and this segment was forgotten.
+        await file.close();
+        return;
       }
       seg.file = file;
       seg.writtenBytes = SEGMENT_HEADER_BYTES;
@@ -237,8 +229,7 @@ export class SegmentWriter {
   private fail(code: 'JOURNAL_WRITE_FAILED', message: string, cause: unknown): void {
     const errno = (cause as NodeJS.ErrnoException).code === 'ENOSPC' ? 'ENOSPC' : 'EIO';
     this.failure = new AetherError(code, message, { errno, cause, context: { writtenSeq: this.writtenSeqValue } });
-    this.queue = [];
-    this.head = 0;
+    this.queue.clear();
     // Forget the placements that never reached the file.
     for (const seg of [...this.segments.all]) {
       if (seg.lastSeq > this.writtenSeqValue) seg.lastSeq = Math.max(seg.firstSeq - 1, this.writtenSeqValue);
