@@ -1,5 +1,4 @@
-import type { SequencedOp } from '../store/store.js';
-import { decodeOp, OP_RECORD_TYPE } from '../tree/ops.js';
+import { OP_RECORD_TYPE } from '../tree/ops.js';
 
 /** What the drain needs of the journal. */
 export interface DrainJournal {
@@ -10,10 +9,16 @@ export interface DrainJournal {
   commit(seq: number): Promise<void>;
 }
 
+/** A journal entry as the drain hands it on: the encoded op, decoded where it is applied. */
+export interface EncodedEntry {
+  seq: number;
+  payload: Buffer;
+}
+
 /** What the drain needs of the store: its writer (in local mode, the store's writer thread). */
 export interface DrainStore {
   readonly appliedSeq: number;
-  applyBatch(batch: readonly SequencedOp[]): Promise<{ applied: number; rejected: { seq: number; error: string }[] }>;
+  applyEncoded(batch: EncodedEntry[]): Promise<{ applied: number; rejected: { seq: number; error: string }[] }>;
 }
 
 export interface DrainOptions {
@@ -121,17 +126,17 @@ export class LocalDrain {
       const from = Math.max(this.store.appliedSeq, this.journal.committedSeq) + 1;
       const upTo = this.journal.durableSeq;
       if (upTo < from) return;
-      const batch: SequencedOp[] = [];
+      const batch: EncodedEntry[] = [];
       let bytes = 0;
       for await (const e of this.journal.entries({ fromSeq: from })) {
         if (e.seq > upTo) break;
-        if (e.type === OP_RECORD_TYPE) batch.push({ seq: e.seq, op: decodeOp(e.payload) });
+        if (e.type === OP_RECORD_TYPE) batch.push({ seq: e.seq, payload: e.payload });
         bytes += e.payload.length;
         if (batch.length >= this.opts.maxBatchEntries || bytes >= this.opts.maxBatchBytes) break;
       }
       if (batch.length === 0) return;
       const last = batch[batch.length - 1]!.seq;
-      const r = await this.store.applyBatch(batch);
+      const r = await this.store.applyEncoded(batch);
       for (const x of r.rejected) this.log(`store refused journal entry ${x.seq}: ${x.error}`);
       await this.journal.commit(last);
       this.lastError = null;

@@ -78,8 +78,8 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
       data.copy(buffer);
       return data.length;
     }),
-    // The buffer is the kernel request's memory, detached after the reply: copy before keeping it.
-    write: timed('write', (_path: string, fh: number, buffer: Buffer, length: number, position: number) => vfs.write(fh, position, Buffer.from(buffer.subarray(0, length)))),
+    // The buffer is the kernel request's memory, valid until the reply: the Vfs copies what it keeps.
+    write: timed('write', (_path: string, fh: number, buffer: Buffer, length: number, position: number) => vfs.write(fh, position, buffer.subarray(0, length))),
     release: timed('release', (_path: string, fh: number) => vfs.release(fh)),
     fsync: timed('fsync', () => vfs.fsync()),
     truncate: timed('truncate', (path: string, size: number) => vfs.truncate(path, size)),

@@ -156,7 +156,7 @@ export class Vfs {
    * and `manual` the durability contract covers only flushed writes, so it does not wait for the
    * OS write either, but still fails at once if the journal has already failed or closed.
    */
-  private mutateAsync(op: Op): { seq: number; acked: Promise<unknown> } {
+  private mutateAsync(op: Op): { seq: number; acked: Promise<unknown>; payload: Buffer } {
     if (this.writesStopped && op.t !== 'forget') throw new FsError('EROFS', 'the mount is stopping');
     try {
       applyOp(this.d.view, op, { keepOrphans: true });
@@ -164,11 +164,12 @@ export class Vfs {
       if (err instanceof TreeError) throw new FsError(err.errno, err.message);
       throw err;
     }
-    const appended = this.d.journal.append(OP_RECORD_TYPE, encodeOp(op));
+    const payload = encodeOp(op);
+    const appended = this.d.journal.append(OP_RECORD_TYPE, payload);
     const seq = this.d.journal.lastSeq;
-    if (this.d.journal.syncSettings.policy === 'immediate') return { seq, acked: appended };
+    if (this.d.journal.syncSettings.policy === 'immediate') return { seq, acked: appended, payload };
     appended.catch((err: unknown) => this.d.log(`journal append ${seq} failed after it was acknowledged: ${String(err)}`));
-    return { seq, acked: Promise.race([appended, Promise.resolve()]) };
+    return { seq, acked: Promise.race([appended, Promise.resolve()]), payload };
   }
 
   /** A cache update that failed after its journal append: never serve what the cache may have lost. */
@@ -358,15 +359,18 @@ export class Vfs {
     const at = h.flags & O_APPEND ? inode.size : offset;
     if (at + data.length > MAX_FILE_BYTES) throw new FsError('EFBIG', 'file too large');
     const reservation = this.d.cache.reserveDirty(h.ino, at, data.length);
-    let op: { seq: number; acked: Promise<unknown> };
+    let op: { seq: number; acked: Promise<unknown>; payload: Buffer };
     try {
       op = this.mutateAsync({ t: 'write', ino: h.ino, offset: at, data, timeMs: this.now() });
     } catch (err) {
       reservation.release();
       throw err;
     }
-    // Not awaited: the cache runs a file's operations in call order, so a later read sees this write.
-    this.d.cache.write(h.ino, at, data, op.seq, { reservation }).catch((err: unknown) => this.cacheFailed(h.ino, op.seq, err));
+    // `data` may be the kernel request's memory, gone once we reply: the cache gets the copy the
+    // journal payload holds. Not awaited: the cache runs a file's operations in call order, so a
+    // later read sees this write.
+    const copy = op.payload.subarray(op.payload.length - data.length);
+    this.d.cache.write(h.ino, at, copy, op.seq, { reservation }).catch((err: unknown) => this.cacheFailed(h.ino, op.seq, err));
     await op.acked;
     return data.length;
   }

@@ -1,6 +1,5 @@
 import { Worker } from 'node:worker_threads';
 import { AetherError } from '../errors.js';
-import type { SequencedOp } from './store.js';
 
 export interface BatchResult {
   applied: number;
@@ -40,12 +39,17 @@ export class StoreWriterClient {
     this.waiting.clear();
   }
 
-  applyBatch(batch: readonly SequencedOp[]): Promise<BatchResult> {
+  /**
+   * Applies encoded journal entries. A payload that owns its whole ArrayBuffer is moved to the
+   * writer thread, not copied; the caller must not touch it afterwards.
+   */
+  applyEncoded(batch: { seq: number; payload: Buffer }[]): Promise<BatchResult> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
+    const transfer = batch.filter((e) => e.payload.byteOffset === 0 && e.payload.buffer.byteLength === e.payload.length).map((e) => e.payload.buffer as ArrayBuffer);
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      this.worker.postMessage({ id, batch });
+      this.worker.postMessage({ id, batch }, transfer);
     });
   }
 

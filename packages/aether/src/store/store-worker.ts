@@ -3,12 +3,12 @@
  * second core instead of blocking the event loop that answers FUSE requests.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { Op } from '../tree/ops.js';
+import { decodeOp } from '../tree/ops.js';
 import { Store } from './store.js';
 
 interface Request {
   id: number;
-  batch: { seq: number; op: Op }[];
+  batch: { seq: number; payload: Uint8Array }[];
 }
 
 const port = parentPort;
@@ -23,8 +23,8 @@ port.on('message', (msg: Request | 'close') => {
     return;
   }
   // Structured clone turns Buffers into plain Uint8Arrays.
-  for (const { op } of msg.batch) if (op.t === 'write') op.data = Buffer.from(op.data.buffer, op.data.byteOffset, op.data.byteLength);
-  store.applyBatch(msg.batch).then(
+  const ops = msg.batch.map(({ seq, payload }) => ({ seq, op: decodeOp(Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)) }));
+  store.applyBatch(ops).then(
     (result) => port.postMessage({ id: msg.id, ok: true, result, appliedSeq: store.appliedSeq }),
     (err: unknown) => port.postMessage({ id: msg.id, ok: false, error: err instanceof Error ? err.message : String(err) }),
   );
