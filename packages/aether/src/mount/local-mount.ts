@@ -130,6 +130,11 @@ export class LocalMount {
         // through one name shows through the others within that second. Caching nothing would make
         // every stat a round trip (measured 13x slower), which builds and git feel at once.
         attrTimeoutSeconds: 1,
+        // Keep a file's page cache across opens while its size and mtime are unchanged, checked
+        // afresh at every open (ac_attr_timeout=0): repeated reads come from memory, yet a change
+        // through another name of a hard-linked file is never served stale.
+        autoCache: true,
+        acAttrTimeoutSeconds: 0,
         useIno: true,
       },
       { onHandlerError: (op, err) => this.log(`${op}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`) },
