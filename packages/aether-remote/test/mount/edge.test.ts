@@ -1,0 +1,266 @@
+// Issue 5: edge cases of the file system semantics, through a real mount (a child `aether mount`).
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  constants,
+  fstatSync,
+  ftruncateSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startMount, stopAll, type MountProcess } from './harness.js';
+import { errnoOf, eventually, NOBODY, nodeAs, openHandles, openToOthers, py } from './posix-helpers.js';
+
+const { O_CREAT, O_EXCL, O_WRONLY, O_RDWR, O_APPEND, O_TRUNC } = constants;
+const GiB = 1024 ** 3;
+
+function readAt(fd: number, position: number, length: number): Buffer {
+  const buf = Buffer.alloc(length);
+  const n = readSync(fd, buf, 0, length, position);
+  return buf.subarray(0, n);
+}
+
+describe('edge cases through a real mount', () => {
+  let m: MountProcess;
+  let n = 0;
+  const fresh = (): string => {
+    const d = join(m.mnt, `e${++n}`);
+    mkdirSync(d);
+    return d;
+  };
+  /** Names in a directory, hidden ones included: `.fuse_hidden*` must never show. */
+  const names = (d: string): string[] => readdirSync(d).sort();
+
+  before(async () => {
+    m = await startMount({ args: ['--allow-other'] });
+    openToOthers(m);
+  });
+  after(stopAll);
+
+  it('a sparse file: a write at 1 GiB gives the right size, holes read as zeros', () => {
+    const d = fresh();
+    const p = join(d, 'sparse');
+    const fd = openSync(p, 'w+');
+    assert.equal(writeSync(fd, 'head'), 4);
+    assert.equal(writeSync(fd, 'END', GiB), 3);
+    assert.equal(fstatSync(fd).size, GiB + 3);
+    assert.deepEqual(readAt(fd, 4, 16), Buffer.alloc(16));
+    assert.deepEqual(readAt(fd, GiB / 2, 4096), Buffer.alloc(4096));
+    assert.deepEqual(readAt(fd, GiB - 2, 8), Buffer.from('\0\0END'));
+    assert.deepEqual(readAt(fd, 0, 6), Buffer.from('head\0\0'));
+    closeSync(fd);
+    assert.equal(statSync(p).size, GiB + 3);
+  });
+
+  it('offsets past 4 GiB: a write at 5 GiB reads back there, and the size is exact', () => {
+    const d = fresh();
+    const p = join(d, 'big');
+    const at = 5 * GiB + 12345;
+    const fd = openSync(p, 'w');
+    assert.equal(writeSync(fd, 'past-4GiB', at), 9);
+    assert.equal(writeSync(fd, 'edge', 4 * GiB - 2), 4);
+    closeSync(fd);
+    assert.equal(statSync(p).size, at + 9);
+    const r = openSync(p, 'r');
+    assert.equal(readAt(r, at, 100).toString(), 'past-4GiB');
+    assert.deepEqual(readAt(r, 4 * GiB - 3, 6), Buffer.from('\0edge\0'));
+    assert.deepEqual(readAt(r, at - 4, 4), Buffer.alloc(4));
+    closeSync(r);
+    const t = openSync(p, 'r+');
+    ftruncateSync(t, 4 * GiB + 1);
+    closeSync(t);
+    assert.equal(statSync(p).size, 4 * GiB + 1);
+  });
+
+  it('O_APPEND: two descriptors append in turn and never overwrite each other', () => {
+    const d = fresh();
+    const p = join(d, 'log');
+    const a = openSync(p, O_CREAT | O_WRONLY | O_APPEND, 0o644);
+    const b = openSync(p, O_WRONLY | O_APPEND);
+    writeSync(a, 'a1;');
+    writeSync(b, 'b1;');
+    // The position given is ignored under O_APPEND: the end of file it is.
+    writeSync(a, 'a2;', 0);
+    writeSync(b, 'b2;', 1);
+    closeSync(a);
+    closeSync(b);
+    assert.equal(readFileSync(p, 'utf8'), 'a1;b1;a2;b2;');
+  });
+
+  it('O_APPEND: two processes appending at once lose no line', async () => {
+    const d = fresh();
+    const p = join(d, 'log');
+    writeFileSync(p, '');
+    const LINES = 300;
+    const writer = (tag: string) => new Promise<number | null>((resolve) => {
+      const child = spawn(process.execPath, ['-e', `
+        const fs = require('node:fs');
+        const fd = fs.openSync(${JSON.stringify(p)}, 'a');
+        for (let i = 0; i < ${LINES}; i++) fs.writeSync(fd, '${tag}' + String(i).padStart(4, '0') + '\\n');
+        fs.closeSync(fd);`], { stdio: 'inherit' });
+      child.once('exit', resolve);
+    });
+    assert.deepEqual(await Promise.all([writer('A'), writer('B')]), [0, 0]);
+    const lines = readFileSync(p, 'utf8').split('\n').slice(0, -1);
+    assert.equal(lines.length, 2 * LINES);
+    for (const tag of ['A', 'B']) {
+      const mine = lines.filter((l) => l.startsWith(tag));
+      assert.deepEqual(mine, Array.from({ length: LINES }, (_, i) => tag + String(i).padStart(4, '0')), `${tag}'s lines, whole and in order`);
+    }
+  });
+
+  it('O_TRUNC empties an existing file and keeps its inode; O_EXCL creates only a new name', () => {
+    const d = fresh();
+    const p = join(d, 'f');
+    writeFileSync(p, 'old content');
+    const ino = statSync(p).ino;
+    const fd = openSync(p, O_WRONLY | O_TRUNC);
+    assert.equal(fstatSync(fd).size, 0);
+    writeSync(fd, 'new');
+    closeSync(fd);
+    assert.equal(readFileSync(p, 'utf8'), 'new');
+    assert.equal(statSync(p).ino, ino);
+    const x = openSync(join(d, 'excl'), O_CREAT | O_EXCL | O_RDWR, 0o600);
+    writeSync(x, 'mine');
+    closeSync(x);
+    assert.equal(errnoOf(() => openSync(join(d, 'excl'), O_CREAT | O_EXCL | O_RDWR, 0o600)), 'EEXIST');
+    assert.equal(readFileSync(join(d, 'excl'), 'utf8'), 'mine');
+  });
+
+  it('an unlinked file that is still open stays readable and writable; its name is gone; no .fuse_hidden name is listed', async () => {
+    const d = fresh();
+    const p = join(d, 'tmp');
+    writeFileSync(join(d, 'other'), 'o');
+    const fd = openSync(p, 'w+');
+    writeSync(fd, 'before');
+    unlinkSync(p);
+    assert.deepEqual(names(d), ['other']);
+    assert.equal(errnoOf(() => statSync(p)), 'ENOENT');
+    writeSync(fd, '-after');
+    assert.equal(readAt(fd, 0, 100).toString(), 'before-after');
+    assert.deepEqual([fstatSync(fd).nlink, fstatSync(fd).size], [0, 12]);
+    ftruncateSync(fd, 3);
+    assert.equal(readAt(fd, 0, 100).toString(), 'bef');
+    // The same name can be created anew, independent of the open file.
+    writeFileSync(p, 'fresh');
+    assert.equal(readAt(fd, 0, 100).toString(), 'bef');
+    assert.deepEqual(names(d), ['other', 'tmp']);
+    closeSync(fd);
+    assert.ok(await eventually(() => openHandles(m) === 0));
+    assert.deepEqual(names(d), ['other', 'tmp']);
+    assert.equal(readFileSync(p, 'utf8'), 'fresh');
+  });
+
+  it('rename over a file that is open elsewhere: the open file keeps its content, the name gets the new one', async () => {
+    const d = fresh();
+    writeFileSync(join(d, 'target'), 'old target');
+    writeFileSync(join(d, 'source'), 'new content');
+    const fd = openSync(join(d, 'target'), 'r+');
+    renameSync(join(d, 'source'), join(d, 'target'));
+    assert.deepEqual(names(d), ['target']);
+    assert.equal(readFileSync(join(d, 'target'), 'utf8'), 'new content');
+    assert.equal(readAt(fd, 0, 100).toString(), 'old target');
+    writeSync(fd, 'OLD', 0);
+    assert.equal(readAt(fd, 0, 100).toString(), 'OLD target');
+    assert.equal(readFileSync(join(d, 'target'), 'utf8'), 'new content');
+    assert.equal(fstatSync(fd).nlink, 0);
+    closeSync(fd);
+    assert.ok(await eventually(() => openHandles(m) === 0));
+    assert.deepEqual(names(d), ['target']);
+  });
+
+  it('files a non-root user creates belong to that user (the FUSE caller\'s uid and gid); root\'s chown is kept', () => {
+    const d = fresh();
+    chmodSync(d, 0o1777);
+    const out = nodeAs(`
+      fs.writeFileSync(path.join(dir, 'by-nobody'), 'x', { mode: 0o640 });
+      fs.mkdirSync(path.join(dir, 'dir-by-nobody'));
+      fs.symlinkSync('by-nobody', path.join(dir, 'link-by-nobody'));
+      const s = fs.statSync(path.join(dir, 'by-nobody'));
+      return { uid: s.uid, gid: s.gid, mode: s.mode & 0o7777, chownAway: errnoOf(() => fs.chownSync(path.join(dir, 'by-nobody'), 0, 0)) };`, d);
+    assert.deepEqual(out, { uid: NOBODY, gid: NOBODY, mode: 0o640, chownAway: 'EPERM' });
+    const owner = (p: string): number[] => {
+      const s = lstatSync(join(d, p));
+      return [s.uid, s.gid];
+    };
+    assert.deepEqual([owner('by-nobody'), owner('dir-by-nobody'), owner('link-by-nobody')], [[NOBODY, NOBODY], [NOBODY, NOBODY], [NOBODY, NOBODY]]);
+    writeFileSync(join(d, 'by-root'), 'r');
+    assert.deepEqual(owner('by-root'), [0, 0]);
+    chownSync(join(d, 'by-nobody'), 4321, 8765);
+    assert.deepEqual(owner('by-nobody'), [4321, 8765]);
+    // A write by root does not change the owner; the sticky directory stops nobody removing it.
+    writeFileSync(join(d, 'by-nobody'), 'rewritten');
+    assert.deepEqual(owner('by-nobody'), [4321, 8765]);
+    assert.equal(nodeAs(`return errnoOf(() => fs.unlinkSync(path.join(dir, 'by-root')));`, d), 'EPERM');
+  });
+
+  it('mmap: a shared mapping reads the file and its writes reach the file', () => {
+    const d = fresh();
+    const p = join(d, 'mapped');
+    const content = Buffer.from('0123456789'.repeat(1000));
+    writeFileSync(p, content);
+    const out = py(`
+import json, mmap
+with open('mapped', 'r+b') as f:
+    m = mmap.mmap(f.fileno(), 0)
+    first = m[:10].decode()
+    last = m[-5:].decode()
+    m[0:5] = b'HELLO'
+    m[9000:9003] = b'XYZ'
+    m.flush()
+    m.close()
+print(json.dumps([first, last]))`, d);
+    assert.deepEqual(out, ['0123456789', '56789']);
+    const expected = Buffer.from(content);
+    expected.write('HELLO', 0);
+    expected.write('XYZ', 9000);
+    assert.ok(readFileSync(p).equals(expected), 'the mapped writes are in the file');
+    // A private mapping's writes do not reach the file.
+    py(`
+import mmap
+with open('mapped', 'r+b') as f:
+    m = mmap.mmap(f.fileno(), 0, flags=mmap.MAP_PRIVATE)
+    m[0:5] = b'xxxxx'
+    m.close()
+print('null')`, d);
+    assert.ok(readFileSync(p).equals(expected));
+  });
+
+  it('a write through one descriptor is read at once through another, and O_RDWR sees its own writes', () => {
+    const d = fresh();
+    const p = join(d, 'f');
+    const w = openSync(p, 'w');
+    const r = openSync(p, 'r');
+    writeSync(w, 'abc');
+    assert.equal(readAt(r, 0, 10).toString(), 'abc');
+    writeSync(w, 'def');
+    assert.equal(readAt(r, 0, 10).toString(), 'abcdef');
+    closeSync(w);
+    closeSync(r);
+  });
+
+  it('a rename of an open directory keeps its handle working', () => {
+    const d = fresh();
+    mkdirSync(join(d, 'a'));
+    writeFileSync(join(d, 'a', 'f'), 'x');
+    const fd = openSync(join(d, 'a'), 'r');
+    renameSync(join(d, 'a'), join(d, 'b'));
+    assert.deepEqual(readdirSync(join(d, 'b')), ['f']);
+    assert.equal(fstatSync(fd).isDirectory(), true);
+    closeSync(fd);
+  });
+});
