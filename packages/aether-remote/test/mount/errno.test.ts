@@ -127,6 +127,10 @@ describe('errno of failed operations through a real mount', () => {
   it('ENAMETOOLONG: a 256-byte name, for every operation; 255 bytes is fine', () => {
     const long = join(d, 'n'.repeat(256));
     expectAll([
+      ['stat', () => statSync(long), 'ENAMETOOLONG'],
+      ['open', () => openSync(long, 'r'), 'ENAMETOOLONG'],
+      ['unlink', () => unlinkSync(long), 'ENAMETOOLONG'],
+      ['stat below it', () => statSync(join(long, 'f')), 'ENAMETOOLONG'],
       ['create', () => writeFileSync(long, 'x'), 'ENAMETOOLONG'],
       ['mkdir', () => mkdirSync(long), 'ENAMETOOLONG'],
       ['symlink', () => symlinkSync('file', long), 'ENAMETOOLONG'],

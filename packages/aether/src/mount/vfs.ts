@@ -1,4 +1,4 @@
-import { applyOp, TreeError, type Errno } from '../tree/apply.js';
+import { applyOp, NAME_MAX_BYTES, TreeError, type Errno } from '../tree/apply.js';
 import { kindOfMode, typeBits, type Inode } from '../tree/inode.js';
 import type { MemoryMeta } from '../tree/meta.js';
 import { encodeOp, OP_RECORD_TYPE, ROOT_INO, type Ino, type Kind, type Op } from '../tree/ops.js';
@@ -100,7 +100,11 @@ export class Vfs {
       const dir = this.inode(ino);
       if (dir.kind !== 'dir') throw new FsError('ENOTDIR', `${path}: a component is not a directory`);
       const next = this.d.view.lookup(ino, part);
-      if (next === undefined) throw new FsError('ENOENT', `${path}: no such file or directory`);
+      if (next === undefined) {
+        // No name that long can exist: POSIX answers ENAMETOOLONG for it, as for a creation.
+        if (Buffer.byteLength(part) > NAME_MAX_BYTES) throw new FsError('ENAMETOOLONG', `${path}: a component is longer than ${NAME_MAX_BYTES} bytes`);
+        throw new FsError('ENOENT', `${path}: no such file or directory`);
+      }
       ino = next;
     }
     return ino;
