@@ -8,6 +8,7 @@ import {
   fstatSync,
   fsyncSync,
   ftruncateSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -204,6 +205,48 @@ print(json.dumps([err(lambda: r2('a', 'b', 1)), err(lambda: r2('a', 'c', 1)), er
     assert.equal(statSync(join(d, 'l')).ino, statSync(join(d, 'target')).ino);
     assert.equal(errnoOf(() => statSync(join(d, 'dangling'))), 'ENOENT');
     assert.equal(errnoOf(() => readlinkSync(join(d, 'target'))), 'EINVAL');
+  });
+
+  it('hard links: one inode number, link count, size, mode and times the same through every name at once', () => {
+    const d = fresh();
+    mkdirSync(join(d, 'sub'));
+    const a = join(d, 'a');
+    const b = join(d, 'b');
+    const c = join(d, 'sub', 'c');
+    writeFileSync(a, 'one');
+    linkSync(a, b);
+    linkSync(b, c);
+    const names = [a, b, c];
+    const view = (): string[] => names.map((p) => {
+      const s = statSync(p);
+      return `ino=${s.ino} nlink=${s.nlink} size=${s.size} mode=${(s.mode & 0o7777).toString(8)} mtime=${s.mtimeMs}`;
+    });
+    const same = (expectNlink: number, expectSize: number): void => {
+      const v = view();
+      assert.equal(new Set(v).size, 1, `every name shows the same attributes:\n${v.join('\n')}`);
+      assert.match(v[0]!, new RegExp(`nlink=${expectNlink} size=${expectSize} `));
+    };
+    same(3, 3);
+    // Written through one name, read through the others (size from the other names' own lookups).
+    writeFileSync(b, 'one-two', { flag: 'r+' });
+    same(3, 7);
+    const fd = openSync(c, 'a');
+    writeSync(fd, '-three');
+    closeSync(fd);
+    same(3, 13);
+    assert.equal(readFileSync(a, 'utf8'), 'one-two-three');
+    chmodSync(c, 0o604);
+    same(3, 13);
+    utimesSync(b, 1234, 5678);
+    same(3, 13);
+    assert.equal(statSync(a).mtimeMs, 5_678_000);
+    unlinkSync(b);
+    names.splice(1, 1);
+    same(2, 13);
+    unlinkSync(a);
+    names.splice(0, 1);
+    same(1, 13);
+    assert.equal(readFileSync(c, 'utf8'), 'one-two-three');
   });
 
   it('chmod sets the permission bits (setuid, setgid, sticky included) and the change time', async () => {
