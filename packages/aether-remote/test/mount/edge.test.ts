@@ -23,7 +23,7 @@ import {
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startMount, stopAll, type MountProcess } from './harness.js';
-import { errnoOf, eventually, NOBODY, nodeAs, openHandles, openToOthers, py } from './posix-helpers.js';
+import { errnoOf, eventually, NOBODY, nodeAs, openHandles, openToOthers, py, sh } from './posix-helpers.js';
 
 const { O_CREAT, O_EXCL, O_WRONLY, O_RDWR, O_APPEND, O_TRUNC } = constants;
 const GiB = 1024 ** 3;
@@ -51,7 +51,7 @@ describe('edge cases through a real mount', () => {
   });
   after(stopAll);
 
-  it('a sparse file: a write at 1 GiB gives the right size, holes read as zeros', () => {
+  it('a sparse file: a write at 1 GiB gives the right size, holes read as zeros, and du stays small', () => {
     const d = fresh();
     const p = join(d, 'sparse');
     const fd = openSync(p, 'w+');
@@ -63,7 +63,14 @@ describe('edge cases through a real mount', () => {
     assert.deepEqual(readAt(fd, GiB - 2, 8), Buffer.from('\0\0END'));
     assert.deepEqual(readAt(fd, 0, 6), Buffer.from('head\0\0'));
     closeSync(fd);
-    assert.equal(statSync(p).size, GiB + 3);
+    const s = statSync(p);
+    assert.equal(s.size, GiB + 3);
+    assert.ok(s.blocks * 512 <= 128 * 1024, `st_blocks ${s.blocks} (${s.blocks * 512} bytes) is small`);
+    const duKiB = Number(sh(`du -k sparse`, d).split('\t')[0]);
+    assert.ok(duKiB <= 128, `du -k says ${duKiB}`);
+    // A dense file is all allocated.
+    writeFileSync(join(d, 'dense'), Buffer.alloc(100_000, 1));
+    assert.equal(statSync(join(d, 'dense')).blocks, Math.ceil(100_000 / 512));
   });
 
   it('offsets past 4 GiB: a write at 5 GiB reads back there, and the size is exact', () => {

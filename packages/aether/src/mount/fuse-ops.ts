@@ -5,7 +5,8 @@ import type { FuseHandlers, FuseStat, FuseStatfs, FuseTime } from './fuse-bindin
 import type { FuseMetrics } from './fuse-metrics.js';
 import type { Vfs } from './vfs.js';
 
-export function toStat(i: Inode): FuseStat {
+/** `allocatedBytes`: the bytes that hold data (holes do not count), for st_blocks. */
+export function toStat(i: Inode, allocatedBytes = i.size): FuseStat {
   return {
     mode: typeBits(i.kind) | i.mode,
     uid: i.uid,
@@ -14,7 +15,7 @@ export function toStat(i: Inode): FuseStat {
     nlink: i.nlink,
     ino: i.ino,
     blksize: 4096,
-    blocks: Math.ceil(i.size / 512),
+    blocks: Math.ceil(allocatedBytes / 512),
     atime: i.atimeMs,
     mtime: i.mtimeMs,
     ctime: i.ctimeMs,
@@ -57,7 +58,10 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
     };
   const time = (t: FuseTime): FuseTime => t;
   return {
-    getattr: timed('getattr', (path: string) => toStat(vfs.getattr(path))),
+    getattr: timed('getattr', (path: string) => {
+      const inode = vfs.getattr(path);
+      return toStat(inode, vfs.allocatedBytes(inode.ino));
+    }),
     access: timed('access', (path: string) => void vfs.getattr(path)),
     statfs: timed('statfs', (): FuseStatfs => {
       const s = disk.statfs();

@@ -129,6 +129,11 @@ export class Vfs {
     return this.inode(this.resolve(path));
   }
 
+  /** Bytes of the file that hold data (st_blocks): holes of a sparse file do not count. */
+  allocatedBytes(ino: Ino): number {
+    return this.d.view.allocatedBytes(ino);
+  }
+
   fgetattr(fh: number): Inode {
     return this.inode(this.handle(fh).ino);
   }
