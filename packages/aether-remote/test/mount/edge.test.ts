@@ -215,6 +215,32 @@ describe('edge cases through a real mount', () => {
     assert.equal(nodeAs(`return errnoOf(() => fs.unlinkSync(path.join(dir, 'by-root')));`, d), 'EPERM');
   });
 
+  it('a set-group-ID directory gives new entries its group, and new directories the bit, for root and for others', () => {
+    const d = fresh();
+    const shared = join(d, 'shared');
+    mkdirSync(shared);
+    chownSync(shared, 0, 1234);
+    chmodSync(shared, 0o2777);
+    writeFileSync(join(shared, 'by-root'), 'x');
+    mkdirSync(join(shared, 'sub-by-root'), 0o755);
+    nodeAs(`
+      fs.writeFileSync(path.join(dir, 'by-nobody'), 'x');
+      fs.mkdirSync(path.join(dir, 'sub-by-nobody'), 0o755);
+      fs.symlinkSync('by-nobody', path.join(dir, 'link-by-nobody'));`, shared);
+    const of = (name: string): string => {
+      const s = lstatSync(join(shared, name));
+      return `${s.uid}:${s.gid} ${(s.mode & 0o7777).toString(8)}`;
+    };
+    assert.deepEqual(
+      ['by-root', 'sub-by-root', 'by-nobody', 'sub-by-nobody', 'link-by-nobody'].map(of),
+      ['0:1234 644', '0:1234 2755', `${NOBODY}:1234 644`, `${NOBODY}:1234 2755`, `${NOBODY}:1234 777`],
+    );
+    // Without the bit, the creator's group.
+    chmodSync(shared, 0o777);
+    nodeAs(`fs.writeFileSync(path.join(dir, 'plain'), 'x');`, shared);
+    assert.equal(of('plain'), `${NOBODY}:${NOBODY} 644`);
+  });
+
   it('mmap: a shared mapping reads the file and its writes reach the file', () => {
     const d = fresh();
     const p = join(d, 'mapped');

@@ -23,6 +23,7 @@ const O_WRONLY = 1;
 const O_RDWR = 2;
 const O_TRUNC = 0o1000;
 const O_APPEND = 0o2000;
+const S_ISGID = 0o2000;
 
 /** Largest file offset accepted (the kernel's MAX_LFS_FILESIZE is larger; 2^53 keeps sizes exact in JS). */
 export const MAX_FILE_BYTES = Number.MAX_SAFE_INTEGER;
@@ -195,6 +196,12 @@ export class Vfs {
     await this.admitWriter();
     const { parent, name } = this.parentAndName(path);
     if (kindOfMode(mode) === undefined) throw new FsError('ENOTSUP', 'only regular files, directories and symbolic links are supported');
+    // A set-group-ID directory hands its group to new entries, and the bit to new directories (as Linux file systems do).
+    const dir = this.inode(parent);
+    if (dir.mode & S_ISGID) {
+      gid = dir.gid;
+      if (kind === 'dir') mode |= S_ISGID;
+    }
     const ino = ++this.maxIno;
     await this.mutate({ t: 'mknode', parent, name, ino, kind, mode: mode & 0o7777, uid, gid, timeMs: this.now(), ...(target !== undefined ? { target } : {}) });
     return ino;
