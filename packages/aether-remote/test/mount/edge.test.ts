@@ -172,6 +172,20 @@ describe('edge cases through a real mount', () => {
     assert.equal(readFileSync(p, 'utf8'), 'fresh');
   });
 
+  it('a user\'s own rename to a .fuse_hidden name is an ordinary rename: the file stays, listed and readable', () => {
+    const d = fresh();
+    writeFileSync(join(d, 'a'), 'kept a');
+    writeFileSync(join(d, 'b'), 'kept b');
+    // libfuse hides open files as .fuse_hidden<16 hex digits>; a file that is not open is never hidden.
+    renameSync(join(d, 'a'), join(d, '.fuse_hidden_mine'));
+    renameSync(join(d, 'b'), join(d, '.fuse_hidden0000001200000001'));
+    assert.deepEqual(names(d), ['.fuse_hidden0000001200000001', '.fuse_hidden_mine']);
+    assert.equal(readFileSync(join(d, '.fuse_hidden_mine'), 'utf8'), 'kept a');
+    assert.equal(readFileSync(join(d, '.fuse_hidden0000001200000001'), 'utf8'), 'kept b');
+    unlinkSync(join(d, '.fuse_hidden_mine'));
+    assert.deepEqual(names(d), ['.fuse_hidden0000001200000001']);
+  });
+
   it('rename over a file that is open elsewhere: the open file keeps its content, the name gets the new one', async () => {
     const d = fresh();
     writeFileSync(join(d, 'target'), 'old target');

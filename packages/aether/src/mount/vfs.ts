@@ -28,8 +28,8 @@ const S_ISGID = 0o2000;
 /** Largest file offset accepted (the kernel's MAX_LFS_FILESIZE is larger; 2^53 keeps sizes exact in JS). */
 export const MAX_FILE_BYTES = Number.MAX_SAFE_INTEGER;
 
-/** libfuse's high-level API renames an unlinked-but-open file to this prefix instead of removing it. */
-const HIDDEN_PREFIX = '.fuse_hidden';
+/** libfuse's high-level API renames an unlinked-but-open file to such a name (`.fuse_hidden%08x%08x`) instead of removing it. */
+const HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/;
 
 interface Handle {
   ino: Ino;
@@ -238,8 +238,9 @@ export class Vfs {
   async rename(from: string, to: string, flags = 0): Promise<void> {
     await this.admitWriter();
     const dst = this.parentAndName(to);
-    if (dst.name.startsWith(HIDDEN_PREFIX)) {
-      // libfuse hides an unlinked file that is still open: for Aether that is an unlink whose inode lives on.
+    // libfuse hides an unlinked file that is still open: for Aether that is an unlink whose inode lives on.
+    // It hides open files only: a rename of any other file to such a name is the user's own.
+    if (HIDDEN_NAME.test(dst.name) && this.openCount.has(this.resolve(from))) {
       const ino = this.resolve(from);
       await this.unlink(from);
       this.hidden.set(to, ino);
