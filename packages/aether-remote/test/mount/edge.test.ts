@@ -15,6 +15,7 @@ import {
   readFileSync,
   readSync,
   renameSync,
+  rmdirSync,
   statSync,
   unlinkSync,
   writeFileSync,
@@ -170,6 +171,49 @@ describe('edge cases through a real mount', () => {
     assert.ok(await eventually(() => openHandles(m) === 0));
     assert.deepEqual(names(d), ['other', 'tmp']);
     assert.equal(readFileSync(p, 'utf8'), 'fresh');
+  });
+
+  it('an unlinked open file keeps working after its directory is renamed', async () => {
+    const d = fresh();
+    mkdirSync(join(d, 'r1'));
+    const fd = openSync(join(d, 'r1', 'f'), 'w+');
+    try {
+      writeSync(fd, 'x');
+      unlinkSync(join(d, 'r1', 'f'));
+      renameSync(join(d, 'r1'), join(d, 'r2'));
+      assert.equal(writeSync(fd, 'yz'), 2);
+      assert.equal(readAt(fd, 0, 10).toString(), 'xyz');
+      assert.deepEqual([fstatSync(fd).size, fstatSync(fd).nlink], [3, 0]);
+    } finally {
+      closeSync(fd);
+    }
+    assert.ok(await eventually(() => openHandles(m) === 0));
+    assert.deepEqual(names(join(d, 'r2')), []);
+    rmdirSync(join(d, 'r2'));
+  });
+
+  it('rmdir of a directory whose only entry is an unlinked open file: ENOTEMPTY until it is closed (libfuse 2.9 limit)', async () => {
+    // POSIX lets this rmdir succeed. libfuse 2.9's high-level API builds every request's path
+    // from its own name table, and once the directory is gone it answers ENOENT for I/O on the
+    // open file before Aether sees it (measured). Aether keeps the open file working instead, and
+    // refuses the rmdir, or a rename over the directory, while the hidden file exists (FUSE.md).
+    const d = fresh();
+    mkdirSync(join(d, 'dir'));
+    mkdirSync(join(d, 'other'));
+    const fd = openSync(join(d, 'dir', 'f'), 'w+');
+    try {
+      writeSync(fd, 'x');
+      unlinkSync(join(d, 'dir', 'f'));
+      assert.deepEqual(names(join(d, 'dir')), []);
+      assert.equal(errnoOf(() => rmdirSync(join(d, 'dir'))), 'ENOTEMPTY');
+      assert.equal(errnoOf(() => renameSync(join(d, 'other'), join(d, 'dir'))), 'ENOTEMPTY');
+      assert.equal(writeSync(fd, 'yz'), 2);
+      assert.equal(readAt(fd, 0, 10).toString(), 'xyz');
+    } finally {
+      closeSync(fd);
+    }
+    assert.ok(await eventually(() => errnoOf(() => rmdirSync(join(d, 'dir'))) === 'ok'), 'rmdir works once the file is closed');
+    assert.deepEqual(names(d), ['other']);
   });
 
   it('a user\'s own rename to a .fuse_hidden name is an ordinary rename: the file stays, listed and readable', () => {

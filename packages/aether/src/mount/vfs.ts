@@ -63,7 +63,10 @@ export type TimeSpec = number | 'now' | 'omit';
 export class Vfs {
   private readonly handles = new Map<number, Handle>();
   private readonly openCount = new Map<Ino, number>();
-  /** Hidden names of unlinked-but-open files, by path (never journaled, never listed). */
+  /**
+   * Hidden names of unlinked-but-open files, as `<directory inode>/<name>`, so that a rename of a
+   * directory above one keeps it reachable (never journaled, never listed).
+   */
   private readonly hidden = new Map<string, Ino>();
   /**
    * Pending truncations: committed content at or past `size` is stale until the journal entry
@@ -94,7 +97,7 @@ export class Vfs {
   }
 
   resolve(path: string): Ino {
-    const hid = this.hidden.get(path);
+    const hid = this.hiddenAt(path);
     if (hid !== undefined) return hid;
     let ino = ROOT_INO;
     for (const part of this.split(path)) {
@@ -109,6 +112,32 @@ export class Vfs {
       ino = next;
     }
     return ino;
+  }
+
+  /** The key in `hidden` for `path`, when it names a hidden file's place: its directory's inode and the name. */
+  private hiddenKey(path: string): string | undefined {
+    const slash = path.lastIndexOf('/');
+    const name = path.slice(slash + 1);
+    if (this.hidden.size === 0 || !HIDDEN_NAME.test(name)) return undefined;
+    try {
+      return `${this.resolve(path.slice(0, slash) || '/')}/${name}`;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private hiddenAt(path: string): Ino | undefined {
+    const key = this.hiddenKey(path);
+    return key === undefined ? undefined : this.hidden.get(key);
+  }
+
+  /**
+   * True while `dir` holds a hidden file. libfuse builds the hidden file's path through `dir`, so
+   * once `dir` is gone its I/O fails with ENOENT inside libfuse: `dir` must stay (FUSE.md).
+   */
+  private holdsHidden(dir: Ino): boolean {
+    for (const key of this.hidden.keys()) if (key.startsWith(`${dir}/`)) return true;
+    return false;
   }
 
   private parentAndName(path: string): { parent: Ino; name: string } {
@@ -216,10 +245,11 @@ export class Vfs {
 
   async unlink(path: string): Promise<void> {
     await this.admitWriter();
-    const hid = this.hidden.get(path);
-    if (hid !== undefined) {
+    const key = this.hiddenKey(path);
+    const hid = key === undefined ? undefined : this.hidden.get(key);
+    if (key !== undefined && hid !== undefined) {
       // libfuse removes the hidden name on the last release: the inode can go now.
-      this.hidden.delete(path);
+      this.hidden.delete(key);
       this.forgetIfUnused(hid);
       return;
     }
@@ -232,6 +262,8 @@ export class Vfs {
   async rmdir(path: string): Promise<void> {
     await this.admitWriter();
     const { parent, name } = this.parentAndName(path);
+    const dir = this.d.view.lookup(parent, name);
+    if (dir !== undefined && this.holdsHidden(dir)) throw new FsError('ENOTEMPTY', `${path} holds an unlinked file that is still open`);
     await this.mutate({ t: 'rmdir', parent, name, timeMs: this.now() });
   }
 
@@ -243,11 +275,15 @@ export class Vfs {
     if (HIDDEN_NAME.test(dst.name) && this.openCount.has(this.resolve(from))) {
       const ino = this.resolve(from);
       await this.unlink(from);
-      this.hidden.set(to, ino);
+      this.hidden.set(`${dst.parent}/${dst.name}`, ino);
       return;
     }
     const src = this.parentAndName(from);
     const replaced = this.d.view.lookup(dst.parent, dst.name);
+    const moved = this.d.view.lookup(src.parent, src.name);
+    if (replaced !== undefined && moved !== undefined && this.inode(moved).kind === 'dir' && this.holdsHidden(replaced)) {
+      throw new FsError('ENOTEMPTY', `${to} holds an unlinked file that is still open`);
+    }
     await this.mutate({ t: 'rename', parent: src.parent, name: src.name, newParent: dst.parent, newName: dst.name, flags, timeMs: this.now() });
     if (replaced !== undefined && replaced !== this.d.view.lookup(dst.parent, dst.name)) this.forgetIfUnused(replaced);
   }
