@@ -8,6 +8,7 @@ import {
   constants,
   fstatSync,
   ftruncateSync,
+  linkSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -171,6 +172,27 @@ describe('edge cases through a real mount', () => {
     assert.ok(await eventually(() => openHandles(m) === 0));
     assert.deepEqual(names(d), ['other', 'tmp']);
     assert.equal(readFileSync(p, 'utf8'), 'fresh');
+  });
+
+  it('an open file that loses one of two names: fstat and the other name both show one link', async () => {
+    const d = fresh();
+    const fd = openSync(join(d, 'a'), 'w+');
+    try {
+      writeSync(fd, 'one');
+      linkSync(join(d, 'a'), join(d, 'b'));
+      unlinkSync(join(d, 'a'));
+      writeSync(fd, '-two');
+      assert.deepEqual([fstatSync(fd).nlink, statSync(join(d, 'b')).nlink], [1, 1]);
+      assert.equal(fstatSync(fd).ino, statSync(join(d, 'b')).ino);
+      assert.equal(readFileSync(join(d, 'b'), 'utf8'), 'one-two');
+      unlinkSync(join(d, 'b'));
+      assert.equal(fstatSync(fd).nlink, 0);
+      assert.deepEqual(names(d), []);
+    } finally {
+      closeSync(fd);
+    }
+    assert.ok(await eventually(() => openHandles(m) === 0));
+    assert.deepEqual(names(d), []);
   });
 
   it('an unlinked open file keeps working after its directory is renamed', async () => {

@@ -156,7 +156,12 @@ export class Vfs {
   }
 
   getattr(path: string): Inode {
-    return this.inode(this.resolve(path));
+    const hid = this.hiddenAt(path);
+    if (hid === undefined) return this.inode(this.resolve(path));
+    // libfuse takes one off a hidden file's nlink (it counts the hidden name as a link); here the
+    // hidden name is no link, so it gets one more to take off.
+    const inode = this.inode(hid);
+    return inode.nlink > 0 ? { ...inode, nlink: inode.nlink + 1 } : inode;
   }
 
   /** Bytes of the file that hold data (st_blocks): holes of a sparse file do not count. */
