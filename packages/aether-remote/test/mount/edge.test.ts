@@ -321,6 +321,23 @@ describe('edge cases through a real mount', () => {
     assert.equal(of('plain'), `${NOBODY}:${NOBODY} 644`);
   });
 
+  it('names are UTF-8: any name valid in UTF-8 round-trips; other bytes become U+FFFD (fuse-native limit, FUSE.md)', () => {
+    const d = fresh();
+    const odd = ['名前 with space', 'new\nline', 'tab\tand\\backslash', 'emoji 🙂', ' leading space', '-dash', '#'];
+    for (const name of odd) writeFileSync(join(d, name), name);
+    assert.deepEqual(names(d), [...odd].sort());
+    for (const name of odd) assert.equal(readFileSync(join(d, name), 'utf8'), name);
+    // fuse-native hands paths to JS as UTF-8 strings: an invalid byte arrives as U+FFFD, so the
+    // name is stored and listed as EF BF BD, and another invalid byte names the same file.
+    const sub = join(d, 'bytes');
+    mkdirSync(sub);
+    writeFileSync(Buffer.concat([Buffer.from(`${sub}/a`), Buffer.from([0xff])]), 'first');
+    assert.deepEqual(readdirSync(sub, { encoding: 'buffer' }), [Buffer.from([0x61, 0xef, 0xbf, 0xbd])]);
+    const other = Buffer.concat([Buffer.from(`${sub}/a`), Buffer.from([0xfe])]);
+    assert.equal(errnoOf(() => openSync(other, O_CREAT | O_EXCL | O_WRONLY)), 'EEXIST');
+    assert.equal(readFileSync(other, 'utf8'), 'first');
+  });
+
   it('mmap: a shared mapping reads the file and its writes reach the file', () => {
     const d = fresh();
     const p = join(d, 'mapped');
