@@ -299,6 +299,46 @@ print(json.dumps([err(lambda: r2('a', 'b', 1)), err(lambda: r2('a', 'c', 1)), er
     assert.equal(statSync(p).mtimeMs, 1_600_000_000_123);
   });
 
+  it('timestamps: data changes move mtime and ctime, metadata changes ctime only, reads neither', async () => {
+    const d = fresh();
+    const f = join(d, 'f');
+    writeFileSync(f, 'abc');
+    mkdirSync(join(d, 'sub'));
+    const OLD_MS = 1_000_000_000_000;
+    const times = (p: string): string => {
+      const s = statSync(p);
+      return `${s.mtimeMs === OLD_MS ? 'm=old' : 'm=new'} ${s.ctimeMs < stamp ? 'c=old' : 'c=new'}`;
+    };
+    let stamp = 0;
+    const reset = async (): Promise<void> => {
+      for (const p of [d, f, join(d, 'sub')]) utimesSync(p, OLD_MS / 1000, OLD_MS / 1000);
+      await new Promise((r) => setTimeout(r, 5));
+      stamp = Date.now();
+      await new Promise((r) => setTimeout(r, 5));
+    };
+    await reset();
+    readFileSync(f);
+    readdirSync(d);
+    assert.deepEqual([times(f), times(d)], ['m=old c=old', 'm=old c=old'], 'read, readdir');
+    writeFileSync(f, 'x', { flag: 'r+' });
+    assert.deepEqual([times(f), times(d)], ['m=new c=new', 'm=old c=old'], 'write');
+    await reset();
+    chmodSync(f, 0o600);
+    assert.deepEqual([times(f), times(d)], ['m=old c=new', 'm=old c=old'], 'chmod');
+    await reset();
+    truncateSync(f, 1);
+    assert.deepEqual(times(f), 'm=new c=new', 'truncate');
+    await reset();
+    linkSync(f, join(d, 'g'));
+    assert.deepEqual([times(f), times(d)], ['m=old c=new', 'm=new c=new'], 'link');
+    await reset();
+    renameSync(join(d, 'g'), join(d, 'sub', 'g'));
+    assert.deepEqual([times(f), times(d), times(join(d, 'sub'))], ['m=old c=new', 'm=new c=new', 'm=new c=new'], 'rename across directories');
+    await reset();
+    unlinkSync(join(d, 'sub', 'g'));
+    assert.deepEqual([times(f), times(join(d, 'sub'))], ['m=old c=new', 'm=new c=new'], 'unlink of one name');
+  });
+
   it('statfs: df -PT shows fuse.aether with the numbers of the state directory\'s file system', () => {
     const line = sh(`df -PT ${m.mnt}`, dir).split('\n')[1] ?? '';
     const [fsname, type, total] = line.split(/\s+/);
