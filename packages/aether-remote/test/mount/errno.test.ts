@@ -22,7 +22,7 @@ import {
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startMount, stopAll, type MountProcess } from './harness.js';
-import { errnoOf, eventually, nodeAs, openToOthers } from './posix-helpers.js';
+import { errnoOf, eventually, nodeAs, openToOthers, PY_ERR, py } from './posix-helpers.js';
 
 const { O_CREAT, O_EXCL, O_WRONLY, O_RDWR, O_RDONLY, O_DIRECTORY } = constants;
 
@@ -175,6 +175,19 @@ describe('errno of failed operations through a real mount', () => {
     }
     unlinkSync(join(d, 'loop1'));
     unlinkSync(join(d, 'loop2'));
+  });
+
+  it('ENOTSUP: special files (FIFOs, sockets, devices) cannot be made; mknod of a regular file works', () => {
+    const out = py(`${PY_ERR}
+import stat
+print(json.dumps([err(lambda: os.mkfifo('fifo')), err(lambda: os.mknod('sock', stat.S_IFSOCK | 0o644)),
+                  err(lambda: os.mknod('chr', stat.S_IFCHR | 0o644, os.makedev(1, 3))), err(lambda: os.mknod('reg', stat.S_IFREG | 0o640)),
+                  err(lambda: os.mkfifo('dir/fifo')), err(lambda: os.mkfifo('missing/fifo'))]))`, d);
+    assert.deepEqual(out, ['ENOTSUP', 'ENOTSUP', 'ENOTSUP', 'ok', 'ENOTSUP', 'ENOENT']);
+    const s = statSync(join(d, 'reg'));
+    assert.deepEqual([s.isFile(), s.mode & 0o7777, s.size], [true, 0o640, 0]);
+    unlinkSync(join(d, 'reg'));
+    assert.deepEqual(readdirSync(d).sort(), ['dangling', 'dir', 'file', 'full', 'ldir']);
   });
 
   it('EACCES and EPERM for a user that is not root (allow_other with default_permissions)', () => {

@@ -101,6 +101,12 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
       await vfs.mknode(path, 'dir', mode | typeBits('dir'), uid, gid);
     }),
     rmdir: timed('rmdir', (path: string) => vfs.rmdir(path)),
+    // libfuse makes regular files with create; only special files get here, and Vfs refuses them
+    // with ENOTSUP. Without this handler libfuse answered ENOSYS ("Function not implemented").
+    mknod: timed('mknod', async (path: string, mode: number) => {
+      const { uid, gid } = who.caller();
+      await vfs.mknode(path, 'file', mode, uid, gid);
+    }),
     chmod: timed('chmod', (path: string, mode: number) => vfs.setattr(path, { mode })),
     chown: timed('chown', (path: string, uid: number, gid: number) => vfs.setattr(path, { uid, gid })),
     utimens: timed('utimens', (path: string, atime: FuseTime, mtime: FuseTime) => vfs.setattr(path, { atime: time(atime), mtime: time(mtime) })),
