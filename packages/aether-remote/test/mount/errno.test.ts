@@ -190,6 +190,17 @@ print(json.dumps([err(lambda: os.mkfifo('fifo')), err(lambda: os.mknod('sock', s
     assert.deepEqual(readdirSync(d).sort(), ['dangling', 'dir', 'file', 'full', 'ldir']);
   });
 
+  it('EFBIG: a write or truncation past 2^53 - 1 bytes (Aether keeps sizes exact in JS numbers)', () => {
+    const out = py(`${PY_ERR}
+fd = os.open('huge', os.O_CREAT | os.O_RDWR, 0o644)
+r = [err(lambda: os.pwrite(fd, b'xy', 2**53 - 2)), err(lambda: os.pwrite(fd, b'x', 2**60)), err(lambda: os.ftruncate(fd, 2**53)),
+     os.pwrite(fd, b'x', 2**53 - 2), os.fstat(fd).st_size]
+os.close(fd)
+os.unlink('huge')
+print(json.dumps(r))`, d);
+    assert.deepEqual(out, ['EFBIG', 'EFBIG', 'EFBIG', 1, 2 ** 53 - 1]);
+  });
+
   it('EACCES and EPERM for a user that is not root (allow_other with default_permissions)', () => {
     mkdirSync(join(d, 'priv'), 0o755);
     writeFileSync(join(d, 'priv', 'secret'), 'root only', { mode: 0o600 });
