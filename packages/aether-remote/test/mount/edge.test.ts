@@ -14,7 +14,6 @@ import {
   openSync,
   readdirSync,
   readFileSync,
-  readSync,
   renameSync,
   rmdirSync,
   statSync,
@@ -25,25 +24,14 @@ import {
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startMount, stopAll, type MountProcess } from './harness.js';
-import { errnoOf, eventually, NOBODY, nodeAs, openHandles, openToOthers, py, sh } from './posix-helpers.js';
+import { errnoOf, eventually, freshDirs, NOBODY, nodeAs, openHandles, openToOthers, owner, py, readAt, sh } from './posix-helpers.js';
 
 const { O_CREAT, O_EXCL, O_WRONLY, O_RDWR, O_APPEND, O_TRUNC } = constants;
 const GiB = 1024 ** 3;
 
-function readAt(fd: number, position: number, length: number): Buffer {
-  const buf = Buffer.alloc(length);
-  const n = readSync(fd, buf, 0, length, position);
-  return buf.subarray(0, n);
-}
-
 describe('edge cases through a real mount', () => {
   let m: MountProcess;
-  let n = 0;
-  const fresh = (): string => {
-    const d = join(m.mnt, `e${++n}`);
-    mkdirSync(d);
-    return d;
-  };
+  const fresh = freshDirs(() => m, 'e');
   /** Names in a directory, hidden ones included: `.fuse_hidden*` must never show. */
   const names = (d: string): string[] => readdirSync(d).sort();
 
@@ -280,18 +268,15 @@ describe('edge cases through a real mount', () => {
       const s = fs.statSync(path.join(dir, 'by-nobody'));
       return { uid: s.uid, gid: s.gid, mode: s.mode & 0o7777, chownAway: errnoOf(() => fs.chownSync(path.join(dir, 'by-nobody'), 0, 0)) };`, d);
     assert.deepEqual(out, { uid: NOBODY, gid: NOBODY, mode: 0o640, chownAway: 'EPERM' });
-    const owner = (p: string): number[] => {
-      const s = lstatSync(join(d, p));
-      return [s.uid, s.gid];
-    };
-    assert.deepEqual([owner('by-nobody'), owner('dir-by-nobody'), owner('link-by-nobody')], [[NOBODY, NOBODY], [NOBODY, NOBODY], [NOBODY, NOBODY]]);
+    const ids = (name: string): [number, number] => owner(join(d, name));
+    assert.deepEqual([ids('by-nobody'), ids('dir-by-nobody'), ids('link-by-nobody')], [[NOBODY, NOBODY], [NOBODY, NOBODY], [NOBODY, NOBODY]]);
     writeFileSync(join(d, 'by-root'), 'r');
-    assert.deepEqual(owner('by-root'), [0, 0]);
+    assert.deepEqual(ids('by-root'), [0, 0]);
     chownSync(join(d, 'by-nobody'), 4321, 8765);
-    assert.deepEqual(owner('by-nobody'), [4321, 8765]);
+    assert.deepEqual(ids('by-nobody'), [4321, 8765]);
     // A write by root does not change the owner; the sticky directory stops nobody removing it.
     writeFileSync(join(d, 'by-nobody'), 'rewritten');
-    assert.deepEqual(owner('by-nobody'), [4321, 8765]);
+    assert.deepEqual(ids('by-nobody'), [4321, 8765]);
     assert.equal(nodeAs(`return errnoOf(() => fs.unlinkSync(path.join(dir, 'by-root')));`, d), 'EPERM');
   });
 

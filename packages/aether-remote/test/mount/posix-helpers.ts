@@ -4,8 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { chmodSync, lstatSync, mkdirSync, readSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { MountProcess } from './harness.js';
 
 export const NOBODY = 65534;
@@ -22,6 +22,28 @@ export function errnoOf(fn: () => unknown): string {
     if (typeof code !== 'string') throw err;
     return code;
   }
+}
+
+/** Makes a new directory in the mount for each call, so tests never see each other's names. */
+export function freshDirs(mount: () => MountProcess, prefix: string): () => string {
+  let n = 0;
+  return () => {
+    const d = join(mount().mnt, `${prefix}${++n}`);
+    mkdirSync(d);
+    return d;
+  };
+}
+
+/** Up to `length` bytes at `position` (pread). */
+export function readAt(fd: number, position: number, length: number): Buffer {
+  const buf = Buffer.alloc(length);
+  return buf.subarray(0, readSync(fd, buf, 0, length, position));
+}
+
+/** uid and gid of `path` (not following a symlink). */
+export function owner(path: string): [number, number] {
+  const s = lstatSync(path);
+  return [s.uid, s.gid];
 }
 
 /** The temp folder holding the mount point is 0700: other users need to pass through it. */
