@@ -23,8 +23,8 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startMount, stopAll, type MountProcess } from './harness.js';
-import { errnoOf, eventually, freshDirs, NOBODY, nodeAs, openHandles, openToOthers, owner, py, readAt, sh } from './posix-helpers.js';
+import { startMount, type MountProcess } from './harness.js';
+import { errnoOf, eventually, freshDirs, NOBODY, nodeAs, openHandles, openToOthers, owner, py, readAt, sh, stopAndClean } from './posix-helpers.js';
 
 const { O_CREAT, O_EXCL, O_WRONLY, O_RDWR, O_APPEND, O_TRUNC } = constants;
 const GiB = 1024 ** 3;
@@ -39,7 +39,7 @@ describe('edge cases through a real mount', () => {
     m = await startMount({ args: ['--allow-other'] });
     openToOthers(m);
   });
-  after(stopAll);
+  after(() => stopAndClean(m));
 
   it('a sparse file: a write at 1 GiB gives the right size, holes read as zeros, and du stays small', () => {
     const d = fresh();

@@ -21,8 +21,8 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startMount, stopAll, type MountProcess } from './harness.js';
-import { errnoOf, eventually, nodeAs, openToOthers, PY_ERR, py } from './posix-helpers.js';
+import { startMount, type MountProcess } from './harness.js';
+import { errnoOf, eventually, nodeAs, openToOthers, py, PY_ERR, stopAndClean } from './posix-helpers.js';
 
 const { O_CREAT, O_EXCL, O_WRONLY, O_RDWR, O_RDONLY, O_DIRECTORY } = constants;
 
@@ -45,7 +45,7 @@ describe('errno of failed operations through a real mount', () => {
     symlinkSync('dir', join(d, 'ldir'));
     symlinkSync('nowhere', join(d, 'dangling'));
   });
-  after(stopAll);
+  after(() => stopAndClean(m));
 
   it('ENOENT: a missing name, for every operation that looks one up', () => {
     const p = join(d, 'missing');
@@ -258,7 +258,7 @@ describe('ENOSPC: the dirty quota, through a real mount', () => {
   before(async () => {
     m = await startMount({ env: { AFS_AETHER_CACHE_DIRTY_MAX_BYTES: String(QUOTA_BYTES), AFS_AETHER_CACHE_DIRTY_HIGH_WATER_BYTES: '0' } });
   });
-  after(stopAll);
+  after(() => stopAndClean(m));
 
   const chunk = (i: number): Buffer => Buffer.alloc(CHUNK_BYTES, 0x41 + (i % 26));
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { chmodSync, lstatSync, mkdirSync, readSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { MountProcess } from './harness.js';
+import { cleanup, stopAll, type MountProcess } from './harness.js';
 
 export const NOBODY = 65534;
 /** Drops to uid/gid 65534 with no supplementary groups. */
@@ -22,6 +22,12 @@ export function errnoOf(fn: () => unknown): string {
     if (typeof code !== 'string') throw err;
     return code;
   }
+}
+
+/** For `after`: stops every mount, then removes the temp folder of `m` (mount point and state). */
+export async function stopAndClean(m: MountProcess | undefined): Promise<void> {
+  await stopAll();
+  if (m) cleanup(dirname(m.mnt));
 }
 
 /** Makes a new directory in the mount for each call, so tests never see each other's names. */

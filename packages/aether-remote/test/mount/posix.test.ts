@@ -29,8 +29,8 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { startMount, stopAll, type MountProcess } from './harness.js';
-import { errnoOf, eventually, freshDirs, metrics, opCount, openHandles, owner, PY_ERR, py, sh } from './posix-helpers.js';
+import { startMount, type MountProcess } from './harness.js';
+import { errnoOf, eventually, freshDirs, metrics, opCount, openHandles, owner, py, PY_ERR, sh, stopAndClean } from './posix-helpers.js';
 
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
@@ -46,7 +46,7 @@ describe('POSIX operations through a real mount', () => {
     m = await startMount();
     dir = m.mnt;
   });
-  after(stopAll);
+  after(() => stopAndClean(m));
 
   it('lookup/getattr: type, mode, owner, size, nlink and a stable inode number', () => {
     const d = fresh();
