@@ -5,7 +5,8 @@ import type { FuseHandlers, FuseStat, FuseStatfs, FuseTime } from './fuse-bindin
 import type { FuseMetrics } from './fuse-metrics.js';
 import type { Vfs } from './vfs.js';
 
-export function toStat(i: Inode): FuseStat {
+/** `allocatedBytes`: the bytes that hold data (holes do not count), for st_blocks. */
+export function toStat(i: Inode, allocatedBytes = i.size): FuseStat {
   return {
     mode: typeBits(i.kind) | i.mode,
     uid: i.uid,
@@ -14,7 +15,7 @@ export function toStat(i: Inode): FuseStat {
     nlink: i.nlink,
     ino: i.ino,
     blksize: 4096,
-    blocks: Math.ceil(i.size / 512),
+    blocks: Math.ceil(allocatedBytes / 512),
     atime: i.atimeMs,
     mtime: i.mtimeMs,
     ctime: i.ctimeMs,
@@ -60,7 +61,10 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
     };
   const time = (t: FuseTime): FuseTime => t;
   return {
-    getattr: timed('getattr', (path: string) => toStat(vfs.getattr(path))),
+    getattr: timed('getattr', (path: string) => {
+      const inode = vfs.getattr(path);
+      return toStat(inode, vfs.allocatedBytes(inode.ino));
+    }),
     access: timed('access', (path: string) => void vfs.getattr(path)),
     statfs: timed('statfs', (): FuseStatfs => {
       const s = disk.statfs();
@@ -97,6 +101,12 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
       await vfs.mknode(path, 'dir', mode | typeBits('dir'), uid, gid);
     }),
     rmdir: timed('rmdir', (path: string) => vfs.rmdir(path)),
+    // libfuse makes regular files with create; only special files get here, and Vfs refuses them
+    // with ENOTSUP. Without this handler libfuse answered ENOSYS ("Function not implemented").
+    mknod: timed('mknod', async (path: string, mode: number) => {
+      const { uid, gid } = who.caller();
+      await vfs.mknode(path, 'file', mode, uid, gid);
+    }),
     chmod: timed('chmod', (path: string, mode: number) => vfs.setattr(path, { mode })),
     chown: timed('chown', (path: string, uid: number, gid: number) => vfs.setattr(path, { uid, gid })),
     utimens: timed('utimens', (path: string, atime: FuseTime, mtime: FuseTime) => vfs.setattr(path, { atime: time(atime), mtime: time(mtime) })),

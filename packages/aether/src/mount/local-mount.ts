@@ -125,11 +125,12 @@ export class LocalMount {
         allowOther: this.opts.allowOther ?? false,
         bigWrites: true,
         maxWriteBytes: 131072,
-        // The kernel caches attributes for 1 s (libfuse's default, as bindfs and rclone). libfuse's
-        // high-level API gives each name of a hard-linked file its own kernel inode, so a change made
-        // through one name shows through the others within that second. Caching nothing would make
-        // every stat a round trip (measured 13x slower), which builds and git feel at once.
-        attrTimeoutSeconds: 1,
+        // libfuse's high-level API gives each name of a hard-linked file its own kernel inode, so cached
+        // attributes of one name would go stale when the file changes through another: attributes are
+        // never cached (posix.test.ts, hard links). Names are: in local mode every change goes through
+        // this kernel, which keeps its dentries right, so a stat of a known name costs one getattr.
+        attrTimeoutSeconds: 0,
+        entryTimeoutSeconds: 60,
         // Keep a file's page cache across opens while its size and mtime are unchanged, checked
         // afresh at every open (ac_attr_timeout=0): repeated reads come from memory, yet a change
         // through another name of a hard-linked file is never served stale.

@@ -1,4 +1,4 @@
-import { applyOp, TreeError, type Errno } from '../tree/apply.js';
+import { applyOp, NAME_MAX_BYTES, TreeError, type Errno } from '../tree/apply.js';
 import { kindOfMode, typeBits, type Inode } from '../tree/inode.js';
 import type { MemoryMeta } from '../tree/meta.js';
 import { encodeOp, OP_RECORD_TYPE, ROOT_INO, type Ino, type Kind, type Op } from '../tree/ops.js';
@@ -23,12 +23,13 @@ const O_WRONLY = 1;
 const O_RDWR = 2;
 const O_TRUNC = 0o1000;
 const O_APPEND = 0o2000;
+const S_ISGID = 0o2000;
 
 /** Largest file offset accepted (the kernel's MAX_LFS_FILESIZE is larger; 2^53 keeps sizes exact in JS). */
 export const MAX_FILE_BYTES = Number.MAX_SAFE_INTEGER;
 
-/** libfuse's high-level API renames an unlinked-but-open file to this prefix instead of removing it. */
-const HIDDEN_PREFIX = '.fuse_hidden';
+/** libfuse's high-level API renames an unlinked-but-open file to such a name (`.fuse_hidden%08x%08x`) instead of removing it. */
+const HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/;
 
 interface Handle {
   ino: Ino;
@@ -62,7 +63,10 @@ export type TimeSpec = number | 'now' | 'omit';
 export class Vfs {
   private readonly handles = new Map<number, Handle>();
   private readonly openCount = new Map<Ino, number>();
-  /** Hidden names of unlinked-but-open files, by path (never journaled, never listed). */
+  /**
+   * Hidden names of unlinked-but-open files, as `<directory inode>/<name>`, so that a rename of a
+   * directory above one keeps it reachable (never journaled, never listed).
+   */
   private readonly hidden = new Map<string, Ino>();
   /**
    * Pending truncations: committed content at or past `size` is stale until the journal entry
@@ -93,17 +97,47 @@ export class Vfs {
   }
 
   resolve(path: string): Ino {
-    const hid = this.hidden.get(path);
+    const hid = this.hiddenAt(path);
     if (hid !== undefined) return hid;
     let ino = ROOT_INO;
     for (const part of this.split(path)) {
       const dir = this.inode(ino);
       if (dir.kind !== 'dir') throw new FsError('ENOTDIR', `${path}: a component is not a directory`);
       const next = this.d.view.lookup(ino, part);
-      if (next === undefined) throw new FsError('ENOENT', `${path}: no such file or directory`);
+      if (next === undefined) {
+        // No name that long can exist: POSIX answers ENAMETOOLONG for it, as for a creation.
+        if (Buffer.byteLength(part) > NAME_MAX_BYTES) throw new FsError('ENAMETOOLONG', `${path}: a component is longer than ${NAME_MAX_BYTES} bytes`);
+        throw new FsError('ENOENT', `${path}: no such file or directory`);
+      }
       ino = next;
     }
     return ino;
+  }
+
+  /** The key in `hidden` for `path`, when it names a hidden file's place: its directory's inode and the name. */
+  private hiddenKey(path: string): string | undefined {
+    const slash = path.lastIndexOf('/');
+    const name = path.slice(slash + 1);
+    if (this.hidden.size === 0 || !HIDDEN_NAME.test(name)) return undefined;
+    try {
+      return `${this.resolve(path.slice(0, slash) || '/')}/${name}`;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private hiddenAt(path: string): Ino | undefined {
+    const key = this.hiddenKey(path);
+    return key === undefined ? undefined : this.hidden.get(key);
+  }
+
+  /**
+   * True while `dir` holds a hidden file. libfuse builds the hidden file's path through `dir`, so
+   * once `dir` is gone its I/O fails with ENOENT inside libfuse: `dir` must stay (FUSE.md).
+   */
+  private holdsHidden(dir: Ino): boolean {
+    for (const key of this.hidden.keys()) if (key.startsWith(`${dir}/`)) return true;
+    return false;
   }
 
   private parentAndName(path: string): { parent: Ino; name: string } {
@@ -122,7 +156,17 @@ export class Vfs {
   }
 
   getattr(path: string): Inode {
-    return this.inode(this.resolve(path));
+    const hid = this.hiddenAt(path);
+    if (hid === undefined) return this.inode(this.resolve(path));
+    // libfuse takes one off a hidden file's nlink (it counts the hidden name as a link); here the
+    // hidden name is no link, so it gets one more to take off.
+    const inode = this.inode(hid);
+    return inode.nlink > 0 ? { ...inode, nlink: inode.nlink + 1 } : inode;
+  }
+
+  /** Bytes of the file that hold data (st_blocks): holes of a sparse file do not count. */
+  allocatedBytes(ino: Ino): number {
+    return this.d.view.allocatedBytes(ino);
   }
 
   fgetattr(fh: number): Inode {
@@ -192,6 +236,12 @@ export class Vfs {
   async mknode(path: string, kind: Kind, mode: number, uid: number, gid: number, target?: string): Promise<Ino> {
     const { parent, name } = this.parentAndName(path);
     if (kindOfMode(mode) === undefined) throw new FsError('ENOTSUP', 'only regular files, directories and symbolic links are supported');
+    // A set-group-ID directory hands its group to new entries, and the bit to new directories (as Linux file systems do).
+    const dir = this.inode(parent);
+    if (dir.mode & S_ISGID) {
+      gid = dir.gid;
+      if (kind === 'dir') mode |= S_ISGID;
+    }
     const ino = ++this.maxIno;
     await this.mutate({ t: 'mknode', parent, name, ino, kind, mode: mode & 0o7777, uid, gid, timeMs: this.now(), ...(target !== undefined ? { target } : {}) });
     return ino;
@@ -204,10 +254,11 @@ export class Vfs {
   }
 
   async unlink(path: string): Promise<void> {
-    const hid = this.hidden.get(path);
-    if (hid !== undefined) {
+    const key = this.hiddenKey(path);
+    const hid = key === undefined ? undefined : this.hidden.get(key);
+    if (key !== undefined && hid !== undefined) {
       // libfuse removes the hidden name on the last release: the inode can go now.
-      this.hidden.delete(path);
+      this.hidden.delete(key);
       this.forgetIfUnused(hid);
       return;
     }
@@ -219,20 +270,27 @@ export class Vfs {
 
   async rmdir(path: string): Promise<void> {
     const { parent, name } = this.parentAndName(path);
+    const dir = this.d.view.lookup(parent, name);
+    if (dir !== undefined && this.holdsHidden(dir)) throw new FsError('ENOTEMPTY', `${path} holds an unlinked file that is still open`);
     await this.mutate({ t: 'rmdir', parent, name, timeMs: this.now() });
   }
 
   async rename(from: string, to: string, flags = 0): Promise<void> {
     const dst = this.parentAndName(to);
-    if (dst.name.startsWith(HIDDEN_PREFIX)) {
-      // libfuse hides an unlinked file that is still open: for Aether that is an unlink whose inode lives on.
+    // libfuse hides an unlinked file that is still open: for Aether that is an unlink whose inode lives on.
+    // It hides open files only: a rename of any other file to such a name is the user's own.
+    if (HIDDEN_NAME.test(dst.name) && this.openCount.has(this.resolve(from))) {
       const ino = this.resolve(from);
       await this.unlink(from);
-      this.hidden.set(to, ino);
+      this.hidden.set(`${dst.parent}/${dst.name}`, ino);
       return;
     }
     const src = this.parentAndName(from);
     const replaced = this.d.view.lookup(dst.parent, dst.name);
+    const moved = this.d.view.lookup(src.parent, src.name);
+    if (replaced !== undefined && moved !== undefined && this.inode(moved).kind === 'dir' && this.holdsHidden(replaced)) {
+      throw new FsError('ENOTEMPTY', `${to} holds an unlinked file that is still open`);
+    }
     await this.mutate({ t: 'rename', parent: src.parent, name: src.name, newParent: dst.parent, newName: dst.name, flags, timeMs: this.now() });
     if (replaced !== undefined && replaced !== this.d.view.lookup(dst.parent, dst.name)) this.forgetIfUnused(replaced);
   }

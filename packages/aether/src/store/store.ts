@@ -175,6 +175,10 @@ export class Store {
     for (const d of this.db.prepare('SELECT parent, name, ino FROM dentries').iterate() as IterableIterator<{ parent: number; name: string; ino: number }>) {
       mem.addEntry(d.parent, d.name, d.ino);
     }
+    // Which blocks hold data, so that sparse files report few blocks (st_blocks).
+    for (const [ino, idx] of this.db.prepare('SELECT ino, idx FROM blocks').raw().iterate() as IterableIterator<[number, number]>) {
+      mem.markAllocated(ino, idx * BLOCK_BYTES, BLOCK_BYTES);
+    }
   }
 
   close(): void {

@@ -1,0 +1,393 @@
+// Issue 5: every FUSE operation Aether serves, through a real mount (a child `aether mount`).
+import assert from 'node:assert/strict';
+import {
+  chmodSync,
+  chownSync,
+  closeSync,
+  fdatasyncSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  readSync,
+  renameSync,
+  rmdirSync,
+  statfsSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startMount, type MountProcess } from './harness.js';
+import { errnoOf, eventually, freshDirs, metrics, opCount, openHandles, owner, py, PY_ERR, sh, stopAndClean } from './posix-helpers.js';
+
+const S_IFMT = 0o170000;
+const S_IFREG = 0o100000;
+const S_IFDIR = 0o040000;
+const S_IFLNK = 0o120000;
+
+describe('POSIX operations through a real mount', () => {
+  let m: MountProcess;
+  let dir: string;
+  const fresh = freshDirs(() => m, 't');
+
+  before(async () => {
+    m = await startMount();
+    dir = m.mnt;
+  });
+  after(() => stopAndClean(m));
+
+  it('lookup/getattr: type, mode, owner, size, nlink and a stable inode number', () => {
+    const d = fresh();
+    writeFileSync(join(d, 'f'), 'hello', { mode: 0o640 });
+    const s = statSync(join(d, 'f'));
+    assert.equal(s.mode & S_IFMT, S_IFREG);
+    assert.equal(s.mode & 0o7777, 0o640);
+    assert.deepEqual([s.uid, s.gid, s.size, s.nlink], [0, 0, 5, 1]);
+    assert.equal(statSync(join(d, 'f')).ino, s.ino);
+    assert.notEqual(s.ino, statSync(d).ino);
+    const ds = statSync(d);
+    assert.equal(ds.mode & S_IFMT, S_IFDIR);
+    assert.equal(ds.nlink, 2);
+    assert.equal(errnoOf(() => statSync(join(d, 'missing'))), 'ENOENT');
+  });
+
+  it('readdir lists exactly the names in the directory, with their types', () => {
+    const d = fresh();
+    writeFileSync(join(d, 'b'), '');
+    mkdirSync(join(d, 'a'));
+    symlinkSync('b', join(d, 'c'));
+    assert.deepEqual(readdirSync(d).sort(), ['a', 'b', 'c']);
+    const types = readdirSync(d, { withFileTypes: true }).map((e) => `${e.name}:${e.isDirectory() ? 'd' : e.isSymbolicLink() ? 'l' : e.isFile() ? 'f' : '?'}`);
+    assert.deepEqual(types.sort(), ['a:d', 'b:f', 'c:l']);
+    assert.deepEqual(readdirSync(join(d, 'a')), []);
+    unlinkSync(join(d, 'b'));
+    assert.deepEqual(readdirSync(d).sort(), ['a', 'c']);
+  });
+
+  it('mkdir and rmdir: mode, the parent\'s link count and mtime', () => {
+    const d = fresh();
+    utimesSync(d, 1000, 1000);
+    mkdirSync(join(d, 'sub'), 0o750);
+    const s = statSync(join(d, 'sub'));
+    assert.equal(s.mode & 0o7777, 0o750);
+    assert.equal(statSync(d).nlink, 3);
+    assert.ok(statSync(d).mtimeMs > 1_000_000, 'mkdir updates the parent\'s mtime');
+    rmdirSync(join(d, 'sub'));
+    assert.equal(errnoOf(() => statSync(join(d, 'sub'))), 'ENOENT');
+    assert.equal(statSync(d).nlink, 2);
+  });
+
+  it('create, open, write, read: bytes come back exactly, at any offset', () => {
+    const d = fresh();
+    const p = join(d, 'f');
+    const fd = openSync(p, 'wx', 0o600);
+    assert.equal(writeSync(fd, Buffer.from('0123456789')), 10);
+    assert.equal(writeSync(fd, Buffer.from('AB'), 0, 2, 4), 2);
+    closeSync(fd);
+    assert.equal(readFileSync(p, 'utf8'), '0123AB6789');
+    assert.equal(statSync(p).mode & 0o777, 0o600);
+    const r = openSync(p, 'r');
+    const buf = Buffer.alloc(4);
+    assert.equal(readSync(r, buf, 0, 4, 3), 4);
+    assert.equal(buf.toString(), '3AB6');
+    assert.equal(readSync(r, buf, 0, 4, 10), 0, 'read at end of file');
+    closeSync(r);
+    const big = Buffer.alloc(3 * 1024 * 1024 + 17);
+    for (let i = 0; i < big.length; i++) big[i] = (i * 7 + (i >> 12)) & 0xff;
+    writeFileSync(join(d, 'big'), big);
+    assert.ok(readFileSync(join(d, 'big')).equals(big));
+  });
+
+  it('truncate and ftruncate shrink and extend; the extension reads as zeros', () => {
+    const d = fresh();
+    const p = join(d, 'f');
+    writeFileSync(p, 'abcdefgh');
+    utimesSync(p, 1000, 1000);
+    truncateSync(p, 3);
+    assert.equal(readFileSync(p, 'utf8'), 'abc');
+    assert.ok(statSync(p).mtimeMs > 1_000_000, 'truncate updates mtime');
+    truncateSync(p, 6);
+    assert.deepEqual(readFileSync(p), Buffer.from('abc\0\0\0'));
+    const fd = openSync(p, 'r+');
+    ftruncateSync(fd, 1);
+    assert.equal(fstatSync(fd).size, 1);
+    ftruncateSync(fd, 4);
+    closeSync(fd);
+    assert.deepEqual(readFileSync(p), Buffer.from('a\0\0\0'));
+  });
+
+  it('unlink removes the name; the parent\'s listing and the file are gone', () => {
+    const d = fresh();
+    writeFileSync(join(d, 'f'), 'x');
+    unlinkSync(join(d, 'f'));
+    assert.deepEqual(readdirSync(d), []);
+    assert.equal(errnoOf(() => statSync(join(d, 'f'))), 'ENOENT');
+  });
+
+  it('rename over an existing file replaces it atomically and keeps the source inode', () => {
+    const d = fresh();
+    writeFileSync(join(d, 'src'), 'new');
+    writeFileSync(join(d, 'dst'), 'old-content');
+    const ino = statSync(join(d, 'src')).ino;
+    renameSync(join(d, 'src'), join(d, 'dst'));
+    assert.deepEqual(readdirSync(d), ['dst']);
+    assert.equal(readFileSync(join(d, 'dst'), 'utf8'), 'new');
+    assert.equal(statSync(join(d, 'dst')).ino, ino);
+    assert.equal(statSync(join(d, 'dst')).nlink, 1);
+  });
+
+  it('rename of a directory into another directory moves its subtree and fixes link counts', () => {
+    const d = fresh();
+    mkdirSync(join(d, 'a', 'x', 'y'), { recursive: true });
+    writeFileSync(join(d, 'a', 'x', 'y', 'f'), 'deep');
+    mkdirSync(join(d, 'b'));
+    renameSync(join(d, 'a', 'x'), join(d, 'b', 'x2'));
+    assert.deepEqual(readdirSync(join(d, 'a')), []);
+    assert.equal(readFileSync(join(d, 'b', 'x2', 'y', 'f'), 'utf8'), 'deep');
+    assert.deepEqual([statSync(join(d, 'a')).nlink, statSync(join(d, 'b')).nlink, statSync(d).nlink], [2, 3, 4]);
+    // A file into another directory.
+    writeFileSync(join(d, 'a', 'g'), 'g');
+    renameSync(join(d, 'a', 'g'), join(d, 'b', 'g'));
+    assert.deepEqual(readdirSync(join(d, 'b')).sort(), ['g', 'x2']);
+    // A directory over an empty directory.
+    mkdirSync(join(d, 'empty'));
+    renameSync(join(d, 'b', 'x2'), join(d, 'empty'));
+    assert.equal(readFileSync(join(d, 'empty', 'y', 'f'), 'utf8'), 'deep');
+    assert.deepEqual([statSync(join(d, 'b')).nlink, statSync(d).nlink], [2, 5]);
+  });
+
+  it('renameat2: RENAME_NOREPLACE and RENAME_EXCHANGE answer what the kernel answers (FUSE.md), and nothing changes', () => {
+    // libfuse 2.9 (protocol 7.19) has no RENAME2, so the flags never reach Aether: the kernel
+    // answers EEXIST for an existing target (its own check), EINVAL otherwise. Documented in FUSE.md.
+    const d = fresh();
+    writeFileSync(join(d, 'a'), 'A');
+    writeFileSync(join(d, 'b'), 'B');
+    const out = py(`${PY_ERR}
+libc = ctypes.CDLL(None, use_errno=True)
+def r2(a, b, flags):
+    if libc.renameat2(-100, a.encode(), -100, b.encode(), flags) != 0:
+        raise OSError(ctypes.get_errno(), 'renameat2')
+print(json.dumps([err(lambda: r2('a', 'b', 1)), err(lambda: r2('a', 'c', 1)), err(lambda: r2('a', 'b', 2))]))`, d);
+    assert.deepEqual(out, ['EEXIST', 'EINVAL', 'EINVAL']);
+    assert.deepEqual(readdirSync(d).sort(), ['a', 'b']);
+    assert.deepEqual([readFileSync(join(d, 'a'), 'utf8'), readFileSync(join(d, 'b'), 'utf8')], ['A', 'B']);
+  });
+
+  it('symlink and readlink: lstat is a link of the target\'s length; stat follows it', () => {
+    const d = fresh();
+    writeFileSync(join(d, 'target'), 'pointed-to');
+    symlinkSync('target', join(d, 'l'));
+    symlinkSync('../nowhere/at/all', join(d, 'dangling'));
+    const ls = lstatSync(join(d, 'l'));
+    assert.equal(ls.mode & S_IFMT, S_IFLNK);
+    assert.equal(ls.size, 'target'.length);
+    assert.equal(readlinkSync(join(d, 'l')), 'target');
+    assert.equal(readlinkSync(join(d, 'dangling')), '../nowhere/at/all');
+    assert.equal(readFileSync(join(d, 'l'), 'utf8'), 'pointed-to');
+    assert.equal(statSync(join(d, 'l')).ino, statSync(join(d, 'target')).ino);
+    assert.equal(errnoOf(() => statSync(join(d, 'dangling'))), 'ENOENT');
+    assert.equal(errnoOf(() => readlinkSync(join(d, 'target'))), 'EINVAL');
+  });
+
+  it('hard links: one inode number, link count, size, mode and times the same through every name at once', () => {
+    const d = fresh();
+    mkdirSync(join(d, 'sub'));
+    const a = join(d, 'a');
+    const b = join(d, 'b');
+    const c = join(d, 'sub', 'c');
+    writeFileSync(a, 'one');
+    linkSync(a, b);
+    linkSync(b, c);
+    const names = [a, b, c];
+    const view = (): string[] => names.map((p) => {
+      const s = statSync(p);
+      return `ino=${s.ino} nlink=${s.nlink} size=${s.size} mode=${(s.mode & 0o7777).toString(8)} mtime=${s.mtimeMs}`;
+    });
+    const same = (expectNlink: number, expectSize: number): void => {
+      const v = view();
+      assert.equal(new Set(v).size, 1, `every name shows the same attributes:\n${v.join('\n')}`);
+      assert.match(v[0]!, new RegExp(`nlink=${expectNlink} size=${expectSize} `));
+    };
+    same(3, 3);
+    // Written through one name, read through the others (size from the other names' own lookups).
+    writeFileSync(b, 'one-two', { flag: 'r+' });
+    same(3, 7);
+    const fd = openSync(c, 'a');
+    writeSync(fd, '-three');
+    closeSync(fd);
+    same(3, 13);
+    assert.equal(readFileSync(a, 'utf8'), 'one-two-three');
+    chmodSync(c, 0o604);
+    same(3, 13);
+    utimesSync(b, 1234, 5678);
+    same(3, 13);
+    assert.equal(statSync(a).mtimeMs, 5_678_000);
+    unlinkSync(b);
+    names.splice(1, 1);
+    same(2, 13);
+    unlinkSync(a);
+    names.splice(0, 1);
+    same(1, 13);
+    assert.equal(readFileSync(c, 'utf8'), 'one-two-three');
+  });
+
+  it('chmod sets the permission bits (setuid, setgid, sticky included) and the change time', async () => {
+    const d = fresh();
+    const p = join(d, 'f');
+    writeFileSync(p, 'x');
+    const before = statSync(p).ctimeMs;
+    await new Promise((r) => setTimeout(r, 20));
+    chmodSync(p, 0o4751);
+    assert.equal(statSync(p).mode & 0o7777, 0o4751);
+    assert.ok(statSync(p).ctimeMs > before, 'chmod updates ctime');
+    chmodSync(d, 0o1777);
+    assert.equal(statSync(d).mode & 0o7777, 0o1777);
+  });
+
+  it('chown sets uid and gid; -1 leaves one alone; lchown changes the link, not its target', () => {
+    const d = fresh();
+    const p = join(d, 'f');
+    writeFileSync(p, 'x');
+    chownSync(p, 1234, 5678);
+    assert.deepEqual(owner(p), [1234, 5678]);
+    chownSync(p, -1, 42);
+    assert.deepEqual(owner(p), [1234, 42]);
+    chownSync(p, 7, -1);
+    assert.deepEqual(owner(p), [7, 42]);
+    symlinkSync('f', join(d, 'l'));
+    sh('chown -h 99:98 l', d);
+    assert.deepEqual(owner(join(d, 'l')), [99, 98]);
+    assert.deepEqual(owner(p), [7, 42]);
+  });
+
+  it('utimens sets atime and mtime each to its own value; touch -m and touch -a leave the other alone', () => {
+    const d = fresh();
+    const p = join(d, 'f');
+    writeFileSync(p, 'x');
+    utimesSync(p, 1_000_000_000, 1_500_000_000);
+    assert.deepEqual([statSync(p).atimeMs, statSync(p).mtimeMs], [1_000_000_000_000, 1_500_000_000_000]);
+    sh('touch -m -d @1600000000 f', d);
+    assert.deepEqual([statSync(p).atimeMs, statSync(p).mtimeMs], [1_000_000_000_000, 1_600_000_000_000]);
+    sh('touch -a -d @1700000000 f', d);
+    assert.deepEqual([statSync(p).atimeMs, statSync(p).mtimeMs], [1_700_000_000_000, 1_600_000_000_000]);
+    // Plain touch: both to now.
+    const t0 = Date.now();
+    sh('touch f', d);
+    const s = statSync(p);
+    assert.ok(s.atimeMs >= t0 - 1000 && s.atimeMs <= Date.now() + 1000, `atime ${s.atimeMs} is now`);
+    assert.equal(s.atimeMs, s.mtimeMs);
+    // Times travel in whole milliseconds (FUSE.md, fuse-native limit): sub-ms digits are dropped.
+    sh('touch -m -d @1600000000.123456789 f', d);
+    assert.equal(statSync(p).mtimeMs, 1_600_000_000_123);
+  });
+
+  it('timestamps: data changes move mtime and ctime, metadata changes ctime only, reads neither', async () => {
+    const d = fresh();
+    const f = join(d, 'f');
+    writeFileSync(f, 'abc');
+    mkdirSync(join(d, 'sub'));
+    const OLD_MS = 1_000_000_000_000;
+    const times = (p: string): string => {
+      const s = statSync(p);
+      return `${s.mtimeMs === OLD_MS ? 'm=old' : 'm=new'} ${s.ctimeMs < stamp ? 'c=old' : 'c=new'}`;
+    };
+    let stamp = 0;
+    const reset = async (): Promise<void> => {
+      for (const p of [d, f, join(d, 'sub')]) utimesSync(p, OLD_MS / 1000, OLD_MS / 1000);
+      await new Promise((r) => setTimeout(r, 5));
+      stamp = Date.now();
+      await new Promise((r) => setTimeout(r, 5));
+    };
+    await reset();
+    readFileSync(f);
+    readdirSync(d);
+    assert.deepEqual([times(f), times(d)], ['m=old c=old', 'm=old c=old'], 'read, readdir');
+    writeFileSync(f, 'x', { flag: 'r+' });
+    assert.deepEqual([times(f), times(d)], ['m=new c=new', 'm=old c=old'], 'write');
+    await reset();
+    chmodSync(f, 0o600);
+    assert.deepEqual([times(f), times(d)], ['m=old c=new', 'm=old c=old'], 'chmod');
+    await reset();
+    truncateSync(f, 1);
+    assert.deepEqual(times(f), 'm=new c=new', 'truncate');
+    await reset();
+    linkSync(f, join(d, 'g'));
+    assert.deepEqual([times(f), times(d)], ['m=old c=new', 'm=new c=new'], 'link');
+    await reset();
+    renameSync(join(d, 'g'), join(d, 'sub', 'g'));
+    assert.deepEqual([times(f), times(d), times(join(d, 'sub'))], ['m=old c=new', 'm=new c=new', 'm=new c=new'], 'rename across directories');
+    await reset();
+    unlinkSync(join(d, 'sub', 'g'));
+    assert.deepEqual([times(f), times(join(d, 'sub'))], ['m=old c=new', 'm=new c=new'], 'unlink of one name');
+  });
+
+  it('statfs: df -PT shows fuse.aether with the numbers of the state directory\'s file system', () => {
+    const line = sh(`df -PT ${m.mnt}`, dir).split('\n')[1] ?? '';
+    const [fsname, type, total] = line.split(/\s+/);
+    assert.deepEqual([fsname, type], ['aether', 'fuse.aether']);
+    const st = statfsSync(m.stateDir);
+    assert.equal(Number(total), Math.floor((st.blocks * st.bsize) / 1024));
+    const mt = statfsSync(m.mnt);
+    assert.deepEqual([mt.bsize, mt.blocks, mt.files], [st.bsize, st.blocks, st.files]);
+    assert.equal(sh(`stat -f -c %l ${m.mnt}`, dir).trim(), '255');
+  });
+
+  it('release after the last close, and the handle is gone; flush never reaches Aether (left to libfuse)', async () => {
+    const d = fresh();
+    const p = join(d, 'f');
+    writeFileSync(p, 'x');
+    assert.ok(await eventually(() => openHandles(m) === 0), 'no handle left open');
+    const [open0, flush0, release0] = [await opCount(m, 'open'), await opCount(m, 'flush'), await opCount(m, 'release')];
+    // No child process may start while the descriptor is open: its copy of the descriptor is
+    // closed at exec, and that close is a flush too.
+    const fd = openSync(p, 'r');
+    closeSync(fd);
+    const fd2 = openSync(p, 'r');
+    closeSync(fd2);
+    // flush has no handler: libfuse answers ENOSYS and the kernel stops sending it (fuse-ops.ts).
+    assert.deepEqual([await opCount(m, 'open'), await opCount(m, 'flush')], [open0 + 2, flush0]);
+    assert.equal(flush0, 0);
+    assert.ok(await eventually(async () => (await opCount(m, 'release')) === release0 + 2), 'one release per open');
+    assert.equal(openHandles(m), 0);
+  });
+
+  it('fsync, fdatasync and fsyncdir each flush the journal once (reason manual)', async () => {
+    const d = fresh();
+    const manual = async (): Promise<number> => (await metrics(m)).get('aether_journal_wal_flush_total{reason="manual",outcome="success"}') ?? -1;
+    const fd = openSync(join(d, 'f'), 'w');
+    writeSync(fd, 'data');
+    const m0 = await manual();
+    const [fsync0, fsyncdir0] = [await opCount(m, 'fsync'), await opCount(m, 'fsyncdir')];
+    fsyncSync(fd);
+    assert.equal(await manual(), m0 + 1);
+    fdatasyncSync(fd);
+    assert.equal(await manual(), m0 + 2);
+    closeSync(fd);
+    const dfd = openSync(d, 'r');
+    fsyncSync(dfd);
+    closeSync(dfd);
+    assert.equal(await manual(), m0 + 3);
+    assert.deepEqual([await opCount(m, 'fsync'), await opCount(m, 'fsyncdir')], [fsync0 + 2, fsyncdir0 + 1]);
+  });
+
+  it('extended attributes: set, get, remove and list answer ENOTSUP', () => {
+    const d = fresh();
+    writeFileSync(join(d, 'f'), 'x');
+    const out = py(`${PY_ERR}
+print(json.dumps([err(lambda: os.setxattr('f', 'user.k', b'v')), err(lambda: os.getxattr('f', 'user.k')),
+                  err(lambda: os.removexattr('f', 'user.k')), err(lambda: os.listxattr('f')), err(lambda: os.setxattr('.', 'user.k', b'v'))]))`, d);
+    assert.deepEqual(out, ['ENOTSUP', 'ENOTSUP', 'ENOTSUP', 'ENOTSUP', 'ENOTSUP']);
+  });
+});
