@@ -87,5 +87,7 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
       process.off('SIGHUP', onHup);
       io.out('aether: unmounted\n');
       setExit(EXIT_OK);
+      // Native FUSE threads can outlive the unmount; they must not keep a stopped mount's process alive.
+      setTimeout(() => process.exit(EXIT_OK), 1000).unref();
     });
 }

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, statfsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { collectDefaultMetrics, Gauge, type Registry } from 'prom-client';
@@ -234,6 +235,23 @@ export class LocalMount {
     return this.stopping;
   }
 
+  /**
+   * fuse-native unmounts through an asynchronous `fusermount -uz`; if its answer never comes, a
+   * stop must not hang: detach the mount directly and go on closing the rest.
+   */
+  private async unmountWithin(ms: number): Promise<void> {
+    const fuse = this.fuse;
+    if (!fuse || fuse.state !== 'mounted') return;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms)));
+    const r = await Promise.race([fuse.unmount(), timedOut]);
+    clearTimeout(timer);
+    if (r === 'timeout') {
+      this.log(`unmount of ${this.mountpoint} did not finish in ${ms} ms; detaching it with fusermount -u -z`);
+      for (const tool of ['fusermount3', 'fusermount']) if (spawnSync(tool, ['-u', '-z', this.mountpoint]).status === 0) break;
+    }
+  }
+
   private async teardown(): Promise<void> {
     const step = async (what: string, fn: () => Promise<void> | void): Promise<void> => {
       try {
@@ -242,7 +260,7 @@ export class LocalMount {
         this.log(`stopping: ${what}: ${err instanceof Error ? err.message : String(err)}`);
       }
     };
-    await step('unmount', () => this.fuse?.unmount());
+    await step('unmount', () => this.unmountWithin(10_000));
     await step('drain', () => this.drain?.close());
     for (const c of this.cleanups.splice(0)) c();
     await step('journal', () => this.journal?.close());
