@@ -106,6 +106,32 @@ export async function startMount(opts: StartOptions = {}): Promise<MountProcess>
   return m;
 }
 
+/** The mount's `STATUS` reply (the fields the tests read). */
+export interface MountStatus {
+  state: string;
+  sync: { state: string; backlog_entries: number; last_error: string | null };
+  journal: { pending_bytes: number; pending_entries: number; committed_seq: number; last_seq: number };
+  open_handles: number;
+  pid: number;
+}
+
+export function status(m: MountProcess): MountStatus {
+  const r = m.ctl(['status', '--json']);
+  if (r.code !== 0) throw new Error(`aether status failed (${r.code}): ${r.err}`);
+  return JSON.parse(r.out) as MountStatus;
+}
+
+/** Waits until every journal entry appended so far is drained into the store. */
+export async function waitDrained(m: MountProcess, timeoutMs = 20_000): Promise<MountStatus> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = status(m);
+    if (s.journal.committed_seq === s.journal.last_seq) return s;
+    if (Date.now() > deadline) throw new Error(`the journal did not drain in ${timeoutMs} ms: ${JSON.stringify(s)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 /** Stops every mount a test left running; use in `after` hooks. */
 export async function stopAll(): Promise<void> {
   for (const m of [...live]) await m.stop().catch(() => m.kill9());
