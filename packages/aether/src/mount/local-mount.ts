@@ -234,7 +234,8 @@ export class LocalMount {
         this.log(`stopping: ${what}: ${err instanceof Error ? err.message : String(err)}`);
       }
     };
-    await step('unmount', () => this.fuse?.unmount());
+    // A mount that failed (a non-empty or busy mount point) has nothing to unmount.
+    await step('unmount', () => (this.fuse?.state === 'mounted' ? this.fuse.unmount() : undefined));
     await step('drain', () => this.drain?.close());
     for (const c of this.cleanups.splice(0)) c();
     await step('journal', () => this.journal?.close());
