@@ -19,8 +19,8 @@ export interface MountProcess {
   stderr: () => string;
   /** SIGTERM and wait for a clean exit; resolves with the exit code. */
   stop(): Promise<number | null>;
-  /** SIGKILL, then detach the dead FUSE mount. */
-  kill9(): Promise<void>;
+  /** SIGKILL, then detach the dead FUSE mount (unless `keepStaleMount`: then the next mount must clean it). */
+  kill9(opts?: { keepStaleMount?: boolean }): Promise<void>;
   /** `aether ARGS --state-dir <stateDir>` in another process. */
   ctl(args: string[], env?: Record<string, string>): { code: number | null; out: string; err: string };
 }
@@ -42,11 +42,14 @@ export function unmountLazy(mnt: string): void {
 }
 
 const live = new Set<MountProcess>();
+/** Mount points left stale on purpose: detached at exit in case a test failed before cleaning them. */
+const stale = new Set<string>();
 process.on('exit', () => {
   for (const m of live) {
     m.proc.kill('SIGKILL');
     unmountLazy(m.mnt);
   }
+  for (const mnt of stale) unmountLazy(mnt);
 });
 
 /** Starts a mount and resolves once it is serving (its "mounted" line); rejects if it exits first. */
@@ -54,7 +57,12 @@ export async function startMount(opts: StartOptions = {}): Promise<MountProcess>
   const base = opts.mnt && opts.stateDir ? '' : tempDir();
   const mnt = opts.mnt ?? join(base, 'mnt');
   const stateDir = opts.stateDir ?? join(base, 'state');
-  mkdirSync(mnt, { recursive: true });
+  try {
+    mkdirSync(mnt, { recursive: true });
+  } catch (err) {
+    // A stale mount left by kill9({ keepStaleMount: true }) answers ENOTCONN: the mount cleans it.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOTCONN') throw err;
+  }
   const proc = spawn(process.execPath, [bin, 'mount', mnt, '--state-dir', stateDir, ...(opts.args ?? [])], {
     env: { ...process.env, AFS_AETHER_METRICS_LISTEN: '127.0.0.1:0', AFS_AETHER_CONFIG: '', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -91,11 +99,12 @@ export async function startMount(opts: StartOptions = {}): Promise<MountProcess>
       unmountLazy(mnt);
       return code;
     },
-    async kill9() {
+    async kill9({ keepStaleMount = false } = {}) {
       proc.kill('SIGKILL');
       await exited;
       live.delete(m);
-      unmountLazy(mnt);
+      if (keepStaleMount) stale.add(mnt);
+      else unmountLazy(mnt);
     },
     ctl(args, env = {}) {
       const r = spawnSync(process.execPath, [bin, ...args, '--state-dir', stateDir], { encoding: 'utf8', env: { ...process.env, AFS_AETHER_CONFIG: '', ...env } });
@@ -132,9 +141,43 @@ export async function waitDrained(m: MountProcess, timeoutMs = 20_000): Promise<
   }
 }
 
-/** Stops every mount a test left running; use in `after` hooks. */
+/** Stops every mount a test left running and detaches stale ones; use in `after` hooks. */
 export async function stopAll(): Promise<void> {
   for (const m of [...live]) await m.stop().catch(() => m.kill9());
+  for (const mnt of stale) unmountLazy(mnt);
+  stale.clear();
+}
+
+export interface FailedMount {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `aether mount` where it must refuse to start and resolves with how it exited. Should it
+ * mount after all, it is stopped and the promise rejects.
+ */
+export async function mountMustFail(opts: StartOptions & { mnt: string; stateDir: string }, timeoutMs = 30_000): Promise<FailedMount> {
+  const proc = spawn(process.execPath, [bin, 'mount', opts.mnt, '--state-dir', opts.stateDir, ...(opts.args ?? [])], {
+    env: { ...process.env, AFS_AETHER_METRICS_LISTEN: '127.0.0.1:0', AFS_AETHER_CONFIG: '', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+    proc.stdout.on('data', () => {
+      if (stdout.includes('aether: mounted')) proc.kill('SIGTERM');
+    });
+    proc.once('exit', (code) => {
+      clearTimeout(timer);
+      if (stdout.includes('aether: mounted')) reject(new Error(`aether mount ${opts.mnt} should have failed but mounted:\n${stderr}`));
+      else resolve({ code, stdout, stderr });
+    });
+  });
 }
 
 export function cleanup(dir: string): void {
