@@ -45,16 +45,14 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
         return setExit(isAetherError(err) && USAGE_CODES.has(err.code) ? EXIT_USAGE : EXIT_FAILURE);
       }
       const s = mount.status();
-      io.out(
-        [
-          `aether: mounted ${String(s.mountpoint)} (local mode)`,
-          `  state:    ${String(s.state_dir)}`,
-          `  metrics:  ${s.metrics_address === 'off' ? 'off' : `http://${String(s.metrics_address)}/metrics`}`,
-          `  control:  npx aether status --state-dir ${String(s.state_dir)}`,
-          `  stop:     Ctrl-C or kill -TERM ${process.pid} (unmounts cleanly); kill -HUP ${process.pid} reloads the configuration`,
-          '',
-        ].join('\n'),
-      );
+      const banner = [
+        `aether: mounted ${String(s.mountpoint)} (local mode)`,
+        `  state:    ${String(s.state_dir)}`,
+        `  metrics:  ${s.metrics_address === 'off' ? 'off' : `http://${String(s.metrics_address)}/metrics`}`,
+        `  control:  npx aether status --state-dir ${String(s.state_dir)}`,
+        `  stop:     Ctrl-C or kill -TERM ${process.pid} (unmounts cleanly); kill -HUP ${process.pid} reloads the configuration`,
+        '',
+      ].join('\n');
       await new Promise<void>((resolve) => {
         const stop = (signal: string): void => {
           io.err(`aether: ${signal}: stopping (flush, drain up to ${graceMs} ms, unmount)\n`);
@@ -79,6 +77,8 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
         process.on('SIGINT', onInt);
         process.on('SIGTERM', onTerm);
         process.on('SIGHUP', onHup);
+        // Only now: whoever waits for this line may signal at once, and must get a clean unmount.
+        io.out(banner);
       });
       io.out('aether: unmounted\n');
       setExit(EXIT_OK);

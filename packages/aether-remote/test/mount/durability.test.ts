@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it, type TestContext } from 'node:test';
 import { contentFor, sizeFor } from './fixtures/content.js';
-import { cleanup, startMount, stopAll, tempDir, waitDrained, type MountProcess } from './harness.js';
+import { cleanup, stopCleanly, startMount, stopAll, tempDir, waitDrained, type MountProcess } from './harness.js';
 
 const ROUNDS = 10;
 const KILL_AFTER_MS_MIN = 50;
@@ -169,13 +169,13 @@ describe('kill -9 at random moments loses no acknowledged write', () => {
       assert.equal(counts.acked, totalAcked);
       assert.ok(totalAcked >= ROUNDS, `only ${totalAcked} files were acknowledged in ${ROUNDS} rounds: the test proves little`);
       await waitDrained(m);
-      assert.equal(await m.stop(), 0);
+      await stopCleanly(m);
       const clean = await startMount(opts);
       assert.equal(clean.ctl(['cache', 'clear']).code, 0);
       verify(clean.mnt, known, 'from the store after a clean restart');
       assertHealthyLog(m);
       assertHealthyLog(clean);
-      assert.equal(await clean.stop(), 0);
+      await stopCleanly(clean);
     });
   }
 });

@@ -71,7 +71,8 @@ export async function startMount(opts: StartOptions = {}): Promise<MountProcess>
   let err = '';
   proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  // 'close', not 'exit': only then has all of its output been read.
+  const exited = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)));
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`mount did not come up in 30 s:\n${err}`)), 30_000);
     const check = (): void => {
@@ -141,6 +142,12 @@ export async function waitDrained(m: MountProcess, timeoutMs = 20_000): Promise<
   }
 }
 
+/** SIGTERM, and fail unless the mount unmounted cleanly (exit code 0), with its stderr in the message. */
+export async function stopCleanly(m: MountProcess): Promise<void> {
+  const code = await m.stop();
+  if (code !== 0) throw new Error(`aether mount exited with ${code} (signal ${m.proc.signalCode}) on SIGTERM:\n${m.stderr()}`);
+}
+
 /** Stops every mount a test left running and detaches stale ones; use in `after` hooks. */
 export async function stopAll(): Promise<void> {
   for (const m of [...live]) await m.stop().catch(() => m.kill9());
@@ -172,7 +179,7 @@ export async function mountMustFail(opts: StartOptions & { mnt: string; stateDir
     proc.stdout.on('data', () => {
       if (stdout.includes('aether: mounted')) proc.kill('SIGTERM');
     });
-    proc.once('exit', (code) => {
+    proc.once('close', (code) => {
       clearTimeout(timer);
       if (stdout.includes('aether: mounted')) reject(new Error(`aether mount ${opts.mnt} should have failed but mounted:\n${stderr}`));
       else resolve({ code, stdout, stderr });

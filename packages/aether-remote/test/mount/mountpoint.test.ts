@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { cleanup, mountMustFail, startMount, status, stopAll, tempDir, type FailedMount } from './harness.js';
+import { cleanup, stopCleanly, mountMustFail, startMount, status, stopAll, tempDir, type FailedMount } from './harness.js';
 
 function mounted(mnt: string): boolean {
   return readFileSync('/proc/self/mountinfo', 'utf8')
@@ -50,8 +50,18 @@ describe('mount points and state directories', () => {
     assert.equal(readFileSync(join(mnt, 'before-the-kill'), 'utf8'), 'still here');
     writeFileSync(join(mnt, 'after-the-restart'), 'works');
     assert.equal(readFileSync(join(mnt, 'after-the-restart'), 'utf8'), 'works');
-    assert.equal(await again.stop(), 0);
+    await stopCleanly(again);
     assert.equal(mounted(mnt), false);
+  });
+
+  it('a SIGTERM right after the mounted line unmounts cleanly (the handlers are in place before it)', async () => {
+    const { mnt, stateDir } = fresh();
+    for (let i = 0; i < 8; i++) {
+      const m = await startMount({ mnt, stateDir });
+      await stopCleanly(m);
+      assert.match(m.stderr(), /SIGTERM: stopping/);
+      assert.equal(mounted(mnt), false);
+    }
   });
 
   it('refuses a non-empty directory with one line and exit code 2, touching nothing', async () => {
@@ -76,7 +86,7 @@ describe('mount points and state directories', () => {
     assert.equal(readFileSync(join(mnt, 'in-the-first'), 'utf8'), 'first');
     writeFileSync(join(mnt, 'still-writable'), 'yes');
     assert.equal(status(first).state, 'online');
-    assert.equal(await first.stop(), 0);
+    await stopCleanly(first);
   });
 
   it('refuses a second mount on a state directory in use (control socket) without harming the first', async () => {
@@ -95,10 +105,10 @@ describe('mount points and state directories', () => {
     assert.equal(first.ctl(['journal', 'flush']).code, 0);
     writeFileSync(join(one.mnt, 'after'), 'two');
     assert.equal(readFileSync(join(one.mnt, 'before'), 'utf8'), 'one');
-    assert.equal(await first.stop(), 0);
+    await stopCleanly(first);
     const again = await startMount({ mnt: one.mnt, stateDir: one.stateDir, env });
     assert.equal(readFileSync(join(one.mnt, 'before'), 'utf8'), 'one');
     assert.equal(readFileSync(join(one.mnt, 'after'), 'utf8'), 'two');
-    assert.equal(await again.stop(), 0);
+    await stopCleanly(again);
   });
 });

@@ -25,7 +25,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { cleanup, startMount, status, stopAll, tempDir, waitDrained, type MountProcess } from './harness.js';
+import { cleanup, stopCleanly, startMount, status, stopAll, tempDir, waitDrained, type MountProcess } from './harness.js';
 import { manifest, type ManifestEntry } from './manifest.js';
 
 const MiB = 1024 * 1024;
@@ -201,17 +201,17 @@ describe('a restart reproduces the tree exactly', () => {
     await waitDrained(m);
     assert.equal(m.ctl(['cache', 'clear']).code, 0);
     assert.deepEqual(manifest(m.mnt), before, 'the tree read back from the store differs');
-    assert.equal(await m.stop(), 0);
+    await stopCleanly(m);
     const again = await startMount({ mnt: m.mnt, stateDir: m.stateDir, env });
     assert.equal(again.ctl(['cache', 'clear']).code, 0);
     assert.deepEqual(manifest(again.mnt), before, 'the tree after a second restart differs');
-    assert.equal(await again.stop(), 0);
+    await stopCleanly(again);
   }
 
   it('(a) after a clean unmount (SIGTERM) and remount', async () => {
     const env = {};
     const { before, remount } = await roundTrip(env, async (m) => {
-      assert.equal(await m.stop(), 0);
+      await stopCleanly(m);
       assert.match(m.stderr(), /SIGTERM: stopping/);
     });
     await fromStore(remount, before, env);
