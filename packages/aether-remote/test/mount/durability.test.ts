@@ -145,7 +145,8 @@ describe('kill -9 at random moments loses no acknowledged write', () => {
       t.diagnostic(`seed ${seed} (AETHER_KILL_SEED replays it)`);
       const base = tempDir(`aether-kill-${policy}-`);
       dirs.push(base);
-      const env = { AFS_AETHER_JOURNAL_SYNC_POLICY: policy };
+      // Small journal segments: kills also land in segment rollovers and the release of committed ones.
+      const env = { AFS_AETHER_JOURNAL_SYNC_POLICY: policy, AFS_AETHER_JOURNAL_SEGMENT_BYTES: String(256 * 1024) };
       const opts = { mnt: join(base, 'mnt'), stateDir: join(base, 'state'), env };
       const known = new Map<string, Known>();
       const ack = policy === 'immediate' ? 'close' : 'fsync';

@@ -190,3 +190,21 @@ export async function mountMustFail(opts: StartOptions & { mnt: string; stateDir
 export function cleanup(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
+
+/** Starts `aether mount` and SIGKILLs it `afterMs` later, whether it has mounted yet or not. */
+export async function killDuringStart(opts: StartOptions & { mnt: string; stateDir: string }, afterMs: number): Promise<{ mounted: boolean; stderr: string }> {
+  const proc = spawn(process.execPath, [bin, 'mount', opts.mnt, '--state-dir', opts.stateDir, ...(opts.args ?? [])], {
+    env: { ...process.env, AFS_AETHER_METRICS_LISTEN: '127.0.0.1:0', AFS_AETHER_CONFIG: '', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const closed = new Promise<void>((resolve) => proc.once('close', () => resolve()));
+  await new Promise((r) => setTimeout(r, afterMs));
+  proc.kill('SIGKILL');
+  await closed;
+  unmountLazy(opts.mnt);
+  return { mounted: stdout.includes('aether: mounted'), stderr };
+}

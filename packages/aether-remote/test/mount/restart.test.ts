@@ -25,7 +25,7 @@ import {
 } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { cleanup, stopCleanly, startMount, status, stopAll, tempDir, waitDrained, type MountProcess } from './harness.js';
+import { cleanup, killDuringStart, startMount, status, stopAll, stopCleanly, tempDir, waitDrained, type MountProcess } from './harness.js';
 import { manifest, type ManifestEntry } from './manifest.js';
 
 const MiB = 1024 * 1024;
@@ -140,6 +140,26 @@ function buildTree(root: string): void {
   utimesSync(p('tmp'), t(1_700_000_000), t(1_700_000_001.5));
 }
 
+/**
+ * Changes files whose bytes are committed in the store and clean in the cache (and its index):
+ * overwrites inside and across blocks, a shrink then regrowth past a hole, appends, a rename
+ * over a file, and a delete.
+ */
+function changeTree(root: string): void {
+  const p = (rel: string): string => join(root, rel);
+  writeAt(p('a/b/c/big'), 1000, randomBytes(70 * 1024));
+  writeAt(p('a/b/c/big'), MiB - 10, randomBytes(20));
+  truncateSync(p('a/b/c/d/bigger'), 100 * 1024 + 1);
+  writeAt(p('a/b/c/d/bigger'), 2 * MiB, randomBytes(5000));
+  writeAt(p('rewritten'), 200 * 1024, randomBytes(64 * 1024));
+  truncateSync(p('sparse-far'), 5 * MiB + 5);
+  writeAt(p('a/b/block-plus-one'), 0, Buffer.from('head'));
+  renameSync(p('shrunk'), p('a/b/block-plus-one'));
+  unlinkSync(p('sparse-mid'));
+  const t = new Date(1_650_000_000_000);
+  utimesSync(p('a/b/c/big'), t, t);
+}
+
 function byPath(entries: ManifestEntry[]): Map<string, ManifestEntry> {
   return new Map(entries.map((e) => [e.path, e]));
 }
@@ -247,5 +267,54 @@ describe('a restart reproduces the tree exactly', () => {
       (m) => assert.equal(m.ctl(['sync', 'pause']).code, 0),
     );
     await fromStore(remount, before, env);
+  });
+
+  it('(d) changes over committed, cached data, then kill -9: the journal wins over the store and the cache index', async () => {
+    const base = tempDir('aether-restart-');
+    dirs.push(base);
+    const opts = { mnt: join(base, 'mnt'), stateDir: join(base, 'state'), env: { AFS_AETHER_JOURNAL_SYNC_POLICY: 'immediate' } };
+    const m = await startMount(opts);
+    buildTree(m.mnt);
+    await stopCleanly(m);
+    // Now everything is in the store, and the cache index lists it clean: read it all back into the cache.
+    const warm = await startMount(opts);
+    manifest(warm.mnt);
+    await stopCleanly(warm);
+    const m2 = await startMount(opts);
+    manifest(m2.mnt);
+    assert.equal(m2.ctl(['sync', 'pause']).code, 0);
+    changeTree(m2.mnt);
+    await new Promise((r) => setTimeout(r, ATTR_TIMEOUT_MS + 100));
+    const before = manifest(m2.mnt);
+    assert.equal(before.find((e) => e.path === 'a/b/c/d/bigger')?.size, 2 * MiB + 5000);
+    await m2.kill9();
+    const again = await startMount(opts);
+    assert.deepEqual(manifest(again.mnt), before, 'the tree after the restart differs');
+    await fromStore(again, before, opts.env);
+  });
+
+  it('(e) kill -9 again and again during the start-up replay loses nothing', async (t) => {
+    const base = tempDir('aether-restart-');
+    dirs.push(base);
+    const opts = { mnt: join(base, 'mnt'), stateDir: join(base, 'state'), env: { AFS_AETHER_JOURNAL_SYNC_POLICY: 'immediate' } };
+    const m = await startMount(opts);
+    assert.equal(m.ctl(['sync', 'pause']).code, 0);
+    buildTree(m.mnt);
+    for (let i = 0; i < 24; i++) writeFileSync(join(m.mnt, 'tmp', `bulk-${i}`), randomBytes(MiB + i));
+    await new Promise((r) => setTimeout(r, ATTR_TIMEOUT_MS + 100));
+    const before = manifest(m.mnt);
+    await m.kill9();
+    // Each start replays the whole journal (nothing was drained); kill it at growing points of that.
+    let killedStarting = 0;
+    for (const afterMs of [150, 200, 250, 300, 400, 600]) {
+      const r = await killDuringStart(opts, afterMs);
+      if (!r.mounted) killedStarting++;
+      t.diagnostic(`killed ${afterMs} ms into a start (${r.mounted ? 'mounted' : 'still starting'})`);
+      assert.doesNotMatch(r.stderr, /does not apply|cannot mount/, r.stderr);
+    }
+    assert.ok(killedStarting > 0, 'no kill landed before the mount was up');
+    const again = await startMount(opts);
+    assert.deepEqual(manifest(again.mnt), before, 'the tree after the restarts differs');
+    await fromStore(again, before, opts.env);
   });
 });
