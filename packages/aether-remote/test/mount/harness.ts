@@ -2,10 +2,11 @@
  * Runs `aether mount` in a child process for tests (the test process must never serve its own
  * mount) and cleans up after it, whatever happens.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type ChildProcessByStdio } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 export const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', '..');
@@ -52,6 +53,28 @@ process.on('exit', () => {
   for (const mnt of stale) unmountLazy(mnt);
 });
 
+/** `aether mount` in a child process, its output collected. */
+interface MountChild {
+  proc: ChildProcessByStdio<null, Readable, Readable>;
+  stdout: () => string;
+  stderr: () => string;
+  /** The exit code, on 'close' rather than 'exit': only then has all of its output been read. */
+  closed: Promise<number | null>;
+}
+
+function spawnMount(mnt: string, stateDir: string, opts: StartOptions): MountChild {
+  const proc = spawn(process.execPath, [bin, 'mount', mnt, '--state-dir', stateDir, ...(opts.args ?? [])], {
+    env: { ...process.env, AFS_AETHER_METRICS_LISTEN: '127.0.0.1:0', AFS_AETHER_CONFIG: '', ...opts.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  proc.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  proc.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const closed = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)));
+  return { proc, stdout: () => out, stderr: () => err, closed };
+}
+
 /** Starts a mount and resolves once it is serving (its "mounted" line); rejects if it exits first. */
 export async function startMount(opts: StartOptions = {}): Promise<MountProcess> {
   const base = opts.mnt && opts.stateDir ? '' : tempDir();
@@ -63,36 +86,28 @@ export async function startMount(opts: StartOptions = {}): Promise<MountProcess>
     // A stale mount left by kill9({ keepStaleMount: true }) answers ENOTCONN: the mount cleans it.
     if ((err as NodeJS.ErrnoException).code !== 'ENOTCONN') throw err;
   }
-  const proc = spawn(process.execPath, [bin, 'mount', mnt, '--state-dir', stateDir, ...(opts.args ?? [])], {
-    env: { ...process.env, AFS_AETHER_METRICS_LISTEN: '127.0.0.1:0', AFS_AETHER_CONFIG: '', ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  // 'close', not 'exit': only then has all of its output been read.
-  const exited = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)));
+  const child = spawnMount(mnt, stateDir, opts);
+  const { proc, closed: exited } = child;
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`mount did not come up in 30 s:\n${err}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`mount did not come up in 30 s:\n${child.stderr()}`)), 30_000);
     const check = (): void => {
-      if (out.includes('aether: mounted')) {
+      if (child.stdout().includes('aether: mounted')) {
         clearTimeout(timer);
         resolve();
       }
     };
-    proc.stdout!.on('data', check);
+    proc.stdout.on('data', check);
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`mount exited with ${code} before mounting:\n${err}`));
+      reject(new Error(`mount exited with ${code} before mounting:\n${child.stderr()}`));
     });
   });
   const m: MountProcess = {
     mnt,
     stateDir,
     proc,
-    stdout: () => out,
-    stderr: () => err,
+    stdout: child.stdout,
+    stderr: child.stderr,
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       const code = await exited;
@@ -166,25 +181,15 @@ export interface FailedMount {
  * mount after all, it is stopped and the promise rejects.
  */
 export async function mountMustFail(opts: StartOptions & { mnt: string; stateDir: string }, timeoutMs = 30_000): Promise<FailedMount> {
-  const proc = spawn(process.execPath, [bin, 'mount', opts.mnt, '--state-dir', opts.stateDir, ...(opts.args ?? [])], {
-    env: { ...process.env, AFS_AETHER_METRICS_LISTEN: '127.0.0.1:0', AFS_AETHER_CONFIG: '', ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const { proc, stdout, stderr, closed } = spawnMount(opts.mnt, opts.stateDir, opts);
+  const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+  proc.stdout.on('data', () => {
+    if (stdout().includes('aether: mounted')) proc.kill('SIGTERM');
   });
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
-    proc.stdout.on('data', () => {
-      if (stdout.includes('aether: mounted')) proc.kill('SIGTERM');
-    });
-    proc.once('close', (code) => {
-      clearTimeout(timer);
-      if (stdout.includes('aether: mounted')) reject(new Error(`aether mount ${opts.mnt} should have failed but mounted:\n${stderr}`));
-      else resolve({ code, stdout, stderr });
-    });
-  });
+  const code = await closed;
+  clearTimeout(timer);
+  if (stdout().includes('aether: mounted')) throw new Error(`aether mount ${opts.mnt} should have failed but mounted:\n${stderr()}`);
+  return { code, stdout: stdout(), stderr: stderr() };
 }
 
 export function cleanup(dir: string): void {
@@ -193,18 +198,10 @@ export function cleanup(dir: string): void {
 
 /** Starts `aether mount` and SIGKILLs it `afterMs` later, whether it has mounted yet or not. */
 export async function killDuringStart(opts: StartOptions & { mnt: string; stateDir: string }, afterMs: number): Promise<{ mounted: boolean; stderr: string }> {
-  const proc = spawn(process.execPath, [bin, 'mount', opts.mnt, '--state-dir', opts.stateDir, ...(opts.args ?? [])], {
-    env: { ...process.env, AFS_AETHER_METRICS_LISTEN: '127.0.0.1:0', AFS_AETHER_CONFIG: '', ...opts.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  proc.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  proc.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const closed = new Promise<void>((resolve) => proc.once('close', () => resolve()));
+  const { proc, stdout, stderr, closed } = spawnMount(opts.mnt, opts.stateDir, opts);
   await new Promise((r) => setTimeout(r, afterMs));
   proc.kill('SIGKILL');
   await closed;
   unmountLazy(opts.mnt);
-  return { mounted: stdout.includes('aether: mounted'), stderr };
+  return { mounted: stdout().includes('aether: mounted'), stderr: stderr() };
 }
