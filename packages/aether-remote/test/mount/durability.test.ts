@@ -76,18 +76,20 @@ function verify(mnt: string, known: Map<string, Known>, where: string): { acked:
 
 /**
  * Runs the writer and kills the mount `killAfterMs` after the writer is ready: from the test at
- * that moment (`by: 'test'`, anywhere in a write, a create, a flush or a drain), or from the
- * writer right after its first acknowledgement past it (`by: 'writer'`). Returns the writer's report.
+ * that moment (`test`: anywhere in a write, a create, a flush or a drain), from the writer right
+ * after its first acknowledgement past it (`writer`), or from the test a little after a SIGTERM
+ * (`stop`: somewhere in the clean shutdown). Returns the writer's report.
  */
-async function writeAndKill(m: MountProcess, prefix: string, ack: 'close' | 'fsync', killAfterMs: number, by: 'test' | 'writer'): Promise<string[]> {
+async function writeAndKill(m: MountProcess, prefix: string, ack: 'close' | 'fsync', killAfterMs: number, by: 'test' | 'writer' | 'stop'): Promise<string[]> {
   const args = [writerScript, m.mnt, prefix, ack, ...(by === 'writer' ? [String(m.proc.pid), String(killAfterMs)] : [])];
   const w = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   w.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   w.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exited = new Promise<number | null>((resolve) => w.once('exit', (code) => resolve(code)));
-  if (by === 'test') {
+  // 'close': the report is read to its end.
+  const exited = new Promise<number | null>((resolve) => w.once('close', (code) => resolve(code)));
+  if (by !== 'writer') {
     await new Promise<void>((resolve, reject) => {
       w.stdout.on('data', () => out.startsWith('ready\n') && resolve());
       void exited.then((code) => reject(new Error(`the writer exited (${code}) before it was ready: ${err}`)));
@@ -95,7 +97,11 @@ async function writeAndKill(m: MountProcess, prefix: string, ack: 'close' | 'fsy
     await new Promise((r) => setTimeout(r, killAfterMs));
   }
   const timeout = setTimeout(() => w.kill('SIGKILL'), killAfterMs + WRITER_EXIT_TIMEOUT_MS);
-  const code = await (by === 'test' ? m.kill9().then(() => exited) : exited);
+  if (by === 'stop') {
+    m.proc.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, killAfterMs / 5));
+  }
+  const code = await (by !== 'writer' ? m.kill9().then(() => exited) : exited);
   clearTimeout(timeout);
   await m.kill9();
   assert.equal(code, 0, `the writer did not stop by itself after the kill:\n${err}`);
@@ -156,11 +162,12 @@ describe('kill -9 at random moments loses no acknowledged write', () => {
         verify(m.mnt, known, `round ${round}, after the restart`);
         assertHealthyLog(m);
         const killAfterMs = Math.round(KILL_AFTER_MS_MIN + rand() * (KILL_AFTER_MS_MAX - KILL_AFTER_MS_MIN));
-        const by = round % 2 === 0 ? 'test' : 'writer';
+        const by = (['test', 'writer', 'stop'] as const)[round % 3]!;
         const lines = await writeAndKill(m, `r${round}`, ack, killAfterMs, by);
         const { opened, acked } = learn(known, lines, policy);
         totalAcked += acked;
-        t.diagnostic(`round ${round}: killed by the ${by} after ${killAfterMs} ms; ${acked} files acknowledged, ${opened - acked} in flight`);
+        const how = { test: 'by the test', writer: 'by the writer', stop: 'during a SIGTERM stop' }[by];
+        t.diagnostic(`round ${round}: killed ${how} after ${killAfterMs} ms; ${acked} files acknowledged, ${opened - acked} in flight`);
         assertHealthyLog(m);
       }
       // Finally everything drains into the store and reads back from it alone.
