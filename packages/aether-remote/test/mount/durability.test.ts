@@ -9,9 +9,10 @@ import { spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { after, describe, it, type TestContext } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import { contentFor, sizeFor } from './fixtures/content.js';
-import { cleanup, stopCleanly, startMount, stopAll, tempDir, waitDrained, type MountProcess } from './harness.js';
+import { seededRandom } from './fixtures/random.js';
+import { killSeed, mountSuite, startMount, stopCleanly, waitDrained, type MountProcess } from './harness.js';
 
 const ROUNDS = 10;
 const KILL_AFTER_MS_MIN = 50;
@@ -28,18 +29,6 @@ interface Known {
   durableBytes: number | null;
   /** Its length the first time a remount showed it (null: absent then), once seen: it must not change. */
   seenBytes?: number | null;
-}
-
-/** mulberry32: a small seeded generator, so a failing round can be replayed with its seed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Checks the mount against what the writer reported; records what in-flight files looked like. */
@@ -137,20 +126,15 @@ function assertHealthyLog(m: MountProcess): void {
 }
 
 describe('kill -9 at random moments loses no acknowledged write', () => {
-  const dirs: string[] = [];
-  after(async () => {
-    await stopAll();
-    for (const d of dirs) cleanup(d);
-  });
+  const suite = mountSuite();
 
-  const seed = Number(process.env.AETHER_KILL_SEED ?? Date.now() % 2 ** 31);
+  const seed = killSeed();
 
   for (const policy of ['immediate', 'interval', 'manual'] as const) {
     it(`sync policy ${policy}: ${ROUNDS} rounds on one state directory`, async (t: TestContext) => {
-      const rand = random(seed + policy.length);
+      const rand = seededRandom(seed + policy.length);
       t.diagnostic(`seed ${seed} (AETHER_KILL_SEED replays it)`);
-      const base = tempDir(`aether-kill-${policy}-`);
-      dirs.push(base);
+      const base = suite.dir(`aether-kill-${policy}-`);
       // Small journal segments: kills also land in segment rollovers and the release of committed ones.
       const env = { AFS_AETHER_JOURNAL_SYNC_POLICY: policy, AFS_AETHER_JOURNAL_SEGMENT_BYTES: String(256 * 1024) };
       const opts = { mnt: join(base, 'mnt'), stateDir: join(base, 'state'), env };

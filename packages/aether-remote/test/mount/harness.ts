@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', '..');
@@ -204,4 +205,28 @@ export async function killDuringStart(opts: StartOptions & { mnt: string; stateD
   await closed;
   unmountLazy(opts.mnt);
   return { mounted: stdout().includes('aether: mounted'), stderr: stderr() };
+}
+
+/**
+ * For a describe block: `dir(prefix)` makes a temporary directory; after the block every mount
+ * is stopped and those directories are removed.
+ */
+export function mountSuite(): { dir(prefix: string): string } {
+  const dirs: string[] = [];
+  after(async () => {
+    await stopAll();
+    for (const d of dirs) cleanup(d);
+  });
+  return {
+    dir(prefix) {
+      const d = tempDir(prefix);
+      dirs.push(d);
+      return d;
+    },
+  };
+}
+
+/** The kill tests' seed: AETHER_KILL_SEED replays a run, else one from the clock. */
+export function killSeed(): number {
+  return Number(process.env.AETHER_KILL_SEED ?? Date.now() % 2 ** 31);
 }

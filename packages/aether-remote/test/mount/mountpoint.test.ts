@@ -5,8 +5,8 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
-import { cleanup, stopCleanly, mountMustFail, startMount, status, stopAll, tempDir, type FailedMount } from './harness.js';
+import { describe, it } from 'node:test';
+import { mountMustFail, mountSuite, startMount, status, stopCleanly, type FailedMount } from './harness.js';
 
 function mounted(mnt: string): boolean {
   return readFileSync('/proc/self/mountinfo', 'utf8')
@@ -24,17 +24,12 @@ function assertOneLine(r: FailedMount, pattern: RegExp): void {
 }
 
 describe('mount points and state directories', () => {
-  const dirs: string[] = [];
+  const suite = mountSuite();
   const fresh = (): { base: string; mnt: string; stateDir: string } => {
-    const base = tempDir('aether-mntpt-');
-    dirs.push(base);
+    const base = suite.dir('aether-mntpt-');
     mkdirSync(join(base, 'mnt'));
     return { base, mnt: join(base, 'mnt'), stateDir: join(base, 'state') };
   };
-  after(async () => {
-    await stopAll();
-    for (const d of dirs) cleanup(d);
-  });
 
   it('after kill -9 the next mount cleans the stale mount, says so, and works', async () => {
     const { mnt, stateDir } = fresh();

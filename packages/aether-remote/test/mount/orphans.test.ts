@@ -7,8 +7,8 @@ import Database from 'better-sqlite3';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, openSync, readdirSync, readFileSync, readSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
-import { cleanup, stopCleanly, startMount, stopAll, tempDir, waitDrained, type MountProcess } from './harness.js';
+import { describe, it } from 'node:test';
+import { mountSuite, startMount, stopCleanly, waitDrained, type MountProcess } from './harness.js';
 
 /** The store keeps files as 64 KiB blocks, each a chunk named by its SHA-256 (store/sqlite-meta.ts). */
 const BLOCK_BYTES = 64 * 1024;
@@ -44,11 +44,7 @@ function closeQuietly(fd: number): void {
 }
 
 describe('a file unlinked while open at a kill -9', () => {
-  const dirs: string[] = [];
-  after(async () => {
-    await stopAll();
-    for (const d of dirs) cleanup(d);
-  });
+  const suite = mountSuite();
 
   const env = { AFS_AETHER_JOURNAL_SYNC_POLICY: 'immediate' };
 
@@ -57,8 +53,7 @@ describe('a file unlinked while open at a kill -9', () => {
    * runs `beforeKill` with the open descriptor, kills the mount, remounts and checks the tree.
    */
   async function scenario(beforeKill: (m: MountProcess, fd: number) => Promise<void>): Promise<{ m: MountProcess; ino: number; victimHashes: string[]; keeperHashes: string[] }> {
-    const base = tempDir('aether-orphan-');
-    dirs.push(base);
+    const base = suite.dir('aether-orphan-');
     const opts = { mnt: join(base, 'mnt'), stateDir: join(base, 'state'), env };
     const m = await startMount(opts);
     const victim = randomBytes(5 * BLOCK_BYTES + 100);

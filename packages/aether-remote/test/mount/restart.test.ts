@@ -24,8 +24,8 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
-import { cleanup, killDuringStart, startMount, status, stopAll, stopCleanly, tempDir, waitDrained, type MountProcess } from './harness.js';
+import { describe, it } from 'node:test';
+import { killDuringStart, mountSuite, startMount, status, stopCleanly, waitDrained, type MountProcess } from './harness.js';
 import { manifest, type ManifestEntry } from './manifest.js';
 
 const MiB = 1024 * 1024;
@@ -191,16 +191,11 @@ function checkBuilt(m: ManifestEntry[]): void {
 }
 
 describe('a restart reproduces the tree exactly', () => {
-  const dirs: string[] = [];
-  after(async () => {
-    await stopAll();
-    for (const d of dirs) cleanup(d);
-  });
+  const suite = mountSuite();
 
   /** Mounts, builds the tree, runs `crash` (which ends the mount), remounts and compares. */
   async function roundTrip(env: Record<string, string>, crash: (m: MountProcess) => Promise<void>, prepare?: (m: MountProcess) => void): Promise<{ before: ManifestEntry[]; remount: MountProcess }> {
-    const base = tempDir('aether-restart-');
-    dirs.push(base);
+    const base = suite.dir('aether-restart-');
     const opts = { mnt: join(base, 'mnt'), stateDir: join(base, 'state'), env };
     const m = await startMount(opts);
     prepare?.(m);
@@ -270,8 +265,7 @@ describe('a restart reproduces the tree exactly', () => {
   });
 
   it('(d) changes over committed, cached data, then kill -9: the journal wins over the store and the cache index', async () => {
-    const base = tempDir('aether-restart-');
-    dirs.push(base);
+    const base = suite.dir('aether-restart-');
     const opts = { mnt: join(base, 'mnt'), stateDir: join(base, 'state'), env: { AFS_AETHER_JOURNAL_SYNC_POLICY: 'immediate' } };
     const m = await startMount(opts);
     buildTree(m.mnt);
@@ -294,8 +288,7 @@ describe('a restart reproduces the tree exactly', () => {
   });
 
   it('(e) kill -9 again and again during the start-up replay loses nothing', async (t) => {
-    const base = tempDir('aether-restart-');
-    dirs.push(base);
+    const base = suite.dir('aether-restart-');
     const opts = { mnt: join(base, 'mnt'), stateDir: join(base, 'state'), env: { AFS_AETHER_JOURNAL_SYNC_POLICY: 'immediate' } };
     const m = await startMount(opts);
     assert.equal(m.ctl(['sync', 'pause']).code, 0);
