@@ -45,16 +45,14 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
         return setExit(isAetherError(err) && USAGE_CODES.has(err.code) ? EXIT_USAGE : EXIT_FAILURE);
       }
       const s = mount.status();
-      io.out(
-        [
-          `aether: mounted ${String(s.mountpoint)} (local mode)`,
-          `  state:    ${String(s.state_dir)}`,
-          `  metrics:  ${s.metrics_address === 'off' ? 'off' : `http://${String(s.metrics_address)}/metrics`}`,
-          `  control:  npx aether status --state-dir ${String(s.state_dir)}`,
-          `  stop:     Ctrl-C or kill -TERM ${process.pid} (unmounts cleanly); kill -HUP ${process.pid} reloads the configuration`,
-          '',
-        ].join('\n'),
-      );
+      const banner = [
+        `aether: mounted ${String(s.mountpoint)} (local mode)`,
+        `  state:    ${String(s.state_dir)}`,
+        `  metrics:  ${s.metrics_address === 'off' ? 'off' : `http://${String(s.metrics_address)}/metrics`}`,
+        `  control:  npx aether status --state-dir ${String(s.state_dir)}`,
+        `  stop:     Ctrl-C or kill -TERM ${process.pid} (unmounts cleanly); kill -HUP ${process.pid} reloads the configuration`,
+        '',
+      ].join('\n');
       let stopping = false;
       let stopped: () => void = () => undefined;
       const stop = (signal: NodeJS.Signals): void => {
@@ -81,6 +79,8 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
       process.on('SIGHUP', onHup);
+      // Only now: whoever waits for this line may signal at once, and must get a clean unmount.
+      io.out(banner);
       await new Promise<void>((resolve) => (stopped = resolve));
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);

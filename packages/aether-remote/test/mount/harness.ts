@@ -2,10 +2,12 @@
  * Runs `aether mount` in a child process for tests (the test process must never serve its own
  * mount) and cleans up after it, whatever happens.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess, type ChildProcessByStdio } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 export const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', '..');
@@ -19,8 +21,8 @@ export interface MountProcess {
   stderr: () => string;
   /** SIGTERM and wait for a clean exit; resolves with the exit code. */
   stop(): Promise<number | null>;
-  /** SIGKILL, then detach the dead FUSE mount. */
-  kill9(): Promise<void>;
+  /** SIGKILL, then detach the dead FUSE mount (unless `keepStaleMount`: then the next mount must clean it). */
+  kill9(opts?: { keepStaleMount?: boolean }): Promise<void>;
   /** `aether ARGS --state-dir <stateDir>` in another process. */
   ctl(args: string[], env?: Record<string, string>): { code: number | null; out: string; err: string };
 }
@@ -42,48 +44,71 @@ export function unmountLazy(mnt: string): void {
 }
 
 const live = new Set<MountProcess>();
+/** Mount points left stale on purpose: detached at exit in case a test failed before cleaning them. */
+const stale = new Set<string>();
 process.on('exit', () => {
   for (const m of live) {
     m.proc.kill('SIGKILL');
     unmountLazy(m.mnt);
   }
+  for (const mnt of stale) unmountLazy(mnt);
 });
 
-/** Starts a mount and resolves once it is serving (its "mounted" line); rejects if it exits first. */
-export async function startMount(opts: StartOptions = {}): Promise<MountProcess> {
-  const base = opts.mnt && opts.stateDir ? '' : tempDir();
-  const mnt = opts.mnt ?? join(base, 'mnt');
-  const stateDir = opts.stateDir ?? join(base, 'state');
-  mkdirSync(mnt, { recursive: true });
+/** `aether mount` in a child process, its output collected. */
+interface MountChild {
+  proc: ChildProcessByStdio<null, Readable, Readable>;
+  stdout: () => string;
+  stderr: () => string;
+  /** The exit code, on 'close' rather than 'exit': only then has all of its output been read. */
+  closed: Promise<number | null>;
+}
+
+function spawnMount(mnt: string, stateDir: string, opts: StartOptions): MountChild {
   const proc = spawn(process.execPath, [bin, 'mount', mnt, '--state-dir', stateDir, ...(opts.args ?? [])], {
     env: { ...process.env, AFS_AETHER_METRICS_LISTEN: '127.0.0.1:0', AFS_AETHER_CONFIG: '', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
   let err = '';
-  proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  proc.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  proc.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  const closed = new Promise<number | null>((resolve) => proc.once('close', (code) => resolve(code)));
+  return { proc, stdout: () => out, stderr: () => err, closed };
+}
+
+/** Starts a mount and resolves once it is serving (its "mounted" line); rejects if it exits first. */
+export async function startMount(opts: StartOptions = {}): Promise<MountProcess> {
+  const base = opts.mnt && opts.stateDir ? '' : tempDir();
+  const mnt = opts.mnt ?? join(base, 'mnt');
+  const stateDir = opts.stateDir ?? join(base, 'state');
+  try {
+    mkdirSync(mnt, { recursive: true });
+  } catch (err) {
+    // A stale mount left by kill9({ keepStaleMount: true }) answers ENOTCONN: the mount cleans it.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOTCONN') throw err;
+  }
+  const child = spawnMount(mnt, stateDir, opts);
+  const { proc, closed: exited } = child;
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`mount did not come up in 30 s:\n${err}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`mount did not come up in 30 s:\n${child.stderr()}`)), 30_000);
     const check = (): void => {
-      if (out.includes('aether: mounted')) {
+      if (child.stdout().includes('aether: mounted')) {
         clearTimeout(timer);
         resolve();
       }
     };
-    proc.stdout!.on('data', check);
+    proc.stdout.on('data', check);
     void exited.then((code) => {
       clearTimeout(timer);
-      reject(new Error(`mount exited with ${code} before mounting:\n${err}`));
+      reject(new Error(`mount exited with ${code} before mounting:\n${child.stderr()}`));
     });
   });
   const m: MountProcess = {
     mnt,
     stateDir,
     proc,
-    stdout: () => out,
-    stderr: () => err,
+    stdout: child.stdout,
+    stderr: child.stderr,
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       const code = await exited;
@@ -91,11 +116,12 @@ export async function startMount(opts: StartOptions = {}): Promise<MountProcess>
       unmountLazy(mnt);
       return code;
     },
-    async kill9() {
+    async kill9({ keepStaleMount = false } = {}) {
       proc.kill('SIGKILL');
       await exited;
       live.delete(m);
-      unmountLazy(mnt);
+      if (keepStaleMount) stale.add(mnt);
+      else unmountLazy(mnt);
     },
     ctl(args, env = {}) {
       const r = spawnSync(process.execPath, [bin, ...args, '--state-dir', stateDir], { encoding: 'utf8', env: { ...process.env, AFS_AETHER_CONFIG: '', ...env } });
@@ -106,11 +132,101 @@ export async function startMount(opts: StartOptions = {}): Promise<MountProcess>
   return m;
 }
 
-/** Stops every mount a test left running; use in `after` hooks. */
+/** The mount's `STATUS` reply (the fields the tests read). */
+export interface MountStatus {
+  state: string;
+  sync: { state: string; backlog_entries: number; last_error: string | null };
+  journal: { pending_bytes: number; pending_entries: number; committed_seq: number; last_seq: number };
+  open_handles: number;
+  pid: number;
+}
+
+export function status(m: MountProcess): MountStatus {
+  const r = m.ctl(['status', '--json']);
+  if (r.code !== 0) throw new Error(`aether status failed (${r.code}): ${r.err}`);
+  return JSON.parse(r.out) as MountStatus;
+}
+
+/** Waits until every journal entry appended so far is drained into the store. */
+export async function waitDrained(m: MountProcess, timeoutMs = 20_000): Promise<MountStatus> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = status(m);
+    if (s.journal.committed_seq === s.journal.last_seq) return s;
+    if (Date.now() > deadline) throw new Error(`the journal did not drain in ${timeoutMs} ms: ${JSON.stringify(s)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** SIGTERM, and fail unless the mount unmounted cleanly (exit code 0), with its stderr in the message. */
+export async function stopCleanly(m: MountProcess): Promise<void> {
+  const code = await m.stop();
+  if (code !== 0) throw new Error(`aether mount exited with ${code} (signal ${m.proc.signalCode}) on SIGTERM:\n${m.stderr()}`);
+}
+
+/** Stops every mount a test left running and detaches stale ones; use in `after` hooks. */
 export async function stopAll(): Promise<void> {
   for (const m of [...live]) await m.stop().catch(() => m.kill9());
+  for (const mnt of stale) unmountLazy(mnt);
+  stale.clear();
+}
+
+export interface FailedMount {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `aether mount` where it must refuse to start and resolves with how it exited. Should it
+ * mount after all, it is stopped and the promise rejects.
+ */
+export async function mountMustFail(opts: StartOptions & { mnt: string; stateDir: string }, timeoutMs = 30_000): Promise<FailedMount> {
+  const { proc, stdout, stderr, closed } = spawnMount(opts.mnt, opts.stateDir, opts);
+  const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+  proc.stdout.on('data', () => {
+    if (stdout().includes('aether: mounted')) proc.kill('SIGTERM');
+  });
+  const code = await closed;
+  clearTimeout(timer);
+  if (stdout().includes('aether: mounted')) throw new Error(`aether mount ${opts.mnt} should have failed but mounted:\n${stderr()}`);
+  return { code, stdout: stdout(), stderr: stderr() };
 }
 
 export function cleanup(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
+}
+
+/** Starts `aether mount` and SIGKILLs it `afterMs` later, whether it has mounted yet or not. */
+export async function killDuringStart(opts: StartOptions & { mnt: string; stateDir: string }, afterMs: number): Promise<{ mounted: boolean; stderr: string }> {
+  const { proc, stdout, stderr, closed } = spawnMount(opts.mnt, opts.stateDir, opts);
+  await new Promise((r) => setTimeout(r, afterMs));
+  proc.kill('SIGKILL');
+  await closed;
+  unmountLazy(opts.mnt);
+  return { mounted: stdout().includes('aether: mounted'), stderr: stderr() };
+}
+
+/**
+ * For a describe block: `dir(prefix)` makes a temporary directory; after the block every mount
+ * is stopped and those directories are removed.
+ */
+export function mountSuite(): { dir(prefix: string): string } {
+  const dirs: string[] = [];
+  after(async () => {
+    await stopAll();
+    for (const d of dirs) cleanup(d);
+  });
+  return {
+    dir(prefix) {
+      const d = tempDir(prefix);
+      dirs.push(d);
+      return d;
+    },
+  };
+}
+
+/** The kill tests' seed: AETHER_KILL_SEED replays a run, else one from the clock. */
+export function killSeed(): number {
+  return Number(process.env.AETHER_KILL_SEED ?? Date.now() % 2 ** 31);
 }

@@ -22,6 +22,8 @@ function socketIsLive(path: string): Promise<boolean> {
  */
 export class ControlServer {
   private server: Server | undefined;
+  /** Set once this server listens on `path`: only then is the socket file its own to remove. */
+  private owner = false;
   private readonly sockets = new Set<Socket>();
 
   constructor(
@@ -46,6 +48,7 @@ export class ControlServer {
         process.umask(old);
       }
     });
+    this.owner = true;
     chmodSync(this.path, 0o600);
   }
 
@@ -95,6 +98,6 @@ export class ControlServer {
   async close(): Promise<void> {
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-    rmSync(this.path, { force: true });
+    if (this.owner) rmSync(this.path, { force: true });
   }
 }

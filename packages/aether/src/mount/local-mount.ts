@@ -15,7 +15,7 @@ import { inspectJournal, Journal, journalOptionsFromConfig, observeJournalConfig
 import { StoreWriterClient } from '../store/store-client.js';
 import { Store } from '../store/store.js';
 import { MemoryMeta } from '../tree/meta.js';
-import { decodeOp, OP_RECORD_TYPE } from '../tree/ops.js';
+import { decodeOp, OP_RECORD_TYPE, type Ino } from '../tree/ops.js';
 import { cacheClear, cacheInspect } from './commands/cache.js';
 import { LocalDrain } from './drain.js';
 import { callerContext, FuseMount } from './fuse-binding.js';
@@ -83,8 +83,6 @@ export class LocalMount {
 
     collectDefaultMetrics({ register: this.registry, prefix: 'aether_process_' });
     const store = (this.store = Store.open(join(this.stateDir, 'store')));
-    const purged = store.purgeOrphans();
-    store.collectChunks();
 
     const journal = (this.journal = await Journal.open({ ...journalOptionsFromConfig(config.current), dir: join(this.stateDir, 'journal'), registry: this.registry }));
     if (journal.recovery.tornTail) this.log(`journal: cut a torn tail at recovery (${JSON.stringify(journal.recovery.tornTail)})`);
@@ -93,13 +91,20 @@ export class LocalMount {
     if (applied > journal.committedSeq) await journal.commit(applied);
 
     const cache = (this.cache = await FileCache.open({ dir: join(this.stateDir, 'cache'), registry: this.registry, config, committedSeq: journal.committedSeq }));
-    for (const ino of purged) await cache.remove(ino);
 
     const view = new MemoryMeta();
     store.loadInto(view);
     const coordinator = (this.coordinator = new BackpressureCoordinator({ registry: this.registry, config, journal, cache }));
     const vfs = (this.vfs = new Vfs({ view, committed: store, journal, cache, gate: coordinator.gate, clock: systemClock, maxIno: store.maxIno, log: this.log }));
-    await this.replay(vfs, journal, store.appliedSeq);
+    const touched = await this.replay(vfs, journal, store.appliedSeq);
+    // Files left open but unlinked by a crash go now, with their chunks; those that entries not yet
+    // drained still write to stay for those entries, and end through the journal (forgetOrphans).
+    for (const ino of store.purgeOrphans(touched)) {
+      view.deleteInode(ino);
+      await cache.remove(ino);
+    }
+    store.collectChunks();
+    await vfs.forgetOrphans();
 
     const writer = (this.storeWriter = new StoreWriterClient(join(this.stateDir, 'store'), store.appliedSeq));
     const drain = (this.drain = new LocalDrain(journal, writer, (seq) => {
@@ -147,13 +152,16 @@ export class LocalMount {
     this.state = 'online';
   }
 
-  /** Re-applies journal entries not yet in the store to the view and the cache; purges files left open at a crash. */
-  private async replay(vfs: Vfs, journal: Journal, appliedSeq: number): Promise<void> {
+  /** Re-applies journal entries not yet in the store to the view and the cache; returns the inodes they change by number. */
+  private async replay(vfs: Vfs, journal: Journal, appliedSeq: number): Promise<Set<Ino>> {
+    const touched = new Set<Ino>();
     for await (const e of journal.entries({ fromSeq: appliedSeq + 1 })) {
       if (e.type !== OP_RECORD_TYPE) continue;
-      await vfs.replay(e.seq, decodeOp(e.payload));
+      const op = decodeOp(e.payload);
+      if (op.t === 'write' || op.t === 'truncate' || op.t === 'setattr' || op.t === 'link') touched.add(op.ino);
+      await vfs.replay(e.seq, op);
     }
-    await vfs.forgetOrphans();
+    return touched;
   }
 
   private diskStats(): { bsize: number; blocks: number; bfree: number; bavail: number; files: number; ffree: number } {
@@ -260,6 +268,7 @@ export class LocalMount {
         this.log(`stopping: ${what}: ${err instanceof Error ? err.message : String(err)}`);
       }
     };
+    // unmountWithin skips a mount that never mounted (a refused, non-empty or busy mount point).
     await step('unmount', () => this.unmountWithin(10_000));
     await step('drain', () => this.drain?.close());
     for (const c of this.cleanups.splice(0)) c();

@@ -152,9 +152,12 @@ export class Store {
     return out;
   }
 
-  /** Deletes inodes left with no name (open-but-unlinked at a crash) and their content. */
-  purgeOrphans(): Ino[] {
-    const orphans = (this.db.prepare('SELECT ino FROM inodes WHERE nlink = 0').all() as { ino: number }[]).map((r) => r.ino);
+  /**
+   * Deletes inodes left with no name (open-but-unlinked at a crash) and their content, except
+   * those in `keep`: journal entries not yet applied still write to them, and must find them.
+   */
+  purgeOrphans(keep: ReadonlySet<Ino> = new Set()): Ino[] {
+    const orphans = (this.db.prepare('SELECT ino FROM inodes WHERE nlink = 0').all() as { ino: number }[]).map((r) => r.ino).filter((ino) => !keep.has(ino));
     this.db.transaction(() => {
       for (const ino of orphans) {
         this.db.prepare('DELETE FROM blocks WHERE ino = ?').run(ino);

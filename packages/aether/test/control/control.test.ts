@@ -64,7 +64,10 @@ describe('control socket', () => {
     const a = new ControlServer(path, { STATUS: () => 1 });
     await a.listen();
     try {
-      await assert.rejects(new ControlServer(path, {}).listen(), /already using the control socket/);
+      const refused = new ControlServer(path, {});
+      await assert.rejects(refused.listen(), /already using the control socket/);
+      // A failed start closes what it opened: that must not take the live mount's socket away.
+      await refused.close();
       assert.equal(await sendControl(path, 'STATUS'), 1);
     } finally {
       await a.close();

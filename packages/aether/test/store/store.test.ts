@@ -70,7 +70,9 @@ describe('embedded store', () => {
     );
     assert.equal(s.chunks.count, 1);
     await s.applyBatch(batch({ t: 'unlink', parent: ROOT_INO, name: 'a', timeMs: T }, { t: 'unlink', parent: ROOT_INO, name: 'b', timeMs: T }));
-    assert.deepEqual(s.purgeOrphans().sort(), [2, 3]);
+    // An orphan that journal entries not yet applied still write to is kept for them.
+    assert.deepEqual(s.purgeOrphans(new Set([3])), [2]);
+    assert.deepEqual(s.purgeOrphans(), [3]);
     assert.equal(s.collectChunks(), 1);
     assert.equal(s.chunks.count, 0);
     assert.deepEqual(readdirSync(join(dir, 'packs')).length <= 1, true);

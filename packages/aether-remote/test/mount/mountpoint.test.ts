@@ -1,0 +1,109 @@
+/**
+ * Issue 5: what `aether mount` does with the mount point and the state directory it is given — a
+ * stale mount left by `kill -9`, a non-empty directory, a busy mount point, a state directory in use.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { mountMustFail, mountSuite, startMount, status, stopCleanly, type FailedMount } from './harness.js';
+
+function mounted(mnt: string): boolean {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .some((line) => line.split(' ')[4] === mnt);
+}
+
+/** A refusal is one `aether:` line naming the problem, no stack trace. */
+function assertOneLine(r: FailedMount, pattern: RegExp): void {
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `expected one line on stderr, got:\n${r.stderr}`);
+  assert.match(lines[0]!, /^aether: /);
+  assert.match(lines[0]!, pattern);
+  assert.doesNotMatch(r.stderr, /\n\s+at /);
+}
+
+describe('mount points and state directories', () => {
+  const suite = mountSuite();
+  const fresh = (): { base: string; mnt: string; stateDir: string } => {
+    const base = suite.dir('aether-mntpt-');
+    mkdirSync(join(base, 'mnt'));
+    return { base, mnt: join(base, 'mnt'), stateDir: join(base, 'state') };
+  };
+
+  it('after kill -9 the next mount cleans the stale mount, says so, and works', async () => {
+    const { mnt, stateDir } = fresh();
+    const env = { AFS_AETHER_JOURNAL_SYNC_POLICY: 'immediate' };
+    const m = await startMount({ mnt, stateDir, env });
+    writeFileSync(join(mnt, 'before-the-kill'), 'still here');
+    await m.kill9({ keepStaleMount: true });
+    assert.ok(mounted(mnt), 'the dead mount must still be attached for this test');
+    assert.throws(() => statSync(mnt), (err: NodeJS.ErrnoException) => err.code === 'ENOTCONN');
+
+    const again = await startMount({ mnt, stateDir, env });
+    assert.match(again.stderr(), /cleaned a stale mount left at .* by a crashed process/);
+    assert.equal(readFileSync(join(mnt, 'before-the-kill'), 'utf8'), 'still here');
+    writeFileSync(join(mnt, 'after-the-restart'), 'works');
+    assert.equal(readFileSync(join(mnt, 'after-the-restart'), 'utf8'), 'works');
+    await stopCleanly(again);
+    assert.equal(mounted(mnt), false);
+  });
+
+  it('a SIGTERM right after the mounted line unmounts cleanly (the handlers are in place before it)', async () => {
+    const { mnt, stateDir } = fresh();
+    for (let i = 0; i < 8; i++) {
+      const m = await startMount({ mnt, stateDir });
+      await stopCleanly(m);
+      assert.match(m.stderr(), /SIGTERM: stopping/);
+      assert.equal(mounted(mnt), false);
+    }
+  });
+
+  it('refuses a non-empty directory with one line and exit code 2, touching nothing', async () => {
+    const { mnt, stateDir } = fresh();
+    writeFileSync(join(mnt, 'precious'), 'do not hide me');
+    const r = await mountMustFail({ mnt, stateDir });
+    assert.equal(r.code, 2, r.stderr);
+    assertOneLine(r, /mount point .*mnt is not empty/);
+    assert.equal(mounted(mnt), false);
+    assert.equal(readFileSync(join(mnt, 'precious'), 'utf8'), 'do not hide me');
+    assert.equal(existsSync(join(stateDir, 'control.sock')), false, 'the failed mount left its control socket behind');
+  });
+
+  it('refuses a mount point that is already mounted (busy) and leaves the mount there alone', async () => {
+    const { mnt, stateDir } = fresh();
+    const first = await startMount({ mnt, stateDir });
+    writeFileSync(join(mnt, 'in-the-first'), 'first');
+    const other = fresh();
+    const r = await mountMustFail({ mnt, stateDir: other.stateDir });
+    assert.equal(r.code, 2, r.stderr);
+    assertOneLine(r, /mount point .*mnt is already mounted/);
+    assert.equal(readFileSync(join(mnt, 'in-the-first'), 'utf8'), 'first');
+    writeFileSync(join(mnt, 'still-writable'), 'yes');
+    assert.equal(status(first).state, 'online');
+    await stopCleanly(first);
+  });
+
+  it('refuses a second mount on a state directory in use (control socket) without harming the first', async () => {
+    const one = fresh();
+    const env = { AFS_AETHER_JOURNAL_SYNC_POLICY: 'immediate' };
+    const first = await startMount({ mnt: one.mnt, stateDir: one.stateDir, env });
+    writeFileSync(join(one.mnt, 'before'), 'one');
+    const two = fresh();
+    const r = await mountMustFail({ mnt: two.mnt, stateDir: one.stateDir, env });
+    assert.equal(r.code, 1, r.stderr);
+    assertOneLine(r, /another mount is already using the control socket/);
+    assert.equal(mounted(two.mnt), false);
+
+    // The first mount still answers its control socket, serves and journals.
+    assert.equal(status(first).state, 'online');
+    assert.equal(first.ctl(['journal', 'flush']).code, 0);
+    writeFileSync(join(one.mnt, 'after'), 'two');
+    assert.equal(readFileSync(join(one.mnt, 'before'), 'utf8'), 'one');
+    await stopCleanly(first);
+    const again = await startMount({ mnt: one.mnt, stateDir: one.stateDir, env });
+    assert.equal(readFileSync(join(one.mnt, 'before'), 'utf8'), 'one');
+    assert.equal(readFileSync(join(one.mnt, 'after'), 'utf8'), 'two');
+    await stopCleanly(again);
+  });
+});
