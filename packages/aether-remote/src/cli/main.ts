@@ -3,6 +3,7 @@ import { addConfigCommands } from './config-commands.js';
 import { addControlCommands } from './control-commands.js';
 import { addJournalCommands } from './journal-commands.js';
 import { addMountCommand } from './mount-command.js';
+import { addSyncWait } from './sync-wait.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, processIo, UsageError, type Io } from './exit.js';
 
 /** Runs the `aether` command line; returns the exit code. Bad input is one line on stderr. */
@@ -24,6 +25,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   addJournalCommands(program, io, setExit);
   addControlCommands(program, io, setExit);
   addMountCommand(program, io, setExit);
+  addSyncWait(program, io, setExit);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;

@@ -86,6 +86,23 @@ describe('operating a mount: control commands, reload, status', () => {
     await m.stop();
   });
 
+  it('sync wait: times out (exit 1) while paused, returns once everything is committed', async () => {
+    const m = await startMount();
+    assert.equal(m.ctl(['sync', 'pause']).code, 0);
+    for (let i = 0; i < 20; i++) writeFileSync(join(m.mnt, `f${i}`), 'x'.repeat(1000));
+    const waited = m.ctl(['sync', 'wait', '--timeout', '1']);
+    assert.equal(waited.code, 1);
+    assert.match(waited.err, /^aether: sync wait: \d+ entries, \d+ bytes pending \(sync is paused\)$/m);
+    assert.match(waited.err, /timed out after 1 s with \d+ entries still pending \(sync is paused\)/);
+    assert.equal(m.ctl(['sync', 'resume']).code, 0);
+    const done = m.ctl(['sync', 'wait', '--timeout', '30']);
+    assert.equal(done.code, 0, done.err);
+    assert.equal(done.out, 'all committed\n');
+    assert.equal(json<{ journal: { pending_entries: number } }>(m.ctl(['status', '--json'])).journal.pending_entries, 0);
+    assert.equal(m.ctl(['sync', 'wait', '--timeout', 'soon']).code, 2);
+    await m.stop();
+  });
+
   it('control commands without a running mount fail with one clear line and exit 1', () => {
     const r = spawnSync(process.execPath, [bin, 'cache', 'inspect', '--state-dir', tempDir()], { encoding: 'utf8' });
     assert.equal(r.status, 1);
