@@ -125,6 +125,10 @@ export class BridgeClient extends EventEmitter {
     this.uploader = new Uploader(this.uploadLink(), this.metrics, opts.maxQueuedBatches ?? 1024);
   }
 
+  get mountId(): string {
+    return this.opts.mountId;
+  }
+
   get state(): BridgeState {
     return this.stateValue;
   }

@@ -17,6 +17,8 @@ export interface FeedSource {
  */
 export class FeedSender {
   private cursor = 0;
+  /** The client holds no state at all (cursor 0): not even the root's attributes. */
+  private needsSnapshot = false;
   private active = false;
   private running = false;
   private again = false;
@@ -30,6 +32,7 @@ export class FeedSender {
   /** Sends from `cursor` (the last hub sequence the client applied). */
   start(cursor: number): void {
     this.cursor = cursor;
+    this.needsSnapshot = cursor === 0;
     this.active = true;
     this.wake();
   }
@@ -62,11 +65,12 @@ export class FeedSender {
       // The floor and the rows are read with no await between: commits run on this thread, so
       // none can prune the feed in between.
       const floor = this.source.reader.state().feed_floor;
-      if (this.cursor < floor) {
+      if (this.needsSnapshot || this.cursor < floor) {
         this.source.onSnapshot();
         const seq = await sendSnapshot(this.source.openSnapshotReader(), this.out, this.source.pageRows);
         if (seq === null) return;
         this.cursor = seq;
+        this.needsSnapshot = false;
         continue;
       }
       const rows = this.source.reader.feedAfter(this.cursor, this.source.pageRows);

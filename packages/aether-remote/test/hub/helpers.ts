@@ -66,7 +66,7 @@ export async function readFeedUntil(it: AsyncIterator<FeedEvent>, pred: (e: Feed
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const left = deadline - Date.now();
-    if (left <= 0) throw new Error(`feed: condition not met in ${timeoutMs} ms; got ${out.map((e) => e.kind).join(',')}`);
+    if (left <= 0) throw new Error(`feed: condition not met in ${timeoutMs} ms; got ${out.length} events, the last: ${out.slice(-10).map((e) => e.kind).join(',')}`);
     let timer: NodeJS.Timeout | undefined;
     const r = await Promise.race([it.next(), new Promise<'timeout'>((res) => (timer = setTimeout(() => res('timeout'), left)))]);
     clearTimeout(timer);

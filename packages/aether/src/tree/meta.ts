@@ -59,7 +59,7 @@ export class MemoryMeta implements MetaTx {
   entries(dir: Ino): IterableIterator<[string, Ino]> | undefined {
     return this.dirs.get(dir)?.entries();
   }
-  writeContent(): void {}
-  truncateContent(): void {}
-  dropContent(): void {}
+  writeContent(_ino: Ino, _offset: number, _data: Buffer): void {}
+  truncateContent(_ino: Ino, _size: number): void {}
+  dropContent(_ino: Ino): void {}
 }

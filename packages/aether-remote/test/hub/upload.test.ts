@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { after, describe, it } from 'node:test';
+import { encodeChunkFrame, type AckFrame, type EntryFrame, type MissingFrame } from '../../src/protocol/frames.js';
+import { connectClient, content, listDir, metricValue, mkfile, RawClient, readFile, ROOT, startHub } from './helpers.js';
+
+describe('uploads: idempotent commits and chunk dedup', async () => {
+  const { hub } = await startHub();
+  after(() => hub.close());
+
+  it('a batch re-sent after a reconnect is acknowledged again and applied once', async () => {
+    const id = randomUUID();
+    let { c, welcome } = await RawClient.hello(hub.url, id);
+    const ino = welcome.inoBase + 1;
+    const body = content(2, ino, Buffer.from('exactly once'));
+    const batch = { t: 'batch', id: 1, baseSeq: 0, upToSeq: 2, entries: [mkfile(1, ROOT, 'once.txt', ino), body.entry] };
+    for (const [h, d] of body.chunks) c.sendBinary(encodeChunkFrame(h, d));
+    c.send(batch);
+    const first = (await c.next((f) => f.t === 'ack')) as AckFrame;
+    assert.equal(first.duplicate, false);
+    assert.equal(first.journalSeq, 2);
+    assert.equal(typeof first.hubSeq, 'number');
+    const seqAfterFirst = hub.hubSeq;
+    // The ack is "lost": the mount reconnects and sends the same batch again.
+    c.close();
+    ({ c, welcome } = await RawClient.hello(hub.url, id));
+    assert.equal(welcome.appliedSeq, 2);
+    c.send(batch);
+    const again = (await c.next((f) => f.t === 'ack')) as AckFrame;
+    assert.deepEqual(again, { t: 'ack', id: 1, journalSeq: 2, hubSeq: null, duplicate: true, resolutions: [] });
+    assert.equal(hub.hubSeq, seqAfterFirst, 'no new changefeed entry');
+    assert.equal(await metricValue(hub.registry, 'aether_hub_duplicate_batches_total'), 1);
+    assert.deepEqual([...listDir(hub, ROOT).keys()], ['once.txt']);
+    assert.equal(readFile(hub, ino).toString(), 'exactly once');
+
+    // A re-batched upload overlapping what is committed: only the new entries apply.
+    const mk = (seq: number) => mkfile(seq, ROOT, `f${seq}`, welcome.inoBase + seq);
+    c.send({ t: 'batch', id: 2, baseSeq: 0, upToSeq: 6, entries: [mk(3), mk(4), mk(5), mk(6)] });
+    await c.next((f) => f.t === 'ack' && f.id === 2);
+    c.send({ t: 'batch', id: 3, baseSeq: 0, upToSeq: 8, entries: [mk(5), mk(6), mk(7), mk(8)] });
+    const overlap = (await c.next((f) => f.t === 'ack' && f.id === 3)) as AckFrame;
+    assert.equal(overlap.journalSeq, 8);
+    assert.deepEqual(overlap.resolutions, [], 'no EEXIST: 5 and 6 were skipped, not re-applied');
+    c.send({ t: 'follow', cursor: overlap.hubSeq! - 1 });
+    const entry = ((await c.next((f) => f.t === 'entry')) as EntryFrame).entry;
+    assert.deepEqual(
+      entry.ops.map((o) => o.jseq),
+      [7, 8],
+    );
+    // A batch whose entries were all coalesced away still advances the acknowledged sequence.
+    c.send({ t: 'batch', id: 4, baseSeq: 0, upToSeq: 12, entries: [] });
+    const empty = (await c.next((f) => f.t === 'ack' && f.id === 4)) as AckFrame;
+    assert.deepEqual([empty.journalSeq, empty.hubSeq, empty.duplicate], [12, null, false]);
+    c.close();
+    assert.equal((await RawClient.hello(hub.url, id)).welcome.appliedSeq, 12);
+  });
+
+  it('content the hub already has is not uploaded again: no chunk bytes reach the hub', async () => {
+    const a = await connectClient(hub.url);
+    const b = await connectClient(hub.url);
+    const data = randomBytes(300_000);
+    const chunkBytesIn = () => metricValue(hub.registry, 'aether_hub_bytes_in_total', { kind: 'chunk' });
+    const controlBytesIn = () => metricValue(hub.registry, 'aether_hub_bytes_in_total', { kind: 'control' });
+    const chunkCount = hub.store.chunks.count;
+
+    const in0 = await chunkBytesIn();
+    const inoA = a.welcome!.inoBase + 1;
+    const ca = content(2, inoA, data);
+    const ra = await a.upload({ upToSeq: 2, baseSeq: 0, entries: [mkfile(1, ROOT, 'big-a', inoA), ca.entry], chunks: ca.chunks });
+    assert.equal(ra.chunksSent, 5);
+    assert.equal(ra.chunkBytesSent, 300_000);
+    const in1 = await chunkBytesIn();
+    assert.equal(in1 - in0, 300_000 + 5 * 33, 'data plus a 33-byte header per chunk frame');
+    assert.equal(hub.store.chunks.count, chunkCount + 5);
+
+    // Another mount uploads the same content under another name.
+    const ctl1 = await controlBytesIn();
+    const inoB = b.welcome!.inoBase + 1;
+    const cb = content(2, inoB, data);
+    const rb = await b.upload({ upToSeq: 2, baseSeq: 0, entries: [mkfile(1, ROOT, 'big-b', inoB), cb.entry], chunks: cb.chunks });
+    assert.equal(rb.chunksSent, 0);
+    assert.equal(rb.chunkBytesSent, 0);
+    assert.equal(await chunkBytesIn(), in1, 'not one chunk byte more');
+    assert.ok((await controlBytesIn()) > ctl1, 'the have/batch exchange did happen');
+    assert.equal(hub.store.chunks.count, chunkCount + 5);
+    assert.ok(readFile(hub, inoB).equals(data));
+    assert.equal(await metricValue(b.registry, 'aether_bridge_chunks_skipped_total'), 5);
+
+    // Downloads: every block of the file, and nothing for a hash the hub lacks.
+    const hashes = cb.entry.op.t === 'content' ? cb.entry.op.blocks.map((x) => x[1]) : [];
+    const got = await b.fetchChunks([...hashes, 'f'.repeat(64)]);
+    assert.equal(got.size, 5);
+    assert.ok(Buffer.concat(hashes.map((h) => got.get(h)!)).equals(data));
+    await a.close();
+    await b.close();
+  });
+
+  it('asks before sending: have answers with exactly the chunks the hub lacks', async () => {
+    const { c } = await RawClient.hello(hub.url);
+    const known = content(1, 1, Buffer.from('exactly once'));
+    const fresh = content(1, 1, randomBytes(100));
+    c.send({ t: 'have', id: 5, hashes: [...known.chunks.keys(), ...fresh.chunks.keys()] });
+    assert.deepEqual(((await c.next((f) => f.t === 'missing')) as MissingFrame).hashes, [...fresh.chunks.keys()]);
+    c.close();
+  });
+});
