@@ -91,11 +91,12 @@ describe('the changefeed', () => {
     const empty = await readFeedUntil(firstFeed, (e) => e.kind === 'snapshot-end');
     assert.deepEqual(empty.map((e) => e.kind), ['snapshot-begin', 'snapshot-part', 'snapshot-end']);
     assert.deepEqual(empty[1]?.kind === 'snapshot-part' && empty[1].part.inodes.map((i) => i.ino), [ROOT]);
-    await makeHistory(a, 1, { seq: 1000, ino: 1000 });
+    const from = { seq: 0, ino: 0 };
+    await makeHistory(a, 1, from);
     assert.deepEqual((await readFeedUntil(firstFeed, () => true)).map((e) => e.kind), ['entry']);
     await first.close();
     assert.equal(await metricValue(hub.registry, 'aether_hub_snapshots_total'), 1);
-    await makeHistory(a, 2, { seq: 0, ino: 0 });
+    await makeHistory(a, 2, from);
     const fresh = await connectClient(hub.url, { followFrom: 0 });
     const replica = new Replica();
     for (const e of await readFeedUntil(fresh.feed(), (e) => e.kind === 'snapshot-end')) replica.apply(e);
