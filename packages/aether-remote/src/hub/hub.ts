@@ -65,6 +65,10 @@ export class Hub {
     // small frame inflate past the frame limit after the limit was checked.
     this.wss = new WebSocketServer({ server: this.http, maxPayload: opts.maxFrameBytes, perMessageDeflate: false });
     this.wss.on('connection', (ws, req) => this.accept(ws, req));
+    // ws re-emits the HTTP server's errors; a failed listen is reported by listen() itself.
+    this.wss.on('error', (err) => {
+      if (this.address !== '') this.log(`server error: ${err.message}`);
+    });
     this.heartbeat = setInterval(() => this.beat(), opts.heartbeatMs);
     this.heartbeat.unref();
   }
