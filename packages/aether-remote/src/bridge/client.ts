@@ -402,6 +402,10 @@ export class BridgeClient extends EventEmitter {
         if (!ws || ws.bufferedAmount <= SEND_HIGH_BYTES) return Promise.resolve();
         return new Promise((resolve) => this.drainWaiters.push(resolve));
       },
+      retryLater: (reason) => {
+        this.log(`${reason}; reconnecting to send again`);
+        this.ws?.terminate();
+      },
     };
   }
 

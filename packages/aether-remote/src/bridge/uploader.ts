@@ -33,6 +33,15 @@ export interface UploadLink {
   request(frame: Record<string, unknown>): Promise<unknown>;
   sendChunk(hash: string, data: Buffer): void;
   drain(): Promise<void>;
+  /** Drops the connection so that the batch goes again after a backoff delay. */
+  retryLater(reason: string): void;
+}
+
+/** Refusals that say "not now" rather than "never": the batch is sent again after a reconnect. */
+const TRANSIENT = new Set(['INTERNAL', 'BUSY', 'STAGING_FULL', 'TOO_MANY_ERRORS']);
+
+function hubCode(err: unknown): string | undefined {
+  return isAetherError(err, 'BRIDGE_REJECTED') ? (err.context.code as string | undefined) : undefined;
 }
 
 interface Pending {
@@ -99,6 +108,11 @@ export class Uploader {
         this.queue.shift();
         head.resolve(result);
       } catch (err) {
+        const code = hubCode(err);
+        if (code !== undefined && TRANSIENT.has(code)) {
+          this.link.retryLater(`the hub answered ${code}`);
+          return;
+        }
         if (isAetherError(err, 'BRIDGE_REJECTED')) {
           this.queue.shift();
           head.reject(err);
@@ -112,6 +126,16 @@ export class Uploader {
 
   private async uploadOne(batch: UploadBatch): Promise<UploadResult> {
     if (batch.upToSeq <= this.link.appliedSeq()) return { journalSeq: this.link.appliedSeq(), hubSeq: null, duplicate: true, resolutions: [], chunksSent: 0, chunkBytesSent: 0 };
+    try {
+      return await this.send(batch);
+    } catch (err) {
+      // A chunk the hub dropped (its staging was full) is sent once more before giving up.
+      if (hubCode(err) !== 'MISSING_CHUNKS') throw err;
+      return this.send(batch);
+    }
+  }
+
+  private async send(batch: UploadBatch): Promise<UploadResult> {
     const limits = this.link.welcome()?.limits;
     const hashes = [...batch.chunks.keys()];
     const missing: string[] = [];

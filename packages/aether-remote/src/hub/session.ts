@@ -231,6 +231,7 @@ export class Session {
     const base = this.mountNo * INO_RANGE;
     for (const e of batch.entries) {
       if (e.op.t === 'mknode' && (e.op.ino <= base || e.op.ino >= base + INO_RANGE)) {
+        this.unstage(batch);
         return this.reject('BAD_OP', `batch ${batch.id} entry ${e.seq}: inode ${e.op.ino} is outside this mount's range (${base}, ${base + INO_RANGE})`, { id: batch.id });
       }
     }
@@ -238,9 +239,20 @@ export class Session {
     try {
       outcome = await this.hub.commit(this, batch);
     } catch (err) {
-      if (err instanceof MissingChunksError) return this.reject('MISSING_CHUNKS', `batch ${batch.id}: ${err.message}`, { id: batch.id, hashes: err.hashes.slice(0, 8192) });
-      return this.internal(`batch ${batch.id}`, err);
+      if (err instanceof MissingChunksError) {
+        this.unstage(batch);
+        return this.reject('MISSING_CHUNKS', `batch ${batch.id}: ${err.message}`, { id: batch.id, hashes: err.hashes.slice(0, 8192) });
+      }
+      // Kept staged: the client sends this batch again after an internal failure.
+      return this.reject('INTERNAL', `batch ${batch.id} failed: ${err instanceof Error ? err.message : String(err)}`, { id: batch.id });
     }
+    this.unstage(batch);
+    if (outcome.duplicate) this.send({ t: 'ack', id: batch.id, journalSeq: outcome.journalSeq, hubSeq: null, duplicate: true, resolutions: [] });
+    else this.send({ t: 'ack', id: batch.id, journalSeq: outcome.journalSeq, hubSeq: outcome.hubSeq, duplicate: false, resolutions: outcome.resolutions });
+  }
+
+  /** Forgets the staged chunks a batch named, once it is committed or refused for good. */
+  private unstage(batch: BatchFrame): void {
     for (const e of batch.entries) {
       if (e.op.t !== 'content') continue;
       for (const [, hash] of e.op.blocks) {
@@ -250,8 +262,6 @@ export class Session {
         this.stagedBytes -= data.length;
       }
     }
-    if (outcome.duplicate) this.send({ t: 'ack', id: batch.id, journalSeq: outcome.journalSeq, hubSeq: null, duplicate: true, resolutions: [] });
-    else this.send({ t: 'ack', id: batch.id, journalSeq: outcome.journalSeq, hubSeq: outcome.hubSeq, duplicate: false, resolutions: outcome.resolutions });
   }
 
   private async onGet(frame: GetFrame): Promise<void> {

@@ -95,6 +95,35 @@ describe('uploads: idempotent commits and chunk dedup', async () => {
     await b.close();
   });
 
+  it('a commit that fails inside the hub is sent again after a reconnect; a batch the hub can never take is refused and the next goes', async () => {
+    const { hub: small } = await startHub({ maxStagedBytes: 100_000 });
+    const c = await connectClient(small.url);
+    try {
+      const real = small.store.transaction.bind(small.store);
+      let failures = 1;
+      small.store.transaction = ((work, chunks) => (failures-- > 0 ? Promise.reject(new Error('disk full (simulated)')) : real(work, chunks))) as typeof small.store.transaction;
+      const attempts = await metricValue(c.registry, 'aether_bridge_connect_attempts_total');
+      const ino = c.welcome!.inoBase + 1;
+      const body = content(2, ino, Buffer.from('second time lucky'));
+      const r = await c.upload({ upToSeq: 2, baseSeq: 0, entries: [mkfile(1, ROOT, 'retried', ino), body.entry], chunks: body.chunks });
+      assert.equal(r.duplicate, false);
+      assert.equal(readFile(small, ino).toString(), 'second time lucky');
+      assert.equal(await metricValue(small.registry, 'aether_hub_rejected_total', { reason: 'INTERNAL' }), 1);
+      assert.equal(await metricValue(c.registry, 'aether_bridge_connect_attempts_total'), attempts + 1, 'it reconnected once');
+
+      const tooBig = content(4, ino + 1, randomBytes(150_000));
+      const refused = c.upload({ upToSeq: 4, baseSeq: 0, entries: [mkfile(3, ROOT, 'too-big', ino + 1), tooBig.entry], chunks: tooBig.chunks });
+      const fine = content(6, ino + 2, Buffer.from('next'));
+      const next = c.upload({ upToSeq: 6, baseSeq: 0, entries: [mkfile(5, ROOT, 'next', ino + 2), fine.entry], chunks: fine.chunks });
+      await assert.rejects(refused, (e: Error & { code?: string }) => e.code === 'BRIDGE_REJECTED' && /needs 150000 bytes of new chunks/.test(e.message));
+      assert.equal((await next).journalSeq, 6);
+      assert.deepEqual([...listDir(small, ROOT).keys()].sort(), ['next', 'retried']);
+    } finally {
+      await c.close();
+      await small.close();
+    }
+  });
+
   it('asks before sending: have answers with exactly the chunks the hub lacks', async () => {
     const { c } = await RawClient.hello(hub.url);
     const known = content(1, 1, Buffer.from('exactly once'));
