@@ -17,7 +17,11 @@ export interface HubOptions {
   /** Largest WebSocket message accepted; a larger one closes the connection with 1009. */
   maxFrameBytes: number;
   maxBatchEntries: number;
-  /** Chunk bytes one connection may have uploaded and not yet committed. */
+  /**
+   * Chunk bytes one connection may have uploaded and not yet committed, held in memory: the hub's
+   * staging memory is at most maxConnections × maxStagedBytes. A mount keeps the new data of one
+   * batch under this (the welcome says it).
+   */
   maxStagedBytes: number;
   maxConnections: number;
   /** A connection that has not said `hello` by then is closed. */
@@ -40,8 +44,8 @@ export const HUB_DEFAULTS = {
   feedRetainEntries: 100_000,
   maxFrameBytes: 16 * 1024 * 1024,
   maxBatchEntries: 8192,
-  maxStagedBytes: 256 * 1024 * 1024,
-  maxConnections: 1024,
+  maxStagedBytes: 64 * 1024 * 1024,
+  maxConnections: 256,
   helloTimeoutMs: 10_000,
   heartbeatMs: 15_000,
   maxErrorsPerConnection: 16,

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { BLOCK_BYTES } from '@aether/core/store/sqlite-meta';
+import type { Inode } from '@aether/core/tree/inode';
 import { isHash, isU53, parseWireOp, ProtocolViolation, type WireEntry, type WireOp } from './wire-ops.js';
 
 export const PROTOCOL_VERSION = 1;
@@ -126,19 +127,8 @@ export interface EntryFrame {
   t: 'entry';
   entry: FeedEntry;
 }
-export interface SnapshotInode {
-  ino: number;
-  kind: 'file' | 'dir' | 'symlink';
-  mode: number;
-  uid: number;
-  gid: number;
-  size: number;
-  nlink: number;
-  atimeMs: number;
-  mtimeMs: number;
-  ctimeMs: number;
-  target?: string;
-}
+/** An inode as the store keeps it (packages/aether/src/tree/inode.ts). */
+export type SnapshotInode = Inode;
 export interface SnapshotBeginFrame {
   t: 'snapshot-begin';
   hubSeq: number;

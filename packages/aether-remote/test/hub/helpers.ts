@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { WebSocket, type RawData } from 'ws';
 import type { Registry } from 'prom-client';
 import { ReconnectBackoff } from '../../src/bridge/backoff.js';
-import { BridgeClient, type BridgeClientOptions, type FeedEvent } from '../../src/bridge/client.js';
+import { BridgeClient, type BridgeClientOptions, type FeedEvent, type UploadBatch } from '../../src/bridge/client.js';
 import { Hub } from '../../src/hub/hub.js';
 import type { HubOptionsInput } from '../../src/hub/options.js';
 import { blocksOfContent } from '../../src/protocol/blocks.js';
@@ -93,6 +93,12 @@ export function content(seq: number, ino: number, data: Buffer, timeMs = 1000, b
   const entry: WireEntry = { seq, op: { t: 'content', ino, size: b.size, blocks: b.blocks, timeMs } };
   if (baseSeq !== undefined) entry.baseSeq = baseSeq;
   return { entry, chunks: b.chunks };
+}
+
+/** A batch that creates file `name` (journal seqs `seq`, `seq + 1`) holding `data`. */
+export function fileBatch(seq: number, parent: number, name: string, ino: number, data: Buffer): UploadBatch {
+  const body = content(seq + 1, ino, data);
+  return { upToSeq: seq + 1, baseSeq: 0, entries: [mkfile(seq, parent, name, ino), body.entry], chunks: body.chunks };
 }
 
 /** Names in a directory of the hub's committed tree. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { encodeChunkFrame, type AckFrame, type EntryFrame, type MissingFrame } from '../../src/protocol/frames.js';
-import { connectClient, content, listDir, metricValue, mkfile, RawClient, readFile, ROOT, startHub } from './helpers.js';
+import { connectClient, content, fileBatch, listDir, metricValue, mkfile, RawClient, readFile, ROOT, startHub } from './helpers.js';
 
 describe('uploads: idempotent commits and chunk dedup', async () => {
   const { hub } = await startHub();
@@ -64,9 +64,7 @@ describe('uploads: idempotent commits and chunk dedup', async () => {
     const chunkCount = hub.store.chunks.count;
 
     const in0 = await chunkBytesIn();
-    const inoA = a.welcome!.inoBase + 1;
-    const ca = content(2, inoA, data);
-    const ra = await a.upload({ upToSeq: 2, baseSeq: 0, entries: [mkfile(1, ROOT, 'big-a', inoA), ca.entry], chunks: ca.chunks });
+    const ra = await a.upload(fileBatch(1, ROOT, 'big-a', a.welcome!.inoBase + 1, data));
     assert.equal(ra.chunksSent, 5);
     assert.equal(ra.chunkBytesSent, 300_000);
     const in1 = await chunkBytesIn();
@@ -76,8 +74,8 @@ describe('uploads: idempotent commits and chunk dedup', async () => {
     // Another mount uploads the same content under another name.
     const ctl1 = await controlBytesIn();
     const inoB = b.welcome!.inoBase + 1;
-    const cb = content(2, inoB, data);
-    const rb = await b.upload({ upToSeq: 2, baseSeq: 0, entries: [mkfile(1, ROOT, 'big-b', inoB), cb.entry], chunks: cb.chunks });
+    const batchB = fileBatch(1, ROOT, 'big-b', inoB, data);
+    const rb = await b.upload(batchB);
     assert.equal(rb.chunksSent, 0);
     assert.equal(rb.chunkBytesSent, 0);
     assert.equal(await chunkBytesIn(), in1, 'not one chunk byte more');
@@ -87,7 +85,7 @@ describe('uploads: idempotent commits and chunk dedup', async () => {
     assert.equal(await metricValue(b.registry, 'aether_bridge_chunks_skipped_total'), 5);
 
     // Downloads: every block of the file, and nothing for a hash the hub lacks.
-    const hashes = cb.entry.op.t === 'content' ? cb.entry.op.blocks.map((x) => x[1]) : [];
+    const hashes = [...batchB.chunks.keys()];
     const got = await b.fetchChunks([...hashes, 'f'.repeat(64)]);
     assert.equal(got.size, 5);
     assert.ok(Buffer.concat(hashes.map((h) => got.get(h)!)).equals(data));
