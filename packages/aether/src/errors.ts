@@ -25,7 +25,13 @@ export type AetherErrorCode =
   | 'MOUNT_STALE'
   | 'MOUNT_OPTION_INVALID'
   | 'MOUNT_FAILED'
-  | 'UNMOUNT_FAILED';
+  | 'UNMOUNT_FAILED'
+  | 'HUB_OPTION_INVALID'
+  | 'HUB_LISTEN_FAILED'
+  | 'BRIDGE_AUTH_FAILED'
+  | 'BRIDGE_REJECTED'
+  | 'BRIDGE_PROTOCOL'
+  | 'BRIDGE_CLOSED';
 
 export class AetherError extends Error {
   readonly code: AetherErrorCode;

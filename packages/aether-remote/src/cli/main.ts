@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { addConfigCommands } from './config-commands.js';
 import { addControlCommands } from './control-commands.js';
 import { addJournalCommands } from './journal-commands.js';
+import { addHubCommand } from './hub-command.js';
 import { addMountCommand } from './mount-command.js';
 import { addSyncWait } from './sync-wait.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, processIo, UsageError, type Io } from './exit.js';
@@ -26,6 +27,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   addControlCommands(program, io, setExit);
   addMountCommand(program, io, setExit);
   addSyncWait(program, io, setExit);
+  addHubCommand(program, io, setExit);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return exitCode;

@@ -1,6 +1,6 @@
 import type { Database, Statement } from 'better-sqlite3';
+import type { BlockMapTx, BlockRef } from '../tree/content.js';
 import type { Inode } from '../tree/inode.js';
-import type { MetaTx } from '../tree/meta.js';
 import type { Ino } from '../tree/ops.js';
 import { ChunkStore } from './chunks.js';
 
@@ -32,7 +32,7 @@ export function toInode(r: InodeRow): Inode {
  * gathered in memory and hashed once at `finish()`, so many small writes to one file cost one
  * chunk per touched block.
  */
-export class SqliteMeta implements MetaTx {
+export class SqliteMeta implements BlockMapTx {
   private readonly st: Record<string, Statement>;
   private readonly dirtyBlocks = new Map<string, { ino: Ino; idx: number; data: Buffer }>();
 
@@ -56,6 +56,7 @@ export class SqliteMeta implements MetaTx {
       dropBlocksFrom: db.prepare('DELETE FROM blocks WHERE ino = ? AND idx >= ?'),
       dropBlocks: db.prepare('DELETE FROM blocks WHERE ino = ?'),
       dropBlock: db.prepare('DELETE FROM blocks WHERE ino = ? AND idx = ?'),
+      blocksOf: db.prepare('SELECT idx, hash FROM blocks WHERE ino = ? ORDER BY idx'),
     };
   }
 
@@ -121,6 +122,17 @@ export class SqliteMeta implements MetaTx {
   dropContent(ino: Ino): void {
     this.st.dropBlocks!.run(ino);
     for (const [key, b] of this.dirtyBlocks) if (b.ino === ino) this.dirtyBlocks.delete(key);
+  }
+
+  /** Replaces the whole block map of `ino`: the chunks must be in the store by the batch's commit. */
+  replaceBlocks(ino: Ino, blocks: readonly BlockRef[]): void {
+    this.dropContent(ino);
+    for (const [idx, hash] of blocks) this.st.putBlock!.run(ino, idx, hash);
+  }
+
+  /** The block map of `ino`, ascending by index. */
+  blocksOf(ino: Ino): BlockRef[] {
+    return (this.st.blocksOf!.all(ino) as { idx: number; hash: string }[]).map((r) => [r.idx, r.hash] as const);
   }
 
   /**

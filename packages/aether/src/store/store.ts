@@ -16,6 +16,27 @@ export interface SequencedOp {
 }
 
 /**
+ * Tables a user of the store keeps in the same database, so that its rows commit atomically with
+ * the tree (the hub's changefeed and mount table). Its migrations are numbered by the `meta` row
+ * `schema:<name>`, independently of the store's own.
+ */
+export interface StoreExtension {
+  name: string;
+  migrations: readonly string[];
+}
+
+/** What `Store.transaction` hands its work: the tree, and the database for an extension's tables. */
+export interface StoreTx {
+  readonly meta: SqliteMeta;
+  readonly db: Database.Database;
+}
+
+export interface StoreOpenOptions {
+  rootOwner?: { uid: number; gid: number };
+  extensions?: readonly StoreExtension[];
+}
+
+/**
  * The committed tree: metadata in SQLite, contents as content-addressed chunks. Local mode embeds
  * it and drains the journal into it; the hub runs the same code. Batches are atomic and
  * idempotent: ops at or below the applied sequence are skipped, so a re-sent batch is harmless.
@@ -30,20 +51,34 @@ export class Store {
   readonly chunks: ChunkStore;
   private applying: Promise<unknown> = Promise.resolve();
 
-  private constructor(readonly dir: string, rootOwner: { uid: number; gid: number }) {
+  private constructor(readonly dir: string, rootOwner: { uid: number; gid: number }, extensions: readonly StoreExtension[]) {
     mkdirSync(dir, { recursive: true });
     this.db = new Database(join(dir, 'meta.sqlite'));
     // WAL with synchronous=FULL: a committed batch survives power loss before the journal releases it.
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
     this.migrate();
+    for (const ext of extensions) this.migrateExtension(ext);
     this.chunks = new ChunkStore(join(dir, 'packs'), this.db);
     if (!new SqliteMeta(this.db, this.chunks).getInode(ROOT_INO)) this.createRoot(rootOwner);
     this.reader = new Database(join(dir, 'meta.sqlite'), { readonly: true });
   }
 
-  static open(dir: string, rootOwner = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }): Store {
-    return new Store(dir, rootOwner);
+  static open(dir: string, rootOwner?: { uid: number; gid: number }, opts: StoreOpenOptions = {}): Store {
+    const owner = rootOwner ?? opts.rootOwner ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+    return new Store(dir, owner, opts.extensions ?? []);
+  }
+
+  private migrateExtension(ext: StoreExtension): void {
+    const key = `schema:${ext.name}`;
+    const version = this.getMeta(key);
+    if (version > ext.migrations.length) throw new AetherError('STORE_CORRUPT', `store ${this.dir} has ${ext.name} schema version ${version}, newer than this Aether (${ext.migrations.length})`);
+    for (let v = version; v < ext.migrations.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(ext.migrations[v] as string);
+        this.setMeta(key, v + 1);
+      })();
+    }
   }
 
   private migrate(): void {
@@ -124,6 +159,53 @@ export class Store {
       throw err;
     }
     return { applied, rejected };
+  }
+
+  /**
+   * Runs `work` as one atomic, durable transaction, in turn with every other batch: `work` runs
+   * synchronously inside BEGIN IMMEDIATE; then the chunks it names (`chunks`, plus blocks it wrote
+   * through `meta`) are appended and fsynced, and only then does the transaction commit. If
+   * anything throws, nothing of it remains. This is what the hub commits a mount's batch with.
+   */
+  transaction<T>(work: (tx: StoreTx) => T, chunks: ReadonlyMap<string, Buffer> = new Map()): Promise<T> {
+    const run = this.applying.then(() => this.transactNow(work, chunks));
+    this.applying = run.catch(() => undefined);
+    return run;
+  }
+
+  private async transactNow<T>(work: (tx: StoreTx) => T, chunks: ReadonlyMap<string, Buffer>): Promise<T> {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const meta = new SqliteMeta(this.db, this.chunks);
+      const result = work({ meta, db: this.db });
+      const touched = meta.finish();
+      for (const [hash, data] of chunks) touched.set(hash, data);
+      await this.chunks.putMany(touched);
+      this.db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      if (this.db.inTransaction) this.db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  /**
+   * A new read-only connection: it sees committed transactions only, and one held inside BEGIN
+   * sees a single consistent state however long it reads (a snapshot streamed to a client).
+   * The caller closes it.
+   */
+  openReader(): Database.Database {
+    return new Database(join(this.dir, 'meta.sqlite'), { readonly: true });
+  }
+
+  /** True when a committed batch stored the chunk `hash` (reader connection). */
+  hasChunk(hash: string): boolean {
+    return this.reader.prepare('SELECT 1 FROM chunks WHERE hash = ?').get(hash) !== undefined;
+  }
+
+  /** The committed block map of `ino` (reader connection), ascending by index. */
+  blocksOf(ino: Ino): [number, string][] {
+    return (this.reader.prepare('SELECT idx, hash FROM blocks WHERE ino = ? ORDER BY idx').all(ino) as { idx: number; hash: string }[]).map((r) => [r.idx, r.hash]);
   }
 
   /** The committed inode (reader connection). */

@@ -1,0 +1,457 @@
+import { EventEmitter } from 'node:events';
+import { WebSocket, type RawData } from 'ws';
+import { AetherError } from '@aether/core/errors';
+import { createRegistry, type Registry } from '@aether/core/metrics/registry';
+import { systemClock, type Clock, type TimerHandle } from '@aether/core/runtime/infra/clock';
+import {
+  CLOSE_AUTH_FAILED,
+  decodeChunkFrame,
+  encodeChunkFrame,
+  HASHES_PER_REQUEST_MAX,
+  PROTOCOL_VERSION,
+  type ErrorFrame,
+  type FeedEntry,
+  type GotFrame,
+  type HubFrame,
+  type SnapshotPartFrame,
+  type WelcomeFrame,
+} from '../protocol/frames.js';
+import type { BackoffStep, ReconnectBackoff } from './backoff.js';
+import { FeedQueue } from './feed-queue.js';
+import { BridgeMetrics } from './metrics.js';
+import { Uploader, type UploadBatch, type UploadLink, type UploadResult } from './uploader.js';
+
+export type { UploadBatch, UploadResult } from './uploader.js';
+
+export type BridgeState = 'idle' | 'connecting' | 'online' | 'backing-off' | 'stopped';
+
+/**
+ * What the changefeed delivers, in order. `reset` means: drop the committed view, what follows
+ * rebuilds it (the hub is another one, or this mount's cursor is ahead of it). A snapshot comes as
+ * begin, parts, end; the view is the snapshot's only after `snapshot-end`.
+ */
+export type FeedEvent =
+  | { kind: 'entry'; entry: FeedEntry }
+  | { kind: 'snapshot-begin'; hubSeq: number }
+  | { kind: 'snapshot-part'; part: SnapshotPartFrame }
+  | { kind: 'snapshot-end'; hubSeq: number }
+  | { kind: 'reset' };
+
+export interface BridgeClientOptions {
+  /** `ws://HOST:PORT` or `wss://HOST:PORT`. */
+  url: string;
+  token: string;
+  /** This mount's persistent id (a lowercase UUID). */
+  mountId: string;
+  backoff: ReconnectBackoff;
+  /** Follow the changefeed from this cursor (the last hub sequence applied; 0 for none). Omit to not follow. */
+  followFrom?: number;
+  /** The hub `followFrom` came from (its welcome's hubId): with another hub, the feed starts over with `reset`. */
+  followHubId?: string;
+  /** Certificates to trust for wss:// (a self-signed hub's own certificate). */
+  ca?: string | Buffer;
+  registry?: Registry;
+  clock?: Clock;
+  log?: (line: string) => void;
+  /** Opening the socket and the hello/welcome exchange must finish within this. */
+  connectTimeoutMs?: number;
+  /** Largest message accepted from the hub (a feed entry holds a whole batch). */
+  maxPayloadBytes?: number;
+  /** Feed events buffered before the client stops reading from the socket. */
+  feedBufferMax?: number;
+  /** Batches waiting for the hub before `upload` refuses more. */
+  maxQueuedBatches?: number;
+  /**
+   * Mask frames with an all-zero key, which ws then skips: about twice the upload rate on
+   * loopback. RFC 6455 wants an unpredictable key so that script in a browser cannot steer the
+   * bytes a proxy sees; that threat does not exist for this client over wss://, where no proxy
+   * sees them. Off by default.
+   */
+  zeroMaskKey?: boolean;
+}
+
+interface Request {
+  resolve: (frame: unknown) => void;
+  reject: (err: Error) => void;
+}
+
+interface ChunkWanted {
+  id: number;
+  hashes: string[];
+  got: Map<string, Buffer>;
+  resolve: (r: Map<string, Buffer>) => void;
+  reject: (err: Error) => void;
+}
+
+const SEND_HIGH_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The mount side of the hub protocol (hub/PROTOCOL.md): one connection at a time, hello with the
+ * token and mount id, ordered batch uploads that survive reconnects, the changefeed as an async
+ * iterator, chunk downloads, and reconnects paced by the backoff policy (reset after every
+ * completed handshake). No FUSE here: the mount drives it.
+ *
+ * Events: `state` (BridgeState), `attempt` ({ attempt }), `backoff` (BackoffStep),
+ * `welcome` (WelcomeFrame), `disconnect` ({ code, reason }), `hub-error` (ErrorFrame).
+ */
+export class BridgeClient extends EventEmitter {
+  private stateValue: BridgeState = 'idle';
+  private ws: WebSocket | undefined;
+  private welcomeFrame: WelcomeFrame | undefined;
+  private lastHubId: string | undefined;
+  private applied = 0;
+  private cursor: number | undefined;
+  private knownHubSeq = 0;
+  private snapshotSeq: number | undefined;
+  private nextId = 1;
+  private readonly requests = new Map<number, Request>();
+  private readonly wanted = new Map<number, ChunkWanted>();
+  private retryTimer: TimerHandle | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private readonly drainWaiters: (() => void)[] = [];
+  private readonly feedQueue: FeedQueue<FeedEvent>;
+  private readonly uploader: Uploader;
+  private readonly clock: Clock;
+  private readonly log: (line: string) => void;
+  readonly registry: Registry;
+  readonly metrics: BridgeMetrics;
+
+  constructor(private readonly opts: BridgeClientOptions) {
+    super();
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.log ?? (() => undefined);
+    this.cursor = opts.followFrom;
+    this.lastHubId = opts.followHubId;
+    this.registry = opts.registry ?? createRegistry();
+    this.metrics = new BridgeMetrics(this.registry, { feedLag: () => (this.cursor === undefined ? 0 : Math.max(0, this.knownHubSeq - this.cursor)) });
+    this.feedQueue = new FeedQueue<FeedEvent>(
+      opts.feedBufferMax ?? 4096,
+      () => this.ws?.pause(),
+      () => this.ws?.resume(),
+    );
+    this.uploader = new Uploader(this.uploadLink(), this.metrics, opts.maxQueuedBatches ?? 1024);
+  }
+
+  get mountId(): string {
+    return this.opts.mountId;
+  }
+
+  get state(): BridgeState {
+    return this.stateValue;
+  }
+
+  /** The last handshake's welcome: mount number, inode base, hub sequence, limits. */
+  get welcome(): WelcomeFrame | undefined {
+    return this.welcomeFrame;
+  }
+
+  /** Highest journal sequence of this mount the hub has acknowledged. */
+  get appliedSeq(): number {
+    return this.applied;
+  }
+
+  /** The last hub sequence received on the changefeed (what to follow from after a restart, once applied). */
+  get feedCursor(): number | undefined {
+    return this.cursor;
+  }
+
+  get pendingUploads(): number {
+    return this.uploader.queued;
+  }
+
+  private setState(s: BridgeState): void {
+    if (this.stateValue === s) return;
+    this.stateValue = s;
+    this.emit('state', s);
+  }
+
+  /** Connects, and keeps reconnecting until `close()`. */
+  start(): void {
+    if (this.stateValue !== 'idle') return;
+    this.connect();
+  }
+
+  /** Commits a batch at the hub; resolves with the acknowledgement. Batches go in the order given. */
+  upload(batch: UploadBatch): Promise<UploadResult> {
+    if (this.stateValue === 'stopped') return Promise.reject(new AetherError('BRIDGE_CLOSED', 'the bridge client is closed'));
+    return this.uploader.enqueue(batch);
+  }
+
+  /** The changefeed, from `followFrom`; one consumer. Ends when the client closes. */
+  feed(): AsyncIterableIterator<FeedEvent> {
+    return this.feedQueue[Symbol.asyncIterator]();
+  }
+
+  /** Downloads committed chunks by hash; hashes the hub does not have are absent from the result. */
+  fetchChunks(hashes: readonly string[]): Promise<Map<string, Buffer>> {
+    if (this.stateValue === 'stopped') return Promise.reject(new AetherError('BRIDGE_CLOSED', 'the bridge client is closed'));
+    const parts: Promise<Map<string, Buffer>>[] = [];
+    for (let i = 0; i < hashes.length; i += HASHES_PER_REQUEST_MAX) {
+      const part = hashes.slice(i, i + HASHES_PER_REQUEST_MAX);
+      parts.push(
+        new Promise((resolve, reject) => {
+          const w: ChunkWanted = { id: this.nextId++, hashes: part, got: new Map(), resolve, reject };
+          this.wanted.set(w.id, w);
+          if (this.stateValue === 'online') this.sendGet(w);
+        }),
+      );
+    }
+    return Promise.all(parts).then((maps) => new Map(maps.flatMap((m) => [...m])));
+  }
+
+  // ---- the connection ----
+
+  private connect(): void {
+    this.setState('connecting');
+    this.metrics.connectAttempts.inc();
+    this.emit('attempt', { attempt: this.opts.backoff.attempts });
+    const timeoutMs = this.opts.connectTimeoutMs ?? 10_000;
+    const ws = new WebSocket(this.opts.url, {
+      handshakeTimeout: timeoutMs,
+      maxPayload: this.opts.maxPayloadBytes ?? 256 * 1024 * 1024,
+      perMessageDeflate: false,
+      ...(this.opts.zeroMaskKey ? { generateMask: (mask: Buffer) => void mask.fill(0) } : {}),
+      ...(this.opts.ca !== undefined ? { ca: this.opts.ca } : {}),
+    });
+    this.ws = ws;
+    const welcomeTimer = setTimeout(() => {
+      this.log(`no welcome from ${this.opts.url} within ${timeoutMs} ms`);
+      ws.terminate();
+    }, timeoutMs);
+    ws.on('open', () => this.sendJson({ t: 'hello', v: PROTOCOL_VERSION, token: this.opts.token, mountId: this.opts.mountId }));
+    ws.on('message', (data: RawData, isBinary: boolean) => {
+      this.touch();
+      if (isBinary) return this.onChunk(data as Buffer);
+      let frame: HubFrame;
+      try {
+        frame = JSON.parse((data as Buffer).toString('utf8')) as HubFrame;
+      } catch {
+        this.log('the hub sent a frame that is not JSON; reconnecting');
+        return ws.terminate();
+      }
+      if (frame.t === 'welcome') clearTimeout(welcomeTimer);
+      this.onFrame(frame);
+    });
+    ws.on('ping', () => this.touch());
+    ws.on('error', (err) => this.log(`connection to ${this.opts.url}: ${err.message}`));
+    ws.on('close', (code, reason) => {
+      clearTimeout(welcomeTimer);
+      this.disconnected(ws, code, reason.toString());
+    });
+  }
+
+  /** The hub pings every heartbeat; silence for three of them means the connection is dead. */
+  private touch(): void {
+    const beatMs = this.welcomeFrame?.heartbeatMs;
+    if (beatMs === undefined) return;
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.log(`nothing from the hub for ${3 * beatMs} ms; reconnecting`);
+      this.ws?.terminate();
+    }, 3 * beatMs);
+    this.idleTimer.unref();
+  }
+
+  private disconnected(ws: WebSocket, code: number, reason: string): void {
+    if (ws !== this.ws) return;
+    this.ws = undefined;
+    clearTimeout(this.idleTimer);
+    this.metrics.connected.set(0);
+    this.welcomeFrame = undefined;
+    for (const w of this.drainWaiters.splice(0)) w();
+    const lost = new AetherError('BRIDGE_CLOSED', `connection lost (${code}${reason ? ` ${reason}` : ''})`);
+    for (const r of this.requests.values()) r.reject(lost);
+    this.requests.clear();
+    // A snapshot cut short leaves the consumer with half a view: it must start over.
+    if (this.snapshotSeq !== undefined) {
+      this.snapshotSeq = undefined;
+      this.resetFeed();
+    }
+    this.emit('disconnect', { code, reason });
+    if (code === CLOSE_AUTH_FAILED) this.log('the hub refused the token; retrying with backoff');
+    if (this.stateValue === 'stopped') return;
+    const step: BackoffStep = this.opts.backoff.next();
+    this.metrics.reconnectAttempts.inc();
+    this.metrics.reconnectDelayMs.observe(step.delayMs);
+    this.setState('backing-off');
+    this.emit('backoff', step);
+    this.retryTimer = this.clock.setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.stateValue === 'backing-off') this.connect();
+    }, step.delayMs);
+  }
+
+  private onWelcome(w: WelcomeFrame): void {
+    this.opts.backoff.reset();
+    this.welcomeFrame = w;
+    this.applied = Math.max(this.applied, w.appliedSeq);
+    this.knownHubSeq = w.hubSeq;
+    this.metrics.connected.set(1);
+    this.touch();
+    if (this.cursor !== undefined) {
+      // A cursor belongs to one hub's changefeed: with another hub, start from nothing.
+      if (this.lastHubId !== undefined && this.lastHubId !== w.hubId) this.resetFeed();
+      this.sendJson({ t: 'follow', cursor: this.cursor });
+    }
+    this.lastHubId = w.hubId;
+    this.setState('online');
+    this.emit('welcome', w);
+    for (const want of this.wanted.values()) this.sendGet(want);
+    this.uploader.kick();
+  }
+
+  private resetFeed(): void {
+    this.cursor = 0;
+    this.feedQueue.push({ kind: 'reset' });
+  }
+
+  private onFrame(frame: HubFrame): void {
+    switch (frame.t) {
+      case 'welcome':
+        return this.onWelcome(frame);
+      case 'missing':
+        return this.settle(frame.id, frame);
+      case 'ack':
+        this.applied = Math.max(this.applied, frame.journalSeq);
+        if (frame.hubSeq !== null) this.knownHubSeq = Math.max(this.knownHubSeq, frame.hubSeq);
+        return this.settle(frame.id, frame);
+      case 'got':
+        return this.onGot(frame);
+      case 'entry':
+        this.metrics.feedEntries.inc();
+        this.cursor = frame.entry.hubSeq;
+        this.knownHubSeq = Math.max(this.knownHubSeq, frame.entry.hubSeq);
+        return this.feedQueue.push({ kind: 'entry', entry: frame.entry });
+      case 'snapshot-begin':
+        this.snapshotSeq = frame.hubSeq;
+        return this.feedQueue.push({ kind: 'snapshot-begin', hubSeq: frame.hubSeq });
+      case 'snapshot-part':
+        return this.feedQueue.push({ kind: 'snapshot-part', part: frame });
+      case 'snapshot-end':
+        this.cursor = frame.hubSeq;
+        this.snapshotSeq = undefined;
+        return this.feedQueue.push({ kind: 'snapshot-end', hubSeq: frame.hubSeq });
+      case 'error':
+        return this.onHubError(frame);
+    }
+  }
+
+  private onHubError(e: ErrorFrame): void {
+    this.log(`hub error ${e.code}: ${e.message}`);
+    this.emit('hub-error', e);
+    if (e.code === 'CURSOR_AHEAD' && this.cursor !== undefined) {
+      this.resetFeed();
+      this.sendJson({ t: 'follow', cursor: 0 });
+      return;
+    }
+    if (e.id === undefined) return;
+    const err = new AetherError('BRIDGE_REJECTED', `the hub refused request ${e.id}: ${e.code}: ${e.message}`, { context: { code: e.code, ...(e.hashes ? { hashes: e.hashes } : {}) } });
+    const r = this.requests.get(e.id);
+    if (r) {
+      this.requests.delete(e.id);
+      return r.reject(err);
+    }
+    const w = this.wanted.get(e.id);
+    if (w) {
+      this.wanted.delete(e.id);
+      w.reject(err);
+    }
+  }
+
+  private settle(id: number, frame: unknown): void {
+    const r = this.requests.get(id);
+    if (!r) return;
+    this.requests.delete(id);
+    r.resolve(frame);
+  }
+
+  private onChunk(frame: Buffer): void {
+    const chunk = decodeChunkFrame(frame);
+    if ('error' in chunk) return this.log(`the hub sent a bad chunk: ${chunk.error}`);
+    for (const w of this.wanted.values()) if (w.hashes.includes(chunk.hash)) w.got.set(chunk.hash, Buffer.from(chunk.data));
+  }
+
+  private onGot(frame: GotFrame): void {
+    const w = this.wanted.get(frame.id);
+    if (!w) return;
+    this.wanted.delete(frame.id);
+    w.resolve(w.got);
+  }
+
+  private sendGet(w: ChunkWanted): void {
+    this.sendJson({ t: 'get', id: w.id, hashes: w.hashes });
+  }
+
+  // ---- sending ----
+
+  private readonly written = (): void => {
+    const ws = this.ws;
+    if (this.drainWaiters.length > 0 && (!ws || ws.bufferedAmount <= SEND_HIGH_BYTES / 4)) for (const w of this.drainWaiters.splice(0)) w();
+  };
+
+  private sendJson(frame: Record<string, unknown>): void {
+    const ws = this.ws;
+    if (ws?.readyState !== WebSocket.OPEN) return;
+    ws.send(JSON.stringify(frame), this.written);
+  }
+
+  private uploadLink(): UploadLink {
+    return {
+      isOnline: () => this.stateValue === 'online',
+      welcome: () => this.welcomeFrame,
+      appliedSeq: () => this.applied,
+      request: (frame) => this.request(frame),
+      sendChunk: (hash, data) => {
+        const ws = this.ws;
+        if (ws?.readyState === WebSocket.OPEN) ws.send(encodeChunkFrame(hash, data), { binary: true }, this.written);
+      },
+      drain: () => {
+        const ws = this.ws;
+        if (!ws || ws.bufferedAmount <= SEND_HIGH_BYTES) return Promise.resolve();
+        return new Promise((resolve) => this.drainWaiters.push(resolve));
+      },
+      retryLater: (reason) => {
+        this.log(`${reason}; reconnecting to send again`);
+        this.ws?.terminate();
+      },
+    };
+  }
+
+  /** Sends a request with a fresh id; resolves with the reply of that id, rejects on its error frame or a lost connection. */
+  private request(frame: Record<string, unknown>): Promise<unknown> {
+    const ws = this.ws;
+    if (this.stateValue !== 'online' || ws?.readyState !== WebSocket.OPEN) return Promise.reject(new AetherError('BRIDGE_CLOSED', 'not connected'));
+    const id = this.nextId++;
+    const text = JSON.stringify({ ...frame, id });
+    const limit = this.welcomeFrame?.limits.maxFrameBytes;
+    const bytes = Buffer.byteLength(text);
+    if (limit !== undefined && bytes > limit) {
+      return Promise.reject(new AetherError('BRIDGE_REJECTED', `a ${String(frame.t)} frame of ${bytes} bytes is larger than the hub takes (${limit}); send smaller batches`));
+    }
+    return new Promise((resolve, reject) => {
+      this.requests.set(id, { resolve, reject });
+      ws.send(text, this.written);
+    });
+  }
+
+  /** Stops for good: closes the connection, fails what was not acknowledged, ends the feed. */
+  async close(): Promise<void> {
+    if (this.stateValue === 'stopped') return;
+    this.setState('stopped');
+    if (this.retryTimer) this.clock.clearTimeout(this.retryTimer);
+    clearTimeout(this.idleTimer);
+    const closed = new AetherError('BRIDGE_CLOSED', 'the bridge client is closed');
+    this.uploader.failAll(closed);
+    for (const w of this.wanted.values()) w.reject(closed);
+    this.wanted.clear();
+    this.feedQueue.end();
+    const ws = this.ws;
+    if (ws && ws.readyState !== WebSocket.CLOSED) {
+      await new Promise<void>((resolve) => {
+        ws.once('close', () => resolve());
+        ws.close(1000, 'client closing');
+        setTimeout(() => ws.terminate(), 1000).unref();
+      });
+    }
+  }
+}

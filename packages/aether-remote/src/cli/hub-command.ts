@@ -1,0 +1,98 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { isAetherError } from '@aether/core/errors';
+import { Hub } from '../hub/hub.js';
+import { HUB_DEFAULTS } from '../hub/options.js';
+import { EXIT_FAILURE, EXIT_OK, UsageError, type Io } from './exit.js';
+
+interface HubCliOpts {
+  listen: string;
+  data: string;
+  token?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  metricsListen: string;
+  feedRetain: string;
+  maxFrameBytes: string;
+}
+
+/** The environment variable a token can come from instead of `--token` (which `ps` shows to everyone). */
+export const HUB_TOKEN_ENV = 'AFS_AETHER_HUB_TOKEN';
+
+function wholeNumber(flag: string, value: string, min: number): number {
+  const n = Number(value);
+  if (!/^[0-9]+$/.test(value) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`--${flag}=${JSON.stringify(value)}: must be a whole number ≥ ${min}`);
+  return n;
+}
+
+function readPem(flag: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new UsageError(`--${flag} ${path}: ${(err as Error).message}`);
+  }
+}
+
+/** `aether hub`: serves the committed tree and the changefeed until SIGINT/SIGTERM. */
+export function addHubCommand(program: Command, io: Io, setExit: (code: number) => void): void {
+  program
+    .command('hub')
+    .description('run a hub: mounts sync through it over WebSocket (ws://, or wss:// with --tls-cert/--tls-key)')
+    .option('--listen <host:port>', 'address to serve on (port 0 picks a free one)', HUB_DEFAULTS.listen)
+    .option('--data <dir>', 'directory of the committed tree, chunks and changefeed', '.aether-hub')
+    .option('--token <token>', `shared secret every mount must present (default: $${HUB_TOKEN_ENV})`)
+    .option('--tls-cert <file>', 'PEM certificate: serve wss://')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--metrics-listen <host:port|off>', 'address of the /metrics endpoint', HUB_DEFAULTS.metricsListen)
+    .option('--feed-retain <n>', 'changefeed entries kept; a mount further behind gets a snapshot', String(HUB_DEFAULTS.feedRetainEntries))
+    .option('--max-frame-bytes <n>', 'largest WebSocket message accepted', String(HUB_DEFAULTS.maxFrameBytes))
+    .action(async (opts: HubCliOpts) => {
+      const token = opts.token ?? process.env[HUB_TOKEN_ENV] ?? '';
+      if (token === '') throw new UsageError(`the hub needs a token: --token T or $${HUB_TOKEN_ENV}`);
+      if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
+      const tls = opts.tlsCert !== undefined && opts.tlsKey !== undefined ? { cert: readPem('tls-cert', opts.tlsCert), key: readPem('tls-key', opts.tlsKey) } : undefined;
+      let hub: Hub;
+      try {
+        hub = await Hub.start({
+          listen: opts.listen,
+          dataDir: resolve(opts.data),
+          token,
+          ...(tls ? { tls } : {}),
+          metricsListen: opts.metricsListen,
+          feedRetainEntries: wholeNumber('feed-retain', opts.feedRetain, 1),
+          maxFrameBytes: wholeNumber('max-frame-bytes', opts.maxFrameBytes, 128 * 1024),
+          log: (line) => io.err(`${line}\n`),
+        });
+      } catch (err) {
+        if (isAetherError(err, 'HUB_OPTION_INVALID')) throw new UsageError(err.message);
+        if (!isAetherError(err)) throw err;
+        io.err(`aether: ${err.message}\n`);
+        return setExit(EXIT_FAILURE);
+      }
+      io.out(
+        [
+          `aether: hub listening on ${hub.url}`,
+          `  data:     ${hub.opts.dataDir}`,
+          `  metrics:  ${hub.metricsAddress ? `http://${hub.metricsAddress}/metrics` : 'off'}`,
+          `  feed:     hub sequence ${hub.hubSeq}, keeps ${hub.opts.feedRetainEntries} entries`,
+          '',
+        ].join('\n'),
+      );
+      await new Promise<void>((done) => {
+        const stop = (signal: NodeJS.Signals): void => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          io.err(`aether: ${signal}: hub stopping\n`);
+          hub.close().then(done, (err: unknown) => {
+            io.err(`aether: hub stop failed: ${String(err)}\n`);
+            done();
+          });
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+      io.out('aether: hub stopped\n');
+      setExit(EXIT_OK);
+    });
+}

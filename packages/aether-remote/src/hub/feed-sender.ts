@@ -1,0 +1,86 @@
+import type { Database } from 'better-sqlite3';
+import { sendSnapshot, type SnapshotOut } from './snapshot.js';
+import type { HubTables } from './tables.js';
+
+export interface FeedSource {
+  /** Committed state only (a read-only connection). */
+  readonly reader: HubTables;
+  openSnapshotReader(): Database;
+  readonly pageRows: number;
+  onSnapshot(): void;
+}
+
+/**
+ * Sends one connection the changefeed from its cursor: a snapshot first when the cursor is older
+ * than what the feed retains, then every entry in order, a page at a time, waiting for the socket
+ * to drain between pages so that a slow client holds back only itself. `wake()` after a commit.
+ */
+export class FeedSender {
+  private cursor = 0;
+  /** The client holds no state at all (cursor 0): not even the root's attributes. */
+  private needsSnapshot = false;
+  private active = false;
+  private running = false;
+  private again = false;
+
+  constructor(
+    private readonly source: FeedSource,
+    private readonly out: SnapshotOut,
+    private readonly onError: (err: unknown) => void,
+  ) {}
+
+  /** Sends from `cursor` (the last hub sequence the client applied). */
+  start(cursor: number): void {
+    this.cursor = cursor;
+    this.needsSnapshot = cursor === 0;
+    this.active = true;
+    this.wake();
+  }
+
+  stop(): void {
+    this.active = false;
+  }
+
+  wake(): void {
+    if (!this.active) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    void this.run()
+      .catch((err: unknown) => this.onError(err))
+      .finally(() => (this.running = false));
+  }
+
+  private async run(): Promise<void> {
+    do {
+      this.again = false;
+      await this.catchUp();
+    } while (this.again && this.active && this.out.open);
+  }
+
+  private async catchUp(): Promise<void> {
+    while (this.active && this.out.open) {
+      // The floor and the rows are read with no await between: commits run on this thread, so
+      // none can prune the feed in between.
+      const floor = this.source.reader.state().feed_floor;
+      if (this.needsSnapshot || this.cursor < floor) {
+        this.source.onSnapshot();
+        const seq = await sendSnapshot(this.source.openSnapshotReader(), this.out, this.source.pageRows);
+        if (seq === null) return;
+        this.cursor = seq;
+        this.needsSnapshot = false;
+        continue;
+      }
+      const rows = this.source.reader.feedAfter(this.cursor, this.source.pageRows);
+      if (rows.length === 0) return;
+      for (const row of rows) {
+        if (row.hub_seq !== this.cursor + 1) throw new Error(`changefeed gap: after ${this.cursor} comes ${row.hub_seq}`);
+        this.out.sendText(`{"t":"entry","entry":${row.entry}}`);
+        this.cursor = row.hub_seq;
+      }
+      await this.out.drain();
+    }
+  }
+}

@@ -1,0 +1,221 @@
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Database } from 'better-sqlite3';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { AetherError } from '@aether/core/errors';
+import { createRegistry, type Registry } from '@aether/core/metrics/registry';
+import { MetricsServer } from '@aether/core/metrics/server';
+import { Store } from '@aether/core/store/store';
+import { CLOSE_REPLACED, CLOSE_SHUTDOWN, type BatchFrame } from '../protocol/frames.js';
+import { TokenCheck } from './auth.js';
+import { chunksFor, commitBatch, type CommitOutcome } from './commit.js';
+import { HubMetrics } from './metrics.js';
+import { parseListen, withDefaults, type HubOptions, type HubOptionsInput } from './options.js';
+import { HUB_EXTENSION } from './schema.js';
+import { Session } from './session.js';
+import { HubTables, type MountRow } from './tables.js';
+
+/**
+ * The hub: the committed tree (the same Store local mode embeds), the changefeed, and a
+ * WebSocket server (ws://, or wss:// with a certificate) that mounts upload batches to and
+ * follow the feed from. Commits run one at a time through the store; each is durable before it
+ * is acknowledged. See PROTOCOL.md.
+ */
+export class Hub {
+  readonly opts: HubOptions;
+  readonly store: Store;
+  /** Committed state, for answers that must never see a commit in flight. */
+  readonly reader: HubTables;
+  readonly tokens: TokenCheck;
+  readonly registry: Registry;
+  readonly metrics: HubMetrics;
+  readonly hubId: string;
+  readonly pageRows: number;
+  private seq: number;
+  private writer: HubTables | undefined;
+  private readonly sessions = new Set<Session>();
+  private readonly byMount = new Map<string, Session>();
+  private readonly readerDb: Database;
+  private readonly http: Server;
+  private readonly wss: WebSocketServer;
+  private readonly metricsServer: MetricsServer;
+  private readonly heartbeat: NodeJS.Timeout;
+  private closing: Promise<void> | undefined;
+  /** `host:port` actually bound. */
+  address = '';
+  metricsAddress: string | undefined;
+
+  private constructor(opts: HubOptions) {
+    this.opts = opts;
+    this.pageRows = opts.pageRows;
+    this.store = Store.open(opts.dataDir, undefined, { extensions: [HUB_EXTENSION] });
+    this.readerDb = this.store.openReader();
+    this.reader = new HubTables(this.readerDb);
+    const state = this.reader.state();
+    this.hubId = state.hub_id;
+    this.seq = state.hub_seq;
+    this.tokens = new TokenCheck(opts.token);
+    this.registry = opts.registry ?? createRegistry();
+    this.metrics = new HubMetrics(this.registry, { connectedMounts: () => this.byMount.size, changefeedSeq: () => this.seq });
+    this.metricsServer = new MetricsServer(this.registry);
+    const refuse = (_req: IncomingMessage, res: ServerResponse): void => void res.writeHead(426, { 'content-type': 'text/plain' }).end('aether hub: connect with a WebSocket client (ws:// or wss://)\n');
+    this.http = opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, refuse) : createHttpServer(refuse);
+    // perMessageDeflate stays off: chunks are often incompressible, and compression would let a
+    // small frame inflate past the frame limit after the limit was checked.
+    this.wss = new WebSocketServer({ server: this.http, maxPayload: opts.maxFrameBytes, perMessageDeflate: false });
+    this.wss.on('connection', (ws, req) => this.accept(ws, req));
+    // ws re-emits the HTTP server's errors; a failed listen is reported by listen() itself.
+    this.wss.on('error', (err) => {
+      if (this.address !== '') this.log(`server error: ${err.message}`);
+    });
+    this.heartbeat = setInterval(() => this.beat(), opts.heartbeatMs);
+    this.heartbeat.unref();
+  }
+
+  static async start(input: HubOptionsInput): Promise<Hub> {
+    const hub = new Hub(withDefaults(input));
+    try {
+      await hub.listen();
+    } catch (err) {
+      await hub.close();
+      throw err;
+    }
+    return hub;
+  }
+
+  private async listen(): Promise<void> {
+    const { host, port } = parseListen(this.opts.listen, 'listen');
+    await new Promise<void>((resolve, reject) => {
+      this.http.once('error', (err) => reject(new AetherError('HUB_LISTEN_FAILED', `cannot listen on ${this.opts.listen}: ${err.message}`, { cause: err })));
+      this.http.listen(port, host, () => resolve());
+    });
+    const a = this.http.address() as AddressInfo;
+    this.address = `${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`;
+    this.metricsAddress = await this.metricsServer.listen(this.opts.metricsListen).catch((err: Error) => {
+      throw new AetherError('HUB_LISTEN_FAILED', `cannot serve metrics on ${this.opts.metricsListen}: ${err.message}`, { cause: err });
+    });
+  }
+
+  get url(): string {
+    return `${this.opts.tls ? 'wss' : 'ws'}://${this.address}`;
+  }
+
+  /** The newest committed changefeed sequence. */
+  get hubSeq(): number {
+    return this.seq;
+  }
+
+  log(line: string): void {
+    // Names and messages come from clients: keep the log one line, and short.
+    // eslint-disable-next-line no-control-regex -- control characters are exactly what must go
+    this.opts.log(`aether hub: ${line.replace(/[\x00-\x1f\x7f]/g, '?').slice(0, 500)}`);
+  }
+
+  private accept(ws: WebSocket, req: IncomingMessage): void {
+    const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? '?'}`;
+    this.metrics.connectionsTotal.inc();
+    if (this.closing || this.sessions.size >= this.opts.maxConnections) {
+      this.metrics.rejected.inc({ reason: 'BUSY' });
+      this.log(`rejected BUSY from ${remote}: ${this.closing ? 'shutting down' : `${this.sessions.size} connections already`}`);
+      ws.send(JSON.stringify({ t: 'error', code: 'BUSY', message: 'the hub is at its connection limit or stopping; retry later', fatal: true }));
+      ws.close(1013, 'BUSY');
+      return;
+    }
+    this.sessions.add(new Session(this, ws, remote));
+  }
+
+  private beat(): void {
+    for (const s of this.sessions) {
+      if (!s.alive) {
+        this.log(`dropping ${s.remote}${s.mountId ? ` (mount ${s.mountId})` : ''}: no answer to the last ping`);
+        s.close(1001, 'heartbeat timeout');
+        continue;
+      }
+      s.alive = false;
+      s.ping();
+    }
+  }
+
+  /** The mount's row, registering a new mount id under the next mount number. */
+  async register(mountId: string): Promise<MountRow> {
+    const known = this.reader.mount(mountId);
+    if (known) return known;
+    return this.store.transaction((tx) => {
+      const w = this.writerTables(tx.db);
+      return w.mount(mountId) ?? w.addMount(mountId, this.opts.nowMs());
+    });
+  }
+
+  /** A mount is connected: an older connection of the same mount is stale (it reconnected) and goes. */
+  attach(s: Session): void {
+    const old = this.byMount.get(s.mountId);
+    if (old && old !== s) {
+      this.log(`mount ${s.mountId} reconnected from ${s.remote}: closing its older connection ${old.remote}`);
+      old.close(CLOSE_REPLACED, 'replaced by a newer connection of the same mount');
+    }
+    this.byMount.set(s.mountId, s);
+  }
+
+  detach(s: Session): void {
+    this.sessions.delete(s);
+    if (this.byMount.get(s.mountId) === s) this.byMount.delete(s.mountId);
+  }
+
+  private writerTables(db: Database): HubTables {
+    if (this.writer?.db !== db) this.writer = new HubTables(db);
+    return this.writer;
+  }
+
+  /** Commits a batch of `s`'s mount durably; followers hear of it once it is committed. */
+  async commit(s: Session, batch: BatchFrame): Promise<CommitOutcome> {
+    const started = performance.now();
+    const outcome = await this.store.transaction(
+      (tx) => commitBatch(tx, this.writerTables(tx.db), { mountId: s.mountId, mountNo: s.mountNo, batch, staged: s.staged, nowMs: this.opts.nowMs(), feedRetainEntries: this.opts.feedRetainEntries }),
+      chunksFor(batch, s.staged),
+    );
+    if (outcome.duplicate) {
+      this.metrics.duplicateBatches.inc();
+      return outcome;
+    }
+    this.metrics.commits.inc();
+    this.metrics.commitSeconds.observe((performance.now() - started) / 1000);
+    for (const r of outcome.resolutions) if (r.kind === 'renamed' || r.kind === 'conflict-copy') this.metrics.conflicts.inc({ kind: r.kind });
+    if (outcome.hubSeq !== null) {
+      this.seq = outcome.hubSeq;
+      for (const other of this.sessions) other.wakeFeed();
+    }
+    return outcome;
+  }
+
+  /** A committed chunk's data, or undefined. */
+  readChunk(hash: string): Buffer | undefined {
+    return this.reader.hasChunk(hash) ? this.store.chunks.get(hash) : undefined;
+  }
+
+  openSnapshotReader(): Database {
+    return this.store.openReader();
+  }
+
+  onSnapshot(): void {
+    this.metrics.snapshots.inc();
+  }
+
+  /** Stops accepting, closes every connection, lets the commit in flight finish, closes the store. */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    clearInterval(this.heartbeat);
+    for (const s of this.sessions) s.close(CLOSE_SHUTDOWN, 'hub stopping');
+    this.wss.close();
+    await new Promise<void>((resolve) => (this.http.listening ? this.http.close(() => resolve()) : resolve()));
+    this.http.closeAllConnections();
+    await this.store.transaction(() => undefined).catch(() => undefined);
+    await this.metricsServer.close();
+    this.readerDb.close();
+    this.store.close();
+  }
+}

@@ -1,0 +1,73 @@
+import { AetherError } from '@aether/core/errors';
+import type { Registry } from '@aether/core/metrics/registry';
+
+/** Everything a hub runs with. Every limit lives here, with its default. */
+export interface HubOptions {
+  /** `host:port`; port 0 picks a free port (see `Hub.address`). */
+  listen: string;
+  dataDir: string;
+  /** The shared secret every connection must present in its `hello`. */
+  token: string;
+  /** PEM certificate and key: serve `wss://` instead of `ws://`. */
+  tls?: { cert: Buffer; key: Buffer };
+  /** `host:port` of the hub's own `/metrics` endpoint, or `off`. */
+  metricsListen: string;
+  /** How many changefeed entries the hub keeps; a client whose cursor is older gets a snapshot. */
+  feedRetainEntries: number;
+  /** Largest WebSocket message accepted; a larger one closes the connection with 1009. */
+  maxFrameBytes: number;
+  maxBatchEntries: number;
+  /**
+   * Chunk bytes one connection may have uploaded and not yet committed, held in memory: the hub's
+   * staging memory is at most maxConnections × maxStagedBytes. A mount keeps the new data of one
+   * batch under this (the welcome says it).
+   */
+  maxStagedBytes: number;
+  maxConnections: number;
+  /** A connection that has not said `hello` by then is closed. */
+  helloTimeoutMs: number;
+  /** The hub pings every connection this often and drops one that did not answer the last ping. */
+  heartbeatMs: number;
+  /** Rejected frames one connection may send before the hub closes it. */
+  maxErrorsPerConnection: number;
+  /** Rows per snapshot part and entries per changefeed read. */
+  pageRows: number;
+  /** Wall clock for commit times and conflict names. */
+  nowMs: () => number;
+  log: (line: string) => void;
+  registry?: Registry;
+}
+
+export const HUB_DEFAULTS = {
+  listen: '127.0.0.1:7420',
+  metricsListen: '127.0.0.1:9465',
+  feedRetainEntries: 100_000,
+  maxFrameBytes: 16 * 1024 * 1024,
+  maxBatchEntries: 8192,
+  maxStagedBytes: 64 * 1024 * 1024,
+  maxConnections: 256,
+  helloTimeoutMs: 10_000,
+  heartbeatMs: 15_000,
+  maxErrorsPerConnection: 16,
+  pageRows: 1000,
+} as const;
+
+export type HubOptionsInput = Pick<HubOptions, 'dataDir' | 'token'> & Partial<Omit<HubOptions, 'dataDir' | 'token'>>;
+
+export function withDefaults(input: HubOptionsInput): HubOptions {
+  const o: HubOptions = { ...HUB_DEFAULTS, nowMs: () => Date.now(), log: (line) => process.stderr.write(`${line}\n`), ...input };
+  if (o.token === '') throw new AetherError('HUB_OPTION_INVALID', 'the hub needs a token (--token or AFS_AETHER_HUB_TOKEN)');
+  if (o.feedRetainEntries < 1) throw new AetherError('HUB_OPTION_INVALID', 'feed retention must keep at least 1 entry');
+  // A chunk frame (64 KiB + header) and a batch of a few ops must fit in one frame.
+  if (o.maxFrameBytes < 128 * 1024) throw new AetherError('HUB_OPTION_INVALID', 'the frame limit must be at least 128 KiB');
+  parseListen(o.listen, 'listen');
+  if (o.metricsListen !== 'off') parseListen(o.metricsListen, 'metrics-listen');
+  return o;
+}
+
+/** Splits `host:port` (IPv6 in brackets); throws HUB_OPTION_INVALID with the flag's name. */
+export function parseListen(s: string, what: string): { host: string; port: number } {
+  const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(s);
+  if (!m || Number(m[2]) > 65535) throw new AetherError('HUB_OPTION_INVALID', `--${what}=${JSON.stringify(s)}: must be HOST:PORT (IPv6 in brackets), port 0..65535`);
+  return { host: (m[1] as string).replace(/^\[(.*)\]$/, '$1'), port: Number(m[2]) };
+}

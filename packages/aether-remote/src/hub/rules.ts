@@ -1,0 +1,203 @@
+/**
+ * How the hub applies one mount's op to the shared tree, conflicts included (PROTOCOL.md,
+ * "Conflicts"). The principles: ops follow inodes, not names; the first change committed at the
+ * hub wins a name; a change made on top of an older version of something another mount changed
+ * meanwhile is kept beside it under a conflict name, never dropped; what could not be applied is
+ * reported. Every applied op is recorded in the hub's own terms, so replaying the recorded ops
+ * reproduces the hub's tree exactly.
+ */
+import type { SqliteMeta } from '@aether/core/store/sqlite-meta';
+import { applyOp, TreeError } from '@aether/core/tree/apply';
+import { applyContent, type ContentOp } from '@aether/core/tree/content';
+import type { Inode } from '@aether/core/tree/inode';
+import { RENAME_EXCHANGE, ROOT_INO, type Op } from '@aether/core/tree/ops';
+import type { Resolution } from '../protocol/frames.js';
+import type { WireEntry, WireOp } from '../protocol/wire-ops.js';
+import { conflictName } from './conflict-name.js';
+import { INO_RANGE } from './schema.js';
+import type { HubTables } from './tables.js';
+
+export interface ApplyContext {
+  mountId: string;
+  /** The hub sequence this batch commits as. */
+  hubSeq: number;
+  nowMs: number;
+  /** Hands out an inode number of the hub's own range (conflict copies). */
+  allocIno: () => number;
+}
+
+export class HubApplier {
+  readonly ops: { jseq: number; op: WireOp }[] = [];
+  readonly resolutions: Resolution[] = [];
+
+  constructor(
+    private readonly meta: SqliteMeta,
+    private readonly tables: HubTables,
+    private readonly ctx: ApplyContext,
+  ) {}
+
+  apply(e: WireEntry, batchBaseSeq: number): void {
+    const base = e.baseSeq ?? batchBaseSeq;
+    const op = e.op;
+    switch (op.t) {
+      case 'mknode':
+        return this.mknode(e.seq, op);
+      case 'link':
+        return this.link(e.seq, op);
+      case 'unlink':
+      case 'rmdir':
+        return this.remove(e.seq, op, base);
+      case 'rename':
+        return this.rename(e.seq, op, base);
+      case 'content':
+        return this.content(e.seq, op, base);
+      case 'setattr':
+        if (!this.meta.getInode(op.ino)) return this.skip(e.seq, 'gone');
+        this.tree(e.seq, op, { ...op });
+        return;
+      case 'forget':
+        // The hub keeps no unlinked-but-open inodes, so there is nothing to forget.
+        return;
+    }
+  }
+
+  private skip(jseq: number, reason: string): void {
+    this.resolutions.push({ jseq, kind: 'skipped', reason });
+  }
+
+  /** Applies a tree op and records `wire` as applied; a POSIX refusal is reported, not thrown. */
+  private tree(jseq: number, op: Op, wire: WireOp): boolean {
+    try {
+      applyOp(this.meta, op, { keepOrphans: false });
+    } catch (err) {
+      if (!(err instanceof TreeError)) throw err;
+      this.skip(jseq, err.errno);
+      return false;
+    }
+    this.ops.push({ jseq, op: wire });
+    return true;
+  }
+
+  private isDir(ino: number): boolean {
+    return this.meta.getInode(ino)?.kind === 'dir';
+  }
+
+  private freeName(parent: number, wanted: string): string {
+    return conflictName(wanted, this.ctx.mountId, this.ctx.nowMs, (n) => this.meta.lookup(parent, n) !== undefined);
+  }
+
+  /** True when another mount changed the content of `ino` after `base`. */
+  private changedByOther(ino: number, base: number): boolean {
+    const v = this.tables.version(ino);
+    return v !== undefined && v.content_seq > base && v.content_mount !== this.ctx.mountId;
+  }
+
+  /** Where the entry a mount named is now: the name if it still holds `ino`, else a name of `ino`. */
+  private locate(parent: number, name: string, ino: number): { parent: number; name: string } | undefined {
+    if (this.meta.lookup(parent, name) === ino) return { parent, name };
+    return this.tables.dentryOf(ino, parent);
+  }
+
+  private tombstoneIfGone(inode: Inode, at: { parent: number; name: string }): void {
+    if (this.meta.getInode(inode.ino)) return;
+    this.tables.dropVersion(inode.ino);
+    this.tables.setTombstone({ ino: inode.ino, ...at, mode: inode.mode, uid: inode.uid, gid: inode.gid, deleted_seq: this.ctx.hubSeq, deleted_by: this.ctx.mountId });
+  }
+
+  private mknode(jseq: number, op: WireOp & { t: 'mknode' }): void {
+    if (this.meta.getInode(op.ino)) return this.skip(jseq, 'ino-exists');
+    let { parent, name } = op;
+    // A directory another mount removed: the new entry lands in the root rather than vanishing.
+    if (!this.isDir(parent)) parent = ROOT_INO;
+    if (parent !== op.parent || this.meta.lookup(parent, name) !== undefined) name = this.freeName(parent, op.name);
+    const placed = { ...op, parent, name };
+    if (!this.tree(jseq, placed, placed)) return;
+    if (parent !== op.parent || name !== op.name) this.resolutions.push({ jseq, kind: 'renamed', ino: op.ino, parent, name, wanted: op.name });
+    if (op.kind === 'file') this.tables.setVersion(op.ino, this.ctx.hubSeq, this.ctx.mountId);
+  }
+
+  private link(jseq: number, op: WireOp & { t: 'link' }): void {
+    if (!this.meta.getInode(op.ino)) return this.skip(jseq, 'gone');
+    if (!this.isDir(op.parent)) return this.skip(jseq, 'parent-gone');
+    const name = this.meta.lookup(op.parent, op.name) === undefined ? op.name : this.freeName(op.parent, op.name);
+    const placed = { ...op, name };
+    if (this.tree(jseq, placed, placed) && name !== op.name) this.resolutions.push({ jseq, kind: 'renamed', ino: op.ino, parent: op.parent, name, wanted: op.name });
+  }
+
+  private remove(jseq: number, op: WireOp & { t: 'unlink' | 'rmdir' }, base: number): void {
+    const at = this.locate(op.parent, op.name, op.ino);
+    const inode = this.meta.getInode(op.ino);
+    if (!at || !inode) return this.skip(jseq, 'gone');
+    // A delete loses against a content change it did not see: the changed file stays.
+    if (op.t === 'unlink' && this.changedByOther(op.ino, base)) return this.skip(jseq, 'changed');
+    const placed = { ...op, ...at };
+    if (this.tree(jseq, placed, placed)) this.tombstoneIfGone(inode, at);
+  }
+
+  private rename(jseq: number, op: WireOp & { t: 'rename' }, base: number): void {
+    const at = this.locate(op.parent, op.name, op.ino);
+    if (!at || !this.meta.getInode(op.ino)) return this.skip(jseq, 'gone');
+    if (!this.isDir(op.newParent)) return this.skip(jseq, 'parent-gone');
+    const current = this.meta.lookup(op.newParent, op.newName);
+    if (op.flags & RENAME_EXCHANGE) {
+      if (current !== op.dstIno || current === undefined) return this.skip(jseq, 'changed');
+      const placed = { ...op, ...at };
+      this.tree(jseq, placed, placed);
+      return;
+    }
+    let newName = op.newName;
+    // The destination holds something the mount did not see there (another mount's file, or a
+    // version of the expected one changed meanwhile): replacing it would lose that change.
+    const collides = current !== undefined && current !== op.ino && (current !== op.dstIno || this.changedByOther(current, base));
+    if (collides) newName = this.freeName(op.newParent, op.newName);
+    const replaced = current !== undefined && !collides && current !== op.ino ? this.meta.getInode(current) : undefined;
+    const placed = { ...op, ...at, newName, dstIno: replaced?.ino ?? 0 };
+    if (!this.tree(jseq, placed, placed)) return;
+    if (collides) this.resolutions.push({ jseq, kind: 'renamed', ino: op.ino, parent: op.newParent, name: newName, wanted: op.newName });
+    if (replaced) this.tombstoneIfGone(replaced, { parent: op.newParent, name: op.newName });
+  }
+
+  private content(jseq: number, op: ContentOp, base: number): void {
+    let target = op.ino;
+    const divert = this.tables.divert(this.ctx.mountId, op.ino);
+    if (divert && base < divert.hub_seq) {
+      target = divert.copy_ino;
+      this.resolutions.push({ jseq, kind: 'diverted', ino: op.ino, copyIno: target });
+    }
+    const inode = this.meta.getInode(target);
+    if (!inode) return this.contentOfDeleted(jseq, op, target, base);
+    if (inode.kind !== 'file') return this.skip(jseq, 'EISDIR');
+    if (this.changedByOther(target, base)) {
+      const at = this.tables.dentryOf(target) ?? { parent: ROOT_INO, name: `${target}` };
+      this.conflictCopy(jseq, op, target, at, inode);
+      return;
+    }
+    const placed: ContentOp = { ...op, ino: target };
+    applyContent(this.meta, placed);
+    this.ops.push({ jseq, op: placed });
+    this.tables.setVersion(target, this.ctx.hubSeq, this.ctx.mountId);
+  }
+
+  /** Content for an inode the hub no longer has: kept as a conflict copy if another mount deleted it unseen. */
+  private contentOfDeleted(jseq: number, op: ContentOp, ino: number, base: number): void {
+    const tomb = this.tables.tombstone(ino);
+    if (!tomb || tomb.deleted_by === this.ctx.mountId || tomb.deleted_seq <= base) return this.skip(jseq, 'gone');
+    const parent = this.isDir(tomb.parent) ? tomb.parent : ROOT_INO;
+    this.conflictCopy(jseq, op, ino, { parent, name: tomb.name }, tomb);
+  }
+
+  /** Makes a new file holding the mount's whole content beside `at`, and sends its later writes there. */
+  private conflictCopy(jseq: number, op: ContentOp, ino: number, at: { parent: number; name: string }, like: { mode: number; uid: number; gid: number }): void {
+    const copyIno = this.ctx.allocIno();
+    if (copyIno >= INO_RANGE) throw new Error('the hub inode range is exhausted');
+    const name = this.freeName(at.parent, at.name);
+    const mk: WireOp = { t: 'mknode', parent: at.parent, name, ino: copyIno, kind: 'file', mode: like.mode, uid: like.uid, gid: like.gid, timeMs: op.timeMs };
+    applyOp(this.meta, mk, { keepOrphans: false });
+    const body: ContentOp = { ...op, ino: copyIno };
+    applyContent(this.meta, body);
+    this.ops.push({ jseq, op: mk }, { jseq, op: body });
+    this.tables.setVersion(copyIno, this.ctx.hubSeq, this.ctx.mountId);
+    this.tables.setDivert(this.ctx.mountId, op.ino, copyIno, this.ctx.hubSeq);
+    this.resolutions.push({ jseq, kind: 'conflict-copy', ino, copyIno, parent: at.parent, name });
+  }
+}

@@ -1,0 +1,149 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { ConfigStore } from '@aether/core';
+import { ReconnectBackoff } from '../../src/bridge/backoff.js';
+import { BridgeClient } from '../../src/bridge/client.js';
+import type { BackoffStep } from '../../src/bridge/backoff.js';
+import { metricValue, spawnHub, tempDir, TOKEN, type HubProcess } from '../hub/helpers.js';
+import { seededRandom } from './seeded-random.js';
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', () => resolve()));
+  const port = (s.address() as { port: number }).port;
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+/** Records every backoff step and the time of every connection attempt. */
+function observe(c: BridgeClient): { steps: BackoffStep[]; attemptsAt: number[]; until(n: number, timeoutMs?: number): Promise<void> } {
+  const steps: BackoffStep[] = [];
+  const attemptsAt: number[] = [];
+  c.on('backoff', (s: BackoffStep) => steps.push(s));
+  c.on('attempt', () => attemptsAt.push(performance.now()));
+  return {
+    steps,
+    attemptsAt,
+    async until(n, timeoutMs = 10_000) {
+      const deadline = Date.now() + timeoutMs;
+      while (steps.length < n) {
+        if (Date.now() > deadline) throw new Error(`only ${steps.length} backoff steps in ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    },
+  };
+}
+
+const expected = (n: number, start: number, mult: number, max: number) => Math.min(max, start * mult ** n);
+
+/** Each retry waited at least its chosen delay (timers never fire early) and not much longer. */
+function assertWaited(o: { steps: BackoffStep[]; attemptsAt: number[] }, from: number, count: number, slackMs: number): void {
+  for (let i = from; i < from + count; i++) {
+    const gap = o.attemptsAt[i + 1]! - o.attemptsAt[i]!;
+    const delay = o.steps[i]!.delayMs;
+    assert.ok(gap >= delay - 2, `retry ${i}: waited ${gap.toFixed(1)} ms for a delay of ${delay} ms`);
+    assert.ok(gap <= delay + slackMs, `retry ${i}: waited ${gap.toFixed(1)} ms for a delay of ${delay} ms`);
+  }
+}
+
+describe('reconnect backoff against a real hub process', () => {
+  it('jitter 0: delays follow start × multiplier^n capped at max; a completed handshake resets them; metrics follow', async () => {
+    const port = await freePort();
+    const data = tempDir();
+    const client = new BridgeClient({ url: `ws://127.0.0.1:${port}`, token: TOKEN, mountId: randomUUID(), backoff: new ReconnectBackoff({ start_ms: 40, max_ms: 320, multiplier: 2, jitter_percent: 0 }) });
+    const o = observe(client);
+    let hub: HubProcess | undefined;
+    try {
+      client.start();
+      await o.until(5);
+      // The hub comes up; the client gets in on its next attempt.
+      const welcomed = new Promise((r) => client.once('welcome', r));
+      hub = await spawnHub(['--listen', `127.0.0.1:${port}`, '--data', data, '--token', TOKEN, '--metrics-listen', 'off']);
+      await welcomed;
+      const down = o.steps.length;
+      assert.deepEqual(
+        o.steps.map((s) => s.delayMs),
+        o.steps.map((_, n) => expected(n, 40, 2, 320)),
+      );
+      assertWaited(o, 0, down, 250);
+      assert.equal(await metricValue(client.registry, 'aether_bridge_connected'), 1);
+      assert.equal(await metricValue(client.registry, 'aether_bridge_reconnect_attempts_total'), down);
+      const hist = (await client.registry.getSingleMetric('aether_bridge_reconnect_delay_ms')!.get()).values as { metricName?: string; value: number }[];
+      assert.equal(hist.find((v) => v.metricName === 'aether_bridge_reconnect_delay_ms_sum')?.value, o.steps.reduce((x, s) => x + s.delayMs, 0));
+      assert.equal(hist.find((v) => v.metricName === 'aether_bridge_reconnect_delay_ms_count')?.value, down);
+
+      // kill -9: the sequence starts again at start_ms.
+      await hub.kill9();
+      hub = undefined;
+      await o.until(down + 3);
+      assert.deepEqual(
+        o.steps.slice(down).map((s) => [s.attempt, s.delayMs]),
+        [
+          [0, 40],
+          [1, 80],
+          [2, 160],
+        ],
+      );
+      assert.equal(await metricValue(client.registry, 'aether_bridge_connected'), 0);
+      assert.equal(client.state, 'backing-off');
+    } finally {
+      await client.close();
+      await hub?.stop();
+    }
+  });
+
+  it('jitter 20: every real delay lies within ±20% of its base and never above max_ms', async () => {
+    const port = await freePort();
+    const client = new BridgeClient({
+      url: `ws://127.0.0.1:${port}`,
+      token: TOKEN,
+      mountId: randomUUID(),
+      backoff: new ReconnectBackoff({ start_ms: 20, max_ms: 100, multiplier: 2, jitter_percent: 20 }, seededRandom(2024)),
+    });
+    const o = observe(client);
+    try {
+      client.start();
+      await o.until(10);
+      for (const s of o.steps) {
+        assert.equal(s.baseMs, expected(s.attempt, 20, 2, 100));
+        assert.ok(s.delayMs >= s.baseMs * 0.8 && s.delayMs <= s.baseMs * 1.2 && s.delayMs <= 100, `${s.attempt}: ${s.delayMs} for base ${s.baseMs}`);
+      }
+      assert.ok(o.steps.some((s) => s.delayMs !== s.baseMs), 'jitter was applied');
+      assertWaited(o, 0, 9, 250);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a config reload while backing off applies from the next attempt', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'aether-reconnect-'));
+    const file = join(cwd, 'aether.toml');
+    writeFileSync(file, '[bridge.reconnect_backoff]\nstart_ms = 30\nmax_ms = 1000\nmultiplier = 2\njitter_percent = 0\n');
+    const config = new ConfigStore({ cwd, env: {} });
+    const backoff = ReconnectBackoff.fromConfig(config);
+    const port = await freePort();
+    const client = new BridgeClient({ url: `ws://127.0.0.1:${port}`, token: TOKEN, mountId: randomUUID(), backoff });
+    const o = observe(client);
+    try {
+      client.start();
+      await o.until(2);
+      writeFileSync(file, '[bridge.reconnect_backoff]\nstart_ms = 5\nmax_ms = 50\nmultiplier = 3\njitter_percent = 0\n');
+      assert.ok(config.reload().ok);
+      const at = o.steps.length;
+      await o.until(at + 2);
+      assert.deepEqual(o.steps.slice(0, 2).map((s) => s.delayMs), [30, 60]);
+      assert.deepEqual(
+        o.steps.slice(at, at + 2).map((s) => s.delayMs),
+        [at, at + 1].map((n) => expected(n, 5, 3, 50)),
+      );
+    } finally {
+      await client.close();
+      backoff.close();
+    }
+  });
+});

@@ -1,0 +1,115 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import type { BridgeClient, FeedEvent } from '../../src/bridge/client.js';
+import type { ErrorFrame } from '../../src/protocol/frames.js';
+import type { WireEntry } from '../../src/protocol/wire-ops.js';
+import { connectClient, content, metricValue, mkdir, mkfile, RawClient, readFeedUntil, ROOT, startHub } from './helpers.js';
+import { Replica } from './replica.js';
+
+/** Uploads `n` batches from `c`: a directory, files with content, a rename and an unlink among them. */
+async function makeHistory(c: BridgeClient, n: number, from: { seq: number; ino: number }): Promise<number[]> {
+  const base = c.welcome!.inoBase;
+  const hubSeqs: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const entries: WireEntry[] = [];
+    const chunks = new Map<string, Buffer>();
+    const ino = base + ++from.ino;
+    if (i === 0) entries.push(mkdir(++from.seq, ROOT, 'dir', ino));
+    else {
+      entries.push(mkfile(++from.seq, base + 1, `file-${from.ino}.txt`, ino));
+      const body = content(++from.seq, ino, Buffer.alloc(70_000 + i, i));
+      entries.push(body.entry);
+      for (const [h, d] of body.chunks) chunks.set(h, d);
+      if (i % 3 === 0) entries.push({ seq: ++from.seq, op: { t: 'rename', parent: base + 1, name: `file-${from.ino}.txt`, ino, newParent: ROOT, newName: `moved-${from.ino}`, dstIno: 0, flags: 0, timeMs: 2000 } });
+      if (i % 4 === 0) entries.push({ seq: ++from.seq, op: { t: 'unlink', parent: base + 1, name: `file-${from.ino - 1}.txt`, ino: ino - 1, timeMs: 2000 } });
+    }
+    const r = await c.upload({ upToSeq: from.seq, baseSeq: 0, entries, chunks });
+    hubSeqs.push(r.hubSeq!);
+  }
+  return hubSeqs;
+}
+
+const entrySeqs = (events: FeedEvent[]) => events.flatMap((e) => (e.kind === 'entry' ? [e.entry.hubSeq] : []));
+
+describe('the changefeed', () => {
+  it('a client follows from any cursor it saw before, then live; entries carry ops, chunk hashes and the author', async () => {
+    const { hub } = await startHub();
+    after(() => hub.close());
+    const a = await connectClient(hub.url);
+    const seqs = await makeHistory(a, 5, { seq: 0, ino: 0 });
+    assert.deepEqual(seqs, [1, 2, 3, 4, 5], 'gap-free, in commit order');
+    const b = await connectClient(hub.url, { followFrom: 2 });
+    const it = b.feed();
+    const got = await readFeedUntil(it, (e) => e.kind === 'entry' && e.entry.hubSeq === 5);
+    assert.deepEqual(got.map((e) => e.kind), ['entry', 'entry', 'entry'], 'no snapshot: the cursor is retained');
+    assert.deepEqual(entrySeqs(got), [3, 4, 5]);
+    const e3 = got[0]!.kind === 'entry' ? got[0]!.entry : undefined;
+    assert.equal(e3?.mountId, a.mountId);
+    assert.equal(e3?.mountNo, a.welcome!.mountNo);
+    const contentOp = e3?.ops.find((o) => o.op.t === 'content')?.op;
+    assert.ok(contentOp?.t === 'content' && contentOp.blocks.length === 2 && contentOp.blocks.every(([, h]) => /^[0-9a-f]{64}$/.test(h)));
+    await makeHistory(a, 1, { seq: 100, ino: 100 });
+    assert.deepEqual(entrySeqs(await readFeedUntil(it, (e) => e.kind === 'entry')), [6]);
+    assert.equal(b.feedCursor, 6);
+    await a.close();
+    await b.close();
+  });
+
+  it('a client behind what the feed retains gets a snapshot at one hub sequence, then the feed', async () => {
+    const { hub } = await startHub({ feedRetainEntries: 3, pageRows: 4 });
+    after(() => hub.close());
+    const a = await connectClient(hub.url);
+    const from = { seq: 0, ino: 0 };
+    await makeHistory(a, 8, from);
+    const c = await connectClient(hub.url, { followFrom: 2 });
+    const replica = new Replica();
+    const it = c.feed();
+    const snap = await readFeedUntil(it, (e) => e.kind === 'snapshot-end');
+    assert.deepEqual(snap[0], { kind: 'snapshot-begin', hubSeq: 8 });
+    assert.ok(snap.filter((e) => e.kind === 'snapshot-part').length > 3, 'paged');
+    for (const e of snap) replica.apply(e);
+    assert.equal(replica.cursor, 8);
+    replica.assertEquals(hub);
+    assert.equal(await metricValue(hub.registry, 'aether_hub_snapshots_total'), 1);
+    // Then the feed goes on from the snapshot's sequence.
+    await makeHistory(a, 2, from);
+    for (const e of await readFeedUntil(it, (e) => e.kind === 'entry' && e.entry.hubSeq === 10)) replica.apply(e);
+    replica.assertEquals(hub);
+    // A cursor inside the retained window needs no snapshot.
+    const d = await connectClient(hub.url, { followFrom: 7 });
+    assert.deepEqual(entrySeqs(await readFeedUntil(d.feed(), (e) => e.kind === 'entry' && e.entry.hubSeq === 10)), [8, 9, 10]);
+    await Promise.all([a.close(), c.close(), d.close()]);
+  });
+
+  it('cursor 0 (a new mount) gets a snapshot; a cursor ahead of the hub is refused and the client starts over', async () => {
+    const { hub } = await startHub();
+    after(() => hub.close());
+    const a = await connectClient(hub.url);
+    // On an empty hub: one snapshot of the root at sequence 0, then the entries, and no second snapshot.
+    const first = await connectClient(hub.url, { followFrom: 0 });
+    const firstFeed = first.feed();
+    const empty = await readFeedUntil(firstFeed, (e) => e.kind === 'snapshot-end');
+    assert.deepEqual(empty.map((e) => e.kind), ['snapshot-begin', 'snapshot-part', 'snapshot-end']);
+    assert.deepEqual(empty[1]?.kind === 'snapshot-part' && empty[1].part.inodes.map((i) => i.ino), [ROOT]);
+    const from = { seq: 0, ino: 0 };
+    await makeHistory(a, 1, from);
+    assert.deepEqual((await readFeedUntil(firstFeed, () => true)).map((e) => e.kind), ['entry']);
+    await first.close();
+    assert.equal(await metricValue(hub.registry, 'aether_hub_snapshots_total'), 1);
+    await makeHistory(a, 2, from);
+    const fresh = await connectClient(hub.url, { followFrom: 0 });
+    const replica = new Replica();
+    for (const e of await readFeedUntil(fresh.feed(), (e) => e.kind === 'snapshot-end')) replica.apply(e);
+    replica.assertEquals(hub);
+
+    const raw = await RawClient.hello(hub.url);
+    raw.c.send({ t: 'follow', cursor: 99 });
+    assert.equal(((await raw.c.next((f) => f.t === 'error')) as ErrorFrame).code, 'CURSOR_AHEAD');
+    raw.c.close();
+    const ahead = await connectClient(hub.url, { followFrom: 99 });
+    const events = await readFeedUntil(ahead.feed(), (e) => e.kind === 'snapshot-end');
+    assert.equal(events[0]?.kind, 'reset');
+    assert.equal(ahead.feedCursor, 3);
+    await Promise.all([a.close(), fresh.close(), ahead.close()]);
+  });
+});
