@@ -1,28 +1,22 @@
-import { OP_RECORD_TYPE } from '../tree/ops.js';
+import type { JournalSpan } from '../runtime/journal/journal.js';
 
 /** What the drain needs of the journal. */
 export interface DrainJournal {
   readonly lastSeq: number;
   readonly durableSeq: number;
   readonly committedSeq: number;
-  entries(opts: { fromSeq?: number }): AsyncGenerator<{ seq: number; type: number; payload: Buffer }>;
+  spans(fromSeq: number, upToSeq: number, maxBytes: number): JournalSpan[];
   commit(seq: number): Promise<void>;
-}
-
-/** A journal entry as the drain hands it on: the encoded op, decoded where it is applied. */
-export interface EncodedEntry {
-  seq: number;
-  payload: Buffer;
 }
 
 /** What the drain needs of the store: its writer (in local mode, the store's writer thread). */
 export interface DrainStore {
   readonly appliedSeq: number;
-  applyEncoded(batch: EncodedEntry[]): Promise<{ applied: number; rejected: { seq: number; error: string }[] }>;
+  /** Applies the entries `spans` locate (read where they are applied, off this thread). */
+  applySpans(spans: JournalSpan[]): Promise<{ applied: number; rejected: { seq: number; error: string }[] }>;
 }
 
 export interface DrainOptions {
-  maxBatchEntries: number;
   maxBatchBytes: number;
   /**
    * How long new entries wait before a pass starts: passes then carry many entries, so their
@@ -31,7 +25,7 @@ export interface DrainOptions {
   delayMs: number;
 }
 
-const DEFAULTS: DrainOptions = { maxBatchEntries: 8192, maxBatchBytes: 64 * 1024 * 1024, delayMs: 50 };
+const DEFAULTS: DrainOptions = { maxBatchBytes: 64 * 1024 * 1024, delayMs: 50 };
 
 /**
  * Local mode's drain: commits durable journal entries into the embedded store in order, in
@@ -126,17 +120,10 @@ export class LocalDrain {
       const from = Math.max(this.store.appliedSeq, this.journal.committedSeq) + 1;
       const upTo = this.journal.durableSeq;
       if (upTo < from) return;
-      const batch: EncodedEntry[] = [];
-      let bytes = 0;
-      for await (const e of this.journal.entries({ fromSeq: from })) {
-        if (e.seq > upTo) break;
-        if (e.type === OP_RECORD_TYPE) batch.push({ seq: e.seq, payload: e.payload });
-        bytes += e.payload.length;
-        if (batch.length >= this.opts.maxBatchEntries || bytes >= this.opts.maxBatchBytes) break;
-      }
-      if (batch.length === 0) return;
-      const last = batch[batch.length - 1]!.seq;
-      const r = await this.store.applyEncoded(batch);
+      const spans = this.journal.spans(from, upTo, this.opts.maxBatchBytes);
+      const last = spans[spans.length - 1]?.lastSeq;
+      if (last === undefined) return;
+      const r = await this.store.applySpans(spans);
       for (const x of r.rejected) this.log(`store refused journal entry ${x.seq}: ${x.error}`);
       await this.journal.commit(last);
       this.lastError = null;

@@ -1,5 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { AetherError } from '../errors.js';
+import type { JournalSpan } from '../runtime/journal/journal.js';
 
 export interface BatchResult {
   applied: number;
@@ -39,17 +40,13 @@ export class StoreWriterClient {
     this.waiting.clear();
   }
 
-  /**
-   * Applies encoded journal entries. A payload that owns its whole ArrayBuffer is moved to the
-   * writer thread, not copied; the caller must not touch it afterwards.
-   */
-  applyEncoded(batch: { seq: number; payload: Buffer }[]): Promise<BatchResult> {
+  /** Applies the journal entries that `spans` locate; the writer thread reads them itself. */
+  applySpans(spans: JournalSpan[]): Promise<BatchResult> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
-    const transfer = batch.filter((e) => e.payload.byteOffset === 0 && e.payload.buffer.byteLength === e.payload.length).map((e) => e.payload.buffer as ArrayBuffer);
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      this.worker.postMessage({ id, batch }, transfer);
+      this.worker.postMessage({ id, spans });
     });
   }
 

@@ -1,4 +1,5 @@
-export { Journal, SEGMENT_BYTES_MIN, type JournalEntry, type JournalOptions } from './journal.js';
+export { Journal, SEGMENT_BYTES_MIN, type JournalEntry, type JournalOptions, type JournalSpan } from './journal.js';
+export { decodeRecord } from './record.js';
 export { journalDir, journalOptionsFromConfig, observeJournalConfig, syncSettingsFromSection } from './config.js';
 export { inspectJournal, type JournalInspection } from './inspect.js';
 export { nodeJournalFs, type JournalFile, type JournalFs, type OpenMode } from './fs-layer.js';

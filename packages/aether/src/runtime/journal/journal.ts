@@ -31,6 +31,15 @@ export interface JournalOptions {
   retry?: RetrySettings;
 }
 
+/** Where a run of pending entries lies in one segment file: bytes [offset, endOffset) hold firstSeq..lastSeq. */
+export interface JournalSpan {
+  path: string;
+  offset: number;
+  endOffset: number;
+  firstSeq: number;
+  lastSeq: number;
+}
+
 export interface JournalEntry {
   seq: number;
   timestampMs: number;
@@ -214,6 +223,35 @@ export class Journal implements JournalPendingSource {
         await file.close();
       }
     }
+  }
+
+  /**
+   * Where the pending entries from `fromSeq` through `upToSeq` (at most what is written) lie on
+   * disk, about `maxBytes` of them, so that another thread can read them without this one. Valid
+   * until those entries are committed.
+   */
+  spans(fromSeq: number, upToSeq: number, maxBytes: number): JournalSpan[] {
+    const out: JournalSpan[] = [];
+    const last = Math.min(upToSeq, this.writer.writtenSeq);
+    let seq = Math.max(fromSeq, this.committed + 1);
+    let bytes = 0;
+    while (seq <= last && bytes < maxBytes) {
+      const seg = this.segments.find(seq);
+      const offset = this.index.offsetOf(seq);
+      if (!seg || offset === null) break;
+      const segLast = Math.min(seg.lastSeq, last);
+      let end = offset;
+      let s = seq;
+      // Records of a segment are contiguous: each starts where the one before it ends.
+      for (; s <= segLast && bytes < maxBytes; s++) {
+        const size = this.index.sizeOf(s) as number;
+        end += size;
+        bytes += size;
+      }
+      out.push({ path: join(this.opts.dir, seg.name), offset, endOffset: end, firstSeq: seq, lastSeq: s - 1 });
+      seq = s;
+    }
+    return out;
   }
 
   pending(): JournalPending {

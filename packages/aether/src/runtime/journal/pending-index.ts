@@ -71,6 +71,12 @@ export class PendingIndex {
     }
   }
 
+  /** Framed size of a pending entry, or null when `seq` is not pending. */
+  sizeOf(seq: number): number | null {
+    if (seq < this.firstSeq || seq >= this.firstSeq + this.n) return null;
+    return this.sizes[(this.head + (seq - this.firstSeq)) & (this.capacity - 1)] as number;
+  }
+
   /** File offset of a pending entry within its segment, or null when `seq` is not pending. */
   offsetOf(seq: number): number | null {
     if (seq < this.firstSeq || seq >= this.firstSeq + this.n) return null;
