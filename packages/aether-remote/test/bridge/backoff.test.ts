@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ConfigStore } from '@aether/core';
 import { ReconnectBackoff } from '../../src/bridge/backoff.js';
-import { seededRandom } from './seeded-random.js';
+import { seededRandom } from '../seeded-random.js';
 
 const params = (p: Partial<{ start_ms: number; max_ms: number; multiplier: number; jitter_percent: number }> = {}) => ({ start_ms: 100, max_ms: 1000, multiplier: 2, jitter_percent: 0, ...p });
 const delays = (b: ReconnectBackoff, n: number) => Array.from({ length: n }, () => b.next().delayMs);

@@ -10,7 +10,7 @@ import { ReconnectBackoff } from '../../src/bridge/backoff.js';
 import { BridgeClient } from '../../src/bridge/client.js';
 import type { BackoffStep } from '../../src/bridge/backoff.js';
 import { metricValue, spawnHub, tempDir, TOKEN, type HubProcess } from '../hub/helpers.js';
-import { seededRandom } from './seeded-random.js';
+import { seededRandom } from '../seeded-random.js';
 
 async function freePort(): Promise<number> {
   const s = createServer();

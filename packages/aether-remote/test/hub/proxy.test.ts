@@ -4,7 +4,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { BridgeClient, type UploadResult } from '../../src/bridge/client.js';
 import { ReconnectBackoff } from '../../src/bridge/backoff.js';
-import { seededRandom } from '../bridge/seeded-random.js';
+import { seededRandom } from '../seeded-random.js';
 import { content, listDir, metricValue, mkfile, readFile, ROOT, startHub, TOKEN } from './helpers.js';
 import { Replica } from './replica.js';
 

@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { apply, generate, pwriteData, type Op, type Tree } from './fixtures/ops-model.js';
-import { seededRandom } from './fixtures/random.js';
+import { seededRandom } from '../seeded-random.js';
 import { killSeed, mountSuite, startMount, stopCleanly, waitDrained, type MountProcess } from './harness.js';
 
 const ROUNDS = 8;

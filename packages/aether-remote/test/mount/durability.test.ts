@@ -11,7 +11,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it, type TestContext } from 'node:test';
 import { contentFor, sizeFor } from './fixtures/content.js';
-import { seededRandom } from './fixtures/random.js';
+import { seededRandom } from '../seeded-random.js';
 import { killSeed, mountSuite, startMount, stopCleanly, waitDrained, type MountProcess } from './harness.js';
 
 const ROUNDS = 10;

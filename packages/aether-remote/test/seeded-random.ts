@@ -1,4 +1,4 @@
-/** mulberry32: a small seeded PRNG in [0, 1), so jitter tests draw the same numbers every run. */
+/** mulberry32: a small seeded PRNG in [0, 1), so jitter and kill tests draw the same numbers for a seed (and a failing run can be replayed). */
 export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
