@@ -2,23 +2,15 @@ import { decodeOp, OP_RECORD_TYPE, type Ino } from '@aether/core/tree/ops';
 import { applyOp } from '@aether/core/tree/apply';
 import { MemoryMeta } from '@aether/core/tree/meta';
 import type { SyncDrain } from '@aether/core';
+import { SerialDrain, type DrainJournal } from '@aether/core/mount/drain';
 import type { BridgeClient } from '../bridge/client.js';
 import type { Resolution } from '../protocol/frames.js';
 import { blocksOfContent } from '../protocol/blocks.js';
 import type { WireEntry, WireOp } from '../protocol/wire-ops.js';
 import type { Replica } from './replica.js';
 
-/** What the drain needs of the journal. */
-export interface BridgeDrainJournal {
-  readonly lastSeq: number;
-  readonly durableSeq: number;
-  readonly committedSeq: number;
-  entries(opts: { fromSeq?: number }): AsyncGenerator<{ seq: number; type: number; payload: Buffer }>;
-  commit(seq: number): Promise<void>;
-}
-
 export interface BridgeDrainDeps {
-  journal: BridgeDrainJournal;
+  journal: DrainJournal;
   client: BridgeClient;
   replica: Replica;
   /** A file's whole current content (the mount's Vfs), undefined when it is no longer a file. */
@@ -43,75 +35,24 @@ export interface BridgeDrainDeps {
  * commits the journal and marks the cache clean. While the hub is unreachable the upload waits in
  * the client and the journal grows until backpressure engages.
  */
-export class BridgeDrain implements SyncDrain {
-  private running: Promise<void> | null = null;
-  private timer: NodeJS.Timeout | null = null;
-  private pausedFlag = false;
-  private closed = false;
-  private readonly idleWaiters: (() => void)[] = [];
-  lastError: string | null = null;
-
-  constructor(private readonly d: BridgeDrainDeps) {}
-
-  get paused(): boolean {
-    return this.pausedFlag;
-  }
-
-  pause(): void {
-    this.pausedFlag = true;
-  }
-
-  resume(): void {
-    this.pausedFlag = false;
-    this.kick();
+export class BridgeDrain extends SerialDrain implements SyncDrain {
+  constructor(private readonly d: BridgeDrainDeps) {
+    // A pass may wait for a hub that is down: closing must not wait for it.
+    super(d.log, { delayMs: 20, retryDelayMs: 500, name: 'bridge drain', awaitPassOnClose: false });
   }
 
   get backlog(): number {
     return Math.max(0, this.d.journal.lastSeq - this.d.journal.committedSeq);
   }
 
-  kick(): void {
-    if (this.closed || this.pausedFlag || this.running) return;
-    if (this.d.journal.lastSeq <= this.d.journal.committedSeq) return this.settle();
-    this.timer ??= setTimeout(() => this.run(), 20);
+  protected hasWork(): boolean {
+    return this.d.journal.lastSeq > this.d.journal.committedSeq;
   }
 
-  private run(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    if (this.closed || this.pausedFlag || this.running) return;
-    if (this.d.journal.lastSeq <= this.d.journal.committedSeq) return this.settle();
-    this.running = this.pass()
-      .catch((err: unknown) => {
-        this.lastError = err instanceof Error ? err.message : String(err);
-        if (!this.closed) this.d.log(`bridge drain failed, retrying: ${this.lastError}`);
-      })
-      .finally(() => {
-        this.running = null;
-        if (this.closed || this.pausedFlag) return this.settle();
-        // A failed pass retries after a pause rather than spinning.
-        if (this.d.journal.lastSeq > this.d.journal.committedSeq) this.timer ??= setTimeout(() => this.run(), this.lastError ? 500 : 20);
-        else this.settle();
-      });
-  }
-
-  private settle(): void {
-    if (this.d.journal.lastSeq > this.d.journal.committedSeq && !this.pausedFlag && !this.closed) return;
-    for (const w of this.idleWaiters.splice(0)) w();
-  }
-
-  whenIdle(): Promise<void> {
-    return new Promise((resolve) => {
-      this.idleWaiters.push(resolve);
-      this.run();
-      this.settle();
-    });
-  }
-
-  private async pass(): Promise<void> {
+  protected async pass(): Promise<void> {
     const { journal } = this.d;
     for (;;) {
-      if (this.pausedFlag || this.closed) return;
+      if (this.paused || this.closed) return;
       const from = journal.committedSeq + 1;
       const upTo = journal.durableSeq;
       if (upTo < from) return;
@@ -127,7 +68,6 @@ export class BridgeDrain implements SyncDrain {
       }
       if (this.closed) return;
       await journal.commit(batch.upToSeq);
-      this.lastError = null;
       this.d.onCommitted(batch.upToSeq);
       if (ack.resolutions.length) this.d.onResolutions(ack.resolutions);
     }
@@ -184,12 +124,5 @@ export class BridgeDrain implements SyncDrain {
     }
     entries.sort((a, b) => a.seq - b.seq);
     return { upToSeq: last, baseSeq: this.d.replica.cursor, entries, chunks };
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    this.settle();
   }
 }

@@ -192,6 +192,10 @@ export class BridgeOrchestrator implements RemoteBackend {
     };
   }
 
+  stopping(): void {
+    this.stateValue = 'stopping';
+  }
+
   async close(): Promise<void> {
     this.stateValue = 'stopping';
     await this.drain?.close();

@@ -29,6 +29,7 @@ export const INO_RANGE = 2 ** 32;
  */
 export class Replica {
   readonly store: Store;
+  private readonly reader: Database;
   private snapshot: SnapshotPartFrame[] | undefined;
   private readonly waiters: { hubSeq: number; resolve: () => void }[] = [];
   /** Remote changes applied: the orchestrator mirrors them into the mount's view. */
@@ -42,20 +43,12 @@ export class Replica {
     private readonly inoBase: number,
   ) {
     this.store = Store.open(dir, undefined, { extensions: [BRIDGE_EXTENSION] });
-  }
-
-  private get db(): Database {
-    // The store's writer connection is private; a read-only one suffices for these rows.
-    return this.store.openReader();
+    // One read-only connection for the replica's own rows: it sees committed transactions only.
+    this.reader = this.store.openReader();
   }
 
   private getState(key: string): number {
-    const db = this.db;
-    try {
-      return (db.prepare('SELECT value FROM bridge_state WHERE key = ?').get(key) as { value: number } | undefined)?.value ?? 0;
-    } finally {
-      db.close();
-    }
+    return (this.reader.prepare('SELECT value FROM bridge_state WHERE key = ?').get(key) as { value: number } | undefined)?.value ?? 0;
   }
 
   /** The last hub sequence applied (0: nothing yet, not even a snapshot). */
@@ -102,12 +95,7 @@ export class Replica {
 
   /** The committed inode named `name` in `parent`. */
   lookup(parent: number, name: string): number | undefined {
-    const db = this.db;
-    try {
-      return (db.prepare('SELECT ino FROM dentries WHERE parent = ? AND name = ?').get(parent, name) as { ino: number } | undefined)?.ino;
-    } finally {
-      db.close();
-    }
+    return (this.reader.prepare('SELECT ino FROM dentries WHERE parent = ? AND name = ?').get(parent, name) as { ino: number } | undefined)?.ino;
   }
 
   loadInto(view: MemoryMeta): void {
@@ -208,6 +196,7 @@ export class Replica {
   close(): void {
     for (const w of this.waiters.splice(0)) w.resolve();
     for (const w of this.syncWaiters.splice(0)) w();
+    this.reader.close();
     this.store.close();
   }
 }

@@ -39,15 +39,45 @@ function readOr(path: string): string | undefined {
 
 after(stopAll);
 
+/** A hub child process that a test can kill -9 and restart on the same address and data. */
+interface HubControl {
+  readonly hub: HubProcess;
+  kill9(): Promise<void>;
+  restart(): Promise<void>;
+}
+
+async function withHub(fn: (h: HubControl) => Promise<void>): Promise<void> {
+  const data = tempDir();
+  let hub = await spawnHub(hubArgs('127.0.0.1:0', data));
+  const listen = hub.url.replace('ws://', '');
+  const control: HubControl = {
+    get hub() {
+      return hub;
+    },
+    kill9: () => hub.kill9(),
+    restart: async () => {
+      hub = await spawnHub(hubArgs(listen, data));
+    },
+  };
+  try {
+    await fn(control);
+  } finally {
+    await hub.stop();
+  }
+}
+
 describe('bridge mode: two mounts through one hub', () => {
   it('create, write, truncate, rename, delete, mkdir, rmdir propagate both ways within 2 s', async () => {
-    const hub = await spawnHub(hubArgs('127.0.0.1:0', tempDir()));
-    try {
+    await withHub(async ({ hub }) => {
       const a = await bridgeMount(hub);
       const b = await bridgeMount(hub);
       const sa = status(a) as unknown as { mode: string; bridge: { state: string; hub_url: string; connected: boolean } };
       assert.equal(sa.mode, 'bridge');
       assert.equal(sa.bridge.hub_url, hub.url);
+      assert.equal(sa.bridge.state, 'online');
+      assert.equal(sa.bridge.connected, true);
+      const plain = a.ctl(['status']);
+      assert.match(plain.out, /bridge:\n(.*\n)* {2}state: online\n/);
       assert.ok(!JSON.stringify(sa).includes(TOKEN), 'the token is never shown');
       assert.ok(!a.stdout().includes(TOKEN) && !a.stderr().includes(TOKEN), 'the token is never printed');
 
@@ -76,9 +106,7 @@ describe('bridge mode: two mounts through one hub', () => {
       assert.deepEqual(readdirSync(a.mnt).sort(), readdirSync(b.mnt).sort());
       await stopCleanly(a);
       await stopCleanly(b);
-    } finally {
-      await hub.stop();
-    }
+    });
   });
 });
 
@@ -109,12 +137,9 @@ function syncWait(m: MountProcess, timeoutS = 20): { code: number | null; out: s
 
 describe('bridge mode: the hub goes away', () => {
   it('kill -9 of the hub while A writes: A goes on offline, drains after the restart, B catches up, trees identical', async () => {
-    const data = tempDir();
-    let hub = await spawnHub(hubArgs('127.0.0.1:0', data));
-    const listen = hub.url.replace('ws://', '');
-    try {
-      const a = await bridgeMount(hub);
-      const b = await bridgeMount(hub);
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
       const expected = new Map<string, string>();
       let n = 0;
       const writeSome = (count: number): void => {
@@ -125,7 +150,7 @@ describe('bridge mode: the hub goes away', () => {
         }
       };
       writeSome(30);
-      await hub.kill9();
+      await h.kill9();
       writeSome(30); // the hub is gone: these land in A's journal only
       await sleep(300);
       const offline = status(a) as unknown as { bridge: { state: string; connected: boolean }; journal: { pending_entries: number } };
@@ -133,7 +158,7 @@ describe('bridge mode: the hub goes away', () => {
       assert.ok(['backing off', 'connecting'].includes(offline.bridge.state), offline.bridge.state);
       assert.ok(offline.journal.pending_entries > 0, 'A holds what it could not ship');
       writeSome(20);
-      hub = await spawnHub(hubArgs(listen, data));
+      await h.restart();
       const w = syncWait(a);
       assert.equal(w.code, 0, `sync wait: ${w.out}${w.err}`);
       const ta = tree(a.mnt);
@@ -142,17 +167,12 @@ describe('bridge mode: the hub goes away', () => {
       await within(10_000, 'B catches up', () => assert.deepEqual(tree(b.mnt), ta));
       await stopCleanly(a);
       await stopCleanly(b);
-    } finally {
-      await hub.stop();
-    }
+    });
   });
 
   it('a restart while the hub is down: the replica serves reads, writes queue, the cursor resumes, all drains later', async () => {
-    const data = tempDir();
-    let hub = await spawnHub(hubArgs('127.0.0.1:0', data));
-    const listen = hub.url.replace('ws://', '');
-    try {
-      let a = await bridgeMount(hub);
+    await withHub(async (h) => {
+      let a = await bridgeMount(h.hub);
       writeFileSync(join(a.mnt, 'before.txt'), 'written online');
       mkdirSync(join(a.mnt, 'dir'));
       assert.equal(syncWait(a).code, 0);
@@ -160,35 +180,30 @@ describe('bridge mode: the hub goes away', () => {
       assert.ok(before.bridge.cursor > 0);
       assert.ok(before.bridge.ino_base >= 2 ** 32, 'a mount numbers inodes from the range the hub assigned');
       await stopCleanly(a);
-      await hub.kill9();
-      a = await startMount({ mnt: a.mnt, stateDir: a.stateDir, args: ['--bridge', `ws://${listen}`], env: { ...FAST_ENV, AFS_AETHER_BRIDGE_TOKEN: TOKEN } });
+      await h.kill9();
+      a = await startMount({ mnt: a.mnt, stateDir: a.stateDir, args: ['--bridge', h.hub.url], env: { ...FAST_ENV, AFS_AETHER_BRIDGE_TOKEN: TOKEN } });
       assert.equal(readFileSync(join(a.mnt, 'before.txt'), 'utf8'), 'written online', 'committed content comes from the replica');
       writeFileSync(join(a.mnt, 'dir', 'offline.txt'), 'written offline');
       const off = status(a) as unknown as { bridge: { cursor: number; connected: boolean; state: string } };
       assert.equal(off.bridge.connected, false);
       assert.equal(off.bridge.cursor, before.bridge.cursor, 'the cursor persisted in the replica');
       assert.equal(syncWait(a, 1).code, 1, 'sync wait times out while the hub is down');
-      hub = await spawnHub(hubArgs(listen, data));
+      await h.restart();
       assert.equal(syncWait(a).code, 0);
-      const b = await bridgeMount(hub);
+      const b = await bridgeMount(h.hub);
       assert.equal(readFileSync(join(b.mnt, 'before.txt'), 'utf8'), 'written online');
       assert.equal(readFileSync(join(b.mnt, 'dir', 'offline.txt'), 'utf8'), 'written offline');
       await stopCleanly(a);
       await stopCleanly(b);
-    } finally {
-      await hub.stop();
-    }
+    });
   });
 
   it('small thresholds with the hub down: writes block, reads work, writes resume when the hub returns', async () => {
-    const data = tempDir();
-    let hub = await spawnHub(hubArgs('127.0.0.1:0', data));
-    const listen = hub.url.replace('ws://', '');
-    try {
-      const a = await bridgeMount(hub, { AFS_AETHER_JOURNAL_HIGH_WATER_ENTRIES: '60', AFS_AETHER_JOURNAL_LOW_WATER_ENTRIES: '10' });
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub, { AFS_AETHER_JOURNAL_HIGH_WATER_ENTRIES: '60', AFS_AETHER_JOURNAL_LOW_WATER_ENTRIES: '10' });
       writeFileSync(join(a.mnt, 'existing.txt'), 'still readable');
       assert.equal(syncWait(a).code, 0);
-      await hub.kill9();
+      await h.kill9();
       const script = `const fs=require('fs');for(let i=0;i<200;i++){fs.writeFileSync(${JSON.stringify(a.mnt)}+'/w'+i,'x'.repeat(100));console.log('ok '+i)}`;
       const writer = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
       let done = 0;
@@ -209,31 +224,26 @@ describe('bridge mode: the hub goes away', () => {
       assert.deepEqual(bp.journal.reasons, ['entries']);
       const cat = spawnSync('cat', [join(a.mnt, 'existing.txt')], { encoding: 'utf8', timeout: 5000 });
       assert.equal(cat.stdout, 'still readable', 'reads never wait for the hub');
-      hub = await spawnHub(hubArgs(listen, data));
+      await h.restart();
       assert.equal(await exited, 0);
       assert.equal(done, 200);
       assert.equal(syncWait(a).code, 0);
       await within(3000, 'backpressure clears', () => assert.equal((JSON.parse(a.ctl(['backpressure', 'status', '--json']).out) as { engaged: boolean }).engaged, false));
       await stopCleanly(a);
-    } finally {
-      await hub.stop();
-    }
+    });
   });
 
   it('the same file edited on A and B while the hub is down: one winner, one conflict copy, identical on both', async () => {
-    const data = tempDir();
-    let hub = await spawnHub(hubArgs('127.0.0.1:0', data));
-    const listen = hub.url.replace('ws://', '');
-    try {
-      const a = await bridgeMount(hub);
-      const b = await bridgeMount(hub);
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
       writeFileSync(join(a.mnt, 'doc.txt'), 'original');
       await within(2000, 'doc.txt reaches B', () => assert.equal(readOr(join(b.mnt, 'doc.txt')), 'original'));
-      await hub.kill9();
+      await h.kill9();
       writeFileSync(join(a.mnt, 'doc.txt'), 'edited on A');
       writeFileSync(join(b.mnt, 'doc.txt'), 'edited on B, longer');
       await sleep(200);
-      hub = await spawnHub(hubArgs(listen, data));
+      await h.restart();
       assert.equal(syncWait(a).code, 0);
       assert.equal(syncWait(b).code, 0);
       await within(5000, 'A and B agree', () => {
@@ -248,8 +258,6 @@ describe('bridge mode: the hub goes away', () => {
       });
       await stopCleanly(a);
       await stopCleanly(b);
-    } finally {
-      await hub.stop();
-    }
+    });
   });
 });

@@ -53,5 +53,7 @@ export interface RemoteBackend {
   readonly entryTimeoutSeconds: number;
   startDrain(ctx: RemoteDrainContext): SyncDrain;
   status(): Record<string, unknown>;
+  /** The mount is stopping: no new work, the last drain runs. */
+  stopping(): void;
   close(): Promise<void>;
 }

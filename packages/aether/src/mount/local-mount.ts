@@ -278,6 +278,7 @@ export class LocalMount {
   stop(graceMs = 5000): Promise<void> {
     this.stopping ??= (async () => {
       this.state = 'stopping';
+      this.opts.remote?.stopping();
       this.vfs?.stopWrites();
       this.coordinator?.gate.close('the mount is stopping');
       if (this.drain) {
