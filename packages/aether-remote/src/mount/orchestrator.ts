@@ -162,18 +162,28 @@ export class BridgeOrchestrator implements RemoteBackend {
     return this.drain;
   }
 
-  /** Applies the changefeed to the replica in order; a failure is logged and the loop goes on. */
+  /**
+   * Applies the changefeed to the replica in order. An event that fails (its chunks could not be
+   * fetched, the disk is full) is retried, with growing pauses, until it applies: skipping it would
+   * leave a gap that every later entry refuses. While it waits the feed queue fills and the client
+   * stops reading from the socket.
+   */
   private async runFeed(): Promise<void> {
     const client = this.client!;
     const replica = this.replica;
     for await (const e of client.feed()) {
-      try {
-        await replica.apply(e, (hashes) => client.fetchChunks(hashes));
-        this.feedError = null;
-      } catch (err) {
-        if (this.stateValue === 'stopping') return;
-        this.feedError = err instanceof Error ? err.message : String(err);
-        this.log(`bridge: changefeed: ${this.feedError}`);
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await replica.apply(e, (hashes) => client.fetchChunks(hashes));
+          this.feedError = null;
+          break;
+        } catch (err) {
+          if (this.isStopping()) return;
+          this.feedError = err instanceof Error ? err.message : String(err);
+          this.log(`bridge: changefeed (${e.kind}), attempt ${attempt + 1}: ${this.feedError}; retrying`);
+          await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** attempt)));
+          if (this.isStopping()) return;
+        }
       }
     }
   }
@@ -190,6 +200,10 @@ export class BridgeOrchestrator implements RemoteBackend {
       acked_journal_seq: this.client?.appliedSeq ?? 0,
       feed_error: this.feedError,
     };
+  }
+
+  private isStopping(): boolean {
+    return this.stateValue === 'stopping';
   }
 
   stopping(): void {

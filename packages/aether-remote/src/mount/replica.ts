@@ -129,8 +129,8 @@ export class Replica {
 
   /** Replaces the whole tree with the snapshot, atomically, once all of it has arrived. */
   private async applySnapshot(hubSeq: number, fetch: ChunkFetcher): Promise<void> {
+    // Kept until the snapshot is applied: a failed attempt is retried with the same parts.
     const parts = this.snapshot ?? [];
-    this.snapshot = undefined;
     const blocks = new Map<number, BlockRef[]>();
     for (const p of parts) for (const [ino, idx, hash] of p.blocks) blocks.set(ino, [...(blocks.get(ino) ?? []), [idx, hash]]);
     const chunks = await this.missingChunks(parts.flatMap((p) => p.blocks.map((b) => b[2])), fetch);
@@ -149,6 +149,7 @@ export class Replica {
       this.setState(db, 'synced', 1);
       this.raiseState(db, 'max_own_ino', maxOwn);
     }, chunks);
+    this.snapshot = undefined;
     this.onSnapshot?.();
     for (const w of this.syncWaiters.splice(0)) w();
     this.wake(hubSeq);
