@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { ConfigError, ConfigStore, isAetherError, LocalMount } from '@aether/core';
+import { BridgeOrchestrator } from '../mount/orchestrator.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type Io } from './exit.js';
 
 interface MountOpts {
@@ -7,6 +8,8 @@ interface MountOpts {
   config?: string;
   allowOther?: boolean;
   graceMs?: string;
+  bridge?: string;
+  token?: string;
 }
 
 /** Errors that mean the user asked for something impossible, not that Aether failed. */
@@ -16,12 +19,14 @@ const USAGE_CODES = new Set(['MOUNT_MISSING', 'MOUNT_NOT_DIRECTORY', 'MOUNT_NOT_
 export function addMountCommand(program: Command, io: Io, setExit: (code: number) => void): void {
   program
     .command('mount')
-    .description('mount the tree at MOUNTPOINT (local mode: the journal drains into an embedded store)')
+    .description('mount the tree at MOUNTPOINT (local mode: the journal drains into an embedded store; with --bridge, it syncs through a hub)')
     .argument('<mountpoint>', 'an empty directory')
     .option('--state-dir <dir>', 'journal, cache, store and control socket (default: state_dir of the configuration)')
     .option('--config <file>', 'configuration file (default: $AFS_AETHER_CONFIG, else ./aether.toml)')
     .option('--allow-other', 'let other users use the mount (FUSE allow_other, with default_permissions)')
     .option('--grace-ms <ms>', 'how long to keep draining at shutdown', '5000')
+    .option('--bridge <url>', 'sync through the hub at ws://HOST:PORT or wss://HOST:PORT (overrides [bridge] url)')
+    .option('--token <token>', 'the hub token (overrides [bridge] token; prefer AFS_AETHER_BRIDGE_TOKEN: arguments are visible to other users)')
     .action(async (mountpoint: string, opts: MountOpts) => {
       const graceMs = Number(opts.graceMs);
       if (!/^[0-9]+$/.test(opts.graceMs ?? '') || !Number.isSafeInteger(graceMs)) {
@@ -30,7 +35,15 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
       }
       let config: ConfigStore;
       try {
-        config = new ConfigStore({ configPath: opts.config, env: process.env, overrides: opts.stateDir !== undefined ? { state_dir: opts.stateDir } : {} });
+        config = new ConfigStore({
+          configPath: opts.config,
+          env: process.env,
+          overrides: {
+            ...(opts.stateDir !== undefined ? { state_dir: opts.stateDir } : {}),
+            ...(opts.bridge !== undefined ? { bridge_url: opts.bridge } : {}),
+            ...(opts.token !== undefined ? { bridge_token: opts.token } : {}),
+          },
+        });
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
         for (const line of err.lines) io.err(`aether: ${line}\n`);
@@ -39,14 +52,17 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
       for (const w of config.warnings) io.err(`aether: warning: ${w}\n`);
       let mount: LocalMount;
       try {
-        mount = await LocalMount.start({ mountpoint, config, allowOther: opts.allowOther ?? false, log: (line) => io.err(`aether: ${line}\n`) });
+        const { url, token } = config.current.bridge;
+        // The token goes to the hub only: never into a log line, the banner or STATUS.
+        const remote = url ? new BridgeOrchestrator({ url, token }) : undefined;
+        mount = await LocalMount.start({ mountpoint, config, allowOther: opts.allowOther ?? false, log: (line) => io.err(`aether: ${line}\n`), ...(remote ? { remote } : {}) });
       } catch (err) {
         io.err(`aether: cannot mount ${mountpoint}: ${err instanceof Error ? err.message : String(err)}\n`);
         return setExit(isAetherError(err) && USAGE_CODES.has(err.code) ? EXIT_USAGE : EXIT_FAILURE);
       }
       const s = mount.status();
       const banner = [
-        `aether: mounted ${String(s.mountpoint)} (local mode)`,
+        s.mode === 'bridge' ? `aether: mounted ${String(s.mountpoint)} (bridge mode, hub ${String((s.bridge as { hub_url: string }).hub_url)})` : `aether: mounted ${String(s.mountpoint)} (local mode)`,
         `  state:    ${String(s.state_dir)}`,
         `  metrics:  ${s.metrics_address === 'off' ? 'off' : `http://${String(s.metrics_address)}/metrics`}`,
         `  control:  npx aether status --state-dir ${String(s.state_dir)}`,

@@ -28,29 +28,29 @@ export interface DrainOptions {
 const DEFAULTS: DrainOptions = { maxBatchBytes: 64 * 1024 * 1024, delayMs: 50 };
 
 /**
- * Local mode's drain: commits durable journal entries into the embedded store in order, in
- * batches (one SQLite transaction each), then advances the journal's commit watermark. Only
- * durable entries are drained, so a journal tail lost to power failure can never leave the store
- * ahead of the journal's sequence numbers. `pause()` stops it exactly as an unreachable hub would.
+ * The scheduling every drain shares: passes run one at a time, `delayMs` after they are kicked
+ * (so each carries many entries), again at once while work remains, after `retryDelayMs` when
+ * one failed; `pause()` stops them exactly as an unreachable hub would; `whenIdle()` resolves
+ * when nothing is left (or the drain is paused or closed). Subclasses say what work is left and
+ * run one pass.
  */
-export class LocalDrain {
+export abstract class SerialDrain {
   private running: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
   private pausedFlag = false;
-  private closed = false;
-  private readonly opts: DrainOptions;
+  protected closed = false;
   private readonly idleWaiters: (() => void)[] = [];
   lastError: string | null = null;
 
-  constructor(
-    private readonly journal: DrainJournal,
-    private readonly store: DrainStore,
-    private readonly onCommitted: (seq: number) => void,
-    private readonly log: (msg: string) => void,
-    opts: Partial<DrainOptions> = {},
-  ) {
-    this.opts = { ...DEFAULTS, ...opts };
-  }
+  protected constructor(
+    protected readonly log: (msg: string) => void,
+    private readonly timing: { delayMs: number; retryDelayMs: number; name: string; awaitPassOnClose: boolean },
+  ) {}
+
+  /** True while entries wait to be drained. */
+  protected abstract hasWork(): boolean;
+  /** Drains what it can; throws to be retried. */
+  protected abstract pass(): Promise<void>;
 
   get paused(): boolean {
     return this.pausedFlag;
@@ -65,16 +65,11 @@ export class LocalDrain {
     this.kick();
   }
 
-  /** Entries appended but not yet in the store. */
-  get backlog(): number {
-    return Math.max(0, this.journal.lastSeq - Math.max(this.store.appliedSeq, this.journal.committedSeq));
-  }
-
   /** Schedules a drain pass unless one is due or running, it is paused, or nothing is waiting. */
   kick(): void {
     if (this.closed || this.pausedFlag || this.running) return;
-    if (this.journal.lastSeq <= this.store.appliedSeq) return this.settle();
-    this.schedule();
+    if (!this.hasWork()) return this.settle();
+    this.schedule(this.timing.delayMs);
   }
 
   /** Starts a pass now. */
@@ -82,30 +77,35 @@ export class LocalDrain {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     if (this.closed || this.pausedFlag || this.running) return;
-    if (this.journal.lastSeq <= this.store.appliedSeq) return this.settle();
+    if (!this.hasWork()) return this.settle();
+    let failed = false;
     this.running = this.pass()
+      .then(() => {
+        this.lastError = null;
+      })
       .catch((err: unknown) => {
+        failed = true;
         this.lastError = err instanceof Error ? err.message : String(err);
-        this.log(`drain failed, retrying: ${this.lastError}`);
+        if (!this.closed) this.log(`${this.timing.name} failed, retrying: ${this.lastError}`);
       })
       .finally(() => {
         this.running = null;
         if (this.closed || this.pausedFlag) return this.settle();
-        if (this.journal.lastSeq > this.store.appliedSeq) this.schedule();
+        if (this.hasWork()) this.schedule(failed ? this.timing.retryDelayMs : this.timing.delayMs);
         else this.settle();
       });
   }
 
-  private schedule(): void {
-    this.timer ??= setTimeout(() => this.run(), this.opts.delayMs);
+  private schedule(ms: number): void {
+    this.timer ??= setTimeout(() => this.run(), ms);
   }
 
   private settle(): void {
-    if (this.journal.lastSeq > this.store.appliedSeq && !this.pausedFlag && !this.closed) return;
+    if (this.hasWork() && !this.pausedFlag && !this.closed) return;
     for (const w of this.idleWaiters.splice(0)) w();
   }
 
-  /** Resolves when everything appended so far is in the store (or the drain is paused or closed). */
+  /** Resolves when everything appended so far is drained (or the drain is paused or closed). */
   whenIdle(): Promise<void> {
     return new Promise((resolve) => {
       this.idleWaiters.push(resolve);
@@ -114,9 +114,49 @@ export class LocalDrain {
     });
   }
 
-  private async pass(): Promise<void> {
+  /** Stops scheduling; waits for a running pass unless that could wait for a peer that is gone. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.timing.awaitPassOnClose) await this.running;
+    this.settle();
+  }
+}
+
+/**
+ * Local mode's drain: commits durable journal entries into the embedded store in order, in
+ * batches (one SQLite transaction each), then advances the journal's commit watermark. Only
+ * durable entries are drained, so a journal tail lost to power failure can never leave the store
+ * ahead of the journal's sequence numbers. `pause()` stops it exactly as an unreachable hub would.
+ */
+export class LocalDrain extends SerialDrain {
+  private readonly opts: DrainOptions;
+
+  constructor(
+    private readonly journal: DrainJournal,
+    private readonly store: DrainStore,
+    private readonly onCommitted: (seq: number) => void,
+    log: (msg: string) => void,
+    opts: Partial<DrainOptions> = {},
+  ) {
+    const o = { ...DEFAULTS, ...opts };
+    super(log, { delayMs: o.delayMs, retryDelayMs: o.delayMs, name: 'drain', awaitPassOnClose: true });
+    this.opts = o;
+  }
+
+  /** Entries appended but not yet in the store. */
+  get backlog(): number {
+    return Math.max(0, this.journal.lastSeq - Math.max(this.store.appliedSeq, this.journal.committedSeq));
+  }
+
+  protected hasWork(): boolean {
+    return this.journal.lastSeq > this.store.appliedSeq;
+  }
+
+  protected async pass(): Promise<void> {
     for (;;) {
-      if (this.pausedFlag || this.closed) return;
+      if (this.paused || this.closed) return;
       const from = Math.max(this.store.appliedSeq, this.journal.committedSeq) + 1;
       const upTo = this.journal.durableSeq;
       if (upTo < from) return;
@@ -129,13 +169,5 @@ export class LocalDrain {
       this.lastError = null;
       this.onCommitted(last);
     }
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-    await this.running;
-    this.settle();
   }
 }

@@ -17,6 +17,7 @@ import { Store } from '../store/store.js';
 import { MemoryMeta } from '../tree/meta.js';
 import { decodeOp, OP_RECORD_TYPE, type Ino } from '../tree/ops.js';
 import { cacheClear, cacheInspect } from './commands/cache.js';
+import type { RemoteBackend, SyncDrain } from './backend.js';
 import { LocalDrain } from './drain.js';
 import { callerContext, FuseMount } from './fuse-binding.js';
 import { FuseMetrics } from './fuse-metrics.js';
@@ -28,6 +29,8 @@ export interface LocalMountOptions {
   config: ConfigStore;
   allowOther?: boolean;
   log?: (line: string) => void;
+  /** Sync through a remote committed tree (a hub) instead of the embedded store. */
+  remote?: RemoteBackend;
 }
 
 export type MountState = 'starting' | 'online' | 'stopping' | 'stopped';
@@ -49,7 +52,7 @@ export class LocalMount {
   private journal: Journal | undefined;
   private cache: FileCache | undefined;
   private coordinator: BackpressureCoordinator | undefined;
-  private drain: LocalDrain | undefined;
+  private drain: SyncDrain | undefined;
   private vfs: Vfs | undefined;
   private fuse: FuseMount | undefined;
   private readonly cleanups: (() => void)[] = [];
@@ -82,6 +85,7 @@ export class LocalMount {
     await this.control.listen();
 
     collectDefaultMetrics({ register: this.registry, prefix: 'aether_process_' });
+    if (this.opts.remote) return this.openRemote(this.opts.remote, handlers);
     const store = (this.store = Store.open(join(this.stateDir, 'store')));
 
     const journal = (this.journal = await Journal.open({ ...journalOptionsFromConfig(config.current), dir: join(this.stateDir, 'journal'), registry: this.registry }));
@@ -115,6 +119,48 @@ export class LocalMount {
     this.cleanups.push(observeJournalConfig(config, journal, (err) => this.log(`journal sync switch: ${String(err)}`)));
     drain.kick();
 
+    await this.finishOpen(drain, vfs, handlers, 60);
+  }
+
+  /**
+   * Bridge mode: the committed tree is the remote backend's replica; its drain ships the journal.
+   * The same view, journal, cache, backpressure and FUSE as local mode.
+   */
+  private async openRemote(remote: RemoteBackend, handlers: Partial<Record<CommandName, Handler>>): Promise<void> {
+    const config = this.opts.config;
+    await remote.open({ stateDir: this.stateDir, registry: this.registry, config, log: this.log });
+    const journal = (this.journal = await Journal.open({ ...journalOptionsFromConfig(config.current), dir: join(this.stateDir, 'journal'), registry: this.registry }));
+    if (journal.recovery.tornTail) this.log(`journal: cut a torn tail at recovery (${JSON.stringify(journal.recovery.tornTail)})`);
+    const acked = remote.committedJournalSeq;
+    if (acked > journal.lastSeq) throw new Error(`state ${this.stateDir}: the hub holds journal entry ${acked} of this mount but the journal ends at ${journal.lastSeq}`);
+    // Acknowledged by the hub and in the replica, but the crash came before the journal noted it.
+    if (acked > journal.committedSeq) await journal.commit(acked);
+    const cache = (this.cache = await FileCache.open({ dir: join(this.stateDir, 'cache'), registry: this.registry, config, committedSeq: journal.committedSeq }));
+    const view = new MemoryMeta();
+    remote.loadInto(view, cache);
+    const coordinator = (this.coordinator = new BackpressureCoordinator({ registry: this.registry, config, journal, cache }));
+    const vfs = (this.vfs = new Vfs({ view, committed: remote.committed, journal, cache, gate: coordinator.gate, clock: systemClock, maxIno: remote.maxIno, log: this.log }));
+    await this.replay(vfs, journal, journal.committedSeq);
+    await vfs.forgetOrphans();
+    const drain = (this.drain = remote.startDrain({
+      journal,
+      cache,
+      vfs,
+      view,
+      onCommitted: (seq) => {
+        cache.commit(seq);
+        vfs.committed(seq);
+      },
+    }));
+    this.cleanups.push(journal.onPendingChange(() => drain.kick()));
+    this.cleanups.push(observeJournalConfig(config, journal, (err) => this.log(`journal sync switch: ${String(err)}`)));
+    drain.kick();
+    await this.finishOpen(drain, vfs, handlers, remote.entryTimeoutSeconds);
+  }
+
+  /** Metrics, FUSE and the control handlers: the same in both modes. */
+  private async finishOpen(drain: SyncDrain, vfs: Vfs, handlers: Partial<Record<CommandName, Handler>>, entryTimeoutSeconds: number): Promise<void> {
+    const config = this.opts.config;
     this.metricsServer = new MetricsServer(this.registry);
     this.metricsAddress = await this.metricsServer.listen(config.current.metrics_listen);
     new Gauge({ name: 'aether_sync_paused', help: '1 while draining is paused (SYNC PAUSE)', registers: [this.registry], collect() {
@@ -136,7 +182,7 @@ export class LocalMount {
         // never cached (posix.test.ts, hard links). Names are: in local mode every change goes through
         // this kernel, which keeps its dentries right, so a stat of a known name costs one getattr.
         attrTimeoutSeconds: 0,
-        entryTimeoutSeconds: 60,
+        entryTimeoutSeconds,
         // Keep a file's page cache across opens while its size and mtime are unchanged, checked
         // afresh at every open (ac_attr_timeout=0): repeated reads come from memory, yet a change
         // through another name of a hard-linked file is never served stale.
@@ -172,7 +218,8 @@ export class LocalMount {
   status(): Record<string, unknown> {
     const j = this.journal?.pending();
     return {
-      mode: 'local',
+      mode: this.opts.remote?.mode ?? 'local',
+      ...(this.opts.remote ? { bridge: this.opts.remote.status() } : {}),
       state: this.state,
       mountpoint: this.mountpoint,
       state_dir: this.stateDir,
@@ -231,6 +278,7 @@ export class LocalMount {
   stop(graceMs = 5000): Promise<void> {
     this.stopping ??= (async () => {
       this.state = 'stopping';
+      this.opts.remote?.stopping();
       this.vfs?.stopWrites();
       this.coordinator?.gate.close('the mount is stopping');
       if (this.drain) {
@@ -277,6 +325,7 @@ export class LocalMount {
     await step('cache', () => this.cache?.close());
     await step('store writer', () => this.storeWriter?.close());
     await step('store', () => this.store?.close());
+    await step('remote', () => this.opts.remote?.close());
     await step('metrics', () => this.metricsServer?.close());
     await step('control', () => this.control?.close());
   }

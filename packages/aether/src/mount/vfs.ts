@@ -386,7 +386,20 @@ export class Vfs {
   }
 
   async read(fh: number, offset: number, length: number): Promise<Buffer> {
-    const ino = this.handle(fh).ino;
+    return this.readIno(this.handle(fh).ino, offset, length);
+  }
+
+  /**
+   * A file's whole current content (dirty data over committed), or undefined when it is no longer
+   * a file: what a hub bridge ships as the file's block map.
+   */
+  async contentOf(ino: Ino): Promise<Buffer | undefined> {
+    const inode = this.d.view.getInode(ino);
+    if (inode?.kind !== 'file') return undefined;
+    return this.readIno(ino, 0, inode.size);
+  }
+
+  private async readIno(ino: Ino, offset: number, length: number): Promise<Buffer> {
     const inode = this.inode(ino);
     if (inode.kind !== 'file') throw new FsError('EISDIR', 'not a regular file');
     const end = Math.min(inode.size, offset + length);

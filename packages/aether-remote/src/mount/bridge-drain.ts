@@ -1,0 +1,128 @@
+import { decodeOp, OP_RECORD_TYPE, type Ino } from '@aether/core/tree/ops';
+import { applyOp } from '@aether/core/tree/apply';
+import { MemoryMeta } from '@aether/core/tree/meta';
+import type { SyncDrain } from '@aether/core';
+import { SerialDrain, type DrainJournal } from '@aether/core/mount/drain';
+import type { BridgeClient } from '../bridge/client.js';
+import type { Resolution } from '../protocol/frames.js';
+import { blocksOfContent } from '../protocol/blocks.js';
+import type { WireEntry, WireOp } from '../protocol/wire-ops.js';
+import type { Replica } from './replica.js';
+
+export interface BridgeDrainDeps {
+  journal: DrainJournal;
+  client: BridgeClient;
+  replica: Replica;
+  /** A file's whole current content (the mount's Vfs), undefined when it is no longer a file. */
+  contentOf: (ino: Ino) => Promise<Buffer | undefined>;
+  /**
+   * The tree as of the last journal entry shipped (names → inodes), so that unlink, rmdir and
+   * rename can carry the inode the mount saw under a name, as the protocol wants.
+   */
+  shipped: MemoryMeta;
+  onCommitted: (seq: number) => void;
+  /** The hub resolved some ops otherwise than this mount applied them (conflicts): after the commit. */
+  onResolutions: (resolutions: Resolution[]) => void;
+  log: (line: string) => void;
+  maxBatchEntries?: number;
+}
+
+/**
+ * Bridge mode's drain: ships durable journal entries to the hub in order, one batch at a time.
+ * Writes and truncates of a file are coalesced into one `content` op (its whole block map) at the
+ * position of its last write in the batch. On the ack it waits until the replica holds the hub's
+ * changefeed entry for the batch (so reads that fall through the cache find the content), then
+ * commits the journal and marks the cache clean. While the hub is unreachable the upload waits in
+ * the client and the journal grows until backpressure engages.
+ */
+export class BridgeDrain extends SerialDrain implements SyncDrain {
+  constructor(private readonly d: BridgeDrainDeps) {
+    // A pass may wait for a hub that is down: closing must not wait for it.
+    super(d.log, { delayMs: 20, retryDelayMs: 500, name: 'bridge drain', awaitPassOnClose: false });
+  }
+
+  get backlog(): number {
+    return Math.max(0, this.d.journal.lastSeq - this.d.journal.committedSeq);
+  }
+
+  protected hasWork(): boolean {
+    return this.d.journal.lastSeq > this.d.journal.committedSeq;
+  }
+
+  protected async pass(): Promise<void> {
+    const { journal } = this.d;
+    for (;;) {
+      if (this.paused || this.closed) return;
+      const from = journal.committedSeq + 1;
+      const upTo = journal.durableSeq;
+      if (upTo < from) return;
+      const batch = await this.build(from, upTo);
+      if (!batch) return;
+      const ack = await this.d.client.upload(batch);
+      // Reads of committed data go to the replica: it must hold this batch before the cache lets go
+      // of it. A duplicate (acknowledged before a lost connection) is in the feed up to the welcome's sequence.
+      if (ack.hubSeq !== null) await this.d.replica.waitFor(ack.hubSeq);
+      else {
+        await this.d.replica.noteOwnJournalSeq(batch.upToSeq);
+        if (ack.duplicate) await this.d.replica.waitFor(this.d.client.welcome?.hubSeq ?? 0);
+      }
+      if (this.closed) return;
+      await journal.commit(batch.upToSeq);
+      this.d.onCommitted(batch.upToSeq);
+      if (ack.resolutions.length) this.d.onResolutions(ack.resolutions);
+    }
+  }
+
+  private async build(from: number, upTo: number): Promise<{ upToSeq: number; baseSeq: number; entries: WireEntry[]; chunks: Map<string, Buffer> } | undefined> {
+    const max = this.d.maxBatchEntries ?? 4096;
+    const entries: WireEntry[] = [];
+    const lastWrite = new Map<Ino, { seq: number; timeMs: number }>();
+    const shipped = this.d.shipped;
+    let last = 0;
+    let count = 0;
+    for await (const e of this.d.journal.entries({ fromSeq: from })) {
+      if (e.seq > upTo) break;
+      last = e.seq;
+      if (e.type !== OP_RECORD_TYPE) continue;
+      const op = decodeOp(e.payload);
+      let wire: WireOp | undefined;
+      switch (op.t) {
+        case 'write':
+        case 'truncate':
+          lastWrite.set(op.ino, { seq: e.seq, timeMs: op.timeMs });
+          break;
+        case 'unlink':
+        case 'rmdir':
+          wire = { ...op, ino: shipped.lookup(op.parent, op.name) ?? 0 };
+          break;
+        case 'rename':
+          wire = { ...op, ino: shipped.lookup(op.parent, op.name) ?? 0, dstIno: shipped.lookup(op.newParent, op.newName) ?? 0 };
+          break;
+        default:
+          wire = op;
+      }
+      if (op.t !== 'write' && op.t !== 'truncate') {
+        try {
+          applyOp(shipped, op, { keepOrphans: true });
+        } catch (err) {
+          this.d.log(`journal entry ${e.seq} does not apply to the shipped tree: ${err instanceof Error ? err.message : String(err)}`);
+        }
+      }
+      if (wire) entries.push({ seq: e.seq, op: wire });
+      if (++count >= max) break;
+    }
+    if (last === 0) return undefined;
+    const chunks = new Map<string, Buffer>();
+    for (const [ino, { seq, timeMs }] of lastWrite) {
+      // The file's content now, which may already include later writes: they ship again with
+      // their own entries, and the end state is the same.
+      const data = await this.d.contentOf(ino);
+      if (data === undefined) continue;
+      const b = blocksOfContent(data);
+      for (const [h, c] of b.chunks) chunks.set(h, c);
+      entries.push({ seq, op: { t: 'content', ino, size: b.size, blocks: b.blocks, timeMs } });
+    }
+    entries.sort((a, b) => a.seq - b.seq);
+    return { upToSeq: last, baseSeq: this.d.replica.cursor, entries, chunks };
+  }
+}

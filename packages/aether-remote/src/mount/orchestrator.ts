@@ -1,0 +1,221 @@
+import { join } from 'node:path';
+import { AetherError } from '@aether/core/errors';
+import type { RemoteBackend, RemoteDrainContext, RemoteOpenContext, SyncDrain } from '@aether/core';
+import type { FileCache } from '@aether/core/runtime/cache/index';
+import { MemoryMeta } from '@aether/core/tree/meta';
+import { ReconnectBackoff } from '../bridge/backoff.js';
+import { BridgeClient, type BridgeState } from '../bridge/client.js';
+import type { WelcomeFrame } from '../protocol/frames.js';
+import { BridgeDrain } from './bridge-drain.js';
+import { loadIdentity, saveIdentity, type MountIdentity } from './identity.js';
+import { RemoteApply } from './remote-apply.js';
+import { Replica } from './replica.js';
+
+export type OrchestratorState = 'starting' | 'connecting' | 'online' | 'backing off' | 'stopping';
+
+export interface BridgeOptions {
+  url: string;
+  token: string;
+}
+
+/**
+ * Kernel entry timeout in bridge mode: other mounts rename and delete names behind this kernel's
+ * back, so a name it resolved may be stale for at most this long (attributes are never cached,
+ * and auto_cache with ac_attr_timeout 0 rechecks size and mtime at every open).
+ */
+export const BRIDGE_ENTRY_TIMEOUT_SECONDS = 1;
+
+/**
+ * Bridge mode (`aether mount --bridge URL --token T`): the mount's committed tree is a replica of
+ * the hub's (`<state_dir>/replica`), fed by the changefeed; its journal ships to the hub through
+ * the bridge client. The states are those `aether status` shows: starting, connecting, online,
+ * backing off, stopping.
+ */
+export class BridgeOrchestrator implements RemoteBackend {
+  readonly mode = 'bridge';
+  readonly entryTimeoutSeconds = BRIDGE_ENTRY_TIMEOUT_SECONDS;
+  private stateValue: OrchestratorState = 'starting';
+  private stateDir = '';
+  private identity: MountIdentity | undefined;
+  private replicaValue: Replica | undefined;
+  private client: BridgeClient | undefined;
+  private backoff: ReconnectBackoff | undefined;
+  private feedLoop: Promise<void> | undefined;
+  private drain: BridgeDrain | undefined;
+  private shipped: MemoryMeta | undefined;
+  private remote: RemoteApply | undefined;
+  private log: (line: string) => void = () => undefined;
+  private feedError: string | null = null;
+
+  constructor(private readonly opts: BridgeOptions) {}
+
+  get state(): OrchestratorState {
+    return this.stateValue;
+  }
+
+  private get replica(): Replica {
+    if (!this.replicaValue) throw new AetherError('BRIDGE_CLOSED', 'the bridge is not open');
+    return this.replicaValue;
+  }
+
+  async open(ctx: RemoteOpenContext): Promise<void> {
+    this.log = ctx.log;
+    this.stateDir = ctx.stateDir;
+    let identity = (this.identity = loadIdentity(ctx.stateDir, this.opts.url));
+    this.backoff = ReconnectBackoff.fromConfig(ctx.config);
+    if (identity.inoBase === undefined) {
+      // The first start: inode numbers come from the range the hub assigns, so it must answer once.
+      ctx.log(`bridge: first start, waiting for ${this.opts.url} to assign this mount's inode range`);
+      const probe = this.newClient(ctx, identity, undefined);
+      const w = await new Promise<WelcomeFrame>((resolve) => {
+        probe.once('welcome', resolve);
+        probe.start();
+      });
+      await probe.close();
+      identity = this.noteWelcome(w);
+    }
+    const replica = (this.replicaValue = new Replica(join(ctx.stateDir, 'replica'), identity.mountId, identity.inoBase!));
+    const client = (this.client = this.newClient(ctx, identity, replica.cursor));
+    client.on('state', (s: BridgeState) => this.onClientState(s));
+    client.on('welcome', (w: WelcomeFrame) => this.noteWelcome(w));
+    client.start();
+    this.feedLoop = this.runFeed();
+    if (!replica.synced) {
+      // A replica that never held the hub's tree has nothing to mount: wait for the first snapshot.
+      ctx.log('bridge: waiting for the hub\'s snapshot');
+      await replica.whenSynced();
+    }
+  }
+
+  private newClient(ctx: RemoteOpenContext, identity: MountIdentity, followFrom: number | undefined): BridgeClient {
+    return new BridgeClient({
+      url: this.opts.url,
+      token: this.opts.token,
+      mountId: identity.mountId,
+      backoff: this.backoff!,
+      registry: followFrom === undefined ? undefined : ctx.registry,
+      log: (l) => ctx.log(`bridge: ${l}`),
+      ...(followFrom !== undefined ? { followFrom } : {}),
+      ...(identity.hubId !== undefined ? { followHubId: identity.hubId } : {}),
+    });
+  }
+
+  private onClientState(s: BridgeState): void {
+    if (this.stateValue === 'stopping') return;
+    if (s === 'connecting') this.stateValue = 'connecting';
+    else if (s === 'online') this.stateValue = 'online';
+    else if (s === 'backing-off') this.stateValue = 'backing off';
+  }
+
+  /** Persists the inode range the hub assigned (once) and the hub the cursor belongs to. */
+  private noteWelcome(w: WelcomeFrame): MountIdentity {
+    const id = this.identity!;
+    if (id.inoBase !== undefined && id.inoBase !== w.inoBase) {
+      this.log(`bridge: the hub assigned inode base ${w.inoBase}, this mount numbers from ${id.inoBase} (another hub?); keeping ${id.inoBase}`);
+    }
+    if (id.inoBase === undefined || id.hubId !== w.hubId) {
+      this.identity = { ...id, mountNo: id.mountNo ?? w.mountNo, inoBase: id.inoBase ?? w.inoBase, hubId: w.hubId };
+      saveIdentity(this.stateDir, this.identity);
+    }
+    return this.identity ?? id;
+  }
+
+  get committedJournalSeq(): number {
+    return this.replica.ownJournalSeq;
+  }
+
+  get committed(): Replica['store'] {
+    return this.replica.store;
+  }
+
+  get maxIno(): number {
+    return this.replica.maxOwnIno;
+  }
+
+  loadInto(view: MemoryMeta, cache: FileCache): void {
+    const replica = this.replica;
+    replica.loadInto(view);
+    const shipped = (this.shipped = new MemoryMeta());
+    replica.loadInto(shipped);
+    // From here on, other mounts' changes reach the view as they reach the replica.
+    const remote = new RemoteApply({ view, shipped, cache, log: this.log });
+    replica.onRemoteOps = (ops) => remote.apply(ops);
+    replica.onSnapshot = () => remote.snapshot();
+    this.remote = remote;
+  }
+
+  startDrain(ctx: RemoteDrainContext): SyncDrain {
+    this.drain = new BridgeDrain({
+      journal: ctx.journal,
+      client: this.client!,
+      replica: this.replica,
+      contentOf: (ino) => ctx.vfs.contentOf(ino),
+      shipped: this.shipped!,
+      onCommitted: ctx.onCommitted,
+      onResolutions: (rs) => {
+        for (const r of rs) this.log(`bridge: hub resolution: ${JSON.stringify(r)}`);
+        const store = this.replica.store;
+        this.remote?.resolve(rs, (ino) => store.getInode(ino), (parent, name) => this.replica.lookup(parent, name));
+      },
+      log: this.log,
+    });
+    return this.drain;
+  }
+
+  /**
+   * Applies the changefeed to the replica in order. An event that fails (its chunks could not be
+   * fetched, the disk is full) is retried, with growing pauses, until it applies: skipping it would
+   * leave a gap that every later entry refuses. While it waits the feed queue fills and the client
+   * stops reading from the socket.
+   */
+  private async runFeed(): Promise<void> {
+    const client = this.client!;
+    const replica = this.replica;
+    for await (const e of client.feed()) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await replica.apply(e, (hashes) => client.fetchChunks(hashes));
+          this.feedError = null;
+          break;
+        } catch (err) {
+          if (this.isStopping()) return;
+          this.feedError = err instanceof Error ? err.message : String(err);
+          this.log(`bridge: changefeed (${e.kind}), attempt ${attempt + 1}: ${this.feedError}; retrying`);
+          await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** attempt)));
+          if (this.isStopping()) return;
+        }
+      }
+    }
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      state: this.stateValue,
+      hub_url: this.opts.url,
+      connected: this.client?.state === 'online',
+      cursor: this.replicaValue?.cursor ?? 0,
+      mount_id: this.identity?.mountId ?? null,
+      mount_no: this.identity?.mountNo ?? null,
+      ino_base: this.identity?.inoBase ?? null,
+      acked_journal_seq: this.client?.appliedSeq ?? 0,
+      feed_error: this.feedError,
+    };
+  }
+
+  private isStopping(): boolean {
+    return this.stateValue === 'stopping';
+  }
+
+  stopping(): void {
+    this.stateValue = 'stopping';
+  }
+
+  async close(): Promise<void> {
+    this.stateValue = 'stopping';
+    await this.drain?.close();
+    await this.client?.close();
+    await this.feedLoop;
+    this.backoff?.close();
+    this.replicaValue?.close();
+  }
+}

@@ -1,0 +1,128 @@
+import { applyOp } from '@aether/core/tree/apply';
+import type { MemoryMeta } from '@aether/core/tree/meta';
+import type { Ino, Op } from '@aether/core/tree/ops';
+import type { Inode } from '@aether/core/tree/inode';
+import type { Resolution } from '../protocol/frames.js';
+import type { WireOp } from '../protocol/wire-ops.js';
+
+/** What remote changes need of the cache. */
+export interface RemoteCache {
+  invalidate(ino: Ino): Promise<void>;
+  remove(ino: Ino): Promise<void>;
+}
+
+export interface RemoteApplyDeps {
+  /** The mount's in-memory view (what FUSE serves). */
+  view: MemoryMeta;
+  /** The bridge drain's tree of what has been shipped: it must see other mounts' names too. */
+  shipped: MemoryMeta;
+  cache: RemoteCache;
+  log: (line: string) => void;
+}
+
+/**
+ * Mirrors other mounts' committed changes (changefeed entries, already in the replica) into the
+ * mount's view, and drops clean cached data they made stale. Local changes not yet shipped sit on
+ * top: an op that no longer applies to the view (this mount changed the same names meanwhile) is
+ * logged and left to the hub's conflict rules, whose outcome arrives as later entries.
+ */
+export class RemoteApply {
+  constructor(private readonly d: RemoteApplyDeps) {}
+
+  apply(ops: readonly WireOp[]): void {
+    for (const op of ops) {
+      this.applyTo(this.d.view, op, true);
+      this.applyTo(this.d.shipped, op, false);
+    }
+  }
+
+  private applyTo(tree: MemoryMeta, op: WireOp, isView: boolean): void {
+    try {
+      if (op.t === 'content') {
+        const inode = tree.getInode(op.ino);
+        if (inode?.kind !== 'file') return;
+        tree.putInode({ ...inode, size: op.size, mtimeMs: op.timeMs, ctimeMs: op.timeMs });
+        if (isView) {
+          tree.markAllocated(op.ino, 0, op.size);
+          this.dropClean(op.ino);
+        }
+        return;
+      }
+      if (op.t === 'forget') return;
+      applyOp(tree, op as Op, { keepOrphans: false });
+      if (isView && (op.t === 'unlink' || op.t === 'rename')) {
+        // The removed (or replaced) inode's cached data goes with it.
+        const gone = op.t === 'unlink' ? op.ino : op.dstIno;
+        if (gone && !tree.getInode(gone)) void this.d.cache.remove(gone).catch(() => undefined);
+      }
+    } catch (err) {
+      if (isView) this.d.log(`remote change ${op.t} does not apply to this mount's view (a local change is pending): ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  private dropClean(ino: Ino): void {
+    this.d.cache.invalidate(ino).catch((err: unknown) => this.d.log(`cache invalidate of inode ${ino}: ${String(err)}`));
+  }
+
+  /**
+   * The hub resolved some of this mount's own ops otherwise than the mount applied them (its
+   * batch is committed, the replica holds the outcome): the view follows the hub. A losing
+   * content edit is kept as a conflict copy and the file shows the winner's content; a name
+   * taken by another mount first goes to the conflict name. Skipped ops are logged only: what
+   * the mount removed but the hub kept reappears after a restart.
+   */
+  resolve(resolutions: readonly Resolution[], committed: (ino: Ino) => Inode | undefined, lookup: (parent: Ino, name: string) => Ino | undefined): void {
+    for (const r of resolutions) {
+      switch (r.kind) {
+        case 'conflict-copy':
+        case 'diverted':
+          this.resync(r.ino, committed);
+          this.resync(r.copyIno, committed);
+          if (r.kind === 'conflict-copy') this.link(r.parent, r.name, r.copyIno);
+          break;
+        case 'renamed': {
+          // This mount's inode went to the conflict name; the name it wanted belongs to the winner.
+          this.link(r.parent, r.name, r.ino);
+          for (const tree of [this.d.view, this.d.shipped]) if (tree.lookup(r.parent, r.wanted) === r.ino) tree.removeEntry(r.parent, r.wanted);
+          const winner = lookup(r.parent, r.wanted);
+          if (winner !== undefined) {
+            this.resync(winner, committed);
+            this.link(r.parent, r.wanted, winner);
+          }
+          break;
+        }
+        case 'skipped':
+          this.d.log(`bridge: the hub skipped journal entry ${r.jseq}: ${r.reason}`);
+      }
+    }
+  }
+
+  /** The view's inode `ino` takes the committed attributes; its clean cache goes. */
+  private resync(ino: Ino, committed: (ino: Ino) => Inode | undefined): void {
+    const c = committed(ino);
+    if (!c) return;
+    for (const tree of [this.d.view, this.d.shipped]) {
+      const mine = tree.getInode(ino);
+      tree.putInode(mine ? { ...mine, size: c.size, mtimeMs: c.mtimeMs, ctimeMs: c.ctimeMs, mode: c.mode } : c);
+    }
+    this.d.view.markAllocated(ino, 0, c.size);
+    this.dropClean(ino);
+  }
+
+  private link(parent: Ino, name: string, ino: Ino): void {
+    for (const tree of [this.d.view, this.d.shipped]) {
+      if (tree.lookup(parent, name) !== undefined || !tree.getInode(parent)) continue;
+      tree.addEntry(parent, name, ino);
+    }
+  }
+
+  /**
+   * A snapshot while mounted (this mount was behind the hub's retained feed): the replica is
+   * whole again, but rebuilding the view under pending local changes is not done yet; the view
+   * catches up at the next start. Clean cache is dropped so reads of committed data are fresh.
+   */
+  snapshot(): void {
+    this.d.log('bridge: the hub sent a snapshot while mounted; names changed meanwhile by other mounts show after a restart');
+    for (const ino of [...this.d.view.inodes.keys()]) this.dropClean(ino);
+  }
+}

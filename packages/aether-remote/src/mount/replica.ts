@@ -1,0 +1,203 @@
+import type { Database } from 'better-sqlite3';
+import { AetherError } from '@aether/core/errors';
+import { Store, type StoreExtension } from '@aether/core/store/store';
+import { applyOp } from '@aether/core/tree/apply';
+import { applyContent, type BlockRef } from '@aether/core/tree/content';
+import type { MemoryMeta } from '@aether/core/tree/meta';
+import type { Op } from '@aether/core/tree/ops';
+import type { FeedEvent } from '../bridge/client.js';
+import type { FeedEntry, SnapshotPartFrame } from '../protocol/frames.js';
+import type { WireOp } from '../protocol/wire-ops.js';
+
+/** The replica's own rows, committed in the same transaction as the tree they describe. */
+const BRIDGE_EXTENSION: StoreExtension = {
+  name: 'bridge',
+  migrations: ['CREATE TABLE bridge_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)'],
+};
+
+/** Fetches chunk data by hash (from the hub, or from chunks this mount just uploaded). */
+export type ChunkFetcher = (hashes: string[]) => Promise<Map<string, Buffer>>;
+
+export const INO_RANGE = 2 ** 32;
+
+/**
+ * The hub's committed tree as this mount last saw it, in the same Store code the hub runs
+ * (`<state_dir>/replica`), fed by the changefeed. It is the committed content source for reads.
+ * The feed cursor, the highest journal sequence of this mount the replica holds and the highest
+ * inode number of this mount's range ever created are rows in the same database, written in the
+ * same transaction as each entry: a restart resumes exactly where the replica is.
+ */
+export class Replica {
+  readonly store: Store;
+  private readonly reader: Database;
+  private snapshot: SnapshotPartFrame[] | undefined;
+  private readonly waiters: { hubSeq: number; resolve: () => void }[] = [];
+  /** Remote changes applied: the orchestrator mirrors them into the mount's view. */
+  onRemoteOps: ((ops: WireOp[], entry: FeedEntry) => void) | undefined;
+  onSnapshot: (() => void) | undefined;
+  private readonly syncWaiters: (() => void)[] = [];
+
+  constructor(
+    dir: string,
+    private readonly mountId: string,
+    private readonly inoBase: number,
+  ) {
+    this.store = Store.open(dir, undefined, { extensions: [BRIDGE_EXTENSION] });
+    // One read-only connection for the replica's own rows: it sees committed transactions only.
+    this.reader = this.store.openReader();
+  }
+
+  private getState(key: string): number {
+    return (this.reader.prepare('SELECT value FROM bridge_state WHERE key = ?').get(key) as { value: number } | undefined)?.value ?? 0;
+  }
+
+  /** The last hub sequence applied (0: nothing yet, not even a snapshot). */
+  get cursor(): number {
+    return this.getState('cursor');
+  }
+
+  /** Highest journal sequence of this mount that the replica holds. */
+  get ownJournalSeq(): number {
+    return this.getState('own_journal_seq');
+  }
+
+  /** Highest inode number of this mount's range the replica has seen created. */
+  get maxOwnIno(): number {
+    return Math.max(this.inoBase, this.getState('max_own_ino'));
+  }
+
+  /** True once the replica holds a whole hub state (a snapshot, possibly of an empty hub). */
+  get synced(): boolean {
+    return this.getState('synced') === 1;
+  }
+
+  /** Resolves once the replica holds hub sequence `hubSeq`. */
+  waitFor(hubSeq: number): Promise<void> {
+    if (this.cursor >= hubSeq) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push({ hubSeq, resolve }));
+  }
+
+  private wake(cursor: number): void {
+    for (let i = this.waiters.length - 1; i >= 0; i--) {
+      const w = this.waiters[i]!;
+      if (w.hubSeq <= cursor) {
+        this.waiters.splice(i, 1);
+        w.resolve();
+      }
+    }
+  }
+
+  /** Resolves once the replica is synced (the first snapshot applied). */
+  whenSynced(): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  /** The committed inode named `name` in `parent`. */
+  lookup(parent: number, name: string): number | undefined {
+    return (this.reader.prepare('SELECT ino FROM dentries WHERE parent = ? AND name = ?').get(parent, name) as { ino: number } | undefined)?.ino;
+  }
+
+  loadInto(view: MemoryMeta): void {
+    this.store.loadInto(view);
+  }
+
+  async apply(e: FeedEvent, fetch: ChunkFetcher): Promise<void> {
+    switch (e.kind) {
+      case 'reset':
+      case 'snapshot-begin':
+        this.snapshot = [];
+        return;
+      case 'snapshot-part':
+        this.snapshot?.push(e.part);
+        return;
+      case 'snapshot-end':
+        return this.applySnapshot(e.hubSeq, fetch);
+      case 'entry':
+        return this.applyEntry(e.entry, fetch);
+    }
+  }
+
+  private async missingChunks(hashes: Iterable<string>, fetch: ChunkFetcher): Promise<Map<string, Buffer>> {
+    const want = [...new Set(hashes)].filter((h) => !this.store.hasChunk(h));
+    if (want.length === 0) return new Map();
+    const got = await fetch(want);
+    const lacking = want.filter((h) => !got.has(h));
+    if (lacking.length) throw new AetherError('BRIDGE_PROTOCOL', `the hub does not have ${lacking.length} chunk(s) its changefeed names, e.g. ${lacking[0]}`);
+    return got;
+  }
+
+  /** Replaces the whole tree with the snapshot, atomically, once all of it has arrived. */
+  private async applySnapshot(hubSeq: number, fetch: ChunkFetcher): Promise<void> {
+    // Kept until the snapshot is applied: a failed attempt is retried with the same parts.
+    const parts = this.snapshot ?? [];
+    const blocks = new Map<number, BlockRef[]>();
+    for (const p of parts) for (const [ino, idx, hash] of p.blocks) blocks.set(ino, [...(blocks.get(ino) ?? []), [idx, hash]]);
+    const chunks = await this.missingChunks(parts.flatMap((p) => p.blocks.map((b) => b[2])), fetch);
+    let maxOwn = 0;
+    await this.store.transaction(({ meta, db }) => {
+      db.exec('DELETE FROM blocks; DELETE FROM dentries; DELETE FROM inodes');
+      for (const p of parts) {
+        for (const i of p.inodes) {
+          meta.putInode(i);
+          if (this.isOwn(i.ino)) maxOwn = Math.max(maxOwn, i.ino);
+        }
+        for (const [parent, name, ino] of p.dentries) meta.addEntry(parent, name, ino);
+      }
+      for (const [ino, b] of blocks) meta.replaceBlocks(ino, b);
+      this.setState(db, 'cursor', hubSeq);
+      this.setState(db, 'synced', 1);
+      this.raiseState(db, 'max_own_ino', maxOwn);
+    }, chunks);
+    this.snapshot = undefined;
+    this.onSnapshot?.();
+    for (const w of this.syncWaiters.splice(0)) w();
+    this.wake(hubSeq);
+  }
+
+  private isOwn(ino: number): boolean {
+    return ino > this.inoBase && ino < this.inoBase + INO_RANGE;
+  }
+
+  private async applyEntry(entry: FeedEntry, fetch: ChunkFetcher): Promise<void> {
+    const cursor = this.cursor;
+    if (entry.hubSeq <= cursor) return;
+    if (entry.hubSeq !== cursor + 1) throw new AetherError('BRIDGE_PROTOCOL', `changefeed gap: the replica is at ${cursor}, the entry is ${entry.hubSeq}`);
+    const chunks = await this.missingChunks(entry.ops.flatMap(({ op }) => (op.t === 'content' ? op.blocks.map((b) => b[1]) : [])), fetch);
+    const own = entry.mountId === this.mountId;
+    let maxOwn = 0;
+    await this.store.transaction(({ meta, db }) => {
+      for (const { op } of entry.ops) {
+        if (op.t === 'mknode' && this.isOwn(op.ino)) maxOwn = Math.max(maxOwn, op.ino);
+        // The hub applied these ops to this very state: one failing means the replica diverged.
+        if (op.t === 'content') applyContent(meta, op);
+        else applyOp(meta, op as Op, { keepOrphans: false });
+      }
+      this.setState(db, 'cursor', entry.hubSeq);
+      this.raiseState(db, 'max_own_ino', maxOwn);
+      if (own) this.raiseState(db, 'own_journal_seq', entry.journalSeq);
+    }, chunks);
+    if (!own) this.onRemoteOps?.(entry.ops.map((o) => o.op), entry);
+    this.wake(entry.hubSeq);
+  }
+
+  private setState(db: Database, key: string, value: number): void {
+    db.prepare('INSERT OR REPLACE INTO bridge_state (key, value) VALUES (?, ?)').run(key, value);
+  }
+
+  private raiseState(db: Database, key: string, value: number): void {
+    db.prepare('INSERT INTO bridge_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)').run(key, value);
+  }
+
+  /** Records that the hub acknowledged this mount's journal up to `seq` with no changefeed entry (every op skipped). */
+  async noteOwnJournalSeq(seq: number): Promise<void> {
+    await this.store.transaction(({ db }) => this.raiseState(db, 'own_journal_seq', seq));
+  }
+
+  close(): void {
+    for (const w of this.waiters.splice(0)) w.resolve();
+    for (const w of this.syncWaiters.splice(0)) w();
+    this.reader.close();
+    this.store.close();
+  }
+}

@@ -1,0 +1,263 @@
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { spawnHub, TOKEN, type HubProcess } from '../hub/helpers.js';
+import { startMount, status, stopAll, stopCleanly, tempDir, type MountProcess } from './harness.js';
+
+const hubArgs = (listen: string, data: string): string[] => ['--listen', listen, '--data', data, '--token', TOKEN, '--metrics-listen', '127.0.0.1:0'];
+/** Fast reconnects, so a restarted hub is found quickly. */
+const FAST_ENV = { AFS_AETHER_RECONNECT_START_MS: '50', AFS_AETHER_RECONNECT_MAX_MS: '300', AFS_AETHER_RECONNECT_JITTER_PERCENT: '0' };
+
+function bridgeMount(hub: HubProcess, env: Record<string, string> = {}): Promise<MountProcess> {
+  return startMount({ args: ['--bridge', hub.url], env: { ...FAST_ENV, AFS_AETHER_BRIDGE_TOKEN: TOKEN, ...env } });
+}
+
+/** Retries `check` until it passes or `ms` elapse; the last failure is the error. */
+async function within(ms: number, what: string, check: () => void): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      check();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms: ${err instanceof Error ? err.message : String(err)}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+}
+
+function readOr(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+after(stopAll);
+
+/** A hub child process that a test can kill -9 and restart on the same address and data. */
+interface HubControl {
+  readonly hub: HubProcess;
+  kill9(): Promise<void>;
+  restart(): Promise<void>;
+}
+
+async function withHub(fn: (h: HubControl) => Promise<void>): Promise<void> {
+  const data = tempDir();
+  let hub = await spawnHub(hubArgs('127.0.0.1:0', data));
+  const listen = hub.url.replace('ws://', '');
+  const control: HubControl = {
+    get hub() {
+      return hub;
+    },
+    kill9: () => hub.kill9(),
+    restart: async () => {
+      hub = await spawnHub(hubArgs(listen, data));
+    },
+  };
+  try {
+    await fn(control);
+  } finally {
+    await hub.stop();
+  }
+}
+
+describe('bridge mode: two mounts through one hub', () => {
+  it('create, write, truncate, rename, delete, mkdir, rmdir propagate both ways within 2 s', async () => {
+    await withHub(async ({ hub }) => {
+      const a = await bridgeMount(hub);
+      const b = await bridgeMount(hub);
+      const sa = status(a) as unknown as { mode: string; bridge: { state: string; hub_url: string; connected: boolean } };
+      assert.equal(sa.mode, 'bridge');
+      assert.equal(sa.bridge.hub_url, hub.url);
+      assert.equal(sa.bridge.state, 'online');
+      assert.equal(sa.bridge.connected, true);
+      const plain = a.ctl(['status']);
+      assert.match(plain.out, /bridge:\n(.*\n)* {2}state: online\n/);
+      assert.ok(!JSON.stringify(sa).includes(TOKEN), 'the token is never shown');
+      assert.ok(!a.stdout().includes(TOKEN) && !a.stderr().includes(TOKEN), 'the token is never printed');
+
+      for (const [from, to] of [
+        [a, b],
+        [b, a],
+      ] as const) {
+        const tag = from === a ? 'ab' : 'ba';
+        mkdirSync(join(from.mnt, `d-${tag}`));
+        writeFileSync(join(from.mnt, `d-${tag}`, 'f'), `hello ${tag}`);
+        await within(2000, `create on ${tag}`, () => assert.equal(readOr(join(to.mnt, `d-${tag}`, 'f')), `hello ${tag}`));
+        writeFileSync(join(from.mnt, `d-${tag}`, 'f'), `changed content ${tag}`);
+        await within(2000, `write on ${tag}`, () => assert.equal(readOr(join(to.mnt, `d-${tag}`, 'f')), `changed content ${tag}`));
+        truncateSync(join(from.mnt, `d-${tag}`, 'f'), 7);
+        await within(2000, `truncate on ${tag}`, () => assert.equal(readOr(join(to.mnt, `d-${tag}`, 'f')), 'changed'));
+        renameSync(join(from.mnt, `d-${tag}`, 'f'), join(from.mnt, `g-${tag}`));
+        await within(2000, `rename on ${tag}`, () => {
+          assert.equal(readOr(join(to.mnt, `g-${tag}`)), 'changed');
+          assert.equal(existsSync(join(to.mnt, `d-${tag}`, 'f')), false);
+        });
+        unlinkSync(join(from.mnt, `g-${tag}`));
+        await within(2000, `delete on ${tag}`, () => assert.equal(existsSync(join(to.mnt, `g-${tag}`)), false));
+        rmdirSync(join(from.mnt, `d-${tag}`));
+        await within(2000, `rmdir on ${tag}`, () => assert.equal(existsSync(join(to.mnt, `d-${tag}`)), false));
+      }
+      assert.deepEqual(readdirSync(a.mnt).sort(), readdirSync(b.mnt).sort());
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+});
+
+
+/** Every file and directory under `root`: relative path → mode and content (files). */
+function tree(root: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (rel: string): void => {
+    for (const name of readdirSync(join(root, rel))) {
+      const p = rel ? `${rel}/${name}` : name;
+      const st = lstatSync(join(root, p));
+      if (st.isDirectory()) {
+        out.set(p, `dir ${st.mode.toString(8)}`);
+        walk(p);
+      } else out.set(p, `file ${st.mode.toString(8)} ${createHash('sha256').update(readFileSync(join(root, p))).digest('hex').slice(0, 16)}`);
+    }
+  };
+  walk('');
+  return out;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** `aether sync wait` against a mount: exits 0 once everything pending is committed at the hub. */
+function syncWait(m: MountProcess, timeoutS = 20): { code: number | null; out: string; err: string } {
+  return m.ctl(['sync', 'wait', '--timeout', String(timeoutS)]);
+}
+
+describe('bridge mode: the hub goes away', () => {
+  it('kill -9 of the hub while A writes: A goes on offline, drains after the restart, B catches up, trees identical', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      const expected = new Map<string, string>();
+      let n = 0;
+      const writeSome = (count: number): void => {
+        for (let i = 0; i < count; i++, n++) {
+          const body = `file ${n} `.repeat(1 + ((n * 37) % 5000));
+          writeFileSync(join(a.mnt, `f${n}.txt`), body, { mode: n % 2 ? 0o600 : 0o644 });
+          expected.set(`f${n}.txt`, body);
+        }
+      };
+      writeSome(30);
+      await h.kill9();
+      writeSome(30); // the hub is gone: these land in A's journal only
+      await sleep(300);
+      const offline = status(a) as unknown as { bridge: { state: string; connected: boolean }; journal: { pending_entries: number } };
+      assert.equal(offline.bridge.connected, false);
+      assert.ok(['backing off', 'connecting'].includes(offline.bridge.state), offline.bridge.state);
+      assert.ok(offline.journal.pending_entries > 0, 'A holds what it could not ship');
+      writeSome(20);
+      await h.restart();
+      const w = syncWait(a);
+      assert.equal(w.code, 0, `sync wait: ${w.out}${w.err}`);
+      const ta = tree(a.mnt);
+      assert.equal(ta.size, expected.size, 'nothing lost, nothing duplicated on A');
+      for (const [name, body] of expected) assert.equal(readFileSync(join(a.mnt, name), 'utf8'), body, name);
+      await within(10_000, 'B catches up', () => assert.deepEqual(tree(b.mnt), ta));
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
+  it('a restart while the hub is down: the replica serves reads, writes queue, the cursor resumes, all drains later', async () => {
+    await withHub(async (h) => {
+      let a = await bridgeMount(h.hub);
+      writeFileSync(join(a.mnt, 'before.txt'), 'written online');
+      mkdirSync(join(a.mnt, 'dir'));
+      assert.equal(syncWait(a).code, 0);
+      const before = status(a) as unknown as { bridge: { cursor: number; ino_base: number } };
+      assert.ok(before.bridge.cursor > 0);
+      assert.ok(before.bridge.ino_base >= 2 ** 32, 'a mount numbers inodes from the range the hub assigned');
+      await stopCleanly(a);
+      await h.kill9();
+      a = await startMount({ mnt: a.mnt, stateDir: a.stateDir, args: ['--bridge', h.hub.url], env: { ...FAST_ENV, AFS_AETHER_BRIDGE_TOKEN: TOKEN } });
+      assert.equal(readFileSync(join(a.mnt, 'before.txt'), 'utf8'), 'written online', 'committed content comes from the replica');
+      writeFileSync(join(a.mnt, 'dir', 'offline.txt'), 'written offline');
+      const off = status(a) as unknown as { bridge: { cursor: number; connected: boolean; state: string } };
+      assert.equal(off.bridge.connected, false);
+      assert.equal(off.bridge.cursor, before.bridge.cursor, 'the cursor persisted in the replica');
+      assert.equal(syncWait(a, 1).code, 1, 'sync wait times out while the hub is down');
+      await h.restart();
+      assert.equal(syncWait(a).code, 0);
+      const b = await bridgeMount(h.hub);
+      assert.equal(readFileSync(join(b.mnt, 'before.txt'), 'utf8'), 'written online');
+      assert.equal(readFileSync(join(b.mnt, 'dir', 'offline.txt'), 'utf8'), 'written offline');
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
+  it('small thresholds with the hub down: writes block, reads work, writes resume when the hub returns', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub, { AFS_AETHER_JOURNAL_HIGH_WATER_ENTRIES: '60', AFS_AETHER_JOURNAL_LOW_WATER_ENTRIES: '10' });
+      writeFileSync(join(a.mnt, 'existing.txt'), 'still readable');
+      assert.equal(syncWait(a).code, 0);
+      await h.kill9();
+      const script = `const fs=require('fs');for(let i=0;i<200;i++){fs.writeFileSync(${JSON.stringify(a.mnt)}+'/w'+i,'x'.repeat(100));console.log('ok '+i)}`;
+      const writer = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let done = 0;
+      writer.stdout.setEncoding('utf8').on('data', (d: string) => (done += d.split('\n').filter((l) => l.startsWith('ok')).length));
+      const exited = new Promise<number | null>((r) => writer.once('exit', (c) => r(c)));
+      let last = -1;
+      for (let quiet = 0; quiet < 15; ) {
+        await sleep(100);
+        if (done === last) quiet++;
+        else {
+          quiet = 0;
+          last = done;
+        }
+      }
+      assert.ok(done < 200, `the writer finished all ${done} writes with the hub down`);
+      const bp = JSON.parse(a.ctl(['backpressure', 'status', '--json']).out) as { engaged: boolean; journal: { reasons: string[] } };
+      assert.equal(bp.engaged, true);
+      assert.deepEqual(bp.journal.reasons, ['entries']);
+      const cat = spawnSync('cat', [join(a.mnt, 'existing.txt')], { encoding: 'utf8', timeout: 5000 });
+      assert.equal(cat.stdout, 'still readable', 'reads never wait for the hub');
+      await h.restart();
+      assert.equal(await exited, 0);
+      assert.equal(done, 200);
+      assert.equal(syncWait(a).code, 0);
+      await within(3000, 'backpressure clears', () => assert.equal((JSON.parse(a.ctl(['backpressure', 'status', '--json']).out) as { engaged: boolean }).engaged, false));
+      await stopCleanly(a);
+    });
+  });
+
+  it('the same file edited on A and B while the hub is down: one winner, one conflict copy, identical on both', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      writeFileSync(join(a.mnt, 'doc.txt'), 'original');
+      await within(2000, 'doc.txt reaches B', () => assert.equal(readOr(join(b.mnt, 'doc.txt')), 'original'));
+      await h.kill9();
+      writeFileSync(join(a.mnt, 'doc.txt'), 'edited on A');
+      writeFileSync(join(b.mnt, 'doc.txt'), 'edited on B, longer');
+      await sleep(200);
+      await h.restart();
+      assert.equal(syncWait(a).code, 0);
+      assert.equal(syncWait(b).code, 0);
+      await within(5000, 'A and B agree', () => {
+        const ta = tree(a.mnt);
+        assert.deepEqual(tree(b.mnt), ta);
+        const names = [...ta.keys()].sort();
+        assert.equal(names.length, 2, names.join(', '));
+        assert.equal(names[1], 'doc.txt');
+        assert.match(names[0]!, /^doc\.conflict-[0-9a-f-]{36}-\d{8}T\d{6}Z\.txt$/);
+        const bodies = names.map((n) => readFileSync(join(a.mnt, n), 'utf8')).sort();
+        assert.deepEqual(bodies, ['edited on A', 'edited on B, longer'], 'both edits are kept, one in the copy');
+      });
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+});
