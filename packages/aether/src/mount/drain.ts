@@ -5,7 +5,10 @@ export interface DrainJournal {
   readonly lastSeq: number;
   readonly durableSeq: number;
   readonly committedSeq: number;
+  /** Where entries lie on disk, for the local drain's writer thread to read them itself. */
   spans(fromSeq: number, upToSeq: number, maxBytes: number): JournalSpan[];
+  /** The entries themselves, for the bridge drain, which turns them into the hub's per-file ops. */
+  entries(opts: { fromSeq?: number }): AsyncGenerator<{ seq: number; type: number; payload: Buffer }>;
   commit(seq: number): Promise<void>;
 }
 
