@@ -27,7 +27,7 @@ export class ChunkStore {
 
   constructor(
     readonly dir: string,
-    private readonly db: Database,
+    db: Database,
   ) {
     mkdirSync(dir, { recursive: true });
     this.st = {

@@ -37,7 +37,7 @@ export class SqliteMeta implements BlockMapTx {
   private readonly dirtyBlocks = new Map<string, { ino: Ino; idx: number; data: Buffer }>();
 
   constructor(
-    private readonly db: Database,
+    db: Database,
     private readonly chunks: ChunkStore,
   ) {
     this.st = {
