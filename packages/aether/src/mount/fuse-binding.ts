@@ -171,9 +171,13 @@ interface NativeFuseClass {
 
 const require = createRequire(import.meta.url);
 const NativeFuse = require('fuse-native') as NativeFuseClass;
-// The addon itself, loaded the way fuse-native loads it, for what the patch adds (fuse_native_get_context).
+// The addon itself, loaded the way fuse-native loads it, for what the patch adds.
 const fuseNativeDir = dirname(require.resolve('fuse-native/package.json'));
-const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp-build')(fuseNativeDir) as { fuse_native_get_context(): [number, number, number] };
+const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp-build')(fuseNativeDir) as {
+  fuse_native_get_context(): [number, number, number];
+  fuse_native_attr_guard(): boolean;
+  fuse_native_set_uncached(ino: number, on: boolean): void;
+};
 
 /**
  * The uid, gid and pid of the process whose request is being handled (libfuse's fuse_get_context,
@@ -183,6 +187,26 @@ export function callerContext(): { uid: number; gid: number; pid: number } {
   const [uid, gid, pid] = nativeAddon.fuse_native_get_context();
   return { uid, gid, pid };
 }
+
+/**
+ * Installs the patch's per-reply attribute timeouts: a non-directory with more than one link is
+ * answered with attribute timeout 0 whatever `attr_timeout` says, because libfuse's high-level
+ * API gives each of its names its own kernel inode (FUSE.md). True when installed; when false,
+ * attributes must not be cached at all (attr_timeout=0) for hard links to stay coherent.
+ */
+export function guardHardLinkAttributes(): boolean {
+  return nativeAddon.fuse_native_attr_guard();
+}
+
+/**
+ * Marks an inode whose attributes the kernel must never cache although its link count is 1: an
+ * open file unlinked while it had another name keeps two kernel inodes (libfuse's hidden name is
+ * no link). Only effective with the guard installed.
+ */
+export function setAttributesUncached(ino: number, on: boolean): void {
+  nativeAddon.fuse_native_set_uncached(ino >>> 0, on);
+}
+
 const FH_MAX = 2 ** 31 - 1;
 
 /**

@@ -19,10 +19,13 @@ import { decodeOp, OP_RECORD_TYPE, type Ino } from '../tree/ops.js';
 import { cacheClear, cacheInspect } from './commands/cache.js';
 import type { RemoteBackend, SyncDrain } from './backend.js';
 import { LocalDrain } from './drain.js';
-import { callerContext, FuseMount } from './fuse-binding.js';
+import { callerContext, FuseMount, guardHardLinkAttributes, setAttributesUncached } from './fuse-binding.js';
 import { FuseMetrics } from './fuse-metrics.js';
 import { fuseHandlers } from './fuse-ops.js';
 import { Vfs } from './vfs.js';
+
+/** Seconds the kernel caches attributes of files with one name (hard-linked ones: never). */
+const ATTR_TIMEOUT_SECONDS = 1;
 
 export interface LocalMountOptions {
   mountpoint: string;
@@ -99,7 +102,7 @@ export class LocalMount {
     const view = new MemoryMeta();
     store.loadInto(view);
     const coordinator = (this.coordinator = new BackpressureCoordinator({ registry: this.registry, config, journal, cache }));
-    const vfs = (this.vfs = new Vfs({ view, committed: store, journal, cache, gate: coordinator.gate, clock: systemClock, maxIno: store.maxIno, log: this.log }));
+    const vfs = (this.vfs = new Vfs({ view, committed: store, journal, cache, gate: coordinator.gate, clock: systemClock, maxIno: store.maxIno, log: this.log, attributesUncached: setAttributesUncached }));
     const touched = await this.replay(vfs, journal, store.appliedSeq);
     // Files left open but unlinked by a crash go now, with their chunks; those that entries not yet
     // drained still write to stay for those entries, and end through the journal (forgetOrphans).
@@ -139,7 +142,7 @@ export class LocalMount {
     const view = new MemoryMeta();
     remote.loadInto(view, cache);
     const coordinator = (this.coordinator = new BackpressureCoordinator({ registry: this.registry, config, journal, cache }));
-    const vfs = (this.vfs = new Vfs({ view, committed: remote.committed, journal, cache, gate: coordinator.gate, clock: systemClock, maxIno: remote.maxIno, log: this.log }));
+    const vfs = (this.vfs = new Vfs({ view, committed: remote.committed, journal, cache, gate: coordinator.gate, clock: systemClock, maxIno: remote.maxIno, log: this.log, attributesUncached: setAttributesUncached }));
     await this.replay(vfs, journal, journal.committedSeq);
     await vfs.forgetOrphans();
     const drain = (this.drain = remote.startDrain({
@@ -177,11 +180,12 @@ export class LocalMount {
         allowOther: this.opts.allowOther ?? false,
         bigWrites: true,
         maxWriteBytes: 131072,
-        // libfuse's high-level API gives each name of a hard-linked file its own kernel inode, so cached
-        // attributes of one name would go stale when the file changes through another: attributes are
-        // never cached (posix.test.ts, hard links). Names are: in local mode every change goes through
-        // this kernel, which keeps its dentries right, so a stat of a known name costs one getattr.
-        attrTimeoutSeconds: 0,
+        // Attributes are cached for a second, as by bindfs and rclone, except those of hard-linked
+        // files: libfuse's high-level API gives each name of such a file its own kernel inode, so
+        // the patch answers them with timeout 0 (guardHardLinkAttributes, posix.test.ts). Where
+        // that hook is missing nothing is cached. Every local change goes through this kernel,
+        // which invalidates what it changes; remote changes show within the same second.
+        attrTimeoutSeconds: guardHardLinkAttributes() ? ATTR_TIMEOUT_SECONDS : 0,
         entryTimeoutSeconds,
         // Keep a file's page cache across opens while its size and mtime are unchanged, checked
         // afresh at every open (ac_attr_timeout=0): repeated reads come from memory, yet a change

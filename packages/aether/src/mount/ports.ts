@@ -27,6 +27,8 @@ export interface CachePort {
   putClean(ino: Ino, offset: number, data: Buffer, token?: number): Promise<number>;
   truncate(ino: Ino, size: number): Promise<void>;
   remove(ino: Ino): Promise<void>;
+  /** Data of a file the cache lost after acknowledging it (a failed write-behind). */
+  onDataLost(listener: (ino: Ino, err: unknown) => void): () => void;
 }
 
 /** The backpressure gate writers pass. */

@@ -51,6 +51,8 @@ export interface VfsDeps {
   /** Highest inode number ever used; new ones count up from here. */
   maxIno: number;
   log: (line: string) => void;
+  /** Told when an inode has a second kernel inode that its link count does not show (a hidden name). */
+  attributesUncached?: (ino: Ino, on: boolean) => void;
 }
 
 export type TimeSpec = number | 'now' | 'omit';
@@ -84,6 +86,7 @@ export class Vfs {
 
   constructor(private readonly d: VfsDeps) {
     this.maxIno = d.maxIno;
+    d.cache.onDataLost((ino, err) => this.cacheFailed(ino, d.journal.lastSeq, err));
   }
 
   private now(): number {
@@ -259,6 +262,7 @@ export class Vfs {
     if (key !== undefined && hid !== undefined) {
       // libfuse removes the hidden name on the last release: the inode can go now.
       this.hidden.delete(key);
+      if (![...this.hidden.values()].includes(hid)) this.d.attributesUncached?.(hid, false);
       this.forgetIfUnused(hid);
       return;
     }
@@ -283,6 +287,8 @@ export class Vfs {
       const ino = this.resolve(from);
       await this.unlink(from);
       this.hidden.set(`${dst.parent}/${dst.name}`, ino);
+      // Its other names (if any) and the hidden one are separate kernel inodes from now on.
+      this.d.attributesUncached?.(ino, true);
       return;
     }
     const src = this.parentAndName(from);

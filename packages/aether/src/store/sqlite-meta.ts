@@ -151,7 +151,8 @@ export class SqliteMeta implements BlockMapTx {
         continue;
       }
       const hash = ChunkStore.hash(data);
-      newChunks.set(hash, Buffer.from(data));
+      // No copy: a dirty block's buffer belongs to this batch alone and is dropped below.
+      newChunks.set(hash, data);
       this.st.putBlock!.run(b.ino, b.idx, hash);
     }
     this.dirtyBlocks.clear();

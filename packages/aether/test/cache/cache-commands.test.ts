@@ -59,6 +59,8 @@ describe('CACHE CLEAR', () => {
     await s.cache.putClean(1, 0, bytes(3 * B, 1));
     await s.cache.putClean(2, 0, bytes(B, 2));
     await s.cache.write(2, 10, bytes(100, 3), 1);
+    // Block files are written behind; writing the index puts every held byte on disk first.
+    await s.cache.flushIndex();
     assert.equal(blockFileCount(s.dir), 4);
     const r = await cacheClear(s.ctx);
     assert.equal(r.freed_clean_bytes, 4 * B - 100);

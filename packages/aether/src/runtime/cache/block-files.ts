@@ -18,19 +18,41 @@ export function parseBlockFileName(name: string): { fileId: number; index: numbe
   return Number.isSafeInteger(fileId) && Number.isSafeInteger(index) && Number.isSafeInteger(gen) ? { fileId, index, gen } : null;
 }
 
+/** Bytes written to a block and not yet in its file: where, and the caller's buffer (kept, not copied). */
+interface Piece {
+  position: number;
+  data: Buffer;
+  at: number;
+}
+
+/** How long written bytes may stay in memory before they go to their block file. */
+export const WRITE_BEHIND_MS = 1000;
+/** Past this many bytes held in memory, the oldest blocks go to their files at once. */
+export const WRITE_BEHIND_BYTES = 32 * 1024 * 1024;
+
 /**
- * The block files on disk and a bounded pool of open handles. Writes go to the page cache and
- * are never fsynced one by one: durability of dirty data is the journal's job, and clean data is
- * checked against its CRC after a restart.
+ * The block files on disk and a bounded pool of open handles. Writes are held in memory for up to
+ * WRITE_BEHIND_MS (reads see them at once) and then written, a block's pieces in one go: a FUSE
+ * write then costs no file call, and a file removed or truncated meanwhile (a build's temporary
+ * files, `rm -r` after `tar x`) never reaches the disk at all. Nothing is fsynced: durability of
+ * dirty data is the journal's job, and clean data is checked against its CRC after a restart.
  */
 export class BlockFiles {
   private readonly open = new Set<Block>();
   /** Fan-out folders known to exist; created on first use, not all up front. */
   private readonly made = new Set<number>();
+  /** Blocks with bytes held in memory, oldest first (insertion order). */
+  private readonly pending = new Map<Block, Piece[]>();
+  private pendingBytes = 0;
+  /** Blocks whose held bytes are being written to their files now. */
+  private readonly flushing = new Map<Block, Promise<void>>();
+  private timer: NodeJS.Timeout | null = null;
 
+  /** `onLost`: a block's held bytes could not be written and were dropped; its data is gone. */
   constructor(
     readonly root: string,
     private readonly maxOpen: number,
+    private readonly onLost: (b: Block, err: unknown) => void,
   ) {}
 
   async init(): Promise<void> {
@@ -53,24 +75,42 @@ export class BlockFiles {
     return out;
   }
 
-  async write(b: Block, data: Buffer, dataOffset: number, length: number, position: number): Promise<void> {
-    const h = await this.handle(b, true);
-    let done = 0;
-    while (done < length) {
-      const { bytesWritten } = await h.write(data, dataOffset + done, length - done, position + done);
-      done += bytesWritten;
-    }
+  /**
+   * Takes the bytes into the block, held in memory until written behind; `data` must not change
+   * afterwards.
+   */
+  write(b: Block, data: Buffer, dataOffset: number, length: number, position: number): void {
+    if (length === 0) return;
+    let list = this.pending.get(b);
+    if (!list) this.pending.set(b, (list = []));
+    list.push({ position, data: data.subarray(dataOffset, dataOffset + length), at: Date.now() });
+    this.pendingBytes += length;
+    if (this.pendingBytes > WRITE_BEHIND_BYTES) this.flushOldest();
+    else this.timer ??= setTimeout(() => this.flushDue(), WRITE_BEHIND_MS).unref();
   }
 
-  /** Reads up to `length` bytes; fewer only at the end of the file. A missing file reads as empty. */
+  /**
+   * Reads up to `length` bytes; fewer only at the end of the block's data. A block with no file
+   * and nothing held reads as empty.
+   */
   async read(b: Block, into: Buffer, intoOffset: number, length: number, position: number): Promise<number> {
+    // Taken before the file is read: a write-behind that lands meanwhile leaves these pieces.
+    const held = [...(this.pending.get(b) ?? [])];
     const h = await this.handle(b, false);
-    if (!h) return 0;
     let done = 0;
-    while (done < length) {
+    while (h && done < length) {
       const { bytesRead } = await h.read(into, intoOffset + done, length - done, position + done);
       if (bytesRead === 0) break;
       done += bytesRead;
+    }
+    // Held bytes (including those being written now) lie over what the file has.
+    for (const p of held) {
+      const s = Math.max(p.position, position);
+      const e = Math.min(p.position + p.data.length, position + length);
+      if (e <= s) continue;
+      if (s > position + done) into.fill(0, intoOffset + done, intoOffset + s - position);
+      p.data.copy(into, intoOffset + s - position, s - p.position, e - p.position);
+      done = Math.max(done, e - position);
     }
     return done;
   }
@@ -89,12 +129,26 @@ export class BlockFiles {
   }
 
   async truncate(b: Block, size: number): Promise<void> {
+    await this.flushing.get(b);
+    const list = this.pending.get(b);
+    if (list) {
+      const kept: Piece[] = [];
+      for (const p of list) {
+        const end = Math.min(p.position + p.data.length, size);
+        this.pendingBytes -= p.data.length - Math.max(0, end - p.position);
+        if (end > p.position) kept.push(end === p.position + p.data.length ? p : { ...p, data: p.data.subarray(0, end - p.position) });
+      }
+      if (kept.length > 0) this.pending.set(b, kept);
+      else this.pending.delete(b);
+    }
     const h = await this.handle(b, false);
     if (h) await h.truncate(size);
   }
 
-  /** Closes the block's handle and deletes its file (a file already gone is fine). */
+  /** Closes the block's handle and deletes its file (a file already gone is fine); held bytes are dropped. */
   async discard(b: Block): Promise<void> {
+    await this.flushing.get(b);
+    this.drop(b);
     const path = this.path(b);
     await this.closeHandle(b);
     await this.discardPath(path);
@@ -108,8 +162,84 @@ export class BlockFiles {
     }
   }
 
+  /** Writes the bytes `b` holds to its file now. */
+  async flushNow(b: Block): Promise<void> {
+    while (this.pending.has(b) || this.flushing.has(b)) {
+      this.flushBlock(b);
+      await this.flushing.get(b);
+    }
+  }
+
+  /** Writes every held byte to its file. */
+  async flushAll(): Promise<void> {
+    while (this.pending.size > 0 || this.flushing.size > 0) {
+      for (const b of this.pending.keys()) this.flushBlock(b);
+      await Promise.all(this.flushing.values());
+    }
+  }
+
   async closeAll(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.flushAll();
     for (const b of [...this.open]) await this.closeHandle(b);
+  }
+
+  private drop(b: Block): void {
+    for (const p of this.pending.get(b) ?? []) this.pendingBytes -= p.data.length;
+    this.pending.delete(b);
+  }
+
+  private flushDue(): void {
+    this.timer = null;
+    const due = Date.now() - WRITE_BEHIND_MS;
+    for (const [b, list] of this.pending) {
+      if ((list[0] as Piece).at > due) break;
+      this.flushBlock(b);
+    }
+    if (this.pending.size > this.flushing.size) this.timer = setTimeout(() => this.flushDue(), WRITE_BEHIND_MS / 4).unref();
+  }
+
+  private flushOldest(): void {
+    let over = this.pendingBytes - WRITE_BEHIND_BYTES / 2;
+    for (const [b, list] of this.pending) {
+      if (over <= 0) break;
+      if (this.flushing.has(b)) continue;
+      for (const p of list) over -= p.data.length;
+      this.flushBlock(b);
+    }
+  }
+
+  /** Writes the pieces a block holds now, in order; they stay readable from memory until written. */
+  private flushBlock(b: Block): void {
+    if (this.flushing.has(b)) return;
+    const list = this.pending.get(b);
+    if (!list) return;
+    const n = list.length;
+    const run = (async () => {
+      const h = await this.handle(b, true);
+      for (const p of list.slice(0, n)) {
+        let done = 0;
+        while (done < p.data.length) done += (await h.write(p.data, done, p.data.length - done, p.position + done)).bytesWritten;
+      }
+    })().then(
+      () => {
+        // Pieces added meanwhile stay held; a discard or truncate waited for this write.
+        const now = this.pending.get(b);
+        if (now === list) {
+          for (const p of list.splice(0, n)) this.pendingBytes -= p.data.length;
+          if (list.length === 0) this.pending.delete(b);
+        }
+      },
+      (err: unknown) => {
+        this.drop(b);
+        this.onLost(b, err);
+      },
+    ).finally(() => {
+      this.flushing.delete(b);
+      if (this.pending.has(b) && !this.timer) this.timer = setTimeout(() => this.flushDue(), WRITE_BEHIND_MS).unref();
+    });
+    this.flushing.set(b, run);
   }
 
   private async handle(b: Block, create: true): Promise<FileHandle>;
@@ -143,7 +273,7 @@ export class BlockFiles {
     if (this.open.size <= this.maxOpen) return;
     for (const b of this.open) {
       if (this.open.size <= this.maxOpen) break;
-      if (b.pins === 0) await this.closeHandle(b);
+      if (b.pins === 0 && !this.flushing.has(b)) await this.closeHandle(b);
     }
   }
 

@@ -25,6 +25,11 @@ export class Block implements LruNode<Block> {
   /** The index entry for the current clean pieces; null when it must be recomputed. */
   record: BlockRecord | null = null;
   handle: FileHandle | null = null;
+  /**
+   * Named by an index on disk: its bytes must change on disk as soon as they change, or an index
+   * written before the change would vouch for the old bytes after a crash (README, crash safety).
+   */
+  indexed = false;
   dead = false;
   lruPrev: Block | null = null;
   lruNext: Block | null = null;

@@ -116,6 +116,7 @@ export class FileCache implements CachePressureSource {
   private readonly metrics: CacheMetrics;
   private readonly clock: Clock;
   private readonly listeners = new Set<() => void>();
+  private readonly lostListeners = new Set<(fileId: number, err: unknown) => void>();
   private readonly background = new Set<Promise<void>>();
   private readonly pressure: CachePressure = { dirtyBytes: 0, diskFreeBytes: null };
   private readonly unobserve: (() => void) | undefined;
@@ -151,7 +152,7 @@ export class FileCache implements CachePressureSource {
     assertCount('blockBytes', this.blockBytes);
     this.committed = opts.committedSeq ?? -1;
     this.clock = opts.clock ?? systemClock;
-    this.blockFiles = new BlockFiles(join(opts.dir, 'blocks'), opts.maxOpenFiles ?? 256);
+    this.blockFiles = new BlockFiles(join(opts.dir, 'blocks'), opts.maxOpenFiles ?? 256, (b, err) => this.lost(b, err));
     this.metrics = new CacheMetrics(opts.registry, {
       dirtyBytes: () => this.dirtyTotal,
       cleanBytes: () => this.cleanTotal,
@@ -180,6 +181,24 @@ export class FileCache implements CachePressureSource {
     this.pressure.dirtyBytes = this.dirtyTotal;
     this.pressure.diskFreeBytes = this.disk.freeBytes;
     return this.pressure;
+  }
+
+  /**
+   * `listener(fileId)`: bytes of the file that were written behind could not reach their block
+   * file and are gone from the cache, dirty ones included; the caller must not serve the file from
+   * the cache and the store alone until its pending journal entries are committed.
+   */
+  onDataLost(listener: (fileId: number, err: unknown) => void): () => void {
+    this.lostListeners.add(listener);
+    return () => this.lostListeners.delete(listener);
+  }
+
+  private lost(b: Block, err: unknown): void {
+    this.metrics.ioErrors.inc();
+    this.noteChange(b.fileId);
+    this.kill(b);
+    this.emitPressure();
+    for (const l of this.lostListeners) l(b.fileId, err);
   }
 
   onCachePressureChange(listener: () => void): () => void {
@@ -271,9 +290,10 @@ export class FileCache implements CachePressureSource {
           for (let i = 0; i < pieces.length; i += 2) {
             const s = pieces[i] as number;
             const e = pieces[i + 1] as number;
-            await this.blockFiles.write(b, data, base + s - offset, e - s, s);
+            this.blockFiles.write(b, data, base + s - offset, e - s, s);
             stored += e - s;
           }
+          if (b.indexed && pieces.length > 0) await this.blockFiles.flushNow(b);
           const d = decide();
           for (let i = 0; i < pieces.length; i += 2) this.apply(b, overlay(b.extents, pieces[i] as number, pieces[i + 1] as number, d));
           if (pieces.length > 0) this.recordStale(b);
@@ -433,7 +453,7 @@ export class FileCache implements CachePressureSource {
       b.gen = this.nextGen++;
       for (let i = 0; i < dirty.length; i++) {
         const x = dirty[i] as { start: number; end: number };
-        await this.blockFiles.write(b, bufs[i] as Buffer, 0, x.end - x.start, x.start);
+        this.blockFiles.write(b, bufs[i] as Buffer, 0, x.end - x.start, x.start);
       }
     } finally {
       this.unpin(b);
@@ -547,13 +567,18 @@ export class FileCache implements CachePressureSource {
 
   private async writeIndexNow(): Promise<void> {
     this.indexStale = false;
+    // The index must never name bytes that are still only in memory.
+    await this.blockFiles.flushAll();
     // Least recently used first, so a restart keeps the eviction order.
     const blocks: Block[] = [];
     for (let b = this.lru.oldest; b; b = b.lruNext) blocks.push(b);
     const entries: IndexEntry[] = [];
     for (const b of blocks) {
       const record = b.record ?? (await this.locks.run(b.fileId, () => this.computeRecord(b)));
-      if (record && !b.dead) entries.push({ fileId: b.fileId, index: b.index, gen: b.gen, crc: record.crc, pieces: record.pieces });
+      if (record && !b.dead) {
+        entries.push({ fileId: b.fileId, index: b.index, gen: b.gen, crc: record.crc, pieces: record.pieces });
+        b.indexed = true;
+      }
     }
     await writeIndex(this.opts.dir, { blockBytes: this.blockBytes, nextGen: this.nextGen, blocks: entries });
   }
@@ -584,6 +609,7 @@ export class FileCache implements CachePressureSource {
         if (this.blockFor(e.fileId, e.index, false)) continue;
         const b = this.blockFor(e.fileId, e.index, true, e.gen) as Block;
         b.verified = false;
+        b.indexed = true;
         b.record = { pieces: e.pieces, crc: e.crc };
         for (let i = 0; i < e.pieces.length; i += 2) this.apply(b, overlay(b.extents, e.pieces[i] as number, e.pieces[i + 1] as number, () => CLEAN), true);
         known.add(this.blockFiles.path(b));

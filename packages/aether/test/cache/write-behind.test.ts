@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { bytes, counter, openCache } from './helpers.js';
+
+const B = 4096;
+
+function blockFiles(dir: string): string[] {
+  const root = join(dir, 'blocks');
+  if (!existsSync(root)) return [];
+  return readdirSync(root).flatMap((d) => readdirSync(join(root, d)).map((f) => join(root, d, f)));
+}
+
+describe('write-behind of block files', () => {
+  it('written bytes read back at once, before any block file exists', async () => {
+    const h = await openCache();
+    await h.cache.write(1, 100, bytes(3 * B, 7), 1);
+    assert.equal(blockFiles(h.dir).length, 0, 'nothing written yet');
+    const r = await h.cache.read(1, 0, 4 * B);
+    assert.deepEqual(r.data.subarray(100, 100 + 3 * B), bytes(3 * B, 7));
+    assert.deepEqual(r.holes, [
+      { offset: 0, length: 100 },
+      { offset: 100 + 3 * B, length: B - 100 },
+    ]);
+    await h.cache.close();
+  });
+
+  it('a file removed or truncated before the write-behind never reaches the disk past its end', async () => {
+    const h = await openCache();
+    await h.cache.write(1, 0, bytes(2 * B, 1), 1);
+    await h.cache.write(2, 0, bytes(2 * B, 2), 2);
+    await h.cache.remove(1);
+    await h.cache.truncate(2, 10);
+    await h.cache.flushIndex();
+    const files = blockFiles(h.dir);
+    assert.equal(files.length, 1, `only file 2's first block: ${files.join(', ')}`);
+    const r = await h.cache.read(2, 0, 2 * B);
+    assert.deepEqual(r.data.subarray(0, 10), bytes(10, 2));
+    assert.deepEqual(r.holes, [{ offset: 10, length: 2 * B - 10 }]);
+    await h.cache.close();
+  });
+
+  it('held bytes reach their files within a second, and a reopened cache serves them after a clean close', async () => {
+    const h = await openCache();
+    await h.cache.putClean(1, 0, bytes(B, 3));
+    await new Promise((r) => setTimeout(r, 1600));
+    assert.equal(blockFiles(h.dir).length, 1);
+    await h.cache.close();
+    const again = await openCache({ dir: h.dir });
+    const r = await again.cache.read(1, 0, B);
+    assert.deepEqual(r.holes, []);
+    assert.deepEqual(r.data, bytes(B, 3));
+    await again.cache.close();
+  });
+
+  it('a block the index names is written through, so the index can never vouch for replaced bytes', async () => {
+    const h = await openCache();
+    await h.cache.putClean(1, 0, bytes(B, 1));
+    await h.cache.flushIndex();
+    const [file] = blockFiles(h.dir);
+    await h.cache.write(1, 0, bytes(10, 2), 1);
+    assert.deepEqual(readFileSync(file as string).subarray(0, 10), bytes(10, 2), 'on disk before write() resolved');
+    await h.cache.close();
+  });
+
+  it('a write-behind that fails drops the block, counts an I/O error and tells the owner the data is lost', async () => {
+    const h = await openCache();
+    // Every fan-out folder name taken by a plain file: creating a block file fails (ENOTDIR/EEXIST).
+    const root = join(h.dir, 'blocks');
+    for (let i = 0; i < 256; i++) writeFileSync(join(root, i.toString(16).padStart(2, '0')), '');
+    const lost: number[] = [];
+    h.cache.onDataLost((fileId) => lost.push(fileId));
+    await h.cache.write(5, 0, bytes(B, 1), 1);
+    assert.equal(h.cache.stats().dirty_bytes, B);
+    await h.cache.flushIndex().catch(() => undefined);
+    assert.deepEqual(lost, [5]);
+    assert.equal(h.cache.stats().dirty_bytes, 0, 'the lost bytes are no longer counted');
+    assert.ok((await counter(h.registry, 'aether_cache_io_errors_total')) >= 1, 'counted');
+    assert.deepEqual((await h.cache.read(5, 0, B)).holes, [{ offset: 0, length: B }], 'never served from a file that lacks them');
+    await h.cache.close().catch(() => undefined);
+  });
+});
