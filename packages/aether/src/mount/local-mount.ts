@@ -97,7 +97,8 @@ export class LocalMount {
     if (applied > journal.lastSeq) throw new Error(`state ${this.stateDir}: the store holds journal entry ${applied} but the journal ends at ${journal.lastSeq}`);
     if (applied > journal.committedSeq) await journal.commit(applied);
 
-    const cache = (this.cache = await FileCache.open({ dir: join(this.stateDir, 'cache'), registry: this.registry, config, committedSeq: journal.committedSeq }));
+    // The drain puts data in the store before it commits the journal: written data need not stay cached.
+    const cache = (this.cache = await FileCache.open({ dir: join(this.stateDir, 'cache'), registry: this.registry, config, committedSeq: journal.committedSeq, dropCommittedWrites: true }));
 
     const view = new MemoryMeta();
     store.loadInto(view);

@@ -99,17 +99,33 @@ export class ChunkStore {
   }
 
   get(hash: string): Buffer {
-    const row = this.st.get.get(hash) as ChunkRow | undefined;
-    if (!row) throw new AetherError('STORE_CORRUPT', `chunk ${hash} is not in the store`);
+    const out = Buffer.allocUnsafe(this.row(hash).length);
+    this.readInto(hash, out, 0, 0, out.length);
+    return out;
+  }
+
+  /** Copies `length` bytes of the chunk from byte `from` into `out` at `at`, straight from its pack. */
+  readInto(hash: string, out: Buffer, at: number, from: number, length: number): void {
+    const row = this.row(hash);
+    if (from + length > row.length) throw new RangeError(`chunk ${hash} has ${row.length} bytes, not ${from + length}`);
     let fd = this.readFds.get(row.pack);
     if (fd === undefined) {
       fd = openSync(this.packPath(row.pack), 'r');
       this.readFds.set(row.pack, fd);
     }
-    const out = Buffer.allocUnsafe(row.length);
-    const got = readSync(fd, out, 0, row.length, row.offset);
-    if (got !== row.length) throw new AetherError('STORE_CORRUPT', `pack ${row.pack} is shorter than its index says (chunk ${hash})`);
-    return out;
+    const got = readSync(fd, out, at, length, row.offset + from);
+    if (got !== length) throw new AetherError('STORE_CORRUPT', `pack ${row.pack} is shorter than its index says (chunk ${hash})`);
+  }
+
+  /** The chunk's length in bytes. */
+  lengthOf(hash: string): number {
+    return this.row(hash).length;
+  }
+
+  private row(hash: string): ChunkRow {
+    const row = this.st.get.get(hash) as ChunkRow | undefined;
+    if (!row) throw new AetherError('STORE_CORRUPT', `chunk ${hash} is not in the store`);
+    return row;
   }
 
   /** Forgets chunks no block refers to and deletes packs left with none; returns how many chunks were dropped. */

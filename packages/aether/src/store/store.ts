@@ -50,6 +50,7 @@ export class Store {
   private readonly reader: Database.Database;
   readonly chunks: ChunkStore;
   private applying: Promise<unknown> = Promise.resolve();
+  private blockRange: Database.Statement | undefined;
 
   private constructor(readonly dir: string, rootOwner: { uid: number; gid: number }, extensions: readonly StoreExtension[]) {
     mkdirSync(dir, { recursive: true });
@@ -221,15 +222,13 @@ export class Store {
     const end = Math.min(inode.size, offset + length);
     if (end <= offset) return Buffer.alloc(0);
     const out = Buffer.alloc(end - offset);
-    const rows = this.reader
-      .prepare('SELECT idx, hash FROM blocks WHERE ino = ? AND idx >= ? AND idx <= ?')
-      .all(ino, Math.floor(offset / BLOCK_BYTES), Math.floor((end - 1) / BLOCK_BYTES)) as { idx: number; hash: string }[];
+    this.blockRange ??= this.reader.prepare('SELECT idx, hash FROM blocks WHERE ino = ? AND idx >= ? AND idx <= ?');
+    const rows = this.blockRange.all(ino, Math.floor(offset / BLOCK_BYTES), Math.floor((end - 1) / BLOCK_BYTES)) as { idx: number; hash: string }[];
     for (const { idx, hash } of rows) {
-      const data = this.chunks.get(hash);
       const blockStart = idx * BLOCK_BYTES;
       const from = Math.max(offset, blockStart);
-      const to = Math.min(end, blockStart + data.length);
-      if (to > from) data.copy(out, from - offset, from - blockStart, to - blockStart);
+      const to = Math.min(end, blockStart + this.chunks.lengthOf(hash));
+      if (to > from) this.chunks.readInto(hash, out, from - offset, from - blockStart, to - from);
     }
     return out;
   }

@@ -3,6 +3,7 @@
  * deterministically (new inode numbers, owners, timestamps), so replaying the journal into the
  * in-memory view, the embedded store or a hub gives the same tree.
  */
+import { SlabAllocator } from '../runtime/infra/slab.js';
 export type Ino = number;
 export const ROOT_INO = 1;
 export type Kind = 'file' | 'dir' | 'symlink';
@@ -24,11 +25,17 @@ export type Op =
 /** Journal record type for an encoded op. */
 export const OP_RECORD_TYPE = 1;
 
-/** Encodes an op as a journal payload: u32 header length, JSON header, then the write data. */
+/** Payloads are cut from shared slabs (see SlabAllocator): a 128 KiB write costs no allocation of its own. */
+const payloads = new SlabAllocator(8 * 1024 * 1024);
+
+/**
+ * Encodes an op as a journal payload: u32 header length, JSON header, then the write data. The
+ * result is the caller's to keep (it shares a slab only with other payloads, never rewritten).
+ */
 export function encodeOp(op: Op): Buffer {
   const data = op.t === 'write' ? op.data : undefined;
   const header = Buffer.from(JSON.stringify(op.t === 'write' ? { ...op, data: undefined } : op));
-  const out = Buffer.allocUnsafe(4 + header.length + (data?.length ?? 0));
+  const out = payloads.alloc(4 + header.length + (data?.length ?? 0));
   out.writeUInt32LE(header.length, 0);
   header.copy(out, 4);
   if (data) data.copy(out, 4 + header.length);

@@ -97,9 +97,10 @@ describe('frame arena', () => {
     assert.equal(a.buffer, b.buffer, 'small frames share a slab');
     assert.equal(b.byteOffset - a.byteOffset, 4136);
     assert.equal(b.byteOffset % 8, 0);
-    assert.notEqual(arena.alloc(512 * 1024).buffer, b.buffer);
-    const frames = Array.from({ length: 300 }, () => arena.alloc(4096));
-    assert.notEqual(frames[0]?.buffer, frames[299]?.buffer, 'a full slab is replaced');
+    assert.equal(arena.alloc(128 * 1024 + 40).buffer, b.buffer, "a 128 KiB write's frame shares the slab too");
+    assert.notEqual(arena.alloc(3 * 1024 * 1024).buffer, b.buffer, 'past a quarter of a slab: a buffer of its own');
+    const frames = Array.from({ length: 2100 }, () => arena.alloc(4096));
+    assert.notEqual(frames[0]?.buffer, frames[2099]?.buffer, 'a full slab (8 MiB) is replaced');
     const r = decodeRecord(encodeRecord(3, 9, 1, 2, Buffer.from('in the arena'), arena), 0, 44);
     assert.ok(r.kind === 'record' && r.payload.toString() === 'in the arena');
   });

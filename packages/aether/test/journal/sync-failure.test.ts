@@ -111,22 +111,25 @@ describe('failed flushes', () => {
 });
 
 describe('failed writes', () => {
-  it('a failed write rejects its append and every later one, and the journal keeps what was written', async () => {
-    const { journal, fs } = await openMemoryJournal(interval(5, 0));
-    await journal.append(1, Buffer.from('kept'));
-    fs.hooks.write = () => {
-      throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
-    };
-    await assert.rejects(journal.append(1, Buffer.from('lost')), (err) => isAetherError(err, 'JOURNAL_WRITE_FAILED') && err.errno === 'ENOSPC');
-    fs.hooks.write = undefined;
-    await assert.rejects(journal.append(1, Buffer.from('later')), { code: 'JOURNAL_WRITE_FAILED' });
-    assert.equal(journal.lastSeq, 1);
-    assert.equal(journal.pending().pendingEntries, 1, 'the failed record is not pending');
-    await journal.close();
-    const after = await openMemoryJournal(interval(5, 0), { fs: fs.crash() });
-    assert.deepEqual((await collect(after.journal)).map((e) => e.payload.toString()), ['kept']);
-    assert.equal(await after.journal.append(1, Buffer.from('next')), 2);
-  });
+  for (const [what, size] of [['a small record (written synchronously)', 4], ['a 100 KiB record (written on the thread pool)', 100 * 1024]] as const) {
+    it(`a failed write of ${what} rejects its append and every later one, and the journal keeps what was written`, async () => {
+      const { journal, fs } = await openMemoryJournal(interval(5, 0));
+      const kept = Buffer.alloc(size, 'k');
+      await journal.append(1, kept);
+      fs.hooks.write = () => {
+        throw Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+      };
+      await assert.rejects(journal.append(1, Buffer.alloc(size, 'l')), (err) => isAetherError(err, 'JOURNAL_WRITE_FAILED') && err.errno === 'ENOSPC');
+      fs.hooks.write = undefined;
+      await assert.rejects(journal.append(1, Buffer.from('later')), { code: 'JOURNAL_WRITE_FAILED' });
+      assert.equal(journal.lastSeq, 1);
+      assert.equal(journal.pending().pendingEntries, 1, 'the failed record is not pending');
+      await journal.close();
+      const after = await openMemoryJournal(interval(5, 0), { fs: fs.crash() });
+      assert.deepEqual((await collect(after.journal)).map((e) => e.payload), [kept]);
+      assert.equal(await after.journal.append(1, Buffer.from('next')), 2);
+    });
+  }
 
   it('an append waiting for its fsync when a segment cannot be created is rejected', async () => {
     const { journal, fs } = await openMemoryJournal(immediate(), { segmentBytes: 4096 });

@@ -28,7 +28,7 @@ interface Piece {
 /** How long written bytes may stay in memory before they go to their block file. */
 export const WRITE_BEHIND_MS = 1000;
 /** Past this many bytes held in memory, the oldest blocks go to their files at once. */
-export const WRITE_BEHIND_BYTES = 32 * 1024 * 1024;
+export const WRITE_BEHIND_BYTES = 64 * 1024 * 1024;
 
 /**
  * The block files on disk and a bounded pool of open handles. Writes are held in memory for up to
@@ -47,6 +47,8 @@ export class BlockFiles {
   /** Blocks whose held bytes are being written to their files now. */
   private readonly flushing = new Map<Block, Promise<void>>();
   private timer: NodeJS.Timeout | null = null;
+  /** Blocks whose file this process created or opened: the others have no file yet. */
+  private readonly onDisk = new WeakSet<Block>();
 
   /** `onLost`: a block's held bytes could not be written and were dropped; its data is gone. */
   constructor(
@@ -96,7 +98,7 @@ export class BlockFiles {
   async read(b: Block, into: Buffer, intoOffset: number, length: number, position: number): Promise<number> {
     // Taken before the file is read: a write-behind that lands meanwhile leaves these pieces.
     const held = [...(this.pending.get(b) ?? [])];
-    const h = await this.handle(b, false);
+    const h = this.memoryOnly(b) ? null : await this.handle(b, false);
     let done = 0;
     while (h && done < length) {
       const { bytesRead } = await h.read(into, intoOffset + done, length - done, position + done);
@@ -145,10 +147,16 @@ export class BlockFiles {
     if (h) await h.truncate(size);
   }
 
+  /** True when every byte of `b` is held in memory: it has no file. */
+  memoryOnly(b: Block): boolean {
+    return !b.indexed && !this.onDisk.has(b) && !this.flushing.has(b);
+  }
+
   /** Closes the block's handle and deletes its file (a file already gone is fine); held bytes are dropped. */
   async discard(b: Block): Promise<void> {
     await this.flushing.get(b);
     this.drop(b);
+    if (!this.onDisk.has(b) && !b.indexed) return;
     const path = this.path(b);
     await this.closeHandle(b);
     await this.discardPath(path);
@@ -263,6 +271,7 @@ export class BlockFiles {
       throw err;
     }
     b.handle = h;
+    this.onDisk.add(b);
     this.open.add(b);
     await this.trim();
     return h;

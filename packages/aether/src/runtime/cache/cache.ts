@@ -34,6 +34,13 @@ export interface CacheOptions {
   diskFreePollMs?: number;
   /** Bound on open block files (default 256). */
   maxOpenFiles?: number;
+  /**
+   * Written bytes that get committed before they were written behind are dropped instead (the
+   * block leaves the cache, as if evicted, uncounted): for an owner whose committed content is on
+   * local disk anyway (the mount's store or replica), caching what it wrote would only write it
+   * twice. Data put with `putClean` (reads) is cached as usual. Default false.
+   */
+  dropCommittedWrites?: boolean;
   /** Highest journal seq already committed when the cache opens (default -1: none). */
   committedSeq?: number;
 }
@@ -107,6 +114,7 @@ function assertCount(name: string, v: number): void {
  */
 export class FileCache implements CachePressureSource {
   readonly blockBytes: number;
+  private readonly dropCommittedWrites: boolean;
   private readonly files = new Map<number, FileEntry>();
   private readonly dirtyBlocks = new Set<Block>();
   private readonly lru = new LruList<Block>();
@@ -149,6 +157,7 @@ export class FileCache implements CachePressureSource {
     this.maxBytes = limits.max_bytes;
     this.dirtyMaxBytes = limits.dirty_max_bytes;
     this.blockBytes = opts.blockBytes ?? DEFAULT_BLOCK_BYTES;
+    this.dropCommittedWrites = opts.dropCommittedWrites ?? false;
     assertCount('blockBytes', this.blockBytes);
     this.committed = opts.committedSeq ?? -1;
     this.clock = opts.clock ?? systemClock;
@@ -472,6 +481,8 @@ export class FileCache implements CachePressureSource {
       if (b.minDirtySeq > upToSeq) continue;
       this.apply(b, overlay(b.extents, 0, this.blockBytes, (cur) => (cur >= 0 && cur <= upToSeq ? CLEAN : KEEP)));
       changed = true;
+      // Written data whose owner can read it back from its committed source: never written to disk.
+      if (this.dropCommittedWrites && b.dirtyBytes === 0 && b.pins === 0 && this.blockFiles.memoryOnly(b)) this.kill(b);
     }
     if (!changed) return;
     this.emitPressure();

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { SlabAllocator } from '../infra/slab.js';
 import { crc32 } from 'node:zlib';
 
 /**
@@ -74,27 +75,14 @@ function frameCrc(frame: Buffer): number {
   return crc32(frame.subarray(8), crc32(frame.subarray(0, 4)));
 }
 
-const ARENA_BYTES = 1024 * 1024;
-
 /**
- * Hands out frame buffers as slices of 1 MiB slabs: one allocation per slab instead of one per
- * record. Allocation and garbage collection were a third of the journal's own work per 4 KiB
- * append; this cut that work by about a quarter. A slab is freed once every frame cut from it
- * has been written and dropped.
+ * Frame buffers come from 8 MiB slabs (runtime/infra/slab.ts): per 4 KiB append, allocation and
+ * garbage collection were a third of the journal's own work, and a 128 KiB write's frame would
+ * otherwise be an mmap and a munmap of its own.
  */
-export class FrameArena {
-  private slab = Buffer.allocUnsafe(0);
-  private used = 0;
-
-  alloc(bytes: number): Buffer {
-    if (bytes > ARENA_BYTES / 4) return Buffer.allocUnsafe(bytes);
-    if (this.used + bytes > this.slab.length) {
-      this.slab = Buffer.allocUnsafe(ARENA_BYTES);
-      this.used = 0;
-    }
-    const frame = this.slab.subarray(this.used, this.used + bytes);
-    this.used += (bytes + 7) & ~7; // the next frame starts 8-byte aligned
-    return frame;
+export class FrameArena extends SlabAllocator {
+  constructor() {
+    super(8 * 1024 * 1024);
   }
 }
 
