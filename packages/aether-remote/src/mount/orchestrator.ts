@@ -20,8 +20,8 @@ export interface BridgeOptions {
 
 /**
  * Kernel entry timeout in bridge mode: other mounts rename and delete names behind this kernel's
- * back, so a name it resolved may be stale for at most this long (attributes are never cached,
- * and auto_cache with ac_attr_timeout 0 rechecks size and mtime at every open).
+ * back, so a name it resolved may be stale for at most this long (attributes are cached for as
+ * long, and auto_cache with ac_attr_timeout 0 rechecks size and mtime at every open).
  */
 export const BRIDGE_ENTRY_TIMEOUT_SECONDS = 1;
 
