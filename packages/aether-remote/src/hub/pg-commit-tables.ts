@@ -1,0 +1,86 @@
+import type { PoolClient } from 'pg';
+import type { CommitTables } from './commit.js';
+import type { Divert, HubImage } from './hub-image.js';
+import type { HubStateRow, MountRow, TombstoneRow, VersionRow } from './tables.js';
+
+/**
+ * The rows one PostgreSQL commit reads and writes besides the tree, for the synchronous commit
+ * logic (commit.ts): the locked hub_state row, the committing mount's row and which named chunks
+ * exist were read before; the rule rows live in the image; what the commit writes is kept here
+ * and written by `write` inside the same transaction.
+ */
+export class PgCommitTables implements CommitTables {
+  private newState: Omit<HubStateRow, 'hub_id'> | undefined;
+  private applied: { mountId: string; seq: number } | undefined;
+  private feed: { hubSeq: number; mountId: string; journalSeq: number; entry: string } | undefined;
+  private pruneTo: number | undefined;
+
+  constructor(
+    private readonly image: HubImage,
+    private readonly stateRow: HubStateRow,
+    private readonly mountRow: MountRow | undefined,
+    private readonly chunks: ReadonlySet<string>,
+  ) {}
+
+  state(): HubStateRow {
+    return { ...this.stateRow };
+  }
+  setState(s: Omit<HubStateRow, 'hub_id'>): void {
+    this.newState = s;
+  }
+  mount(mountId: string): MountRow | undefined {
+    if (this.mountRow && this.mountRow.mount_id !== mountId) throw new Error(`a commit of mount ${this.mountRow.mount_id} asked for mount ${mountId}`);
+    return this.mountRow;
+  }
+  setApplied(mountId: string, seq: number): void {
+    this.applied = { mountId, seq };
+  }
+  hasChunk(hash: string): boolean {
+    return this.chunks.has(hash);
+  }
+  appendFeed(hubSeq: number, mountId: string, journalSeq: number, entry: string): void {
+    this.feed = { hubSeq, mountId, journalSeq, entry };
+  }
+  pruneFeed(upToSeq: number): void {
+    this.pruneTo = upToSeq;
+  }
+
+  version(ino: number): VersionRow | undefined {
+    return this.image.version(ino);
+  }
+  setVersion(ino: number, seq: number, mountId: string): void {
+    this.image.setVersion(ino, seq, mountId);
+  }
+  dropVersion(ino: number): void {
+    this.image.dropVersion(ino);
+  }
+  tombstone(ino: number): TombstoneRow | undefined {
+    return this.image.tombstone(ino);
+  }
+  setTombstone(t: TombstoneRow): void {
+    this.image.setTombstone(t);
+  }
+  divert(mountId: string, ino: number): Divert | undefined {
+    return this.image.divert(mountId, ino);
+  }
+  setDivert(mountId: string, ino: number, copyIno: number, hubSeq: number): void {
+    this.image.setDivert(mountId, ino, copyIno, hubSeq);
+  }
+  dentryOf(ino: number, preferParent?: number): { parent: number; name: string } | undefined {
+    return this.image.dentryOf(ino, preferParent);
+  }
+
+  /** Writes the mount's applied sequence, the feed entry (with the keys of the rows it changed), the prune and the state. */
+  async write(c: PoolClient, touched: string): Promise<void> {
+    if (this.applied) await c.query('UPDATE hub_mounts SET applied_seq = $1 WHERE mount_id = $2', [this.applied.seq, this.applied.mountId]);
+    if (this.feed) {
+      const f = this.feed;
+      await c.query('INSERT INTO hub_feed (hub_seq, mount_id, journal_seq, entry, touched) VALUES ($1, $2, $3, $4, $5)', [f.hubSeq, f.mountId, f.journalSeq, f.entry, touched]);
+    }
+    if (this.pruneTo !== undefined) await c.query('DELETE FROM hub_feed WHERE hub_seq <= $1', [this.pruneTo]);
+    if (this.newState) {
+      const s = this.newState;
+      await c.query('UPDATE hub_state SET hub_seq = $1, feed_floor = $2, next_ino = $3 WHERE id = 1', [s.hub_seq, s.feed_floor, s.next_ino]);
+    }
+  }
+}
