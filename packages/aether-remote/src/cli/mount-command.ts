@@ -25,7 +25,7 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
     .option('--config <file>', 'configuration file (default: $AFS_AETHER_CONFIG, else ./aether.toml)')
     .option('--allow-other', 'let other users use the mount (FUSE allow_other, with default_permissions)')
     .option('--grace-ms <ms>', 'how long to keep draining at shutdown', '5000')
-    .option('--bridge <url>', 'sync through the hub at ws://HOST:PORT or wss://HOST:PORT (overrides [bridge] url)')
+    .option('--bridge <url[,url...]>', 'sync through the hub at ws://HOST:PORT or wss://HOST:PORT; several hubs of one PostgreSQL store, comma-separated, are failed over in turn (overrides [bridge] url)')
     .option('--token <token>', 'the hub token (overrides [bridge] token; prefer AFS_AETHER_BRIDGE_TOKEN: arguments are visible to other users)')
     .action(async (mountpoint: string, opts: MountOpts) => {
       const graceMs = Number(opts.graceMs);
