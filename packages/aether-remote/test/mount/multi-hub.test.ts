@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { newStore, spawnHub, STORES, TOKEN, type HubProcess } from '../hub/helpers.js';
 import { FAST_ENV, readOr, syncWait, tree, within } from './bridge-helpers.js';
-import { startMount, status, stopAll, stopCleanly, type MountProcess } from './harness.js';
+import { mountMustFail, startMount, status, stopAll, stopCleanly, tempDir, type MountProcess } from './harness.js';
 
 const pgSkip = STORES.find((s) => s.kind === 'postgres')!.skip;
 
@@ -13,6 +13,15 @@ after(stopAll);
 function bridged(urls: string[]): Promise<MountProcess> {
   return startMount({ args: ['--bridge', urls.join(',')], env: { ...FAST_ENV, AFS_AETHER_BRIDGE_TOKEN: TOKEN } });
 }
+
+describe('aether mount --bridge with several URLs', () => {
+  it('a URL that is not ws:// or wss:// is one line and exit code 2, before anything mounts', async () => {
+    const r = await mountMustFail({ mnt: tempDir(), stateDir: tempDir('aether-state-'), args: ['--bridge', 'ws://127.0.0.1:1,http://127.0.0.1:2'], env: { AFS_AETHER_BRIDGE_TOKEN: TOKEN } });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /bridge url "http:\/\/127\.0\.0\.1:2": must be ws:\/\/HOST:PORT or wss:\/\/HOST:PORT/);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  });
+});
 
 describe('bridge mode: two hubs on one PostgreSQL database', { skip: pgSkip }, () => {
   it('mount A on hub 1 and mount B on hub 2 converge; kill -9 of hub 1 while A writes: A goes on through hub 2, nothing lost or duplicated', async () => {
