@@ -4,7 +4,7 @@ import { describe, it } from 'node:test';
 import { ReconnectBackoff, type BackoffStep } from '../../src/bridge/backoff.js';
 import { BridgeClient, type FeedEvent, type UploadResult } from '../../src/bridge/client.js';
 import { parseHubUrls } from '../../src/bridge/hub-urls.js';
-import { fileBatch, newStore, readFeedUntil, ROOT, spawnHub, STORES, TOKEN, type HubProcess } from '../hub/helpers.js';
+import { fileBatch, readFeedUntil, ROOT, spawnHubsOnOneDatabase, STORES, TOKEN } from '../hub/helpers.js';
 
 const pgSkip = STORES.find((s) => s.kind === 'postgres')!.skip;
 
@@ -20,10 +20,7 @@ describe('hub URLs', () => {
 
 describe('failover between hubs on one PostgreSQL database', { skip: pgSkip }, () => {
   it('each failed attempt moves to the next URL, paced by the backoff; the cursor stays valid; nothing is lost or applied twice', async () => {
-    const store = await newStore('postgres');
-    const args = [...store.args, '--listen', '127.0.0.1:0', '--token', TOKEN, '--metrics-listen', 'off'];
-    const h1: HubProcess = await spawnHub(args);
-    const h2: HubProcess = await spawnHub(args);
+    const { h1, h2, stop } = await spawnHubsOnOneDatabase();
     // Nothing listens on the middle URL: a hub that is down.
     const dead = 'ws://127.0.0.1:1';
     const client = new BridgeClient({
@@ -76,9 +73,7 @@ describe('failover between hubs on one PostgreSQL database', { skip: pgSkip }, (
       assert.deepEqual(((await back) as BackoffStep).attempt, 0);
     } finally {
       await client.close();
-      await h1.stop();
-      await h2.stop();
-      await store.drop();
+      await stop();
     }
   });
 });

@@ -349,3 +349,19 @@ export async function scrape(metricsUrl: string, sample: string): Promise<number
   const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
   return line === undefined ? undefined : Number(line.slice(sample.length + 1));
 }
+
+/** Two hub processes on one new PostgreSQL database; `stop` stops them and drops it. */
+export async function spawnHubsOnOneDatabase(): Promise<{ h1: HubProcess; h2: HubProcess; stop(): Promise<void> }> {
+  const store = await newStore('postgres');
+  const args = [...store.args, '--listen', '127.0.0.1:0', '--token', TOKEN, '--metrics-listen', 'off'];
+  const h1 = await spawnHub(args);
+  const h2 = await spawnHub(args);
+  return {
+    h1,
+    h2,
+    stop: async () => {
+      await Promise.all([h1.stop(), h2.stop()]);
+      await store.drop();
+    },
+  };
+}

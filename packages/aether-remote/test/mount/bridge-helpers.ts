@@ -1,6 +1,6 @@
 /** Helpers of the bridge-mode mount tests: polling, reading, tree comparison, `sync wait`. */
 import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { MountProcess } from './harness.js';
 
@@ -51,4 +51,20 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 /** `aether sync wait` against a mount: exits 0 once everything pending is committed at the hub. */
 export function syncWait(m: MountProcess, timeoutS = 20): { code: number | null; out: string; err: string } {
   return m.ctl(['sync', 'wait', '--timeout', String(timeoutS)]);
+}
+
+/** Writes numbered files of varied sizes and modes into `dir`, remembering what it wrote. */
+export function fileWriter(dir: string): { expected: Map<string, string>; writeSome(count: number): void } {
+  const expected = new Map<string, string>();
+  let n = 0;
+  return {
+    expected,
+    writeSome(count: number): void {
+      for (let i = 0; i < count; i++, n++) {
+        const body = `file ${n} `.repeat(1 + ((n * 37) % 5000));
+        writeFileSync(join(dir, `f${n}.txt`), body, { mode: n % 2 ? 0o600 : 0o644 });
+        expected.set(`f${n}.txt`, body);
+      }
+    },
+  };
 }

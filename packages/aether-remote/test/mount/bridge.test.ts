@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { spawnHub, TOKEN, type HubProcess } from '../hub/helpers.js';
-import { FAST_ENV, readOr, sleep, syncWait, tree, within } from './bridge-helpers.js';
+import { FAST_ENV, fileWriter, readOr, sleep, syncWait, tree, within } from './bridge-helpers.js';
 import { startMount, status, stopAll, stopCleanly, tempDir, type MountProcess } from './harness.js';
 
 const hubArgs = (listen: string, data: string): string[] => ['--listen', listen, '--data', data, '--token', TOKEN, '--metrics-listen', '127.0.0.1:0'];
@@ -93,15 +93,7 @@ describe('bridge mode: the hub goes away', () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);
       const b = await bridgeMount(h.hub);
-      const expected = new Map<string, string>();
-      let n = 0;
-      const writeSome = (count: number): void => {
-        for (let i = 0; i < count; i++, n++) {
-          const body = `file ${n} `.repeat(1 + ((n * 37) % 5000));
-          writeFileSync(join(a.mnt, `f${n}.txt`), body, { mode: n % 2 ? 0o600 : 0o644 });
-          expected.set(`f${n}.txt`, body);
-        }
-      };
+      const { expected, writeSome } = fileWriter(a.mnt);
       writeSome(30);
       await h.kill9();
       writeSome(30); // the hub is gone: these land in A's journal only

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { newStore, spawnHub, STORES, TOKEN, type HubProcess } from '../hub/helpers.js';
-import { FAST_ENV, readOr, syncWait, tree, within } from './bridge-helpers.js';
+import { spawnHubsOnOneDatabase, STORES, TOKEN } from '../hub/helpers.js';
+import { FAST_ENV, fileWriter, readOr, syncWait, tree, within } from './bridge-helpers.js';
 import { mountMustFail, startMount, status, stopAll, stopCleanly, tempDir, type MountProcess } from './harness.js';
 
 const pgSkip = STORES.find((s) => s.kind === 'postgres')!.skip;
@@ -25,10 +25,7 @@ describe('aether mount --bridge with several URLs', () => {
 
 describe('bridge mode: two hubs on one PostgreSQL database', { skip: pgSkip }, () => {
   it('mount A on hub 1 and mount B on hub 2 converge; kill -9 of hub 1 while A writes: A goes on through hub 2, nothing lost or duplicated', async () => {
-    const store = await newStore('postgres');
-    const args = [...store.args, '--listen', '127.0.0.1:0', '--token', TOKEN, '--metrics-listen', 'off'];
-    const h1: HubProcess = await spawnHub(args);
-    const h2: HubProcess = await spawnHub(args);
+    const { h1, h2, stop } = await spawnHubsOnOneDatabase();
     try {
       const a = await bridged([h1.url, h2.url]);
       const b = await bridged([h2.url]);
@@ -43,15 +40,7 @@ describe('bridge mode: two hubs on one PostgreSQL database', { skip: pgSkip }, (
       await within(3000, 'B → A', () => assert.equal(readOr(join(a.mnt, 'from-b.txt')), 'written on B'));
 
       // Hub 1 dies while A writes: A's writes never stop; its bridge fails over to hub 2.
-      const expected = new Map<string, string>();
-      let n = 0;
-      const writeSome = (count: number): void => {
-        for (let i = 0; i < count; i++, n++) {
-          const body = `file ${n} `.repeat(1 + ((n * 37) % 5000));
-          writeFileSync(join(a.mnt, `f${n}.txt`), body, { mode: n % 2 ? 0o600 : 0o644 });
-          expected.set(`f${n}.txt`, body);
-        }
-      };
+      const { expected, writeSome } = fileWriter(a.mnt);
       writeSome(30);
       await h1.kill9();
       writeSome(30);
@@ -68,9 +57,7 @@ describe('bridge mode: two hubs on one PostgreSQL database', { skip: pgSkip }, (
       await stopCleanly(a);
       await stopCleanly(b);
     } finally {
-      await h1.stop();
-      await h2.stop();
-      await store.drop();
+      await stop();
     }
   });
 });
