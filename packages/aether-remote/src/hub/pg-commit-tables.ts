@@ -1,6 +1,6 @@
-import type { PoolClient } from 'pg';
 import type { CommitTables } from './commit.js';
 import type { Divert, HubImage } from './hub-image.js';
+import { sqlLiteral } from './pg-sql.js';
 import type { HubStateRow, MountRow, TombstoneRow, VersionRow } from './tables.js';
 
 /**
@@ -70,17 +70,19 @@ export class PgCommitTables implements CommitTables {
     return this.image.dentryOf(ino, preferParent);
   }
 
-  /** Writes the mount's applied sequence, the feed entry (with the keys of the rows it changed), the prune and the state. */
-  async write(c: PoolClient, touched: string): Promise<void> {
-    if (this.applied) await c.query('UPDATE hub_mounts SET applied_seq = $1 WHERE mount_id = $2', [this.applied.seq, this.applied.mountId]);
+  /** The statements that write the mount's applied sequence, the feed entry (with the keys of the rows it changed), the prune and the state. */
+  writes(touched: string): string[] {
+    const out: string[] = [];
+    if (this.applied) out.push(`UPDATE hub_mounts SET applied_seq = ${sqlLiteral(this.applied.seq)} WHERE mount_id = ${sqlLiteral(this.applied.mountId)}`);
     if (this.feed) {
       const f = this.feed;
-      await c.query('INSERT INTO hub_feed (hub_seq, mount_id, journal_seq, entry, touched) VALUES ($1, $2, $3, $4, $5)', [f.hubSeq, f.mountId, f.journalSeq, f.entry, touched]);
+      out.push(`INSERT INTO hub_feed (hub_seq, mount_id, journal_seq, entry, touched) VALUES (${[f.hubSeq, f.mountId, f.journalSeq, f.entry, touched].map(sqlLiteral).join(', ')})`);
     }
-    if (this.pruneTo !== undefined) await c.query('DELETE FROM hub_feed WHERE hub_seq <= $1', [this.pruneTo]);
+    if (this.pruneTo !== undefined) out.push(`DELETE FROM hub_feed WHERE hub_seq <= ${sqlLiteral(this.pruneTo)}`);
     if (this.newState) {
       const s = this.newState;
-      await c.query('UPDATE hub_state SET hub_seq = $1, feed_floor = $2, next_ino = $3 WHERE id = 1', [s.hub_seq, s.feed_floor, s.next_ino]);
+      out.push(`UPDATE hub_state SET hub_seq = ${sqlLiteral(s.hub_seq)}, feed_floor = ${sqlLiteral(s.feed_floor)}, next_ino = ${sqlLiteral(s.next_ino)} WHERE id = 1`);
     }
+    return out;
   }
 }

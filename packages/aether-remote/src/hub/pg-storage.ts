@@ -7,6 +7,7 @@ import { chunksFor, commitBatch, namedChunks, type CommitOutcome, type CommitReq
 import { HubImage, type Touched } from './hub-image.js';
 import { redactUrl } from './options.js';
 import { PgCommitTables } from './pg-commit-tables.js';
+import { replaceRows, selectKeys, sqlLiteral, type Cols } from './pg-sql.js';
 import { migratePg } from './pg-schema.js';
 import { MOUNT_NO_MAX } from './schema.js';
 import type { FeedPage, HubStorage, SnapshotReader } from './storage.js';
@@ -24,7 +25,6 @@ const CHUNKS_PER_INSERT = 64;
 const POOL_MAX = 16;
 const RELISTEN_MS = 1000;
 
-type Cols = readonly (readonly [name: string, pgType: string])[];
 const INODE_COLS: Cols = [['ino', 'bigint'], ['kind', 'text'], ['mode', 'integer'], ['uid', 'bigint'], ['gid', 'bigint'], ['size', 'bigint'], ['nlink', 'integer'], ['atime_ms', 'float8'], ['mtime_ms', 'float8'], ['ctime_ms', 'float8'], ['target', 'text']];
 const DENTRY_COLS: Cols = [['parent', 'bigint'], ['name', 'text'], ['ino', 'bigint']];
 const BLOCK_COLS: Cols = [['ino', 'bigint'], ['idx', 'bigint'], ['hash', 'text']];
@@ -32,23 +32,6 @@ const VERSION_COLS: Cols = [['ino', 'bigint'], ['content_seq', 'bigint'], ['cont
 const TOMBSTONE_COLS: Cols = [['ino', 'bigint'], ['parent', 'bigint'], ['name', 'text'], ['mode', 'integer'], ['uid', 'bigint'], ['gid', 'bigint'], ['deleted_seq', 'bigint'], ['deleted_by', 'text']];
 const DIVERT_COLS: Cols = [['mount_id', 'text'], ['ino', 'bigint'], ['copy_ino', 'bigint'], ['hub_seq', 'bigint']];
 
-const unnest = (cols: Cols): string => `unnest(${cols.map(([, t], j) => `$${j + 1}::${t}[]`).join(', ')})`;
-const columnsOf = (rows: readonly unknown[][], n: number): unknown[][] => Array.from({ length: n }, (_, j) => rows.map((r) => r[j]));
-
-/** Replaces the rows with the given keys (the first `keyCols` columns) by `rows`: deleted, then inserted. */
-async function replaceRows(c: PoolClient, table: string, cols: Cols, keyCols: number, keys: readonly unknown[][], rows: readonly unknown[][]): Promise<void> {
-  if (keys.length === 0) return;
-  const keyList = cols.slice(0, keyCols);
-  await c.query(`DELETE FROM ${table} WHERE (${keyList.map(([n]) => n).join(', ')}) IN (SELECT * FROM ${unnest(keyList)})`, columnsOf(keys, keyCols));
-  if (rows.length > 0) await c.query(`INSERT INTO ${table} (${cols.map(([n]) => n).join(', ')}) SELECT * FROM ${unnest(cols)}`, columnsOf(rows, cols.length));
-}
-
-/** The rows with the given keys, as the database holds them now. */
-async function selectKeys<R extends pg.QueryResultRow>(c: PoolClient, table: string, cols: Cols, keyCols: number, keys: readonly unknown[][]): Promise<R[]> {
-  if (keys.length === 0) return [];
-  const keyList = cols.slice(0, keyCols);
-  return (await c.query<R>(`SELECT * FROM ${table} WHERE (${keyList.map(([n]) => n).join(', ')}) IN (SELECT * FROM ${unnest(keyList)})`, columnsOf(keys, keyCols))).rows;
-}
 
 function emptyTouched(): Touched {
   return { i: [], b: [], d: [], v: [], t: [], x: [] };
@@ -230,10 +213,15 @@ export class PgHubStorage implements HubStorage {
     let touched = emptyTouched();
     let image: HubImage | undefined;
     try {
-      await c.query('BEGIN');
-      const state = (await c.query<HubStateRow>('SELECT hub_id, hub_seq, feed_floor, next_ino FROM hub_state WHERE id = 1 FOR UPDATE')).rows[0]!;
+      // One round trip: the lock that orders commits across hubs, the state and the mount's row.
+      const [, locked] = (await c.query(
+        `BEGIN; SELECT s.hub_id, s.hub_seq, s.feed_floor, s.next_ino, m.mount_id, m.mount_no, m.applied_seq
+           FROM hub_state s LEFT JOIN hub_mounts m ON m.mount_id = ${sqlLiteral(req.mountId)} WHERE s.id = 1 FOR UPDATE OF s`,
+      )) as unknown as [unknown, pg.QueryResult<HubStateRow & Partial<MountRow>>];
+      const row = locked.rows[0]!;
+      const state: HubStateRow = { hub_id: row.hub_id, hub_seq: row.hub_seq, feed_floor: row.feed_floor, next_ino: row.next_ino };
+      const mount: MountRow | undefined = row.mount_id ? { mount_id: row.mount_id, mount_no: row.mount_no!, applied_seq: row.applied_seq! } : undefined;
       image = await this.catchUp(c, state);
-      const mount = (await c.query<MountRow>('SELECT mount_id, mount_no, applied_seq FROM hub_mounts WHERE mount_id = $1', [req.mountId])).rows[0];
       const unstaged = namedChunks(req.batch).filter((h) => !req.staged.has(h));
       const present = unstaged.length === 0 ? [] : (await c.query<{ hash: string }>('SELECT hash FROM chunks WHERE hash = ANY($1::text[])', [unstaged])).rows.map((r) => r.hash);
       const tables = new PgCommitTables(image, state, mount, new Set(present));
@@ -249,10 +237,11 @@ export class PgHubStorage implements HubStorage {
         return outcome;
       }
       await this.writeChunks(c, chunksFor(req.batch, req.staged));
-      await this.writeRows(c, image, touched);
-      await tables.write(c, JSON.stringify(touched));
-      if (outcome.hubSeq !== null) await c.query('SELECT pg_notify($1, $2)', [CHANNEL, String(outcome.hubSeq)]);
-      await c.query('COMMIT');
+      const statements = [...rowWrites(image, touched), ...tables.writes(JSON.stringify(touched))];
+      // Delivered to every listening hub when the transaction commits, never before.
+      if (outcome.hubSeq !== null) statements.push(`SELECT pg_notify('${CHANNEL}', '${outcome.hubSeq}')`);
+      statements.push('COMMIT');
+      await c.query(statements.join(';\n'));
       if (outcome.hubSeq !== null) {
         image.seq = outcome.hubSeq;
         this.seq = Math.max(this.seq, outcome.hubSeq);
@@ -290,37 +279,6 @@ export class PgHubStorage implements HubStorage {
       const values = part.map((_, j) => `($${2 * j + 1}, $${2 * j + 2})`).join(', ');
       await c.query(`INSERT INTO chunks (hash, data) VALUES ${values} ON CONFLICT (hash) DO NOTHING`, part.flat());
     }
-  }
-
-  /** Writes the current image rows of every key the commit touched. */
-  private async writeRows(c: PoolClient, image: HubImage, t: Touched): Promise<void> {
-    const inodes = t.i.flatMap((ino) => {
-      const i = image.getInode(ino);
-      return i ? [[i.ino, i.kind, i.mode, i.uid, i.gid, i.size, i.nlink, i.atimeMs, i.mtimeMs, i.ctimeMs, i.target ?? null]] : [];
-    });
-    await replaceRows(c, 'inodes', INODE_COLS, 1, t.i.map((i) => [i]), inodes);
-    const blocks = t.b.flatMap((ino) => image.blocksOf(ino).map(([idx, hash]) => [ino, idx, hash]));
-    await replaceRows(c, 'blocks', BLOCK_COLS, 1, t.b.map((i) => [i]), blocks);
-    const dentries = t.d.flatMap(([parent, name]) => {
-      const ino = image.lookup(parent, name);
-      return ino === undefined ? [] : [[parent, name, ino]];
-    });
-    await replaceRows(c, 'dentries', DENTRY_COLS, 2, t.d, dentries);
-    const versions = t.v.flatMap((ino) => {
-      const v = image.version(ino);
-      return v ? [[ino, v.content_seq, v.content_mount]] : [];
-    });
-    await replaceRows(c, 'hub_versions', VERSION_COLS, 1, t.v.map((i) => [i]), versions);
-    const tombs = t.t.flatMap((ino) => {
-      const s = image.tombstone(ino);
-      return s ? [[s.ino, s.parent, s.name, s.mode, s.uid, s.gid, s.deleted_seq, s.deleted_by]] : [];
-    });
-    await replaceRows(c, 'hub_tombstones', TOMBSTONE_COLS, 1, t.t.map((i) => [i]), tombs);
-    const diverts = t.x.flatMap(([mountId, ino]) => {
-      const d = image.divert(mountId, ino);
-      return d ? [[mountId, ino, d.copy_ino, d.hub_seq]] : [];
-    });
-    await replaceRows(c, 'hub_diverts', DIVERT_COLS, 2, t.x, diverts);
   }
 
   async feedPage(after: number, limit: number): Promise<FeedPage> {
@@ -422,4 +380,37 @@ async function reloadRows(c: PoolClient, image: HubImage, commits: readonly Touc
     const r = divertRows.get(key);
     image.loadDivert(mountId, ino, r && { copy_ino: r.copy_ino, hub_seq: r.hub_seq });
   }
+}
+
+/** The statements that write the current image rows of every key a commit touched. */
+function rowWrites(image: HubImage, t: Touched): string[] {
+  const out: string[] = [];
+  const inodes = t.i.flatMap((ino) => {
+    const i = image.getInode(ino);
+    return i ? [[i.ino, i.kind, i.mode, i.uid, i.gid, i.size, i.nlink, i.atimeMs, i.mtimeMs, i.ctimeMs, i.target ?? null]] : [];
+  });
+  out.push(...replaceRows('inodes', INODE_COLS, 1, t.i.map((i) => [i]), inodes));
+  const blocks = t.b.flatMap((ino) => image.blocksOf(ino).map(([idx, hash]) => [ino, idx, hash]));
+  out.push(...replaceRows('blocks', BLOCK_COLS, 1, t.b.map((i) => [i]), blocks));
+  const dentries = t.d.flatMap(([parent, name]) => {
+    const ino = image.lookup(parent, name);
+    return ino === undefined ? [] : [[parent, name, ino]];
+  });
+  out.push(...replaceRows('dentries', DENTRY_COLS, 2, t.d, dentries));
+  const versions = t.v.flatMap((ino) => {
+    const v = image.version(ino);
+    return v ? [[ino, v.content_seq, v.content_mount]] : [];
+  });
+  out.push(...replaceRows('hub_versions', VERSION_COLS, 1, t.v.map((i) => [i]), versions));
+  const tombs = t.t.flatMap((ino) => {
+    const s = image.tombstone(ino);
+    return s ? [[s.ino, s.parent, s.name, s.mode, s.uid, s.gid, s.deleted_seq, s.deleted_by]] : [];
+  });
+  out.push(...replaceRows('hub_tombstones', TOMBSTONE_COLS, 1, t.t.map((i) => [i]), tombs));
+  const diverts = t.x.flatMap(([mountId, ino]) => {
+    const d = image.divert(mountId, ino);
+    return d ? [[mountId, ino, d.copy_ino, d.hub_seq]] : [];
+  });
+  out.push(...replaceRows('hub_diverts', DIVERT_COLS, 2, t.x, diverts));
+  return out;
 }
