@@ -4,18 +4,25 @@ import { MemoryMeta } from '@aether/core/tree/meta';
 import type { RuleTables } from './rules.js';
 import type { TombstoneRow, VersionRow } from './tables.js';
 
-/** Keys of the rows one commit changed: what to write, and what another hub must re-read. */
-export interface Touched {
-  /** Inodes (put or deleted). */
-  i: number[];
-  /** Inodes whose block map changed. */
-  b: number[];
-  /** Directory entries (added or removed). */
-  d: [number, string][];
-  /** hub_versions, hub_tombstones by inode; hub_diverts by (mount id, inode). */
-  v: number[];
-  t: number[];
-  x: [string, number][];
+/**
+ * The rows one commit changed, with their new values (null: deleted): what the commit writes, and
+ * what the other hubs apply to their images (it travels in the feed row).
+ */
+export interface RowDelta {
+  /** Inodes. */
+  i: [number, Inode | null][];
+  /** Whole block maps. */
+  b: [number, BlockRef[]][];
+  /** Directory entries: parent, name, inode. */
+  d: [number, string, number | null][];
+  /** hub_versions and hub_tombstones by inode; hub_diverts by mount id and inode. */
+  v: [number, VersionRow | null][];
+  t: [number, TombstoneRow | null][];
+  x: [string, number, Divert | null][];
+}
+
+export function isEmptyDelta(d: RowDelta): boolean {
+  return d.i.length + d.b.length + d.d.length + d.v.length + d.t.length + d.x.length === 0;
 }
 
 interface Changes {
@@ -62,12 +69,29 @@ export class HubImage extends MemoryMeta implements BlockMapTx, RuleTables {
     return this.changes !== undefined;
   }
 
-  /** Stops recording; the keys of the rows changed since `record()`. */
-  takeChanges(): Touched {
+  /** Stops recording; the rows changed since `record()`, as they are now. */
+  takeChanges(): RowDelta {
     const c = this.changes;
     this.changes = undefined;
     if (!c) return { i: [], b: [], d: [], v: [], t: [], x: [] };
-    return { i: [...c.i], b: [...c.b], d: [...c.d.values()], v: [...c.v], t: [...c.t], x: [...c.x.values()] };
+    return {
+      i: [...c.i].map((ino) => [ino, this.getInode(ino) ?? null]),
+      b: [...c.b].map((ino) => [ino, [...this.blocksOf(ino)]]),
+      d: [...c.d.values()].map(([parent, name]) => [parent, name, this.lookup(parent, name) ?? null]),
+      v: [...c.v].map((ino) => [ino, this.version(ino) ?? null]),
+      t: [...c.t].map((ino) => [ino, this.tombstone(ino) ?? null]),
+      x: [...c.x.values()].map(([mountId, ino]) => [mountId, ino, this.divert(mountId, ino) ?? null]),
+    };
+  }
+
+  /** Applies another hub's commit (not recorded). Inodes first: a new directory must exist before entries go into it. */
+  applyDelta(d: RowDelta): void {
+    for (const [ino, inode] of d.i) this.loadInode(ino, inode ?? undefined);
+    for (const [parent, name, ino] of d.d) this.loadEntry(parent, name, ino ?? undefined);
+    for (const [ino, blocks] of d.b) this.loadBlocks(ino, blocks);
+    for (const [ino, v] of d.v) this.loadVersion(ino, v ?? undefined);
+    for (const [ino, t] of d.t) this.loadTombstone(ino, t ?? undefined);
+    for (const [mountId, ino, x] of d.x) this.loadDivert(mountId, ino, x ?? undefined);
   }
 
   // ---- the tree (MetaTx, BlockMapTx) ----

@@ -70,13 +70,13 @@ export class PgCommitTables implements CommitTables {
     return this.image.dentryOf(ino, preferParent);
   }
 
-  /** The statements that write the mount's applied sequence, the feed entry (with the keys of the rows it changed), the prune and the state. */
-  writes(touched: string): string[] {
+  /** The statements that write the mount's applied sequence, the feed entry (with the rows the commit changed), the prune and the state. */
+  writes(changes: string): string[] {
     const out: string[] = [];
     if (this.applied) out.push(`UPDATE hub_mounts SET applied_seq = ${sqlLiteral(this.applied.seq)} WHERE mount_id = ${sqlLiteral(this.applied.mountId)}`);
     if (this.feed) {
       const f = this.feed;
-      out.push(`INSERT INTO hub_feed (hub_seq, mount_id, journal_seq, entry, touched) VALUES (${[f.hubSeq, f.mountId, f.journalSeq, f.entry, touched].map(sqlLiteral).join(', ')})`);
+      out.push(`INSERT INTO hub_feed (hub_seq, mount_id, journal_seq, entry, changes) VALUES (${[f.hubSeq, f.mountId, f.journalSeq, f.entry, changes].map(sqlLiteral).join(', ')})`);
     }
     if (this.pruneTo !== undefined) out.push(`DELETE FROM hub_feed WHERE hub_seq <= ${sqlLiteral(this.pruneTo)}`);
     if (this.newState) {

@@ -3,8 +3,8 @@ import { AetherError } from '@aether/core/errors';
 
 /**
  * The PostgreSQL store's schema: the same tables as the embedded store (the tree of the core's
- * migrations.ts, the hub's of schema.ts) plus the chunks' data, and in hub_feed the keys of the
- * rows each commit changed (`touched`), which the other hubs re-read to catch up their images.
+ * migrations.ts, the hub's of schema.ts) plus the chunks' data, and in hub_feed the rows each
+ * commit changed (`changes`, a RowDelta), which the other hubs apply to catch up their images.
  * Names use the "C" collation: snapshot pages and tie-breaks order names bytewise, as SQLite does.
  * Numbered; `hub_schema.version` says how many are applied.
  */
@@ -18,7 +18,7 @@ export const PG_MIGRATIONS: readonly string[] = [
      mount_id text PRIMARY KEY, mount_no integer NOT NULL UNIQUE, applied_seq bigint NOT NULL, first_seen_ms double precision NOT NULL
    );
    CREATE TABLE hub_feed (
-     hub_seq bigint PRIMARY KEY, mount_id text NOT NULL, journal_seq bigint NOT NULL, entry text NOT NULL, touched text NOT NULL
+     hub_seq bigint PRIMARY KEY, mount_id text NOT NULL, journal_seq bigint NOT NULL, entry text NOT NULL, changes text NOT NULL
    );
    CREATE TABLE hub_versions (ino bigint PRIMARY KEY, content_seq bigint NOT NULL, content_mount text NOT NULL);
    CREATE TABLE hub_tombstones (

@@ -1,5 +1,4 @@
 import pg from 'pg';
-import type { PoolClient } from 'pg';
 
 /** Column names and PostgreSQL types of a table, key columns first. */
 export type Cols = readonly (readonly [name: string, pgType: string])[];
@@ -15,8 +14,6 @@ export function sqlLiteral(v: unknown): string {
   throw new Error(`no SQL literal for a ${typeof v}`);
 }
 
-const unnest = (cols: Cols): string => `unnest(${cols.map(([, t], j) => `$${j + 1}::${t}[]`).join(', ')})`;
-const columnsOf = (rows: readonly unknown[][], n: number): unknown[][] => Array.from({ length: n }, (_, j) => rows.map((r) => r[j]));
 const tuple = (row: readonly unknown[]): string => `(${row.map(sqlLiteral).join(', ')})`;
 
 /**
@@ -30,11 +27,4 @@ export function replaceRows(table: string, cols: Cols, keyCols: number, keys: re
   const out = [`DELETE FROM ${table} WHERE (${keyNames}) IN (VALUES ${keys.map(tuple).join(', ')})`];
   if (rows.length > 0) out.push(`INSERT INTO ${table} (${cols.map(([n]) => n).join(', ')}) VALUES ${rows.map(tuple).join(', ')}`);
   return out;
-}
-
-/** The rows with the given keys, as the database holds them now. */
-export async function selectKeys<R extends pg.QueryResultRow>(c: PoolClient, table: string, cols: Cols, keyCols: number, keys: readonly unknown[][]): Promise<R[]> {
-  if (keys.length === 0) return [];
-  const keyList = cols.slice(0, keyCols);
-  return (await c.query<R>(`SELECT * FROM ${table} WHERE (${keyList.map(([n]) => n).join(', ')}) IN (SELECT * FROM ${unnest(keyList)})`, columnsOf(keys, keyCols))).rows;
 }

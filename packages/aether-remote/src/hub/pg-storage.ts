@@ -4,10 +4,10 @@ import { AetherError } from '@aether/core/errors';
 import { toInode, type InodeRow } from '@aether/core/store/sqlite-meta';
 import type { BlockRef } from '@aether/core/tree/content';
 import { chunksFor, commitBatch, namedChunks, type CommitOutcome, type CommitRequest } from './commit.js';
-import { HubImage, type Touched } from './hub-image.js';
+import { HubImage, isEmptyDelta, type RowDelta } from './hub-image.js';
 import { redactUrl } from './options.js';
 import { PgCommitTables } from './pg-commit-tables.js';
-import { replaceRows, selectKeys, sqlLiteral, type Cols } from './pg-sql.js';
+import { replaceRows, sqlLiteral, type Cols } from './pg-sql.js';
 import { migratePg } from './pg-schema.js';
 import { MOUNT_NO_MAX } from './schema.js';
 import type { FeedPage, HubStorage, SnapshotReader } from './storage.js';
@@ -32,14 +32,6 @@ const VERSION_COLS: Cols = [['ino', 'bigint'], ['content_seq', 'bigint'], ['cont
 const TOMBSTONE_COLS: Cols = [['ino', 'bigint'], ['parent', 'bigint'], ['name', 'text'], ['mode', 'integer'], ['uid', 'bigint'], ['gid', 'bigint'], ['deleted_seq', 'bigint'], ['deleted_by', 'text']];
 const DIVERT_COLS: Cols = [['mount_id', 'text'], ['ino', 'bigint'], ['copy_ino', 'bigint'], ['hub_seq', 'bigint']];
 
-
-function emptyTouched(): Touched {
-  return { i: [], b: [], d: [], v: [], t: [], x: [] };
-}
-
-function isEmpty(t: Touched): boolean {
-  return t.i.length + t.b.length + t.d.length + t.v.length + t.t.length + t.x.length === 0;
-}
 
 /**
  * The PostgreSQL store (POSTGRES.md): several hub processes on one database serve one tree. A
@@ -210,7 +202,7 @@ export class PgHubStorage implements HubStorage {
 
   private async commitNow(req: CommitRequest): Promise<CommitOutcome> {
     const c = await this.pool.connect();
-    let touched = emptyTouched();
+    let delta: RowDelta | undefined;
     let image: HubImage | undefined;
     try {
       // One round trip: the lock that orders commits across hubs, the state and the mount's row.
@@ -230,14 +222,14 @@ export class PgHubStorage implements HubStorage {
       try {
         outcome = commitBatch(image, tables, req);
       } finally {
-        touched = image.takeChanges();
+        delta = image.takeChanges();
       }
       if (outcome.duplicate) {
         await c.query('COMMIT');
         return outcome;
       }
       await this.writeChunks(c, chunksFor(req.batch, req.staged));
-      const statements = [...rowWrites(image, touched), ...tables.writes(JSON.stringify(touched))];
+      const statements = [...rowWrites(delta), ...tables.writes(JSON.stringify(delta))];
       // Delivered to every listening hub when the transaction commits, never before.
       if (outcome.hubSeq !== null) statements.push(`SELECT pg_notify('${CHANNEL}', '${outcome.hubSeq}')`);
       statements.push('COMMIT');
@@ -250,22 +242,22 @@ export class PgHubStorage implements HubStorage {
     } catch (err) {
       await c.query('ROLLBACK').catch(() => undefined);
       // The image took changes the database did not: the next commit reloads it.
-      if (!isEmpty(touched)) this.image = undefined;
+      if (delta && !isEmptyDelta(delta)) this.image = undefined;
       throw err;
     } finally {
       c.release();
     }
   }
 
-  /** The image at the locked hub sequence: changed rows re-read, or everything when the feed no longer says what changed. */
+  /** The image at the locked hub sequence: other hubs' commits applied from the feed, or everything reloaded once the feed no longer holds them. */
   private async catchUp(c: PoolClient, state: HubStateRow): Promise<HubImage> {
     let image = this.image;
     if (image && image.seq === state.hub_seq) return image;
     if (!image || image.seq < state.feed_floor || image.seq > state.hub_seq) {
       image = await loadImage(c, state.hub_seq);
     } else {
-      const rows = (await c.query<{ touched: string }>('SELECT touched FROM hub_feed WHERE hub_seq > $1 ORDER BY hub_seq', [image.seq])).rows;
-      await reloadRows(c, image, rows.map((r) => JSON.parse(r.touched) as Touched));
+      const rows = (await c.query<{ changes: string }>('SELECT changes FROM hub_feed WHERE hub_seq > $1 ORDER BY hub_seq', [image.seq])).rows;
+      for (const r of rows) image.applyDelta(JSON.parse(r.changes) as RowDelta);
       image.seq = state.hub_seq;
     }
     this.image = image;
@@ -349,68 +341,15 @@ function groupBlocks(rows: readonly { ino: number; idx: number; hash: string }[]
   return out;
 }
 
-/** Re-reads every row the given commits (of other hubs) changed: the image is then the database's current state. */
-async function reloadRows(c: PoolClient, image: HubImage, commits: readonly Touched[]): Promise<void> {
-  const inos = new Set(commits.flatMap((t) => t.i));
-  const blockInos = new Set(commits.flatMap((t) => t.b));
-  const dentries = new Map(commits.flatMap((t) => t.d).map((k) => [`${k[0]}/${k[1]}`, k] as const));
-  const versions = new Set(commits.flatMap((t) => t.v));
-  const tombs = new Set(commits.flatMap((t) => t.t));
-  const diverts = new Map(commits.flatMap((t) => t.x).map((k) => [`${k[0]}/${k[1]}`, k] as const));
-
-  // Inodes before names: a new directory must exist before entries go into it.
-  const inodeRows = new Map((await selectKeys<InodeRow>(c, 'inodes', INODE_COLS, 1, [...inos].map((i) => [i]))).map((r) => [r.ino, r]));
-  for (const ino of inos) {
-    const r = inodeRows.get(ino);
-    image.loadInode(ino, r && toInode(r));
-  }
-  const dentryRows = new Map((await selectKeys<{ parent: number; name: string; ino: number }>(c, 'dentries', DENTRY_COLS, 2, [...dentries.values()])).map((r) => [`${r.parent}/${r.name}`, r.ino]));
-  for (const [key, [parent, name]] of dentries) image.loadEntry(parent, name, dentryRows.get(key));
-  const blocks = groupBlocks(await selectKeys<{ ino: number; idx: number; hash: string }>(c, 'blocks', BLOCK_COLS, 1, [...blockInos].map((i) => [i])));
-  for (const ino of blockInos) image.loadBlocks(ino, (blocks.get(ino) ?? []).sort((a, b) => a[0] - b[0]));
-  const versionRows = new Map((await selectKeys<{ ino: number; content_seq: number; content_mount: string }>(c, 'hub_versions', VERSION_COLS, 1, [...versions].map((i) => [i]))).map((r) => [r.ino, r]));
-  for (const ino of versions) {
-    const r = versionRows.get(ino);
-    image.loadVersion(ino, r && { content_seq: r.content_seq, content_mount: r.content_mount });
-  }
-  const tombRows = new Map((await selectKeys<TombstoneRow>(c, 'hub_tombstones', TOMBSTONE_COLS, 1, [...tombs].map((i) => [i]))).map((r) => [r.ino, r]));
-  for (const ino of tombs) image.loadTombstone(ino, tombRows.get(ino));
-  const divertRows = new Map((await selectKeys<{ mount_id: string; ino: number; copy_ino: number; hub_seq: number }>(c, 'hub_diverts', DIVERT_COLS, 2, [...diverts.values()])).map((r) => [`${r.mount_id}/${r.ino}`, r]));
-  for (const [key, [mountId, ino]] of diverts) {
-    const r = divertRows.get(key);
-    image.loadDivert(mountId, ino, r && { copy_ino: r.copy_ino, hub_seq: r.hub_seq });
-  }
-}
-
-/** The statements that write the current image rows of every key a commit touched. */
-function rowWrites(image: HubImage, t: Touched): string[] {
-  const out: string[] = [];
-  const inodes = t.i.flatMap((ino) => {
-    const i = image.getInode(ino);
-    return i ? [[i.ino, i.kind, i.mode, i.uid, i.gid, i.size, i.nlink, i.atimeMs, i.mtimeMs, i.ctimeMs, i.target ?? null]] : [];
-  });
-  out.push(...replaceRows('inodes', INODE_COLS, 1, t.i.map((i) => [i]), inodes));
-  const blocks = t.b.flatMap((ino) => image.blocksOf(ino).map(([idx, hash]) => [ino, idx, hash]));
-  out.push(...replaceRows('blocks', BLOCK_COLS, 1, t.b.map((i) => [i]), blocks));
-  const dentries = t.d.flatMap(([parent, name]) => {
-    const ino = image.lookup(parent, name);
-    return ino === undefined ? [] : [[parent, name, ino]];
-  });
-  out.push(...replaceRows('dentries', DENTRY_COLS, 2, t.d, dentries));
-  const versions = t.v.flatMap((ino) => {
-    const v = image.version(ino);
-    return v ? [[ino, v.content_seq, v.content_mount]] : [];
-  });
-  out.push(...replaceRows('hub_versions', VERSION_COLS, 1, t.v.map((i) => [i]), versions));
-  const tombs = t.t.flatMap((ino) => {
-    const s = image.tombstone(ino);
-    return s ? [[s.ino, s.parent, s.name, s.mode, s.uid, s.gid, s.deleted_seq, s.deleted_by]] : [];
-  });
-  out.push(...replaceRows('hub_tombstones', TOMBSTONE_COLS, 1, t.t.map((i) => [i]), tombs));
-  const diverts = t.x.flatMap(([mountId, ino]) => {
-    const d = image.divert(mountId, ino);
-    return d ? [[mountId, ino, d.copy_ino, d.hub_seq]] : [];
-  });
-  out.push(...replaceRows('hub_diverts', DIVERT_COLS, 2, t.x, diverts));
-  return out;
+/** The statements that write the rows a commit changed. */
+function rowWrites(d: RowDelta): string[] {
+  const ino = (ino: number): number[] => [ino];
+  return [
+    ...replaceRows('inodes', INODE_COLS, 1, d.i.map(([i]) => ino(i)), d.i.flatMap(([, i]) => (i ? [[i.ino, i.kind, i.mode, i.uid, i.gid, i.size, i.nlink, i.atimeMs, i.mtimeMs, i.ctimeMs, i.target ?? null]] : []))),
+    ...replaceRows('blocks', BLOCK_COLS, 1, d.b.map(([i]) => ino(i)), d.b.flatMap(([i, blocks]) => blocks.map(([idx, hash]) => [i, idx, hash]))),
+    ...replaceRows('dentries', DENTRY_COLS, 2, d.d.map(([parent, name]) => [parent, name]), d.d.flatMap(([parent, name, i]) => (i === null ? [] : [[parent, name, i]]))),
+    ...replaceRows('hub_versions', VERSION_COLS, 1, d.v.map(([i]) => ino(i)), d.v.flatMap(([i, v]) => (v ? [[i, v.content_seq, v.content_mount]] : []))),
+    ...replaceRows('hub_tombstones', TOMBSTONE_COLS, 1, d.t.map(([i]) => ino(i)), d.t.flatMap(([, t]) => (t ? [[t.ino, t.parent, t.name, t.mode, t.uid, t.gid, t.deleted_seq, t.deleted_by]] : []))),
+    ...replaceRows('hub_diverts', DIVERT_COLS, 2, d.x.map(([m, i]) => [m, i]), d.x.flatMap(([m, i, x]) => (x ? [[m, i, x.copy_ino, x.hub_seq]] : []))),
+  ];
 }
