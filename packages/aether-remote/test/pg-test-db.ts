@@ -29,7 +29,8 @@ export function pgSkipReason(): Promise<string | false> {
   return reachable;
 }
 
-async function admin<T>(work: (c: pg.Client) => Promise<T>): Promise<T> {
+/** Runs `work` on a connection to the test server's administrative database. */
+export async function withAdmin<T>(work: (c: pg.Client) => Promise<T>): Promise<T> {
   const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 10_000 });
   await c.connect();
   try {
@@ -47,12 +48,12 @@ export interface TestDatabase {
 /** A new, empty database on the test server. */
 export async function createTestDatabase(): Promise<TestDatabase> {
   const name = `aether_test_${randomUUID().replaceAll('-', '')}`;
-  await admin((c) => c.query(`CREATE DATABASE ${name}`));
+  await withAdmin((c) => c.query(`CREATE DATABASE ${name}`));
   const url = new URL(PG_URL);
   url.pathname = `/${name}`;
   let dropped: Promise<void> | undefined;
   return {
     url: url.toString(),
-    drop: () => (dropped ??= admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined)),
+    drop: () => (dropped ??= withAdmin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined)),
   };
 }

@@ -20,6 +20,8 @@ const TYPES: CustomTypesConfig = {
 };
 
 const CHANNEL = 'aether_feed';
+/** The LISTEN connection's application_name (pg_stat_activity shows it). */
+export const LISTEN_APPLICATION = 'aether-hub-listen';
 /** Chunks per INSERT: each is a binary parameter, so data is never hex-encoded into the query text. */
 const CHUNKS_PER_INSERT = 64;
 const POOL_MAX = 16;
@@ -65,7 +67,7 @@ export class PgHubStorage implements HubStorage {
   /** Connects, migrates, loads the image and starts listening; a database it cannot use is HUB_STORE_FAILED. */
   static async open(url: string, opts: { log: (line: string) => void; rootOwner?: { uid: number; gid: number } }): Promise<PgHubStorage> {
     const where = redactUrl(url);
-    const pool = new pg.Pool({ connectionString: url, types: TYPES, max: POOL_MAX, connectionTimeoutMillis: 10_000 });
+    const pool = new pg.Pool({ connectionString: url, types: TYPES, max: POOL_MAX, connectionTimeoutMillis: 10_000, application_name: 'aether-hub' });
     // An idle connection that breaks (the server restarted) must not take the hub down: the next query reconnects.
     pool.on('error', (err) => opts.log(`PostgreSQL connection lost: ${err.message}`));
     let storage: PgHubStorage | undefined;
@@ -111,7 +113,7 @@ export class PgHubStorage implements HubStorage {
   }
 
   private async listen(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.url, types: TYPES });
+    const client = new pg.Client({ connectionString: this.url, types: TYPES, application_name: LISTEN_APPLICATION });
     client.on('notification', (m) => this.heard(Number(m.payload)));
     const lost = (why: string): void => {
       if (this.listener !== client) return;

@@ -66,7 +66,11 @@ for (const { kind, skip } of STORES) describe(`hub authentication [${kind}]`, { 
         await c.next((f) => f.t === 'welcome' || f.t === 'error');
         c.close();
       }
-      assert.equal(spy.mock.callCount(), 3);
+      // The other store's suite runs in this process too: count the calls for these tokens only.
+      const presented = spy.mock.calls.map((call) => (call.arguments[0] as Buffer).toString('hex'));
+      const digestOf = (t: string) => crypto.createHash('sha256').update(t).digest('hex');
+      for (const token of ['short', 'x'.repeat(1000)]) assert.equal(presented.filter((d) => d === digestOf(token)).length, 1, `one comparison for a ${token.length}-character token`);
+      assert.ok(presented.includes(digestOf(TOKEN)));
       for (const call of spy.mock.calls) {
         const [x, y] = call.arguments as [Buffer, Buffer];
         assert.equal(x.length, 32);
