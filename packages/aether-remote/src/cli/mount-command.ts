@@ -62,7 +62,7 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
       }
       const s = mount.status();
       const banner = [
-        s.mode === 'bridge' ? `aether: mounted ${String(s.mountpoint)} (bridge mode, hub ${String((s.bridge as { hub_url: string }).hub_url)})` : `aether: mounted ${String(s.mountpoint)} (local mode)`,
+        s.mode === 'bridge' ? `aether: mounted ${String(s.mountpoint)} (bridge mode, hub ${(s.bridge as { hub_urls: string[] }).hub_urls.join(', ')})` : `aether: mounted ${String(s.mountpoint)} (local mode)`,
         `  state:    ${String(s.state_dir)}`,
         `  metrics:  ${s.metrics_address === 'off' ? 'off' : `http://${String(s.metrics_address)}/metrics`}`,
         `  control:  npx aether status --state-dir ${String(s.state_dir)}`,
