@@ -45,9 +45,9 @@ function byteOrder(a: string, b: string): number {
 
 /**
  * A PostgreSQL hub's copy of the committed tree and the rule rows, in memory, so that the same
- * synchronous rules (rules.ts) run on it as on SQLite. While recording, it notes the key of every
- * row a commit changes; the commit then writes exactly those rows, and other hubs re-read them.
- * `seq` is the hub sequence the image is at.
+ * synchronous rules (rules.ts) run on it as on SQLite. While recording, it notes every row a commit
+ * changes; the commit writes exactly those rows and puts them in its feed row, from which the other
+ * hubs apply them (`applyDelta`). `seq` is the hub sequence the image is at.
  */
 export class HubImage extends MemoryMeta implements BlockMapTx, RuleTables {
   seq = 0;
