@@ -20,7 +20,8 @@ const TYPES: CustomTypesConfig = {
 };
 
 const CHANNEL = 'aether_feed';
-/** The LISTEN connection's application_name (pg_stat_activity shows it). */
+/** The connections' application_name, as pg_stat_activity shows them. */
+export const POOL_APPLICATION = 'aether-hub';
 export const LISTEN_APPLICATION = 'aether-hub-listen';
 /** Chunks per INSERT: each is a binary parameter, so data is never hex-encoded into the query text. */
 const CHUNKS_PER_INSERT = 64;
@@ -67,7 +68,7 @@ export class PgHubStorage implements HubStorage {
   /** Connects, migrates, loads the image and starts listening; a database it cannot use is HUB_STORE_FAILED. */
   static async open(url: string, opts: { log: (line: string) => void; rootOwner?: { uid: number; gid: number } }): Promise<PgHubStorage> {
     const where = redactUrl(url);
-    const pool = new pg.Pool({ connectionString: url, types: TYPES, max: POOL_MAX, connectionTimeoutMillis: 10_000, application_name: 'aether-hub' });
+    const pool = new pg.Pool({ connectionString: url, types: TYPES, max: POOL_MAX, connectionTimeoutMillis: 10_000, application_name: POOL_APPLICATION });
     // An idle connection that breaks (the server restarted) must not take the hub down: the next query reconnects.
     pool.on('error', (err) => opts.log(`PostgreSQL connection lost: ${err.message}`));
     let storage: PgHubStorage | undefined;

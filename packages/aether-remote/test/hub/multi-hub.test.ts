@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { BridgeClient, FeedEvent } from '../../src/bridge/client.js';
 import { Hub } from '../../src/hub/hub.js';
-import { LISTEN_APPLICATION } from '../../src/hub/pg-storage.js';
+import { LISTEN_APPLICATION, POOL_APPLICATION } from '../../src/hub/pg-storage.js';
 import { encodeChunkFrame, type AckFrame } from '../../src/protocol/frames.js';
 import { connectClient, content, fileBatch, listDir, metricValue, mkfile, newStore, RawClient, readFeedUntil, readFile, ROOT, startHub, STORES, TOKEN, treeOf, type TestStore } from './helpers.js';
 import { withAdmin } from '../pg-test-db.js';
@@ -169,7 +169,7 @@ describe('several hubs on one PostgreSQL database', { skip: pgSkip }, () => {
     }
   });
 
-  it('a hub whose LISTEN connection breaks listens again and its followers still get every entry', async () => {
+  it('hubs whose database connections break (LISTEN and pooled) reconnect; commits and followers go on', async () => {
     const { store, h1, h2, close } = await twoHubs();
     const a = await connectClient(h1.url);
     const f = await connectClient(h2.url, { followFrom: 0 });
@@ -177,7 +177,8 @@ describe('several hubs on one PostgreSQL database', { skip: pgSkip }, () => {
     try {
       await readFeedUntil(feed, (e) => e.kind === 'snapshot-end');
       const dbName = new URL((store.opts as { storeUrl: string }).storeUrl).pathname.slice(1);
-      await withAdmin((c) => c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2', [dbName, LISTEN_APPLICATION]));
+      const killed = await withAdmin((c) => c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name IN ($2, $3)', [dbName, LISTEN_APPLICATION, POOL_APPLICATION]));
+      assert.ok(killed.rowCount! >= 2, 'both hubs\' LISTEN connections at least');
       const base = a.welcome!.inoBase;
       for (let i = 1; i <= 3; i++) await a.upload(fileBatch(2 * i - 1, ROOT, `f${i}`, base + i, Buffer.from(`f${i}`)));
       const got = await readFeedUntil(feed, (e) => e.kind === 'entry' && e.entry.hubSeq === 3, 10_000);
