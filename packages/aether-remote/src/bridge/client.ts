@@ -38,8 +38,12 @@ export type FeedEvent =
   | { kind: 'reset' };
 
 export interface BridgeClientOptions {
-  /** `ws://HOST:PORT` or `wss://HOST:PORT`. */
-  url: string;
+  /**
+   * `ws://HOST:PORT` or `wss://HOST:PORT`, or several hubs of one store (PostgreSQL) to fail over
+   * between: every failed connect and every lost connection moves to the next URL (wrapping), the
+   * delay before it paced by the backoff as with one URL.
+   */
+  url: string | readonly string[];
   token: string;
   /** This mount's persistent id (a lowercase UUID). */
   mountId: string;
@@ -96,6 +100,8 @@ const SEND_HIGH_BYTES = 4 * 1024 * 1024;
  */
 export class BridgeClient extends EventEmitter {
   private stateValue: BridgeState = 'idle';
+  private readonly urls: readonly string[];
+  private urlIndex = 0;
   private ws: WebSocket | undefined;
   private welcomeFrame: WelcomeFrame | undefined;
   private lastHubId: string | undefined;
@@ -120,6 +126,8 @@ export class BridgeClient extends EventEmitter {
     super();
     this.clock = opts.clock ?? systemClock;
     this.log = opts.log ?? (() => undefined);
+    this.urls = typeof opts.url === 'string' ? [opts.url] : [...opts.url];
+    if (this.urls.length === 0) throw new AetherError('BRIDGE_PROTOCOL', 'the bridge client needs at least one hub URL');
     this.cursor = opts.followFrom;
     this.lastHubId = opts.followHubId;
     this.registry = opts.registry ?? createRegistry();
@@ -138,6 +146,11 @@ export class BridgeClient extends EventEmitter {
 
   get state(): BridgeState {
     return this.stateValue;
+  }
+
+  /** The hub URL connected to, or tried next. */
+  get url(): string {
+    return this.urls[this.urlIndex]!;
   }
 
   /** The last handshake's welcome: mount number, inode base, hub sequence, limits. */
@@ -204,9 +217,10 @@ export class BridgeClient extends EventEmitter {
   private connect(): void {
     this.setState('connecting');
     this.metrics.connectAttempts.inc();
-    this.emit('attempt', { attempt: this.opts.backoff.attempts });
+    const url = this.url;
+    this.emit('attempt', { attempt: this.opts.backoff.attempts, url });
     const timeoutMs = this.opts.connectTimeoutMs ?? 10_000;
-    const ws = new WebSocket(this.opts.url, {
+    const ws = new WebSocket(url, {
       handshakeTimeout: timeoutMs,
       maxPayload: this.opts.maxPayloadBytes ?? 256 * 1024 * 1024,
       perMessageDeflate: false,
@@ -215,7 +229,7 @@ export class BridgeClient extends EventEmitter {
     });
     this.ws = ws;
     const welcomeTimer = setTimeout(() => {
-      this.log(`no welcome from ${this.opts.url} within ${timeoutMs} ms`);
+      this.log(`no welcome from ${url} within ${timeoutMs} ms`);
       ws.terminate();
     }, timeoutMs);
     ws.on('open', () => this.sendJson({ t: 'hello', v: PROTOCOL_VERSION, token: this.opts.token, mountId: this.opts.mountId }));
@@ -233,7 +247,7 @@ export class BridgeClient extends EventEmitter {
       this.onFrame(frame);
     });
     ws.on('ping', () => this.touch());
-    ws.on('error', (err) => this.log(`connection to ${this.opts.url}: ${err.message}`));
+    ws.on('error', (err) => this.log(`connection to ${url}: ${err.message}`));
     ws.on('close', (code, reason) => {
       clearTimeout(welcomeTimer);
       this.disconnected(ws, code, reason.toString());
@@ -270,6 +284,8 @@ export class BridgeClient extends EventEmitter {
     this.emit('disconnect', { code, reason });
     if (code === CLOSE_AUTH_FAILED) this.log('the hub refused the token; retrying with backoff');
     if (this.stateValue === 'stopped') return;
+    // Failover: the next attempt goes to the next hub; the backoff paces attempts across all of them.
+    if (this.urls.length > 1) this.urlIndex = (this.urlIndex + 1) % this.urls.length;
     const step: BackoffStep = this.opts.backoff.next();
     this.metrics.reconnectAttempts.inc();
     this.metrics.reconnectDelayMs.observe(step.delayMs);

@@ -9,6 +9,7 @@ import { EXIT_FAILURE, EXIT_OK, UsageError, type Io } from './exit.js';
 interface HubCliOpts {
   listen: string;
   data: string;
+  store?: string;
   token?: string;
   tlsCert?: string;
   tlsKey?: string;
@@ -40,7 +41,8 @@ export function addHubCommand(program: Command, io: Io, setExit: (code: number) 
     .command('hub')
     .description('run a hub: mounts sync through it over WebSocket (ws://, or wss:// with --tls-cert/--tls-key)')
     .option('--listen <host:port>', 'address to serve on (port 0 picks a free one)', HUB_DEFAULTS.listen)
-    .option('--data <dir>', 'directory of the committed tree, chunks and changefeed', '.aether-hub')
+    .option('--data <dir>', 'directory of the committed tree, chunks and changefeed (the embedded store)', '.aether-hub')
+    .option('--store <url>', 'keep them in PostgreSQL instead (postgres://USER@HOST:PORT/DB), shared by every hub given the same database')
     .option('--token <token>', `shared secret every mount must present (default: $${HUB_TOKEN_ENV})`)
     .option('--tls-cert <file>', 'PEM certificate: serve wss://')
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
@@ -57,6 +59,7 @@ export function addHubCommand(program: Command, io: Io, setExit: (code: number) 
         hub = await Hub.start({
           listen: opts.listen,
           dataDir: resolve(opts.data),
+          ...(opts.store !== undefined ? { storeUrl: opts.store } : {}),
           token,
           ...(tls ? { tls } : {}),
           metricsListen: opts.metricsListen,
@@ -73,7 +76,7 @@ export function addHubCommand(program: Command, io: Io, setExit: (code: number) 
       io.out(
         [
           `aether: hub listening on ${hub.url}`,
-          `  data:     ${hub.opts.dataDir}`,
+          hub.storage.kind === 'postgres' ? `  store:    ${hub.storage.where} (PostgreSQL)` : `  data:     ${hub.storage.where}`,
           `  metrics:  ${hub.metricsAddress ? `http://${hub.metricsAddress}/metrics` : 'off'}`,
           `  feed:     hub sequence ${hub.hubSeq}, keeps ${hub.opts.feedRetainEntries} entries`,
           '',

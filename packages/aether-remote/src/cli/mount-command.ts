@@ -25,7 +25,7 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
     .option('--config <file>', 'configuration file (default: $AFS_AETHER_CONFIG, else ./aether.toml)')
     .option('--allow-other', 'let other users use the mount (FUSE allow_other, with default_permissions)')
     .option('--grace-ms <ms>', 'how long to keep draining at shutdown', '5000')
-    .option('--bridge <url>', 'sync through the hub at ws://HOST:PORT or wss://HOST:PORT (overrides [bridge] url)')
+    .option('--bridge <url[,url...]>', 'sync through the hub at ws://HOST:PORT or wss://HOST:PORT; several hubs of one PostgreSQL store, comma-separated, are failed over in turn (overrides [bridge] url)')
     .option('--token <token>', 'the hub token (overrides [bridge] token; prefer AFS_AETHER_BRIDGE_TOKEN: arguments are visible to other users)')
     .action(async (mountpoint: string, opts: MountOpts) => {
       const graceMs = Number(opts.graceMs);
@@ -62,7 +62,7 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
       }
       const s = mount.status();
       const banner = [
-        s.mode === 'bridge' ? `aether: mounted ${String(s.mountpoint)} (bridge mode, hub ${String((s.bridge as { hub_url: string }).hub_url)})` : `aether: mounted ${String(s.mountpoint)} (local mode)`,
+        s.mode === 'bridge' ? `aether: mounted ${String(s.mountpoint)} (bridge mode, hub ${(s.bridge as { hub_urls: string[] }).hub_urls.join(', ')})` : `aether: mounted ${String(s.mountpoint)} (local mode)`,
         `  state:    ${String(s.state_dir)}`,
         `  metrics:  ${s.metrics_address === 'off' ? 'off' : `http://${String(s.metrics_address)}/metrics`}`,
         `  control:  npx aether status --state-dir ${String(s.state_dir)}`,

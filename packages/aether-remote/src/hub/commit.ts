@@ -1,8 +1,23 @@
-import type { StoreTx } from '@aether/core/store/store';
+import type { BlockMapTx } from '@aether/core/tree/content';
 import type { BatchFrame, FeedEntry, Resolution } from '../protocol/frames.js';
 import { hashesOf } from '../protocol/wire-ops.js';
-import { HubApplier } from './rules.js';
-import type { HubTables } from './tables.js';
+import { HubApplier, type RuleTables } from './rules.js';
+import type { HubStateRow, MountRow } from './tables.js';
+
+/**
+ * The rows a commit reads and writes besides the tree, synchronously, inside the store's
+ * transaction: SQLite's tables directly (HubTables), or PostgreSQL's rows read before and
+ * written after (PgCommitTables).
+ */
+export interface CommitTables extends RuleTables {
+  state(): HubStateRow;
+  setState(s: Omit<HubStateRow, 'hub_id'>): void;
+  mount(mountId: string): MountRow | undefined;
+  setApplied(mountId: string, seq: number): void;
+  hasChunk(hash: string): boolean;
+  appendFeed(hubSeq: number, mountId: string, journalSeq: number, entry: string): void;
+  pruneFeed(upToSeq: number): void;
+}
 
 export interface CommitRequest {
   mountId: string;
@@ -38,13 +53,20 @@ export function chunksFor(batch: BatchFrame, staged: ReadonlyMap<string, Buffer>
   return out;
 }
 
+/** The chunk hashes a batch names, each once. */
+export function namedChunks(batch: BatchFrame): string[] {
+  const out = new Set<string>();
+  for (const e of batch.entries) for (const h of hashesOf(e.op)) out.add(h);
+  return [...out];
+}
+
 /**
  * A mount's batch, inside the store's transaction: skips what this mount already committed (a
  * re-sent batch), applies the rest with the conflict rules, and appends the changefeed entry
  * under the next hub sequence, all in the same transaction, so the tree, the feed and the
  * mount's applied sequence can never disagree after a crash.
  */
-export function commitBatch(tx: StoreTx, tables: HubTables, req: CommitRequest): CommitOutcome {
+export function commitBatch(meta: BlockMapTx, tables: CommitTables, req: CommitRequest): CommitOutcome {
   const mount = tables.mount(req.mountId);
   if (!mount) throw new Error(`mount ${req.mountId} is not registered`);
   const { batch } = req;
@@ -60,7 +82,7 @@ export function commitBatch(tx: StoreTx, tables: HubTables, req: CommitRequest):
 
   const hubSeq = state.hub_seq + 1;
   let nextIno = state.next_ino;
-  const applier = new HubApplier(tx.meta, tables, { mountId: req.mountId, hubSeq, nowMs: req.nowMs, allocIno: () => nextIno++ });
+  const applier = new HubApplier(meta, tables, { mountId: req.mountId, hubSeq, nowMs: req.nowMs, allocIno: () => nextIno++ });
   for (const e of entries) applier.apply(e, batch.baseSeq);
   const entry: FeedEntry = {
     hubSeq,

@@ -1,11 +1,8 @@
-import type { Database } from 'better-sqlite3';
 import { sendSnapshot, type SnapshotOut } from './snapshot.js';
-import type { HubTables } from './tables.js';
+import type { HubStorage } from './storage.js';
 
 export interface FeedSource {
-  /** Committed state only (a read-only connection). */
-  readonly reader: HubTables;
-  openSnapshotReader(): Database;
+  readonly storage: HubStorage;
   readonly pageRows: number;
   onSnapshot(): void;
 }
@@ -62,18 +59,16 @@ export class FeedSender {
 
   private async catchUp(): Promise<void> {
     while (this.active && this.out.open) {
-      // The floor and the rows are read with no await between: commits run on this thread, so
-      // none can prune the feed in between.
-      const floor = this.source.reader.state().feed_floor;
+      // The floor and the rows come from one read, so a prune in between cannot leave a gap.
+      const { floor, rows } = await this.source.storage.feedPage(this.cursor, this.source.pageRows);
       if (this.needsSnapshot || this.cursor < floor) {
         this.source.onSnapshot();
-        const seq = await sendSnapshot(this.source.openSnapshotReader(), this.out, this.source.pageRows);
+        const seq = await sendSnapshot(await this.source.storage.openSnapshot(), this.out, this.source.pageRows);
         if (seq === null) return;
         this.cursor = seq;
         this.needsSnapshot = false;
         continue;
       }
-      const rows = this.source.reader.feedAfter(this.cursor, this.source.pageRows);
       if (rows.length === 0) return;
       for (const row of rows) {
         if (row.hub_seq !== this.cursor + 1) throw new Error(`changefeed gap: after ${this.cursor} comes ${row.hub_seq}`);

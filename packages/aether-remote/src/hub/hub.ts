@@ -1,42 +1,36 @@
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { Database } from 'better-sqlite3';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { AetherError } from '@aether/core/errors';
 import { createRegistry, type Registry } from '@aether/core/metrics/registry';
 import { MetricsServer } from '@aether/core/metrics/server';
-import { Store } from '@aether/core/store/store';
 import { CLOSE_REPLACED, CLOSE_SHUTDOWN, type BatchFrame } from '../protocol/frames.js';
 import { TokenCheck } from './auth.js';
-import { chunksFor, commitBatch, type CommitOutcome } from './commit.js';
+import type { CommitOutcome } from './commit.js';
 import { HubMetrics } from './metrics.js';
 import { parseListen, withDefaults, type HubOptions, type HubOptionsInput } from './options.js';
-import { HUB_EXTENSION } from './schema.js';
 import { Session } from './session.js';
-import { HubTables, type MountRow } from './tables.js';
+import { openHubStorage } from './open-storage.js';
+import type { HubStorage } from './storage.js';
+import type { MountRow } from './tables.js';
 
 /**
- * The hub: the committed tree (the same Store local mode embeds), the changefeed, and a
- * WebSocket server (ws://, or wss:// with a certificate) that mounts upload batches to and
- * follow the feed from. Commits run one at a time through the store; each is durable before it
- * is acknowledged. See PROTOCOL.md.
+ * The hub: the committed tree and the changefeed in its storage (embedded, or a PostgreSQL
+ * database several hubs share), and a WebSocket server (ws://, or wss:// with a certificate) that
+ * mounts upload batches to and follow the feed from. Commits are serialised by the storage; each
+ * is durable before it is acknowledged. See PROTOCOL.md and POSTGRES.md.
  */
 export class Hub {
   readonly opts: HubOptions;
-  readonly store: Store;
-  /** Committed state, for answers that must never see a commit in flight. */
-  readonly reader: HubTables;
+  readonly storage: HubStorage;
   readonly tokens: TokenCheck;
   readonly registry: Registry;
   readonly metrics: HubMetrics;
   readonly hubId: string;
   readonly pageRows: number;
-  private seq: number;
-  private writer: HubTables | undefined;
   private readonly sessions = new Set<Session>();
   private readonly byMount = new Map<string, Session>();
-  private readonly readerDb: Database;
   private readonly http: Server;
   private readonly wss: WebSocketServer;
   private readonly metricsServer: MetricsServer;
@@ -46,18 +40,16 @@ export class Hub {
   address = '';
   metricsAddress: string | undefined;
 
-  private constructor(opts: HubOptions) {
+  private constructor(opts: HubOptions, storage: HubStorage) {
     this.opts = opts;
     this.pageRows = opts.pageRows;
-    this.store = Store.open(opts.dataDir, undefined, { extensions: [HUB_EXTENSION] });
-    this.readerDb = this.store.openReader();
-    this.reader = new HubTables(this.readerDb);
-    const state = this.reader.state();
-    this.hubId = state.hub_id;
-    this.seq = state.hub_seq;
+    this.storage = storage;
+    this.hubId = storage.hubId;
+    // Another hub on the same database committed: followers of this one hear of it too.
+    storage.onRemoteCommit(() => this.wakeFeeds());
     this.tokens = new TokenCheck(opts.token);
     this.registry = opts.registry ?? createRegistry();
-    this.metrics = new HubMetrics(this.registry, { connectedMounts: () => this.byMount.size, changefeedSeq: () => this.seq });
+    this.metrics = new HubMetrics(this.registry, { connectedMounts: () => this.byMount.size, changefeedSeq: () => this.storage.hubSeq });
     this.metricsServer = new MetricsServer(this.registry);
     const refuse = (_req: IncomingMessage, res: ServerResponse): void => void res.writeHead(426, { 'content-type': 'text/plain' }).end('aether hub: connect with a WebSocket client (ws:// or wss://)\n');
     this.http = opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, refuse) : createHttpServer(refuse);
@@ -74,7 +66,8 @@ export class Hub {
   }
 
   static async start(input: HubOptionsInput): Promise<Hub> {
-    const hub = new Hub(withDefaults(input));
+    const opts = withDefaults(input);
+    const hub = new Hub(opts, await openHubStorage(opts));
     try {
       await hub.listen();
     } catch (err) {
@@ -101,9 +94,9 @@ export class Hub {
     return `${this.opts.tls ? 'wss' : 'ws'}://${this.address}`;
   }
 
-  /** The newest committed changefeed sequence. */
+  /** The newest committed changefeed sequence this hub knows of. */
   get hubSeq(): number {
-    return this.seq;
+    return this.storage.hubSeq;
   }
 
   log(line: string): void {
@@ -138,13 +131,8 @@ export class Hub {
   }
 
   /** The mount's row, registering a new mount id under the next mount number. */
-  async register(mountId: string): Promise<MountRow> {
-    const known = this.reader.mount(mountId);
-    if (known) return known;
-    return this.store.transaction((tx) => {
-      const w = this.writerTables(tx.db);
-      return w.mount(mountId) ?? w.addMount(mountId, this.opts.nowMs());
-    });
+  register(mountId: string): Promise<MountRow> {
+    return this.storage.register(mountId, this.opts.nowMs());
   }
 
   /** A mount is connected: an older connection of the same mount is stale (it reconnected) and goes. */
@@ -162,18 +150,10 @@ export class Hub {
     if (this.byMount.get(s.mountId) === s) this.byMount.delete(s.mountId);
   }
 
-  private writerTables(db: Database): HubTables {
-    if (this.writer?.db !== db) this.writer = new HubTables(db);
-    return this.writer;
-  }
-
   /** Commits a batch of `s`'s mount durably; followers hear of it once it is committed. */
   async commit(s: Session, batch: BatchFrame): Promise<CommitOutcome> {
     const started = performance.now();
-    const outcome = await this.store.transaction(
-      (tx) => commitBatch(tx, this.writerTables(tx.db), { mountId: s.mountId, mountNo: s.mountNo, batch, staged: s.staged, nowMs: this.opts.nowMs(), feedRetainEntries: this.opts.feedRetainEntries }),
-      chunksFor(batch, s.staged),
-    );
+    const outcome = await this.storage.commit({ mountId: s.mountId, mountNo: s.mountNo, batch, staged: s.staged, nowMs: this.opts.nowMs(), feedRetainEntries: this.opts.feedRetainEntries });
     if (outcome.duplicate) {
       this.metrics.duplicateBatches.inc();
       return outcome;
@@ -181,27 +161,19 @@ export class Hub {
     this.metrics.commits.inc();
     this.metrics.commitSeconds.observe((performance.now() - started) / 1000);
     for (const r of outcome.resolutions) if (r.kind === 'renamed' || r.kind === 'conflict-copy') this.metrics.conflicts.inc({ kind: r.kind });
-    if (outcome.hubSeq !== null) {
-      this.seq = outcome.hubSeq;
-      for (const other of this.sessions) other.wakeFeed();
-    }
+    if (outcome.hubSeq !== null) this.wakeFeeds();
     return outcome;
   }
 
-  /** A committed chunk's data, or undefined. */
-  readChunk(hash: string): Buffer | undefined {
-    return this.reader.hasChunk(hash) ? this.store.chunks.get(hash) : undefined;
-  }
-
-  openSnapshotReader(): Database {
-    return this.store.openReader();
+  private wakeFeeds(): void {
+    for (const s of this.sessions) s.wakeFeed();
   }
 
   onSnapshot(): void {
     this.metrics.snapshots.inc();
   }
 
-  /** Stops accepting, closes every connection, lets the commit in flight finish, closes the store. */
+  /** Stops accepting, closes every connection, lets the commit in flight finish, closes the storage. */
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;
@@ -213,9 +185,7 @@ export class Hub {
     this.wss.close();
     await new Promise<void>((resolve) => (this.http.listening ? this.http.close(() => resolve()) : resolve()));
     this.http.closeAllConnections();
-    await this.store.transaction(() => undefined).catch(() => undefined);
     await this.metricsServer.close();
-    this.readerDb.close();
-    this.store.close();
+    await this.storage.close();
   }
 }

@@ -5,7 +5,10 @@ import type { Registry } from '@aether/core/metrics/registry';
 export interface HubOptions {
   /** `host:port`; port 0 picks a free port (see `Hub.address`). */
   listen: string;
+  /** The embedded store's directory (used when `storeUrl` is empty). */
   dataDir: string;
+  /** `postgres://…`: keep everything in that PostgreSQL database, shared with other hubs. Empty: embedded. */
+  storeUrl: string;
   /** The shared secret every connection must present in its `hello`. */
   token: string;
   /** PEM certificate and key: serve `wss://` instead of `ws://`. */
@@ -50,13 +53,16 @@ export const HUB_DEFAULTS = {
   heartbeatMs: 15_000,
   maxErrorsPerConnection: 16,
   pageRows: 1000,
+  storeUrl: '',
 } as const;
 
-export type HubOptionsInput = Pick<HubOptions, 'dataDir' | 'token'> & Partial<Omit<HubOptions, 'dataDir' | 'token'>>;
+export type HubOptionsInput = Pick<HubOptions, 'token'> & Partial<Omit<HubOptions, 'token'>>;
 
 export function withDefaults(input: HubOptionsInput): HubOptions {
-  const o: HubOptions = { ...HUB_DEFAULTS, nowMs: () => Date.now(), log: (line) => process.stderr.write(`${line}\n`), ...input };
+  const o: HubOptions = { ...HUB_DEFAULTS, dataDir: '', nowMs: () => Date.now(), log: (line) => process.stderr.write(`${line}\n`), ...input };
   if (o.token === '') throw new AetherError('HUB_OPTION_INVALID', 'the hub needs a token (--token or AFS_AETHER_HUB_TOKEN)');
+  if (o.storeUrl === '' && o.dataDir === '') throw new AetherError('HUB_OPTION_INVALID', 'the hub needs a data directory (--data) or a PostgreSQL store (--store postgres://…)');
+  if (o.storeUrl !== '' && !/^postgres(ql)?:\/\//.test(o.storeUrl)) throw new AetherError('HUB_OPTION_INVALID', `--store: ${JSON.stringify(redactUrl(o.storeUrl))} is not a postgres:// or postgresql:// URL`);
   if (o.feedRetainEntries < 1) throw new AetherError('HUB_OPTION_INVALID', 'feed retention must keep at least 1 entry');
   // A chunk frame (64 KiB + header) and a batch of a few ops must fit in one frame.
   if (o.maxFrameBytes < 128 * 1024) throw new AetherError('HUB_OPTION_INVALID', 'the frame limit must be at least 128 KiB');
@@ -70,4 +76,9 @@ export function parseListen(s: string, what: string): { host: string; port: numb
   const m = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$/.exec(s);
   if (!m || Number(m[2]) > 65535) throw new AetherError('HUB_OPTION_INVALID', `--${what}=${JSON.stringify(s)}: must be HOST:PORT (IPv6 in brackets), port 0..65535`);
   return { host: (m[1] as string).replace(/^\[(.*)\]$/, '$1'), port: Number(m[2]) };
+}
+
+/** A connection URL without its password, for logs and error lines. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z]+:\/\/[^:/@]*):[^@/]*@/i, '$1:***@');
 }

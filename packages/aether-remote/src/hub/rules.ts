@@ -6,16 +6,28 @@
  * reported. Every applied op is recorded in the hub's own terms, so replaying the recorded ops
  * reproduces the hub's tree exactly.
  */
-import type { SqliteMeta } from '@aether/core/store/sqlite-meta';
 import { applyOp, TreeError } from '@aether/core/tree/apply';
-import { applyContent, type ContentOp } from '@aether/core/tree/content';
+import { applyContent, type BlockMapTx, type ContentOp } from '@aether/core/tree/content';
 import type { Inode } from '@aether/core/tree/inode';
 import { RENAME_EXCHANGE, ROOT_INO, type Op } from '@aether/core/tree/ops';
 import type { Resolution } from '../protocol/frames.js';
 import type { WireEntry, WireOp } from '../protocol/wire-ops.js';
 import { conflictName } from './conflict-name.js';
 import { INO_RANGE } from './schema.js';
-import type { HubTables } from './tables.js';
+import type { TombstoneRow, VersionRow } from './tables.js';
+
+/** The hub's own rows the rules read and write besides the tree (schema.ts says what each holds). */
+export interface RuleTables {
+  version(ino: number): VersionRow | undefined;
+  setVersion(ino: number, seq: number, mountId: string): void;
+  dropVersion(ino: number): void;
+  tombstone(ino: number): TombstoneRow | undefined;
+  setTombstone(t: TombstoneRow): void;
+  divert(mountId: string, ino: number): { copy_ino: number; hub_seq: number } | undefined;
+  setDivert(mountId: string, ino: number, copyIno: number, hubSeq: number): void;
+  /** A name of `ino`, preferring one in `preferParent`, then the lowest parent, then the lowest name (bytewise). */
+  dentryOf(ino: number, preferParent?: number): { parent: number; name: string } | undefined;
+}
 
 export interface ApplyContext {
   mountId: string;
@@ -31,8 +43,8 @@ export class HubApplier {
   readonly resolutions: Resolution[] = [];
 
   constructor(
-    private readonly meta: SqliteMeta,
-    private readonly tables: HubTables,
+    private readonly meta: BlockMapTx,
+    private readonly tables: RuleTables,
     private readonly ctx: ApplyContext,
   ) {}
 

@@ -180,11 +180,12 @@ export class Session {
       case 'hello':
         return this.reject('MALFORMED', 'hello on a connection that already said hello', { fatal: true });
       case 'have':
-        return this.send({ t: 'missing', id: frame.id, hashes: frame.hashes.filter((h) => !this.staged.has(h) && !this.hub.reader.hasChunk(h)) });
+        return this.send({ t: 'missing', id: frame.id, hashes: await this.hub.storage.missingChunks(frame.hashes.filter((h) => !this.staged.has(h))) });
       case 'batch':
         return this.onBatch(frame);
       case 'follow':
-        if (frame.cursor > this.hub.hubSeq) return this.reject('CURSOR_AHEAD', `cursor ${frame.cursor} is ahead of this hub's changefeed (${this.hub.hubSeq}): follow from 0 for a snapshot`);
+        // Another hub on the same database may have committed what this one has not heard of yet.
+        if (frame.cursor > this.hub.hubSeq && frame.cursor > (await this.hub.storage.refreshSeq())) return this.reject('CURSOR_AHEAD', `cursor ${frame.cursor} is ahead of this hub's changefeed (${this.hub.hubSeq}): follow from 0 for a snapshot`);
         return this.feed.start(frame.cursor);
       case 'get':
         return this.onGet(frame);
@@ -267,7 +268,7 @@ export class Session {
   private async onGet(frame: GetFrame): Promise<void> {
     const missing: string[] = [];
     for (const hash of frame.hashes) {
-      const data = this.hub.readChunk(hash);
+      const data = await this.hub.storage.readChunk(hash);
       if (data) this.sendChunk(hash, data);
       else missing.push(hash);
       await this.drain();

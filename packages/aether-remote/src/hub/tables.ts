@@ -1,6 +1,8 @@
 import type { Database, Statement } from 'better-sqlite3';
 import { MOUNT_NO_MAX } from './schema.js';
 import { AetherError } from '@aether/core/errors';
+import type { CommitTables } from './commit.js';
+import type { FeedRow } from './storage.js';
 
 export interface HubStateRow {
   hub_id: string;
@@ -27,17 +29,13 @@ export interface TombstoneRow {
   deleted_seq: number;
   deleted_by: string;
 }
-export interface FeedRow {
-  hub_seq: number;
-  entry: string;
-}
 
 /**
  * The hub's queries on one connection: the writer's inside a commit, or a read-only one (which
  * sees committed state only). Statements are prepared on first use, so a read-only connection
  * never prepares a write.
  */
-export class HubTables {
+export class HubTables implements CommitTables {
   private readonly cache = new Map<string, Statement>();
 
   constructor(readonly db: Database) {}

@@ -5,6 +5,7 @@ import type { FileCache } from '@aether/core/runtime/cache/index';
 import { MemoryMeta } from '@aether/core/tree/meta';
 import { ReconnectBackoff } from '../bridge/backoff.js';
 import { BridgeClient, type BridgeState } from '../bridge/client.js';
+import { parseHubUrls } from '../bridge/hub-urls.js';
 import type { WelcomeFrame } from '../protocol/frames.js';
 import { BridgeDrain } from './bridge-drain.js';
 import { loadIdentity, saveIdentity, type MountIdentity } from './identity.js';
@@ -14,6 +15,7 @@ import { Replica } from './replica.js';
 export type OrchestratorState = 'starting' | 'connecting' | 'online' | 'backing off' | 'stopping';
 
 export interface BridgeOptions {
+  /** One hub URL, or several (comma-separated) of hubs sharing one store, tried in turn. */
   url: string;
   token: string;
 }
@@ -46,8 +48,11 @@ export class BridgeOrchestrator implements RemoteBackend {
   private remote: RemoteApply | undefined;
   private log: (line: string) => void = () => undefined;
   private feedError: string | null = null;
+  private readonly urls: string[];
 
-  constructor(private readonly opts: BridgeOptions) {}
+  constructor(private readonly opts: BridgeOptions) {
+    this.urls = parseHubUrls(opts.url);
+  }
 
   get state(): OrchestratorState {
     return this.stateValue;
@@ -65,7 +70,7 @@ export class BridgeOrchestrator implements RemoteBackend {
     this.backoff = ReconnectBackoff.fromConfig(ctx.config);
     if (identity.inoBase === undefined) {
       // The first start: inode numbers come from the range the hub assigns, so it must answer once.
-      ctx.log(`bridge: first start, waiting for ${this.opts.url} to assign this mount's inode range`);
+      ctx.log(`bridge: first start, waiting for ${this.urls.join(' or ')} to assign this mount's inode range`);
       const probe = this.newClient(ctx, identity, undefined);
       const w = await new Promise<WelcomeFrame>((resolve) => {
         probe.once('welcome', resolve);
@@ -89,7 +94,7 @@ export class BridgeOrchestrator implements RemoteBackend {
 
   private newClient(ctx: RemoteOpenContext, identity: MountIdentity, followFrom: number | undefined): BridgeClient {
     return new BridgeClient({
-      url: this.opts.url,
+      url: this.urls,
       token: this.opts.token,
       mountId: identity.mountId,
       backoff: this.backoff!,
@@ -191,7 +196,8 @@ export class BridgeOrchestrator implements RemoteBackend {
   status(): Record<string, unknown> {
     return {
       state: this.stateValue,
-      hub_url: this.opts.url,
+      hub_url: this.client?.url ?? this.urls[0],
+      hub_urls: this.urls,
       connected: this.client?.state === 'online',
       cursor: this.replicaValue?.cursor ?? 0,
       mount_id: this.identity?.mountId ?? null,

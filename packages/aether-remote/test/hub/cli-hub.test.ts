@@ -17,6 +17,7 @@ describe('aether hub (command line)', () => {
       [['hub', '--token', 'x', '--listen', 'nowhere'], /--listen="nowhere": must be HOST:PORT/],
       [['hub', '--token', 'x', '--feed-retain', '0'], /--feed-retain="0": must be a whole number ≥ 1/],
       [['hub', '--token', 'x', '--max-frame-bytes', '12k'], /--max-frame-bytes="12k"/],
+      [['hub', '--token', 'x', '--store', 'mysql://u:pw@h/db'], /--store: "mysql:\/\/u:\*\*\*@h\/db" is not a postgres:\/\/ or postgresql:\/\/ URL/],
     ];
     for (const [args, re] of cases) {
       const r = aether(args);
@@ -25,6 +26,14 @@ describe('aether hub (command line)', () => {
       assert.equal(r.err.trim().split('\n').length, 1, r.err);
       assert.ok(!r.err.includes('    at '), 'no stack trace');
     }
+  });
+
+  it('a PostgreSQL store it cannot reach is one line (without the password) and exit code 1', () => {
+    const r = aether(['hub', '--token', 'x', '--listen', '127.0.0.1:0', '--metrics-listen', 'off', '--store', 'postgres://aether:s3cret@127.0.0.1:1/aether']);
+    assert.equal(r.code, 1, r.err);
+    assert.match(r.err, /^aether: cannot use the hub store postgres:\/\/aether:\*\*\*@127\.0\.0\.1:1\/aether: .*ECONNREFUSED/);
+    assert.equal(r.err.trim().split('\n').length, 1, r.err);
+    assert.ok(!r.err.includes('s3cret'));
   });
 
   it('serves until SIGTERM; the token may come from AFS_AETHER_HUB_TOKEN; a taken port is a one-line failure', async () => {

@@ -3,7 +3,7 @@ import { after, describe, it } from 'node:test';
 import type { BridgeClient, UploadResult } from '../../src/bridge/client.js';
 import type { Hub } from '../../src/hub/hub.js';
 import type { WireEntry, WireOp } from '../../src/protocol/wire-ops.js';
-import { connectClient, content, listDir, metricValue, readFeedUntil, readFile, ROOT, startHub } from './helpers.js';
+import { connectClient, content, inodeOf, listDir, metricValue, readFeedUntil, readFile, ROOT, startHub, type StoreKind, STORES } from './helpers.js';
 import { Replica } from './replica.js';
 
 const NOW = Date.UTC(2026, 10, 22, 1, 2, 3);
@@ -41,8 +41,8 @@ const text = (s: string) => Buffer.from(s);
 /** Content spanning several blocks, so a conflict copy must hold all of it, not a diff. */
 const big = (tag: string) => Buffer.concat([Buffer.alloc(150_000, tag.charCodeAt(0)), text(tag)]);
 
-async function setup(): Promise<{ hub: Hub; a: TestMount; b: TestMount; replica: () => Promise<void> }> {
-  const { hub } = await startHub({ nowMs: () => NOW });
+async function setup(kind: StoreKind): Promise<{ hub: Hub; a: TestMount; b: TestMount; replica: () => Promise<void> }> {
+  const { hub } = await startHub({ nowMs: () => NOW }, kind);
   const a = new TestMount(await connectClient(hub.url));
   const b = new TestMount(await connectClient(hub.url));
   // A third mount follows the changefeed the whole time: its view must end up identical to the hub's.
@@ -55,23 +55,23 @@ async function setup(): Promise<{ hub: Hub; a: TestMount; b: TestMount; replica:
   });
   const replica = async () => {
     for (const e of await readFeedUntil(feed, (e) => (e.kind === 'entry' && e.entry.hubSeq === hub.hubSeq) || (e.kind === 'snapshot-end' && e.hubSeq === hub.hubSeq))) view.apply(e);
-    view.assertEquals(hub);
+    await view.assertEquals(hub);
   };
   return { hub, a, b, replica };
 }
 
-describe('conflicts (DESIGN §2): the first commit wins the name, the other change is kept beside it', () => {
+for (const { kind, skip } of STORES) describe(`conflicts (DESIGN §2): the first commit wins the name, the other change is kept beside it [${kind}]`, { skip }, () => {
   it('two mounts create the same name while disconnected', async () => {
-    const { hub, a, b, replica } = await setup();
+    const { hub, a, b, replica } = await setup(kind);
     const fa = a.newIno();
     const fb = b.newIno();
     await a.up(0, [file(ROOT, 'a.txt', fa), { write: fa, data: text('from A') }]);
     const rb = await b.up(0, [file(ROOT, 'a.txt', fb), { write: fb, data: text('from B') }]);
     const expected = `a.conflict-${b.id}-${STAMP}.txt`;
     assert.deepEqual(rb.resolutions, [{ jseq: 1, kind: 'renamed', ino: fb, parent: ROOT, name: expected, wanted: 'a.txt' }]);
-    assert.deepEqual(listDir(hub, ROOT), new Map([['a.txt', fa], [expected, fb]]));
-    assert.equal(readFile(hub, fa).toString(), 'from A');
-    assert.equal(readFile(hub, fb).toString(), 'from B');
+    assert.deepEqual(await listDir(hub, ROOT), new Map([['a.txt', fa], [expected, fb]]));
+    assert.equal((await readFile(hub, fa)).toString(), 'from A');
+    assert.equal((await readFile(hub, fb)).toString(), 'from B');
 
     // Directories too; the loser's later ops follow its inode into the renamed directory.
     const da = a.newIno();
@@ -80,57 +80,57 @@ describe('conflicts (DESIGN §2): the first commit wins the name, the other chan
     await a.up(1, [dir(ROOT, 'd', da)]);
     await b.up(0, [dir(ROOT, 'd', db), file(db, 'inner', inside)]);
     const dName = `d.conflict-${b.id}-${STAMP}`;
-    assert.equal(listDir(hub, ROOT).get(dName), db);
-    assert.deepEqual(listDir(hub, db), new Map([['inner', inside]]));
-    assert.equal(listDir(hub, da).size, 0);
+    assert.equal((await listDir(hub, ROOT)).get(dName), db);
+    assert.deepEqual(await listDir(hub, db), new Map([['inner', inside]]));
+    assert.equal((await listDir(hub, da)).size, 0);
 
     // B still calls its file a.txt: deleting it removes B's file, not A's.
     await b.up(0, [{ t: 'unlink', parent: ROOT, name: 'a.txt', ino: fb, timeMs: 4000 }]);
-    assert.equal(listDir(hub, ROOT).get('a.txt'), fa);
-    assert.equal(listDir(hub, ROOT).has(expected), false);
+    assert.equal((await listDir(hub, ROOT)).get('a.txt'), fa);
+    assert.equal((await listDir(hub, ROOT)).has(expected), false);
     assert.equal(await metricValue(hub.registry, 'aether_hub_conflicts_total', { kind: 'renamed' }), 2);
     await replica();
   });
 
   it('a write based on a version another mount changed meanwhile becomes a conflict copy with the full content', async () => {
-    const { hub, a, b, replica } = await setup();
+    const { hub, a, b, replica } = await setup(kind);
     const f = a.newIno();
     const s1 = (await a.up(0, [file(ROOT, 'f.txt', f), { write: f, data: big('0') }])).hubSeq!;
     // Both mounts saw f.txt at s1. A commits its edit first.
     await a.up(s1, [{ write: f, data: big('A') }]);
     const rb = await b.up(s1, [{ write: f, data: big('B') }]);
     const copyName = `f.conflict-${b.id}-${STAMP}.txt`;
-    const copy = listDir(hub, ROOT).get(copyName);
-    assert.ok(copy !== undefined, `no ${copyName} in ${[...listDir(hub, ROOT).keys()].join(', ')}`);
+    const copy = (await listDir(hub, ROOT)).get(copyName);
+    assert.ok(copy !== undefined, `no ${copyName} in ${[...(await listDir(hub, ROOT)).keys()].join(', ')}`);
     assert.deepEqual(rb.resolutions, [{ jseq: 1, kind: 'conflict-copy', ino: f, copyIno: copy, parent: ROOT, name: copyName }]);
-    assert.ok(readFile(hub, f).equals(big('A')), 'the first commit keeps the name');
-    assert.ok(readFile(hub, copy).equals(big('B')), "the loser's whole content, not a diff");
-    assert.equal(hub.store.getInode(copy)?.mode, 0o640);
+    assert.ok((await readFile(hub, f)).equals(big('A')), 'the first commit keeps the name');
+    assert.ok((await readFile(hub, copy)).equals(big('B')), "the loser's whole content, not a diff");
+    assert.equal((await inodeOf(hub, copy))?.mode, 0o640);
     const conflictSeq = rb.hubSeq!;
 
     // B writes again before it has seen the conflict: into its copy, not a second copy.
     const again = await b.up(s1, [{ write: f, data: text('B, second edit') }]);
     assert.deepEqual(again.resolutions, [{ jseq: 2, kind: 'diverted', ino: f, copyIno: copy }]);
-    assert.equal(readFile(hub, copy).toString(), 'B, second edit');
-    assert.equal(listDir(hub, ROOT).size, 2);
+    assert.equal((await readFile(hub, copy)).toString(), 'B, second edit');
+    assert.equal((await listDir(hub, ROOT)).size, 2);
 
     // Once B has seen the conflict, its writes edit the winner's version normally.
     await b.up(conflictSeq + 1, [{ write: f, data: text('B on top of A') }]);
-    assert.equal(readFile(hub, f).toString(), 'B on top of A');
-    assert.equal(listDir(hub, ROOT).size, 2);
+    assert.equal((await readFile(hub, f)).toString(), 'B on top of A');
+    assert.equal((await listDir(hub, ROOT)).size, 2);
 
     // And A, still on an old view, now loses in turn.
     const ra = await a.up(s1 + 1, [{ write: f, data: text('A, late') }]);
     const aCopy = `f.conflict-${a.id}-${STAMP}.txt`;
     assert.equal(ra.resolutions[0]?.kind, 'conflict-copy');
-    assert.equal(readFile(hub, listDir(hub, ROOT).get(aCopy)!).toString(), 'A, late');
-    assert.equal(readFile(hub, f).toString(), 'B on top of A');
+    assert.equal((await readFile(hub, (await listDir(hub, ROOT)).get(aCopy)!)).toString(), 'A, late');
+    assert.equal((await readFile(hub, f)).toString(), 'B on top of A');
     assert.equal(await metricValue(hub.registry, 'aether_hub_conflicts_total', { kind: 'conflict-copy' }), 2);
     await replica();
   });
 
   it('deletes, renames over a changed target, writes to deleted files, creates in removed directories: nothing is lost', async () => {
-    const { hub, a, b, replica } = await setup();
+    const { hub, a, b, replica } = await setup(kind);
     const f = a.newIno();
     const d = a.newIno();
     const s1 = (await a.up(0, [file(ROOT, 'doc.md', f), { write: f, data: text('v1') }, dir(ROOT, 'tmp', d)])).hubSeq!;
@@ -139,15 +139,15 @@ describe('conflicts (DESIGN §2): the first commit wins the name, the other chan
     await a.up(s1, [{ write: f, data: text('v2 by A') }]);
     const del = await b.up(s1, [{ t: 'unlink', parent: ROOT, name: 'doc.md', ino: f, timeMs: 5000 }]);
     assert.deepEqual(del.resolutions, [{ jseq: 1, kind: 'skipped', reason: 'changed' }]);
-    assert.equal(readFile(hub, f).toString(), 'v2 by A');
+    assert.equal((await readFile(hub, f)).toString(), 'v2 by A');
 
     // An editor's atomic save on B (write a temp file, rename it over doc.md) based on v1.
     const tmpFile = b.newIno();
     const save = await b.up(s1, [file(ROOT, '.doc.md.swp', tmpFile), { write: tmpFile, data: text('v2 by B') }, { t: 'rename', parent: ROOT, name: '.doc.md.swp', ino: tmpFile, newParent: ROOT, newName: 'doc.md', dstIno: f, flags: 0, timeMs: 5000 }]);
     const saved = `doc.conflict-${b.id}-${STAMP}.md`;
     assert.deepEqual(save.resolutions, [{ jseq: 4, kind: 'renamed', ino: tmpFile, parent: ROOT, name: saved, wanted: 'doc.md' }]);
-    assert.equal(readFile(hub, f).toString(), 'v2 by A');
-    assert.equal(readFile(hub, listDir(hub, ROOT).get(saved)!).toString(), 'v2 by B');
+    assert.equal((await readFile(hub, f)).toString(), 'v2 by A');
+    assert.equal((await readFile(hub, (await listDir(hub, ROOT)).get(saved)!)).toString(), 'v2 by B');
 
     // A deletes notes.txt in tmp/; B, which had not seen that, writes to it: kept as a conflict copy where it was.
     const notes = b.newIno();
@@ -156,7 +156,7 @@ describe('conflicts (DESIGN §2): the first commit wins the name, the other chan
     const late = await b.up(s2, [{ write: notes, data: text('n2, written after A deleted it') }]);
     const kept = `notes.conflict-${b.id}-${STAMP}.txt`;
     assert.equal(late.resolutions[0]?.kind, 'conflict-copy');
-    assert.equal(readFile(hub, listDir(hub, d).get(kept)!).toString(), 'n2, written after A deleted it');
+    assert.equal((await readFile(hub, (await listDir(hub, d)).get(kept)!)).toString(), 'n2, written after A deleted it');
 
     // A removes an empty directory; B, offline, creates a file in it: the file lands in the root.
     const empty = a.newIno();
@@ -166,7 +166,7 @@ describe('conflicts (DESIGN §2): the first commit wins the name, the other chan
     const r = await b.up(s3, [file(empty, 'new.txt', orphan), { write: orphan, data: text('made offline') }]);
     const landed = `new.conflict-${b.id}-${STAMP}.txt`;
     assert.deepEqual(r.resolutions, [{ jseq: r.resolutions[0]!.jseq, kind: 'renamed', ino: orphan, parent: ROOT, name: landed, wanted: 'new.txt' }]);
-    assert.equal(readFile(hub, orphan).toString(), 'made offline');
+    assert.equal((await readFile(hub, orphan)).toString(), 'made offline');
 
     // A rmdir that finds the directory no longer empty leaves it (and its new content) alone.
     const shared = a.newIno();
@@ -175,7 +175,7 @@ describe('conflicts (DESIGN §2): the first commit wins the name, the other chan
     await b.up(s4, [file(shared, 'child', child)]);
     const rm = await a.up(s4, [{ t: 'rmdir', parent: ROOT, name: 'shared', ino: shared, timeMs: 8000 }]);
     assert.deepEqual(rm.resolutions, [{ jseq: rm.resolutions[0]!.jseq, kind: 'skipped', reason: 'ENOTEMPTY' }]);
-    assert.equal(listDir(hub, shared).get('child'), child);
+    assert.equal((await listDir(hub, shared)).get('child'), child);
     await replica();
   });
 });

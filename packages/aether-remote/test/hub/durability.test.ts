@@ -1,20 +1,18 @@
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
-import { Store } from '@aether/core/store/store';
 import { BridgeClient, type UploadResult } from '../../src/bridge/client.js';
-import { HUB_EXTENSION } from '../../src/hub/schema.js';
-import { content, mkfile, quickBackoff, ROOT, spawnHub, tempDir, TOKEN, type HubProcess } from './helpers.js';
+import { content, listDir, mkfile, newStore, openTestStore, quickBackoff, readFile, ROOT, spawnHub, STORES, TOKEN, type HubProcess, type TestStore } from './helpers.js';
 
-const hubArgs = (listen: string, data: string) => ['--listen', listen, '--data', data, '--token', TOKEN, '--metrics-listen', '127.0.0.1:0'];
+const hubArgs = (listen: string, store: TestStore) => ['--listen', listen, ...store.args, '--token', TOKEN, '--metrics-listen', '127.0.0.1:0'];
 
 function welcomed(c: BridgeClient): Promise<void> {
   return new Promise((resolve) => c.once('welcome', () => resolve()));
 }
 
-describe('durability: kill -9 of the hub process', () => {
+for (const { kind, skip } of STORES) describe(`durability: kill -9 of the hub process [${kind}]`, { skip }, () => {
   it('every acknowledged batch is there after a restart; batches in flight are committed exactly once', async () => {
-    const data = tempDir();
+    const data = await newStore(kind);
     let hub: HubProcess = await spawnHub(hubArgs('127.0.0.1:0', data));
     const listen = hub.url.replace('ws://', '');
     const client = new BridgeClient({ url: hub.url, token: TOKEN, mountId: randomUUID(), backoff: quickBackoff({ start_ms: 50, max_ms: 200 }) });
@@ -55,21 +53,20 @@ describe('durability: kill -9 of the hub process', () => {
       await hub.stop();
     }
 
-    // The data directory, read directly: every file once, with its content; one feed entry per batch.
-    const store = Store.open(data, undefined, { extensions: [HUB_EXTENSION] });
+    // The store, read directly: every file once, with its content; one feed entry per batch.
+    const store = await openTestStore(data);
     try {
-      const db = store.openReader();
-      const names = db.prepare('SELECT name, ino FROM dentries WHERE parent = ?').all(ROOT) as { name: string; ino: number }[];
-      assert.deepEqual(names.map((n) => n.name).sort(), [...files.keys()].sort(), 'no file lost, none duplicated');
-      for (const { name, ino: i } of names) assert.ok(store.read(i, 0, 1 << 20).equals(files.get(name)!), `content of ${name}`);
-      const feed = db.prepare('SELECT journal_seq FROM hub_feed ORDER BY hub_seq').all() as { journal_seq: number }[];
+      const names = await listDir(store, ROOT);
+      assert.deepEqual([...names.keys()].sort(), [...files.keys()].sort(), 'no file lost, none duplicated');
+      for (const [name, i] of names) assert.ok((await readFile(store, i)).equals(files.get(name)!), `content of ${name}`);
+      const feed = (await store.storage.feedPage(0, 1000)).rows.map((r) => (JSON.parse(r.entry) as { journalSeq: number }).journalSeq);
       assert.deepEqual(
-        feed.map((r) => r.journal_seq),
+        feed,
         Array.from({ length: files.size }, (_, i) => 2 * (i + 1)),
       );
-      db.close();
     } finally {
-      store.close();
+      await store.storage.close();
+      await data.drop();
     }
   });
 });

@@ -3,7 +3,7 @@ import { after, describe, it } from 'node:test';
 import type { BridgeClient, FeedEvent } from '../../src/bridge/client.js';
 import type { ErrorFrame } from '../../src/protocol/frames.js';
 import type { WireEntry } from '../../src/protocol/wire-ops.js';
-import { connectClient, content, metricValue, mkdir, mkfile, RawClient, readFeedUntil, ROOT, startHub } from './helpers.js';
+import { connectClient, content, metricValue, mkdir, mkfile, RawClient, readFeedUntil, ROOT, startHub, STORES } from './helpers.js';
 import { Replica } from './replica.js';
 
 /** Uploads `n` batches from `c`: a directory, files with content, a rename and an unlink among them. */
@@ -31,9 +31,9 @@ async function makeHistory(c: BridgeClient, n: number, from: { seq: number; ino:
 
 const entrySeqs = (events: FeedEvent[]) => events.flatMap((e) => (e.kind === 'entry' ? [e.entry.hubSeq] : []));
 
-describe('the changefeed', () => {
+for (const { kind, skip } of STORES) describe(`the changefeed [${kind}]`, { skip }, () => {
   it('a client follows from any cursor it saw before, then live; entries carry ops, chunk hashes and the author', async () => {
-    const { hub } = await startHub();
+    const { hub } = await startHub({}, kind);
     after(() => hub.close());
     const a = await connectClient(hub.url);
     const seqs = await makeHistory(a, 5, { seq: 0, ino: 0 });
@@ -56,7 +56,7 @@ describe('the changefeed', () => {
   });
 
   it('a client behind what the feed retains gets a snapshot at one hub sequence, then the feed', async () => {
-    const { hub } = await startHub({ feedRetainEntries: 3, pageRows: 4 });
+    const { hub } = await startHub({ feedRetainEntries: 3, pageRows: 4 }, kind);
     after(() => hub.close());
     const a = await connectClient(hub.url);
     const from = { seq: 0, ino: 0 };
@@ -69,12 +69,12 @@ describe('the changefeed', () => {
     assert.ok(snap.filter((e) => e.kind === 'snapshot-part').length > 3, 'paged');
     for (const e of snap) replica.apply(e);
     assert.equal(replica.cursor, 8);
-    replica.assertEquals(hub);
+    await replica.assertEquals(hub);
     assert.equal(await metricValue(hub.registry, 'aether_hub_snapshots_total'), 1);
     // Then the feed goes on from the snapshot's sequence.
     await makeHistory(a, 2, from);
     for (const e of await readFeedUntil(it, (e) => e.kind === 'entry' && e.entry.hubSeq === 10)) replica.apply(e);
-    replica.assertEquals(hub);
+    await replica.assertEquals(hub);
     // A cursor inside the retained window needs no snapshot.
     const d = await connectClient(hub.url, { followFrom: 7 });
     assert.deepEqual(entrySeqs(await readFeedUntil(d.feed(), (e) => e.kind === 'entry' && e.entry.hubSeq === 10)), [8, 9, 10]);
@@ -82,7 +82,7 @@ describe('the changefeed', () => {
   });
 
   it('cursor 0 (a new mount) gets a snapshot; a cursor ahead of the hub is refused and the client starts over', async () => {
-    const { hub } = await startHub();
+    const { hub } = await startHub({}, kind);
     after(() => hub.close());
     const a = await connectClient(hub.url);
     // On an empty hub: one snapshot of the root at sequence 0, then the entries, and no second snapshot.
@@ -100,7 +100,7 @@ describe('the changefeed', () => {
     const fresh = await connectClient(hub.url, { followFrom: 0 });
     const replica = new Replica();
     for (const e of await readFeedUntil(fresh.feed(), (e) => e.kind === 'snapshot-end')) replica.apply(e);
-    replica.assertEquals(hub);
+    await replica.assertEquals(hub);
 
     const raw = await RawClient.hello(hub.url);
     raw.c.send({ t: 'follow', cursor: 99 });

@@ -10,13 +10,19 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { WebSocket, type RawData } from 'ws';
 import type { Registry } from 'prom-client';
+import type { BlockRef } from '@aether/core/tree/content';
+import type { Inode } from '@aether/core/tree/inode';
 import { ReconnectBackoff } from '../../src/bridge/backoff.js';
 import { BridgeClient, type BridgeClientOptions, type FeedEvent, type UploadBatch } from '../../src/bridge/client.js';
 import { Hub } from '../../src/hub/hub.js';
 import type { HubOptionsInput } from '../../src/hub/options.js';
+import { PgHubStorage } from '../../src/hub/pg-storage.js';
+import { SqliteHubStorage } from '../../src/hub/sqlite-storage.js';
+import type { HubStorage } from '../../src/hub/storage.js';
 import { blocksOfContent } from '../../src/protocol/blocks.js';
 import { PROTOCOL_VERSION, type HubFrame, type WelcomeFrame } from '../../src/protocol/frames.js';
 import type { WireEntry } from '../../src/protocol/wire-ops.js';
+import { createTestDatabase, pgSkipReason } from '../pg-test-db.js';
 
 export const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', '..', '..');
 export const bin = join(repo, 'packages', 'aether-remote', 'bin', 'aether.js');
@@ -27,14 +33,51 @@ export function tempDir(prefix = 'aether-hub-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
+// ---- the two stores: every hub test runs against both ----
+
+export type StoreKind = 'embedded' | 'postgres';
+
+/** The stores the conformance suite runs on; `skip` only when PostgreSQL is unreachable outside CI. */
+export const STORES: { kind: StoreKind; skip: string | false }[] = [
+  { kind: 'embedded', skip: false },
+  { kind: 'postgres', skip: await pgSkipReason() },
+];
+
+export interface TestStore {
+  kind: StoreKind;
+  /** Hub options naming it. */
+  opts: { dataDir: string } | { storeUrl: string };
+  /** `aether hub` arguments naming it. */
+  args: string[];
+  /** Deletes a test database (the embedded store's temp directory stays, like every temp dir here). */
+  drop(): Promise<void>;
+}
+
+/** A new, empty store: a temporary directory, or a database of its own on the test server. */
+export async function newStore(kind: StoreKind): Promise<TestStore> {
+  if (kind === 'embedded') {
+    const dataDir = tempDir();
+    return { kind, opts: { dataDir }, args: ['--data', dataDir], drop: () => Promise.resolve() };
+  }
+  const db = await createTestDatabase();
+  return { kind, opts: { storeUrl: db.url }, args: ['--store', db.url], drop: () => db.drop() };
+}
+
 export interface TestHub {
   hub: Hub;
   logs: string[];
 }
 
-export async function startHub(opts: Partial<HubOptionsInput> = {}): Promise<TestHub> {
+/** An in-process hub on a new store (or on `on`, shared with other hubs); closing the hub drops a store it made. */
+export async function startHub(opts: Partial<HubOptionsInput> = {}, kind: StoreKind = 'embedded', on?: TestStore): Promise<TestHub> {
   const logs: string[] = [];
-  const hub = await Hub.start({ dataDir: tempDir(), token: TOKEN, listen: '127.0.0.1:0', metricsListen: '127.0.0.1:0', log: (l) => logs.push(l), ...opts });
+  const store = on ?? (await newStore(kind));
+  const hub = await Hub.start({ ...store.opts, token: TOKEN, listen: '127.0.0.1:0', metricsListen: '127.0.0.1:0', log: (l) => logs.push(l), ...opts });
+  if (!on) {
+    const close = hub.close.bind(hub);
+    let closing: Promise<void> | undefined;
+    hub.close = () => (closing ??= close().then(() => store.drop()));
+  }
   return { hub, logs };
 }
 
@@ -101,20 +144,61 @@ export function fileBatch(seq: number, parent: number, name: string, ino: number
   return { upToSeq: seq + 1, baseSeq: 0, entries: [mkfile(seq, parent, name, ino), body.entry], chunks: body.chunks };
 }
 
-/** Names in a directory of the hub's committed tree. */
-export function listDir(hub: Hub, dir: number): Map<string, number> {
-  const db = hub.store.openReader();
+// ---- the hub's committed tree, read through its storage (either store) ----
+
+/** A hub, or a store opened without one (to look at what a stopped hub left). */
+export interface HasStorage {
+  storage: HubStorage;
+}
+
+/** Opens a test store in this process, as a hub would. */
+export async function openTestStore(store: TestStore): Promise<HasStorage> {
+  const storage = 'dataDir' in store.opts ? SqliteHubStorage.open(store.opts.dataDir) : await PgHubStorage.open(store.opts.storeUrl, { log: () => undefined });
+  return { storage };
+}
+
+export interface HubTree {
+  hubSeq: number;
+  inodes: Map<number, Inode>;
+  /** [parent, name, ino], ordered by parent, then name. */
+  dentries: [number, string, number][];
+  blocks: Map<number, BlockRef[]>;
+}
+
+/** The whole committed tree at one hub sequence. */
+export async function treeOf(hub: HasStorage): Promise<HubTree> {
+  const r = await hub.storage.openSnapshot();
   try {
-    const rows = db.prepare('SELECT name, ino FROM dentries WHERE parent = ? ORDER BY name').all(dir) as { name: string; ino: number }[];
-    return new Map(rows.map((r) => [r.name, r.ino]));
+    const page = 100_000;
+    const tree: HubTree = { hubSeq: r.hubSeq, inodes: new Map(), dentries: [], blocks: new Map() };
+    for (const i of await r.inodes(-1, page)) tree.inodes.set(i.ino, i);
+    tree.dentries = await r.dentries([-1, ''], page);
+    for (const [ino, idx, hash] of await r.blocks([-1, -1], page)) tree.blocks.set(ino, [...(tree.blocks.get(ino) ?? []), [idx, hash]]);
+    return tree;
   } finally {
-    db.close();
+    await r.close();
   }
 }
 
-export function readFile(hub: Hub, ino: number): Buffer {
-  const size = hub.store.getInode(ino)?.size ?? 0;
-  return hub.store.read(ino, 0, size);
+/** Names in a directory of the hub's committed tree. */
+export async function listDir(hub: HasStorage, dir: number): Promise<Map<string, number>> {
+  return new Map((await treeOf(hub)).dentries.filter(([p]) => p === dir).map(([, name, ino]) => [name, ino]));
+}
+
+export async function inodeOf(hub: HasStorage, ino: number): Promise<Inode | undefined> {
+  return (await treeOf(hub)).inodes.get(ino);
+}
+
+/** A committed file's content: its blocks' chunks, holes as zeros. */
+export async function readFile(hub: HasStorage, ino: number): Promise<Buffer> {
+  const tree = await treeOf(hub);
+  const out = Buffer.alloc(tree.inodes.get(ino)?.size ?? 0);
+  for (const [idx, hash] of tree.blocks.get(ino) ?? []) {
+    const data = await hub.storage.readChunk(hash);
+    if (!data) throw new Error(`chunk ${hash} of inode ${ino} is not stored`);
+    data.copy(out, idx * 64 * 1024);
+  }
+  return out;
 }
 
 // ---- a raw protocol client ----
@@ -264,4 +348,20 @@ export async function scrape(metricsUrl: string, sample: string): Promise<number
   const text = await (await fetch(metricsUrl)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${sample} `));
   return line === undefined ? undefined : Number(line.slice(sample.length + 1));
+}
+
+/** Two hub processes on one new PostgreSQL database; `stop` stops them and drops it. */
+export async function spawnHubsOnOneDatabase(): Promise<{ h1: HubProcess; h2: HubProcess; stop(): Promise<void> }> {
+  const store = await newStore('postgres');
+  const args = [...store.args, '--listen', '127.0.0.1:0', '--token', TOKEN, '--metrics-listen', 'off'];
+  const h1 = await spawnHub(args);
+  const h2 = await spawnHub(args);
+  return {
+    h1,
+    h2,
+    stop: async () => {
+      await Promise.all([h1.stop(), h2.stop()]);
+      await store.drop();
+    },
+  };
 }

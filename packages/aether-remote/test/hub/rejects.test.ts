@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { encodeChunkFrame, sha256Hex, type AckFrame, type ErrorFrame, type MissingFrame } from '../../src/protocol/frames.js';
-import { connectClient, content, listDir, metricValue, mkfile, RawClient, readFeedUntil, readFile, ROOT, startHub } from './helpers.js';
+import { connectClient, content, listDir, metricValue, mkfile, RawClient, readFeedUntil, readFile, ROOT, startHub, STORES } from './helpers.js';
 
 const errorOf = (c: RawClient) => c.next((f) => f.t === 'error') as Promise<ErrorFrame>;
 
-describe('the hub rejects bad input and keeps serving', async () => {
-  const { hub, logs } = await startHub({ maxFrameBytes: 128 * 1024, maxErrorsPerConnection: 40 });
+for (const { kind, skip } of STORES) describe(`the hub rejects bad input and keeps serving [${kind}]`, { skip }, async () => {
+  const { hub, logs } = await startHub({ maxFrameBytes: 128 * 1024, maxErrorsPerConnection: 40 }, kind);
   const good = await connectClient(hub.url, { followFrom: 0 });
   const goodFeed = good.feed();
   let seq = 0;
@@ -21,7 +21,7 @@ describe('the hub rejects bad input and keeps serving', async () => {
     await readFeedUntil(goodFeed, (e) => e.kind === 'entry' && e.entry.hubSeq === r.hubSeq);
   };
   /** Nothing but the healthy mount's files ever reached the tree. */
-  const untouched = () => assert.deepEqual([...listDir(hub, ROOT)].sort(), [...goodFiles].sort());
+  const untouched = async () => assert.deepEqual([...(await listDir(hub, ROOT))].sort(), [...goodFiles].sort());
   after(async () => {
     await good.close();
     await hub.close();
@@ -46,7 +46,7 @@ describe('the hub rejects bad input and keeps serving', async () => {
     bad.c.send({ t: 'have', id: 9, hashes: [] });
     assert.deepEqual(await bad.c.next((f) => f.t === 'missing'), { t: 'missing', id: 9, hashes: [] });
     await goodUpload('one');
-    untouched();
+    await untouched();
   });
 
   it('unsafe names reject the whole batch: nothing of it is applied', async () => {
@@ -67,7 +67,7 @@ describe('the hub rejects bad input and keeps serving', async () => {
     }
     assert.equal(await metricValue(hub.registry, 'aether_hub_rejected_total', { reason: 'UNSAFE_NAME' }), before + cases.length);
     assert.equal(logs.filter((l) => l.includes('rejected UNSAFE_NAME')).length, cases.length);
-    untouched();
+    await untouched();
     await goodUpload('two');
   });
 
@@ -87,7 +87,7 @@ describe('the hub rejects bad input and keeps serving', async () => {
     const m = await errorOf(bad.c);
     assert.equal(m.code, 'MISSING_CHUNKS');
     assert.deepEqual(m.hashes, [...c.chunks.keys()]);
-    untouched();
+    await untouched();
     // The same connection can still commit properly.
     bad.c.send({ t: 'have', id: 203, hashes: [...c.chunks.keys()] });
     assert.deepEqual(((await bad.c.next((f) => f.t === 'missing')) as MissingFrame).hashes, [...c.chunks.keys()]);
@@ -95,7 +95,7 @@ describe('the hub rejects bad input and keeps serving', async () => {
     bad.c.send({ t: 'batch', id: 204, baseSeq: 0, upToSeq: 2, entries: [mkfile(1, ROOT, 'no-chunks', inoBase + 1), c.entry] });
     const ack = (await bad.c.next((f) => f.t === 'ack')) as AckFrame;
     assert.equal(ack.journalSeq, 2);
-    assert.equal(readFile(hub, inoBase + 1).toString(), 'never uploaded');
+    assert.equal((await readFile(hub, inoBase + 1)).toString(), 'never uploaded');
     goodFiles.set('no-chunks', inoBase + 1);
     await goodUpload('three');
   });
@@ -109,7 +109,7 @@ describe('the hub rejects bad input and keeps serving', async () => {
     assert.equal(await metricValue(hub.registry, 'aether_hub_rejected_total', { reason: 'FRAME_TOO_LARGE' }), before + 1);
     assert.ok(logs.some((l) => /rejected FRAME_TOO_LARGE .*Max payload size exceeded/.test(l)));
     await goodUpload('four');
-    untouched();
+    await untouched();
   });
 
   it('a connection that keeps sending garbage is closed after the error limit', async () => {
@@ -119,7 +119,7 @@ describe('the hub rejects bad input and keeps serving', async () => {
     assert.equal(last.fatal, true);
     await noisy.c.closed;
     await goodUpload('five');
-    untouched();
+    await untouched();
     assert.equal(good.state, 'online');
     assert.ok(logs.every((l) => !l.includes('\n')));
   });

@@ -5,6 +5,7 @@ import { MemoryMeta } from '@aether/core/tree/meta';
 import type { Op } from '@aether/core/tree/ops';
 import type { FeedEvent } from '../../src/bridge/client.js';
 import type { Hub } from '../../src/hub/hub.js';
+import { treeOf } from './helpers.js';
 
 /** A mount's committed view, as the changefeed builds it: what the mount side will do. */
 export class Replica extends MemoryMeta implements BlockMapTx {
@@ -48,18 +49,14 @@ export class Replica extends MemoryMeta implements BlockMapTx {
   }
 
   /** Asserts that this view is exactly the hub's committed tree. */
-  assertEquals(hub: Hub): void {
-    const db = hub.store.openReader();
-    try {
-      const inodes = db.prepare('SELECT ino FROM inodes ORDER BY ino').all() as { ino: number }[];
-      assert.deepEqual([...this.inodes.keys()].sort((a, b) => a - b), inodes.map((r) => r.ino), 'same inodes');
-      for (const { ino } of inodes) assert.deepEqual(this.inodes.get(ino), hub.store.getInode(ino), `inode ${ino}`);
-      const dentries = db.prepare('SELECT parent, name, ino FROM dentries ORDER BY parent, name').all() as { parent: number; name: string; ino: number }[];
-      const mine = [...this.dirs].flatMap(([parent, m]) => [...m].map(([name, ino]) => ({ parent, name, ino }))).sort((a, b) => a.parent - b.parent || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-      assert.deepEqual(mine, dentries, 'same names');
-      for (const { ino } of inodes) assert.deepEqual(this.blockMaps.get(ino) ?? [], hub.store.blocksOf(ino), `blocks of ${ino}`);
-    } finally {
-      db.close();
-    }
+  async assertEquals(hub: Hub): Promise<void> {
+    const tree = await treeOf(hub);
+    const inos = [...tree.inodes.keys()].sort((a, b) => a - b);
+    assert.deepEqual([...this.inodes.keys()].sort((a, b) => a - b), inos, 'same inodes');
+    for (const ino of inos) assert.deepEqual(this.inodes.get(ino), tree.inodes.get(ino), `inode ${ino}`);
+    const mine = [...this.dirs].flatMap(([parent, m]) => [...m].map(([name, ino]) => [parent, name, ino] as [number, string, number]));
+    const order = (a: [number, string, number], b: [number, string, number]) => a[0] - b[0] || Buffer.compare(Buffer.from(a[1]), Buffer.from(b[1]));
+    assert.deepEqual(mine.sort(order), [...tree.dentries].sort(order), 'same names');
+    for (const ino of inos) assert.deepEqual(this.blockMaps.get(ino) ?? [], tree.blocks.get(ino) ?? [], `blocks of ${ino}`);
   }
 }

@@ -2,10 +2,10 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { encodeChunkFrame, type AckFrame, type EntryFrame, type MissingFrame } from '../../src/protocol/frames.js';
-import { connectClient, content, fileBatch, listDir, metricValue, mkfile, RawClient, readFile, ROOT, startHub } from './helpers.js';
+import { connectClient, content, fileBatch, listDir, metricValue, mkfile, RawClient, readFile, ROOT, startHub, STORES } from './helpers.js';
 
-describe('uploads: idempotent commits and chunk dedup', async () => {
-  const { hub } = await startHub();
+for (const { kind, skip } of STORES) describe(`uploads: idempotent commits and chunk dedup [${kind}]`, { skip }, async () => {
+  const { hub } = await startHub({}, kind);
   after(() => hub.close());
 
   it('a batch re-sent after a reconnect is acknowledged again and applied once', async () => {
@@ -30,8 +30,8 @@ describe('uploads: idempotent commits and chunk dedup', async () => {
     assert.deepEqual(again, { t: 'ack', id: 1, journalSeq: 2, hubSeq: null, duplicate: true, resolutions: [] });
     assert.equal(hub.hubSeq, seqAfterFirst, 'no new changefeed entry');
     assert.equal(await metricValue(hub.registry, 'aether_hub_duplicate_batches_total'), 1);
-    assert.deepEqual([...listDir(hub, ROOT).keys()], ['once.txt']);
-    assert.equal(readFile(hub, ino).toString(), 'exactly once');
+    assert.deepEqual([...(await listDir(hub, ROOT)).keys()], ['once.txt']);
+    assert.equal((await readFile(hub, ino)).toString(), 'exactly once');
 
     // A re-batched upload overlapping what is committed: only the new entries apply.
     const mk = (seq: number) => mkfile(seq, ROOT, `f${seq}`, welcome.inoBase + seq);
@@ -61,7 +61,7 @@ describe('uploads: idempotent commits and chunk dedup', async () => {
     const data = randomBytes(300_000);
     const chunkBytesIn = () => metricValue(hub.registry, 'aether_hub_bytes_in_total', { kind: 'chunk' });
     const controlBytesIn = () => metricValue(hub.registry, 'aether_hub_bytes_in_total', { kind: 'control' });
-    const chunkCount = hub.store.chunks.count;
+    const chunkCount = await hub.storage.countChunks();
 
     const in0 = await chunkBytesIn();
     const ra = await a.upload(fileBatch(1, ROOT, 'big-a', a.welcome!.inoBase + 1, data));
@@ -69,7 +69,7 @@ describe('uploads: idempotent commits and chunk dedup', async () => {
     assert.equal(ra.chunkBytesSent, 300_000);
     const in1 = await chunkBytesIn();
     assert.equal(in1 - in0, 300_000 + 5 * 33, 'data plus a 33-byte header per chunk frame');
-    assert.equal(hub.store.chunks.count, chunkCount + 5);
+    assert.equal(await hub.storage.countChunks(), chunkCount + 5);
 
     // Another mount uploads the same content under another name.
     const ctl1 = await controlBytesIn();
@@ -80,8 +80,8 @@ describe('uploads: idempotent commits and chunk dedup', async () => {
     assert.equal(rb.chunkBytesSent, 0);
     assert.equal(await chunkBytesIn(), in1, 'not one chunk byte more');
     assert.ok((await controlBytesIn()) > ctl1, 'the have/batch exchange did happen');
-    assert.equal(hub.store.chunks.count, chunkCount + 5);
-    assert.ok(readFile(hub, inoB).equals(data));
+    assert.equal(await hub.storage.countChunks(), chunkCount + 5);
+    assert.ok((await readFile(hub, inoB)).equals(data));
     assert.equal(await metricValue(b.registry, 'aether_bridge_chunks_skipped_total'), 5);
 
     // Downloads: every block of the file, and nothing for a hash the hub lacks.
@@ -94,18 +94,18 @@ describe('uploads: idempotent commits and chunk dedup', async () => {
   });
 
   it('a commit that fails inside the hub is sent again after a reconnect; a batch the hub can never take is refused and the next goes', async () => {
-    const { hub: small } = await startHub({ maxStagedBytes: 100_000 });
+    const { hub: small } = await startHub({ maxStagedBytes: 100_000 }, kind);
     const c = await connectClient(small.url);
     try {
-      const real = small.store.transaction.bind(small.store);
+      const real = small.storage.commit.bind(small.storage);
       let failures = 1;
-      small.store.transaction = ((work, chunks) => (failures-- > 0 ? Promise.reject(new Error('disk full (simulated)')) : real(work, chunks))) as typeof small.store.transaction;
+      small.storage.commit = (req) => (failures-- > 0 ? Promise.reject(new Error('disk full (simulated)')) : real(req));
       const attempts = await metricValue(c.registry, 'aether_bridge_connect_attempts_total');
       const ino = c.welcome!.inoBase + 1;
       const body = content(2, ino, Buffer.from('second time lucky'));
       const r = await c.upload({ upToSeq: 2, baseSeq: 0, entries: [mkfile(1, ROOT, 'retried', ino), body.entry], chunks: body.chunks });
       assert.equal(r.duplicate, false);
-      assert.equal(readFile(small, ino).toString(), 'second time lucky');
+      assert.equal((await readFile(small, ino)).toString(), 'second time lucky');
       assert.equal(await metricValue(small.registry, 'aether_hub_rejected_total', { reason: 'INTERNAL' }), 1);
       assert.equal(await metricValue(c.registry, 'aether_bridge_connect_attempts_total'), attempts + 1, 'it reconnected once');
 
@@ -115,7 +115,7 @@ describe('uploads: idempotent commits and chunk dedup', async () => {
       const next = c.upload({ upToSeq: 6, baseSeq: 0, entries: [mkfile(5, ROOT, 'next', ino + 2), fine.entry], chunks: fine.chunks });
       await assert.rejects(refused, (e: Error & { code?: string }) => e.code === 'BRIDGE_REJECTED' && /needs 150000 bytes of new chunks/.test(e.message));
       assert.equal((await next).journalSeq, 6);
-      assert.deepEqual([...listDir(small, ROOT).keys()].sort(), ['next', 'retried']);
+      assert.deepEqual([...(await listDir(small, ROOT)).keys()].sort(), ['next', 'retried']);
     } finally {
       await c.close();
       await small.close();

@@ -1,40 +1,16 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { spawnHub, TOKEN, type HubProcess } from '../hub/helpers.js';
+import { FAST_ENV, fileWriter, readOr, sleep, syncWait, tree, within } from './bridge-helpers.js';
 import { startMount, status, stopAll, stopCleanly, tempDir, type MountProcess } from './harness.js';
 
 const hubArgs = (listen: string, data: string): string[] => ['--listen', listen, '--data', data, '--token', TOKEN, '--metrics-listen', '127.0.0.1:0'];
-/** Fast reconnects, so a restarted hub is found quickly. */
-const FAST_ENV = { AFS_AETHER_RECONNECT_START_MS: '50', AFS_AETHER_RECONNECT_MAX_MS: '300', AFS_AETHER_RECONNECT_JITTER_PERCENT: '0' };
 
 function bridgeMount(hub: HubProcess, env: Record<string, string> = {}): Promise<MountProcess> {
   return startMount({ args: ['--bridge', hub.url], env: { ...FAST_ENV, AFS_AETHER_BRIDGE_TOKEN: TOKEN, ...env } });
-}
-
-/** Retries `check` until it passes or `ms` elapse; the last failure is the error. */
-async function within(ms: number, what: string, check: () => void): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      check();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms: ${err instanceof Error ? err.message : String(err)}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-}
-
-function readOr(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
 }
 
 after(stopAll);
@@ -111,44 +87,13 @@ describe('bridge mode: two mounts through one hub', () => {
 });
 
 
-/** Every file and directory under `root`: relative path → mode and content (files). */
-function tree(root: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (rel: string): void => {
-    for (const name of readdirSync(join(root, rel))) {
-      const p = rel ? `${rel}/${name}` : name;
-      const st = lstatSync(join(root, p));
-      if (st.isDirectory()) {
-        out.set(p, `dir ${st.mode.toString(8)}`);
-        walk(p);
-      } else out.set(p, `file ${st.mode.toString(8)} ${createHash('sha256').update(readFileSync(join(root, p))).digest('hex').slice(0, 16)}`);
-    }
-  };
-  walk('');
-  return out;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** `aether sync wait` against a mount: exits 0 once everything pending is committed at the hub. */
-function syncWait(m: MountProcess, timeoutS = 20): { code: number | null; out: string; err: string } {
-  return m.ctl(['sync', 'wait', '--timeout', String(timeoutS)]);
-}
 
 describe('bridge mode: the hub goes away', () => {
   it('kill -9 of the hub while A writes: A goes on offline, drains after the restart, B catches up, trees identical', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);
       const b = await bridgeMount(h.hub);
-      const expected = new Map<string, string>();
-      let n = 0;
-      const writeSome = (count: number): void => {
-        for (let i = 0; i < count; i++, n++) {
-          const body = `file ${n} `.repeat(1 + ((n * 37) % 5000));
-          writeFileSync(join(a.mnt, `f${n}.txt`), body, { mode: n % 2 ? 0o600 : 0o644 });
-          expected.set(`f${n}.txt`, body);
-        }
-      };
+      const { expected, writeSome } = fileWriter(a.mnt);
       writeSome(30);
       await h.kill9();
       writeSome(30); // the hub is gone: these land in A's journal only

@@ -29,14 +29,17 @@ export const bridgeSettings: Setting[] = [
     section: 'bridge',
     reloadable: false,
     doc: {
-      whatItDoes: ['Names the hub a mount syncs through (`ws://HOST:PORT` or `wss://HOST:PORT`). Empty runs the mount in local mode: the journal drains into an embedded store.'],
+      whatItDoes: [
+        'Names the hub a mount syncs through (`ws://HOST:PORT` or `wss://HOST:PORT`). Empty runs the mount in local mode: the journal drains into an embedded store.',
+        'Several URLs separated by commas name hubs sharing one PostgreSQL store: the mount connects to the first, and every failed connect or lost connection moves to the next one (wrapping), each attempt paced by the reconnect backoff; a completed handshake resets the backoff and the mount stays on that hub.',
+      ],
       runtime: ['Read at start; a changed value needs a restart (a reload reports it as restart-required).', 'The `--bridge` flag of `aether mount` sets the same value as an override.'],
       valueNotes: [],
       interactions: ['Needs `AFS_AETHER_BRIDGE_TOKEN` when the hub requires a token.'],
       observability: ['`aether status` shows the orchestrator state (starting, connecting, online, backing off, stopping).'],
       example: { env: { AFS_AETHER_BRIDGE_URL: 'ws://127.0.0.1:7420' }, toml: '[bridge]\nurl = "ws://127.0.0.1:7420"', explanation: 'The mount ships its journal to the hub at 127.0.0.1:7420.' },
     },
-    sources: ['packages/aether/src/config/schema/bridge.ts', 'packages/aether-remote/src/mount/orchestrator.ts'],
+    sources: ['packages/aether/src/config/schema/bridge.ts', 'packages/aether-remote/src/mount/orchestrator.ts', 'packages/aether-remote/src/bridge/hub-urls.ts'],
   },
   {
     path: ['bridge', 'token'],

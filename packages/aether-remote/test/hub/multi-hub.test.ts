@@ -1,0 +1,203 @@
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { describe, it } from 'node:test';
+import type { BridgeClient, FeedEvent } from '../../src/bridge/client.js';
+import { Hub } from '../../src/hub/hub.js';
+import { LISTEN_APPLICATION, POOL_APPLICATION } from '../../src/hub/pg-storage.js';
+import { encodeChunkFrame, type AckFrame } from '../../src/protocol/frames.js';
+import { connectClient, content, fileBatch, listDir, metricValue, mkfile, newStore, RawClient, readFeedUntil, readFile, ROOT, startHub, STORES, TOKEN, treeOf, type TestStore } from './helpers.js';
+import { withAdmin } from '../pg-test-db.js';
+import { Replica } from './replica.js';
+
+const pgSkip = STORES.find((s) => s.kind === 'postgres')!.skip;
+
+/** Two in-process hubs on one new PostgreSQL database. */
+async function twoHubs(opts: { feedRetainEntries?: number } = {}): Promise<{ store: TestStore; h1: Hub; h2: Hub; close(): Promise<void> }> {
+  const store = await newStore('postgres');
+  const { hub: h1 } = await startHub(opts, 'postgres', store);
+  const { hub: h2 } = await startHub(opts, 'postgres', store);
+  return {
+    store,
+    h1,
+    h2,
+    close: async () => {
+      await Promise.all([h1.close(), h2.close()]);
+      await store.drop();
+    },
+  };
+}
+
+/** Follows `c`'s changefeed into a replica until it holds hub sequence `seq`. */
+async function follow(feed: AsyncIterator<FeedEvent>, replica: Replica, seq: number): Promise<number[]> {
+  const seen: number[] = [];
+  while (replica.cursor < seq) {
+    for (const e of await readFeedUntil(feed, () => true, 10_000)) {
+      replica.apply(e);
+      if (e.kind === 'entry') seen.push(e.entry.hubSeq);
+    }
+  }
+  return seen;
+}
+
+describe('several hubs on one PostgreSQL database', { skip: pgSkip }, () => {
+  it('concurrent commits through two hubs get hub sequences 1..N with no gap, in commit order, and every commit reaches both feeds', async () => {
+    // A short feed retention makes the hubs' images catch up both ways: by re-reading the rows
+    // the other hub changed, and by reloading everything once the feed no longer says.
+    const { h1, h2, close } = await twoHubs({ feedRetainEntries: 4 });
+    const clients: BridgeClient[] = [];
+    try {
+      for (const hub of [h1, h2, h1, h2]) clients.push(await connectClient(hub.url));
+      assert.equal(h1.hubId, h2.hubId, 'one changefeed, one name');
+      const f1 = await connectClient(h1.url, { followFrom: 0 });
+      const f2 = await connectClient(h2.url, { followFrom: 0 });
+      clients.push(f1, f2);
+      const [r1, r2] = [new Replica(), new Replica()];
+      const [feed1, feed2] = [f1.feed(), f2.feed()];
+      const PER_CLIENT = 12;
+      const acks = await Promise.all(
+        clients.slice(0, 4).map(async (c, ci) => {
+          const seqs: number[] = [];
+          // Each mount works in a directory of its own and also renames into the shared root.
+          const dirIno = c.welcome!.inoBase + 1;
+          const first = await c.upload({ upToSeq: 1, baseSeq: 0, entries: [{ seq: 1, op: { t: 'mknode', parent: ROOT, name: `d${ci}`, ino: dirIno, kind: 'dir', mode: 0o755, uid: 0, gid: 0, timeMs: 1 } }], chunks: new Map() });
+          seqs.push(first.hubSeq!);
+          for (let i = 0; i < PER_CLIENT; i++) {
+            const ino = dirIno + 1 + i;
+            const b = fileBatch(2 + 3 * i, dirIno, `f${i}`, ino, Buffer.from(`client ${ci} file ${i}`));
+            b.entries.push({ seq: 4 + 3 * i, op: { t: 'rename', parent: dirIno, name: `f${i}`, ino, newParent: ROOT, newName: `c${ci}-f${i}`, dstIno: 0, flags: 0, timeMs: 2 } });
+            b.upToSeq = 4 + 3 * i;
+            seqs.push((await c.upload(b)).hubSeq!);
+          }
+          return seqs;
+        }),
+      );
+      const all = acks.flat().sort((a, b) => a - b);
+      const n = 4 * (PER_CLIENT + 1);
+      assert.deepEqual(all, Array.from({ length: n }, (_, i) => i + 1), 'hub sequences 1..N, each once');
+      for (const seqs of acks) assert.deepEqual([...seqs].sort((a, b) => a - b), seqs, "one mount's commits in its order");
+      // Both followers see every entry in order (Replica.apply asserts the gap-free order), and
+      // end with the same tree as the database.
+      await follow(feed1, r1, n);
+      await follow(feed2, r2, n);
+      await r1.assertEquals(h1);
+      await r2.assertEquals(h2);
+      const names = await listDir(h2, ROOT);
+      assert.equal(names.size, 4 + 4 * PER_CLIENT);
+      assert.equal((await readFile(h1, names.get('c3-f11')!)).toString(), 'client 3 file 11');
+      assert.equal(h1.hubSeq, n);
+      assert.equal(h2.hubSeq, n, 'each hub heard of the other\'s commits');
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      await close();
+    }
+  });
+
+  it('a batch re-sent to hub 2 after hub 1 acknowledged it is acknowledged as a duplicate, not applied twice', async () => {
+    const { h1, h2, close } = await twoHubs();
+    try {
+      const id = randomUUID();
+      const one = await RawClient.hello(h1.url, id);
+      const ino = one.welcome.inoBase + 1;
+      const body = content(2, ino, Buffer.from('exactly once, across hubs'));
+      const batch = { t: 'batch', id: 1, baseSeq: 0, upToSeq: 2, entries: [mkfile(1, ROOT, 'once.txt', ino), body.entry] };
+      for (const [h, d] of body.chunks) one.c.sendBinary(encodeChunkFrame(h, d));
+      one.c.send(batch);
+      const first = (await one.c.next((f) => f.t === 'ack')) as AckFrame;
+      assert.deepEqual([first.duplicate, first.hubSeq], [false, 1]);
+      one.c.close();
+      // The mount fails over: hub 2 knows the mount, its number and what it committed.
+      const two = await RawClient.hello(h2.url, id);
+      assert.deepEqual([two.welcome.mountNo, two.welcome.appliedSeq, two.welcome.hubId], [one.welcome.mountNo, 2, one.welcome.hubId]);
+      two.c.send({ t: 'have', id: 5, hashes: [...body.chunks.keys()] });
+      assert.deepEqual((await two.c.next((f) => f.t === 'missing')) as unknown, { t: 'missing', id: 5, hashes: [] }, 'hub 2 has the chunks hub 1 stored');
+      two.c.send(batch);
+      const again = (await two.c.next((f) => f.t === 'ack')) as AckFrame;
+      assert.deepEqual(again, { t: 'ack', id: 1, journalSeq: 2, hubSeq: null, duplicate: true, resolutions: [] });
+      assert.equal(await metricValue(h2.registry, 'aether_hub_duplicate_batches_total'), 1);
+      assert.equal((await h2.storage.refreshSeq()), 1, 'no second changefeed entry');
+      assert.deepEqual([...(await listDir(h2, ROOT)).keys()], ['once.txt']);
+      two.c.close();
+    } finally {
+      await close();
+    }
+  });
+
+  it('conflicts between mounts on different hubs follow the same rules: the first commit wins the name', async () => {
+    const { h1, h2, close } = await twoHubs();
+    const a = await connectClient(h1.url);
+    const b = await connectClient(h2.url);
+    try {
+      const fa = a.welcome!.inoBase + 1;
+      const fb = b.welcome!.inoBase + 1;
+      await a.upload(fileBatch(1, ROOT, 'a.txt', fa, Buffer.from('from A')));
+      const rb = await b.upload(fileBatch(1, ROOT, 'a.txt', fb, Buffer.from('from B')));
+      const renamed = rb.resolutions.find((r) => r.kind === 'renamed');
+      assert.ok(renamed && renamed.kind === 'renamed' && renamed.name.startsWith(`a.conflict-${b.mountId}-`), JSON.stringify(rb.resolutions));
+      // A content change on top of an old version, through the other hub: a conflict copy.
+      const edit = content(3, fa, Buffer.from('A, second version'));
+      await a.upload({ upToSeq: 3, baseSeq: 1, entries: [edit.entry], chunks: edit.chunks });
+      const late = content(3, fa, Buffer.from('B edits what it saw at 1'));
+      const rl = await b.upload({ upToSeq: 3, baseSeq: 1, entries: [late.entry], chunks: late.chunks });
+      assert.deepEqual(rl.resolutions.map((r) => r.kind), ['conflict-copy']);
+      const tree = await treeOf(h1);
+      assert.equal(tree.dentries.length, 3);
+      assert.equal((await readFile(h2, fa)).toString(), 'A, second version');
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      await close();
+    }
+  });
+
+  it('a hub that missed more commits than the feed retains reloads its image before it commits', async () => {
+    const { h1, h2, close } = await twoHubs({ feedRetainEntries: 2 });
+    const a = await connectClient(h1.url);
+    const b = await connectClient(h2.url);
+    try {
+      await b.upload(fileBatch(1, ROOT, 'first', b.welcome!.inoBase + 1, Buffer.from('b')));
+      const base = a.welcome!.inoBase;
+      for (let i = 1; i <= 5; i++) await a.upload(fileBatch(2 * i - 1, ROOT, `a${i}`, base + i, Buffer.from(`a${i}`)));
+      const dir = base + 10;
+      await a.upload({ upToSeq: 11, baseSeq: 0, entries: [{ seq: 11, op: { t: 'mknode', parent: ROOT, name: 'dir', ino: dir, kind: 'dir', mode: 0o755, uid: 0, gid: 0, timeMs: 1 } }], chunks: new Map() });
+      // Hub 2's image is at 1, the feed keeps only 6..7: it cannot tell what changed, so it reloads.
+      const r = await b.upload(fileBatch(3, dir, 'inside', b.welcome!.inoBase + 2, Buffer.from('in the dir hub 1 made')));
+      assert.deepEqual(r.resolutions, []);
+      assert.equal(r.hubSeq, 8);
+      assert.deepEqual([...(await listDir(h1, dir)).keys()], ['inside']);
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+      await close();
+    }
+  });
+
+  it('hubs whose database connections break (LISTEN and pooled) reconnect; commits and followers go on', async () => {
+    const { store, h1, h2, close } = await twoHubs();
+    const a = await connectClient(h1.url);
+    const f = await connectClient(h2.url, { followFrom: 0 });
+    const feed = f.feed();
+    try {
+      await readFeedUntil(feed, (e) => e.kind === 'snapshot-end');
+      const dbName = new URL((store.opts as { storeUrl: string }).storeUrl).pathname.slice(1);
+      const killed = await withAdmin((c) => c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name IN ($2, $3)', [dbName, LISTEN_APPLICATION, POOL_APPLICATION]));
+      assert.ok(killed.rowCount! >= 2, 'both hubs\' LISTEN connections at least');
+      const base = a.welcome!.inoBase;
+      for (let i = 1; i <= 3; i++) await a.upload(fileBatch(2 * i - 1, ROOT, `f${i}`, base + i, Buffer.from(`f${i}`)));
+      const got = await readFeedUntil(feed, (e) => e.kind === 'entry' && e.entry.hubSeq === 3, 10_000);
+      assert.deepEqual(got.flatMap((e) => (e.kind === 'entry' ? [e.entry.hubSeq] : [])), [1, 2, 3]);
+    } finally {
+      await Promise.all([a.close(), f.close()]);
+      await close();
+    }
+  });
+
+  it('hubs starting at the same time on a new database migrate it once and share one hub id', async () => {
+    const store = await newStore('postgres');
+    const hubs = await Promise.all([1, 2, 3].map(() => Hub.start({ ...store.opts, token: TOKEN, listen: '127.0.0.1:0', metricsListen: 'off', log: () => undefined })));
+    try {
+      assert.equal(new Set(hubs.map((h) => h.hubId)).size, 1);
+      assert.deepEqual([...(await treeOf(hubs[0]!)).inodes.keys()], [ROOT]);
+    } finally {
+      await Promise.all(hubs.map((h) => h.close()));
+      await store.drop();
+    }
+  });
+});
