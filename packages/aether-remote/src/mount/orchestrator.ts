@@ -46,6 +46,11 @@ export class BridgeOrchestrator implements RemoteBackend {
   private remote: RemoteApply | undefined;
   private log: (line: string) => void = () => undefined;
   private feedError: string | null = null;
+  /** Snapshots merged into the mounted view (this mount fell behind the retained feed). */
+  private snapshotsMerged = 0;
+  /** This mount's ops the hub acknowledged without applying them, by reason. */
+  private readonly skipped = new Map<string, number>();
+  private lastSkipped: { journal_seq: number; reason: string } | null = null;
 
   constructor(private readonly opts: BridgeOptions) {}
 
@@ -140,7 +145,10 @@ export class BridgeOrchestrator implements RemoteBackend {
     // From here on, other mounts' changes reach the view as they reach the replica.
     const remote = new RemoteApply({ view, shipped, cache, log: this.log });
     replica.onRemoteOps = (ops) => remote.apply(ops);
-    replica.onSnapshot = () => remote.snapshot();
+    replica.onSnapshot = (base, next) => {
+      this.snapshotsMerged++;
+      remote.snapshot(base, next);
+    };
     this.remote = remote;
   }
 
@@ -153,13 +161,23 @@ export class BridgeOrchestrator implements RemoteBackend {
       shipped: this.shipped!,
       onCommitted: ctx.onCommitted,
       onResolutions: (rs) => {
-        for (const r of rs) this.log(`bridge: hub resolution: ${JSON.stringify(r)}`);
+        for (const r of rs) {
+          this.log(`bridge: hub resolution: ${JSON.stringify(r)}`);
+          if (r.kind === 'skipped') this.noteSkipped(r.jseq, r.reason);
+        }
         const store = this.replica.store;
         this.remote?.resolve(rs, (ino) => store.getInode(ino), (parent, name) => this.replica.lookup(parent, name));
       },
       log: this.log,
     });
     return this.drain;
+  }
+
+  /** An op the hub did not apply: the operator sees it in the metrics and `aether status`. */
+  private noteSkipped(jseq: number, reason: string): void {
+    this.skipped.set(reason, (this.skipped.get(reason) ?? 0) + 1);
+    this.lastSkipped = { journal_seq: jseq, reason };
+    this.client?.metrics.opsSkipped.inc({ reason });
   }
 
   /**
@@ -199,6 +217,8 @@ export class BridgeOrchestrator implements RemoteBackend {
       ino_base: this.identity?.inoBase ?? null,
       acked_journal_seq: this.client?.appliedSeq ?? 0,
       feed_error: this.feedError,
+      snapshots_merged: this.snapshotsMerged,
+      skipped_ops: { total: [...this.skipped.values()].reduce((a, b) => a + b, 0), by_reason: Object.fromEntries(this.skipped), last: this.lastSkipped },
     };
   }
 

@@ -3,7 +3,7 @@ import { AetherError } from '@aether/core/errors';
 import { Store, type StoreExtension } from '@aether/core/store/store';
 import { applyOp } from '@aether/core/tree/apply';
 import { applyContent, type BlockRef } from '@aether/core/tree/content';
-import type { MemoryMeta } from '@aether/core/tree/meta';
+import { MemoryMeta } from '@aether/core/tree/meta';
 import type { Op } from '@aether/core/tree/ops';
 import type { FeedEvent } from '../bridge/client.js';
 import type { FeedEntry, SnapshotPartFrame } from '../protocol/frames.js';
@@ -34,7 +34,8 @@ export class Replica {
   private readonly waiters: { hubSeq: number; resolve: () => void }[] = [];
   /** Remote changes applied: the orchestrator mirrors them into the mount's view. */
   onRemoteOps: ((ops: WireOp[], entry: FeedEntry) => void) | undefined;
-  onSnapshot: (() => void) | undefined;
+  /** A snapshot replaced the tree: `base` is the tree before, `next` after (set once mounted, loaded only then). */
+  onSnapshot: ((base: MemoryMeta, next: MemoryMeta) => void) | undefined;
   private readonly syncWaiters: (() => void)[] = [];
 
   constructor(
@@ -102,6 +103,12 @@ export class Replica {
     this.store.loadInto(view);
   }
 
+  private tree(): MemoryMeta {
+    const t = new MemoryMeta();
+    this.store.loadInto(t);
+    return t;
+  }
+
   async apply(e: FeedEvent, fetch: ChunkFetcher): Promise<void> {
     switch (e.kind) {
       case 'reset':
@@ -135,6 +142,8 @@ export class Replica {
     for (const p of parts) for (const [ino, idx, hash] of p.blocks) blocks.set(ino, [...(blocks.get(ino) ?? []), [idx, hash]]);
     const chunks = await this.missingChunks(parts.flatMap((p) => p.blocks.map((b) => b[2])), fetch);
     let maxOwn = 0;
+    // The mount's view merges what changed between the tree before and after (no await in between).
+    const base = this.onSnapshot ? this.tree() : undefined;
     await this.store.transaction(({ meta, db }) => {
       db.exec('DELETE FROM blocks; DELETE FROM dentries; DELETE FROM inodes');
       for (const p of parts) {
@@ -150,7 +159,7 @@ export class Replica {
       this.raiseState(db, 'max_own_ino', maxOwn);
     }, chunks);
     this.snapshot = undefined;
-    this.onSnapshot?.();
+    if (base) this.onSnapshot?.(base, this.tree());
     for (const w of this.syncWaiters.splice(0)) w();
     this.wake(hubSeq);
   }

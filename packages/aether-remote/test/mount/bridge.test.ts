@@ -1,70 +1,13 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { spawnHub, TOKEN, type HubProcess } from '../hub/helpers.js';
-import { startMount, status, stopAll, stopCleanly, tempDir, type MountProcess } from './harness.js';
-
-const hubArgs = (listen: string, data: string): string[] => ['--listen', listen, '--data', data, '--token', TOKEN, '--metrics-listen', '127.0.0.1:0'];
-/** Fast reconnects, so a restarted hub is found quickly. */
-const FAST_ENV = { AFS_AETHER_RECONNECT_START_MS: '50', AFS_AETHER_RECONNECT_MAX_MS: '300', AFS_AETHER_RECONNECT_JITTER_PERCENT: '0' };
-
-function bridgeMount(hub: HubProcess, env: Record<string, string> = {}): Promise<MountProcess> {
-  return startMount({ args: ['--bridge', hub.url], env: { ...FAST_ENV, AFS_AETHER_BRIDGE_TOKEN: TOKEN, ...env } });
-}
-
-/** Retries `check` until it passes or `ms` elapse; the last failure is the error. */
-async function within(ms: number, what: string, check: () => void): Promise<void> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    try {
-      check();
-      return;
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms: ${err instanceof Error ? err.message : String(err)}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  }
-}
-
-function readOr(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
+import { TOKEN } from '../hub/helpers.js';
+import { bridgeMount, FAST_ENV, readOr, sleep, syncWait, tree, within, withHub } from './bridge-helpers.js';
+import { startMount, status, stopAll, stopCleanly } from './harness.js';
 
 after(stopAll);
-
-/** A hub child process that a test can kill -9 and restart on the same address and data. */
-interface HubControl {
-  readonly hub: HubProcess;
-  kill9(): Promise<void>;
-  restart(): Promise<void>;
-}
-
-async function withHub(fn: (h: HubControl) => Promise<void>): Promise<void> {
-  const data = tempDir();
-  let hub = await spawnHub(hubArgs('127.0.0.1:0', data));
-  const listen = hub.url.replace('ws://', '');
-  const control: HubControl = {
-    get hub() {
-      return hub;
-    },
-    kill9: () => hub.kill9(),
-    restart: async () => {
-      hub = await spawnHub(hubArgs(listen, data));
-    },
-  };
-  try {
-    await fn(control);
-  } finally {
-    await hub.stop();
-  }
-}
 
 describe('bridge mode: two mounts through one hub', () => {
   it('create, write, truncate, rename, delete, mkdir, rmdir propagate both ways within 2 s', async () => {
@@ -110,30 +53,6 @@ describe('bridge mode: two mounts through one hub', () => {
   });
 });
 
-
-/** Every file and directory under `root`: relative path → mode and content (files). */
-function tree(root: string): Map<string, string> {
-  const out = new Map<string, string>();
-  const walk = (rel: string): void => {
-    for (const name of readdirSync(join(root, rel))) {
-      const p = rel ? `${rel}/${name}` : name;
-      const st = lstatSync(join(root, p));
-      if (st.isDirectory()) {
-        out.set(p, `dir ${st.mode.toString(8)}`);
-        walk(p);
-      } else out.set(p, `file ${st.mode.toString(8)} ${createHash('sha256').update(readFileSync(join(root, p))).digest('hex').slice(0, 16)}`);
-    }
-  };
-  walk('');
-  return out;
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** `aether sync wait` against a mount: exits 0 once everything pending is committed at the hub. */
-function syncWait(m: MountProcess, timeoutS = 20): { code: number | null; out: string; err: string } {
-  return m.ctl(['sync', 'wait', '--timeout', String(timeoutS)]);
-}
 
 describe('bridge mode: the hub goes away', () => {
   it('kill -9 of the hub while A writes: A goes on offline, drains after the restart, B catches up, trees identical', async () => {
