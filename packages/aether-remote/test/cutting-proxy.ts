@@ -15,11 +15,13 @@ export interface CutWindow {
  * client, yet up for everyone else.
  */
 export class CuttingProxy {
-  cutting = true;
   cuts = 0;
+  private cuttingOn = true;
   private isDown = false;
   private readonly server: Server;
   private readonly live = new Set<Socket>();
+  /** Client side of each live connection → its hub side. */
+  private readonly pairs = new Map<Socket, Socket>();
 
   constructor(
     private readonly upstreamPort: number,
@@ -40,19 +42,36 @@ export class CuttingProxy {
       s.on('error', () => undefined);
       s.on('close', () => this.live.delete(s));
     }
+    this.pairs.set(down, up);
     down.pipe(up);
     up.pipe(down);
-    down.on('close', () => up.destroy());
+    down.on('close', () => {
+      this.pairs.delete(down);
+      up.destroy();
+    });
     up.on('close', () => down.destroy());
-    if (this.cutting) {
-      const { minMs, maxMs } = this.window;
-      setTimeout(() => {
-        if (!this.cutting || down.destroyed) return;
-        this.cuts++;
-        down.destroy();
-        up.destroy();
-      }, minMs + this.random() * (maxMs - minMs));
-    }
+    if (this.cuttingOn) this.scheduleCut(down, up);
+  }
+
+  private scheduleCut(down: Socket, up: Socket): void {
+    const { minMs, maxMs } = this.window;
+    setTimeout(() => {
+      if (!this.cuttingOn || down.destroyed) return;
+      this.cuts++;
+      down.destroy();
+      up.destroy();
+    }, minMs + this.random() * (maxMs - minMs));
+  }
+
+  get cutting(): boolean {
+    return this.cuttingOn;
+  }
+
+  /** Turned on, it also cuts the connections already open. */
+  set cutting(on: boolean) {
+    const was = this.cuttingOn;
+    this.cuttingOn = on;
+    if (on && !was) for (const [down, up] of this.pairs) this.scheduleCut(down, up);
   }
 
   async listen(): Promise<number> {
