@@ -125,7 +125,7 @@ describe('backpressure end to end', () => {
     await withHub(async (h) => {
       const m = await bridgeMount(h.hub, { AFS_AETHER_JOURNAL_MAX_AGE_SECS: '2', AFS_AETHER_JOURNAL_CLEAR_AGE_SECS: '1' });
       writeFileSync(join(m.mnt, 'existing.txt'), 'still readable');
-      mustSync(m);
+      await mustSync(m);
       await h.kill9();
       writeFileSync(join(m.mnt, 'one'), 'x');
       assert.equal(bpStatus(m).engaged, false, 'a fresh pending entry is under the max age');
@@ -144,7 +144,7 @@ describe('backpressure end to end', () => {
       // The hub commits the backlog; the oldest pending age falls under the clear age and the gate opens.
       assert.equal(await w.exited, 0);
       assert.equal(w.done(), 1);
-      mustSync(m);
+      await mustSync(m);
       await within(3000, 'backpressure clears', () => assert.equal(bpStatus(m).engaged, false));
       await stopCleanly(m);
     });

@@ -97,10 +97,10 @@ export function syncWait(m: MountProcess, timeoutS = 20): { code: number | null;
   return m.ctl(['sync', 'wait', '--timeout', String(timeoutS)]);
 }
 
-/** `aether sync wait` that must succeed. */
-export function mustSync(m: MountProcess, timeoutS = 20): void {
-  const w = syncWait(m, timeoutS);
-  assert.equal(w.code, 0, `sync wait: ${w.out}${w.err}`);
+/** `aether sync wait` that must succeed; asynchronous, so that a proxy in this process keeps serving. */
+export async function mustSync(m: MountProcess, timeoutS = 20): Promise<void> {
+  const w = await m.ctlAsync(['sync', 'wait', '--timeout', String(timeoutS)]);
+  assert.equal(w.code, 0, `sync wait: ${w.err.split('\n').slice(-2).join('\n')}\nthe mount's log:\n${m.stderr().slice(-3000)}`);
 }
 
 /** The mount's bridge status (`aether status --json`, field `bridge`). */

@@ -115,7 +115,7 @@ describe('bridge mode: a proxy cutting connections between mount A and the hub',
         await sleep(1000);
         proxy.cutting = false;
         assert.ok(proxy.cuts >= 3, `the proxy cut only ${proxy.cuts} connections`);
-        mustSync(a, 60);
+        await mustSync(a, 60);
         work.check();
         await within(15_000, 'B holds what A holds', () => assert.deepEqual(tree(b.mnt), tree(a.mnt)));
 
