@@ -69,8 +69,8 @@ export class RemoteApply {
    * The hub resolved some of this mount's own ops otherwise than the mount applied them (its
    * batch is committed, the replica holds the outcome): the view follows the hub. A losing
    * content edit is kept as a conflict copy and the file shows the winner's content; a name
-   * taken by another mount first goes to the conflict name. Skipped ops are logged only: what
-   * the mount removed but the hub kept reappears after a restart.
+   * taken by another mount first goes to the conflict name. Skipped ops are logged here and
+   * counted by the orchestrator; what the mount removed but the hub kept reappears after a restart.
    */
   resolve(resolutions: readonly Resolution[], committed: (ino: Ino) => Inode | undefined, lookup: (parent: Ino, name: string) => Ino | undefined): void {
     for (const r of resolutions) {
