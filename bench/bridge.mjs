@@ -30,7 +30,7 @@ const work = mkdtempSync(join(tmpdir(), 'aether-bridge-bench-'));
 
 /** A child process whose stdout is collected; resolves once `ready` matches it. */
 async function start(args, env, ready, what) {
-  const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, AFS_AETHER_CONFIG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, { env: { ...process.env, AFS_AETHER_CONFIG: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
@@ -53,7 +53,9 @@ async function startMount(name, url) {
   const stateDir = join(work, name, 'state');
   mkdirSync(mnt, { recursive: true });
   const env = { AFS_AETHER_BRIDGE_TOKEN: TOKEN, AFS_AETHER_METRICS_LISTEN: 'off', AFS_AETHER_RECONNECT_START_MS: '100', AFS_AETHER_RECONNECT_MAX_MS: '1000' };
-  const p = await start(['mount', mnt, '--state-dir', stateDir, '--bridge', url], env, /aether: mounted/, `mount ${name}`);
+  // BENCH_PROF=a (or b, or hub): a CPU profile of that process into /tmp/aether-bridge-prof.
+  const prof = process.env.BENCH_PROF === name ? ['--cpu-prof', '--cpu-prof-dir=/tmp/aether-bridge-prof'] : [];
+  const p = await start([...prof, bin, 'mount', mnt, '--state-dir', stateDir, '--bridge', url], env, /aether: mounted/, `mount ${name}`);
   return {
     mnt,
     stateDir,
@@ -117,11 +119,12 @@ function bulk(a) {
     spawnSync('sync');
   });
   rmSync(join(work, 'bulk-local'), { recursive: true });
+  let copied = 0;
   const aether = timed(() => {
-    spawnSync('cp', ['-r', src, join(a.mnt, 'bulk')]);
+    copied = timed(() => spawnSync('cp', ['-r', src, join(a.mnt, 'bulk')]));
     a.syncWait();
   });
-  return { cp, cpSync, aether };
+  return { cp, cpSync, aether, copied };
 }
 
 async function catchUp(a, b, url) {
@@ -157,7 +160,8 @@ async function catchUp(a, b, url) {
 }
 
 async function main() {
-  const hub = await start(['hub', '--listen', '127.0.0.1:0', '--data', join(work, 'hub'), '--token', TOKEN, '--metrics-listen', 'off'], {}, /hub listening on \S+\n/, 'hub');
+  const hubProf = process.env.BENCH_PROF === 'hub' ? ['--cpu-prof', '--cpu-prof-dir=/tmp/aether-bridge-prof'] : [];
+  const hub = await start([...hubProf, bin, 'hub', '--listen', '127.0.0.1:0', '--data', join(work, 'hub'), '--token', TOKEN, '--metrics-listen', 'off'], {}, /hub listening on \S+\n/, 'hub');
   const url = /hub listening on (\S+)/.exec(hub.out())[1];
   let a;
   let b;
@@ -169,7 +173,7 @@ async function main() {
     const bk = bulk(a);
     const mibs = (s) => (BULK_MIB / s).toFixed(1);
     console.log(`bulk upload ${BULK_MIB} MiB: cp onto local disk ${bk.cp.toFixed(2)} s (${mibs(bk.cp)} MiB/s); cp + sync ${bk.cpSync.toFixed(2)} s (${mibs(bk.cpSync)} MiB/s)`);
-    console.log(`  cp onto mount A + sync wait ${bk.aether.toFixed(2)} s (${mibs(bk.aether)} MiB/s): ${(bk.cp / bk.aether).toFixed(3)}x of cp, ${(bk.cpSync / bk.aether).toFixed(3)}x of cp + sync`);
+    console.log(`  cp onto mount A + sync wait ${bk.aether.toFixed(2)} s (${mibs(bk.aether)} MiB/s; the cp returned after ${bk.copied.toFixed(2)} s): ${(bk.cp / bk.aether).toFixed(3)}x of cp, ${(bk.cpSync / bk.aether).toFixed(3)}x of cp + sync`);
     const cu = await catchUp(a, b, url);
     b = cu.b;
     console.log(`catch-up of B after ${cu.changes} changes on A while it was stopped: ${cu.total.toFixed(2)} s from start to showing all (mounted after ${cu.mounted.toFixed(2)} s)`);

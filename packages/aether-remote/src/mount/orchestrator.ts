@@ -147,7 +147,7 @@ export class BridgeOrchestrator implements RemoteBackend {
     replica.onRemoteOps = (ops) => remote.apply(ops);
     replica.onSnapshot = (base, next) => {
       this.snapshotsMerged++;
-      remote.snapshot(base, next);
+      remote.snapshot(base, next, this.drain?.inFlightOps ?? []);
     };
     this.remote = remote;
   }
@@ -192,7 +192,7 @@ export class BridgeOrchestrator implements RemoteBackend {
     for await (const e of client.feed()) {
       for (let attempt = 0; ; attempt++) {
         try {
-          await replica.apply(e, (hashes) => client.fetchChunks(hashes));
+          await replica.apply(e, (hashes) => this.fetchChunks(hashes));
           this.feedError = null;
           break;
         } catch (err) {
@@ -204,6 +204,19 @@ export class BridgeOrchestrator implements RemoteBackend {
         }
       }
     }
+  }
+
+  /** Chunks for a changefeed entry: this mount's own batch in flight has them, the rest come from the hub. */
+  private async fetchChunks(hashes: string[]): Promise<Map<string, Buffer>> {
+    const got = new Map<string, Buffer>();
+    const rest: string[] = [];
+    for (const h of hashes) {
+      const own = this.drain?.uploadedChunk(h);
+      if (own) got.set(h, own);
+      else rest.push(h);
+    }
+    if (rest.length) for (const [h, c] of await this.client!.fetchChunks(rest)) got.set(h, c);
+    return got;
   }
 
   status(): Record<string, unknown> {

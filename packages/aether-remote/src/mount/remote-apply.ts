@@ -3,7 +3,7 @@ import type { MemoryMeta } from '@aether/core/tree/meta';
 import type { Ino, Op } from '@aether/core/tree/ops';
 import type { Inode } from '@aether/core/tree/inode';
 import type { Resolution } from '../protocol/frames.js';
-import { mergeSnapshot } from './snapshot-merge.js';
+import { mergeSnapshot, touchedBy } from './snapshot-merge.js';
 import type { WireOp } from '../protocol/wire-ops.js';
 
 /** What remote changes need of the cache. */
@@ -120,12 +120,14 @@ export class RemoteApply {
   /**
    * A snapshot while mounted (this mount fell behind the hub's retained feed): what the hub
    * changed between the replica before (`base`) and after (`next`) is merged into the view and
-   * the shipped tree, local pending changes kept (see mergeSnapshot). Clean cached data of every
+   * the shipped tree, local pending changes and whatever the batch in flight touches kept (see
+   * mergeSnapshot). Clean cached data of every
    * file goes: the snapshot does not say which contents changed, and the replica holds them all.
    */
-  snapshot(base: MemoryMeta, next: MemoryMeta): void {
-    const { removed, changed } = mergeSnapshot(this.d.view, base, next);
-    mergeSnapshot(this.d.shipped, base, next);
+  snapshot(base: MemoryMeta, next: MemoryMeta, inFlight: readonly WireOp[]): void {
+    const kept = touchedBy(inFlight);
+    const { removed, changed } = mergeSnapshot(this.d.view, base, next, kept);
+    mergeSnapshot(this.d.shipped, base, next, kept);
     for (const ino of removed) void this.d.cache.remove(ino).catch(() => undefined);
     for (const [ino, inode] of this.d.view.inodes) if (inode.kind === 'file') this.dropClean(ino);
     this.d.log(`bridge: the hub sent a snapshot while mounted: ${changed.length} inode(s) changed, ${removed.length} removed`);

@@ -116,7 +116,11 @@ describe('bridge mode: a proxy cutting connections between mount A and the hub',
         proxy.cutting = false;
         assert.ok(proxy.cuts >= 3, `the proxy cut only ${proxy.cuts} connections`);
         await mustSync(a, 60);
-        work.check();
+        try {
+          work.check();
+        } catch (err) {
+          throw new Error(`${err instanceof Error ? err.message : String(err)}\nA's log:\n${a.stderr().slice(-4000)}`);
+        }
         await within(15_000, 'B holds what A holds', () => assert.deepEqual(tree(b.mnt), tree(a.mnt)));
 
         // The hub applied every journal entry of A once: entries in order, no op's sequence in two of them.
