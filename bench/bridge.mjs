@@ -9,6 +9,7 @@
 // node bench/bridge.mjs [--latency-files N] [--bulk-mib N] [--changes N]. Not part of the tests.
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { get } from 'node:http';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -161,8 +162,19 @@ async function catchUp(a, b, url) {
 
 async function main() {
   const hubProf = process.env.BENCH_PROF === 'hub' ? ['--cpu-prof', '--cpu-prof-dir=/tmp/aether-bridge-prof'] : [];
-  const hub = await start([...hubProf, bin, 'hub', '--listen', '127.0.0.1:0', '--data', join(work, 'hub'), '--token', TOKEN, '--metrics-listen', 'off'], {}, /hub listening on \S+\n/, 'hub');
+  const hub = await start([...hubProf, bin, 'hub', '--listen', '127.0.0.1:0', '--data', join(work, 'hub'), '--token', TOKEN, '--metrics-listen', '127.0.0.1:0'], {}, /metrics: +\S+\n/, 'hub');
   const url = /hub listening on (\S+)/.exec(hub.out())[1];
+  const metricsUrl = /metrics: +(\S+)/.exec(hub.out())[1];
+  // A fresh connection per scrape: this process blocks in spawnSync for long, a kept-alive one goes stale.
+  const scrape = (sample) =>
+    new Promise((resolve, reject) => {
+      get(`${metricsUrl}`, { agent: false }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d) => (text += d));
+        res.on('end', () => resolve(Number(text.split('\n').find((l) => l.startsWith(`${sample} `))?.split(' ')[1] ?? NaN)));
+      }).on('error', reject);
+    });
+  const commits = async () => ({ n: await scrape('aether_hub_commits_total'), s: await scrape('aether_hub_commit_seconds_sum') });
   let a;
   let b;
   try {
@@ -170,10 +182,13 @@ async function main() {
     b = await startMount('b', url);
     const lat = await latency(a, b);
     console.log(`propagation A → B, ${LATENCY_FILES} small files (write on A until B reads the content): p50 ${lat.p50.toFixed(1)} ms, p99 ${lat.p99.toFixed(1)} ms, max ${lat.max.toFixed(1)} ms`);
+    const c0 = await commits();
     const bk = bulk(a);
+    const c1 = await commits();
     const mibs = (s) => (BULK_MIB / s).toFixed(1);
     console.log(`bulk upload ${BULK_MIB} MiB: cp onto local disk ${bk.cp.toFixed(2)} s (${mibs(bk.cp)} MiB/s); cp + sync ${bk.cpSync.toFixed(2)} s (${mibs(bk.cpSync)} MiB/s)`);
     console.log(`  cp onto mount A + sync wait ${bk.aether.toFixed(2)} s (${mibs(bk.aether)} MiB/s; the cp returned after ${bk.copied.toFixed(2)} s): ${(bk.cp / bk.aether).toFixed(3)}x of cp, ${(bk.cpSync / bk.aether).toFixed(3)}x of cp + sync`);
+    console.log(`  hub commits during the bulk upload: ${c1.n - c0.n}, ${(((c1.s - c0.s) / (c1.n - c0.n)) * 1000).toFixed(1)} ms each on average (${(BULK_MIB / (c1.n - c0.n)).toFixed(2)} MiB per batch)`);
     const cu = await catchUp(a, b, url);
     b = cu.b;
     console.log(`catch-up of B after ${cu.changes} changes on A while it was stopped: ${cu.total.toFixed(2)} s from start to showing all (mounted after ${cu.mounted.toFixed(2)} s)`);
