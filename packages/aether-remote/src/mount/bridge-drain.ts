@@ -21,8 +21,8 @@ export interface BridgeDrainDeps {
    */
   shipped: MemoryMeta;
   onCommitted: (seq: number) => void;
-  /** The hub resolved some ops otherwise than this mount applied them (conflicts): after the commit. */
-  onResolutions: (resolutions: Resolution[]) => void;
+  /** The hub resolved some ops otherwise than this mount applied them (conflicts): after the commit; `ops` by journal sequence. */
+  onResolutions: (resolutions: Resolution[], ops: ReadonlyMap<number, WireOp>) => void;
   log: (line: string) => void;
   maxBatchEntries?: number;
 }
@@ -77,7 +77,7 @@ export class BridgeDrain extends SerialDrain implements SyncDrain {
         if (this.closed) return;
         await journal.commit(batch.upToSeq);
         this.d.onCommitted(batch.upToSeq);
-        if (ack.resolutions.length) this.d.onResolutions(ack.resolutions);
+        if (ack.resolutions.length) this.d.onResolutions(ack.resolutions, new Map(batch.entries.map((e) => [e.seq, e.op])));
       } finally {
         this.inFlight = { entries: [], chunks: new Map() };
       }

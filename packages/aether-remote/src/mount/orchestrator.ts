@@ -160,13 +160,12 @@ export class BridgeOrchestrator implements RemoteBackend {
       contentOf: (ino) => ctx.vfs.contentOf(ino),
       shipped: this.shipped!,
       onCommitted: ctx.onCommitted,
-      onResolutions: (rs) => {
+      onResolutions: (rs, ops) => {
         for (const r of rs) {
           this.log(`bridge: hub resolution: ${JSON.stringify(r)}`);
           if (r.kind === 'skipped') this.noteSkipped(r.jseq, r.reason);
         }
-        const store = this.replica.store;
-        this.remote?.resolve(rs, (ino) => store.getInode(ino), (parent, name) => this.replica.lookup(parent, name));
+        this.remote?.resolve(rs, this.replica, ops);
       },
       log: this.log,
     });

@@ -3,6 +3,7 @@ import { AetherError } from '@aether/core/errors';
 import { Store, type StoreExtension } from '@aether/core/store/store';
 import { applyOp } from '@aether/core/tree/apply';
 import { applyContent, type BlockRef } from '@aether/core/tree/content';
+import type { Inode } from '@aether/core/tree/inode';
 import { MemoryMeta } from '@aether/core/tree/meta';
 import type { Op } from '@aether/core/tree/ops';
 import type { FeedEvent } from '../bridge/client.js';
@@ -97,6 +98,16 @@ export class Replica {
   /** The committed inode named `name` in `parent`. */
   lookup(parent: number, name: string): number | undefined {
     return (this.reader.prepare('SELECT ino FROM dentries WHERE parent = ? AND name = ?').get(parent, name) as { ino: number } | undefined)?.ino;
+  }
+
+  /** A committed inode. */
+  getInode(ino: number): Inode | undefined {
+    return this.store.getInode(ino);
+  }
+
+  /** The committed names in directory `dir`. */
+  children(dir: number): [string, number][] {
+    return (this.reader.prepare('SELECT name, ino FROM dentries WHERE parent = ?').all(dir) as { name: string; ino: number }[]).map((r) => [r.name, r.ino]);
   }
 
   loadInto(view: MemoryMeta): void {

@@ -83,7 +83,7 @@ describe('bridge mode: a mount behind the hub\'s retained feed', () => {
 });
 
 describe('bridge mode: ops the hub skips', () => {
-  it('count in aether_bridge_ops_skipped_total and in aether status', async () => {
+  it('count in aether_bridge_ops_skipped_total and in aether status; what they removed comes back', async () => {
     await withOutage(async ({ a, b, proxy }) => {
       writeFileSync(join(a.mnt, 'victim.txt'), 'v1');
       await mustSync(a);
@@ -107,6 +107,8 @@ describe('bridge mode: ops the hub skips', () => {
       assert.ok(s.last.journal_seq > 0);
       assert.match(await mountMetrics(b), /^aether_bridge_ops_skipped_total\{reason="changed"\} 1$/m);
       assert.equal(readFileSync(join(a.mnt, 'victim.txt'), 'utf8'), 'v2, changed on A', 'the change won');
+      await within(3000, 'the file the hub kept is back on B', () => assert.equal(readOr(join(b.mnt, 'victim.txt')), 'v2, changed on A'));
+      assert.deepEqual(tree(b.mnt), tree(a.mnt));
     });
   });
 });
