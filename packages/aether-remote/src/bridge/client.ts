@@ -344,6 +344,7 @@ export class BridgeClient extends EventEmitter {
       case 'snapshot-part':
         return this.feedQueue.push({ kind: 'snapshot-part', part: frame });
       case 'snapshot-end':
+        this.metrics.snapshots.inc();
         this.cursor = frame.hubSeq;
         this.snapshotSeq = undefined;
         return this.feedQueue.push({ kind: 'snapshot-end', hubSeq: frame.hubSeq });

@@ -10,6 +10,8 @@ export const BRIDGE_METRIC = {
   chunksSkippedTotal: 'aether_bridge_chunks_skipped_total',
   feedEntriesTotal: 'aether_bridge_feed_entries_total',
   feedLagEntries: 'aether_bridge_feed_lag_entries',
+  snapshotsTotal: 'aether_bridge_snapshots_total',
+  opsSkippedTotal: 'aether_bridge_ops_skipped_total',
 } as const;
 
 export class BridgeMetrics {
@@ -21,6 +23,8 @@ export class BridgeMetrics {
   readonly chunkBytesSent: Counter;
   readonly chunksSkipped: Counter;
   readonly feedEntries: Counter;
+  readonly snapshots: Counter;
+  readonly opsSkipped: Counter<'reason'>;
 
   constructor(registry: Registry, read: { feedLag(): number }) {
     const registers = [registry];
@@ -38,6 +42,13 @@ export class BridgeMetrics {
     this.chunkBytesSent = new Counter({ name: BRIDGE_METRIC.chunkBytesSentTotal, help: 'Chunk data bytes uploaded', registers });
     this.chunksSkipped = new Counter({ name: BRIDGE_METRIC.chunksSkippedTotal, help: 'Chunks not uploaded because the hub already had them', registers });
     this.feedEntries = new Counter({ name: BRIDGE_METRIC.feedEntriesTotal, help: 'Changefeed entries received', registers });
+    this.snapshots = new Counter({ name: BRIDGE_METRIC.snapshotsTotal, help: 'Whole-tree snapshots received (a cursor the hub no longer retains, or a new hub)', registers });
+    this.opsSkipped = new Counter({
+      name: BRIDGE_METRIC.opsSkippedTotal,
+      help: "This mount's journal ops the hub acknowledged without applying them (conflict rules), by the hub's reason",
+      labelNames: ['reason'],
+      registers,
+    });
     new Gauge({
       name: BRIDGE_METRIC.feedLagEntries,
       help: 'Changefeed entries the hub has committed that this bridge has not received',

@@ -21,8 +21,8 @@ export interface BridgeDrainDeps {
    */
   shipped: MemoryMeta;
   onCommitted: (seq: number) => void;
-  /** The hub resolved some ops otherwise than this mount applied them (conflicts): after the commit. */
-  onResolutions: (resolutions: Resolution[]) => void;
+  /** The hub resolved some ops otherwise than this mount applied them (conflicts): after the commit; `ops` by journal sequence. */
+  onResolutions: (resolutions: Resolution[], ops: ReadonlyMap<number, WireOp>) => void;
   log: (line: string) => void;
   maxBatchEntries?: number;
 }
@@ -36,6 +36,12 @@ export interface BridgeDrainDeps {
  * the client and the journal grows until backpressure engages.
  */
 export class BridgeDrain extends SerialDrain implements SyncDrain {
+  /**
+   * The batch in flight, from its upload until the replica holds it: its changefeed entry needs no
+   * chunk download, and a snapshot may hold its ops while the replica does not yet.
+   */
+  private inFlight: { entries: readonly WireEntry[]; chunks: ReadonlyMap<string, Buffer> } = { entries: [], chunks: new Map() };
+
   constructor(private readonly d: BridgeDrainDeps) {
     // A pass may wait for a hub that is down: closing must not wait for it.
     super(d.log, { delayMs: 20, retryDelayMs: 500, name: 'bridge drain', awaitPassOnClose: false });
@@ -58,19 +64,34 @@ export class BridgeDrain extends SerialDrain implements SyncDrain {
       if (upTo < from) return;
       const batch = await this.build(from, upTo);
       if (!batch) return;
-      const ack = await this.d.client.upload(batch);
-      // Reads of committed data go to the replica: it must hold this batch before the cache lets go
-      // of it. A duplicate (acknowledged before a lost connection) is in the feed up to the welcome's sequence.
-      if (ack.hubSeq !== null) await this.d.replica.waitFor(ack.hubSeq);
-      else {
-        await this.d.replica.noteOwnJournalSeq(batch.upToSeq);
-        if (ack.duplicate) await this.d.replica.waitFor(this.d.client.welcome?.hubSeq ?? 0);
+      this.inFlight = batch;
+      try {
+        const ack = await this.d.client.upload(batch);
+        // Reads of committed data go to the replica: it must hold this batch before the cache lets go
+        // of it. A duplicate (acknowledged before a lost connection) is in the feed up to the welcome's sequence.
+        if (ack.hubSeq !== null) await this.d.replica.waitFor(ack.hubSeq);
+        else {
+          await this.d.replica.noteOwnJournalSeq(batch.upToSeq);
+          if (ack.duplicate) await this.d.replica.waitFor(this.d.client.welcome?.hubSeq ?? 0);
+        }
+        if (this.closed) return;
+        await journal.commit(batch.upToSeq);
+        this.d.onCommitted(batch.upToSeq);
+        if (ack.resolutions.length) this.d.onResolutions(ack.resolutions, new Map(batch.entries.map((e) => [e.seq, e.op])));
+      } finally {
+        this.inFlight = { entries: [], chunks: new Map() };
       }
-      if (this.closed) return;
-      await journal.commit(batch.upToSeq);
-      this.d.onCommitted(batch.upToSeq);
-      if (ack.resolutions.length) this.d.onResolutions(ack.resolutions);
     }
+  }
+
+  /** A chunk of the batch in flight (this mount's own data), or undefined. */
+  uploadedChunk(hash: string): Buffer | undefined {
+    return this.inFlight.chunks.get(hash);
+  }
+
+  /** The ops of the batch in flight (none when nothing is). */
+  get inFlightOps(): WireOp[] {
+    return this.inFlight.entries.map((e) => e.op);
   }
 
   private async build(from: number, upTo: number): Promise<{ upToSeq: number; baseSeq: number; entries: WireEntry[]; chunks: Map<string, Buffer> } | undefined> {

@@ -49,6 +49,11 @@ export class BridgeOrchestrator implements RemoteBackend {
   private log: (line: string) => void = () => undefined;
   private feedError: string | null = null;
   private readonly urls: string[];
+  /** Snapshots merged into the mounted view (this mount fell behind the retained feed). */
+  private snapshotsMerged = 0;
+  /** This mount's ops the hub acknowledged without applying them, by reason. */
+  private readonly skipped = new Map<string, number>();
+  private lastSkipped: { journal_seq: number; reason: string } | null = null;
 
   constructor(private readonly opts: BridgeOptions) {
     this.urls = parseHubUrls(opts.url);
@@ -145,7 +150,10 @@ export class BridgeOrchestrator implements RemoteBackend {
     // From here on, other mounts' changes reach the view as they reach the replica.
     const remote = new RemoteApply({ view, shipped, cache, log: this.log });
     replica.onRemoteOps = (ops) => remote.apply(ops);
-    replica.onSnapshot = () => remote.snapshot();
+    replica.onSnapshot = (base, next) => {
+      this.snapshotsMerged++;
+      remote.snapshot(base, next, this.drain?.inFlightOps ?? []);
+    };
     this.remote = remote;
   }
 
@@ -157,14 +165,23 @@ export class BridgeOrchestrator implements RemoteBackend {
       contentOf: (ino) => ctx.vfs.contentOf(ino),
       shipped: this.shipped!,
       onCommitted: ctx.onCommitted,
-      onResolutions: (rs) => {
-        for (const r of rs) this.log(`bridge: hub resolution: ${JSON.stringify(r)}`);
-        const store = this.replica.store;
-        this.remote?.resolve(rs, (ino) => store.getInode(ino), (parent, name) => this.replica.lookup(parent, name));
+      onResolutions: (rs, ops) => {
+        for (const r of rs) {
+          this.log(`bridge: hub resolution: ${JSON.stringify(r)}`);
+          if (r.kind === 'skipped') this.noteSkipped(r.jseq, r.reason);
+        }
+        this.remote?.resolve(rs, this.replica, ops);
       },
       log: this.log,
     });
     return this.drain;
+  }
+
+  /** An op the hub did not apply: the operator sees it in the metrics and `aether status`. */
+  private noteSkipped(jseq: number, reason: string): void {
+    this.skipped.set(reason, (this.skipped.get(reason) ?? 0) + 1);
+    this.lastSkipped = { journal_seq: jseq, reason };
+    this.client?.metrics.opsSkipped.inc({ reason });
   }
 
   /**
@@ -179,7 +196,7 @@ export class BridgeOrchestrator implements RemoteBackend {
     for await (const e of client.feed()) {
       for (let attempt = 0; ; attempt++) {
         try {
-          await replica.apply(e, (hashes) => client.fetchChunks(hashes));
+          await replica.apply(e, (hashes) => this.fetchChunks(hashes));
           this.feedError = null;
           break;
         } catch (err) {
@@ -191,6 +208,19 @@ export class BridgeOrchestrator implements RemoteBackend {
         }
       }
     }
+  }
+
+  /** Chunks for a changefeed entry: this mount's own batch in flight has them, the rest come from the hub. */
+  private async fetchChunks(hashes: string[]): Promise<Map<string, Buffer>> {
+    const got = new Map<string, Buffer>();
+    const rest: string[] = [];
+    for (const h of hashes) {
+      const own = this.drain?.uploadedChunk(h);
+      if (own) got.set(h, own);
+      else rest.push(h);
+    }
+    if (rest.length) for (const [h, c] of await this.client!.fetchChunks(rest)) got.set(h, c);
+    return got;
   }
 
   status(): Record<string, unknown> {
@@ -205,6 +235,8 @@ export class BridgeOrchestrator implements RemoteBackend {
       ino_base: this.identity?.inoBase ?? null,
       acked_journal_seq: this.client?.appliedSeq ?? 0,
       feed_error: this.feedError,
+      snapshots_merged: this.snapshotsMerged,
+      skipped_ops: { total: [...this.skipped.values()].reduce((a, b) => a + b, 0), by_reason: Object.fromEntries(this.skipped), last: this.lastSkipped },
     };
   }
 

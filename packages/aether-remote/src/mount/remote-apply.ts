@@ -3,7 +3,15 @@ import type { MemoryMeta } from '@aether/core/tree/meta';
 import type { Ino, Op } from '@aether/core/tree/ops';
 import type { Inode } from '@aether/core/tree/inode';
 import type { Resolution } from '../protocol/frames.js';
+import { mergeSnapshot, touchedBy } from './snapshot-merge.js';
 import type { WireOp } from '../protocol/wire-ops.js';
+
+/** The committed tree (the replica) as the hub left it after this mount's batch. */
+export interface CommittedTree {
+  getInode(ino: Ino): Inode | undefined;
+  lookup(parent: Ino, name: string): Ino | undefined;
+  children(dir: Ino): [string, Ino][];
+}
 
 /** What remote changes need of the cache. */
 export interface RemoteCache {
@@ -68,33 +76,71 @@ export class RemoteApply {
    * The hub resolved some of this mount's own ops otherwise than the mount applied them (its
    * batch is committed, the replica holds the outcome): the view follows the hub. A losing
    * content edit is kept as a conflict copy and the file shows the winner's content; a name
-   * taken by another mount first goes to the conflict name. Skipped ops are logged only: what
-   * the mount removed but the hub kept reappears after a restart.
+   * taken by another mount first goes to the conflict name; what a skipped op removed or moved
+   * comes back where the hub kept it. `ops`: the batch's ops by journal sequence.
    */
-  resolve(resolutions: readonly Resolution[], committed: (ino: Ino) => Inode | undefined, lookup: (parent: Ino, name: string) => Ino | undefined): void {
+  resolve(resolutions: readonly Resolution[], committed: CommittedTree, ops: ReadonlyMap<number, WireOp>): void {
+    const get = (ino: Ino): Inode | undefined => committed.getInode(ino);
     for (const r of resolutions) {
       switch (r.kind) {
         case 'conflict-copy':
         case 'diverted':
-          this.resync(r.ino, committed);
-          this.resync(r.copyIno, committed);
+          this.resync(r.ino, get);
+          this.resync(r.copyIno, get);
           if (r.kind === 'conflict-copy') this.link(r.parent, r.name, r.copyIno);
           break;
         case 'renamed': {
           // This mount's inode went to the conflict name; the name it wanted belongs to the winner.
           this.link(r.parent, r.name, r.ino);
           for (const tree of [this.d.view, this.d.shipped]) if (tree.lookup(r.parent, r.wanted) === r.ino) tree.removeEntry(r.parent, r.wanted);
-          const winner = lookup(r.parent, r.wanted);
+          const winner = committed.lookup(r.parent, r.wanted);
           if (winner !== undefined) {
-            this.resync(winner, committed);
+            this.resync(winner, get);
             this.link(r.parent, r.wanted, winner);
           }
           break;
         }
-        case 'skipped':
+        case 'skipped': {
           this.d.log(`bridge: the hub skipped journal entry ${r.jseq}: ${r.reason}`);
+          const op = ops.get(r.jseq);
+          if (op) this.undo(op, committed);
+        }
       }
     }
+  }
+
+  /**
+   * An op the hub did not apply: names it removed or moved go back to where the hub has them
+   * (an unlink of a file another mount changed: the file is back), unless this mount changed
+   * the same name again since.
+   */
+  private undo(op: WireOp, committed: CommittedTree): void {
+    if (op.t !== 'unlink' && op.t !== 'rmdir' && op.t !== 'rename' && op.t !== 'link' && op.t !== 'mknode') return;
+    const places: [Ino, string][] = [[op.parent, op.name]];
+    if (op.t === 'rename') places.push([op.newParent, op.newName]);
+    for (const tree of [this.d.view, this.d.shipped]) {
+      for (const [parent, name] of places) {
+        const mine = tree.lookup(parent, name);
+        const hubs = committed.lookup(parent, name);
+        if (mine === hubs) continue;
+        // The name holds what this op put there and the hub did not: it goes.
+        if (mine !== undefined && mine === op.ino) tree.removeEntry(parent, name);
+        if (tree.lookup(parent, name) === undefined && hubs !== undefined && tree.getInode(parent)) this.restore(tree, parent, name, hubs, committed);
+      }
+    }
+  }
+
+  /** Puts `ino` (with the subtree of a directory) back under `parent`/`name` as the hub has it. */
+  private restore(tree: MemoryMeta, parent: Ino, name: string, ino: Ino, committed: CommittedTree): void {
+    const inode = committed.getInode(ino);
+    if (!inode) return;
+    // Gone here, or kept only as an orphan (open, or the shipped tree's unlinked inode): the hub's attributes.
+    if ((tree.getInode(ino)?.nlink ?? 0) === 0) {
+      tree.putInode(inode);
+      if (inode.kind === 'file') tree.markAllocated(ino, 0, inode.size);
+      if (inode.kind === 'dir') for (const [child, childIno] of committed.children(ino)) this.restore(tree, ino, child, childIno, committed);
+    }
+    tree.addEntry(parent, name, ino);
   }
 
   /** The view's inode `ino` takes the committed attributes; its clean cache goes. */
@@ -117,12 +163,18 @@ export class RemoteApply {
   }
 
   /**
-   * A snapshot while mounted (this mount was behind the hub's retained feed): the replica is
-   * whole again, but rebuilding the view under pending local changes is not done yet; the view
-   * catches up at the next start. Clean cache is dropped so reads of committed data are fresh.
+   * A snapshot while mounted (this mount fell behind the hub's retained feed): what the hub
+   * changed between the replica before (`base`) and after (`next`) is merged into the view and
+   * the shipped tree, local pending changes and whatever the batch in flight touches kept (see
+   * mergeSnapshot). Clean cached data of every
+   * file goes: the snapshot does not say which contents changed, and the replica holds them all.
    */
-  snapshot(): void {
-    this.d.log('bridge: the hub sent a snapshot while mounted; names changed meanwhile by other mounts show after a restart');
-    for (const ino of [...this.d.view.inodes.keys()]) this.dropClean(ino);
+  snapshot(base: MemoryMeta, next: MemoryMeta, inFlight: readonly WireOp[]): void {
+    const kept = touchedBy(inFlight);
+    const { removed, changed } = mergeSnapshot(this.d.view, base, next, kept);
+    mergeSnapshot(this.d.shipped, base, next, kept);
+    for (const ino of removed) void this.d.cache.remove(ino).catch(() => undefined);
+    for (const [ino, inode] of this.d.view.inodes) if (inode.kind === 'file') this.dropClean(ino);
+    this.d.log(`bridge: the hub sent a snapshot while mounted: ${changed.length} inode(s) changed, ${removed.length} removed`);
   }
 }

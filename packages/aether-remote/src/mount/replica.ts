@@ -3,7 +3,8 @@ import { AetherError } from '@aether/core/errors';
 import { Store, type StoreExtension } from '@aether/core/store/store';
 import { applyOp } from '@aether/core/tree/apply';
 import { applyContent, type BlockRef } from '@aether/core/tree/content';
-import type { MemoryMeta } from '@aether/core/tree/meta';
+import type { Inode } from '@aether/core/tree/inode';
+import { MemoryMeta } from '@aether/core/tree/meta';
 import type { Op } from '@aether/core/tree/ops';
 import type { FeedEvent } from '../bridge/client.js';
 import type { FeedEntry, SnapshotPartFrame } from '../protocol/frames.js';
@@ -34,7 +35,8 @@ export class Replica {
   private readonly waiters: { hubSeq: number; resolve: () => void }[] = [];
   /** Remote changes applied: the orchestrator mirrors them into the mount's view. */
   onRemoteOps: ((ops: WireOp[], entry: FeedEntry) => void) | undefined;
-  onSnapshot: (() => void) | undefined;
+  /** A snapshot replaced the tree: `base` is the tree before, `next` after (set once mounted, loaded only then). */
+  onSnapshot: ((base: MemoryMeta, next: MemoryMeta) => void) | undefined;
   private readonly syncWaiters: (() => void)[] = [];
 
   constructor(
@@ -98,8 +100,24 @@ export class Replica {
     return (this.reader.prepare('SELECT ino FROM dentries WHERE parent = ? AND name = ?').get(parent, name) as { ino: number } | undefined)?.ino;
   }
 
+  /** A committed inode. */
+  getInode(ino: number): Inode | undefined {
+    return this.store.getInode(ino);
+  }
+
+  /** The committed names in directory `dir`. */
+  children(dir: number): [string, number][] {
+    return (this.reader.prepare('SELECT name, ino FROM dentries WHERE parent = ?').all(dir) as { name: string; ino: number }[]).map((r) => [r.name, r.ino]);
+  }
+
   loadInto(view: MemoryMeta): void {
     this.store.loadInto(view);
+  }
+
+  private tree(): MemoryMeta {
+    const t = new MemoryMeta();
+    this.store.loadInto(t);
+    return t;
   }
 
   async apply(e: FeedEvent, fetch: ChunkFetcher): Promise<void> {
@@ -135,6 +153,8 @@ export class Replica {
     for (const p of parts) for (const [ino, idx, hash] of p.blocks) blocks.set(ino, [...(blocks.get(ino) ?? []), [idx, hash]]);
     const chunks = await this.missingChunks(parts.flatMap((p) => p.blocks.map((b) => b[2])), fetch);
     let maxOwn = 0;
+    // The mount's view merges what changed between the tree before and after (no await in between).
+    const base = this.onSnapshot ? this.tree() : undefined;
     await this.store.transaction(({ meta, db }) => {
       db.exec('DELETE FROM blocks; DELETE FROM dentries; DELETE FROM inodes');
       for (const p of parts) {
@@ -150,7 +170,7 @@ export class Replica {
       this.raiseState(db, 'max_own_ino', maxOwn);
     }, chunks);
     this.snapshot = undefined;
-    this.onSnapshot?.();
+    if (base) this.onSnapshot?.(base, this.tree());
     for (const w of this.syncWaiters.splice(0)) w();
     this.wake(hubSeq);
   }

@@ -1,60 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { connect, createServer, type Server, type Socket } from 'node:net';
 import { describe, it } from 'node:test';
 import { BridgeClient, type UploadResult } from '../../src/bridge/client.js';
 import { ReconnectBackoff } from '../../src/bridge/backoff.js';
+import { CuttingProxy } from '../cutting-proxy.js';
 import { seededRandom } from '../seeded-random.js';
 import { content, listDir, metricValue, mkfile, readFile, ROOT, startHub, STORES, TOKEN } from './helpers.js';
 import { Replica } from './replica.js';
-
-/**
- * A TCP proxy that cuts every connection after a random 5-60 ms while `cutting` is on: the mount
- * and the hub see connections die at arbitrary points of the protocol (mid-frame, between a
- * commit and its ack, mid-snapshot).
- */
-class CuttingProxy {
-  cutting = true;
-  cuts = 0;
-  private readonly server: Server;
-  private readonly live = new Set<Socket>();
-
-  constructor(
-    private readonly upstreamPort: number,
-    private readonly random: () => number,
-  ) {
-    this.server = createServer((down) => {
-      const up = connect(this.upstreamPort, '127.0.0.1');
-      for (const s of [down, up]) {
-        this.live.add(s);
-        s.on('error', () => undefined);
-        s.on('close', () => this.live.delete(s));
-      }
-      down.pipe(up);
-      up.pipe(down);
-      down.on('close', () => up.destroy());
-      up.on('close', () => down.destroy());
-      if (this.cutting) {
-        setTimeout(() => {
-          if (!this.cutting || down.destroyed) return;
-          this.cuts++;
-          down.destroy();
-          up.destroy();
-        }, 5 + this.random() * 55);
-      }
-    });
-  }
-
-  async listen(): Promise<number> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', () => resolve()));
-    return (this.server.address() as { port: number }).port;
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.live) s.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
 
 for (const { kind, skip } of STORES) describe(`a proxy that cuts connections at random moments during uploads [${kind}]`, { skip }, () => {
   it('after it stops, the hub holds every batch exactly once and a follower has the same tree', async () => {

@@ -4,7 +4,8 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { startMount, stopAll, type MountProcess } from './harness.js';
+import { bridgeMount, mountMetrics, mustSync, within, withHub } from './bridge-helpers.js';
+import { startMount, stopAll, stopCleanly, type MountProcess } from './harness.js';
 
 const fixture = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'mount', 'writer-fixture.mjs');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -70,8 +71,7 @@ describe('backpressure end to end', () => {
     // Reads, metadata reads and control commands never wait.
     assert.equal(answers(['cat', join(m.mnt, 'existing.txt')]), 'still readable');
     assert.ok(answers(['ls', m.mnt]).includes('existing.txt'));
-    const metrics = await (await fetch(`http://${JSON.parse(m.ctl(['status', '--json']).out).metrics_address}/metrics`)).text();
-    assert.match(metrics, /^aether_backpressure_engaged\{source="journal",reason="entries"\} 1$/m);
+    assert.match(await mountMetrics(m), /^aether_backpressure_engaged\{source="journal",reason="entries"\} 1$/m);
     assert.equal(m.ctl(['sync', 'resume']).code, 0);
     assert.equal(await w.exited, 0);
     assert.equal(w.done(), 200);
@@ -119,5 +119,34 @@ describe('backpressure end to end', () => {
     assert.equal(await w.exited, 0);
     assert.equal(w.done(), 100);
     await m.stop();
+  });
+
+  it('age, bridge mode with the hub down: writes block, status and metrics say age, reads answer, writes finish after the hub returns', async () => {
+    await withHub(async (h) => {
+      const m = await bridgeMount(h.hub, { AFS_AETHER_JOURNAL_MAX_AGE_SECS: '2', AFS_AETHER_JOURNAL_CLEAR_AGE_SECS: '1' });
+      writeFileSync(join(m.mnt, 'existing.txt'), 'still readable');
+      await mustSync(m);
+      await h.kill9();
+      writeFileSync(join(m.mnt, 'one'), 'x');
+      assert.equal(bpStatus(m).engaged, false, 'a fresh pending entry is under the max age');
+      await sleep(2600);
+      const s = bpStatus(m);
+      assert.equal(s.engaged, true, 'age engages by timer alone while the hub is down');
+      assert.equal(s.source, 'journal');
+      assert.deepEqual(s.journal.reasons, ['age']);
+      assert.match(await mountMetrics(m), /^aether_backpressure_engaged\{source="journal",reason="age"\} 1$/m);
+      const w = writer(m.mnt, 1, 10);
+      await sleep(800);
+      assert.equal(w.done(), 0, 'a write went through while age backpressure was engaged');
+      assert.equal(answers(['cat', join(m.mnt, 'existing.txt')]), 'still readable');
+      assert.ok(answers(['ls', m.mnt]).includes('one'));
+      await h.restart();
+      // The hub commits the backlog; the oldest pending age falls under the clear age and the gate opens.
+      assert.equal(await w.exited, 0);
+      assert.equal(w.done(), 1);
+      await mustSync(m);
+      await within(3000, 'backpressure clears', () => assert.equal(bpStatus(m).engaged, false));
+      await stopCleanly(m);
+    });
   });
 });

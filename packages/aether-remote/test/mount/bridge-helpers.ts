@@ -1,11 +1,26 @@
-/** Helpers of the bridge-mode mount tests: polling, reading, tree comparison, `sync wait`. */
+/**
+ * Bridge-mode test helpers: a hub child process that can be killed and restarted on the same
+ * address and data, mounts that sync through it (or through a proxy in front of it), polling
+ * assertions, and tree snapshots of a mount point.
+ */
+import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { lstatSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { MountProcess } from './harness.js';
+import { spawnHub, TOKEN, type HubProcess } from '../hub/helpers.js';
+import { startMount, tempDir, type MountProcess } from './harness.js';
+
+export const hubArgs = (listen: string, data: string): string[] => ['--listen', listen, '--data', data, '--token', TOKEN, '--metrics-listen', '127.0.0.1:0'];
 
 /** Fast reconnects, so a restarted hub is found quickly. */
 export const FAST_ENV = { AFS_AETHER_RECONNECT_START_MS: '50', AFS_AETHER_RECONNECT_MAX_MS: '300', AFS_AETHER_RECONNECT_JITTER_PERCENT: '0' };
+
+/** A mount syncing through the hub at `url` (a hub's, or a proxy's in front of it). */
+export function bridgeMount(url: string | HubProcess, env: Record<string, string> = {}): Promise<MountProcess> {
+  return startMount({ args: ['--bridge', typeof url === 'string' ? url : url.url], env: { ...FAST_ENV, AFS_AETHER_BRIDGE_TOKEN: TOKEN, ...env } });
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Retries `check` until it passes or `ms` elapse; the last failure is the error. */
 export async function within(ms: number, what: string, check: () => void): Promise<void> {
@@ -16,7 +31,7 @@ export async function within(ms: number, what: string, check: () => void): Promi
       return;
     } catch (err) {
       if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms: ${err instanceof Error ? err.message : String(err)}`);
-      await new Promise((r) => setTimeout(r, 25));
+      await sleep(25);
     }
   }
 }
@@ -29,7 +44,38 @@ export function readOr(path: string): string | undefined {
   }
 }
 
-/** Every file and directory under `root`: relative path → mode and content (files). */
+/** A hub child process that a test can kill -9 and restart on the same address and data. */
+export interface HubControl {
+  readonly hub: HubProcess;
+  /** The hub's data directory (its SQLite store). */
+  readonly data: string;
+  kill9(): Promise<void>;
+  restart(): Promise<void>;
+}
+
+/** Runs `fn` with a hub child process (`extraArgs`: more `aether hub` flags); stops it after. */
+export async function withHub(fn: (h: HubControl) => Promise<void>, extraArgs: string[] = []): Promise<void> {
+  const data = tempDir();
+  let hub = await spawnHub([...hubArgs('127.0.0.1:0', data), ...extraArgs]);
+  const listen = hub.url.replace('ws://', '');
+  const control: HubControl = {
+    get hub() {
+      return hub;
+    },
+    data,
+    kill9: () => hub.kill9(),
+    restart: async () => {
+      hub = await spawnHub([...hubArgs(listen, data), ...extraArgs]);
+    },
+  };
+  try {
+    await fn(control);
+  } finally {
+    await hub.stop();
+  }
+}
+
+/** Every file and directory under `root`: relative path → kind, mode and (files) a content hash. */
 export function tree(root: string): Map<string, string> {
   const out = new Map<string, string>();
   const walk = (rel: string): void => {
@@ -45,8 +91,6 @@ export function tree(root: string): Map<string, string> {
   walk('');
   return out;
 }
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** `aether sync wait` against a mount: exits 0 once everything pending is committed at the hub. */
 export function syncWait(m: MountProcess, timeoutS = 20): { code: number | null; out: string; err: string } {
@@ -67,4 +111,24 @@ export function fileWriter(dir: string): { expected: Map<string, string>; writeS
       }
     },
   };
+}
+
+/** `aether sync wait` that must succeed; asynchronous, so that a proxy in this process keeps serving. */
+export async function mustSync(m: MountProcess, timeoutS = 20): Promise<void> {
+  const w = await m.ctlAsync(['sync', 'wait', '--timeout', String(timeoutS)]);
+  assert.equal(w.code, 0, `sync wait: ${w.err.split('\n').slice(-2).join('\n')}\nthe mount's log:\n${m.stderr().slice(-3000)}`);
+}
+
+/** The mount's bridge status (`aether status --json`, field `bridge`). */
+export function bridgeStatus(m: MountProcess): Record<string, unknown> {
+  const r = m.ctl(['status', '--json']);
+  assert.equal(r.code, 0, r.err);
+  return (JSON.parse(r.out) as { bridge: Record<string, unknown> }).bridge;
+}
+
+/** The text of a mount's /metrics endpoint. */
+export async function mountMetrics(m: MountProcess): Promise<string> {
+  const r = m.ctl(['status', '--json']);
+  assert.equal(r.code, 0, r.err);
+  return (await fetch(`http://${(JSON.parse(r.out) as { metrics_address: string }).metrics_address}/metrics`)).text();
 }

@@ -3,44 +3,11 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { spawnHub, TOKEN, type HubProcess } from '../hub/helpers.js';
-import { FAST_ENV, fileWriter, readOr, sleep, syncWait, tree, within } from './bridge-helpers.js';
-import { startMount, status, stopAll, stopCleanly, tempDir, type MountProcess } from './harness.js';
-
-const hubArgs = (listen: string, data: string): string[] => ['--listen', listen, '--data', data, '--token', TOKEN, '--metrics-listen', '127.0.0.1:0'];
-
-function bridgeMount(hub: HubProcess, env: Record<string, string> = {}): Promise<MountProcess> {
-  return startMount({ args: ['--bridge', hub.url], env: { ...FAST_ENV, AFS_AETHER_BRIDGE_TOKEN: TOKEN, ...env } });
-}
+import { TOKEN } from '../hub/helpers.js';
+import { bridgeMount, FAST_ENV, fileWriter, readOr, sleep, syncWait, tree, within, withHub } from './bridge-helpers.js';
+import { startMount, status, stopAll, stopCleanly } from './harness.js';
 
 after(stopAll);
-
-/** A hub child process that a test can kill -9 and restart on the same address and data. */
-interface HubControl {
-  readonly hub: HubProcess;
-  kill9(): Promise<void>;
-  restart(): Promise<void>;
-}
-
-async function withHub(fn: (h: HubControl) => Promise<void>): Promise<void> {
-  const data = tempDir();
-  let hub = await spawnHub(hubArgs('127.0.0.1:0', data));
-  const listen = hub.url.replace('ws://', '');
-  const control: HubControl = {
-    get hub() {
-      return hub;
-    },
-    kill9: () => hub.kill9(),
-    restart: async () => {
-      hub = await spawnHub(hubArgs(listen, data));
-    },
-  };
-  try {
-    await fn(control);
-  } finally {
-    await hub.stop();
-  }
-}
 
 describe('bridge mode: two mounts through one hub', () => {
   it('create, write, truncate, rename, delete, mkdir, rmdir propagate both ways within 2 s', async () => {
@@ -85,7 +52,6 @@ describe('bridge mode: two mounts through one hub', () => {
     });
   });
 });
-
 
 
 describe('bridge mode: the hub goes away', () => {

@@ -25,6 +25,8 @@ export interface MountProcess {
   kill9(opts?: { keepStaleMount?: boolean }): Promise<void>;
   /** `aether ARGS --state-dir <stateDir>` in another process. */
   ctl(args: string[], env?: Record<string, string>): { code: number | null; out: string; err: string };
+  /** The same without blocking this process (which may be serving a proxy the mount talks through). */
+  ctlAsync(args: string[], env?: Record<string, string>): Promise<{ code: number | null; out: string; err: string }>;
 }
 
 export interface StartOptions {
@@ -76,6 +78,8 @@ function spawnMount(mnt: string, stateDir: string, opts: StartOptions): MountChi
   return { proc, stdout: () => out, stderr: () => err, closed };
 }
 
+const ctlEnv = (env: Record<string, string>): NodeJS.ProcessEnv => ({ ...process.env, AFS_AETHER_CONFIG: '', ...env });
+
 /** Starts a mount and resolves once it is serving (its "mounted" line); rejects if it exits first. */
 export async function startMount(opts: StartOptions = {}): Promise<MountProcess> {
   const base = opts.mnt && opts.stateDir ? '' : tempDir();
@@ -124,8 +128,16 @@ export async function startMount(opts: StartOptions = {}): Promise<MountProcess>
       else unmountLazy(mnt);
     },
     ctl(args, env = {}) {
-      const r = spawnSync(process.execPath, [bin, ...args, '--state-dir', stateDir], { encoding: 'utf8', env: { ...process.env, AFS_AETHER_CONFIG: '', ...env } });
+      const r = spawnSync(process.execPath, [bin, ...args, '--state-dir', stateDir], { encoding: 'utf8', env: ctlEnv(env) });
       return { code: r.status, out: r.stdout, err: r.stderr };
+    },
+    ctlAsync(args, env = {}) {
+      const p = spawn(process.execPath, [bin, ...args, '--state-dir', stateDir], { env: ctlEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      p.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+      return new Promise((resolve) => p.once('close', (code) => resolve({ code, out, err })));
     },
   };
   live.add(m);

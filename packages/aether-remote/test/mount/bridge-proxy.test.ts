@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { appendFileSync, chmodSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { CuttingProxy } from '../cutting-proxy.js';
+import { scrape } from '../hub/helpers.js';
+import { seededRandom } from '../seeded-random.js';
+import { bridgeMount, bridgeStatus, mustSync, sleep, tree, within, withHub } from './bridge-helpers.js';
+import { killSeed, stopAll, stopCleanly } from './harness.js';
+
+after(stopAll);
+
+/** Bytes drawn from `rnd`: incompressible enough, and the same for a seed. */
+function bytes(rnd: () => number, size: number): Buffer {
+  const b = Buffer.alloc(size);
+  for (let i = 0; i + 4 <= size; i += 4) b.writeUInt32LE(Math.floor(rnd() * 2 ** 32), i);
+  return b;
+}
+
+/** Sizes below one 64 KiB chunk and across several. */
+const size = (rnd: () => number): number => (rnd() < 0.5 ? 1 + Math.floor(rnd() * 4000) : 65_536 + Math.floor(rnd() * 250_000));
+
+/**
+ * A random workload on a mount, with the model of what the tree must hold: creates (small and
+ * multi-chunk), appends, overwrites, chmods, renames, deletes, directories.
+ */
+class Workload {
+  readonly files = new Map<string, { data: Buffer; mode?: number }>();
+  private readonly dirs = [''];
+  private n = 0;
+
+  constructor(
+    private readonly root: string,
+    private readonly rnd: () => number,
+  ) {}
+
+  private pick<T>(xs: readonly T[]): T {
+    return xs[Math.floor(this.rnd() * xs.length)]!;
+  }
+
+  step(): void {
+    const r = this.rnd();
+    const names = [...this.files.keys()];
+    if (names.length < 3 || r < 0.3) {
+      const name = join(this.pick(this.dirs), `f${this.n++}.bin`);
+      const data = bytes(this.rnd, size(this.rnd));
+      writeFileSync(join(this.root, name), data);
+      this.files.set(name, { data });
+    } else if (r < 0.5) {
+      const name = this.pick(names);
+      const more = bytes(this.rnd, size(this.rnd));
+      appendFileSync(join(this.root, name), more);
+      const f = this.files.get(name)!;
+      f.data = Buffer.concat([f.data, more]);
+    } else if (r < 0.65) {
+      const name = this.pick(names);
+      const data = bytes(this.rnd, size(this.rnd));
+      writeFileSync(join(this.root, name), data);
+      this.files.get(name)!.data = data;
+    } else if (r < 0.75) {
+      const name = this.pick(names);
+      const mode = this.pick([0o600, 0o640, 0o755]);
+      chmodSync(join(this.root, name), mode);
+      this.files.get(name)!.mode = mode;
+    } else if (r < 0.85) {
+      const name = this.pick(names);
+      const to = join(this.pick(this.dirs), `r${this.n++}.bin`);
+      renameSync(join(this.root, name), join(this.root, to));
+      this.files.set(to, this.files.get(name)!);
+      this.files.delete(name);
+    } else if (r < 0.92) {
+      const name = this.pick(names);
+      unlinkSync(join(this.root, name));
+      this.files.delete(name);
+    } else {
+      const dir = `d${this.n++}`;
+      mkdirSync(join(this.root, dir));
+      this.dirs.push(dir);
+    }
+  }
+
+  /** The mount holds exactly the model: every file once, with its content (appends once) and mode. */
+  check(): void {
+    const t = tree(this.root);
+    const files = [...t].filter(([, v]) => v.startsWith('file')).map(([k]) => k);
+    assert.deepEqual(files.sort(), [...this.files.keys()].sort(), 'no file missing, none extra');
+    for (const [name, f] of this.files) {
+      assert.ok(readFileSync(join(this.root, name)).equals(f.data), `${name}: content`);
+      if (f.mode !== undefined) assert.equal(statSync(join(this.root, name)).mode & 0o7777, f.mode, `${name}: mode`);
+    }
+    assert.deepEqual([...t].filter(([, v]) => v.startsWith('dir')).map(([k]) => k).sort(), this.dirs.filter((d) => d !== '').sort());
+  }
+}
+
+describe('bridge mode: a proxy cutting connections between mount A and the hub', () => {
+  it('after it stops: sync wait succeeds, A and B are identical, nothing applied twice', async () => {
+    const seed = killSeed();
+    process.stdout.write(`# cutting proxy seed ${seed} (AETHER_KILL_SEED=${seed} replays it)\n`);
+    const rnd = seededRandom(seed);
+    await withHub(async (h) => {
+      // Connections live 20-250 ms: long enough for some batches to commit, short enough that
+      // uploads, acks and the changefeed are cut at every stage.
+      const proxy = new CuttingProxy(Number(h.hub.url.split(':').pop()), seededRandom(seed + 1), { minMs: 20, maxMs: 250 });
+      proxy.cutting = false;
+      const a = await bridgeMount(`ws://127.0.0.1:${await proxy.listen()}`);
+      const b = await bridgeMount(h.hub);
+      try {
+        proxy.cutting = true;
+        const work = new Workload(a.mnt, rnd);
+        for (let i = 0; i < 200; i++) {
+          work.step();
+          if (rnd() < 0.2) await sleep(Math.floor(rnd() * 100));
+        }
+        await sleep(1000);
+        proxy.cutting = false;
+        assert.ok(proxy.cuts >= 3, `the proxy cut only ${proxy.cuts} connections`);
+        await mustSync(a, 60);
+        try {
+          work.check();
+        } catch (err) {
+          throw new Error(`${err instanceof Error ? err.message : String(err)}\nA's log:\n${a.stderr().slice(-4000)}`);
+        }
+        await within(15_000, 'B holds what A holds', () => assert.deepEqual(tree(b.mnt), tree(a.mnt)));
+
+        // The hub applied every journal entry of A once: entries in order, no op's sequence in two of them.
+        const mountId = bridgeStatus(a).mount_id as string;
+        const db = new Database(join(h.data, 'meta.sqlite'), { readonly: true });
+        const feed = db.prepare('SELECT journal_seq, entry FROM hub_feed WHERE mount_id = ? ORDER BY hub_seq').all(mountId) as { journal_seq: number; entry: string }[];
+        db.close();
+        assert.ok(feed.length > 0);
+        let prev = 0;
+        for (const row of feed) {
+          assert.ok(row.journal_seq > prev, `feed entries of A out of order or repeated: ${row.journal_seq} after ${prev}`);
+          const ops = (JSON.parse(row.entry) as { ops: { jseq: number }[] }).ops;
+          for (const o of ops) assert.ok(o.jseq > prev && o.jseq <= row.journal_seq, `journal entry ${o.jseq} of A applied outside its batch (${prev}, ${row.journal_seq}]`);
+          prev = row.journal_seq;
+        }
+        const dups = await scrape(h.hub.metricsUrl, 'aether_hub_duplicate_batches_total');
+        process.stdout.write(`# proxy: ${proxy.cuts} cuts, ${feed.length} batches of A committed, ${dups} re-sent batches acknowledged as duplicates\n`);
+      } finally {
+        await proxy.close();
+      }
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+});
