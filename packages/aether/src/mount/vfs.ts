@@ -37,8 +37,11 @@ interface Handle {
 }
 
 export interface ContentSource {
-  /** Committed content of `ino` (the embedded store or the hub's chunks). */
-  read(ino: Ino, offset: number, length: number): Buffer;
+  /**
+   * Committed content of `ino` (the embedded store or the replica of the hub's tree), copied into
+   * `target` at `at`; returns the bytes the file has in the range.
+   */
+  readInto(ino: Ino, offset: number, length: number, target: Buffer, at: number): number;
 }
 
 export interface VfsDeps {
@@ -421,9 +424,10 @@ export class Vfs {
       // Committed bytes at or past a pending truncation are stale: they read as zeros.
       const stop = Math.min(h.offset + h.length, floor ? floor.size : Infinity);
       if (stop <= h.offset) continue;
-      const got = this.d.committed.read(ino, h.offset, stop - h.offset);
-      got.copy(data, h.offset - offset);
-      if (!floor && got.length === h.length) void this.d.cache.putClean(ino, h.offset, got, token).catch(() => undefined);
+      const at = h.offset - offset;
+      const got = this.d.committed.readInto(ino, h.offset, stop - h.offset, data, at);
+      // The cache keeps a view of `data`, which nobody changes once it is returned.
+      if (!floor && got === h.length) void this.d.cache.putClean(ino, h.offset, data.subarray(at, at + got), token).catch(() => undefined);
     }
     return data;
   }

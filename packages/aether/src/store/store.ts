@@ -217,20 +217,29 @@ export class Store {
 
   /** Reads committed file content; holes and bytes past a block's stored length read as zeros. */
   read(ino: Ino, offset: number, length: number): Buffer {
+    const out = Buffer.alloc(Math.max(0, length));
+    return out.subarray(0, this.readInto(ino, offset, length, out, 0));
+  }
+
+  /**
+   * Copies the committed bytes of [offset, offset + length) into `target` at `at`, straight from
+   * the packs: holes as zeros, nothing past the end of the file. Returns how many bytes that is.
+   */
+  readInto(ino: Ino, offset: number, length: number, target: Buffer, at: number): number {
     const inode = this.getInode(ino);
-    if (!inode) return Buffer.alloc(0);
+    if (!inode) return 0;
     const end = Math.min(inode.size, offset + length);
-    if (end <= offset) return Buffer.alloc(0);
-    const out = Buffer.alloc(end - offset);
+    if (end <= offset) return 0;
+    target.fill(0, at, at + end - offset);
     this.blockRange ??= this.reader.prepare('SELECT idx, hash FROM blocks WHERE ino = ? AND idx >= ? AND idx <= ?');
     const rows = this.blockRange.all(ino, Math.floor(offset / BLOCK_BYTES), Math.floor((end - 1) / BLOCK_BYTES)) as { idx: number; hash: string }[];
     for (const { idx, hash } of rows) {
       const blockStart = idx * BLOCK_BYTES;
       const from = Math.max(offset, blockStart);
       const to = Math.min(end, blockStart + this.chunks.lengthOf(hash));
-      if (to > from) this.chunks.readInto(hash, out, from - offset, from - blockStart, to - from);
+      if (to > from) this.chunks.readInto(hash, target, at + from - offset, from - blockStart, to - from);
     }
-    return out;
+    return end - offset;
   }
 
   /**
