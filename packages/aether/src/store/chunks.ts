@@ -108,6 +108,10 @@ export class ChunkStore {
   readInto(hash: string, out: Buffer, at: number, from: number, length: number): void {
     const row = this.row(hash);
     if (from + length > row.length) throw new RangeError(`chunk ${hash} has ${row.length} bytes, not ${from + length}`);
+    this.readRow(row, hash, out, at, from, length);
+  }
+
+  private readRow(row: ChunkRow, hash: string, out: Buffer, at: number, from: number, length: number): void {
     let fd = this.readFds.get(row.pack);
     if (fd === undefined) {
       fd = openSync(this.packPath(row.pack), 'r');
@@ -117,9 +121,12 @@ export class ChunkStore {
     if (got !== length) throw new AetherError('STORE_CORRUPT', `pack ${row.pack} is shorter than its index says (chunk ${hash})`);
   }
 
-  /** The chunk's length in bytes. */
-  lengthOf(hash: string): number {
-    return this.row(hash).length;
+  /** Like readInto, for at most `maxLength` bytes, as many as the chunk has; returns how many. */
+  readUpTo(hash: string, out: Buffer, at: number, from: number, maxLength: number): number {
+    const row = this.row(hash);
+    const length = Math.max(0, Math.min(maxLength, row.length - from));
+    if (length > 0) this.readRow(row, hash, out, at, from, length);
+    return length;
   }
 
   private row(hash: string): ChunkRow {

@@ -50,7 +50,8 @@ export class Store {
   private readonly reader: Database.Database;
   readonly chunks: ChunkStore;
   private applying: Promise<unknown> = Promise.resolve();
-  private blockRange: Database.Statement | undefined;
+  /** The reader's statements, prepared once (reads run on every FUSE read that misses the cache). */
+  private readonly readerStatements = new Map<string, Database.Statement>();
 
   private constructor(readonly dir: string, rootOwner: { uid: number; gid: number }, extensions: readonly StoreExtension[]) {
     mkdirSync(dir, { recursive: true });
@@ -63,6 +64,12 @@ export class Store {
     this.chunks = new ChunkStore(join(dir, 'packs'), this.db);
     if (!new SqliteMeta(this.db, this.chunks).getInode(ROOT_INO)) this.createRoot(rootOwner);
     this.reader = new Database(join(dir, 'meta.sqlite'), { readonly: true });
+  }
+
+  private query(sql: string): Database.Statement {
+    let st = this.readerStatements.get(sql);
+    if (!st) this.readerStatements.set(sql, (st = this.reader.prepare(sql)));
+    return st;
   }
 
   static open(dir: string, rootOwner?: { uid: number; gid: number }, opts: StoreOpenOptions = {}): Store {
@@ -201,17 +208,17 @@ export class Store {
 
   /** True when a committed batch stored the chunk `hash` (reader connection). */
   hasChunk(hash: string): boolean {
-    return this.reader.prepare('SELECT 1 FROM chunks WHERE hash = ?').get(hash) !== undefined;
+    return this.query('SELECT 1 FROM chunks WHERE hash = ?').get(hash) !== undefined;
   }
 
   /** The committed block map of `ino` (reader connection), ascending by index. */
   blocksOf(ino: Ino): [number, string][] {
-    return (this.reader.prepare('SELECT idx, hash FROM blocks WHERE ino = ? ORDER BY idx').all(ino) as { idx: number; hash: string }[]).map((r) => [r.idx, r.hash]);
+    return (this.query('SELECT idx, hash FROM blocks WHERE ino = ? ORDER BY idx').all(ino) as { idx: number; hash: string }[]).map((r) => [r.idx, r.hash]);
   }
 
   /** The committed inode (reader connection). */
   getInode(ino: Ino): Inode | undefined {
-    const r = this.reader.prepare('SELECT * FROM inodes WHERE ino = ?').get(ino) as InodeRow | undefined;
+    const r = this.query('SELECT * FROM inodes WHERE ino = ?').get(ino) as InodeRow | undefined;
     return r ? toInode(r) : undefined;
   }
 
@@ -231,13 +238,11 @@ export class Store {
     const end = Math.min(inode.size, offset + length);
     if (end <= offset) return 0;
     target.fill(0, at, at + end - offset);
-    this.blockRange ??= this.reader.prepare('SELECT idx, hash FROM blocks WHERE ino = ? AND idx >= ? AND idx <= ?');
-    const rows = this.blockRange.all(ino, Math.floor(offset / BLOCK_BYTES), Math.floor((end - 1) / BLOCK_BYTES)) as { idx: number; hash: string }[];
+    const rows = this.query('SELECT idx, hash FROM blocks WHERE ino = ? AND idx >= ? AND idx <= ?').all(ino, Math.floor(offset / BLOCK_BYTES), Math.floor((end - 1) / BLOCK_BYTES)) as { idx: number; hash: string }[];
     for (const { idx, hash } of rows) {
       const blockStart = idx * BLOCK_BYTES;
       const from = Math.max(offset, blockStart);
-      const to = Math.min(end, blockStart + this.chunks.lengthOf(hash));
-      if (to > from) this.chunks.readInto(hash, target, at + from - offset, from - blockStart, to - from);
+      this.chunks.readUpTo(hash, target, at + from - offset, from - blockStart, end - from);
     }
     return end - offset;
   }
