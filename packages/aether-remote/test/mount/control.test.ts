@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { bin, startMount, stopAll, tempDir } from './harness.js';
@@ -52,6 +52,28 @@ describe('operating a mount: control commands, reload, status', () => {
     assert.equal(cache.backpressure_status, 'clear');
     const cleared = json<{ dirty_bytes: number }>(m.ctl(['cache', 'clear', '--json']));
     assert.equal(typeof cleared.dirty_bytes, 'number');
+    await m.stop();
+  });
+
+  it('local mode: the cache holds what is not committed yet; committed data is read from the store, never copied back', async () => {
+    const m = await startMount();
+    const cacheBytes = () => json<{ dirty_bytes: number; clean_bytes: number }>(m.ctl(['cache', 'inspect', '--json']));
+    json(m.ctl(['sync', 'pause', '--json']));
+    const body = Buffer.alloc(300_000, 'p');
+    writeFileSync(join(m.mnt, 'pending'), body);
+    assert.equal(cacheBytes().dirty_bytes, body.length, 'dirty while the drain is paused');
+    assert.ok(readFileSync(join(m.mnt, 'pending')).equals(body), 'read back from the cache');
+    json(m.ctl(['sync', 'resume', '--json']));
+    assert.equal(m.ctl(['sync', 'wait', '--timeout', '20']).code, 0);
+    assert.deepEqual(cacheBytes(), { ...cacheBytes(), dirty_bytes: 0, clean_bytes: 0 }, 'committed: nothing left in the cache');
+    // Out of the kernel's page cache, so the read below reaches Aether (and the store).
+    writeFileSync('/proc/sys/vm/drop_caches', '1');
+    const address = json<{ metrics_address: string }>(m.ctl(['status', '--json'])).metrics_address;
+    const reads = () => metric(address, /^aether_fuse_ops_total\{op="read",result="ok"\}/);
+    const before = await reads();
+    assert.ok(readFileSync(join(m.mnt, 'pending')).equals(body), 'read back from the store');
+    assert.ok((await reads()) > before, 'the read reached Aether');
+    assert.equal(cacheBytes().clean_bytes, 0, 'reads are not copied into the cache');
     await m.stop();
   });
 

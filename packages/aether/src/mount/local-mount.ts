@@ -103,7 +103,7 @@ export class LocalMount {
     const view = new MemoryMeta();
     store.loadInto(view);
     const coordinator = (this.coordinator = new BackpressureCoordinator({ registry: this.registry, config, journal, cache }));
-    const vfs = (this.vfs = new Vfs({ view, committed: store, journal, cache, gate: coordinator.gate, clock: systemClock, maxIno: store.maxIno, log: this.log, attributesUncached: setAttributesUncached }));
+    const vfs = (this.vfs = new Vfs({ view, committed: store, journal, cache, gate: coordinator.gate, clock: systemClock, maxIno: store.maxIno, log: this.log, attributesUncached: setAttributesUncached, cacheReads: false }));
     const touched = await this.replay(vfs, journal, store.appliedSeq);
     // Files left open but unlinked by a crash go now, with their chunks; those that entries not yet
     // drained still write to stay for those entries, and end through the journal (forgetOrphans).

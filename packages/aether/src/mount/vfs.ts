@@ -56,6 +56,11 @@ export interface VfsDeps {
   log: (line: string) => void;
   /** Told when an inode has a second kernel inode that its link count does not show (a hidden name). */
   attributesUncached?: (ino: Ino, on: boolean) => void;
+  /**
+   * Put committed data read from `committed` into the cache (default true). Local mode says no:
+   * its committed source is the store on the same disk, so a second copy would only cost writes.
+   */
+  cacheReads?: boolean;
 }
 
 export type TimeSpec = number | 'now' | 'omit';
@@ -427,7 +432,7 @@ export class Vfs {
       const at = h.offset - offset;
       const got = this.d.committed.readInto(ino, h.offset, stop - h.offset, data, at);
       // The cache keeps a view of `data`, which nobody changes once it is returned.
-      if (!floor && got === h.length) void this.d.cache.putClean(ino, h.offset, data.subarray(at, at + got), token).catch(() => undefined);
+      if (this.d.cacheReads !== false && !floor && got === h.length) void this.d.cache.putClean(ino, h.offset, data.subarray(at, at + got), token).catch(() => undefined);
     }
     return data;
   }
