@@ -308,7 +308,7 @@ export class Journal implements JournalPendingSource {
   private async flushAll(): Promise<void> {
     const target = this.lastAppended;
     if (target > this.writer.writtenSeq) await this.writtenWaiters.wait(target);
-    await this.writer.sync();
+    await this.writer.sync(target);
     this.durableWaiters.release(this.writer.durableSeq);
     // A flush closes settled segments, which may make committed ones releasable; a failure
     // here leaves a committed file behind, which the next open removes.

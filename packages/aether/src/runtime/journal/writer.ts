@@ -56,6 +56,8 @@ export class SegmentWriter {
   private active: Segment | null = null;
   private failure: AetherError | null = null;
   private readonly fsyncs: GroupRun<SyncPoint>;
+  /** The fdatasync batch running now and the last sequence number it covers. */
+  private inFlight: { covers: number; done: Promise<SyncPoint> } | null = null;
   private writtenSeqValue: number;
   private writtenBytes = 0;
   private durableSeqValue: number;
@@ -72,7 +74,16 @@ export class SegmentWriter {
   ) {
     this.writtenSeqValue = lastSeq;
     this.durableSeqValue = lastSeq;
-    this.fsyncs = new GroupRun(() => this.syncDirty());
+    this.fsyncs = new GroupRun(() => {
+      const done = this.syncDirty();
+      const run = { covers: this.writtenSeqValue, done };
+      this.inFlight = run;
+      const clear = (): void => {
+        if (this.inFlight === run) this.inFlight = null;
+      };
+      done.then(clear, clear);
+      return done;
+    });
   }
 
   get writtenSeq(): number {
@@ -114,8 +125,13 @@ export class SegmentWriter {
     return offset;
   }
 
-  /** Makes every written record durable; concurrent callers share fdatasync batches. */
-  sync(): Promise<SyncPoint> {
+  /**
+   * Makes every written record durable; concurrent callers share fdatasync batches. With
+   * `throughSeq`, a batch already running that covers it is joined instead of queueing the next
+   * one (an `fsync(2)` that lands while the interval's fdatasync runs need not wait for two).
+   */
+  sync(throughSeq?: number): Promise<SyncPoint> {
+    if (throughSeq !== undefined && this.inFlight && this.inFlight.covers >= throughSeq) return this.inFlight.done;
     return this.fsyncs.run();
   }
 
