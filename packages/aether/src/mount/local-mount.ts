@@ -171,6 +171,8 @@ export class LocalMount {
       this.set(drain.paused ? 1 : 0);
     } });
 
+    const attrGuard = guardHardLinkAttributes();
+    if (!attrGuard) this.log('attribute caching is off: the patched binding could not hook libfuse here (FUSE.md), so every stat costs a round trip');
     const fuse = (this.fuse = new FuseMount(
       this.mountpoint,
       fuseHandlers(vfs, new FuseMetrics(this.registry), { statfs: () => this.diskStats() }, { caller: callerContext }),
@@ -186,7 +188,7 @@ export class LocalMount {
         // the patch answers them with timeout 0 (guardHardLinkAttributes, posix.test.ts). Where
         // that hook is missing nothing is cached. Every local change goes through this kernel,
         // which invalidates what it changes; remote changes show within the same second.
-        attrTimeoutSeconds: guardHardLinkAttributes() ? ATTR_TIMEOUT_SECONDS : 0,
+        attrTimeoutSeconds: attrGuard ? ATTR_TIMEOUT_SECONDS : 0,
         entryTimeoutSeconds,
         // Keep a file's page cache across opens while its size and mtime are unchanged, checked
         // afresh at every open (ac_attr_timeout=0): repeated reads come from memory, yet a change

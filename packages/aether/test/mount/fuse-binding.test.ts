@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AetherError, isAetherError } from '../../src/errors.js';
-import { cleanStaleMount, decodeUtime, Errno, errnoOf, fuseError, inspectMountpoint, prepareMountpoint, UTIME_NOW_MS, UTIME_OMIT_MS } from '../../src/mount/fuse-binding.js';
+import { cleanStaleMount, decodeUtime, Errno, errnoOf, fuseError, guardHardLinkAttributes, inspectMountpoint, prepareMountpoint, UTIME_NOW_MS, UTIME_OMIT_MS } from '../../src/mount/fuse-binding.js';
 import { cleanup, Memfs, tempDir, type OpEvent } from './helpers.js';
 
 /** The watchdog fuse-native 2.2.6 arms by default fails an operation after 15 s. */
@@ -41,6 +41,12 @@ describe('fuse-binding: the addon and the plain helpers', () => {
     const loaded = maps.filter((l) => /fuse[^/]*\.node$/.test(l)).map((l) => l.slice(l.indexOf('/')));
     assert.ok(loaded.length > 0, 'fuse-native is not loaded');
     for (const p of loaded) assert.match(p, /\/node_modules\/fuse-native\/build\/Release\/fuse\.node$/);
+  });
+
+  it('installs the per-reply attribute timeouts in libfuse (x86_64/aarch64 Linux), so the mount may cache attributes', () => {
+    // Without them the mount silently falls back to attr_timeout=0: correct, but a getattr per stat.
+    assert.equal(guardHardLinkAttributes(), ['x64', 'arm64'].includes(process.arch) && process.platform === 'linux');
+    assert.equal(guardHardLinkAttributes(), guardHardLinkAttributes(), 'idempotent');
   });
 
   it('Errno matches fuse-native\'s own constants', () => {
