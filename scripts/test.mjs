@@ -27,5 +27,15 @@ if (files.length === 0) {
   console.error('test: no test files found (did the build run?)');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=spec', ...files], { stdio: 'inherit' });
+// A test that hangs fails after TEST_TIMEOUT_MS instead of holding the run (the slowest, a kill -9
+// suite, takes about a minute here); a file whose tests are done exits even if a handle lingers;
+// and the whole run stops after RUN_TIMEOUT_MS, well inside CI's 90 minutes, saying so.
+const TEST_TIMEOUT_MS = 10 * 60_000;
+const RUN_TIMEOUT_MS = 60 * 60_000;
+const r = spawnSync(
+  process.execPath,
+  ['--test', '--test-concurrency=2', `--test-timeout=${TEST_TIMEOUT_MS}`, '--test-force-exit', '--test-reporter=spec', ...files],
+  { stdio: 'inherit', timeout: RUN_TIMEOUT_MS, killSignal: 'SIGKILL' },
+);
+if (r.error || r.signal) console.error(`test: the run did not finish: ${r.error?.message ?? `killed by ${r.signal}`} (limit ${RUN_TIMEOUT_MS / 60_000} min)`);
 process.exit(r.status ?? 1);
