@@ -80,4 +80,26 @@ describe('write-behind of block files', () => {
     assert.deepEqual((await h.cache.read(5, 0, B)).holes, [{ offset: 0, length: B }], 'never served from a file that lacks them');
     await h.cache.close().catch(() => undefined);
   });
+
+  it('dropCommittedWrites: committed written data leaves the cache, whether or not it was written behind', async () => {
+    const h = await openCache({ dropCommittedWrites: true });
+    await h.cache.write(1, 0, bytes(2 * B, 1), 1);
+    await h.cache.write(2, 0, bytes(B, 2), 2);
+    await h.cache.flushIndex();
+    assert.equal(blockFiles(h.dir).length, 3, 'written behind');
+    await h.cache.write(3, 0, bytes(B, 3), 3);
+    await h.cache.write(4, 0, bytes(B, 4), 4);
+    h.cache.commit(3);
+    assert.deepEqual([h.cache.stats().dirty_bytes, h.cache.stats().clean_bytes], [B, 0], 'only the uncommitted write is left');
+    await h.cache.flushIndex();
+    await h.cache.close();
+    assert.equal(blockFiles(h.dir).length, 1, `the block files of committed data are deleted; the dirty block stays: ${blockFiles(h.dir).join(', ')}`);
+
+    const keep = await openCache();
+    await keep.cache.write(1, 0, bytes(B, 1), 1);
+    await keep.cache.flushIndex();
+    keep.cache.commit(1);
+    assert.equal(keep.cache.stats().clean_bytes, B, 'without the option committed data stays as clean data');
+    await keep.cache.close();
+  });
 });

@@ -154,8 +154,9 @@ export class BlockFiles {
 
   /** Closes the block's handle and deletes its file (a file already gone is fine); held bytes are dropped. */
   async discard(b: Block): Promise<void> {
-    await this.flushing.get(b);
+    // Dropped before anything is awaited, so a flushAll that runs meanwhile cannot write them.
     this.drop(b);
+    await this.flushing.get(b);
     if (!this.onDisk.has(b) && !b.indexed) return;
     const path = this.path(b);
     await this.closeHandle(b);

@@ -481,8 +481,9 @@ export class FileCache implements CachePressureSource {
       if (b.minDirtySeq > upToSeq) continue;
       this.apply(b, overlay(b.extents, 0, this.blockBytes, (cur) => (cur >= 0 && cur <= upToSeq ? CLEAN : KEEP)));
       changed = true;
-      // Written data whose owner can read it back from its committed source: never written to disk.
-      if (this.dropCommittedWrites && b.dirtyBytes === 0 && b.pins === 0 && this.blockFiles.memoryOnly(b)) this.kill(b);
+      // Written data whose owner can read it back from its committed source goes: from memory if
+      // it was not written behind yet, else its block file is deleted in the background.
+      if (this.dropCommittedWrites && b.dirtyBytes === 0 && b.pins === 0) this.kill(b);
     }
     if (!changed) return;
     this.emitPressure();
