@@ -3,7 +3,7 @@ import type { Ino } from '../tree/ops.js';
 /** What the file system needs of the journal. */
 export interface JournalPort {
   /** Appends a record; resolves with its sequence number once it is as safe as the sync policy promises. */
-  append(type: number, payload: Buffer): Promise<number>;
+  append(type: number, payload: Buffer, opts?: { owned?: boolean }): Promise<number>;
   /** The sequence number of the last append, assigned synchronously in call order. */
   readonly lastSeq: number;
   readonly committedSeq: number;

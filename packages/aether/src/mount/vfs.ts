@@ -220,7 +220,8 @@ export class Vfs {
       throw err;
     }
     const payload = encodeOp(op);
-    const appended = this.d.journal.append(OP_RECORD_TYPE, payload);
+    // The payload is this op's own (encodeOp), never changed: the journal writes it without a copy.
+    const appended = this.d.journal.append(OP_RECORD_TYPE, payload, { owned: true });
     const seq = this.d.journal.lastSeq;
     if (this.d.journal.syncSettings.policy === 'immediate') return { seq, acked: appended, payload };
     appended.catch((err: unknown) => this.d.log(`journal append ${seq} failed after it was acknowledged: ${String(err)}`));

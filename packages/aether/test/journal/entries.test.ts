@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { RECORD_PAYLOAD_BYTES_MAX } from '../../src/runtime/journal/record.js';
 import { collect, fixedPayload, JOURNAL_DIR, manual, openMemoryJournal, payloadFor } from './helpers.js';
+import { MemoryFs } from './memory-fs.js';
 
 describe('appending and reading entries', () => {
   it('reads back every entry in order across many segment rolls', async () => {
@@ -71,5 +72,28 @@ describe('appending and reading entries', () => {
     buf.write('XXXXX');
     await p;
     assert.equal((await collect(journal))[0]?.payload.toString(), 'first');
+  });
+
+  it('an owned payload is written as it is, without a copy; a plain one is copied', async () => {
+    const fs = new MemoryFs();
+    const written: Buffer[] = [];
+    const open = fs.open.bind(fs);
+    fs.open = async (path, mode) => {
+      const f = await open(path, mode);
+      const writevSync = f.writevSync.bind(f);
+      f.writevSync = (buffers, position) => {
+        written.push(...buffers);
+        writevSync(buffers, position);
+      };
+      return f;
+    };
+    const { journal } = await openMemoryJournal(manual(), { fs });
+    const owned = Buffer.from('owned payload');
+    const plain = Buffer.from('plain payload');
+    await journal.append(1, owned, { owned: true });
+    await journal.append(1, plain);
+    assert.ok(written.includes(owned), 'the owned buffer itself went to the file');
+    assert.ok(!written.includes(plain), 'the plain one was copied');
+    assert.deepEqual((await collect(journal)).map((e) => e.payload.toString()), ['owned payload', 'plain payload']);
   });
 });

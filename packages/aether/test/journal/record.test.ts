@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { decodeRecord, encodeRecord, FrameArena, maxClaimAfter, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX, recordBytes } from '../../src/runtime/journal/record.js';
+import { decodeRecord, encodeRecord, encodeRecordHeader, FrameArena, maxClaimAfter, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX, recordBytes } from '../../src/runtime/journal/record.js';
 import { payloadFor } from './helpers.js';
 
 describe('record framing', () => {
@@ -101,7 +101,11 @@ describe('frame arena', () => {
     assert.notEqual(arena.alloc(3 * 1024 * 1024).buffer, b.buffer, 'past a quarter of a slab: a buffer of its own');
     const frames = Array.from({ length: 2100 }, () => arena.alloc(4096));
     assert.notEqual(frames[0]?.buffer, frames[2099]?.buffer, 'a full slab (8 MiB) is replaced');
-    const r = decodeRecord(encodeRecord(3, 9, 1, 2, Buffer.from('in the arena'), arena), 0, 44);
+    const payload = Buffer.from('in the arena');
+    const header = encodeRecordHeader(3, 9, 1, 2, payload, arena);
+    assert.equal(header.length, RECORD_HEADER_BYTES, 'only the header is cut from the arena');
+    const r = decodeRecord(Buffer.concat([header, payload]), 0, 44);
     assert.ok(r.kind === 'record' && r.payload.toString() === 'in the arena');
+    assert.deepEqual(Buffer.concat([header, payload]), encodeRecord(3, 9, 1, 2, payload), 'the same bytes as a whole record');
   });
 });

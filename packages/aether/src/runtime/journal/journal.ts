@@ -9,7 +9,7 @@ import { nodeJournalFs, type JournalFile, type JournalFs } from './fs-layer.js';
 import { JournalMetrics } from './metrics.js';
 import type { PendingIndex } from './pending-index.js';
 import { RecordStream } from './reader.js';
-import { encodeRecord, FrameArena, RECORD_PAYLOAD_BYTES_MAX } from './record.js';
+import { encodeRecordHeader, FrameArena, RECORD_PAYLOAD_BYTES_MAX } from './record.js';
 import { recoverJournal, type RecoveryReport } from './recovery.js';
 import { Segment, SegmentList } from './segment.js';
 import { DEFAULT_RETRY, SyncController, type RetrySettings, type SyncSettings } from './sync.js';
@@ -141,8 +141,12 @@ export class Journal implements JournalPendingSource {
     return this.controller.settings;
   }
 
-  /** Appends one record; resolves with its sequence number once it is as safe as the policy promises. */
-  append(type: number, payload: Buffer): Promise<number> {
+  /**
+   * Appends one record; resolves with its sequence number once it is as safe as the policy
+   * promises. The payload is copied, so the caller may reuse its buffer at once; with `owned` it
+   * is written as it is (one copy and fresh memory less per append), and must never change.
+   */
+  append(type: number, payload: Buffer, opts?: { owned?: boolean }): Promise<number> {
     if (this.closing) return Promise.reject(new AetherError('JOURNAL_CLOSED', 'the journal is closed'));
     const failure = this.writer.failed;
     if (failure) return Promise.reject(failure);
@@ -151,11 +155,14 @@ export class Journal implements JournalPendingSource {
     }
     const seq = this.lastAppended + 1;
     const timestampMs = this.clock.now();
-    const frame = encodeRecord(seq, timestampMs, type, this.writer.durableSeq, payload, this.arena);
+    const header = encodeRecordHeader(seq, timestampMs, type, this.writer.durableSeq, payload, this.arena);
+    let data = payload;
+    if (!opts?.owned) payload.copy((data = this.arena.alloc(payload.length)));
     this.lastAppended = seq;
-    const offset = this.writer.place(seq, frame);
-    this.index.push(seq, frame.length, timestampMs, offset);
-    this.appendedBytes += frame.length;
+    const offset = this.writer.place(seq, header, data);
+    const bytes = header.length + payload.length;
+    this.index.push(seq, bytes, timestampMs, offset);
+    this.appendedBytes += bytes;
     this.metrics.appended();
     const done = this.controller.settings.policy === 'immediate' ? this.durableWaiters.wait(seq) : this.writtenWaiters.wait(seq);
     this.controller.onAppend();

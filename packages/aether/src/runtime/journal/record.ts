@@ -76,9 +76,9 @@ function frameCrc(frame: Buffer): number {
 }
 
 /**
- * Frame buffers come from 8 MiB slabs (runtime/infra/slab.ts): per 4 KiB append, allocation and
- * garbage collection were a third of the journal's own work, and a 128 KiB write's frame would
- * otherwise be an mmap and a munmap of its own.
+ * Record headers (and the copies of payloads the caller keeps) come from 8 MiB slabs
+ * (runtime/infra/slab.ts): per 4 KiB append, allocation and garbage collection were a third of
+ * the journal's own work.
  */
 export class FrameArena extends SlabAllocator {
   constructor() {
@@ -89,10 +89,11 @@ export class FrameArena extends SlabAllocator {
 const oneOff = { alloc: (bytes: number): Buffer => Buffer.allocUnsafe(bytes) };
 
 /**
- * Encodes one record (the payload is copied, so the caller may reuse its buffer), into a buffer
- * from `arena` when given. `durableSeq` is the highest sequence number already fsynced.
+ * Encodes the header of one record whose payload follows it on disk, from `arena` when given:
+ * the payload itself is not copied (a frame is written as header and payload), so it must not
+ * change until written. `durableSeq` is the highest sequence number already fsynced.
  */
-export function encodeRecord(
+export function encodeRecordHeader(
   seq: number,
   timestampMs: number,
   type: number,
@@ -103,17 +104,21 @@ export function encodeRecord(
   assert.ok(Number.isInteger(type) && type >= 0 && type <= RECORD_TYPE_MAX, `record type must be an integer in 0..${RECORD_TYPE_MAX}`);
   assert.ok(payload.length <= RECORD_PAYLOAD_BYTES_MAX);
   assert.ok(durableSeq >= 0 && durableSeq < seq, 'a record cannot be durable before it is written');
-  const frame = arena.alloc(RECORD_HEADER_BYTES + payload.length);
-  frame.writeUInt32LE(payload.length, 0);
-  writeU64(frame, seq, 8);
-  writeU64(frame, Math.max(0, Math.floor(timestampMs)), 16);
-  frame.writeUInt16LE(type, 24);
-  frame.writeUInt16LE(0, 26);
+  const header = arena.alloc(RECORD_HEADER_BYTES);
+  header.writeUInt32LE(payload.length, 0);
+  writeU64(header, seq, 8);
+  writeU64(header, Math.max(0, Math.floor(timestampMs)), 16);
+  header.writeUInt16LE(type, 24);
+  header.writeUInt16LE(0, 26);
   const lag = seq - durableSeq;
-  frame.writeUInt32LE(durableSeq === 0 || lag >= NO_CLAIM ? NO_CLAIM : lag, 28);
-  payload.copy(frame, RECORD_HEADER_BYTES);
-  frame.writeUInt32LE(frameCrc(frame), 4);
-  return frame;
+  header.writeUInt32LE(durableSeq === 0 || lag >= NO_CLAIM ? NO_CLAIM : lag, 28);
+  header.writeUInt32LE(crc32(payload, crc32(header.subarray(8), crc32(header.subarray(0, 4)))), 4);
+  return header;
+}
+
+/** One whole record in a buffer of its own (header and a copy of the payload). */
+export function encodeRecord(seq: number, timestampMs: number, type: number, durableSeq: number, payload: Buffer): Buffer {
+  return Buffer.concat([encodeRecordHeader(seq, timestampMs, type, durableSeq, payload), payload]);
 }
 
 /** Decodes the record starting at `offset`, looking at no more than `end`. */

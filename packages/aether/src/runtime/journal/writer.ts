@@ -23,7 +23,10 @@ interface Queued {
   seq: number;
   segment: Segment;
   offset: number;
-  frame: Buffer;
+  /** A record goes to disk as its header followed by its payload (never copied into one frame). */
+  header: Buffer;
+  payload: Buffer;
+  bytes: number;
 }
 
 /** What one successful fdatasync batch covered. */
@@ -109,14 +112,15 @@ export class SegmentWriter {
   }
 
   /** Places the record in the log (rolling to a new segment when this one is full) and queues it; returns its offset. */
-  place(seq: number, frame: Buffer): number {
+  place(seq: number, header: Buffer, payload: Buffer): number {
     assert.equal(this.failure, null);
+    const bytes = header.length + payload.length;
     let seg = this.active;
-    if (!seg || (seg.lastSeq >= seg.firstSeq && seg.sizeBytes + frame.length > this.segmentBytes)) seg = this.roll(seq);
+    if (!seg || (seg.lastSeq >= seg.firstSeq && seg.sizeBytes + bytes > this.segmentBytes)) seg = this.roll(seq);
     const offset = seg.sizeBytes;
-    seg.sizeBytes += frame.length;
+    seg.sizeBytes += bytes;
     seg.lastSeq = seq;
-    this.queue.push({ seq, segment: seg, offset, frame });
+    this.queue.push({ seq, segment: seg, offset, header, payload, bytes });
     if (!this.pumpQueued) {
       // Appends made in the same turn of the event loop go out together in one writev.
       this.pumpQueued = true;
@@ -185,12 +189,15 @@ export class SegmentWriter {
         return;
       }
       const frames: Buffer[] = [];
+      let records = 0;
       let bytes = 0;
       let last = first;
-      for (let q: Queued | undefined = first; q && frames.length < WRITE_BATCH_RECORDS_MAX; q = this.queue.at(frames.length)) {
-        if (q.segment !== seg || (frames.length > 0 && bytes + q.frame.length > WRITE_BATCH_BYTES_MAX)) break;
-        frames.push(q.frame);
-        bytes += q.frame.length;
+      for (let q: Queued | undefined = first; q && records < WRITE_BATCH_RECORDS_MAX; q = this.queue.at(records)) {
+        if (q.segment !== seg || (records > 0 && bytes + q.bytes > WRITE_BATCH_BYTES_MAX)) break;
+        frames.push(q.header);
+        if (q.payload.length > 0) frames.push(q.payload);
+        records++;
+        bytes += q.bytes;
         last = q;
       }
       if (bytes >= ASYNC_WRITE_BYTES) {
@@ -198,7 +205,7 @@ export class SegmentWriter {
         seg.file.writev(frames, first.offset).then(
           () => {
             this.writing = false;
-            this.wrote(seg, first.offset, frames.length, bytes, last.seq);
+            this.wrote(seg, first.offset, records, bytes, last.seq);
             this.pump();
           },
           (err: unknown) => {
@@ -214,7 +221,7 @@ export class SegmentWriter {
         this.fail('JOURNAL_WRITE_FAILED', `journal write to ${seg.name} failed: ${(err as Error).message}`, err);
         return;
       }
-      this.wrote(seg, first.offset, frames.length, bytes, last.seq);
+      this.wrote(seg, first.offset, records, bytes, last.seq);
       bytesThisTurn += bytes;
       if (bytesThisTurn >= PUMP_BYTES_PER_TURN && this.queue.size > 0) {
         // Long bursts yield so that reads, timers and fsync completions are not starved.
