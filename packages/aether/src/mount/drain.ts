@@ -10,6 +10,8 @@ export interface DrainJournal {
   /** The entries themselves, for the bridge drain, which turns them into the hub's per-file ops. */
   entries(opts: { fromSeq?: number }): AsyncGenerator<{ seq: number; type: number; payload: Buffer }>;
   commit(seq: number): Promise<void>;
+  /** Bytes and entries appended and not yet committed. */
+  pending(): { pendingBytes: number; pendingEntries: number };
 }
 
 /** What the drain needs of the store: its writer (in local mode, the store's writer thread). */
@@ -22,13 +24,22 @@ export interface DrainStore {
 export interface DrainOptions {
   maxBatchBytes: number;
   /**
-   * How long new entries wait before a pass starts: passes then carry many entries, so their
-   * commits (an fsync each) do not compete with every single FUSE request.
+   * How long new entries wait before a pass starts once `soonBytes` are pending: passes then
+   * carry many entries, so their commits (an fsync each) do not compete with every FUSE request.
    */
   delayMs: number;
+  /**
+   * How long they wait while fewer bytes are pending. A program that writes and fsyncs small
+   * records waits on the journal's fdatasync each time; a store commit (pack fsync, SQLite
+   * commit, checkpoint) every `delayMs` competes with it for the disk: measured 500 x 4 KiB
+   * write+fsync 0.57-0.63 s with 500 ms against 0.72-0.91 s with 50 ms.
+   */
+  idleDelayMs: number;
+  /** Pending bytes from which passes follow at `delayMs` (bulk writes keep well below backpressure). */
+  soonBytes: number;
 }
 
-const DEFAULTS: DrainOptions = { maxBatchBytes: 64 * 1024 * 1024, delayMs: 50 };
+const DEFAULTS: DrainOptions = { maxBatchBytes: 64 * 1024 * 1024, delayMs: 50, idleDelayMs: 500, soonBytes: 4 * 1024 * 1024 };
 
 /**
  * The scheduling every drain shares: passes run one at a time, `delayMs` after they are kicked
@@ -40,6 +51,8 @@ const DEFAULTS: DrainOptions = { maxBatchBytes: 64 * 1024 * 1024, delayMs: 50 };
 export abstract class SerialDrain {
   private running: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private timerMs = 0;
+  private timerSetAt = 0;
   private pausedFlag = false;
   protected closed = false;
   private readonly idleWaiters: (() => void)[] = [];
@@ -52,6 +65,10 @@ export abstract class SerialDrain {
 
   /** True while entries wait to be drained. */
   protected abstract hasWork(): boolean;
+  /** How long until the next pass, given what waits. */
+  protected nextDelayMs(): number {
+    return this.timing.delayMs;
+  }
   /** Drains what it can; throws to be retried. */
   protected abstract pass(): Promise<void>;
 
@@ -72,7 +89,7 @@ export abstract class SerialDrain {
   kick(): void {
     if (this.closed || this.pausedFlag || this.running) return;
     if (!this.hasWork()) return this.settle();
-    this.schedule(this.timing.delayMs);
+    this.schedule(this.nextDelayMs());
   }
 
   /** Starts a pass now. */
@@ -94,13 +111,21 @@ export abstract class SerialDrain {
       .finally(() => {
         this.running = null;
         if (this.closed || this.pausedFlag) return this.settle();
-        if (this.hasWork()) this.schedule(failed ? this.timing.retryDelayMs : this.timing.delayMs);
+        if (this.hasWork()) this.schedule(failed ? this.timing.retryDelayMs : this.nextDelayMs());
         else this.settle();
       });
   }
 
   private schedule(ms: number): void {
-    this.timer ??= setTimeout(() => this.run(), ms);
+    if (this.timer && ms < this.timerMs - (Date.now() - this.timerSetAt)) {
+      // More arrived: the pass is due sooner than the one planned.
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    if (this.timer) return;
+    this.timerMs = ms;
+    this.timerSetAt = Date.now();
+    this.timer = setTimeout(() => this.run(), ms);
   }
 
   private settle(): void {
@@ -155,6 +180,10 @@ export class LocalDrain extends SerialDrain {
 
   protected hasWork(): boolean {
     return this.journal.lastSeq > this.store.appliedSeq;
+  }
+
+  protected override nextDelayMs(): number {
+    return this.journal.pending().pendingBytes >= this.opts.soonBytes ? this.opts.delayMs : this.opts.idleDelayMs;
   }
 
   protected async pass(): Promise<void> {

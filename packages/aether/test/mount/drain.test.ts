@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it, mock } from 'node:test';
+import { LocalDrain, type DrainJournal, type DrainStore } from '../../src/mount/drain.js';
+
+/** A journal of `lastSeq` durable entries holding `bytes` pending bytes, and a store that records its passes. */
+function fakes(): { journal: DrainJournal & { lastSeq: number; bytes: number }; store: DrainStore; passes: number[] } {
+  const passes: number[] = [];
+  const journal = {
+    lastSeq: 0,
+    bytes: 0,
+    committedSeq: 0,
+    get durableSeq() {
+      return this.lastSeq;
+    },
+    spans: (from: number, upTo: number) => [{ path: 'j', offset: 0, endOffset: 1, firstSeq: from, lastSeq: upTo }],
+    entries: () => {
+      throw new Error('not used by the local drain');
+    },
+    async commit(seq: number) {
+      this.committedSeq = seq;
+      this.bytes = 0;
+    },
+    pending() {
+      return { pendingBytes: this.bytes, pendingEntries: this.lastSeq - this.committedSeq };
+    },
+  };
+  const store = {
+    appliedSeq: 0,
+    async applySpans(spans: { lastSeq: number }[]) {
+      store.appliedSeq = spans[spans.length - 1]!.lastSeq;
+      passes.push(Date.now());
+      return { applied: 1, rejected: [] };
+    },
+  };
+  return { journal, store, passes };
+}
+
+const settle = () => new Promise((r) => setImmediate(r));
+
+describe('the local drain: when passes run', () => {
+  beforeEach(() => mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 }));
+  afterEach(() => mock.timers.reset());
+
+  it('a little pending data waits idleDelayMs; once soonBytes are pending the pass comes after delayMs', async () => {
+    const { journal, store, passes } = fakes();
+    const drain = new LocalDrain(journal, store, () => undefined, () => undefined, { delayMs: 50, idleDelayMs: 500, soonBytes: 1000 });
+    journal.lastSeq = 1;
+    journal.bytes = 100;
+    drain.kick();
+    mock.timers.tick(499);
+    await settle();
+    assert.deepEqual(passes, [], 'no pass before the idle delay');
+    mock.timers.tick(1);
+    await settle();
+    assert.deepEqual(passes, [500]);
+
+    journal.lastSeq = 2;
+    journal.bytes = 100;
+    drain.kick();
+    mock.timers.tick(100);
+    journal.lastSeq = 3;
+    journal.bytes = 5000;
+    drain.kick();
+    mock.timers.tick(49);
+    await settle();
+    assert.deepEqual(passes, [500], 'planned for later until then');
+    mock.timers.tick(1);
+    await settle();
+    assert.deepEqual(passes, [500, 650], 'brought forward when soonBytes became pending');
+    await drain.close();
+  });
+
+  it('whenIdle (sync wait, shutdown) runs a pass at once, whatever the delay', async () => {
+    const { journal, store, passes } = fakes();
+    const drain = new LocalDrain(journal, store, () => undefined, () => undefined, { delayMs: 50, idleDelayMs: 500, soonBytes: 1000 });
+    journal.lastSeq = 1;
+    journal.bytes = 10;
+    drain.kick();
+    const idle = drain.whenIdle();
+    await settle();
+    await idle;
+    assert.deepEqual(passes, [0]);
+    await drain.close();
+  });
+});
