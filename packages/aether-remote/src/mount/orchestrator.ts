@@ -21,11 +21,11 @@ export interface BridgeOptions {
 }
 
 /**
- * Kernel entry timeout in bridge mode: other mounts rename and delete names behind this kernel's
- * back, so a name it resolved may be stale for at most this long (attributes are cached for as
- * long, and auto_cache with ac_attr_timeout 0 rechecks size and mtime at every open).
+ * Kernel cache timeout in bridge mode: other mounts rename, delete and change files behind this
+ * kernel's back, so a name or attribute it holds may be stale for at most this long (auto_cache
+ * with ac_attr_timeout 0 rechecks size and mtime at every open).
  */
-export const BRIDGE_ENTRY_TIMEOUT_SECONDS = 1;
+export const BRIDGE_KERNEL_CACHE_SECONDS = 1;
 
 /**
  * Bridge mode (`aether mount --bridge URL --token T`): the mount's committed tree is a replica of
@@ -35,7 +35,7 @@ export const BRIDGE_ENTRY_TIMEOUT_SECONDS = 1;
  */
 export class BridgeOrchestrator implements RemoteBackend {
   readonly mode = 'bridge';
-  readonly entryTimeoutSeconds = BRIDGE_ENTRY_TIMEOUT_SECONDS;
+  readonly kernelCacheSeconds = BRIDGE_KERNEL_CACHE_SECONDS;
   private stateValue: OrchestratorState = 'starting';
   private stateDir = '';
   private identity: MountIdentity | undefined;

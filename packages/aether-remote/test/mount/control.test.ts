@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { bin, startMount, stopAll, tempDir } from './harness.js';
@@ -52,6 +52,24 @@ describe('operating a mount: control commands, reload, status', () => {
     assert.equal(cache.backpressure_status, 'clear');
     const cleared = json<{ dirty_bytes: number }>(m.ctl(['cache', 'clear', '--json']));
     assert.equal(typeof cleared.dirty_bytes, 'number');
+    await m.stop();
+  });
+
+  it('local mode: the kernel keeps names and attributes past a second; a change through the mount shows at once', async () => {
+    const m = await startMount();
+    const address = json<{ metrics_address: string }>(m.ctl(['status', '--json'])).metrics_address;
+    // libfuse's high-level API answers lookups with the getattr handler too.
+    const getattrs = () => metric(address, /^aether_fuse_ops_total\{op="getattr",result="ok"\}/);
+    const f = join(m.mnt, 'kept');
+    writeFileSync(f, 'one');
+    assert.equal(statSync(f).size, 3);
+    await sleep(1500);
+    const before = await getattrs();
+    for (let i = 0; i < 20; i++) assert.equal(statSync(f).size, 3);
+    assert.equal(await getattrs(), before, 'stat after 1.5 s was answered by the kernel');
+    appendFileSync(f, 'two');
+    assert.equal(statSync(f).size, 6, 'a write drops the cached attributes');
+    assert.ok((await getattrs()) > before);
     await m.stop();
   });
 

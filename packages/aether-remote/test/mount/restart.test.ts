@@ -29,7 +29,6 @@ import { killDuringStart, mountSuite, startMount, status, stopCleanly, waitDrain
 import { manifest, type ManifestEntry } from './manifest.js';
 
 const MiB = 1024 * 1024;
-const ATTR_TIMEOUT_MS = 1000;
 
 function writeAt(path: string, offset: number, data: Buffer): void {
   const fd = openSync(path, 'r+');
@@ -200,9 +199,6 @@ describe('a restart reproduces the tree exactly', () => {
     const m = await startMount(opts);
     prepare?.(m);
     buildTree(m.mnt);
-    // The mount lets the kernel cache attributes for 1 s (attrTimeoutSeconds), per name: a hard
-    // link's other names show stale times until then. Durability is what is compared here.
-    await new Promise((r) => setTimeout(r, ATTR_TIMEOUT_MS + 100));
     const before = manifest(m.mnt);
     checkBuilt(before);
     await crash(m);
@@ -278,7 +274,6 @@ describe('a restart reproduces the tree exactly', () => {
     manifest(m2.mnt);
     assert.equal(m2.ctl(['sync', 'pause']).code, 0);
     changeTree(m2.mnt);
-    await new Promise((r) => setTimeout(r, ATTR_TIMEOUT_MS + 100));
     const before = manifest(m2.mnt);
     assert.equal(before.find((e) => e.path === 'a/b/c/d/bigger')?.size, 2 * MiB + 5000);
     await m2.kill9();
@@ -294,7 +289,6 @@ describe('a restart reproduces the tree exactly', () => {
     assert.equal(m.ctl(['sync', 'pause']).code, 0);
     buildTree(m.mnt);
     for (let i = 0; i < 24; i++) writeFileSync(join(m.mnt, 'tmp', `bulk-${i}`), randomBytes(MiB + i));
-    await new Promise((r) => setTimeout(r, ATTR_TIMEOUT_MS + 100));
     const before = manifest(m.mnt);
     await m.kill9();
     // Each start replays the whole journal (nothing was drained); kill it at growing points of that.

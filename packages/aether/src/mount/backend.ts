@@ -49,8 +49,8 @@ export interface RemoteBackend {
   loadInto(view: MemoryMeta, cache: FileCache): void;
   /** Highest inode number this mount has used; new ones count up from here. */
   readonly maxIno: number;
-  /** Kernel entry timeout: names can change behind the kernel's back when other mounts change them. */
-  readonly entryTimeoutSeconds: number;
+  /** How long the kernel keeps names and attributes: other mounts change them behind its back. */
+  readonly kernelCacheSeconds: number;
   startDrain(ctx: RemoteDrainContext): SyncDrain;
   status(): Record<string, unknown>;
   /** The mount is stopping: no new work, the last drain runs. */

@@ -24,8 +24,11 @@ import { FuseMetrics } from './fuse-metrics.js';
 import { fuseHandlers } from './fuse-ops.js';
 import { Vfs } from './vfs.js';
 
-/** Seconds the kernel caches attributes of files with one name (hard-linked ones: never). */
-const ATTR_TIMEOUT_SECONDS = 1;
+/**
+ * Local mode: every change to the tree goes through this kernel, which drops what it changes, so
+ * it may keep names and attributes for a minute (bridge mode: RemoteBackend.kernelCacheSeconds).
+ */
+const LOCAL_KERNEL_CACHE_SECONDS = 60;
 
 export interface LocalMountOptions {
   mountpoint: string;
@@ -123,7 +126,7 @@ export class LocalMount {
     this.cleanups.push(observeJournalConfig(config, journal, (err) => this.log(`journal sync switch: ${String(err)}`)));
     drain.kick();
 
-    await this.finishOpen(drain, vfs, handlers, 60);
+    await this.finishOpen(drain, vfs, handlers, LOCAL_KERNEL_CACHE_SECONDS);
   }
 
   /**
@@ -159,11 +162,11 @@ export class LocalMount {
     this.cleanups.push(journal.onPendingChange(() => drain.kick()));
     this.cleanups.push(observeJournalConfig(config, journal, (err) => this.log(`journal sync switch: ${String(err)}`)));
     drain.kick();
-    await this.finishOpen(drain, vfs, handlers, remote.entryTimeoutSeconds);
+    await this.finishOpen(drain, vfs, handlers, remote.kernelCacheSeconds);
   }
 
   /** Metrics, FUSE and the control handlers: the same in both modes. */
-  private async finishOpen(drain: SyncDrain, vfs: Vfs, handlers: Partial<Record<CommandName, Handler>>, entryTimeoutSeconds: number): Promise<void> {
+  private async finishOpen(drain: SyncDrain, vfs: Vfs, handlers: Partial<Record<CommandName, Handler>>, kernelCacheSeconds: number): Promise<void> {
     const config = this.opts.config;
     this.metricsServer = new MetricsServer(this.registry);
     this.metricsAddress = await this.metricsServer.listen(config.current.metrics_listen);
@@ -183,13 +186,12 @@ export class LocalMount {
         allowOther: this.opts.allowOther ?? false,
         bigWrites: true,
         maxWriteBytes: 131072,
-        // Attributes are cached for a second, as by bindfs and rclone, except those of hard-linked
-        // files: libfuse's high-level API gives each name of such a file its own kernel inode, so
-        // the patch answers them with timeout 0 (guardHardLinkAttributes, posix.test.ts). Where
-        // that hook is missing nothing is cached. Every local change goes through this kernel,
-        // which invalidates what it changes; remote changes show within the same second.
-        attrTimeoutSeconds: attrGuard ? ATTR_TIMEOUT_SECONDS : 0,
-        entryTimeoutSeconds,
+        // Names and attributes are cached for kernelCacheSeconds, except the attributes of
+        // hard-linked files: libfuse's high-level API gives each name of such a file its own
+        // kernel inode, so the patch answers them with timeout 0 (guardHardLinkAttributes,
+        // posix.test.ts). Where that hook is missing no attribute is cached.
+        attrTimeoutSeconds: attrGuard ? kernelCacheSeconds : 0,
+        entryTimeoutSeconds: kernelCacheSeconds,
         // Keep a file's page cache across opens while its size and mtime are unchanged, checked
         // afresh at every open (ac_attr_timeout=0): repeated reads come from memory, yet a change
         // through another name of a hard-linked file is never served stale.
