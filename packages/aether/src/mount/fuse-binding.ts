@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { AetherError } from '../errors.js';
+import { LoopSpin } from './loop-spin.js';
 import { fuseOptionString, type FuseMountOptions } from './mount-options.js';
 import { prepareMountpoint, type MountpointCheckOptions } from './mountpoint.js';
 
@@ -150,6 +151,8 @@ export type FuseOpName = keyof FuseHandlers;
 export interface FuseMountHooks {
   /** A handler failed with an error that names no errno; the kernel got EIO. Default: one stderr line. */
   onHandlerError?(op: FuseOpName, err: unknown): void;
+  /** Microseconds the event loop keeps polling after each request (LoopSpin). Default 0: it sleeps. */
+  loopSpinMicros?: number;
 }
 
 // ---- fuse-native, as far as Aether uses it -------------------------------------------------
@@ -271,7 +274,7 @@ function checkCount(n: number, length: number): number {
 }
 
 /** Builds fuse-native's callback-style ops from async handlers; `fail` turns an error into an errno. */
-function nativeOps(h: FuseHandlers, fail: (op: FuseOpName, err: unknown) => number): NativeOps {
+function nativeOps(h: FuseHandlers, fail: (op: FuseOpName, err: unknown) => number, spin: LoopSpin): NativeOps {
   const ops: NativeOps = {};
   // The one place a handler's promise becomes fuse-native's callback; `ok` shapes the success
   // arguments (0 and a value, or a byte count alone for read and write). The callback runs once.
@@ -279,6 +282,7 @@ function nativeOps(h: FuseHandlers, fail: (op: FuseOpName, err: unknown) => numb
     if (fn === undefined) return;
     ops[op] = (...args: unknown[]) => {
       const cb = args.pop() as NativeCallback;
+      spin.poke();
       Promise.resolve()
         .then(() => fn(...(args as unknown as A)))
         .then(ok)
@@ -364,7 +368,7 @@ export class FuseMount {
       report(op, err);
       return Errno.EIO;
     };
-    this.native = new PatchedFuse(this.mountpoint, nativeOps(handlers, fail), fuseOptionString(options));
+    this.native = new PatchedFuse(this.mountpoint, nativeOps(handlers, fail, new LoopSpin(BigInt(Math.round((hooks.loopSpinMicros ?? 0) * 1000)))), fuseOptionString(options));
     this.checks = { statTimeoutMs: hooks.statTimeoutMs, create: hooks.create };
     this.stateNow = 'idle';
   }

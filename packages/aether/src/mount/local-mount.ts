@@ -30,6 +30,9 @@ import { Vfs } from './vfs.js';
  */
 const LOCAL_KERNEL_CACHE_SECONDS = 60;
 
+/** How long the event loop keeps polling after a FUSE request (LoopSpin; measured in FUSE.md). */
+const LOOP_SPIN_MICROS = 1000;
+
 export interface LocalMountOptions {
   mountpoint: string;
   config: ConfigStore;
@@ -199,7 +202,7 @@ export class LocalMount {
         acAttrTimeoutSeconds: 0,
         useIno: true,
       },
-      { onHandlerError: (op, err) => this.log(`${op}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`) },
+      { onHandlerError: (op, err) => this.log(`${op}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`), loopSpinMicros: LOOP_SPIN_MICROS },
     ));
     const { staleCleaned } = await fuse.mount();
     if (staleCleaned) this.log(`cleaned a stale mount left at ${this.mountpoint} by a crashed process`);
