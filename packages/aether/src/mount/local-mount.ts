@@ -31,7 +31,7 @@ import { Vfs } from './vfs.js';
 const LOCAL_KERNEL_CACHE_SECONDS = 60;
 
 /** How long the event loop keeps polling after a FUSE request (LoopSpin; measured in FUSE.md). */
-const LOOP_SPIN_MICROS = 1000;
+const LOOP_SPIN_MICROS = 500;
 
 export interface LocalMountOptions {
   mountpoint: string;
