@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { bin, startMount, stopAll, tempDir } from './harness.js';
@@ -55,21 +55,31 @@ describe('operating a mount: control commands, reload, status', () => {
     await m.stop();
   });
 
-  it('local mode: the kernel keeps names and attributes past a second; a change through the mount shows at once', async () => {
+  it('local mode: the kernel keeps names, attributes and absent names past a second; a change through the mount shows at once', async () => {
     const m = await startMount();
     const address = json<{ metrics_address: string }>(m.ctl(['status', '--json'])).metrics_address;
     // libfuse's high-level API answers lookups with the getattr handler too.
-    const getattrs = () => metric(address, /^aether_fuse_ops_total\{op="getattr",result="ok"\}/);
+    const getattrs = (result: string) => metric(address, new RegExp(`^aether_fuse_ops_total\\{op="getattr",result="${result}"\\}`));
     const f = join(m.mnt, 'kept');
+    const absent = join(m.mnt, 'absent');
     writeFileSync(f, 'one');
     assert.equal(statSync(f).size, 3);
+    assert.equal(existsSync(absent), false);
     await sleep(1500);
-    const before = await getattrs();
-    for (let i = 0; i < 20; i++) assert.equal(statSync(f).size, 3);
-    assert.equal(await getattrs(), before, 'stat after 1.5 s was answered by the kernel');
+    const found = await getattrs('ok');
+    const missing = await getattrs('ENOENT');
+    assert.ok(missing >= 1, 'the first lookup of the absent name reached Aether');
+    for (let i = 0; i < 20; i++) {
+      assert.equal(statSync(f).size, 3);
+      assert.equal(existsSync(absent), false);
+    }
+    assert.equal(await getattrs('ok'), found, 'stat after 1.5 s was answered by the kernel');
+    assert.equal(await getattrs('ENOENT'), missing, 'the absent name after 1.5 s was answered by the kernel');
     appendFileSync(f, 'two');
     assert.equal(statSync(f).size, 6, 'a write drops the cached attributes');
-    assert.ok((await getattrs()) > before);
+    assert.ok((await getattrs('ok')) > found);
+    writeFileSync(absent, 'here');
+    assert.equal(readFileSync(absent, 'utf8'), 'here', 'creating the name replaces the cached absence');
     await m.stop();
   });
 

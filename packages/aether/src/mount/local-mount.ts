@@ -26,9 +26,10 @@ import { Vfs } from './vfs.js';
 
 /**
  * Local mode: every change to the tree goes through this kernel, which drops what it changes, so
- * it may keep names and attributes for a minute (bridge mode: RemoteBackend.kernelCacheSeconds).
+ * it may keep names, attributes and the absence of names for a minute (bridge mode:
+ * RemoteBackend.kernelCacheSeconds, and absent names are not cached).
  */
-const LOCAL_KERNEL_CACHE_SECONDS = 60;
+const LOCAL_KERNEL_CACHE = { seconds: 60, negativeSeconds: 60 };
 
 /** How long the event loop keeps polling after a FUSE request (LoopSpin; measured in FUSE.md). */
 const LOOP_SPIN_MICROS = 500;
@@ -129,7 +130,7 @@ export class LocalMount {
     this.cleanups.push(observeJournalConfig(config, journal, (err) => this.log(`journal sync switch: ${String(err)}`)));
     drain.kick();
 
-    await this.finishOpen(drain, vfs, handlers, LOCAL_KERNEL_CACHE_SECONDS);
+    await this.finishOpen(drain, vfs, handlers, LOCAL_KERNEL_CACHE);
   }
 
   /**
@@ -165,11 +166,11 @@ export class LocalMount {
     this.cleanups.push(journal.onPendingChange(() => drain.kick()));
     this.cleanups.push(observeJournalConfig(config, journal, (err) => this.log(`journal sync switch: ${String(err)}`)));
     drain.kick();
-    await this.finishOpen(drain, vfs, handlers, remote.kernelCacheSeconds);
+    await this.finishOpen(drain, vfs, handlers, { seconds: remote.kernelCacheSeconds, negativeSeconds: 0 });
   }
 
   /** Metrics, FUSE and the control handlers: the same in both modes. */
-  private async finishOpen(drain: SyncDrain, vfs: Vfs, handlers: Partial<Record<CommandName, Handler>>, kernelCacheSeconds: number): Promise<void> {
+  private async finishOpen(drain: SyncDrain, vfs: Vfs, handlers: Partial<Record<CommandName, Handler>>, kernelCache: { seconds: number; negativeSeconds: number }): Promise<void> {
     const config = this.opts.config;
     this.metricsServer = new MetricsServer(this.registry);
     this.metricsAddress = await this.metricsServer.listen(config.current.metrics_listen);
@@ -189,12 +190,15 @@ export class LocalMount {
         allowOther: this.opts.allowOther ?? false,
         bigWrites: true,
         maxWriteBytes: 131072,
-        // Names and attributes are cached for kernelCacheSeconds, except the attributes of
+        // Names and attributes are cached for kernelCache.seconds, except the attributes of
         // hard-linked files: libfuse's high-level API gives each name of such a file its own
         // kernel inode, so the patch answers them with timeout 0 (guardHardLinkAttributes,
         // posix.test.ts). Where that hook is missing no attribute is cached.
-        attrTimeoutSeconds: attrGuard ? kernelCacheSeconds : 0,
-        entryTimeoutSeconds: kernelCacheSeconds,
+        attrTimeoutSeconds: attrGuard ? kernelCache.seconds : 0,
+        entryTimeoutSeconds: kernelCache.seconds,
+        // A lookup of a missing name (a build probing paths) is answered by the kernel: creating
+        // the name goes through it, which replaces the negative entry.
+        negativeTimeoutSeconds: kernelCache.negativeSeconds,
         // Keep a file's page cache across opens while its size and mtime are unchanged, checked
         // afresh at every open (ac_attr_timeout=0): repeated reads come from memory, yet a change
         // through another name of a hard-linked file is never served stale.
