@@ -180,6 +180,10 @@ const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp
   fuse_native_get_context(): [number, number, number];
   fuse_native_attr_guard(): boolean;
   fuse_native_set_uncached(ino: number, on: boolean): void;
+  fuse_native_attrs_put(path: string, ints: Buffer): void;
+  fuse_native_attrs_clear(): void;
+  fuse_native_attrs_drop(ino: number): void;
+  fuse_native_attrs_hits(): number;
 };
 
 /**
@@ -208,6 +212,71 @@ export function guardHardLinkAttributes(): boolean {
  */
 export function setAttributesUncached(ino: number, on: boolean): void {
   nativeAddon.fuse_native_set_uncached(ino >>> 0, on);
+}
+
+/**
+ * Attributes the patched binding answers getattr with in the FUSE thread, without a round trip
+ * to JS, until the next clear (FUSE.md "Attributes answered in the binding"). The caller must
+ * clear after every change to the tree and may then put what it knows to be current.
+ */
+export interface BindingAttrs {
+  put(path: string, stat: FuseStat): void;
+  clear(): void;
+  /** Forgets one inode's attributes (under every name): its data, size or times changed. */
+  drop(ino: number): void;
+  /** getattr requests answered from them so far (in this process). */
+  hits(): number;
+  /** Clears and lets another mount of this process claim them. */
+  release(): void;
+}
+
+let attrsClaimed = false;
+
+/** The binding's attribute answers, for one mount per process: null when another mount holds them. */
+export function claimBindingAttrs(): BindingAttrs | null {
+  if (attrsClaimed) return null;
+  attrsClaimed = true;
+  let released = false;
+  return {
+    put: (path, stat) => {
+      if (!released) nativeAddon.fuse_native_attrs_put(path, statInts(stat));
+    },
+    clear: () => nativeAddon.fuse_native_attrs_clear(),
+    drop: (ino) => nativeAddon.fuse_native_attrs_drop(ino >>> 0),
+    hits: () => nativeAddon.fuse_native_attrs_hits(),
+    release: () => {
+      if (released) return;
+      released = true;
+      nativeAddon.fuse_native_attrs_clear();
+      attrsClaimed = false;
+    },
+  };
+}
+
+const TWO_32 = 2 ** 32;
+const ms = (t: Date | number): number => (typeof t === 'number' ? t : t.getTime());
+
+/** A stat as the binding's getattr reply carries it (fuse-native's getStatArray, with the same defaults). */
+export function statInts(st: FuseStat): Buffer {
+  const ints = new Uint32Array(18);
+  const wide = (at: number, n: number): void => {
+    ints[at] = n % TWO_32;
+    ints[at + 1] = (n - (n % TWO_32)) / TWO_32;
+  };
+  ints[0] = st.mode;
+  ints[1] = st.uid ?? 0;
+  ints[2] = st.gid ?? 0;
+  wide(3, st.size);
+  ints[5] = st.dev ?? 0;
+  ints[6] = st.nlink || 1;
+  ints[7] = st.ino ?? 0;
+  ints[8] = st.rdev ?? 0;
+  ints[9] = st.blksize ?? 0;
+  wide(10, st.blocks ?? 0);
+  wide(12, ms(st.atime));
+  wide(14, ms(st.mtime));
+  wide(16, ms(st.ctime));
+  return Buffer.from(ints.buffer);
 }
 
 const FH_MAX = 2 ** 31 - 1;

@@ -19,17 +19,28 @@ import { decodeOp, OP_RECORD_TYPE, type Ino } from '../tree/ops.js';
 import { cacheClear, cacheInspect } from './commands/cache.js';
 import type { RemoteBackend, SyncDrain } from './backend.js';
 import { LocalDrain } from './drain.js';
-import { callerContext, FuseMount, guardHardLinkAttributes, setAttributesUncached } from './fuse-binding.js';
+import { callerContext, claimBindingAttrs, FuseMount, guardHardLinkAttributes, setAttributesUncached, type BindingAttrs } from './fuse-binding.js';
 import { FuseMetrics } from './fuse-metrics.js';
 import { fuseHandlers } from './fuse-ops.js';
 import { Vfs } from './vfs.js';
 
+/** What the kernel and the binding may keep of the tree, by mode. */
+interface Caching {
+  /** Names and attributes in the kernel. */
+  seconds: number;
+  /** Absent names in the kernel. */
+  negativeSeconds: number;
+  /** The binding answers getattr with attributes handed over after each change (BindingAttrs). */
+  bindingAttrs: boolean;
+}
+
 /**
- * Local mode: every change to the tree goes through this kernel, which drops what it changes, so
- * it may keep names, attributes and the absence of names for a minute (bridge mode:
- * RemoteBackend.kernelCacheSeconds, and absent names are not cached).
+ * Local mode: every change to the tree goes through this kernel and these handlers, so the kernel
+ * may keep names, attributes and the absence of names for a minute, and the binding may answer
+ * with what the last change handed over. Bridge mode: RemoteBackend.kernelCacheSeconds, no
+ * absent names, nothing in the binding (other mounts change the tree behind both).
  */
-const LOCAL_KERNEL_CACHE = { seconds: 60, negativeSeconds: 60 };
+const LOCAL_CACHING: Caching = { seconds: 60, negativeSeconds: 60, bindingAttrs: true };
 
 /** How long the event loop keeps polling after a FUSE request (LoopSpin; measured in FUSE.md). */
 const LOOP_SPIN_MICROS = 500;
@@ -65,6 +76,7 @@ export class LocalMount {
   private drain: SyncDrain | undefined;
   private vfs: Vfs | undefined;
   private fuse: FuseMount | undefined;
+  private bindingAttrs: BindingAttrs | null = null;
   private readonly cleanups: (() => void)[] = [];
   private stopping: Promise<void> | undefined;
   metricsAddress: string | undefined;
@@ -130,7 +142,7 @@ export class LocalMount {
     this.cleanups.push(observeJournalConfig(config, journal, (err) => this.log(`journal sync switch: ${String(err)}`)));
     drain.kick();
 
-    await this.finishOpen(drain, vfs, handlers, LOCAL_KERNEL_CACHE);
+    await this.finishOpen(drain, vfs, handlers, LOCAL_CACHING);
   }
 
   /**
@@ -166,11 +178,11 @@ export class LocalMount {
     this.cleanups.push(journal.onPendingChange(() => drain.kick()));
     this.cleanups.push(observeJournalConfig(config, journal, (err) => this.log(`journal sync switch: ${String(err)}`)));
     drain.kick();
-    await this.finishOpen(drain, vfs, handlers, { seconds: remote.kernelCacheSeconds, negativeSeconds: 0 });
+    await this.finishOpen(drain, vfs, handlers, { seconds: remote.kernelCacheSeconds, negativeSeconds: 0, bindingAttrs: false });
   }
 
   /** Metrics, FUSE and the control handlers: the same in both modes. */
-  private async finishOpen(drain: SyncDrain, vfs: Vfs, handlers: Partial<Record<CommandName, Handler>>, kernelCache: { seconds: number; negativeSeconds: number }): Promise<void> {
+  private async finishOpen(drain: SyncDrain, vfs: Vfs, handlers: Partial<Record<CommandName, Handler>>, kernelCache: Caching): Promise<void> {
     const config = this.opts.config;
     this.metricsServer = new MetricsServer(this.registry);
     this.metricsAddress = await this.metricsServer.listen(config.current.metrics_listen);
@@ -180,9 +192,10 @@ export class LocalMount {
 
     const attrGuard = guardHardLinkAttributes();
     if (!attrGuard) this.log('attribute caching is off: the patched binding could not hook libfuse here (FUSE.md), so every stat costs a round trip');
+    this.bindingAttrs = kernelCache.bindingAttrs ? claimBindingAttrs() : null;
     const fuse = (this.fuse = new FuseMount(
       this.mountpoint,
-      fuseHandlers(vfs, new FuseMetrics(this.registry), { statfs: () => this.diskStats() }, { caller: callerContext }),
+      fuseHandlers(vfs, new FuseMetrics(this.registry, this.bindingAttrs?.hits), { statfs: () => this.diskStats() }, { caller: callerContext }, this.bindingAttrs),
       {
         fsname: 'aether',
         subtype: 'aether',
@@ -318,6 +331,7 @@ export class LocalMount {
     const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms)));
     const r = await Promise.race([fuse.unmount(), timedOut]);
     clearTimeout(timer);
+    this.bindingAttrs?.release();
     if (r === 'timeout') {
       this.log(`unmount of ${this.mountpoint} did not finish in ${ms} ms; detaching it with fusermount -u -z`);
       for (const tool of ['fusermount3', 'fusermount']) if (spawnSync(tool, ['-u', '-z', this.mountpoint]).status === 0) break;

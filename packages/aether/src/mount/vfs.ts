@@ -350,6 +350,11 @@ export class Vfs {
 
   // ---- handles and data ----
 
+  /** The inode an open handle refers to, if the handle exists. */
+  handleIno(fh: number): Ino | undefined {
+    return this.handles.get(fh)?.ino;
+  }
+
   private handle(fh: number): Handle {
     const h = this.handles.get(fh);
     if (!h) throw new FsError('EBADF', `bad file handle ${fh}`);
