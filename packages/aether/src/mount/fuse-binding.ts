@@ -182,7 +182,7 @@ const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp
   fuse_native_set_uncached(ino: number, on: boolean): void;
   fuse_native_attrs_put(path: string, ints: Buffer): void;
   fuse_native_attrs_clear(): void;
-  fuse_native_attrs_drop(ino: number): void;
+  fuse_native_attrs_drop(path: string): void;
   fuse_native_attrs_hits(): number;
 };
 
@@ -216,14 +216,14 @@ export function setAttributesUncached(ino: number, on: boolean): void {
 
 /**
  * Attributes the patched binding answers getattr with in the FUSE thread, without a round trip
- * to JS, until the next clear (FUSE.md "Attributes answered in the binding"). The caller must
- * clear after every change to the tree and may then put what it knows to be current.
+ * to JS (FUSE.md "Attributes answered in the binding"). The caller must drop what each change
+ * makes stale before it replies, and may then put what it knows to be current.
  */
 export interface BindingAttrs {
   put(path: string, stat: FuseStat): void;
   clear(): void;
-  /** Forgets one inode's attributes (under every name): its data, size or times changed. */
-  drop(ino: number): void;
+  /** Forgets what was handed over for one name. */
+  drop(path: string): void;
   /** getattr requests answered from them so far (in this process). */
   hits(): number;
   /** Clears and lets another mount of this process claim them. */
@@ -242,7 +242,7 @@ export function claimBindingAttrs(): BindingAttrs | null {
       if (!released) nativeAddon.fuse_native_attrs_put(path, statInts(stat));
     },
     clear: () => nativeAddon.fuse_native_attrs_clear(),
-    drop: (ino) => nativeAddon.fuse_native_attrs_drop(ino >>> 0),
+    drop: (path) => nativeAddon.fuse_native_attrs_drop(path),
     hits: () => nativeAddon.fuse_native_attrs_hits(),
     release: () => {
       if (released) return;

@@ -4,7 +4,7 @@ import type { Inode } from '../tree/inode.js';
 import { typeBits } from '../tree/inode.js';
 import type { BindingAttrs, FuseHandlers, FuseStat, FuseStatfs, FuseTime } from './fuse-binding.js';
 import type { FuseMetrics } from './fuse-metrics.js';
-import type { Vfs } from './vfs.js';
+import { FsError, type Vfs } from './vfs.js';
 
 /** `allocatedBytes`: the bytes that hold data (holes do not count), for st_blocks. */
 export function toStat(i: Inode, allocatedBytes = i.size): FuseStat {
@@ -32,6 +32,8 @@ export interface CallerSource {
   caller(): { uid: number; gid: number };
 }
 
+const O_ACCMODE = 0o3;
+
 function resultOf(err: unknown): string {
   const e = err as { code?: unknown; errno?: unknown } | null;
   if (typeof e?.code === 'string' && /^E[A-Z]+$/.test(e.code)) return e.code;
@@ -50,52 +52,47 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
     const inode = vfs.getattr(path);
     return toStat(inode, vfs.allocatedBytes(inode.ino));
   };
-  // An operation that may change attributes clears what the binding answers getattr with, then
-  // hands over the attributes the kernel or libfuse asks for next: the parent directory (the
-  // kernel dropped its attributes) and a new or changed name (libfuse looks it up after create,
-  // mkdir, link, symlink and rename, and reads it back after chmod, chown, utimens, truncate).
-  const changes = <A extends unknown[], R>(fn: (...args: A) => R | Promise<R>, touched: (...args: A) => readonly string[] = () => []) =>
+  // What an operation does to the attributes the binding answers getattr with (BindingAttrs):
+  // before its reply it drops those it makes stale (the names it changes; all of them after a
+  // rename, which moves every path below it, or after a failure other than a refusal) and hands over those the kernel
+  // or libfuse asks for next (the parent directory, whose attributes the kernel drops; a new name,
+  // which libfuse looks up; a file just written or opened for reading, whose attributes the
+  // kernel drops after a write or a read).
+  // A file with several names is never handed over: a change through one would leave the others.
+  type Plan = { drop?: readonly string[] | 'all'; put?: readonly string[] };
+  const changes = <A extends [unknown, unknown, ...unknown[]] | [unknown], R>(plan: (first: A[0], second: A[1]) => Plan, fn: (...args: A) => R | Promise<R>) =>
     async (...args: A): Promise<R> => {
       if (!attrs) return fn(...args);
-      let r: R;
+      const p = plan(args[0], args[1]);
+      let done = false;
+      // The Vfs refuses (EEXIST from `mkdir -p`, ENOTEMPTY...) before it changes anything; any
+      // other failure (the journal's) may come after the view changed.
+      let refused = false;
       try {
-        r = await fn(...args);
+        const r = await fn(...args);
+        done = true;
+        return r;
+      } catch (err) {
+        refused = err instanceof FsError && err.code !== 'EIO';
+        throw err;
       } finally {
-        attrs.clear();
-      }
-      for (const path of touched(...args)) {
-        try {
-          attrs.put(path, statOf(path));
-        } catch {
-          // Gone meanwhile: libfuse asks JS, which answers ENOENT.
+        if ((!done && !refused) || p.drop === 'all') attrs.clear();
+        else for (const path of p.drop ?? []) attrs.drop(path);
+        for (const path of done ? (p.put ?? []) : []) {
+          try {
+            const inode = vfs.getattr(path);
+            if (inode.kind === 'dir' || inode.nlink <= 1) attrs.put(path, toStat(inode, vfs.allocatedBytes(inode.ino)));
+          } catch {
+            // Gone meanwhile: libfuse asks JS, which answers ENOENT.
+          }
         }
       }
-      return r;
     };
-  // An operation on one file's data or size (write, truncate through a handle, open with
-  // O_TRUNC, release) changes that inode's attributes only: the directories' stay good.
-  const changesFile = <A extends [string, number, ...unknown[]], R>(inoOf: (path: string, fhOrFlags: number) => number | undefined, fn: (...args: A) => R | Promise<R>) =>
-    async (...args: A): Promise<R> => {
-      if (!attrs) return fn(...args);
-      const ino = inoOf(args[0], args[1]);
-      try {
-        return await fn(...args);
-      } finally {
-        if (ino === undefined) attrs.clear();
-        else attrs.drop(ino);
-      }
-    };
-  const byHandle = (_path: string, fh: number): number | undefined => vfs.handleIno(fh);
-  const byPath = (path: string): number | undefined => {
-    try {
-      return vfs.getattr(path).ino;
-    } catch {
-      return undefined;
-    }
-  };
   const parentOf = (path: string): string => posix.dirname(path);
-  const named = (path: string): string[] => [parentOf(path), path];
-  const self = (path: string): string[] => [path];
+  const created = (path: string): Plan => ({ put: [parentOf(path), path] });
+  const removed = (path: string): Plan => ({ drop: [path], put: [parentOf(path)] });
+  const changed = (path: string): Plan => ({ drop: [path], put: [path] });
+  const opened = (path: string, flags: number): Plan => ((flags & O_ACCMODE) === fsFlags.O_RDONLY && !(flags & fsFlags.O_TRUNC) ? { put: [path] } : { drop: [path] });
   const timed = <A extends unknown[], R>(op: string, fn: (...args: A) => R | Promise<R>) =>
     async (...args: A): Promise<R> => {
       const end = metrics.latency.startTimer({ op });
@@ -120,13 +117,13 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
     }),
     readdir: timed('readdir', (path: string) => vfs.readdir(path)),
     fsyncdir: timed('fsyncdir', () => vfs.fsync()),
-    open: timed('open', changesFile(byPath, (path: string, flags: number) => vfs.open(path, flags))),
+    open: timed('open', changes(opened, (path: string, flags: number) => vfs.open(path, flags))),
     create: timed(
       'create',
-      changes((path: string, mode: number, flags: number) => {
+      changes(created, (path: string, mode: number, flags: number) => {
         const { uid, gid } = who.caller();
         return vfs.create(path, mode, flags || fsFlags.O_RDWR, uid, gid);
-      }, named),
+      }),
     ),
     read: timed('read', async (_path: string, fh: number, buffer: Buffer, length: number, position: number) => {
       const data = await vfs.read(fh, position, length);
@@ -134,41 +131,42 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
       return data.length;
     }),
     // The buffer is the kernel request's memory, valid until the reply: the Vfs copies what it keeps.
-    write: timed('write', changesFile(byHandle, (_path: string, fh: number, buffer: Buffer, length: number, position: number) => vfs.write(fh, position, buffer.subarray(0, length)))),
-    release: timed('release', changesFile(byHandle, (_path: string, fh: number) => vfs.release(fh))),
+    write: timed('write', changes(changed, (_path: string, fh: number, buffer: Buffer, length: number, position: number) => vfs.write(fh, position, buffer.subarray(0, length)))),
+    // A release changes no attributes: the inode of an unlinked file had its entries dropped then.
+    release: timed('release', (_path: string, fh: number) => vfs.release(fh)),
     fsync: timed('fsync', () => vfs.fsync()),
-    truncate: timed('truncate', changes((path: string, size: number) => vfs.truncate(path, size), self)),
-    ftruncate: timed('ftruncate', changesFile(byHandle, (_path: string, fh: number, size: number) => vfs.ftruncate(fh, size))),
-    unlink: timed('unlink', changes((path: string) => vfs.unlink(path), (path) => [parentOf(path)])),
-    rename: timed('rename', changes((from: string, to: string) => vfs.rename(from, to), (from, to) => [parentOf(from), ...named(to)])),
-    link: timed('link', changes((existing: string, path: string) => vfs.link(existing, path), (_existing, path) => named(path))),
+    truncate: timed('truncate', changes(changed, (path: string, size: number) => vfs.truncate(path, size))),
+    ftruncate: timed('ftruncate', changes(changed, (_path: string, fh: number, size: number) => vfs.ftruncate(fh, size))),
+    unlink: timed('unlink', changes(removed, (path: string) => vfs.unlink(path))),
+    rename: timed('rename', changes((from: string, to: string) => ({ drop: 'all', put: [parentOf(from), parentOf(to), to] }), (from: string, to: string) => vfs.rename(from, to))),
+    link: timed('link', changes((existing: string, path: string) => ({ drop: [existing], put: [parentOf(path), path] }), (existing: string, path: string) => vfs.link(existing, path))),
     symlink: timed(
       'symlink',
-      changes(async (target: string, path: string) => {
+      changes((_target: string, path: string) => created(path), async (target: string, path: string) => {
         const { uid, gid } = who.caller();
         await vfs.mknode(path, 'symlink', 0o777 | typeBits('symlink'), uid, gid, target);
-      }, (_target, path) => named(path)),
+      }),
     ),
     readlink: timed('readlink', (path: string) => vfs.readlink(path)),
     mkdir: timed(
       'mkdir',
-      changes(async (path: string, mode: number) => {
+      changes(created, async (path: string, mode: number) => {
         const { uid, gid } = who.caller();
         await vfs.mknode(path, 'dir', mode | typeBits('dir'), uid, gid);
-      }, named),
+      }),
     ),
-    rmdir: timed('rmdir', changes((path: string) => vfs.rmdir(path), (path) => [parentOf(path)])),
+    rmdir: timed('rmdir', changes(removed, (path: string) => vfs.rmdir(path))),
     // libfuse makes regular files with create; only special files get here, and Vfs refuses them
     // with ENOTSUP. Without this handler libfuse answered ENOSYS ("Function not implemented").
     mknod: timed(
       'mknod',
-      changes(async (path: string, mode: number) => {
+      changes(created, async (path: string, mode: number) => {
         const { uid, gid } = who.caller();
         await vfs.mknode(path, 'file', mode, uid, gid);
-      }, named),
+      }),
     ),
-    chmod: timed('chmod', changes((path: string, mode: number) => vfs.setattr(path, { mode }), self)),
-    chown: timed('chown', changes((path: string, uid: number, gid: number) => vfs.setattr(path, { uid, gid }), self)),
-    utimens: timed('utimens', changes((path: string, atime: FuseTime, mtime: FuseTime) => vfs.setattr(path, { atime: time(atime), mtime: time(mtime) }), self)),
+    chmod: timed('chmod', changes(changed, (path: string, mode: number) => vfs.setattr(path, { mode }))),
+    chown: timed('chown', changes(changed, (path: string, uid: number, gid: number) => vfs.setattr(path, { uid, gid }))),
+    utimens: timed('utimens', changes(changed, (path: string, atime: FuseTime, mtime: FuseTime) => vfs.setattr(path, { atime: time(atime), mtime: time(mtime) }))),
   };
 }
