@@ -37,9 +37,17 @@ export interface DrainOptions {
   idleDelayMs: number;
   /** Pending bytes from which passes follow at `delayMs` (bulk writes keep well below backpressure). */
   soonBytes: number;
+  /**
+   * True while programs are using the mount (a FUSE request in the last moments). A pass due
+   * then, with less than `soonBytes` pending, waits for a pause, but not longer than
+   * `busyWaitMaxMs`: its commits would compete with those programs' requests for both CPUs and
+   * the disk (`stat` of 2,000 files took 0.085 s during a pass, 0.028 s without).
+   */
+  busy?: () => boolean;
+  busyWaitMaxMs: number;
 }
 
-const DEFAULTS: DrainOptions = { maxBatchBytes: 64 * 1024 * 1024, delayMs: 50, idleDelayMs: 500, soonBytes: 4 * 1024 * 1024 };
+const DEFAULTS: DrainOptions = { maxBatchBytes: 64 * 1024 * 1024, delayMs: 50, idleDelayMs: 500, soonBytes: 4 * 1024 * 1024, busyWaitMaxMs: 2000 };
 
 /**
  * The scheduling every drain shares: passes run one at a time, `delayMs` after they are kicked
@@ -128,6 +136,11 @@ export abstract class SerialDrain {
     this.timer = setTimeout(() => this.run(), ms);
   }
 
+  /** Someone waits for the drain to finish (`whenIdle`: sync wait, shutdown). */
+  protected get awaited(): boolean {
+    return this.idleWaiters.length > 0;
+  }
+
   private settle(): void {
     if (this.hasWork() && !this.pausedFlag && !this.closed) return;
     for (const w of this.idleWaiters.splice(0)) w();
@@ -186,7 +199,21 @@ export class LocalDrain extends SerialDrain {
     return this.journal.pending().pendingBytes >= this.opts.soonBytes ? this.opts.delayMs : this.opts.idleDelayMs;
   }
 
+  /** When a pass first found programs busy, while it waits for a pause. */
+  private busySince: number | null = null;
+
+  /** A pass due while programs are busy (and nothing urges it) comes back after `idleDelayMs`. */
+  private waitsForPause(): boolean {
+    if (!this.opts.busy?.() || this.awaited || this.closed) return false;
+    if (this.journal.pending().pendingBytes >= this.opts.soonBytes) return false;
+    const now = Date.now();
+    this.busySince ??= now;
+    return now - this.busySince < this.opts.busyWaitMaxMs;
+  }
+
   protected async pass(): Promise<void> {
+    if (this.waitsForPause()) return;
+    this.busySince = null;
     for (;;) {
       if (this.paused || this.closed) return;
       const from = Math.max(this.store.appliedSeq, this.journal.committedSeq) + 1;

@@ -153,6 +153,8 @@ export interface FuseMountHooks {
   onHandlerError?(op: FuseOpName, err: unknown): void;
   /** Microseconds the event loop keeps polling after each request (LoopSpin). Default 0: it sleeps. */
   loopSpinMicros?: number;
+  /** Called as each request reaches JS (before its handler). */
+  onRequest?(): void;
 }
 
 // ---- fuse-native, as far as Aether uses it -------------------------------------------------
@@ -343,7 +345,7 @@ function checkCount(n: number, length: number): number {
 }
 
 /** Builds fuse-native's callback-style ops from async handlers; `fail` turns an error into an errno. */
-function nativeOps(h: FuseHandlers, fail: (op: FuseOpName, err: unknown) => number, spin: LoopSpin): NativeOps {
+function nativeOps(h: FuseHandlers, fail: (op: FuseOpName, err: unknown) => number, onRequest: () => void): NativeOps {
   const ops: NativeOps = {};
   // The one place a handler's promise becomes fuse-native's callback; `ok` shapes the success
   // arguments (0 and a value, or a byte count alone for read and write). The callback runs once.
@@ -351,7 +353,7 @@ function nativeOps(h: FuseHandlers, fail: (op: FuseOpName, err: unknown) => numb
     if (fn === undefined) return;
     ops[op] = (...args: unknown[]) => {
       const cb = args.pop() as NativeCallback;
-      spin.poke();
+      onRequest();
       Promise.resolve()
         .then(() => fn(...(args as unknown as A)))
         .then(ok)
@@ -437,7 +439,7 @@ export class FuseMount {
       report(op, err);
       return Errno.EIO;
     };
-    this.native = new PatchedFuse(this.mountpoint, nativeOps(handlers, fail, new LoopSpin(BigInt(Math.round((hooks.loopSpinMicros ?? 0) * 1000)))), fuseOptionString(options));
+    this.native = new PatchedFuse(this.mountpoint, nativeOps(handlers, fail, requestHook(hooks)), fuseOptionString(options));
     this.checks = { statTimeoutMs: hooks.statTimeoutMs, create: hooks.create };
     this.stateNow = 'idle';
   }
@@ -477,6 +479,17 @@ export class FuseMount {
       throw new AetherError('UNMOUNT_FAILED', `unmounting ${this.mountpoint} failed: ${(err as Error).message}`, { cause: err, context: { mountpoint: this.mountpoint } });
     }
   }
+}
+
+function requestHook(hooks: FuseMountHooks): () => void {
+  const spin = new LoopSpin(BigInt(Math.round((hooks.loopSpinMicros ?? 0) * 1000)));
+  const told = hooks.onRequest;
+  return told
+    ? () => {
+        spin.poke();
+        told();
+      }
+    : () => spin.poke();
 }
 
 function defaultHandlerErrorReport(op: FuseOpName, err: unknown): void {

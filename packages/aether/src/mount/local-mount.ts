@@ -45,6 +45,9 @@ const LOCAL_CACHING: Caching = { seconds: 60, negativeSeconds: 60, bindingAttrs:
 /** How long the event loop keeps polling after a FUSE request (LoopSpin; measured in FUSE.md). */
 const LOOP_SPIN_MICROS = 500;
 
+/** Programs count as using the mount for this long after a request (the local drain waits for a pause). */
+const BUSY_WINDOW_MS = 50;
+
 export interface LocalMountOptions {
   mountpoint: string;
   config: ConfigStore;
@@ -77,6 +80,8 @@ export class LocalMount {
   private vfs: Vfs | undefined;
   private fuse: FuseMount | undefined;
   private bindingAttrs: BindingAttrs | null = null;
+  /** When the last FUSE request reached JS (performance.now()). */
+  private lastRequestMs = -Infinity;
   private readonly cleanups: (() => void)[] = [];
   private stopping: Promise<void> | undefined;
   metricsAddress: string | undefined;
@@ -134,10 +139,16 @@ export class LocalMount {
     await vfs.forgetOrphans();
 
     const writer = (this.storeWriter = new StoreWriterClient(join(this.stateDir, 'store'), store.appliedSeq));
-    const drain = (this.drain = new LocalDrain(journal, writer, (seq) => {
-      cache.commit(seq);
-      vfs.committed(seq);
-    }, this.log));
+    const drain = (this.drain = new LocalDrain(
+      journal,
+      writer,
+      (seq) => {
+        cache.commit(seq);
+        vfs.committed(seq);
+      },
+      this.log,
+      { busy: () => performance.now() - this.lastRequestMs < BUSY_WINDOW_MS },
+    ));
     this.cleanups.push(journal.onPendingChange(() => drain.kick()));
     this.cleanups.push(observeJournalConfig(config, journal, (err) => this.log(`journal sync switch: ${String(err)}`)));
     drain.kick();
@@ -219,7 +230,7 @@ export class LocalMount {
         acAttrTimeoutSeconds: 0,
         useIno: true,
       },
-      { onHandlerError: (op, err) => this.log(`${op}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`), loopSpinMicros: LOOP_SPIN_MICROS },
+      { onHandlerError: (op, err) => this.log(`${op}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`), loopSpinMicros: LOOP_SPIN_MICROS, onRequest: () => (this.lastRequestMs = performance.now()) },
     ));
     const { staleCleaned } = await fuse.mount();
     if (staleCleaned) this.log(`cleaned a stale mount left at ${this.mountpoint} by a crashed process`);

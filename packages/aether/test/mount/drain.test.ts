@@ -70,6 +70,57 @@ describe('the local drain: when passes run', () => {
     await drain.close();
   });
 
+  it('while programs are busy a small pass waits for a pause, at most busyWaitMaxMs', async () => {
+    const { journal, store, passes } = fakes();
+    let busy = true;
+    const drain = new LocalDrain(journal, store, () => undefined, () => undefined, { delayMs: 50, idleDelayMs: 500, soonBytes: 1000, busy: () => busy, busyWaitMaxMs: 2000 });
+    journal.lastSeq = 1;
+    journal.bytes = 100;
+    drain.kick();
+    for (let i = 0; i < 24; i++) {
+      mock.timers.tick(100);
+      await settle();
+    }
+    mock.timers.tick(99);
+    await settle();
+    assert.deepEqual(passes, [], 'due at 500, put off while busy');
+    mock.timers.tick(1);
+    await settle();
+    assert.deepEqual(passes, [2500], 'then runs anyway: 2000 ms after it was first put off');
+
+    // The next one waits for the first pause.
+    journal.lastSeq = 2;
+    drain.kick();
+    mock.timers.tick(1000);
+    await settle();
+    assert.deepEqual(passes, [2500]);
+    busy = false;
+    mock.timers.tick(500);
+    await settle();
+    assert.deepEqual(passes, [2500, 4000], 'runs at the first retry after programs paused');
+    await drain.close();
+  });
+
+  it('while programs are busy, soonBytes pending or a waiter (sync wait, shutdown) still start a pass', async () => {
+    const { journal, store, passes } = fakes();
+    const drain = new LocalDrain(journal, store, () => undefined, () => undefined, { delayMs: 50, idleDelayMs: 500, soonBytes: 1000, busy: () => true, busyWaitMaxMs: 2000 });
+    journal.lastSeq = 1;
+    journal.bytes = 5000;
+    drain.kick();
+    mock.timers.tick(50);
+    await settle();
+    assert.deepEqual(passes, [50], 'bulk data is not held back');
+    journal.lastSeq = 2;
+    journal.bytes = 10;
+    drain.kick();
+    mock.timers.tick(100);
+    const idle = drain.whenIdle();
+    await settle();
+    await idle;
+    assert.deepEqual(passes, [50, 150], 'a waiter is not made to wait for a pause');
+    await drain.close();
+  });
+
   it('whenIdle (sync wait, shutdown) runs a pass at once, whatever the delay', async () => {
     const { journal, store, passes } = fakes();
     const drain = new LocalDrain(journal, store, () => undefined, () => undefined, { delayMs: 50, idleDelayMs: 500, soonBytes: 1000 });
