@@ -125,11 +125,7 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
         return vfs.create(path, mode, flags || fsFlags.O_RDWR, uid, gid);
       }),
     ),
-    read: timed('read', async (_path: string, fh: number, buffer: Buffer, length: number, position: number) => {
-      const data = await vfs.read(fh, position, length);
-      data.copy(buffer);
-      return data.length;
-    }),
+    read: timed('read', (_path: string, fh: number, buffer: Buffer, length: number, position: number) => vfs.readInto(fh, position, length, buffer)),
     // The buffer is the kernel request's memory, valid until the reply: the Vfs copies what it keeps.
     write: timed('write', changes(changed, (_path: string, fh: number, buffer: Buffer, length: number, position: number) => vfs.write(fh, position, buffer.subarray(0, length)))),
     // A release changes no attributes: the inode of an unlinked file had its entries dropped then.

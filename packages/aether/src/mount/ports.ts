@@ -22,8 +22,11 @@ export interface CachePort {
   /** The dirty-quota check, before the journal append: throws (errno ENOSPC) and changes nothing, or holds the bytes. */
   reserveDirty(ino: Ino, offset: number, length: number): DirtyReservationPort;
   write(ino: Ino, offset: number, data: Buffer, seq: number, opts?: { reservation?: DirtyReservationPort; replay?: boolean }): Promise<void>;
-  /** Bytes held for [offset, offset+length): cached bytes, the holes to fetch, and a token for `putClean`. */
-  read(ino: Ino, offset: number, length: number): Promise<{ data: Buffer; holes: { offset: number; length: number }[]; token: number }>;
+  /**
+   * Bytes held for [offset, offset+length): cached bytes, the holes to fetch, and a token for
+   * `putClean`; into `into` when given (zeroed first), else into a new buffer.
+   */
+  read(ino: Ino, offset: number, length: number, into?: Buffer): Promise<{ data: Buffer; holes: { offset: number; length: number }[]; token: number }>;
   putClean(ino: Ino, offset: number, data: Buffer, token?: number): Promise<number>;
   truncate(ino: Ino, size: number): Promise<void>;
   remove(ino: Ino): Promise<void>;

@@ -410,6 +410,20 @@ export class Vfs {
   }
 
   /**
+   * Reads into `target` (a FUSE request's buffer) and returns the byte count. Without clean
+   * caching nothing keeps a view of the bytes, so they go straight into it: no buffer of their
+   * own (fresh memory costs a page fault per 4 KiB) and no copy.
+   */
+  async readInto(fh: number, offset: number, length: number, target: Buffer): Promise<number> {
+    const ino = this.handle(fh).ino;
+    if (this.d.cacheReads !== false) {
+      const data = await this.readIno(ino, offset, length);
+      return data.copy(target);
+    }
+    return (await this.readIno(ino, offset, Math.min(length, target.length), target)).length;
+  }
+
+  /**
    * A file's whole current content (dirty data over committed), or undefined when it is no longer
    * a file: what a hub bridge ships as the file's block map.
    */
@@ -419,7 +433,8 @@ export class Vfs {
     return this.readIno(ino, 0, inode.size);
   }
 
-  private async readIno(ino: Ino, offset: number, length: number): Promise<Buffer> {
+  /** `into`: read into it (only without clean caching: the cache would keep a view of it). */
+  private async readIno(ino: Ino, offset: number, length: number, into?: Buffer): Promise<Buffer> {
     const inode = this.inode(ino);
     if (inode.kind !== 'file') throw new FsError('EISDIR', 'not a regular file');
     const end = Math.min(inode.size, offset + length);
@@ -429,7 +444,7 @@ export class Vfs {
       if (this.d.journal.committedSeq < poisonedUntil) throw new FsError('EIO', `inode ${ino}: its cached data was lost; readable again once committed`);
       this.poisoned.delete(ino);
     }
-    const { data, holes, token } = await this.d.cache.read(ino, offset, end - offset);
+    const { data, holes, token } = await this.d.cache.read(ino, offset, end - offset, into);
     const floor = this.truncFloors.get(ino);
     for (const h of holes) {
       // Committed bytes at or past a pending truncation are stale: they read as zeros.

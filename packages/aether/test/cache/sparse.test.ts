@@ -22,6 +22,24 @@ describe('sparse files and large offsets', () => {
     await cache.close();
   });
 
+  it('a read into a caller\'s buffer (a FUSE request\'s, holding old bytes) leaves holes zero and reports them', async () => {
+    const { cache } = await openCache();
+    await cache.write(1, 100, bytes(50, 1), 1);
+    const into = Buffer.alloc(400, 0xee);
+    const r = await cache.read(1, 0, 300, into);
+    assert.equal(r.data.buffer, into.buffer, 'read into the given buffer');
+    assert.equal(r.data.length, 300);
+    assert.deepEqual(r.holes, [
+      { offset: 0, length: 100 },
+      { offset: 150, length: 150 },
+    ]);
+    assert.deepEqual(into.subarray(100, 150), bytes(50, 1));
+    assert.ok(into.subarray(0, 100).every((b) => b === 0) && into.subarray(150, 300).every((b) => b === 0), 'holes are zero');
+    assert.ok(into.subarray(300).every((b) => b === 0xee), 'nothing past the length is touched');
+    await assert.rejects(cache.read(1, 0, 500, into), RangeError);
+    await cache.close();
+  });
+
   it('offsets near 2^53 work; past it they are refused as a programming error', async () => {
     const { cache } = await openCache();
     const at = Number.MAX_SAFE_INTEGER - 10;

@@ -334,13 +334,15 @@ export class FileCache implements CachePressureSource {
   // ---- reads -----------------------------------------------------------------------------------
 
   /** Reads [offset, offset + length): cached bytes (clean or dirty) and the holes left to fetch. */
-  async read(fileId: number, offset: number, length: number): Promise<ReadResult> {
+  /** Reads into `into` when given (its first `length` bytes, zeroed first), else into a new buffer. */
+  async read(fileId: number, offset: number, length: number, into?: Buffer): Promise<ReadResult> {
     this.assertOpen();
     assertCount('fileId', fileId);
     this.assertRange(offset, length);
+    if (into && into.length < length) throw new RangeError(`cache read: ${length} bytes into a buffer of ${into.length}`);
     const token = this.changeCounter;
     return this.locks.run(fileId, async () => {
-      const data = Buffer.alloc(length);
+      const data = into ? into.subarray(0, length).fill(0) : Buffer.alloc(length);
       const holes: { offset: number; length: number }[] = [];
       const hole = (start: number, end: number): void => {
         const last = holes[holes.length - 1];
