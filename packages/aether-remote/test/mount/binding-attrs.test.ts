@@ -7,7 +7,7 @@
  * answers for the same tree.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, chmodSync, linkSync, lstatSync, mkdirSync, readFileSync, renameSync, rmdirSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, closeSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmdirSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { startMount, stopAll, stopCleanly, type MountProcess } from './harness.js';
@@ -103,7 +103,20 @@ describe('local mode: attributes answered by the binding', () => {
     rmdirSync(at('b'));
     gone('b');
     assert.equal(st('').nlink, 3);
-    const names = ['', 'a', 'a/link'];
+    // A file unlinked while open keeps a hidden name libfuse chose; writes through the open
+    // descriptor arrive under that name, and must show through the file's other name.
+    mkdirSync(at('h'));
+    writeFileSync(at('h/A'), 'hi');
+    linkSync(at('h/A'), at('h/B'));
+    const fd = openSync(at('h/A'), 'a');
+    unlinkSync(at('h/A'));
+    assert.equal(readFileSync(at('h/B'), 'utf8'), 'hi');
+    assert.equal(st('h/B').size, 2);
+    writeSync(fd, 'more');
+    assert.equal(st('h/B').size, 6, 'a write through the descriptor of the unlinked name shows through the other name');
+    closeSync(fd);
+    assert.equal(st('h/B').size, 6);
+    const names = ['', 'a', 'a/link', 'h', 'h/B'];
     const seen = stats(m.mnt, names);
     assert.ok((await answers(m)) > 0, 'the binding answered some of them');
     await stopCleanly(m);

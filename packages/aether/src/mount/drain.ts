@@ -45,9 +45,11 @@ export interface DrainOptions {
    */
   busy?: () => boolean;
   busyWaitMaxMs: number;
+  /** Milliseconds on a clock that never steps back (tests inject theirs). */
+  now: () => number;
 }
 
-const DEFAULTS: DrainOptions = { maxBatchBytes: 64 * 1024 * 1024, delayMs: 50, idleDelayMs: 500, soonBytes: 4 * 1024 * 1024, busyWaitMaxMs: 2000 };
+const DEFAULTS: DrainOptions = { maxBatchBytes: 64 * 1024 * 1024, delayMs: 50, idleDelayMs: 500, soonBytes: 4 * 1024 * 1024, busyWaitMaxMs: 2000, now: () => performance.now() };
 
 /**
  * The scheduling every drain shares: passes run one at a time, `delayMs` after they are kicked
@@ -77,8 +79,8 @@ export abstract class SerialDrain {
   protected nextDelayMs(): number {
     return this.timing.delayMs;
   }
-  /** Drains what it can; throws to be retried. */
-  protected abstract pass(): Promise<void>;
+  /** Drains what it can (`'deferred'`: it chose to come back later); throws to be retried. */
+  protected abstract pass(): Promise<void | 'deferred'>;
 
   get paused(): boolean {
     return this.pausedFlag;
@@ -108,8 +110,8 @@ export abstract class SerialDrain {
     if (!this.hasWork()) return this.settle();
     let failed = false;
     this.running = this.pass()
-      .then(() => {
-        this.lastError = null;
+      .then((r) => {
+        if (r !== 'deferred') this.lastError = null;
       })
       .catch((err: unknown) => {
         failed = true;
@@ -206,13 +208,13 @@ export class LocalDrain extends SerialDrain {
   private waitsForPause(): boolean {
     if (!this.opts.busy?.() || this.awaited || this.closed) return false;
     if (this.journal.pending().pendingBytes >= this.opts.soonBytes) return false;
-    const now = Date.now();
+    const now = this.opts.now();
     this.busySince ??= now;
     return now - this.busySince < this.opts.busyWaitMaxMs;
   }
 
-  protected async pass(): Promise<void> {
-    if (this.waitsForPause()) return;
+  protected async pass(): Promise<void | 'deferred'> {
+    if (this.waitsForPause()) return 'deferred';
     this.busySince = null;
     for (;;) {
       if (this.paused || this.closed) return;

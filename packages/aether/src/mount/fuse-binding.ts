@@ -155,6 +155,8 @@ export interface FuseMountHooks {
   loopSpinMicros?: number;
   /** Called as each request reaches JS (before its handler). */
   onRequest?(): void;
+  /** Attributes the binding answers this mount's getattr requests with, from its mount to its unmount (released then). */
+  bindingAttrs?: BindingAttrs | null;
 }
 
 // ---- fuse-native, as far as Aether uses it -------------------------------------------------
@@ -166,6 +168,8 @@ type Signal = (res: number, ...rest: unknown[]) => void;
 
 interface NativeFuseInstance {
   ops: NativeOps;
+  /** fuse-native's per-mount native state (a fuse_thread_t), allocated by mount(). */
+  _thread: Buffer | null;
   mount(cb: (err: Error | null) => void): void;
   unmount(cb: (err: Error | null) => void): void;
 }
@@ -186,6 +190,7 @@ const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp
   fuse_native_attrs_clear(): void;
   fuse_native_attrs_drop(path: string): void;
   fuse_native_attrs_hits(): number;
+  fuse_native_attrs_bind(thread: Buffer | null): void;
 };
 
 /**
@@ -228,8 +233,13 @@ export interface BindingAttrs {
   drop(path: string): void;
   /** getattr requests answered from them so far (in this process). */
   hits(): number;
-  /** Clears and lets another mount of this process claim them. */
+  /** Clears, stops answering and lets another mount of this process claim them. */
   release(): void;
+}
+
+/** Makes the binding answer the requests of the mount whose native state is `thread` (none: null). */
+function bindAttrs(thread: Buffer | null): void {
+  nativeAddon.fuse_native_attrs_bind(thread);
 }
 
 let attrsClaimed = false;
@@ -249,7 +259,7 @@ export function claimBindingAttrs(): BindingAttrs | null {
     release: () => {
       if (released) return;
       released = true;
-      nativeAddon.fuse_native_attrs_clear();
+      bindAttrs(null);
       attrsClaimed = false;
     },
   };
@@ -428,6 +438,7 @@ export class FuseMount {
   readonly mountpoint: string;
   private readonly native: PatchedFuse;
   private readonly checks: MountpointCheckOptions;
+  private readonly attrs: BindingAttrs | null;
   private stateNow: FuseMountState;
 
   constructor(mountpoint: string, handlers: FuseHandlers, options: FuseMountOptions = {}, hooks: FuseMountHooks & MountpointCheckOptions = {}) {
@@ -441,6 +452,7 @@ export class FuseMount {
     };
     this.native = new PatchedFuse(this.mountpoint, nativeOps(handlers, fail, requestHook(hooks)), fuseOptionString(options));
     this.checks = { statTimeoutMs: hooks.statTimeoutMs, create: hooks.create };
+    this.attrs = hooks.bindingAttrs ?? null;
     this.stateNow = 'idle';
   }
 
@@ -458,9 +470,11 @@ export class FuseMount {
     try {
       const prepared = await prepareMountpoint(this.mountpoint, this.checks);
       await new Promise<void>((res, rej) => this.native.mount((err) => (err ? rej(err) : res())));
+      if (this.attrs) bindAttrs(this.native._thread);
       this.stateNow = 'mounted';
       return prepared;
     } catch (err) {
+      this.attrs?.release();
       this.stateNow = 'failed';
       if (err instanceof AetherError) throw err;
       throw new AetherError('MOUNT_FAILED', `mounting ${this.mountpoint} failed: ${(err as Error).message}`, { cause: err, context: { mountpoint: this.mountpoint } });
@@ -473,6 +487,7 @@ export class FuseMount {
     this.stateNow = 'unmounting';
     try {
       await new Promise<void>((res, rej) => this.native.unmount((err) => (err ? rej(err) : res())));
+      this.attrs?.release();
       this.stateNow = 'unmounted';
     } catch (err) {
       this.stateNow = 'mounted';

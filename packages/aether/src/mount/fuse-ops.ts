@@ -53,40 +53,37 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
     return toStat(inode, vfs.allocatedBytes(inode.ino));
   };
   // What an operation does to the attributes the binding answers getattr with (BindingAttrs):
-  // before its reply it drops those it makes stale (the names it changes; all of them after a
-  // rename, which moves every path below it, or after a failure other than a refusal) and hands over those the kernel
-  // or libfuse asks for next (the parent directory, whose attributes the kernel drops; a new name,
-  // which libfuse looks up; a file just written or opened for reading, whose attributes the
-  // kernel drops after a write or a read).
-  // A file with several names is never handed over: a change through one would leave the others.
+  // before it runs, the names it changes and those it will hand over are dropped (everything for
+  // a rename, which moves every path below it), so that while it is in flight JS answers; after
+  // it, what the kernel or libfuse asks for next is handed over: the parent directory, whose
+  // attributes the kernel drops; a new name, which libfuse looks up; a file just written or opened
+  // for reading, whose attributes the kernel drops after a write or a read. A failure other than
+  // the Vfs's own refusal (which changes nothing) may come after the view changed: everything goes.
+  // Never handed over: a file with several names, or one also kept under libfuse's hidden name
+  // (unlinked while open), since a change through one name would leave the others.
   type Plan = { drop?: readonly string[] | 'all'; put?: readonly string[] };
   const changes = <A extends [unknown, unknown, ...unknown[]] | [unknown], R>(plan: (first: A[0], second: A[1]) => Plan, fn: (...args: A) => R | Promise<R>) =>
     async (...args: A): Promise<R> => {
       if (!attrs) return fn(...args);
       const p = plan(args[0], args[1]);
-      let done = false;
-      // The Vfs refuses (EEXIST from `mkdir -p`, ENOTEMPTY...) before it changes anything; any
-      // other failure (the journal's) may come after the view changed.
-      let refused = false;
+      if (p.drop === 'all') attrs.clear();
+      else for (const path of [...(p.drop ?? []), ...(p.put ?? [])]) attrs.drop(path);
+      let r: R;
       try {
-        const r = await fn(...args);
-        done = true;
-        return r;
+        r = await fn(...args);
       } catch (err) {
-        refused = err instanceof FsError && err.code !== 'EIO';
+        if (!(err instanceof FsError && err.code !== 'EIO')) attrs.clear();
         throw err;
-      } finally {
-        if ((!done && !refused) || p.drop === 'all') attrs.clear();
-        else for (const path of p.drop ?? []) attrs.drop(path);
-        for (const path of done ? (p.put ?? []) : []) {
-          try {
-            const inode = vfs.getattr(path);
-            if (inode.kind === 'dir' || inode.nlink <= 1) attrs.put(path, toStat(inode, vfs.allocatedBytes(inode.ino)));
-          } catch {
-            // Gone meanwhile: libfuse asks JS, which answers ENOENT.
-          }
+      }
+      for (const path of p.put ?? []) {
+        try {
+          const inode = vfs.getattr(path);
+          if (inode.kind === 'dir' || (inode.nlink <= 1 && !vfs.hasHiddenName(inode.ino))) attrs.put(path, toStat(inode, vfs.allocatedBytes(inode.ino)));
+        } catch {
+          // Gone meanwhile: libfuse asks JS, which answers ENOENT.
         }
       }
+      return r;
     };
   const parentOf = (path: string): string => posix.dirname(path);
   const created = (path: string): Plan => ({ put: [parentOf(path), path] });

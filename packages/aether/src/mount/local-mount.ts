@@ -19,7 +19,7 @@ import { decodeOp, OP_RECORD_TYPE, type Ino } from '../tree/ops.js';
 import { cacheClear, cacheInspect } from './commands/cache.js';
 import type { RemoteBackend, SyncDrain } from './backend.js';
 import { LocalDrain } from './drain.js';
-import { callerContext, claimBindingAttrs, FuseMount, guardHardLinkAttributes, setAttributesUncached, type BindingAttrs } from './fuse-binding.js';
+import { callerContext, claimBindingAttrs, FuseMount, guardHardLinkAttributes, setAttributesUncached } from './fuse-binding.js';
 import { FuseMetrics } from './fuse-metrics.js';
 import { fuseHandlers } from './fuse-ops.js';
 import { Vfs } from './vfs.js';
@@ -79,7 +79,6 @@ export class LocalMount {
   private drain: SyncDrain | undefined;
   private vfs: Vfs | undefined;
   private fuse: FuseMount | undefined;
-  private bindingAttrs: BindingAttrs | null = null;
   /** When the last FUSE request reached JS (performance.now()). */
   private lastRequestMs = -Infinity;
   private readonly cleanups: (() => void)[] = [];
@@ -147,7 +146,8 @@ export class LocalMount {
         vfs.committed(seq);
       },
       this.log,
-      { busy: () => performance.now() - this.lastRequestMs < BUSY_WINDOW_MS },
+      // Not while writers wait at the gate: their wait would grow.
+      { busy: () => performance.now() - this.lastRequestMs < BUSY_WINDOW_MS && coordinator.gate.isOpen },
     ));
     this.cleanups.push(journal.onPendingChange(() => drain.kick()));
     this.cleanups.push(observeJournalConfig(config, journal, (err) => this.log(`journal sync switch: ${String(err)}`)));
@@ -203,10 +203,10 @@ export class LocalMount {
 
     const attrGuard = guardHardLinkAttributes();
     if (!attrGuard) this.log('attribute caching is off: the patched binding could not hook libfuse here (FUSE.md), so every stat costs a round trip');
-    this.bindingAttrs = kernelCache.bindingAttrs ? claimBindingAttrs() : null;
+    const bindingAttrs = kernelCache.bindingAttrs ? claimBindingAttrs() : null;
     const fuse = (this.fuse = new FuseMount(
       this.mountpoint,
-      fuseHandlers(vfs, new FuseMetrics(this.registry, this.bindingAttrs?.hits), { statfs: () => this.diskStats() }, { caller: callerContext }, this.bindingAttrs),
+      fuseHandlers(vfs, new FuseMetrics(this.registry, bindingAttrs?.hits), { statfs: () => this.diskStats() }, { caller: callerContext }, bindingAttrs),
       {
         fsname: 'aether',
         subtype: 'aether',
@@ -230,7 +230,7 @@ export class LocalMount {
         acAttrTimeoutSeconds: 0,
         useIno: true,
       },
-      { onHandlerError: (op, err) => this.log(`${op}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`), loopSpinMicros: LOOP_SPIN_MICROS, onRequest: () => (this.lastRequestMs = performance.now()) },
+      { onHandlerError: (op, err) => this.log(`${op}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`), loopSpinMicros: LOOP_SPIN_MICROS, onRequest: () => (this.lastRequestMs = performance.now()), bindingAttrs },
     ));
     const { staleCleaned } = await fuse.mount();
     if (staleCleaned) this.log(`cleaned a stale mount left at ${this.mountpoint} by a crashed process`);
@@ -342,7 +342,6 @@ export class LocalMount {
     const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), ms)));
     const r = await Promise.race([fuse.unmount(), timedOut]);
     clearTimeout(timer);
-    this.bindingAttrs?.release();
     if (r === 'timeout') {
       this.log(`unmount of ${this.mountpoint} did not finish in ${ms} ms; detaching it with fusermount -u -z`);
       for (const tool of ['fusermount3', 'fusermount']) if (spawnSync(tool, ['-u', '-z', this.mountpoint]).status === 0) break;

@@ -350,6 +350,12 @@ export class Vfs {
 
   // ---- handles and data ----
 
+  /** True while libfuse keeps the inode under a hidden name (unlinked while open): a second kernel inode its link count does not show. */
+  hasHiddenName(ino: Ino): boolean {
+    for (const hid of this.hidden.values()) if (hid === ino) return true;
+    return false;
+  }
+
   /** The inode an open handle refers to, if the handle exists. */
   handleIno(fh: number): Ino | undefined {
     return this.handles.get(fh)?.ino;

@@ -73,7 +73,7 @@ describe('the local drain: when passes run', () => {
   it('while programs are busy a small pass waits for a pause, at most busyWaitMaxMs', async () => {
     const { journal, store, passes } = fakes();
     let busy = true;
-    const drain = new LocalDrain(journal, store, () => undefined, () => undefined, { delayMs: 50, idleDelayMs: 500, soonBytes: 1000, busy: () => busy, busyWaitMaxMs: 2000 });
+    const drain = new LocalDrain(journal, store, () => undefined, () => undefined, { delayMs: 50, idleDelayMs: 500, soonBytes: 1000, busy: () => busy, busyWaitMaxMs: 2000, now: () => Date.now() });
     journal.lastSeq = 1;
     journal.bytes = 100;
     drain.kick();
@@ -103,7 +103,7 @@ describe('the local drain: when passes run', () => {
 
   it('while programs are busy, soonBytes pending or a waiter (sync wait, shutdown) still start a pass', async () => {
     const { journal, store, passes } = fakes();
-    const drain = new LocalDrain(journal, store, () => undefined, () => undefined, { delayMs: 50, idleDelayMs: 500, soonBytes: 1000, busy: () => true, busyWaitMaxMs: 2000 });
+    const drain = new LocalDrain(journal, store, () => undefined, () => undefined, { delayMs: 50, idleDelayMs: 500, soonBytes: 1000, busy: () => true, busyWaitMaxMs: 2000, now: () => Date.now() });
     journal.lastSeq = 1;
     journal.bytes = 5000;
     drain.kick();

@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AetherError, isAetherError } from '../../src/errors.js';
-import { cleanStaleMount, decodeUtime, Errno, errnoOf, fuseError, guardHardLinkAttributes, inspectMountpoint, prepareMountpoint, UTIME_NOW_MS, UTIME_OMIT_MS } from '../../src/mount/fuse-binding.js';
+import { claimBindingAttrs, cleanStaleMount, decodeUtime, Errno, errnoOf, fuseError, guardHardLinkAttributes, inspectMountpoint, prepareMountpoint, statInts, UTIME_NOW_MS, UTIME_OMIT_MS } from '../../src/mount/fuse-binding.js';
 import { cleanup, Memfs, tempDir, type OpEvent } from './helpers.js';
 
 /** The watchdog fuse-native 2.2.6 arms by default fails an operation after 15 s. */
@@ -47,6 +47,26 @@ describe('fuse-binding: the addon and the plain helpers', () => {
     // Without them the mount silently falls back to attr_timeout=0: correct, but a getattr per stat.
     assert.equal(guardHardLinkAttributes(), ['x64', 'arm64'].includes(process.arch) && process.platform === 'linux');
     assert.equal(guardHardLinkAttributes(), guardHardLinkAttributes(), 'idempotent');
+  });
+
+  it('the binding\'s attribute answers are claimed by one mount of a process at a time', () => {
+    const first = claimBindingAttrs();
+    assert.ok(first);
+    assert.equal(claimBindingAttrs(), null, 'a second claim while the first holds them');
+    first.put('/x', { mode: 0o100644, size: 1, atime: 0, mtime: 0, ctime: 0 });
+    first.drop('/x');
+    first.clear();
+    assert.equal(first.hits(), 0, 'no mount is bound: nothing was answered');
+    first.release();
+    first.release();
+    const again = claimBindingAttrs();
+    assert.ok(again, 'released: claimable again');
+    again.release();
+  });
+
+  it('statInts lays a stat out as fuse-native\'s getattr reply does (64-bit fields as two words)', () => {
+    const ints = new Uint32Array(statInts({ mode: 0o40755, uid: 7, gid: 8, size: 2 ** 33 + 5, nlink: 3, ino: 2 ** 32 + 9, blksize: 4096, blocks: 2 ** 32, atime: 1000, mtime: new Date(2 ** 40), ctime: 3 }).buffer);
+    assert.deepEqual([...ints], [0o40755, 7, 8, 5, 2, 0, 3, 9, 0, 4096, 0, 1, 1000, 0, 0, 256, 3, 0]);
   });
 
   it('Errno matches fuse-native\'s own constants', () => {
