@@ -3,15 +3,11 @@
  * second core instead of blocking the event loop that answers FUSE requests.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { decodeRecord } from '../runtime/journal/record.js';
 import type { JournalSpan } from '../runtime/journal/journal.js';
 import { decodeOp, OP_RECORD_TYPE } from '../tree/ops.js';
 import { Store, type SequencedOp } from './store.js';
-
-/** The worker's nice value (0 normal, 19 lowest). */
-const WORKER_NICE = 10;
 
 interface Request {
   id: number;
@@ -76,14 +72,6 @@ function readSpan(span: JournalSpan, buf: Buffer): SequencedOp[] {
 const port = parentPort;
 if (!port) throw new Error('store-worker must run in a worker thread');
 const { dir, uid, gid } = workerData as { dir: string; uid: number; gid: number };
-// Background work: on Linux a nice value belongs to the thread that sets it (setpriority with pid
-// 0), so this lowers only this worker. It still takes every idle cycle, but when programs keep
-// the mount busy the event loop and the FUSE threads that answer them come first.
-try {
-  setPriority(WORKER_NICE);
-} catch {
-  // Not permitted here (a container without CAP_SYS_NICE may refuse): nothing changes.
-}
 const store = Store.open(dir, { uid, gid });
 
 port.on('message', (msg: Request | 'close') => {
