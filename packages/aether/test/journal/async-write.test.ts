@@ -77,17 +77,3 @@ describe('an explicit flush and the fdatasync already running', () => {
     assert.deepEqual((await collect(after.journal)).map((e) => e.payload.toString()), ['one', 'two']);
   });
 });
-
-describe('small records written after the turn that appended them', () => {
-  it('nothing is written while the turn runs (a FUSE reply goes first); then one write takes every record of the turn', async () => {
-    const { journal, fs } = await openMemoryJournal(interval(5, 0));
-    await journal.append(1, small(0)); // the segment file exists from here on
-    const before = fs.writeCalls;
-    const acks = [1, 2, 3, 4, 5].map((seq) => journal.append(1, small(seq)));
-    await Promise.resolve();
-    await Promise.resolve();
-    assert.equal(fs.writeCalls, before, 'no write(2) inside the turn, microtasks included');
-    assert.deepEqual(await Promise.all(acks), [2, 3, 4, 5, 6]);
-    assert.equal(fs.writeCalls, before + 1, 'the five records went out in one write');
-  });
-});

@@ -9,26 +9,14 @@ export class GroupRun<T> {
   private running: Promise<T> | null = null;
   private next: Promise<T> | null = null;
 
-  /**
-   * `beforeStart` runs just before each run starts (to ready what it should cover); a caller it
-   * leads to `run()` joins the run about to start instead of queueing another.
-   */
-  constructor(
-    private readonly task: () => Promise<T>,
-    private readonly beforeStart: () => void = () => undefined,
-  ) {}
+  constructor(private readonly task: () => Promise<T>) {}
 
   run(): Promise<T> {
     // `next` is checked first: between the end of a run and the start of the queued one, a new
     // caller must join the queued run rather than start a second one beside it.
     if (this.next) return this.next;
-    if (!this.running) {
-      this.beforeStart();
-      // A caller that beforeStart led here started the run already, after it: it covers all.
-      return this.running ?? this.start();
-    }
+    if (!this.running) return this.start();
     this.next = this.running.then(ignore, ignore).then(() => {
-      this.beforeStart(); // callers it leads here still see `next` and join it
       this.next = null;
       return this.start();
     });

@@ -77,22 +77,16 @@ export class SegmentWriter {
   ) {
     this.writtenSeqValue = lastSeq;
     this.durableSeqValue = lastSeq;
-    this.fsyncs = new GroupRun(
-      () => {
-        const done = this.syncDirty();
-        const run = { covers: this.writtenSeqValue, done };
-        this.inFlight = run;
-        const clear = (): void => {
-          if (this.inFlight === run) this.inFlight = null;
-        };
-        done.then(clear, clear);
-        return done;
-      },
-      // Records still waiting for the pump are written first, so the batch covers them too.
-      () => {
-        if (this.pumpQueued) this.pump();
-      },
-    );
+    this.fsyncs = new GroupRun(() => {
+      const done = this.syncDirty();
+      const run = { covers: this.writtenSeqValue, done };
+      this.inFlight = run;
+      const clear = (): void => {
+        if (this.inFlight === run) this.inFlight = null;
+      };
+      done.then(clear, clear);
+      return done;
+    });
   }
 
   get writtenSeq(): number {
@@ -128,11 +122,9 @@ export class SegmentWriter {
     seg.lastSeq = seq;
     this.queue.push({ seq, segment: seg, offset, header, payload, bytes });
     if (!this.pumpQueued) {
-      // Appends made in the same turn of the event loop go out together in one writev, after the
-      // turn's callbacks and microtasks: a FUSE handler replies first and the write(2) overlaps
-      // the kernel's and the program's share of the round trip instead of adding to it.
+      // Appends made in the same turn of the event loop go out together in one writev.
       this.pumpQueued = true;
-      setImmediate(() => this.pump());
+      queueMicrotask(() => this.pump());
     }
     return offset;
   }
