@@ -111,10 +111,11 @@ async function main() {
   ensureTools();
   const work = mkdtempSync(join(tmpdir(), 'aether-bench-'));
   const tgz = tarball(work);
-  const results = {};
-  for (const name of Object.keys(TARGETS)) {
-    results[name] = Object.fromEntries(WORKLOADS.map(([op]) => [op, []]));
-    for (let round = 0; round < rounds; round++) {
+  const results = Object.fromEntries(Object.keys(TARGETS).map((name) => [name, Object.fromEntries(WORKLOADS.map(([op]) => [op, []]))]));
+  // Round by round, every target in turn: this VM's speed drifts by tens of percent over a minute,
+  // and a drift must not land on one target only.
+  for (let round = 0; round < rounds; round++) {
+    for (const name of Object.keys(TARGETS)) {
       const base = join(work, `${name}-${round}`);
       mkdirSync(join(base, 'data'), { recursive: true });
       const t = await TARGETS[name](base);
@@ -125,7 +126,7 @@ async function main() {
         rmSync(base, { recursive: true, force: true });
       }
     }
-    process.stderr.write(`done: ${name}\n`);
+    process.stderr.write(`done: round ${round + 1} of ${rounds}\n`);
   }
   const names = Object.keys(TARGETS);
   const pad = (s, n) => String(s).padEnd(n);
@@ -135,6 +136,10 @@ async function main() {
     const m = Object.fromEntries(names.map((n) => [n, median(results[n][op])]));
     const ratio = (peer) => (unit === 's' ? m[peer] / m.aether : m.aether / m[peer]).toFixed(2) + 'x';
     console.log([pad(label, 26), pad(unit, 8), ...names.map((n) => pad(m[n].toFixed(unit === 's' ? 3 : 0), 10)), pad(ratio('plain'), 13), pad(ratio('bindfs'), 14), ratio('rclone')].join(''));
+  }
+  console.log('\nevery round (in run order)');
+  for (const [op, label, unit] of WORKLOADS) {
+    console.log([pad(label, 26), pad(unit, 8), ...names.map((n) => pad(results[n][op].map((v) => v.toFixed(unit === 's' ? 3 : 0)).join('/'), 22))].join(''));
   }
   rmSync(work, { recursive: true, force: true });
 }
