@@ -73,6 +73,8 @@ const TARGETS = {
       stop: async () => {
         unmount(mnt);
         child.kill('SIGTERM');
+        // rclone may still be moving files out of its cache: the next target must not share the disk with it.
+        await new Promise((r) => (child.exitCode !== null ? r() : child.once('exit', r)));
       },
     };
   },
@@ -116,6 +118,8 @@ async function main() {
   // and a drift must not land on one target only.
   for (let round = 0; round < rounds; round++) {
     for (const name of Object.keys(TARGETS)) {
+      // Each target starts with the disk quiet: what the last one left dirty in the page cache is written first.
+      spawnSync('sync');
       const base = join(work, `${name}-${round}`);
       mkdirSync(join(base, 'data'), { recursive: true });
       const t = await TARGETS[name](base);
