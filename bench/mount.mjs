@@ -143,7 +143,8 @@ async function main() {
   }
   console.log('\nevery round (in run order)');
   for (const [op, label, unit] of WORKLOADS) {
-    console.log([pad(label, 26), pad(unit, 8), ...names.map((n) => pad(results[n][op].map((v) => v.toFixed(unit === 's' ? 3 : 0)).join('/'), 22))].join(''));
+    const cell = (n) => results[n][op].map((v) => v.toFixed(unit === 's' ? 3 : 0)).join('/');
+    console.log([pad(label, 26), pad(unit, 8), ...names.map((n) => pad(cell(n), Math.max(22, cell(n).length + 2)))].join(''));
   }
   rmSync(work, { recursive: true, force: true });
 }
