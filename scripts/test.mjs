@@ -1,6 +1,6 @@
 // Runs every compiled test file of both workspaces with Node's test runner.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -41,6 +41,8 @@ const RUN_TIMEOUT_MS = 60 * 60_000;
 // ~110 MB of directories in /tmp. Mounts a failed test left there are lazily unmounted first, so
 // that removing the directory never deletes through a live file system.
 const runTmp = mkdtempSync(join(tmpdir(), 'aether-test-run-'));
+// As /tmp itself: tests that act as another user (nobody, through --allow-other) must reach it.
+chmodSync(runTmp, 0o1777);
 let r;
 try {
   r = spawnSync(
