@@ -56,14 +56,22 @@ try {
 if (r.error || r.signal) console.error(`test: the run did not finish: ${r.error?.message ?? `killed by ${r.signal}`} (limit ${RUN_TIMEOUT_MS / 60_000} min)`);
 process.exit(r.status ?? 1);
 
-function removeRunTmp(dir) {
-  const mounted = readFileSync('/proc/self/mounts', 'utf8')
+function mountsUnder(dir) {
+  return readFileSync('/proc/self/mounts', 'utf8')
     .split('\n')
     .map((line) => (line.split(' ')[1] ?? '').replace(/\\040/g, ' '))
     .filter((m) => m.startsWith(dir + '/'))
     .sort((a, b) => b.length - a.length);
-  for (const m of mounted) {
+}
+
+function removeRunTmp(dir) {
+  for (const m of mountsUnder(dir)) {
     if (spawnSync('fusermount3', ['-u', '-z', m]).status !== 0) spawnSync('umount', ['-l', m]);
+  }
+  const left = mountsUnder(dir);
+  if (left.length > 0) {
+    console.error(`test: ${dir} kept: still mounted there: ${left.join(', ')}`);
+    return;
   }
   try {
     rmSync(dir, { recursive: true, force: true });
