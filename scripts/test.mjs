@@ -43,6 +43,8 @@ const RUN_TIMEOUT_MS = 60 * 60_000;
 const runTmp = mkdtempSync(join(tmpdir(), 'aether-test-run-'));
 // As /tmp itself: tests that act as another user (nobody, through --allow-other) must reach it.
 chmodSync(runTmp, 0o1777);
+// Ctrl-C reaches the test runner too; this process waits for it to end, then cleans up.
+process.on('SIGINT', () => undefined);
 let r;
 try {
   r = spawnSync(
