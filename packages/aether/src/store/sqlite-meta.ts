@@ -30,11 +30,17 @@ export function toInode(r: InodeRow): Inode {
 /**
  * MetaTx over SQLite, used inside one transaction per drained batch. Writes to a block are
  * gathered in memory and hashed once at `finish()`, so many small writes to one file cost one
- * chunk per touched block.
+ * chunk per touched block. Inodes too: each is read at most once and written back once at
+ * `finish()`, however many ops of the batch touch it (`tar x` changes a file five times and its
+ * directory once per entry; `rm -r` a directory once per name). SQL of the caller's own on the
+ * `inodes` table inside the same transaction must therefore come before any use of this object.
  */
 export class SqliteMeta implements BlockMapTx {
   private readonly st: Record<string, Statement>;
   private readonly dirtyBlocks = new Map<string, { ino: Ino; idx: number; data: Buffer }>();
+  /** Inodes this batch read or wrote (null: absent or deleted), and those to write back. */
+  private readonly inodes = new Map<Ino, Inode | null>();
+  private readonly dirtyInodes = new Set<Ino>();
 
   constructor(
     db: Database,
@@ -42,9 +48,7 @@ export class SqliteMeta implements BlockMapTx {
   ) {
     this.st = {
       getInode: db.prepare('SELECT * FROM inodes WHERE ino = ?'),
-      putInode: db.prepare(
-        'INSERT OR REPLACE INTO inodes (ino, kind, mode, uid, gid, size, nlink, atime_ms, mtime_ms, ctime_ms, target) VALUES (@ino, @kind, @mode, @uid, @gid, @size, @nlink, @atimeMs, @mtimeMs, @ctimeMs, @target)',
-      ),
+      putInode: db.prepare('INSERT OR REPLACE INTO inodes (ino, kind, mode, uid, gid, size, nlink, atime_ms, mtime_ms, ctime_ms, target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
       deleteInode: db.prepare('DELETE FROM inodes WHERE ino = ?'),
       lookup: db.prepare('SELECT ino FROM dentries WHERE parent = ? AND name = ?'),
       addEntry: db.prepare('INSERT INTO dentries (parent, name, ino) VALUES (?, ?, ?)'),
@@ -61,14 +65,32 @@ export class SqliteMeta implements BlockMapTx {
   }
 
   getInode(ino: Ino): Inode | undefined {
+    const known = this.inodes.get(ino);
+    if (known !== undefined) return known ?? undefined;
     const r = this.st.getInode!.get(ino) as InodeRow | undefined;
-    return r ? toInode(r) : undefined;
+    const inode = r ? toInode(r) : undefined;
+    this.inodes.set(ino, inode ?? null);
+    return inode;
   }
   putInode(inode: Inode): void {
-    this.st.putInode!.run({ ...inode, target: inode.target ?? null });
+    // The row is written at finish(): refuse here what the table would refuse then, so a bad op
+    // fails alone, not its whole batch.
+    if (!storable(inode)) throw new Error(`inode ${inode.ino}: not a storable inode`);
+    this.inodes.set(inode.ino, inode);
+    this.dirtyInodes.add(inode.ino);
   }
   deleteInode(ino: Ino): void {
-    this.st.deleteInode!.run(ino);
+    this.inodes.set(ino, null);
+    this.dirtyInodes.add(ino);
+  }
+
+  private writeInodes(): void {
+    for (const ino of this.dirtyInodes) {
+      const i = this.inodes.get(ino);
+      if (i) this.st.putInode!.run(i.ino, i.kind, i.mode, i.uid, i.gid, i.size, i.nlink, i.atimeMs, i.mtimeMs, i.ctimeMs, i.target ?? null);
+      else this.st.deleteInode!.run(ino);
+    }
+    this.dirtyInodes.clear();
   }
   lookup(parent: Ino, name: string): Ino | undefined {
     return (this.st.lookup!.get(parent, name) as { ino: number } | undefined)?.ino;
@@ -86,15 +108,25 @@ export class SqliteMeta implements BlockMapTx {
     return (this.st.parentOf!.get(dir) as { parent: number } | undefined)?.parent;
   }
 
-  private block(ino: Ino, idx: number): Buffer {
+  /**
+   * The batch's copy of block `idx` of `ino`, at least `end` bytes long (bytes past its length
+   * are zeros). Copies start at what they need and grow by doubling: zeroing a whole 64 KiB block
+   * for each 4 KiB file cost the writer thread more than hashing it.
+   */
+  private block(ino: Ino, idx: number, end: number): Buffer {
     const key = `${ino}:${idx}`;
     let b = this.dirtyBlocks.get(key);
     if (!b) {
       const row = this.st.getBlock!.get(ino, idx) as { hash: string } | undefined;
-      const data = Buffer.alloc(BLOCK_BYTES);
-      if (row) this.chunks.get(row.hash).copy(data);
+      const stored = row ? this.chunks.get(row.hash) : undefined;
+      const data = Buffer.alloc(grownLength(Math.max(end, stored?.length ?? 0)));
+      stored?.copy(data);
       b = { ino, idx, data };
       this.dirtyBlocks.set(key, b);
+    } else if (b.data.length < end) {
+      const data = Buffer.alloc(grownLength(end));
+      b.data.copy(data);
+      b.data = data;
     }
     return b.data;
   }
@@ -106,7 +138,7 @@ export class SqliteMeta implements BlockMapTx {
       const idx = Math.floor(pos / BLOCK_BYTES);
       const within = pos - idx * BLOCK_BYTES;
       const n = Math.min(BLOCK_BYTES - within, data.length - done);
-      data.copy(this.block(ino, idx), within, done, done + n);
+      data.copy(this.block(ino, idx, within + n), within, done, done + n);
       done += n;
     }
   }
@@ -116,7 +148,9 @@ export class SqliteMeta implements BlockMapTx {
     this.st.dropBlocksFrom!.run(ino, keep);
     for (const [key, b] of this.dirtyBlocks) if (b.ino === ino && b.idx >= keep) this.dirtyBlocks.delete(key);
     const within = size % BLOCK_BYTES;
-    if (within !== 0) this.block(ino, keep - 1).fill(0, within);
+    if (within === 0) return;
+    const last = this.block(ino, keep - 1, 0);
+    if (within < last.length) last.fill(0, within);
   }
 
   dropContent(ino: Ino): void {
@@ -136,16 +170,18 @@ export class SqliteMeta implements BlockMapTx {
   }
 
   /**
-   * Hashes every block touched in this batch, cut to the file's size (a 4 KiB file costs a 4 KiB
-   * chunk), and records it; all-zero blocks become holes. Returns the chunks the caller must make
-   * durable before committing.
+   * Writes back the inodes this batch changed, then hashes every block it touched, cut to the
+   * file's size (a 4 KiB file costs a 4 KiB chunk), and records it; all-zero blocks become holes.
+   * Returns the chunks the caller must make durable before committing.
    */
   finish(): Map<string, Buffer> {
+    this.writeInodes();
     const newChunks = new Map<string, Buffer>();
     for (const b of this.dirtyBlocks.values()) {
       const inode = this.getInode(b.ino);
       if (inode === undefined) continue;
-      const data = b.data.subarray(0, Math.max(0, Math.min(BLOCK_BYTES, inode.size - b.idx * BLOCK_BYTES)));
+      const length = Math.max(0, Math.min(BLOCK_BYTES, inode.size - b.idx * BLOCK_BYTES));
+      const data = this.block(b.ino, b.idx, length).subarray(0, length);
       if (data.length === 0 || isZero(data)) {
         this.st.dropBlock!.run(b.ino, b.idx);
         continue;
@@ -158,6 +194,18 @@ export class SqliteMeta implements BlockMapTx {
     this.dirtyBlocks.clear();
     return newChunks;
   }
+}
+
+/** A block copy's length for `end` bytes: a power of two from 4 KiB, at most a block. */
+function grownLength(end: number): number {
+  let n = 4096;
+  while (n < end) n *= 2;
+  return Math.min(n, BLOCK_BYTES);
+}
+
+const KINDS: ReadonlySet<string> = new Set(['file', 'dir', 'symlink']);
+function storable(i: Inode): boolean {
+  return KINDS.has(i.kind) && [i.ino, i.mode, i.uid, i.gid, i.size, i.nlink, i.atimeMs, i.mtimeMs, i.ctimeMs].every(Number.isFinite);
 }
 
 const ZERO = Buffer.alloc(BLOCK_BYTES);

@@ -104,6 +104,7 @@ export class Store {
     const now = Date.now();
     const meta = new SqliteMeta(this.db, this.chunks);
     meta.putInode({ ino: ROOT_INO, kind: 'dir', mode: 0o755, uid: owner.uid, gid: owner.gid, size: 0, nlink: 2, atimeMs: now, mtimeMs: now, ctimeMs: now });
+    meta.finish();
     this.setMeta('max_ino', ROOT_INO);
   }
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -78,6 +78,38 @@ describe('embedded store', () => {
     assert.deepEqual(readdirSync(join(dir, 'packs')).length <= 1, true);
     s.close();
   });
+  it('an op that would store an invalid inode is rejected alone, not with its batch', async () => {
+    const s = Store.open(tmp());
+    const r = await s.applyBatch(
+      batch(
+        { t: 'mknode', parent: ROOT_INO, name: 'bad', ino: 2, kind: 'file', mode: 0o644, uid: Number.NaN, gid: 0, timeMs: T },
+        { t: 'mknode', parent: ROOT_INO, name: 'ok', ino: 3, kind: 'file', mode: 0o644, uid: 0, gid: 0, timeMs: T },
+      ),
+    );
+    assert.equal(r.applied, 1);
+    assert.match(r.rejected[0]?.error ?? '', /inode 2: not a storable inode/);
+    assert.equal(s.getInode(2), undefined);
+    assert.equal(s.getInode(3)?.mode, 0o644);
+    s.close();
+  });
+  it('many small writes to one block in one batch store the bytes written, cut to the size', async () => {
+    const s = Store.open(tmp());
+    const ops: Op[] = [{ t: 'mknode', parent: ROOT_INO, name: 'f', ino: 2, kind: 'file', mode: 0o644, uid: 0, gid: 0, timeMs: T }];
+    const want = Buffer.alloc(70_000);
+    for (let off = 0; off < 70_000; off += 5_000) {
+      const data = Buffer.alloc(Math.min(3_000, 70_000 - off), off / 5_000 + 1);
+      ops.push({ t: 'write', ino: 2, offset: off, data, timeMs: T });
+      data.copy(want, off);
+    }
+    ops.push({ t: 'truncate', ino: 2, size: 66_000, timeMs: T }, { t: 'truncate', ino: 2, size: 69_000, timeMs: T });
+    want.fill(0, 66_000);
+    await s.applyBatch(batch(...ops));
+    assert.ok(s.read(2, 0, 69_000).equals(want.subarray(0, 69_000)));
+    // Block 0 holds 64 KiB, block 1 the 3,464 bytes up to the size.
+    assert.deepEqual(s.blocksOf(2).map(([idx]) => idx), [0, 1]);
+    assert.equal(s.chunks.get(s.blocksOf(2)[1]![1]).length, 69_000 - 65_536);
+    s.close();
+  });
   it('a rejected op is reported and does not block later ops', async () => {
     const s = Store.open(tmp());
     const r = await s.applyBatch(batch({ t: 'rmdir', parent: ROOT_INO, name: 'missing', timeMs: T }, { t: 'mknode', parent: ROOT_INO, name: 'ok', ino: 2, kind: 'dir', mode: 0o755, uid: 0, gid: 0, timeMs: T }));
@@ -100,8 +132,17 @@ describe('the store and the in-memory view agree (one apply logic)', () => {
     );
   it('random op sequences give the same tree and contents', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(opArb(12), { minLength: 1, maxLength: 40 }), async (raw) => {
-        const store = Store.open(tmp());
+      fc.asyncProperty(fc.array(opArb(12), { minLength: 1, maxLength: 40 }), fc.integer({ min: 2, max: 12 }), async (raw, batchSize) => {
+        const dir = tmp();
+        Store.open(dir).close();
+        const copy = tmp();
+        cpSync(dir, copy, { recursive: true });
+        const store = Store.open(dir);
+        // The same ops again in batches of several: a batch reads and writes each inode and block
+        // once (SqliteMeta), and must end exactly where one op per batch does.
+        const batched = Store.open(copy);
+        const ops: { seq: number; op: Op }[] = [];
+        let rejected = 0;
         const mem = new MemoryMeta();
         store.loadInto(mem);
         const contents = new Map<number, Buffer>();
@@ -121,6 +162,8 @@ describe('the store and the in-memory view agree (one apply logic)', () => {
           }
           const res = await store.applyBatch([{ seq: ++s, op }]);
           assert.equal(res.applied === 1, ok, `store and memory disagree on ${JSON.stringify({ ...op, data: undefined })}`);
+          ops.push({ seq: s, op });
+          if (!ok) rejected++;
           if (ok && op.t === 'write') {
             const cur = contents.get(op.ino) ?? Buffer.alloc(0);
             const next = Buffer.alloc(Math.max(cur.length, op.data.length > 0 ? op.offset + op.data.length : cur.length));
@@ -135,11 +178,17 @@ describe('the store and the in-memory view agree (one apply logic)', () => {
             contents.set(op.ino, next);
           }
         }
+        let batchedRejected = 0;
+        for (let i = 0; i < ops.length; i += batchSize) batchedRejected += (await batched.applyBatch(ops.slice(i, i + batchSize))).rejected.length;
+        assert.equal(batchedRejected, rejected);
         for (const [i, inode] of mem.inodes) {
-          assert.deepEqual(store.getInode(i), inode);
-          if (inode.kind === 'file') assert.ok(store.read(i, 0, inode.size).equals(contents.get(i) ?? Buffer.alloc(inode.size)), `content of ${i}`);
+          for (const st of [store, batched]) {
+            assert.deepEqual(st.getInode(i), inode);
+            if (inode.kind === 'file') assert.ok(st.read(i, 0, inode.size).equals(contents.get(i) ?? Buffer.alloc(inode.size)), `content of ${i}`);
+          }
         }
         store.close();
+        batched.close();
       }),
       { numRuns: 60 },
     );

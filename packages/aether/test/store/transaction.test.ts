@@ -15,6 +15,21 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const EXT: StoreExtension = { name: 'test', migrations: ['CREATE TABLE notes (k TEXT PRIMARY KEY, v INTEGER NOT NULL)', 'ALTER TABLE notes ADD COLUMN w INTEGER'] };
 
 describe('store transactions (what the hub commits with)', () => {
+  it('an inode removed in a transaction is gone, whether it was committed before or made in the same one', async () => {
+    const s = Store.open(tmp());
+    const mk = (name: string, ino: number) => ({ t: 'mknode' as const, parent: ROOT_INO, name, ino, kind: 'file' as const, mode: 0o644, uid: 0, gid: 0, timeMs: T });
+    await s.transaction((tx) => applyOp(tx.meta, mk('old', 2), { keepOrphans: false }));
+    await s.transaction((tx) => {
+      applyOp(tx.meta, mk('new', 3), { keepOrphans: false });
+      applyOp(tx.meta, { t: 'write', ino: 3, offset: 0, data: Buffer.from('x'), timeMs: T }, { keepOrphans: false });
+      for (const name of ['old', 'new']) applyOp(tx.meta, { t: 'unlink', parent: ROOT_INO, name, timeMs: T + 1 }, { keepOrphans: false });
+    });
+    assert.equal(s.getInode(2), undefined);
+    assert.equal(s.getInode(3), undefined);
+    assert.deepEqual(s.blocksOf(3), []);
+    assert.equal(s.getInode(ROOT_INO)?.mtimeMs, T + 1);
+    s.close();
+  });
   it('commits tree changes, chunks referenced by hash and extension rows together', async () => {
     const dir = tmp();
     let s = Store.open(dir, undefined, { extensions: [EXT] });
