@@ -284,8 +284,11 @@ export class Vfs {
     }
     const { parent, name } = this.parentAndName(path);
     const ino = this.d.view.lookup(parent, name);
-    await this.mutate({ t: 'unlink', parent, name, timeMs: this.now() });
+    const { acked } = this.mutateAsync({ t: 'unlink', parent, name, timeMs: this.now() });
+    // Before the ack: an inode left without name or user is forgotten in the same turn, so both
+    // journal records go out in one write.
     if (ino !== undefined) this.forgetIfUnused(ino);
+    await acked;
   }
 
   async rmdir(path: string): Promise<void> {
