@@ -21,6 +21,12 @@ async function metric(m: MountProcess, line: RegExp): Promise<number> {
 }
 
 const answers = (m: MountProcess) => metric(m, /^aether_fuse_binding_answers_total /);
+const absentAnswers = (m: MountProcess) => metric(m, /^aether_fuse_ops_total\{op="getattr",result="ENOENT"\}/);
+
+/** Makes the kernel forget the names it holds, so that the next stat of each asks the mount again. */
+function dropKernelNames(): void {
+  writeFileSync('/proc/sys/vm/drop_caches', '2');
+}
 const jsGetattrs = (m: MountProcess) => metric(m, /^aether_fuse_op_duration_seconds_count\{op="getattr"\}/);
 
 /** Stats of `paths` as the running mount answers them: size, nlink, mode, times. */
@@ -51,6 +57,54 @@ describe('local mode: attributes answered by the binding', () => {
     await stopCleanly(m);
     const fresh = await startMount({ mnt: m.mnt, stateDir: m.stateDir });
     assert.deepEqual(manifest(fresh.mnt), seen, 'what the mount answered during the changes is what a fresh mount answers');
+    await fresh.stop();
+  });
+
+  it('a directory made by the mount answers lookups of absent names itself, and never loses a name it holds', async () => {
+    const m = await startMount();
+    const at = (p: string) => join(m.mnt, p);
+    const gone = (p: string) => assert.throws(() => lstatSync(at(p)), { code: 'ENOENT' }, `${p} is absent`);
+    mkdirSync(at('d'));
+    const jsBefore = await jsGetattrs(m);
+    const absentBefore = await absentAnswers(m);
+    // What `create` and `tar x` do before each new file: look its name up.
+    for (let i = 0; i < 30; i++) gone(`d/new${i}`);
+    assert.equal((await absentAnswers(m)) - absentBefore, 30, 'each absent name was answered ENOENT');
+    assert.ok((await jsGetattrs(m)) - jsBefore <= 1, 'by the binding: JS saw no lookup');
+    // Names the directory gains in every way, some of which the binding never gets attributes
+    // for (a second hard link, a file open for writing, one whose mode changed through its other
+    // name): each must stay known to exist.
+    writeFileSync(at('d/file'), 'data');
+    mkdirSync(at('d/sub'));
+    writeFileSync(at('d/sub/inner'), 'x');
+    symlinkSync('file', at('d/link'));
+    writeFileSync(at('d/a'), 'aa');
+    linkSync(at('d/a'), at('d/b'));
+    chmodSync(at('d/b'), 0o600);
+    const fd = openSync(at('d/file'), 'r+');
+    writeSync(fd, 'DATA');
+    assert.throws(() => writeFileSync(at('d/file'), 'x', { flag: 'wx' }), { code: 'EEXIST' });
+    assert.throws(() => mkdirSync(at('d/sub')), { code: 'EEXIST' });
+    writeFileSync(at('d/doomed'), 'x');
+    unlinkSync(at('d/doomed'));
+    mkdirSync(at('d/empty'));
+    rmdirSync(at('d/empty'));
+    const present = ['d/file', 'd/sub', 'd/sub/inner', 'd/link', 'd/a', 'd/b'];
+    const before = stats(m.mnt, present);
+    dropKernelNames();
+    assert.deepEqual(stats(m.mnt, present), before, 'every name the directories hold is found again, with its attributes');
+    for (const p of ['d/doomed', 'd/empty', 'd/sub/none', 'd/new0']) gone(p);
+    closeSync(fd);
+    // A rename forgets every directory's completeness: names moved in are found after it too.
+    writeFileSync(at('outside'), 'o');
+    renameSync(at('outside'), at('d/sub/moved'));
+    dropKernelNames();
+    assert.equal(readFileSync(at('d/sub/moved'), 'utf8'), 'o');
+    gone('d/sub/none2');
+    const seen = manifest(m.mnt);
+    await stopCleanly(m);
+    const fresh = await startMount({ mnt: m.mnt, stateDir: m.stateDir });
+    assert.deepEqual(manifest(fresh.mnt), seen, 'the tree equals a fresh mount\'s');
     await fresh.stop();
   });
 

@@ -186,10 +186,12 @@ const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp
   fuse_native_get_context(): [number, number, number];
   fuse_native_attr_guard(): boolean;
   fuse_native_set_uncached(ino: number, on: boolean): void;
-  fuse_native_attrs_put(path: string, ints: Buffer): void;
+  fuse_native_attrs_put(path: string, ints: Buffer, complete: boolean): void;
   fuse_native_attrs_clear(): void;
   fuse_native_attrs_drop(path: string): void;
+  fuse_native_attrs_forget(path: string): void;
   fuse_native_attrs_hits(): number;
+  fuse_native_attrs_absent(): number;
   fuse_native_attrs_bind(thread: Buffer | null): void;
 };
 
@@ -224,15 +226,21 @@ export function setAttributesUncached(ino: number, on: boolean): void {
 /**
  * Attributes the patched binding answers getattr with in the FUSE thread, without a round trip
  * to JS (FUSE.md "Attributes answered in the binding"). The caller must drop what each change
- * makes stale before it replies, and may then put what it knows to be current.
+ * makes stale before it replies, and may then put what it knows to be current. A directory put
+ * as `complete` (just made, so empty) has every name it gains dropped, hence known: the binding
+ * answers a lookup of any other name in it with ENOENT.
  */
 export interface BindingAttrs {
-  put(path: string, stat: FuseStat): void;
+  put(path: string, stat: FuseStat, complete?: boolean): void;
   clear(): void;
-  /** Forgets what was handed over for one name. */
+  /** Forgets what was handed over for one name (in a complete directory it stays known to exist). */
   drop(path: string): void;
+  /** The name no longer exists (a successful unlink or rmdir). */
+  forget(path: string): void;
   /** getattr requests answered from them so far (in this process). */
   hits(): number;
+  /** Lookups answered ENOENT for a name absent from a complete directory (in this process). */
+  absent(): number;
   /** Clears, stops answering and lets another mount of this process claim them. */
   release(): void;
 }
@@ -250,12 +258,14 @@ export function claimBindingAttrs(): BindingAttrs | null {
   attrsClaimed = true;
   let released = false;
   return {
-    put: (path, stat) => {
-      if (!released) nativeAddon.fuse_native_attrs_put(path, statInts(stat));
+    put: (path, stat, complete = false) => {
+      if (!released) nativeAddon.fuse_native_attrs_put(path, statInts(stat), complete);
     },
     clear: () => nativeAddon.fuse_native_attrs_clear(),
     drop: (path) => nativeAddon.fuse_native_attrs_drop(path),
+    forget: (path) => nativeAddon.fuse_native_attrs_forget(path),
     hits: () => nativeAddon.fuse_native_attrs_hits(),
+    absent: () => nativeAddon.fuse_native_attrs_absent(),
     release: () => {
       if (released) return;
       released = true;

@@ -1,37 +1,47 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 
+/** What the binding answered without reaching JS (BindingAttrs): attributes, and absent names. */
+export interface BindingAnswers {
+  hits(): number;
+  absent(): number;
+}
+
 /**
- * FUSE operation counts and latencies, by operation. `bindingAnswers` counts the getattr requests
- * the binding answered without reaching JS (BindingAttrs): they count as operations, with no
+ * FUSE operation counts and latencies, by operation. The getattr requests the binding answered
+ * without reaching JS (`binding`) count as operations (ok, or ENOENT for an absent name), with no
  * latency observed.
  */
 export class FuseMetrics {
   readonly ops: Counter<'op' | 'result'>;
   readonly latency: Histogram<'op'>;
 
-  constructor(registry: Registry, bindingAnswers?: () => number) {
-    let counted = bindingAnswers?.() ?? 0;
+  constructor(registry: Registry, binding?: BindingAnswers | null) {
+    let counted = binding?.hits() ?? 0;
+    let countedAbsent = binding?.absent() ?? 0;
     const ops = (this.ops = new Counter({
       name: 'aether_fuse_ops_total',
       help: 'FUSE operations answered, by operation and result (ok or the errno); getattr includes those the binding answered',
       labelNames: ['op', 'result'],
       registers: [registry],
       collect() {
-        if (!bindingAnswers) return;
-        const now = bindingAnswers();
+        if (!binding) return;
+        const now = binding.hits();
         if (now > counted) ops.inc({ op: 'getattr', result: 'ok' }, now - counted);
         counted = now;
+        const absent = binding.absent();
+        if (absent > countedAbsent) ops.inc({ op: 'getattr', result: 'ENOENT' }, absent - countedAbsent);
+        countedAbsent = absent;
       },
     }));
-    if (bindingAnswers) {
-      const answered = bindingAnswers();
+    if (binding) {
+      const answered = binding.hits() + binding.absent();
       new Counter({
         name: 'aether_fuse_binding_answers_total',
-        help: 'getattr requests the binding answered from the attributes the last change handed over, without a round trip to JS',
+        help: 'getattr requests the binding answered without a round trip to JS: from the attributes the last change handed over, or ENOENT for a name absent from a directory made by this mount',
         registers: [registry],
         collect() {
           this.reset();
-          this.inc(bindingAnswers() - answered);
+          this.inc(binding.hits() + binding.absent() - answered);
         },
       });
     }

@@ -61,7 +61,9 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
   // the Vfs's own refusal (which changes nothing) may come after the view changed: everything goes.
   // Never handed over: a file with several names, or one also kept under libfuse's hidden name
   // (unlinked while open), since a change through one name would leave the others.
-  type Plan = { drop?: readonly string[] | 'all'; put?: readonly string[] };
+  // A directory just made is handed over as complete (`emptyDir`): the binding then answers
+  // lookups of names absent from it. A name removed is forgotten (`gone`) once it is gone.
+  type Plan = { drop?: readonly string[] | 'all'; put?: readonly string[]; emptyDir?: string; gone?: string };
   const changes = <A extends [unknown, unknown, ...unknown[]] | [unknown], R>(plan: (first: A[0], second: A[1]) => Plan, fn: (...args: A) => R | Promise<R>) =>
     async (...args: A): Promise<R> => {
       if (!attrs) return fn(...args);
@@ -78,16 +80,17 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
       for (const path of p.put ?? []) {
         try {
           const inode = vfs.getattr(path);
-          if (inode.kind === 'dir' || (inode.nlink <= 1 && !vfs.hasHiddenName(inode.ino))) attrs.put(path, toStat(inode, vfs.allocatedBytes(inode.ino)));
+          if (inode.kind === 'dir' || (inode.nlink <= 1 && !vfs.hasHiddenName(inode.ino))) attrs.put(path, toStat(inode, vfs.allocatedBytes(inode.ino)), path === p.emptyDir);
         } catch {
           // Gone meanwhile: libfuse asks JS, which answers ENOENT.
         }
       }
+      if (p.gone !== undefined) attrs.forget(p.gone);
       return r;
     };
   const parentOf = (path: string): string => posix.dirname(path);
   const created = (path: string): Plan => ({ put: [parentOf(path), path] });
-  const removed = (path: string): Plan => ({ drop: [path], put: [parentOf(path)] });
+  const removed = (path: string): Plan => ({ drop: [path], put: [parentOf(path)], gone: path });
   const changed = (path: string): Plan => ({ drop: [path], put: [path] });
   const opened = (path: string, flags: number): Plan => ((flags & O_ACCMODE) === fsFlags.O_RDONLY && !(flags & fsFlags.O_TRUNC) ? { put: [path] } : { drop: [path] });
   const timed = <A extends unknown[], R>(op: string, fn: (...args: A) => R | Promise<R>) =>
@@ -143,7 +146,7 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
     readlink: timed('readlink', (path: string) => vfs.readlink(path)),
     mkdir: timed(
       'mkdir',
-      changes(created, async (path: string, mode: number) => {
+      changes((path: string) => ({ ...created(path), emptyDir: path }), async (path: string, mode: number) => {
         const { uid, gid } = who.caller();
         await vfs.mknode(path, 'dir', mode | typeBits('dir'), uid, gid);
       }),

@@ -206,7 +206,7 @@ export class LocalMount {
     const bindingAttrs = kernelCache.bindingAttrs ? claimBindingAttrs() : null;
     const fuse = (this.fuse = new FuseMount(
       this.mountpoint,
-      fuseHandlers(vfs, new FuseMetrics(this.registry, bindingAttrs?.hits), { statfs: () => this.diskStats() }, { caller: callerContext }, bindingAttrs),
+      fuseHandlers(vfs, new FuseMetrics(this.registry, bindingAttrs), { statfs: () => this.diskStats() }, { caller: callerContext }, bindingAttrs),
       {
         fsname: 'aether',
         subtype: 'aether',
