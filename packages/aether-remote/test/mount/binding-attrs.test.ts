@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, chmodSync, closeSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmdirSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { startMount, stopAll, stopCleanly, type MountProcess } from './harness.js';
+import { startMount, stopAll, stopCleanly, withKernelCaches, type MountProcess } from './harness.js';
 import { manifest } from './manifest.js';
 
 async function metric(m: MountProcess, line: RegExp): Promise<number> {
@@ -42,7 +42,7 @@ function stats(mnt: string, paths: string[]): Record<string, string> {
 describe('local mode: attributes answered by the binding', () => {
   after(stopAll);
 
-  it('rm -r and create ask JS for no directory attributes, and the answers equal a fresh mount\'s', async () => {
+  it('rm -r and create ask JS for no directory attributes, and the answers equal a fresh mount\'s', () => withKernelCaches(async () => {
     const m = await startMount();
     const d = join(m.mnt, 'd');
     mkdirSync(d);
@@ -58,9 +58,9 @@ describe('local mode: attributes answered by the binding', () => {
     const fresh = await startMount({ mnt: m.mnt, stateDir: m.stateDir });
     assert.deepEqual(manifest(fresh.mnt), seen, 'what the mount answered during the changes is what a fresh mount answers');
     await fresh.stop();
-  });
+  }));
 
-  it('a directory made by the mount answers lookups of absent names itself, and never loses a name it holds', async () => {
+  it('a directory made by the mount answers lookups of absent names itself, and never loses a name it holds', () => withKernelCaches(async () => {
     const m = await startMount();
     const at = (p: string) => join(m.mnt, p);
     const gone = (p: string) => assert.throws(() => lstatSync(at(p)), { code: 'ENOENT' }, `${p} is absent`);
@@ -106,9 +106,9 @@ describe('local mode: attributes answered by the binding', () => {
     const fresh = await startMount({ mnt: m.mnt, stateDir: m.stateDir });
     assert.deepEqual(manifest(fresh.mnt), seen, 'the tree equals a fresh mount\'s');
     await fresh.stop();
-  });
+  }));
 
-  it('every change keeps the answers current: directories, new names, hard links, renames, attribute changes', async () => {
+  it('every change keeps the answers current: directories, new names, hard links, renames, attribute changes', () => withKernelCaches(async () => {
     const m = await startMount();
     const at = (p: string) => join(m.mnt, p);
     const st = (p: string) => statSync(at(p));
@@ -177,5 +177,5 @@ describe('local mode: attributes answered by the binding', () => {
     const fresh = await startMount({ mnt: m.mnt, stateDir: m.stateDir });
     assert.deepEqual(stats(fresh.mnt, names), seen, 'the times answered equal a fresh mount\'s');
     await fresh.stop();
-  });
+  }));
 });

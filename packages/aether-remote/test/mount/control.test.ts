@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { bin, startMount, stopAll, tempDir } from './harness.js';
+import { bin, startMount, stopAll, tempDir, withKernelCaches } from './harness.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const json = <T>(r: { code: number | null; out: string; err: string }): T => {
@@ -55,7 +55,7 @@ describe('operating a mount: control commands, reload, status', () => {
     await m.stop();
   });
 
-  it('local mode: the kernel keeps names, attributes and absent names past a second; a change through the mount shows at once', async () => {
+  it('local mode: the kernel keeps names, attributes and absent names past a second; a change through the mount shows at once', () => withKernelCaches(async () => {
     const m = await startMount();
     const address = json<{ metrics_address: string }>(m.ctl(['status', '--json'])).metrics_address;
     // libfuse's high-level API answers lookups with the getattr handler too.
@@ -81,7 +81,7 @@ describe('operating a mount: control commands, reload, status', () => {
     writeFileSync(absent, 'here');
     assert.equal(readFileSync(absent, 'utf8'), 'here', 'creating the name replaces the cached absence');
     await m.stop();
-  });
+  }));
 
   it('local mode: the cache holds what is not committed yet; committed data is read from the store, never copied back', async () => {
     const m = await startMount();

@@ -3,7 +3,7 @@
  * mount) and cleans up after it, whatever happens.
  */
 import { spawn, spawnSync, type ChildProcess, type ChildProcessByStdio } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -236,6 +236,48 @@ export function mountSuite(): { dir(prefix: string): string } {
       return d;
     },
   };
+}
+
+/**
+ * Runs `fn` while no other test process runs one: for tests that count the requests the kernel's
+ * caches spare a mount, and for the one that empties those caches machine-wide
+ * (`/proc/sys/vm/drop_caches`), which test files running at the same time would otherwise see.
+ * The lock is a directory in the test run's TMPDIR holding its owner's pid; an owner that died
+ * holding it loses it.
+ */
+export async function withKernelCaches<T>(fn: () => Promise<T>): Promise<T> {
+  const lock = join(tmpdir(), 'aether-kernel-caches.lock');
+  for (;;) {
+    try {
+      mkdirSync(lock);
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    let owner = 0;
+    try {
+      owner = Number(readFileSync(join(lock, 'pid'), 'utf8'));
+    } catch {
+      // Not written yet: the owner is between its mkdir and its write.
+    }
+    if (owner > 0 && !alive(owner)) rmSync(lock, { recursive: true, force: true });
+    else await new Promise((r) => setTimeout(r, 50));
+  }
+  writeFileSync(join(lock, 'pid'), String(process.pid));
+  try {
+    return await fn();
+  } finally {
+    rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** The kill tests' seed: AETHER_KILL_SEED replays a run, else one from the clock. */
