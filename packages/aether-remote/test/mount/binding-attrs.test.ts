@@ -71,6 +71,9 @@ describe('local mode: attributes answered by the binding', () => {
     for (let i = 0; i < 30; i++) gone(`d/new${i}`);
     assert.equal((await absentAnswers(m)) - absentBefore, 30, 'each absent name was answered ENOENT');
     assert.ok((await jsGetattrs(m)) - jsBefore <= 1, 'by the binding: JS saw no lookup');
+    // A name over 255 bytes is not absent but too long, as JS answers it anywhere else.
+    assert.throws(() => lstatSync(at(`d/${'n'.repeat(256)}`)), { code: 'ENAMETOOLONG' });
+    assert.throws(() => lstatSync(at(`d/${'m'.repeat(300)}/f`)), { code: 'ENAMETOOLONG' });
     // Names the directory gains in every way, some of which the binding never gets attributes
     // for (a second hard link, a file open for writing, one whose mode changed through its other
     // name): each must stay known to exist.

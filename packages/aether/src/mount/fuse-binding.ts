@@ -261,9 +261,16 @@ export function claimBindingAttrs(): BindingAttrs | null {
     put: (path, stat, complete = false) => {
       if (!released) nativeAddon.fuse_native_attrs_put(path, statInts(stat), complete);
     },
-    clear: () => nativeAddon.fuse_native_attrs_clear(),
-    drop: (path) => nativeAddon.fuse_native_attrs_drop(path),
-    forget: (path) => nativeAddon.fuse_native_attrs_forget(path),
+    // Once released, the table may be another mount's: a late handler of this one must not touch it.
+    clear: () => {
+      if (!released) nativeAddon.fuse_native_attrs_clear();
+    },
+    drop: (path) => {
+      if (!released) nativeAddon.fuse_native_attrs_drop(path);
+    },
+    forget: (path) => {
+      if (!released) nativeAddon.fuse_native_attrs_forget(path);
+    },
     hits: () => nativeAddon.fuse_native_attrs_hits(),
     absent: () => nativeAddon.fuse_native_attrs_absent(),
     release: () => {
