@@ -361,7 +361,12 @@ export class BridgeClient extends EventEmitter {
       this.sendJson({ t: 'follow', cursor: 0 });
       return;
     }
-    if (e.id === undefined) return;
+    if (e.id === undefined) {
+      // A failure inside the hub that names no request may have been one of ours: reconnecting
+      // fails every request in flight, and the uploader sends its batch again.
+      if (e.code === 'INTERNAL') this.ws?.terminate();
+      return;
+    }
     const err = new AetherError('BRIDGE_REJECTED', `the hub refused request ${e.id}: ${e.code}: ${e.message}`, { context: { code: e.code, ...(e.hashes ? { hashes: e.hashes } : {}) } });
     const r = this.requests.get(e.id);
     if (r) {

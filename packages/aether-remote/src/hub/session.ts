@@ -176,6 +176,17 @@ export class Session {
       if (frame.t !== 'hello') return this.reject('AUTH_REQUIRED', `${frame.t} before hello`, { fatal: true });
       return this.onHello(frame);
     }
+    try {
+      return await this.dispatch(frame);
+    } catch (err) {
+      // The storage failed answering it (a database connection that broke): refused with the
+      // request's id, so the client's request fails and is sent again instead of waiting for ever.
+      if (id === undefined) throw err;
+      return this.reject('INTERNAL', `${frame.t} failed: ${err instanceof Error ? err.message : String(err)}`, { id });
+    }
+  }
+
+  private async dispatch(frame: ClientFrame): Promise<void> {
     switch (frame.t) {
       case 'hello':
         return this.reject('MALFORMED', 'hello on a connection that already said hello', { fatal: true });

@@ -304,8 +304,9 @@ export async function spawnHub(args: string[], env: Record<string, string> = {})
   let err = '';
   proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d));
+  // 'close', not 'exit': only then has everything the hub wrote been read (its last line was missed once).
   const exited = new Promise<number | null>((resolve) =>
-    proc.once('exit', (code) => {
+    proc.once('close', (code) => {
       liveHubs.delete(proc);
       resolve(code);
     }),

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { after, describe, it } from 'node:test';
 import { encodeChunkFrame, type AckFrame, type EntryFrame, type MissingFrame } from '../../src/protocol/frames.js';
-import { connectClient, content, fileBatch, listDir, metricValue, mkfile, RawClient, readFile, ROOT, startHub, STORES } from './helpers.js';
+import { connectClient, content, fileBatch, listDir, metricValue, mkfile, RawClient, readFeedUntil, readFile, ROOT, startHub, STORES } from './helpers.js';
 
 for (const { kind, skip } of STORES) describe(`uploads: idempotent commits and chunk dedup [${kind}]`, { skip }, async () => {
   const { hub } = await startHub({}, kind);
@@ -119,6 +119,43 @@ for (const { kind, skip } of STORES) describe(`uploads: idempotent commits and c
     } finally {
       await c.close();
       await small.close();
+    }
+  });
+
+  it('a have, a get or a feed page the hub fails to answer (its database errs) fails and is tried again: nothing waits for ever', async () => {
+    const { hub: h } = await startHub({}, kind);
+    const c = await connectClient(h.url);
+    const follower = await connectClient(h.url, { followFrom: 0 });
+    try {
+      const feed = follower.feed();
+      await readFeedUntil(feed, (e) => e.kind === 'snapshot-end');
+      const storage = h.storage;
+      const failOnce = <K extends 'missingChunks' | 'readChunk' | 'feedPage'>(name: K): void => {
+        const real = storage[name].bind(storage) as (...args: unknown[]) => Promise<unknown>;
+        let failures = 1;
+        (storage as unknown as Record<K, (...args: unknown[]) => Promise<unknown>>)[name] = (...args) => (failures-- > 0 ? Promise.reject(new Error(`${name}: connection terminated (simulated)`)) : real(...args));
+      };
+      const first = await c.upload(fileBatch(1, ROOT, 'first', c.welcome!.inoBase + 2, Buffer.from('first')));
+      await readFeedUntil(feed, (e) => e.kind === 'entry' && e.entry.hubSeq === first.hubSeq);
+      // The have before a batch: refused with its id, so the upload goes again after a reconnect.
+      failOnce('missingChunks');
+      // The follower's next feed page: refused without an id, so the follower reconnects and goes
+      // on from its cursor.
+      failOnce('feedPage');
+      const ino = c.welcome!.inoBase + 1;
+      const r = await c.upload(fileBatch(3, ROOT, 'after-a-failed-have', ino, Buffer.from('arrives')));
+      assert.equal(r.duplicate, false);
+      assert.ok((await readFile(h, ino)).equals(Buffer.from('arrives')));
+      await readFeedUntil(feed, (e) => e.kind === 'entry' && e.entry.hubSeq === r.hubSeq, 10_000);
+      // A download the hub fails to answer is refused, not left waiting; the next one works.
+      failOnce('readChunk');
+      const hash = [...content(2, ino, Buffer.from('arrives')).chunks.keys()][0]!;
+      await assert.rejects(c.fetchChunks([hash]), (e: Error & { code?: string }) => e.code === 'BRIDGE_REJECTED' && /INTERNAL/.test(e.message));
+      assert.ok((await c.fetchChunks([hash])).get(hash)?.equals(Buffer.from('arrives')));
+      assert.equal(await metricValue(h.registry, 'aether_hub_rejected_total', { reason: 'INTERNAL' }), 3);
+    } finally {
+      await Promise.all([c.close(), follower.close()]);
+      await h.close();
     }
   });
 

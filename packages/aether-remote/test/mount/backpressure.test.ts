@@ -20,7 +20,7 @@ function writer(dir: string, count: number, size: number): Writer {
   const proc = spawn(process.execPath, [fixture, dir, String(count), String(size)], { stdio: ['ignore', 'pipe', 'pipe'] });
   let done = 0;
   proc.stdout!.setEncoding('utf8').on('data', (d: string) => (done += d.split('\n').filter((l) => l.startsWith('ok')).length));
-  return { proc, done: () => done, exited: new Promise((r) => proc.once('exit', (c) => r(c))) };
+  return { proc, done: () => done, exited: new Promise((r) => proc.once('close', (c) => r(c))) };
 }
 
 /** Waits until `n` stays the same for `quietMs` (the writer is blocked), or fails after `limitMs`. */

@@ -119,7 +119,8 @@ describe('bridge mode: the hub goes away', () => {
       const writer = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
       let done = 0;
       writer.stdout.setEncoding('utf8').on('data', (d: string) => (done += d.split('\n').filter((l) => l.startsWith('ok')).length));
-      const exited = new Promise<number | null>((r) => writer.once('exit', (c) => r(c)));
+      // 'close': every line the writer printed has been read by then ('exit' may come first).
+      const exited = new Promise<number | null>((r) => writer.once('close', (c) => r(c)));
       let last = -1;
       for (let quiet = 0; quiet < 15; ) {
         await sleep(100);
