@@ -34,10 +34,12 @@ export function toInode(r: InodeRow): Inode {
  * `finish()`, however many ops of the batch touch it (`tar x` changes a file five times and its
  * directory once per entry; `rm -r` a directory once per name). SQL of the caller's own on the
  * `inodes` table inside the same transaction must therefore come before any use of this object.
+ * A write that covers a whole block keeps a view of the op's data instead of a copy (`borrowed`),
+ * so an op's data must not change until the batch's chunks are stored (ops never change).
  */
 export class SqliteMeta implements BlockMapTx {
   private readonly st: Record<string, Statement>;
-  private readonly dirtyBlocks = new Map<string, { ino: Ino; idx: number; data: Buffer }>();
+  private readonly dirtyBlocks = new Map<string, { ino: Ino; idx: number; data: Buffer; borrowed?: boolean }>();
   /** Inodes this batch read or wrote (null: absent or deleted), and those to write back. */
   private readonly inodes = new Map<Ino, Inode | null>();
   private readonly dirtyInodes = new Set<Ino>();
@@ -123,6 +125,9 @@ export class SqliteMeta implements BlockMapTx {
       stored?.copy(data);
       b = { ino, idx, data };
       this.dirtyBlocks.set(key, b);
+    } else if (b.borrowed) {
+      b.data = Buffer.from(b.data); // about to change: a copy of its own
+      b.borrowed = false;
     } else if (b.data.length < end) {
       const data = Buffer.alloc(grownLength(end));
       b.data.copy(data);
@@ -138,7 +143,9 @@ export class SqliteMeta implements BlockMapTx {
       const idx = Math.floor(pos / BLOCK_BYTES);
       const within = pos - idx * BLOCK_BYTES;
       const n = Math.min(BLOCK_BYTES - within, data.length - done);
-      data.copy(this.block(ino, idx, within + n), within, done, done + n);
+      // The whole block replaced (sequential writes): no zeroed copy to fill, only a view.
+      if (n === BLOCK_BYTES) this.dirtyBlocks.set(`${ino}:${idx}`, { ino, idx, data: data.subarray(done, done + n), borrowed: true });
+      else data.copy(this.block(ino, idx, within + n), within, done, done + n);
       done += n;
     }
   }
@@ -181,13 +188,13 @@ export class SqliteMeta implements BlockMapTx {
       const inode = this.getInode(b.ino);
       if (inode === undefined) continue;
       const length = Math.max(0, Math.min(BLOCK_BYTES, inode.size - b.idx * BLOCK_BYTES));
-      const data = this.block(b.ino, b.idx, length).subarray(0, length);
+      const data = (b.data.length >= length ? b.data : this.block(b.ino, b.idx, length)).subarray(0, length);
       if (data.length === 0 || isZero(data)) {
         this.st.dropBlock!.run(b.ino, b.idx);
         continue;
       }
       const hash = ChunkStore.hash(data);
-      // No copy: a dirty block's buffer belongs to this batch alone and is dropped below.
+      // No copy: a dirty block's buffer belongs to this batch (or is an op's) and is dropped below.
       newChunks.set(hash, data);
       this.st.putBlock!.run(b.ino, b.idx, hash);
     }
