@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { SlabAllocator } from '../infra/slab.js';
-import { crc32 } from 'node:zlib';
+import { crc32 } from '../infra/crc32.js';
 
 /**
  * One journal record on disk, little-endian:
