@@ -61,10 +61,7 @@ function readSpan(span: JournalSpan, buf: Buffer): SequencedOp[] {
   const ops: SequencedOp[] = [];
   let at = 0;
   for (let seq = span.firstSeq; seq <= span.lastSeq; seq++) {
-    // No CRC: each record was checked when the journal was opened (recovery reads every one) or
-    // written by this process since, and the CRC pass was a sixth of a sequential write's CPU.
-    // The sequence numbers still catch a span that points at the wrong bytes.
-    const r = decodeRecord(buf, at, len, { checksum: false });
+    const r = decodeRecord(buf, at, len);
     if (r.kind !== 'record' || r.seq !== seq) throw new Error(`${span.path}: entry ${seq} at byte ${span.offset + at} is ${r.kind === 'record' ? `sequence ${r.seq}` : r.kind}`);
     if (r.type === OP_RECORD_TYPE) ops.push({ seq, op: decodeOp(r.payload) });
     at += r.bytes;

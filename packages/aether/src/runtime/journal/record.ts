@@ -121,11 +121,8 @@ export function encodeRecord(seq: number, timestampMs: number, type: number, dur
   return Buffer.concat([encodeRecordHeader(seq, timestampMs, type, durableSeq, payload), payload]);
 }
 
-/**
- * Decodes the record starting at `offset`, looking at no more than `end`. `checksum: false`
- * skips the CRC, for a reader of records this process wrote or recovery already checked.
- */
-export function decodeRecord(buf: Buffer, offset: number, end: number, opts?: { checksum: false }): DecodeResult {
+/** Decodes the record starting at `offset`, looking at no more than `end`. */
+export function decodeRecord(buf: Buffer, offset: number, end: number): DecodeResult {
   const available = end - offset;
   if (available < RECORD_HEADER_BYTES) return { kind: 'short', needBytes: RECORD_HEADER_BYTES };
   const payloadBytes = buf.readUInt32LE(offset);
@@ -133,7 +130,7 @@ export function decodeRecord(buf: Buffer, offset: number, end: number, opts?: { 
   const bytes = RECORD_HEADER_BYTES + payloadBytes;
   if (available < bytes) return { kind: 'short', needBytes: bytes };
   const frame = buf.subarray(offset, offset + bytes);
-  if (opts === undefined && frame.readUInt32LE(4) !== frameCrc(frame)) return { kind: 'bad', reason: 'checksum mismatch' };
+  if (frame.readUInt32LE(4) !== frameCrc(frame)) return { kind: 'bad', reason: 'checksum mismatch' };
   const seq = readU64(frame, 8);
   const timestampMs = readU64(frame, 16);
   if (!Number.isFinite(seq) || !Number.isFinite(timestampMs)) return { kind: 'bad', reason: 'sequence or timestamp out of range' };
