@@ -132,6 +132,8 @@ export class Store {
    * through a bug, and one bad op must not wedge every later one); its error is returned. The
    * chunks a batch creates are written and fsynced off the event loop before the commit, so the
    * committed metadata never names a chunk that is not on disk. Batches run one at a time.
+   * An op's data must not change until the returned promise settles: a write that covers a whole
+   * block is stored from it, not from a copy (SqliteMeta).
    */
   applyBatch(batch: readonly SequencedOp[]): Promise<{ applied: number; rejected: { seq: number; error: string }[] }> {
     const run = this.applying.then(() => this.applyNow(batch));
@@ -175,6 +177,7 @@ export class Store {
    * synchronously inside BEGIN IMMEDIATE; then the chunks it names (`chunks`, plus blocks it wrote
    * through `meta`) are appended and fsynced, and only then does the transaction commit. If
    * anything throws, nothing of it remains. This is what the hub commits a mount's batch with.
+   * The data of ops applied through `meta` must not change until the promise settles (as above).
    */
   transaction<T>(work: (tx: StoreTx) => T, chunks: ReadonlyMap<string, Buffer> = new Map()): Promise<T> {
     const run = this.applying.then(() => this.transactNow(work, chunks));

@@ -127,17 +127,18 @@ export function applyOp(tx: MetaTx, op: Op, opts: ApplyOptions): void {
     case 'write': {
       const inode = must(tx, op.ino);
       if (inode.kind !== 'file') fail('EISDIR', `inode ${op.ino} is not a regular file`);
-      tx.writeContent(op.ino, op.offset, op.data);
       const end = op.offset + op.data.length;
+      // The inode first: a store refuses an inode it cannot keep, and then no byte may have changed.
       tx.putInode({ ...inode, size: Math.max(inode.size, op.data.length > 0 ? end : inode.size), mtimeMs: op.timeMs, ctimeMs: op.timeMs });
+      tx.writeContent(op.ino, op.offset, op.data);
       return;
     }
     case 'truncate': {
       const inode = must(tx, op.ino);
       if (inode.kind === 'dir') fail('EISDIR', `inode ${op.ino} is a directory`);
       if (inode.kind !== 'file') fail('EINVAL', `inode ${op.ino} is not a regular file`);
-      tx.truncateContent(op.ino, op.size);
       tx.putInode({ ...inode, size: op.size, mtimeMs: op.timeMs, ctimeMs: op.timeMs });
+      tx.truncateContent(op.ino, op.size);
       return;
     }
     case 'setattr': {

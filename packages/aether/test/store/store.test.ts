@@ -90,6 +90,21 @@ describe('embedded store', () => {
     assert.match(r.rejected[0]?.error ?? '', /inode 2: not a storable inode/);
     assert.equal(s.getInode(2), undefined);
     assert.equal(s.getInode(3)?.mode, 0o644);
+    // A write or truncate refused for the inode it would leave changes no byte either.
+    const file = batch(
+      { t: 'mknode', parent: ROOT_INO, name: 'f', ino: 4, kind: 'file', mode: 0o644, uid: 0, gid: 0, timeMs: T },
+      { t: 'write', ino: 4, offset: 0, data: Buffer.alloc(70_000, 1), timeMs: T },
+    );
+    await s.applyBatch(file);
+    const refused = await s.applyBatch(
+      batch(
+        { t: 'write', ino: 4, offset: 0, data: Buffer.alloc(65_536, 2), timeMs: Number.NaN },
+        { t: 'write', ino: 4, offset: 100, data: Buffer.alloc(10, 3), timeMs: Number.NaN },
+        { t: 'truncate', ino: 4, size: 10, timeMs: Number.NaN },
+      ),
+    );
+    assert.equal(refused.rejected.length, 3);
+    assert.ok(s.read(4, 0, 70_000).equals(Buffer.alloc(70_000, 1)));
     s.close();
   });
   it('many small writes to one block in one batch store the bytes written, cut to the size', async () => {
