@@ -1,4 +1,5 @@
 import type { Database, Statement } from 'better-sqlite3';
+import { TreeError } from '../tree/apply.js';
 import type { BlockMapTx, BlockRef } from '../tree/content.js';
 import type { Inode } from '../tree/inode.js';
 import type { Ino } from '../tree/ops.js';
@@ -77,7 +78,7 @@ export class SqliteMeta implements BlockMapTx {
   putInode(inode: Inode): void {
     // The row is written at finish(): refuse here what the table would refuse then, so a bad op
     // fails alone, not its whole batch.
-    if (!storable(inode)) throw new Error(`inode ${inode.ino}: not a storable inode`);
+    if (!storable(inode)) throw new TreeError('EINVAL', `inode ${inode.ino}: not a storable inode`);
     this.inodes.set(inode.ino, inode);
     this.dirtyInodes.add(inode.ino);
   }

@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AetherError } from '../errors.js';
-import { applyOp } from '../tree/apply.js';
+import { applyOp, TreeError } from '../tree/apply.js';
 import type { Inode } from '../tree/inode.js';
 import { MemoryMeta } from '../tree/meta.js';
 import { ROOT_INO, type Ino, type Op } from '../tree/ops.js';
@@ -156,7 +156,10 @@ export class Store {
           applied++;
           if (op.t === 'mknode' && op.ino > maxIno) maxIno = op.ino;
         } catch (err) {
-          rejected.push({ seq, error: err instanceof Error ? err.message : String(err) });
+          // Only the op's own refusal skips it: a store that cannot read a chunk or write a row
+          // fails the batch, which rolls back and is retried, instead of dropping the op.
+          if (!(err instanceof TreeError)) throw err;
+          rejected.push({ seq, error: err.message });
         }
         last = seq;
       }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readdirSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -146,6 +146,20 @@ describe('embedded store', () => {
     assert.ok(s.read(2, 0, want.length).equals(want));
     assert.ok(a.equals(Buffer.alloc(2 * 65_536, 1)) && c.equals(Buffer.alloc(65_536, 3)), 'the ops data is unchanged');
     assert.deepEqual(s.blocksOf(2).map(([idx, hash]) => [idx, s.chunks.get(hash).length]), [[0, 65_536], [1, 900]]);
+    s.close();
+  });
+  it('a store fault inside an op (a pack cut short) fails the whole batch instead of passing for a refused op', async () => {
+    const dir = tmp();
+    const s = Store.open(dir);
+    const data = Buffer.alloc(70_000, 1);
+    await s.applyBatch(batch({ t: 'mknode', parent: ROOT_INO, name: 'f', ino: 2, kind: 'file', mode: 0o644, uid: 0, gid: 0, timeMs: T }, { t: 'write', ino: 2, offset: 0, data, timeMs: T }));
+    const applied = s.appliedSeq;
+    for (const name of readdirSync(join(dir, 'packs'))) truncateSync(join(dir, 'packs', name), 0);
+    // The partial write needs the stored block: reading it fails, and with it the batch.
+    const b = batch({ t: 'mknode', parent: ROOT_INO, name: 'g', ino: 3, kind: 'file', mode: 0o644, uid: 0, gid: 0, timeMs: T }, { t: 'write', ino: 2, offset: 10, data: Buffer.alloc(5, 2), timeMs: T });
+    await assert.rejects(s.applyBatch(b), /shorter than its index/);
+    assert.equal(s.appliedSeq, applied);
+    assert.equal(s.getInode(3), undefined);
     s.close();
   });
   it('a rejected op is reported and does not block later ops', async () => {
