@@ -9,14 +9,8 @@ import assert from 'node:assert/strict';
 import { closeSync, fstatSync, fsyncSync, openSync, readFileSync, readSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { startMount, stopAll, stopCleanly, withKernelCaches, type MountProcess } from './harness.js';
+import { metric, startMount, stopAll, stopCleanly, withKernelCaches, type MountProcess } from './harness.js';
 
-async function metric(m: MountProcess, line: RegExp): Promise<number> {
-  const address = (JSON.parse(m.ctl(['status', '--json']).out) as { metrics_address: string }).metrics_address;
-  const text = await (await fetch(`http://${address}/metrics`)).text();
-  const found = text.split('\n').find((l) => line.test(l));
-  return found ? Number(found.split(' ').pop()) : 0;
-}
 const ackedWrites = (m: MountProcess) => metric(m, /^aether_fuse_acked_writes_total /);
 
 /** `n` bytes that differ from one call to the next. */

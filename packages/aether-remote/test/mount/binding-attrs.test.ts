@@ -10,15 +10,8 @@ import assert from 'node:assert/strict';
 import { appendFileSync, chmodSync, closeSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmdirSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { startMount, stopAll, stopCleanly, withKernelCaches, type MountProcess } from './harness.js';
+import { metric, startMount, stopAll, stopCleanly, withKernelCaches, type MountProcess } from './harness.js';
 import { manifest } from './manifest.js';
-
-async function metric(m: MountProcess, line: RegExp): Promise<number> {
-  const address = (JSON.parse(m.ctl(['status', '--json']).out) as { metrics_address: string }).metrics_address;
-  const text = await (await fetch(`http://${address}/metrics`)).text();
-  const found = text.split('\n').find((l) => line.test(l));
-  return found ? Number(found.split(' ').pop()) : 0;
-}
 
 const answers = (m: MountProcess) => metric(m, /^aether_fuse_binding_answers_total /);
 const absentAnswers = (m: MountProcess) => metric(m, /^aether_fuse_ops_total\{op="getattr",result="ENOENT"\}/);

@@ -145,6 +145,14 @@ export async function startMount(opts: StartOptions = {}): Promise<MountProcess>
 }
 
 /** The mount's `STATUS` reply (the fields the tests read). */
+/** The value of the first line of the mount's /metrics matching `line` (0 when none does). */
+export async function metric(m: MountProcess, line: RegExp): Promise<number> {
+  const address = (JSON.parse(m.ctl(['status', '--json']).out) as { metrics_address: string }).metrics_address;
+  const text = await (await fetch(`http://${address}/metrics`)).text();
+  const found = text.split('\n').find((l) => line.test(l));
+  return found ? Number(found.split(' ').pop()) : 0;
+}
+
 export interface MountStatus {
   state: string;
   sync: { state: string; backlog_entries: number; last_error: string | null };
