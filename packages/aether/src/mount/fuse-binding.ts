@@ -287,11 +287,15 @@ export function claimBindingAttrs(): BindingAttrs | null {
 }
 
 /**
- * Called with each write the binding acknowledged in a FUSE thread, in order (FUSE.md "Writes
- * acknowledged by the binding"): `data` is valid only during the call, `seconds` is how long the
- * binding took to answer. It must not throw.
+ * Takes the writes the binding acknowledged in a FUSE thread (FUSE.md "Writes acknowledged by the
+ * binding"). Neither method may throw.
  */
-export type AckedWriteHandler = (path: string, fh: number, data: Buffer, offset: number, seconds: number) => void;
+export interface AckedWriteHandler {
+  /** Each write, in order: `data` is valid only during the call, `seconds` is how long the binding took to answer. */
+  write(path: string, fh: number, data: Buffer, offset: number, seconds: number): void;
+  /** After each run of writes, once none waits (the binding takes attributes in again only then). */
+  settled(): void;
+}
 
 /** The binding's acknowledged writes, for the mount that holds the BindingAttrs. */
 export interface AckedWrites {
@@ -308,8 +312,9 @@ export function ackedWrites(handler: AckedWriteHandler): AckedWrites {
   const drain = (): void => {
     for (let e = nativeAddon.fuse_native_acked_next(); e !== null; e = nativeAddon.fuse_native_acked_next()) {
       const [path, fh, data, offset, seconds] = e;
-      handler(path, fh, Buffer.from(data.buffer, data.byteOffset, data.byteLength), offset, seconds);
+      handler.write(path, fh, Buffer.from(data.buffer, data.byteOffset, data.byteLength), offset, seconds);
     }
+    handler.settled();
   };
   nativeAddon.fuse_native_acked_setup(drain);
   return {

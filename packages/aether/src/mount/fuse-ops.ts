@@ -52,21 +52,29 @@ function handOver(vfs: Vfs, attrs: BindingAttrs, path: string, complete: boolean
 }
 
 /**
- * Takes a write the binding acknowledged (FUSE.md "Writes acknowledged by the binding"): counted
- * and timed as a write (the time the binding took to answer), then its attributes handed over as
- * after any write (the binding takes them only once JS has every acknowledged write).
+ * Takes the writes the binding acknowledged (FUSE.md "Writes acknowledged by the binding"): each
+ * counted and timed as a write (the time the binding took to answer); once a run of them is
+ * taken, the attributes of the files they wrote are handed over as after any write (the binding
+ * refuses attributes while an acknowledged write waits, so not after each).
  */
 export function ackedWriteHandler(vfs: Vfs, metrics: FuseMetrics, attrs: BindingAttrs | null): AckedWriteHandler {
-  return (path, fh, data, offset, seconds) => {
-    try {
-      vfs.writeAcked(fh, offset, data);
-      metrics.ops.inc({ op: 'write', result: 'ok' });
-    } catch (err) {
-      // Logged by the Vfs, and the next fsync fails: the program was told it succeeded.
-      metrics.ops.inc({ op: 'write', result: resultOf(err) });
-    }
-    metrics.latency.observe({ op: 'write' }, seconds);
-    if (attrs) handOver(vfs, attrs, path, false);
+  const written = new Set<string>();
+  return {
+    write(path, fh, data, offset, seconds) {
+      try {
+        vfs.writeAcked(fh, offset, data);
+        metrics.ops.inc({ op: 'write', result: 'ok' });
+      } catch (err) {
+        // Logged by the Vfs, and the next fsync fails: the program was told it succeeded.
+        metrics.ops.inc({ op: 'write', result: resultOf(err) });
+      }
+      metrics.latency.observe({ op: 'write' }, seconds);
+      if (attrs) written.add(path);
+    },
+    settled() {
+      if (attrs) for (const path of written) handOver(vfs, attrs, path, false);
+      written.clear();
+    },
   };
 }
 

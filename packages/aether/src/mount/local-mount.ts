@@ -234,7 +234,7 @@ export class LocalMount {
     if (!attrGuard) this.log('attribute caching is off: the patched binding could not hook libfuse here (FUSE.md), so every stat costs a round trip');
     const bindingAttrs = kernelCache.bindingAttrs ? claimBindingAttrs() : null;
     // Writes acknowledged in the binding go with its attributes (one mount per process).
-    const acked = bindingAttrs ? ackedWrites((...a) => ackedHandler(...a)) : null;
+    const acked = bindingAttrs ? ackedWrites({ write: (...a) => ackedHandler.write(...a), settled: () => ackedHandler.settled() }) : null;
     const fuseMetrics = new FuseMetrics(this.registry, bindingAttrs, acked);
     const ackedHandler = ackedWriteHandler(vfs, fuseMetrics, bindingAttrs);
     if (acked) this.openAckedWindow(acked, vfs);
