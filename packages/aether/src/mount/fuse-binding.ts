@@ -193,10 +193,6 @@ const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp
   fuse_native_attrs_hits(): number;
   fuse_native_attrs_absent(): number;
   fuse_native_attrs_bind(thread: Buffer | null): void;
-  fuse_native_acked_setup(drain: () => void): void;
-  fuse_native_acked_window(bytes: number): void;
-  fuse_native_acked_next(): [string, number, Uint8Array, number, number] | null;
-  fuse_native_acked_total(): number;
 };
 
 /**
@@ -283,44 +279,6 @@ export function claimBindingAttrs(): BindingAttrs | null {
       bindAttrs(null);
       attrsClaimed = false;
     },
-  };
-}
-
-/**
- * Takes the writes the binding acknowledged in a FUSE thread (FUSE.md "Writes acknowledged by the
- * binding"). Neither method may throw.
- */
-export interface AckedWriteHandler {
-  /** Each write, in order: `data` is valid only during the call, `seconds` is how long the binding took to answer. */
-  write(path: string, fh: number, data: Buffer, offset: number, seconds: number): void;
-  /** After each run of writes, once none waits (the binding takes attributes in again only then). */
-  settled(): void;
-}
-
-/** The binding's acknowledged writes, for the mount that holds the BindingAttrs. */
-export interface AckedWrites {
-  /** Bytes that may wait for JS (at most 256 writes); 0 stops acknowledging. */
-  setWindow(bytes: number): void;
-  /** Hands every write waiting now to the handler, in order (the binding also does before each request it passes to JS). */
-  drain(): void;
-  /** Writes acknowledged so far in this process. */
-  total(): number;
-}
-
-/** Installs `handler` for the writes the binding acknowledges; it acknowledges none until a window is set. */
-export function ackedWrites(handler: AckedWriteHandler): AckedWrites {
-  const drain = (): void => {
-    for (let e = nativeAddon.fuse_native_acked_next(); e !== null; e = nativeAddon.fuse_native_acked_next()) {
-      const [path, fh, data, offset, seconds] = e;
-      handler.write(path, fh, Buffer.from(data.buffer, data.byteOffset, data.byteLength), offset, seconds);
-    }
-    handler.settled();
-  };
-  nativeAddon.fuse_native_acked_setup(drain);
-  return {
-    setWindow: (bytes) => nativeAddon.fuse_native_acked_window(bytes),
-    drain,
-    total: () => nativeAddon.fuse_native_acked_total(),
   };
 }
 

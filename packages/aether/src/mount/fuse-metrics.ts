@@ -15,7 +15,7 @@ export class FuseMetrics {
   readonly ops: Counter<'op' | 'result'>;
   readonly latency: Histogram<'op'>;
 
-  constructor(registry: Registry, binding?: BindingAnswers | null, acked?: { total(): number } | null) {
+  constructor(registry: Registry, binding?: BindingAnswers | null) {
     let counted = binding?.hits() ?? 0;
     let countedAbsent = binding?.absent() ?? 0;
     const ops = (this.ops = new Counter({
@@ -42,18 +42,6 @@ export class FuseMetrics {
         collect() {
           this.reset();
           this.inc(binding.hits() + binding.absent() - answered);
-        },
-      });
-    }
-    if (acked) {
-      const before = acked.total();
-      new Counter({
-        name: 'aether_fuse_acked_writes_total',
-        help: 'Writes the binding acknowledged in the FUSE thread and handed to the journal after the reply (also counted in aether_fuse_ops_total{op="write"})',
-        registers: [registry],
-        collect() {
-          this.reset();
-          this.inc(acked.total() - before);
         },
       });
     }

@@ -2,7 +2,7 @@ import { constants as fsFlags } from 'node:fs';
 import { posix } from 'node:path';
 import type { Inode } from '../tree/inode.js';
 import { typeBits } from '../tree/inode.js';
-import type { AckedWriteHandler, BindingAttrs, FuseHandlers, FuseStat, FuseStatfs, FuseTime } from './fuse-binding.js';
+import type { BindingAttrs, FuseHandlers, FuseStat, FuseStatfs, FuseTime } from './fuse-binding.js';
 import type { FuseMetrics } from './fuse-metrics.js';
 import { FsError, type Vfs } from './vfs.js';
 
@@ -41,43 +41,6 @@ function resultOf(err: unknown): string {
   return 'EIO';
 }
 
-/** Hands the current attributes of `path` to the binding, unless it has several names. */
-function handOver(vfs: Vfs, attrs: BindingAttrs, path: string, complete: boolean): void {
-  try {
-    const inode = vfs.getattr(path);
-    if (inode.kind === 'dir' || (inode.nlink <= 1 && !vfs.hasHiddenName(inode.ino))) attrs.put(path, toStat(inode, vfs.allocatedBytes(inode.ino)), complete);
-  } catch {
-    // Gone meanwhile: libfuse asks JS, which answers ENOENT.
-  }
-}
-
-/**
- * Takes the writes the binding acknowledged (FUSE.md "Writes acknowledged by the binding"): each
- * counted and timed as a write (the time the binding took to answer); once a run of them is
- * taken, the attributes of the files they wrote are handed over as after any write (the binding
- * refuses attributes while an acknowledged write waits, so not after each).
- */
-export function ackedWriteHandler(vfs: Vfs, metrics: FuseMetrics, attrs: BindingAttrs | null): AckedWriteHandler {
-  const written = new Set<string>();
-  return {
-    write(path, fh, data, offset, seconds) {
-      try {
-        vfs.writeAcked(fh, offset, data);
-        metrics.ops.inc({ op: 'write', result: 'ok' });
-      } catch (err) {
-        // Logged by the Vfs, and the next fsync fails: the program was told it succeeded.
-        metrics.ops.inc({ op: 'write', result: resultOf(err) });
-      }
-      metrics.latency.observe({ op: 'write' }, seconds);
-      if (attrs) written.add(path);
-    },
-    settled() {
-      if (attrs) for (const path of written) handOver(vfs, attrs, path, false);
-      written.clear();
-    },
-  };
-}
-
 /**
  * The FUSE handlers, mapped onto the Vfs; each reply is timed and counted by operation and result.
  * Left out on purpose: the extended-attribute calls, flush, opendir and releasedir. libfuse then
@@ -114,7 +77,14 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
         if (!(err instanceof FsError && err.code !== 'EIO')) attrs.clear();
         throw err;
       }
-      for (const path of p.put ?? []) handOver(vfs, attrs, path, path === p.emptyDir);
+      for (const path of p.put ?? []) {
+        try {
+          const inode = vfs.getattr(path);
+          if (inode.kind === 'dir' || (inode.nlink <= 1 && !vfs.hasHiddenName(inode.ino))) attrs.put(path, toStat(inode, vfs.allocatedBytes(inode.ino)), path === p.emptyDir);
+        } catch {
+          // Gone meanwhile: libfuse asks JS, which answers ENOENT.
+        }
+      }
       if (p.gone !== undefined) attrs.forget(p.gone);
       return r;
     };

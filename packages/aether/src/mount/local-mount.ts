@@ -20,10 +20,9 @@ import { decodeOp, OP_RECORD_TYPE, type Ino } from '../tree/ops.js';
 import { cacheClear, cacheInspect } from './commands/cache.js';
 import type { RemoteBackend, SyncDrain } from './backend.js';
 import { LocalDrain } from './drain.js';
-import { AckedWriteWindow } from './acked-writes.js';
-import { ackedWrites, callerContext, claimBindingAttrs, FuseMount, guardHardLinkAttributes, setAttributesUncached, type AckedWrites } from './fuse-binding.js';
+import { callerContext, claimBindingAttrs, FuseMount, guardHardLinkAttributes, setAttributesUncached } from './fuse-binding.js';
 import { FuseMetrics } from './fuse-metrics.js';
-import { ackedWriteHandler, fuseHandlers } from './fuse-ops.js';
+import { fuseHandlers } from './fuse-ops.js';
 import { Vfs } from './vfs.js';
 
 /** What the kernel and the binding may keep of the tree, by mode. */
@@ -63,13 +62,6 @@ function tuneHeapGrowth(): void {
   setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
 }
 
-/**
- * Bytes of writes the binding may acknowledge before JS has taken them (FUSE.md "Writes
- * acknowledged by the binding"): the program's next request no longer waits for JS, and JS takes
- * them in batches. Bounds the memory they hold and how far past a threshold they may go.
- */
-const ACKED_WINDOW_BYTES = 4 * 1024 * 1024;
-
 /** Programs count as using the mount for this long after a request (the local drain waits for a pause). */
 const BUSY_WINDOW_MS = 50;
 
@@ -78,8 +70,6 @@ export interface LocalMountOptions {
   config: ConfigStore;
   allowOther?: boolean;
   log?: (line: string) => void;
-  /** Bytes of writes the binding may acknowledge before JS takes them (0: none); default ACKED_WINDOW_BYTES. */
-  ackedWindowBytes?: number;
   /** Sync through a remote committed tree (a hub) instead of the embedded store. */
   remote?: RemoteBackend;
 }
@@ -106,7 +96,6 @@ export class LocalMount {
   private drain: SyncDrain | undefined;
   private vfs: Vfs | undefined;
   private fuse: FuseMount | undefined;
-  private ackedWindow: AckedWriteWindow | undefined;
   /** When the last FUSE request reached JS (performance.now()). */
   private lastRequestMs = -Infinity;
   private readonly cleanups: (() => void)[] = [];
@@ -233,14 +222,9 @@ export class LocalMount {
     const attrGuard = guardHardLinkAttributes();
     if (!attrGuard) this.log('attribute caching is off: the patched binding could not hook libfuse here (FUSE.md), so every stat costs a round trip');
     const bindingAttrs = kernelCache.bindingAttrs ? claimBindingAttrs() : null;
-    // Writes acknowledged in the binding go with its attributes (one mount per process).
-    const acked = bindingAttrs ? ackedWrites({ write: (...a) => ackedHandler.write(...a), settled: () => ackedHandler.settled() }) : null;
-    const fuseMetrics = new FuseMetrics(this.registry, bindingAttrs, acked);
-    const ackedHandler = ackedWriteHandler(vfs, fuseMetrics, bindingAttrs);
-    if (acked) this.openAckedWindow(acked, vfs);
     const fuse = (this.fuse = new FuseMount(
       this.mountpoint,
-      fuseHandlers(vfs, fuseMetrics, { statfs: () => this.diskStats() }, { caller: callerContext }, bindingAttrs),
+      fuseHandlers(vfs, new FuseMetrics(this.registry, bindingAttrs), { statfs: () => this.diskStats() }, { caller: callerContext }, bindingAttrs),
       {
         fsname: 'aether',
         subtype: 'aether',
@@ -268,32 +252,8 @@ export class LocalMount {
     ));
     const { staleCleaned } = await fuse.mount();
     if (staleCleaned) this.log(`cleaned a stale mount left at ${this.mountpoint} by a crashed process`);
-    this.ackedWindow?.refresh();
     Object.assign(handlers, this.controlHandlers());
     this.state = 'online';
-  }
-
-  /** The window of writes the binding acknowledges, refreshed whenever what bounds it changes. */
-  private openAckedWindow(acked: AckedWrites, vfs: Vfs): void {
-    const journal = this.journal!;
-    const cache = this.cache!;
-    const coordinator = this.coordinator!;
-    const w = (this.ackedWindow = new AckedWriteWindow(
-      acked,
-      {
-        get stopped() {
-          return vfs.stopped;
-        },
-        policy: () => journal.syncSettings.policy,
-        journalFailed: () => journal.failed !== null,
-        room: () => coordinator.room(),
-        dirtyRoom: () => cache.dirtyRoom(),
-      },
-      this.opts.ackedWindowBytes ?? ACKED_WINDOW_BYTES,
-    ));
-    const refresh = (): void => w.refresh();
-    // After the coordinator's own listeners (registered first), so the gate is current.
-    this.cleanups.push(journal.onPendingChange(refresh), cache.onCachePressureChange(refresh), coordinator.gate.onChange(refresh));
   }
 
   /** Re-applies journal entries not yet in the store to the view and the cache; returns the inodes they change by number. */
@@ -341,8 +301,6 @@ export class LocalMount {
       'CACHE CLEAR': () => cacheClear({ cache, backpressure }),
       'JOURNAL INSPECT': async () => ({ ...(await inspectJournal({ stateDir: this.stateDir })), live: { ...journal.pending(), committed_seq: journal.committedSeq, durable_seq: journal.durableSeq, last_seq: journal.lastSeq } }),
       'JOURNAL FLUSH': async () => {
-        // Writes already acknowledged are covered too.
-        this.ackedWindow?.drain();
         await journal.flush();
         return { flushed: true, durable_seq: journal.durableSeq };
       },
@@ -367,7 +325,6 @@ export class LocalMount {
       throw new Error(`reload failed, running configuration kept: ${r.problems.join('; ')}`);
     }
     for (const w of r.warnings) this.log(`warning: ${w}`);
-    this.ackedWindow?.refresh();
     if (r.restartRequired.length) this.log(`changed settings that need a restart: ${r.restartRequired.join(', ')}`);
     return { reloaded: true, changed_sections: r.changed, restart_required: r.restartRequired, warnings: r.warnings, observer_errors: r.observerErrors };
   }
@@ -380,8 +337,6 @@ export class LocalMount {
     this.stopping ??= (async () => {
       this.state = 'stopping';
       this.opts.remote?.stopping();
-      // Writes the binding acknowledged were promised: they go in before writes stop.
-      this.ackedWindow?.close();
       this.vfs?.stopWrites();
       this.coordinator?.gate.close('the mount is stopping');
       if (this.drain) {
@@ -421,8 +376,6 @@ export class LocalMount {
     };
     // unmountWithin skips a mount that never mounted (a refused, non-empty or busy mount point).
     await step('unmount', () => this.unmountWithin(10_000));
-    // A write acknowledged while the window closed is taken now, before the journal closes.
-    await step('acknowledged writes', () => this.ackedWindow?.close());
     await step('drain', () => this.drain?.close());
     for (const c of this.cleanups.splice(0)) c();
     await step('journal', () => this.journal?.close());

@@ -20,7 +20,7 @@ export interface DirtyReservationPort {
 /** What the file system needs of the cache (`FileCache`). Dirty data is tagged with its journal sequence. */
 export interface CachePort {
   /** The dirty-quota check, before the journal append: throws (errno ENOSPC) and changes nothing, or holds the bytes. */
-  reserveDirty(ino: Ino, offset: number, length: number, opts?: { force?: boolean }): DirtyReservationPort;
+  reserveDirty(ino: Ino, offset: number, length: number): DirtyReservationPort;
   write(ino: Ino, offset: number, data: Buffer, seq: number, opts?: { reservation?: DirtyReservationPort; replay?: boolean }): Promise<void>;
   /**
    * Bytes held for [offset, offset+length): cached bytes, the holes to fetch, and a token for

@@ -98,8 +98,6 @@ export class Vfs {
   private nextFh = 1;
   private maxIno: number;
   private writesStopped = false;
-  /** A write the binding acknowledged and the Vfs could not take: the next fsync fails with EIO. */
-  private ackedLost: unknown = null;
 
   constructor(private readonly d: VfsDeps) {
     this.maxIno = d.maxIno;
@@ -220,8 +218,8 @@ export class Vfs {
    * and `manual` the durability contract covers only flushed writes, so it does not wait for the
    * OS write either, but still fails at once if the journal has already failed or closed.
    */
-  private mutateAsync(op: Op, opts?: { acknowledged?: boolean }): { seq: number; acked: Promise<unknown>; payload: Buffer } {
-    if (this.writesStopped && op.t !== 'forget' && !opts?.acknowledged) throw new FsError('EROFS', 'the mount is stopping');
+  private mutateAsync(op: Op): { seq: number; acked: Promise<unknown>; payload: Buffer } {
+    if (this.writesStopped && op.t !== 'forget') throw new FsError('EROFS', 'the mount is stopping');
     try {
       applyOp(this.d.view, op, { keepOrphans: true });
     } catch (err) {
@@ -500,48 +498,8 @@ export class Vfs {
     return data.length;
   }
 
-  /**
-   * A write the binding acknowledged before JS saw it (FUSE.md "Writes acknowledged by the
-   * binding"): the path of `write`, but nothing may refuse it any more. The binding acknowledges
-   * only while the gate is open with room for its window below every high-water mark and under
-   * the dirty quota, and not under `immediate`; so it passes the gate and the quota (by at most
-   * the window) and is taken while writes stop. Synchronous: `data` is valid only during the call.
-   * A failure is logged, and the next `fsync(2)` answers EIO.
-   */
-  writeAcked(fh: number, offset: number, data: Buffer): void {
-    try {
-      const h = this.handle(fh);
-      const at = h.flags & O_APPEND ? this.inode(h.ino).size : offset;
-      const reservation = this.d.cache.reserveDirty(h.ino, at, data.length, { force: true });
-      let op: { seq: number; acked: Promise<unknown>; payload: Buffer };
-      try {
-        op = this.mutateAsync({ t: 'write', ino: h.ino, offset: at, data, timeMs: this.now() }, { acknowledged: true });
-      } catch (err) {
-        reservation.release();
-        throw err;
-      }
-      const copy = op.payload.subarray(op.payload.length - data.length);
-      this.d.cache.write(h.ino, at, copy, op.seq, { reservation }).catch((err: unknown) => this.cacheFailed(h.ino, op.seq, err));
-      op.acked.catch(() => undefined);
-    } catch (err) {
-      this.ackedLost ??= err;
-      this.d.log(`a write of ${data.length} bytes at ${offset} (handle ${fh}) acknowledged by the binding was lost: ${String(err)}`);
-      throw err;
-    }
-  }
-
-  /** True while writes stop (`stopWrites`). */
-  get stopped(): boolean {
-    return this.writesStopped;
-  }
-
   /** `fsync(2)`: the file's data is durable whatever the sync policy. */
   async fsync(): Promise<void> {
-    const lost = this.ackedLost;
-    if (lost !== null) {
-      this.ackedLost = null;
-      throw new FsError('EIO', `a write acknowledged before it reached the journal was lost: ${String(lost)}`);
-    }
     await this.d.journal.flush();
   }
 

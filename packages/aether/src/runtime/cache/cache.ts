@@ -215,25 +215,19 @@ export class FileCache implements CachePressureSource {
     return () => this.listeners.delete(listener);
   }
 
-  /** Bytes writes may still dirty before the dirty quota refuses them. */
-  dirtyRoom(): number {
-    return this.dirtyMaxBytes - this.dirtyTotal - this.reservedTotal;
-  }
-
   // ---- writes ----------------------------------------------------------------------------------
 
   /**
    * Checks the dirty quota for a write of [offset, offset + length) and holds the bytes it would
    * add, so the journal append that follows cannot be overtaken by another writer. Throws
-   * CACHE_DIRTY_QUOTA (ENOSPC) and changes nothing when the write would pass the quota, unless
-   * `force` (a write already acknowledged, which may pass it by a bounded amount).
+   * CACHE_DIRTY_QUOTA (ENOSPC) and changes nothing when the write would pass the quota.
    */
-  reserveDirty(fileId: number, offset: number, length: number, opts?: { force?: boolean }): DirtyReservation {
+  reserveDirty(fileId: number, offset: number, length: number): DirtyReservation {
     this.assertOpen();
     assertCount('fileId', fileId);
     this.assertRange(offset, length);
     const adds = this.notDirtyIn(fileId, offset, length);
-    if (adds > 0 && !opts?.force && this.dirtyTotal + this.reservedTotal + adds > this.dirtyMaxBytes) {
+    if (adds > 0 && this.dirtyTotal + this.reservedTotal + adds > this.dirtyMaxBytes) {
       this.metrics.dirtyQuotaRejections.inc();
       throw new AetherError('CACHE_DIRTY_QUOTA', `cache dirty quota reached: ${this.dirtyTotal} dirty + ${adds} would pass ${this.dirtyMaxBytes} bytes`, {
         errno: 'ENOSPC',

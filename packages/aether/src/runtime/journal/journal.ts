@@ -137,11 +137,6 @@ export class Journal implements JournalPendingSource {
     return this.appendedBytes - this.writer.durableBytesTotal;
   }
 
-  /** Why the journal stopped taking records (a write or segment creation failed), or null. */
-  get failed(): AetherError | null {
-    return this.writer.failed;
-  }
-
   get syncSettings(): Readonly<SyncSettings> {
     return this.controller.settings;
   }

@@ -110,27 +110,6 @@ export class BackpressureCoordinator {
     this.evaluate();
   }
 
-  /**
-   * How much more may be appended before a high-water mark engages the gate, as of the last
-   * evaluation: bytes (journal pending, cache dirty, cache disk free) and journal entries.
-   * Infinity where no mark is set; 0 while engaged.
-   */
-  room(): { bytes: number; entries: number } {
-    if (this.engaged) return { bytes: 0, entries: 0 };
-    const t = this.thresholdsNow;
-    let bytes = Infinity;
-    let entries = Infinity;
-    if (this.journal) {
-      if (t.journal_high_water_bytes > 0) bytes = Math.min(bytes, t.journal_high_water_bytes - this.journalIn.pendingBytes);
-      if (t.journal_high_water_entries > 0) entries = t.journal_high_water_entries - this.journalIn.pendingEntries;
-    }
-    if (this.cache) {
-      if (t.cache_dirty_high_water_bytes > 0) bytes = Math.min(bytes, t.cache_dirty_high_water_bytes - this.cacheIn.dirtyBytes);
-      if (t.cache_min_free_bytes > 0 && this.cacheIn.diskFreeBytes !== null) bytes = Math.min(bytes, this.cacheIn.diskFreeBytes - t.cache_min_free_bytes);
-    }
-    return { bytes: Math.max(0, bytes), entries: Math.max(0, entries) };
-  }
-
   /** Recomputes the state from the current inputs. Cheap: a few comparisons when nothing changes. */
   evaluate(): void {
     if (this.closed) return;

@@ -27,7 +27,6 @@ export class WriteGate {
   private open = true;
   private closedError: AetherError | null = null;
   private queue: Waiter[] = [];
-  private readonly listeners = new Set<(open: boolean) => void>();
 
   constructor(private readonly opts: GateOptions) {}
 
@@ -51,18 +50,11 @@ export class WriteGate {
     });
   }
 
-  /** `listener(open)` after each change of state. */
-  onChange(listener: (open: boolean) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
   /** Opens or shuts the gate; opening releases every waiter, oldest first. Used by the coordinator. */
   setOpen(open: boolean): void {
     if (this.closedError || open === this.open) return;
     this.open = open;
     if (open) this.releaseAll();
-    for (const l of this.listeners) l(open);
   }
 
   /** Shuts the gate for good: queued and future writers are rejected with BACKPRESSURE_CLOSED (EIO). */
@@ -70,7 +62,6 @@ export class WriteGate {
     if (this.closedError) return;
     this.closedError = new AetherError('BACKPRESSURE_CLOSED', reason, { errno: 'EIO' });
     this.open = false;
-    for (const l of this.listeners) l(false);
     const waiters = this.queue;
     this.queue = [];
     for (const w of waiters) w.reject(this.closedError);
