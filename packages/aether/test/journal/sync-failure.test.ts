@@ -131,6 +131,20 @@ describe('failed writes', () => {
     });
   }
 
+  it('after a failed write every explicit flush fails: appends answered before it may be lost', async () => {
+    const { journal, fs } = await openMemoryJournal(interval(5, 0));
+    fs.hooks.write = () => {
+      throw Object.assign(new Error('EIO: i/o error'), { code: 'EIO' });
+    };
+    // What the mount does under `interval`: the write is answered once its record is placed.
+    const lost = journal.append(1, Buffer.alloc(100 * 1024, 'x'));
+    lost.catch(() => undefined);
+    await assert.rejects(lost, { code: 'JOURNAL_WRITE_FAILED' });
+    fs.hooks.write = undefined;
+    for (let i = 0; i < 2; i++) await assert.rejects(journal.flush(), (err) => isAetherError(err, 'JOURNAL_WRITE_FAILED') && err.errno === 'EIO', `flush ${i + 1}`);
+    await journal.close();
+  });
+
   it('an append waiting for its fsync when a segment cannot be created is rejected', async () => {
     const { journal, fs } = await openMemoryJournal(immediate(), { segmentBytes: 4096 });
     await journal.append(1, Buffer.alloc(3000));

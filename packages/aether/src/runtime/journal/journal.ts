@@ -170,9 +170,16 @@ export class Journal implements JournalPendingSource {
     return done;
   }
 
-  /** An explicit flush (reason `manual`): resolves once everything appended before it is durable. */
+  /**
+   * An explicit flush (reason `manual`): resolves once everything appended before it is durable.
+   * Once a write has failed it rejects with that failure, every time: records appended before it
+   * but never written are gone, and under `interval` and `manual` their appends may already have
+   * been answered, so no flush (an `fsync(2)`) may report them durable.
+   */
   flush(): Promise<void> {
     if (this.closing) return Promise.reject(new AetherError('JOURNAL_CLOSED', 'the journal is closed'));
+    const failure = this.writer.failed;
+    if (failure) return Promise.reject(failure);
     return this.controller.flush('manual');
   }
 
