@@ -4,6 +4,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Database, Statement } from 'better-sqlite3';
 import { AetherError } from '../errors.js';
+import { skipBytes } from '../runtime/infra/buffers.js';
 
 /** A pack is closed for appends once it reaches this size. */
 export const PACK_BYTES_MAX = 64 * 1024 * 1024;
@@ -24,6 +25,8 @@ export class ChunkStore {
   private readonly st: Record<'get' | 'put' | 'live' | 'dropDead' | 'packs' | 'packLive', Statement>;
   private readonly readFds = new Map<number, number>();
   private pack: { n: number; size: number } | undefined;
+  /** The pack whose name this process has made durable (a directory fsync after creating it). */
+  private dirSyncedFor: number | undefined;
 
   constructor(
     readonly dir: string,
@@ -77,19 +80,32 @@ export class ChunkStore {
   async putMany(chunks: ReadonlyMap<string, Buffer>): Promise<void> {
     const todo = [...chunks].filter(([hash]) => !this.has(hash));
     if (todo.length === 0) return;
-    const { n, size } = this.currentPack();
+    const { n } = this.currentPack();
     const fh = await open(this.packPath(n), 'a');
     let end: number;
     try {
       // The real end of the file: a crash may have left an unindexed tail, which stays unused.
       const offset0 = (await fh.stat()).size;
-      await fh.writev(todo.map(([, data]) => data));
+      let pending = todo.map(([, data]) => data);
+      let remaining = pending.reduce((sum, b) => sum + b.length, 0);
+      while (remaining > 0) {
+        // A disk filling up ends a writev short without an error; the next one reports it.
+        const { bytesWritten } = await fh.writev(pending);
+        if (bytesWritten <= 0) throw new AetherError('STORE_WRITE_FAILED', `pack ${n}: a write made no progress with ${remaining} bytes to go`);
+        remaining -= bytesWritten;
+        if (remaining > 0) pending = skipBytes(pending, bytesWritten);
+      }
       await fh.datasync();
       end = offset0;
     } finally {
       await fh.close();
     }
-    if (size === 0) await syncDir(this.dir);
+    // The pack's name must be durable before its chunks are indexed: a pack made by a process
+    // killed before this point is synced by the next one to write to it.
+    if (this.dirSyncedFor !== n) {
+      await syncDir(this.dir);
+      this.dirSyncedFor = n;
+    }
     let offset = end;
     for (const [hash, data] of todo) {
       this.st.put.run(hash, n, offset, data.length);

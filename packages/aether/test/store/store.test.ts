@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readdirSync, truncateSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { cpSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -162,6 +164,33 @@ describe('embedded store', () => {
     assert.equal(s.getInode(3), undefined);
     s.close();
   });
+  it('a pack write the disk cuts short fails its batch: nothing is applied, and the store works once there is room', async () => {
+    // The packs on a 1 MiB tmpfs: a 1.4 MiB write fills it, and writev reports the bytes it wrote
+    // without an error (the next call fails with ENOSPC). Needs root, as the mount tests do.
+    const dir = tmp();
+    const disk = join(dir, 'disk');
+    mkdirSync(disk);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', disk]);
+    try {
+      mkdirSync(join(dir, 'st'));
+      symlinkSync(disk, join(dir, 'st', 'packs'));
+      const s = Store.open(join(dir, 'st'));
+      const big = randomBytes(1400 * 1024);
+      const first = batch({ t: 'mknode', parent: ROOT_INO, name: 'f', ino: 2, kind: 'file', mode: 0o644, uid: 1, gid: 1, timeMs: T }, { t: 'write', ino: 2, offset: 0, data: big, timeMs: T });
+      await assert.rejects(s.applyBatch(first), (err: NodeJS.ErrnoException) => err.code === 'ENOSPC' || err.code === 'STORE_WRITE_FAILED');
+      assert.equal(s.appliedSeq, 0, 'the batch is not applied');
+      assert.equal(s.getInode(2), undefined);
+      // Room again (the drain retries the same batch): it applies whole.
+      for (const f of readdirSync(disk)) truncateSync(join(disk, f), 0);
+      const small = randomBytes(300 * 1024);
+      await s.applyBatch(first.map((o) => (o.op.t === 'write' ? { ...o, op: { ...o.op, data: small } } : o)));
+      assert.ok(s.read(2, 0, small.length).equals(small));
+      s.close();
+    } finally {
+      execFileSync('umount', [disk]);
+    }
+  });
+
   it('a rejected op is reported and does not block later ops', async () => {
     const s = Store.open(tmp());
     const r = await s.applyBatch(batch({ t: 'rmdir', parent: ROOT_INO, name: 'missing', timeMs: T }, { t: 'mknode', parent: ROOT_INO, name: 'ok', ino: 2, kind: 'dir', mode: 0o755, uid: 0, gid: 0, timeMs: T }));

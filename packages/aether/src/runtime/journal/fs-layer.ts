@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { skipBytes } from '../infra/buffers.js';
 
 /**
  * The file operations the journal needs, injected so tests can simulate failing fsyncs and
@@ -44,20 +45,6 @@ export interface JournalFs {
 
 function callback<T>(fn: (cb: (err: NodeJS.ErrnoException | null, value: T) => void) => void): Promise<T> {
   return new Promise((resolve, reject) => fn((err, value) => (err ? reject(err) : resolve(value))));
-}
-
-/** Drops the first `n` bytes of a buffer list (after a short write). */
-function skipBytes(buffers: readonly Buffer[], n: number): Buffer[] {
-  const rest: Buffer[] = [];
-  let skip = n;
-  for (const b of buffers) {
-    if (skip >= b.length) skip -= b.length;
-    else {
-      rest.push(skip > 0 ? b.subarray(skip) : b);
-      skip = 0;
-    }
-  }
-  return rest;
 }
 
 class NodeJournalFile implements JournalFile {
