@@ -215,8 +215,8 @@ export class Vfs {
   /**
    * Like `mutate`, but hands back the sequence number at once, for ops that update the cache.
    * `acked` follows the sync policy: under `immediate` it waits for the fsync; under `interval`
-   * and `manual` the durability contract covers only flushed writes, so it does not wait for the
-   * OS write either, but still fails at once if the journal has already failed or closed.
+   * and `manual` for the record to be in the OS (the journal writes it in the same turn), so a
+   * journal write that fails fails the operation instead of losing it unseen.
    */
   private mutateAsync(op: Op): { seq: number; acked: Promise<unknown>; payload: Buffer } {
     if (this.writesStopped && op.t !== 'forget') throw new FsError('EROFS', 'the mount is stopping');
@@ -230,9 +230,7 @@ export class Vfs {
     // The payload is this op's own (encodeOp), never changed: the journal writes it without a copy.
     const appended = this.d.journal.append(OP_RECORD_TYPE, payload, { owned: true });
     const seq = this.d.journal.lastSeq;
-    if (this.d.journal.syncSettings.policy === 'immediate') return { seq, acked: appended, payload };
-    appended.catch((err: unknown) => this.d.log(`journal append ${seq} failed after it was acknowledged: ${String(err)}`));
-    return { seq, acked: Promise.race([appended, Promise.resolve()]), payload };
+    return { seq, acked: appended, payload };
   }
 
   /** A cache update that failed after its journal append: never serve what the cache may have lost. */

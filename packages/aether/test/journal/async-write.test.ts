@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ASYNC_WRITE_BYTES } from '../../src/runtime/journal/writer.js';
 import { collect, immediate, interval, latch, manual, openDiskJournal, openMemoryJournal, settle, tempStateDir } from './helpers.js';
 
-const big = (seq: number): Buffer => Buffer.alloc(ASYNC_WRITE_BYTES + 1000, seq % 251);
+/** A FUSE write's worth of data, and more. */
+const big = (seq: number): Buffer => Buffer.alloc(129 * 1024, seq % 251);
 const small = (seq: number): Buffer => Buffer.from(`small record ${seq}`);
 
-describe('large batches written on the thread pool', () => {
+describe('large records', () => {
   it('large and small records interleaved land in order, on disk, and come back byte for byte', async () => {
     const dir = tempStateDir();
     const journal = await openDiskJournal(dir, interval(5, 0), { segmentBytes: 1 << 20 });

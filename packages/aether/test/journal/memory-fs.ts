@@ -93,16 +93,6 @@ export class MemoryFs implements JournalFs {
         this.hooks.write?.(path);
         f.write(Buffer.concat(buffers), position);
       },
-      writev: async (buffers, position) => {
-        // Copied at the call, as the kernel would; lands after a turn of the event loop.
-        const data = Buffer.concat(buffers);
-        await new Promise((r) => setImmediate(r));
-        check();
-        if (!writable) throw errno('EBADF', 'not open for writing');
-        this.writeCalls++;
-        this.hooks.write?.(path);
-        f.write(data, position);
-      },
       read: async (buffer, offset, length, position) => {
         check();
         const n = Math.max(0, Math.min(length, f.size - position));

@@ -111,7 +111,7 @@ describe('failed flushes', () => {
 });
 
 describe('failed writes', () => {
-  for (const [what, size] of [['a small record (written synchronously)', 4], ['a 100 KiB record (written on the thread pool)', 100 * 1024]] as const) {
+  for (const [what, size] of [['a small record (written synchronously)', 4], ['a 100 KiB record (about a FUSE write)', 100 * 1024]] as const) {
     it(`a failed write of ${what} rejects its append and every later one, and the journal keeps what was written`, async () => {
       const { journal, fs } = await openMemoryJournal(interval(5, 0));
       const kept = Buffer.alloc(size, 'k');

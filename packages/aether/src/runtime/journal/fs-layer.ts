@@ -13,11 +13,6 @@ export interface JournalFile {
    * them, and FUSE delivers a file's writes one at a time. The slow part, fsync, stays async.
    */
   writevSync(buffers: readonly Buffer[], position: number): void;
-  /**
-   * The same on libuv's thread pool, for large batches: copying 128 KiB into the page cache takes
-   * long enough that the event loop, which answers every FUSE request, should not do it.
-   */
-  writev(buffers: readonly Buffer[], position: number): Promise<void>;
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<number>;
   datasync(): Promise<void>;
   truncate(lengthBytes: number): Promise<void>;
@@ -58,19 +53,6 @@ class NodeJournalFile implements JournalFile {
     let at = position;
     while (remaining > 0) {
       const n = fs.writevSync(this.fd, pending, at);
-      assert.ok(n > 0, 'writev wrote nothing');
-      remaining -= n;
-      at += n;
-      if (remaining > 0) pending = skipBytes(pending, n);
-    }
-  }
-
-  async writev(buffers: readonly Buffer[], position: number): Promise<void> {
-    let pending = buffers;
-    let remaining = buffers.reduce((n, b) => n + b.length, 0);
-    let at = position;
-    while (remaining > 0) {
-      const n = await callback<number>((cb) => fs.writev(this.fd, pending as Buffer[], at, cb));
       assert.ok(n > 0, 'writev wrote nothing');
       remaining -= n;
       at += n;
