@@ -24,6 +24,22 @@ describe('runtime sync policy switch', () => {
     assert.equal(journal.syncSettings.policy, 'manual');
   });
 
+  it('a shorter interval applied live holds the bytes already waiting no longer than the new interval', async () => {
+    const { journal, registry, clock } = await openMemoryJournal(interval(5000, 0));
+    await journal.append(1, Buffer.alloc(100));
+    await journal.applySyncConfig(interval(5, 0));
+    clock.advance(5);
+    await journal.idle();
+    assert.deepEqual(await flushCounts(registry), { 'interval/success': 1 });
+    assert.equal(journal.unsyncedBytes, 0);
+    // A longer one keeps the deadline already armed.
+    await journal.append(1, Buffer.alloc(100));
+    await journal.applySyncConfig(interval(5000, 0));
+    clock.advance(5);
+    await journal.idle();
+    assert.deepEqual(await flushCounts(registry), { 'interval/success': 2 });
+  });
+
   it('manual -> interval flushes first, then the deadline runs for later appends', async () => {
     const { journal, registry, clock } = await openMemoryJournal(manual());
     await journal.append(1, Buffer.alloc(100));

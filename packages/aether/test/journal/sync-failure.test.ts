@@ -100,6 +100,26 @@ describe('failed flushes', () => {
     assert.deepEqual((await collect(after.journal)).map((e) => e.payload.toString()), ['a', 'b', 'c']);
   });
 
+  it('immediate: a failed group fsync is retried after a backoff even when nothing else is appended', async () => {
+    const { journal, fs, clock, registry } = await openMemoryJournal(immediate(), { retry });
+    failNextDatasyncs(fs, 2);
+    await assert.rejects(journal.append(1, Buffer.from('a')), { code: 'JOURNAL_FSYNC_FAILED' });
+    assert.equal(journal.durableSeq, 0);
+    clock.advance(retry.delayMs);
+    await journal.idle();
+    assert.equal(journal.durableSeq, 0, 'the first retry failed too');
+    clock.advance(retry.delayMs);
+    await journal.idle();
+    assert.equal(journal.durableSeq, 0, 'the next one waits twice as long');
+    clock.advance(retry.delayMs);
+    await journal.idle();
+    assert.equal(journal.durableSeq, 1, 'the bytes are durable without another append');
+    assert.equal(await metricValue(registry, 'aether_journal_fsync_total', { outcome: 'error' }), 2);
+    assert.equal(await metricValue(registry, 'aether_journal_fsync_total', { outcome: 'success' }), 1);
+    assert.equal(clock.pendingTimers, 0, 'no more retries');
+    await journal.close();
+  });
+
   it('close reports a failed shutdown flush, counted as shutdown/error, and still closes', async () => {
     const { journal, fs, registry, clock } = await openMemoryJournal(interval(5, 0), { retry });
     await journal.append(1, Buffer.alloc(10));

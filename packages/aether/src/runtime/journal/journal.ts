@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { dirname, join } from 'node:path';
 import { Registry } from 'prom-client';
 import { AetherError } from '../../errors.js';
-import { systemClock, type Clock } from '../infra/clock.js';
+import { systemClock, type Clock, type TimerHandle } from '../infra/clock.js';
 import type { JournalPending, JournalPendingSource } from '../infra/pending.js';
 import { CHECKPOINT_TMP_FILE, CheckpointWriter } from './checkpoint.js';
 import { nodeJournalFs, type JournalFile, type JournalFs } from './fs-layer.js';
@@ -72,6 +72,10 @@ export class Journal implements JournalPendingSource {
   /** Record bytes appended in this session (the writer counts written and durable ones). */
   private appendedBytes = 0;
   private closing: Promise<void> | null = null;
+  private readonly retry: RetrySettings;
+  /** A group fsync retried after a failure (`immediate`), and the backoff before the next. */
+  private groupRetry: TimerHandle | null = null;
+  private groupRetryMs: number;
   private releasing: Promise<void> = Promise.resolve();
 
   static async open(opts: JournalOptions): Promise<Journal> {
@@ -115,7 +119,9 @@ export class Journal implements JournalPendingSource {
       committedSeq: this.committed,
       durableSeq: this.writer.durableSeq,
     }));
-    this.controller = new SyncController(opts.sync, { unsyncedBytes: () => this.unsyncedBytes, flushAll: () => this.flushAll() }, this.clock, this.metrics, opts.retry ?? DEFAULT_RETRY);
+    this.retry = opts.retry ?? DEFAULT_RETRY;
+    this.groupRetryMs = this.retry.delayMs;
+    this.controller = new SyncController(opts.sync, { unsyncedBytes: () => this.unsyncedBytes, flushAll: () => this.flushAll() }, this.clock, this.metrics, this.retry);
   }
 
   /** Sequence number of the last appended entry. */
@@ -298,6 +304,8 @@ export class Journal implements JournalPendingSource {
 
   private async shutdown(): Promise<void> {
     this.controller.close();
+    if (this.groupRetry) this.clock.clearTimeout(this.groupRetry);
+    this.groupRetry = null;
     let failure: unknown = null;
     try {
       await this.controller.flush('shutdown');
@@ -338,12 +346,32 @@ export class Journal implements JournalPendingSource {
   /** One group fsync for every `immediate` append written so far (joining a queued one if any). */
   private groupSync(): void {
     this.writer.sync().then(
-      (point) => this.durableWaiters.release(point.seq),
+      (point) => {
+        this.groupRetryMs = this.retry.delayMs;
+        this.durableWaiters.release(point.seq);
+      },
       (err: unknown) => {
         const throughSeq = err instanceof AetherError ? Number(err.context.throughSeq) : this.writer.writtenSeq;
         this.durableWaiters.reject(err as Error, throughSeq);
+        this.retryGroupSync();
       },
     );
+  }
+
+  /**
+   * After a failed group fsync (its appends answered EIO), the same bytes are fsynced again after
+   * a backoff, as the controller retries its flushes: they stay in the journal, and until they
+   * are durable the drain cannot take them. Another append's group fsync covers them sooner.
+   */
+  private retryGroupSync(): void {
+    if (this.groupRetry || this.closing) return;
+    const delayMs = this.groupRetryMs;
+    this.groupRetryMs = Math.min(this.retry.delayMsMax, delayMs * 2);
+    this.groupRetry = this.clock.setTimeout(() => {
+      this.groupRetry = null;
+      if (!this.closing && this.controller.settings.policy === 'immediate' && this.writer.durableSeq < this.writer.writtenSeq) this.groupSync();
+    }, delayMs);
+    this.groupRetry.unref?.();
   }
 
   private onWriteFailed(err: AetherError, writtenSeq: number): void {

@@ -126,10 +126,15 @@ export class SyncController {
   async apply(next: SyncSettings): Promise<void> {
     const settings = checkSyncSettings(next);
     const switched = settings.policy !== this.current.policy;
+    const shorter = settings.intervalMs < this.current.intervalMs;
     this.current = settings;
     if (switched) {
       this.clearTimers();
       if (this.target.unsyncedBytes() > 0) await this.flush('manual');
+    } else if (shorter && this.deadline) {
+      // A deadline armed with the longer interval would hold bytes past the new one.
+      this.clock.clearTimeout(this.deadline);
+      this.deadline = null;
     }
     this.rearm();
   }
