@@ -86,10 +86,13 @@ export class Vfs {
    */
   private readonly hidden = new Map<string, Ino>();
   /**
-   * Pending truncations: committed content at or past `size` is stale until the journal entry
-   * `seq` is committed, so reads there see zeros (or newer dirty data) instead.
+   * Pending truncations, one per journal entry: committed content at or past `size` (the new size
+   * or the size before, whichever is smaller) is stale until entry `seq` is committed, so reads
+   * there see zeros (or newer dirty data) instead. Each goes when its own entry commits: a file
+   * truncated, written and truncated again reads the committed write once the first truncation
+   * and the write are committed, while the second is still pending.
    */
-  private readonly truncFloors = new Map<Ino, { size: number; seq: number }>();
+  private readonly truncFloors = new Map<Ino, { size: number; seq: number }[]>();
   /**
    * Files whose cache update failed after the write was acknowledged: the cache forgot them, so
    * their reads fail with EIO until the journal is committed past `seq` and the store has it all.
@@ -235,8 +238,11 @@ export class Vfs {
 
   /** A cache update that failed after its journal append: never serve what the cache may have lost. */
   private cacheFailed(ino: Ino, seq: number, err: unknown): void {
-    this.d.log(`cache update of inode ${ino} (journal entry ${seq}) failed, reads of it fail until it is committed: ${String(err)}`);
-    this.poisoned.set(ino, Math.max(seq, this.poisoned.get(ino) ?? 0));
+    // The cache forgets the whole file, with the updates queued behind this one: every entry
+    // journaled so far must be committed before the store alone answers.
+    const until = Math.max(seq, this.d.journal.lastSeq);
+    this.d.log(`cache update of inode ${ino} (journal entry ${seq}) failed, reads of it fail until entry ${until} is committed: ${String(err)}`);
+    this.poisoned.set(ino, Math.max(until, this.poisoned.get(ino) ?? 0));
     void this.d.cache.remove(ino).catch(() => undefined);
   }
 
@@ -349,9 +355,9 @@ export class Vfs {
     if (size > MAX_FILE_BYTES) throw new FsError('EFBIG', 'size too large');
     const before = this.inode(ino);
     if (before.kind === 'dir') throw new FsError('EISDIR', 'is a directory');
+    const sizeBefore = before.size;
     const { seq, acked } = this.mutateAsync({ t: 'truncate', ino, size, timeMs: this.now() });
-    const floor = this.truncFloors.get(ino);
-    this.truncFloors.set(ino, { size: Math.min(size, floor?.size ?? size, before.size), seq });
+    this.addFloor(ino, Math.min(size, sizeBefore), seq);
     this.d.cache.truncate(ino, size).catch((err: unknown) => this.cacheFailed(ino, seq, err));
     await acked;
   }
@@ -459,15 +465,18 @@ export class Vfs {
       this.poisoned.delete(ino);
     }
     const { data, holes, token } = await this.d.cache.read(ino, offset, end - offset, into);
-    const floor = this.truncFloors.get(ino);
+    // A cache update that failed while this read waited may have taken bytes the store lacks.
+    const lostMeanwhile = this.poisoned.get(ino);
+    if (lostMeanwhile !== undefined && this.d.journal.committedSeq < lostMeanwhile) throw new FsError('EIO', `inode ${ino}: its cached data was lost; readable again once committed`);
+    const floor = this.floorOf(ino);
     for (const h of holes) {
       // Committed bytes at or past a pending truncation are stale: they read as zeros.
-      const stop = Math.min(h.offset + h.length, floor ? floor.size : Infinity);
+      const stop = Math.min(h.offset + h.length, floor ?? Infinity);
       if (stop <= h.offset) continue;
       const at = h.offset - offset;
       const got = this.d.committed.readInto(ino, h.offset, stop - h.offset, data, at);
       // The cache keeps a view of `data`, which nobody changes once it is returned.
-      if (this.d.cacheReads !== false && !floor && got === h.length) void this.d.cache.putClean(ino, h.offset, data.subarray(at, at + got), token).catch(() => undefined);
+      if (this.d.cacheReads !== false && floor === undefined && got === h.length) void this.d.cache.putClean(ino, h.offset, data.subarray(at, at + got), token).catch(() => undefined);
     }
     return data;
   }
@@ -503,6 +512,7 @@ export class Vfs {
 
   /** Replays a journal entry not yet in the store (start-up): the view, the cache and the truncation floors. */
   async replay(seq: number, op: Op): Promise<void> {
+    const sizeBefore = op.t === 'truncate' ? (this.d.view.getInode(op.ino)?.size ?? 0) : 0;
     try {
       applyOp(this.d.view, op, { keepOrphans: true });
     } catch (err) {
@@ -512,8 +522,7 @@ export class Vfs {
     if (op.t === 'mknode') this.maxIno = Math.max(this.maxIno, op.ino);
     else if (op.t === 'write') await this.d.cache.write(op.ino, op.offset, op.data, seq, { replay: true });
     else if (op.t === 'truncate') {
-      const floor = this.truncFloors.get(op.ino);
-      this.truncFloors.set(op.ino, { size: Math.min(op.size, floor?.size ?? op.size), seq });
+      this.addFloor(op.ino, Math.min(op.size, sizeBefore), seq);
       await this.d.cache.truncate(op.ino, op.size);
     } else if (op.t === 'forget') {
       this.truncFloors.delete(op.ino);
@@ -534,7 +543,26 @@ export class Vfs {
 
   /** Called by the drain once the journal is committed up to `seq`. */
   committed(seq: number): void {
-    for (const [ino, f] of this.truncFloors) if (f.seq <= seq) this.truncFloors.delete(ino);
+    for (const [ino, floors] of this.truncFloors) {
+      const pending = floors.filter((f) => f.seq > seq);
+      if (pending.length === 0) this.truncFloors.delete(ino);
+      else if (pending.length < floors.length) this.truncFloors.set(ino, pending);
+    }
+  }
+
+  private addFloor(ino: Ino, size: number, seq: number): void {
+    const floors = this.truncFloors.get(ino);
+    if (floors) floors.push({ size, seq });
+    else this.truncFloors.set(ino, [{ size, seq }]);
+  }
+
+  /** Where committed content of `ino` stops being current (the lowest pending truncation), if anywhere. */
+  private floorOf(ino: Ino): number | undefined {
+    const floors = this.truncFloors.get(ino);
+    if (!floors) return undefined;
+    let min = Infinity;
+    for (const f of floors) min = Math.min(min, f.size);
+    return min;
   }
 
   get openHandles(): number {
