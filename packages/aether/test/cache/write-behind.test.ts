@@ -81,6 +81,47 @@ describe('write-behind of block files', () => {
     await h.cache.close().catch(() => undefined);
   });
 
+  it('a write-behind that fails for a block already committed and dropped tells no one: nothing was lost', async () => {
+    const h = await openCache({ dropCommittedWrites: true });
+    const lost: number[] = [];
+    h.cache.onDataLost((fileId) => lost.push(fileId));
+    await h.cache.write(5, 0, bytes(B, 1), 1);
+    const files = (h.cache as unknown as { blockFiles: { handle: (b: unknown, create: boolean) => Promise<unknown> } }).blockFiles;
+    const handle = files.handle.bind(files);
+    files.handle = async (b, create) => {
+      await new Promise((r) => setTimeout(r, 10));
+      if (create) throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+      return handle(b, create);
+    };
+    const writeBehind = h.cache.flushIndex().catch(() => undefined);
+    h.cache.commit(1); // the drain committed it meanwhile: the block is dropped
+    await writeBehind;
+    files.handle = handle;
+    assert.deepEqual(lost, [], 'no loss reported');
+    assert.deepEqual(h.cache.stats().dirty_bytes, 0);
+    await h.cache.close().catch(() => undefined);
+  });
+
+  it('a write-through that fails records nothing on the dropped block: no bytes stay counted', async () => {
+    const h = await openCache();
+    const lost: number[] = [];
+    h.cache.onDataLost((fileId) => lost.push(fileId));
+    await h.cache.putClean(7, 0, bytes(B, 1));
+    await h.cache.flushIndex(); // indexed: later writes go through to the file
+    const files = (h.cache as unknown as { blockFiles: { handle: (b: unknown, create: boolean) => Promise<unknown> } }).blockFiles;
+    const handle = files.handle.bind(files);
+    files.handle = async () => {
+      throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' });
+    };
+    await h.cache.write(7, 0, bytes(1000, 2), 5);
+    files.handle = handle;
+    assert.deepEqual(lost, [7]);
+    h.cache.commit(5);
+    assert.equal(h.cache.stats().dirty_bytes, 0);
+    assert.equal(h.cache.stats().clean_bytes, 0, 'the dropped block holds nothing');
+    await h.cache.close().catch(() => undefined);
+  });
+
   it('dropCommittedWrites: committed written data leaves the cache, whether or not it was written behind', async () => {
     const h = await openCache({ dropCommittedWrites: true });
     await h.cache.write(1, 0, bytes(2 * B, 1), 1);

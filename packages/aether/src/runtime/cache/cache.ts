@@ -204,6 +204,8 @@ export class FileCache implements CachePressureSource {
 
   private lost(b: Block, err: unknown): void {
     this.metrics.ioErrors.inc();
+    // Already dropped (committed, removed, truncated away): its bytes were not the cache's to lose.
+    if (b.dead) return;
     this.noteChange(b.fileId);
     this.kill(b);
     this.emitPressure();
@@ -303,6 +305,8 @@ export class FileCache implements CachePressureSource {
             stored += e - s;
           }
           if (b.indexed && pieces.length > 0) await this.blockFiles.flushNow(b);
+          // The write-through failed: the block was dropped and its loss reported, nothing to record.
+          if (b.dead) continue;
           const d = decide();
           for (let i = 0; i < pieces.length; i += 2) this.apply(b, overlay(b.extents, pieces[i] as number, pieces[i + 1] as number, d));
           if (pieces.length > 0) this.recordStale(b);
@@ -395,6 +399,7 @@ export class FileCache implements CachePressureSource {
           b.pins++;
           try {
             await this.ensureVerified(b);
+            if (b.dead) continue;
             this.apply(b, overlay(b.extents, size - base, this.blockBytes, () => HOLE));
             // Cut the file too, so an older index can never find the dropped bytes again.
             await this.blockFiles.truncate(b, size - base);
