@@ -271,6 +271,14 @@ export class BlockFiles {
       if (!create && (err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw err;
     }
+    if (b.handle) {
+      // Another open of this block finished first (a read and a write-behind): one handle per
+      // block, or this one would escape the pool and its bound.
+      await h.close();
+      this.open.delete(b);
+      this.open.add(b);
+      return b.handle;
+    }
     b.handle = h;
     this.onDisk.add(b);
     this.open.add(b);
