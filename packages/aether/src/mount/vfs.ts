@@ -223,6 +223,10 @@ export class Vfs {
    */
   private mutateAsync(op: Op): { seq: number; acked: Promise<unknown>; payload: Buffer } {
     if (this.writesStopped && op.t !== 'forget') throw new FsError('EROFS', 'the mount is stopping');
+    // Once a journal write has failed the journal refuses every record: refuse the op before it
+    // changes the view, or the tree would show what the journal never got (until a restart).
+    const failure = this.d.journal.failed;
+    if (failure && op.t !== 'forget') throw failure;
     try {
       applyOp(this.d.view, op, { keepOrphans: true });
     } catch (err) {

@@ -36,7 +36,7 @@ const full = () => {
 
 describe('Vfs: an operation waits for its journal record', () => {
   for (const [name, sync] of [['interval', interval(5, 0)], ['manual', manual()], ['immediate', immediate()]] as const) {
-    it(`${name}: a write whose journal write fails fails with the journal's errno, as do later writes and fsync`, async () => {
+    it(`${name}: a write whose journal write fails fails with the journal's errno, as do later operations and fsync, which change nothing`, async () => {
       const { vfs, journal, fs } = await mountedVfs(sync);
       const fh = await vfs.create('/f', 0o644, 2, 0, 0);
       await vfs.write(fh, 0, Buffer.from('kept'));
@@ -46,6 +46,16 @@ describe('Vfs: an operation waits for its journal record', () => {
       fs.hooks.write = undefined;
       await assert.rejects(vfs.write(fh, 4, Buffer.from('later')), (err: { errno?: string }) => err.errno === 'ENOSPC', 'the journal takes nothing more');
       await assert.rejects(vfs.fsync(), (err: { errno?: string }) => err.errno === 'ENOSPC');
+      // Nothing refused from now on changes the tree the mount shows.
+      const tree = () => JSON.stringify([vfs.readdir('/'), vfs.getattr('/f')]);
+      const before = tree();
+      const enospc = (err: { errno?: string }) => err.errno === 'ENOSPC';
+      await assert.rejects(vfs.mknode('/d', 'dir', 0o40755, 0, 0), enospc);
+      await assert.rejects(vfs.setattr('/f', { mode: 0o600 }), enospc);
+      await assert.rejects(vfs.rename('/f', '/g'), enospc);
+      await assert.rejects(vfs.unlink('/f'), enospc);
+      await assert.rejects(vfs.ftruncate(fh, 1), enospc);
+      assert.equal(tree(), before);
       await settle();
       await journal.close().catch(() => undefined);
       const after = await openMemoryJournal(sync, { fs: fs.crash() });

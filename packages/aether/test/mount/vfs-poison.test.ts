@@ -22,6 +22,7 @@ function vfsOver(cache: FileCache, storeSize = Infinity) {
     lastSeq: 0,
     committedSeq: 0,
     syncSettings: { policy: 'interval' as const },
+    failed: null,
     append: () => Promise.resolve(++journal.lastSeq),
     flush: async () => {},
   };

@@ -143,6 +143,11 @@ export class Journal implements JournalPendingSource {
     return this.appendedBytes - this.writer.durableBytesTotal;
   }
 
+  /** Why the journal takes no more records (a write or a segment creation failed), or null. */
+  get failed(): AetherError | null {
+    return this.writer.failed;
+  }
+
   get syncSettings(): Readonly<SyncSettings> {
     return this.controller.settings;
   }
