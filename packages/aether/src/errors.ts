@@ -24,6 +24,7 @@ export type AetherErrorCode =
   | 'MOUNT_NOT_EMPTY'
   | 'MOUNT_BUSY'
   | 'MOUNT_STALE'
+  | 'STATE_DIR_BUSY'
   | 'MOUNT_OPTION_INVALID'
   | 'MOUNT_FAILED'
   | 'UNMOUNT_FAILED'

@@ -3,7 +3,7 @@
  * stale mount left by `kill -9`, a non-empty directory, a busy mount point, a state directory in use.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { mountMustFail, mountSuite, startMount, status, stopCleanly, type FailedMount } from './harness.js';
@@ -84,7 +84,7 @@ describe('mount points and state directories', () => {
     await stopCleanly(first);
   });
 
-  it('refuses a second mount on a state directory in use (control socket) without harming the first', async () => {
+  it('refuses a second mount on a state directory in use (its lock) without harming the first', async () => {
     const one = fresh();
     const env = { AFS_AETHER_JOURNAL_SYNC_POLICY: 'immediate' };
     const first = await startMount({ mnt: one.mnt, stateDir: one.stateDir, env });
@@ -92,12 +92,17 @@ describe('mount points and state directories', () => {
     const two = fresh();
     const r = await mountMustFail({ mnt: two.mnt, stateDir: one.stateDir, env });
     assert.equal(r.code, 1, r.stderr);
-    assertOneLine(r, /another mount is already using the control socket/);
+    assertOneLine(r, new RegExp(`state directory .* is in use by another mount \\(process ${first.proc.pid}\\)`));
     assert.equal(mounted(two.mnt), false);
+    assert.equal(status(first).state, 'online', 'the first still answers');
+    // Even with its control socket gone, the state directory stays the first mount's.
+    rmSync(join(one.stateDir, 'control.sock'));
+    const three = fresh();
+    const r3 = await mountMustFail({ mnt: three.mnt, stateDir: one.stateDir, env });
+    assertOneLine(r3, /is in use by another mount/);
+    assert.equal(mounted(three.mnt), false);
 
-    // The first mount still answers its control socket, serves and journals.
-    assert.equal(status(first).state, 'online');
-    assert.equal(first.ctl(['journal', 'flush']).code, 0);
+    // The first mount still serves and journals.
     writeFileSync(join(one.mnt, 'after'), 'two');
     assert.equal(readFileSync(join(one.mnt, 'before'), 'utf8'), 'one');
     await stopCleanly(first);

@@ -20,6 +20,7 @@ import { decodeOp, OP_RECORD_TYPE, type Ino } from '../tree/ops.js';
 import { cacheClear, cacheInspect } from './commands/cache.js';
 import type { RemoteBackend, SyncDrain } from './backend.js';
 import { LocalDrain } from './drain.js';
+import { StateLock } from './state-lock.js';
 import { callerContext, claimBindingAttrs, FuseMount, guardHardLinkAttributes, setAttributesUncached } from './fuse-binding.js';
 import { FuseMetrics } from './fuse-metrics.js';
 import { fuseHandlers } from './fuse-ops.js';
@@ -87,6 +88,7 @@ export class LocalMount {
   private readonly stateDir: string;
   private readonly mountpoint: string;
   private control: ControlServer | undefined;
+  private lock: StateLock | undefined;
   private metricsServer: MetricsServer | undefined;
   private store: Store | undefined;
   private storeWriter: StoreWriterClient | undefined;
@@ -123,7 +125,8 @@ export class LocalMount {
   private async open(): Promise<void> {
     const config = this.opts.config;
     mkdirSync(this.stateDir, { recursive: true });
-    // The control socket first: a second mount on the same state directory stops here.
+    // The lock first: a second mount on the same state directory stops here.
+    this.lock = StateLock.acquire(this.stateDir);
     const handlers: Partial<Record<CommandName, Handler>> = {};
     this.control = new ControlServer(join(this.stateDir, CONTROL_SOCKET_NAME), handlers);
     await this.control.listen();
@@ -386,5 +389,6 @@ export class LocalMount {
     await step('remote', () => this.opts.remote?.close());
     await step('metrics', () => this.metricsServer?.close());
     await step('control', () => this.control?.close());
+    this.lock?.release();
   }
 }
