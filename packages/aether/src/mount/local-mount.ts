@@ -343,7 +343,7 @@ export class LocalMount {
       this.vfs?.stopWrites();
       this.coordinator?.gate.close('the mount is stopping');
       if (this.drain) {
-        const timer = new Promise<void>((r) => setTimeout(r, graceMs).unref());
+        const timer = new Promise<void>((r) => systemClock.setTimeout(r, graceMs).unref?.());
         await Promise.race([this.drain.whenIdle(), timer]);
       }
       await this.teardown();

@@ -10,10 +10,41 @@ export interface TimerHandle {
   unref?(): void;
 }
 
+/** The longest delay one Node timer holds; a longer one fires after 1 ms (with a warning). */
+export const TIMER_MS_MAX = 2 ** 31 - 1;
+
+/** A wait longer than one Node timer holds, as a chain of them (settings allow such waits). */
+class LongTimeout implements TimerHandle {
+  private timer: NodeJS.Timeout;
+  private unrefed = false;
+
+  constructor(fn: () => void, ms: number) {
+    this.timer = this.arm(fn, ms);
+  }
+
+  private arm(fn: () => void, left: number): NodeJS.Timeout {
+    const t = setTimeout(() => {
+      if (left > TIMER_MS_MAX) this.timer = this.arm(fn, left - TIMER_MS_MAX);
+      else fn();
+    }, Math.min(left, TIMER_MS_MAX));
+    if (this.unrefed) t.unref();
+    return t;
+  }
+
+  unref(): void {
+    this.unrefed = true;
+    this.timer.unref();
+  }
+
+  clear(): void {
+    clearTimeout(this.timer);
+  }
+}
+
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+  setTimeout: (fn, ms) => (ms > TIMER_MS_MAX ? new LongTimeout(fn, ms) : setTimeout(fn, ms)),
+  clearTimeout: (h) => (h instanceof LongTimeout ? h.clear() : clearTimeout(h as NodeJS.Timeout)),
 };
 
 /** A manual clock for tests: time moves only when `advance` is called; due timers fire in order. */
