@@ -13,15 +13,27 @@ export function sendControl(socketPath: string, cmd: CommandName, args: Record<s
     }, timeoutMs);
     sock.setEncoding('utf8');
     sock.once('connect', () => sock.write(JSON.stringify({ cmd, args }) + '\n'));
+    const notAether = (): AetherError => new AetherError('CONTROL_UNAVAILABLE', `${socketPath} does not answer as an Aether control socket`);
     sock.on('data', (chunk: string) => {
       buf += chunk;
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
       clearTimeout(timer);
       sock.end();
-      const reply = JSON.parse(buf.slice(0, nl)) as ControlReply;
+      let reply: ControlReply;
+      try {
+        reply = JSON.parse(buf.slice(0, nl)) as ControlReply;
+      } catch {
+        return reject(notAether());
+      }
+      if (typeof reply !== 'object' || reply === null || typeof reply.ok !== 'boolean') return reject(notAether());
       if (reply.ok) resolve(reply.result);
       else reject(new AetherError('CONTROL_BAD_REQUEST', `${cmd}: ${reply.error}`));
+    });
+    // A peer that closes without a whole reply line is not going to answer.
+    sock.once('end', () => {
+      clearTimeout(timer);
+      if (buf.indexOf('\n') < 0) reject(notAether());
     });
     sock.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
+import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -25,6 +25,30 @@ function rawRequest(path: string, text: string): Promise<string> {
     s.on('error', reject);
   });
 }
+
+describe('control client against something that is not a mount', () => {
+  for (const [what, answer] of [
+    ['an HTTP server', 'HTTP/1.1 400 Bad Request\r\n\r\n'],
+    ['a server that replies JSON of another shape', '[1,2]\n'],
+    ['a server that closes without replying', ''],
+  ] as const) {
+    it(`${what}: one clear error, at once`, async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'aether-ctl-foreign-'));
+      const path = join(dir, 'control.sock');
+      const server = createServer((sock) => {
+        sock.once('data', () => sock.end(answer));
+      });
+      await new Promise<void>((r) => server.listen(path, r));
+      try {
+        const started = Date.now();
+        await assert.rejects(sendControl(path, 'STATUS', {}, 5000), (err) => isAetherError(err, 'CONTROL_UNAVAILABLE') && /does not answer as an Aether control socket/.test(err.message));
+        assert.ok(Date.now() - started < 2000, 'not after the timeout');
+      } finally {
+        await new Promise((r) => server.close(r));
+      }
+    });
+  }
+});
 
 describe('control socket', () => {
   it('is created with mode 0600 and answers commands with JSON', async () => {
