@@ -86,7 +86,7 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
       };
       const onHup = (): void => {
         try {
-          const r = mount.reload();
+          const r = mount.reload('signal');
           io.err(`aether: SIGHUP: configuration reloaded (changed: ${(r.changed_sections as string[]).join(', ') || 'nothing'})\n`);
         } catch (err) {
           io.err(`aether: SIGHUP: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, statfsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
-import { collectDefaultMetrics, Gauge, type Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, type Registry } from 'prom-client';
 import type { ConfigStore } from '../config/store.js';
 import { renderShowJson } from '../config/show.js';
 import { ControlServer, type Handler } from '../control/server.js';
@@ -19,6 +19,7 @@ import { MemoryMeta } from '../tree/meta.js';
 import { decodeOp, OP_RECORD_TYPE, type Ino } from '../tree/ops.js';
 import { cacheClear, cacheInspect } from './commands/cache.js';
 import type { RemoteBackend, SyncDrain } from './backend.js';
+import { watchConfigFile } from './config-watch.js';
 import { LocalDrain } from './drain.js';
 import { StateLock } from './state-lock.js';
 import { callerContext, claimBindingAttrs, FuseMount, guardHardLinkAttributes, setAttributesUncached } from './fuse-binding.js';
@@ -77,6 +78,9 @@ export interface LocalMountOptions {
 
 export type MountState = 'starting' | 'online' | 'stopping' | 'stopped';
 
+/** What asked for a configuration reload. */
+export type ReloadTrigger = 'signal' | 'command' | 'file';
+
 /**
  * A local-mode mount: FUSE over the Vfs, the journal draining into an embedded store in the same
  * process, the cache, backpressure, the control socket and the metrics endpoint (DESIGN §2).
@@ -101,6 +105,17 @@ export class LocalMount {
   /** When the last FUSE request reached JS (performance.now()). */
   private lastRequestMs = -Infinity;
   private readonly cleanups: (() => void)[] = [];
+  private readonly reloads = new Counter({
+    name: 'aether_config_reloads_total',
+    help: 'Configuration reloads by trigger (signal: SIGHUP, command: aether config reload, file: the TOML file changed) and outcome (error: the running configuration was kept)',
+    labelNames: ['trigger', 'outcome'],
+    registers: [this.registry],
+  });
+  private readonly lastReload = new Gauge({
+    name: 'aether_config_last_reload_success_timestamp_seconds',
+    help: 'When the configuration was last reloaded successfully (seconds since the epoch; 0: not since start)',
+    registers: [this.registry],
+  });
   private stopping: Promise<void> | undefined;
   metricsAddress: string | undefined;
 
@@ -256,6 +271,23 @@ export class LocalMount {
     const { staleCleaned } = await fuse.mount();
     if (staleCleaned) this.log(`cleaned a stale mount left at ${this.mountpoint} by a crashed process`);
     Object.assign(handlers, this.controlHandlers());
+    const file = config.file;
+    if (file) {
+      this.cleanups.push(
+        watchConfigFile(
+          file,
+          () => {
+            try {
+              const r = this.reload('file');
+              this.log(`${file} changed: configuration reloaded (changed: ${(r.changed_sections as string[]).join(', ') || 'nothing'})`);
+            } catch {
+              // reload() logged why, and the running configuration stays.
+            }
+          },
+          this.log,
+        ),
+      );
+    }
     this.state = 'online';
   }
 
@@ -321,12 +353,15 @@ export class LocalMount {
     };
   }
 
-  reload(): Record<string, unknown> {
+  /** Re-resolves the configuration and applies what changed live; `trigger` labels the reload metrics. */
+  reload(trigger: ReloadTrigger = 'command'): Record<string, unknown> {
     const r = this.opts.config.reload();
+    this.reloads.inc({ trigger, outcome: r.ok ? 'success' : 'error' });
     if (!r.ok) {
       this.log(`configuration reload failed, keeping the running configuration: ${r.problems.join('; ')}`);
       throw new Error(`reload failed, running configuration kept: ${r.problems.join('; ')}`);
     }
+    this.lastReload.set(Date.now() / 1000);
     for (const w of r.warnings) this.log(`warning: ${w}`);
     if (r.restartRequired.length) this.log(`changed settings that need a restart: ${r.restartRequired.join(', ')}`);
     return { reloaded: true, changed_sections: r.changed, restart_required: r.restartRequired, warnings: r.warnings, observer_errors: r.observerErrors };
