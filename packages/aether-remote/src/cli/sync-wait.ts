@@ -8,6 +8,7 @@ interface WaitOpts {
   stateDir?: string;
   config?: string;
   timeout: string;
+  json?: boolean;
 }
 
 interface Pending {
@@ -43,11 +44,13 @@ export function addSyncWait(program: Command, io: Io, setExit: (code: number) =>
     .option('--state-dir <dir>', 'state directory of the running mount (default: the configured state_dir)')
     .option('--config <file>', 'configuration file used to find state_dir')
     .option('--timeout <seconds>', 'give up after this many seconds (exit 1)', '600')
+    .option('--json', 'print the outcome as JSON on stdout (no progress)')
     .action(async (opts: WaitOpts) => {
       if (!/^[0-9]+$/.test(opts.timeout)) throw new UsageError(`--timeout=${JSON.stringify(opts.timeout)}: must be a whole number of seconds`);
       const deadline = Date.now() + Number(opts.timeout) * 1000;
       const socket = join(stateDirOf(opts), CONTROL_SOCKET_NAME);
-      const tty = isTty();
+      const tty = !opts.json && isTty();
+      const outcome = (p: Pending): string => JSON.stringify({ committed: p.entries === 0, pending_entries: p.entries, pending_bytes: p.bytes, sync: p.paused ? 'paused' : 'running' }) + '\n';
       let first: number | undefined;
       let lastLine = 0;
       try {
@@ -56,17 +59,18 @@ export function addSyncWait(program: Command, io: Io, setExit: (code: number) =>
           first ??= p.entries;
           const note = p.paused ? ' (sync is paused)' : '';
           if (tty) io.err(`\r${bar(first - p.entries, first)} ${p.entries} entries, ${p.bytes} bytes pending${note}   `);
-          else if (Date.now() - lastLine >= 1000 || p.entries === 0) {
+          else if (!opts.json && (Date.now() - lastLine >= 1000 || p.entries === 0)) {
             io.err(`aether: sync wait: ${p.entries} entries, ${p.bytes} bytes pending${note}\n`);
             lastLine = Date.now();
           }
           if (p.entries === 0) {
             if (tty) io.err('\n');
-            io.out('all committed\n');
+            io.out(opts.json ? outcome(p) : 'all committed\n');
             return setExit(EXIT_OK);
           }
           if (Date.now() >= deadline) {
             if (tty) io.err('\n');
+            if (opts.json) io.out(outcome(p));
             io.err(`aether: sync wait: timed out after ${opts.timeout} s with ${p.entries} entries still pending${note}\n`);
             return setExit(EXIT_FAILURE);
           }
