@@ -25,6 +25,7 @@ export type AetherErrorCode =
   | 'MOUNT_BUSY'
   | 'MOUNT_STALE'
   | 'STATE_DIR_BUSY'
+  | 'STATE_DIR_INVALID'
   | 'MOUNT_OPTION_INVALID'
   | 'MOUNT_FAILED'
   | 'UNMOUNT_FAILED'

@@ -59,6 +59,19 @@ describe('mount points and state directories', () => {
     }
   });
 
+  it('refuses a state directory that is a file, or lies under one, with one line and exit code 2, touching nothing', async () => {
+    const { base, mnt } = fresh();
+    const file = join(base, 'not-a-dir');
+    writeFileSync(file, 'precious');
+    for (const stateDir of [file, join(file, 'state')]) {
+      const r = await mountMustFail({ mnt, stateDir });
+      assert.equal(r.code, 2, r.stderr);
+      assertOneLine(r, /state directory .*not-a-dir.* is not a directory \(or a parent of it is not\)/);
+      assert.equal(mounted(mnt), false);
+    }
+    assert.equal(readFileSync(file, 'utf8'), 'precious');
+  });
+
   it('refuses a non-empty directory with one line and exit code 2, touching nothing', async () => {
     const { mnt, stateDir } = fresh();
     writeFileSync(join(mnt, 'precious'), 'do not hide me');

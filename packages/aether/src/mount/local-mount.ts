@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, statfsSync } from 'node:fs';
+import { statfsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { collectDefaultMetrics, Counter, Gauge, type Registry } from 'prom-client';
@@ -21,7 +21,7 @@ import { cacheClear, cacheInspect } from './commands/cache.js';
 import type { RemoteBackend, SyncDrain } from './backend.js';
 import { watchConfigFile } from './config-watch.js';
 import { LocalDrain } from './drain.js';
-import { StateLock } from './state-lock.js';
+import { ensureStateDir, StateLock } from './state-lock.js';
 import { callerContext, claimBindingAttrs, FuseMount, guardHardLinkAttributes, setAttributesUncached } from './fuse-binding.js';
 import { FuseMetrics } from './fuse-metrics.js';
 import { fuseHandlers } from './fuse-ops.js';
@@ -139,7 +139,7 @@ export class LocalMount {
 
   private async open(): Promise<void> {
     const config = this.opts.config;
-    mkdirSync(this.stateDir, { recursive: true });
+    ensureStateDir(this.stateDir);
     // The lock first: a second mount on the same state directory stops here.
     this.lock = StateLock.acquire(this.stateDir);
     const handlers: Partial<Record<CommandName, Handler>> = {};

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { AetherError } from '../errors.js';
 
@@ -11,6 +11,25 @@ function running(pid: number): boolean {
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Creates the state directory if needed; a path that is not a directory, or cannot be made, is refused in one line. */
+export function ensureStateDir(dir: string): void {
+  try {
+    mkdirSync(dir, { recursive: true });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    let isDir = false;
+    try {
+      isDir = statSync(dir).isDirectory();
+    } catch {
+      // Missing, or a parent is not a directory: the mkdir error says which.
+    }
+    if (e.code === 'EEXIST' || e.code === 'ENOTDIR' || !isDir) {
+      const why = e.code === 'EEXIST' || e.code === 'ENOTDIR' ? 'is not a directory (or a parent of it is not)' : `cannot be created (${e.code ?? e.message})`;
+      throw new AetherError('STATE_DIR_INVALID', `state directory ${dir} ${why}`, { cause: err, context: { dir } });
+    }
   }
 }
 
