@@ -70,6 +70,7 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
         '',
       ].join('\n');
       let stopping = false;
+      let stopFailed = false;
       let stopped: () => void = () => undefined;
       const stop = (signal: NodeJS.Signals): void => {
         // A terminal's Ctrl-C reaches both `npm start` and this process: later signals are noted, not fatal.
@@ -79,7 +80,9 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
         mount.stop(graceMs).then(
           () => stopped(),
           (err: unknown) => {
-            io.err(`aether: stop failed: ${String(err)}\n`);
+            // Every step ran; a failed one (the shutdown flush above all) must not look like a clean stop.
+            io.err(`aether: ${err instanceof Error ? err.message : String(err)}\n`);
+            stopFailed = true;
             stopped();
           },
         );
@@ -101,9 +104,10 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
       process.off('SIGHUP', onHup);
-      io.out('aether: unmounted\n');
-      setExit(EXIT_OK);
+      if (!stopFailed) io.out('aether: unmounted\n');
+      const code = stopFailed ? EXIT_FAILURE : EXIT_OK;
+      setExit(code);
       // Native FUSE threads can outlive the unmount; they must not keep a stopped mount's process alive.
-      setTimeout(() => process.exit(EXIT_OK), 1000).unref();
+      setTimeout(() => process.exit(code), 1000).unref();
     });
 }

@@ -44,7 +44,7 @@ export class BridgeDrain extends SerialDrain implements SyncDrain {
 
   constructor(private readonly d: BridgeDrainDeps) {
     // A pass may wait for a hub that is down: closing must not wait for it.
-    super(d.log, { delayMs: 20, retryDelayMs: 500, name: 'bridge drain', awaitPassOnClose: false });
+    super(d.log, { delayMs: 20, retryDelayMs: 500, retryMaxMs: 500, name: 'bridge drain', awaitPassOnClose: false });
   }
 
   get backlog(): number {

@@ -3,6 +3,8 @@
  * stale mount left by `kill -9`, a non-empty directory, a busy mount point, a state directory in use.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -123,5 +125,27 @@ describe('mount points and state directories', () => {
     assert.equal(readFileSync(join(one.mnt, 'before'), 'utf8'), 'one');
     assert.equal(readFileSync(join(one.mnt, 'after'), 'utf8'), 'two');
     await stopCleanly(again);
+  });
+
+  it('a stop whose shutdown flush fails says so in one line and exits 1 (the state directory on a full 4 MiB tmpfs)', async () => {
+    const { base, mnt, stateDir } = fresh();
+    mkdirSync(stateDir);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', stateDir]);
+    try {
+      // No free-space backpressure: the disk must fill under the journal, not hold the writer.
+      const env = { AFS_AETHER_CACHE_MIN_FREE_BYTES: '0', AFS_AETHER_CACHE_RESUME_FREE_BYTES: '0' };
+      const m = await startMount({ mnt, stateDir, env });
+      writeFileSync(join(mnt, 'small'), 'fits');
+      assert.throws(() => writeFileSync(join(mnt, 'big'), randomBytes(6 << 20)), { code: 'ENOSPC' });
+      const code = await m.stop();
+      assert.equal(code, 1, m.stderr());
+      assert.match(m.stderr(), /^aether: the mount stopped with errors: journal: ENOSPC[^\n]*$/m);
+      assert.doesNotMatch(m.stdout(), /unmounted/);
+      assert.equal(mounted(mnt), false, 'unmounted all the same');
+      assert.ok(m.stderr().split('\n').filter((l) => l.includes('drain failed')).length <= 2, `the drain's failures are not logged on every retry:\n${m.stderr()}`);
+    } finally {
+      execFileSync('umount', ['-l', stateDir]);
+      rmSync(base, { recursive: true, force: true });
+    }
   });
 });

@@ -35,6 +35,8 @@ export interface DrainOptions {
    * write+fsync 0.57-0.63 s with 500 ms against 0.72-0.91 s with 50 ms.
    */
   idleDelayMs: number;
+  /** The longest wait between passes that keep failing (from `delayMs`, doubling). */
+  retryMaxMs: number;
   /** Pending bytes from which passes follow at `delayMs` (bulk writes keep well below backpressure). */
   soonBytes: number;
   /**
@@ -49,12 +51,13 @@ export interface DrainOptions {
   now: () => number;
 }
 
-const DEFAULTS: DrainOptions = { maxBatchBytes: 64 * 1024 * 1024, delayMs: 50, idleDelayMs: 500, soonBytes: 4 * 1024 * 1024, busyWaitMaxMs: 2000, now: () => performance.now() };
+const DEFAULTS: DrainOptions = { maxBatchBytes: 64 * 1024 * 1024, delayMs: 50, retryMaxMs: 5000, idleDelayMs: 500, soonBytes: 4 * 1024 * 1024, busyWaitMaxMs: 2000, now: () => performance.now() };
 
 /**
  * The scheduling every drain shares: passes run one at a time, `delayMs` after they are kicked
  * (so each carries many entries), again at once while work remains, after `retryDelayMs` when
- * one failed; `pause()` stops them exactly as an unreachable hub would; `whenIdle()` resolves
+ * one failed, doubling up to `retryMaxMs` while they keep failing (a full disk must not spin the
+ * drain or flood the log: a failure is logged when its message changes, and the recovery once); `pause()` stops them exactly as an unreachable hub would; `whenIdle()` resolves
  * when nothing is left (or the drain is paused or closed). Subclasses say what work is left and
  * run one pass.
  */
@@ -67,10 +70,13 @@ export abstract class SerialDrain {
   protected closed = false;
   private readonly idleWaiters: (() => void)[] = [];
   lastError: string | null = null;
+  /** Passes failed in a row, and the message last logged for them. */
+  private failures = 0;
+  private loggedError: string | null = null;
 
   protected constructor(
     protected readonly log: (msg: string) => void,
-    private readonly timing: { delayMs: number; retryDelayMs: number; name: string; awaitPassOnClose: boolean },
+    private readonly timing: { delayMs: number; retryDelayMs: number; retryMaxMs: number; name: string; awaitPassOnClose: boolean },
   ) {}
 
   /** True while entries wait to be drained. */
@@ -111,19 +117,29 @@ export abstract class SerialDrain {
     let failed = false;
     this.running = this.pass()
       .then((r) => {
-        if (r !== 'deferred') this.lastError = null;
+        if (r === 'deferred') return;
+        this.lastError = null;
+        if (this.failures) this.log(`${this.timing.name} recovered after ${this.failures} failed pass${this.failures === 1 ? '' : 'es'}`);
+        this.failures = 0;
+        this.loggedError = null;
       })
       .catch((err: unknown) => {
         failed = true;
+        this.failures++;
         this.lastError = err instanceof Error ? err.message : String(err);
-        if (!this.closed) this.log(`${this.timing.name} failed, retrying: ${this.lastError}`);
+        if (!this.closed && this.lastError !== this.loggedError) this.log(`${this.timing.name} failed, retrying: ${this.lastError}`);
+        this.loggedError = this.lastError;
       })
       .finally(() => {
         this.running = null;
         if (this.closed || this.pausedFlag) return this.settle();
-        if (this.hasWork()) this.schedule(failed ? this.timing.retryDelayMs : this.nextDelayMs());
+        if (this.hasWork()) this.schedule(failed ? this.retryDelay() : this.nextDelayMs());
         else this.settle();
       });
+  }
+
+  private retryDelay(): number {
+    return Math.min(this.timing.retryMaxMs, this.timing.retryDelayMs * 2 ** Math.min(this.failures - 1, 30));
   }
 
   private schedule(ms: number): void {
@@ -184,7 +200,7 @@ export class LocalDrain extends SerialDrain {
     opts: Partial<DrainOptions> = {},
   ) {
     const o = { ...DEFAULTS, ...opts };
-    super(log, { delayMs: o.delayMs, retryDelayMs: o.delayMs, name: 'drain', awaitPassOnClose: true });
+    super(log, { delayMs: o.delayMs, retryDelayMs: o.delayMs, retryMaxMs: o.retryMaxMs, name: 'drain', awaitPassOnClose: true });
     this.opts = o;
   }
 

@@ -15,6 +15,7 @@ import { systemClock } from '../runtime/infra/clock.js';
 import { inspectJournal, Journal, journalOptionsFromConfig, observeJournalConfig } from '../runtime/journal/index.js';
 import { StoreWriterClient } from '../store/store-client.js';
 import { Store } from '../store/store.js';
+import { AetherError } from '../errors.js';
 import { MemoryMeta } from '../tree/meta.js';
 import { decodeOp, OP_RECORD_TYPE, type Ino } from '../tree/ops.js';
 import { cacheClear, cacheInspect } from './commands/cache.js';
@@ -131,7 +132,7 @@ export class LocalMount {
     try {
       await m.open();
     } catch (err) {
-      await m.teardown().catch(() => undefined);
+      for (const f of await m.teardown()) m.log(`cleaning up after the failed start: ${f}`);
       throw err;
     }
     return m;
@@ -369,7 +370,9 @@ export class LocalMount {
 
   /**
    * Stops cleanly: no new writes, drain for up to `graceMs`, flush the journal (reason
-   * `shutdown`), unmount, close everything.
+   * `shutdown`), unmount, close everything. Every step runs; if any failed (the shutdown flush
+   * above all: acknowledged writes may then not be durable), rejects with MOUNT_STOP_FAILED
+   * naming each, so the command exits non-zero.
    */
   stop(graceMs = 5000): Promise<void> {
     this.stopping ??= (async () => {
@@ -381,8 +384,9 @@ export class LocalMount {
         const timer = new Promise<void>((r) => systemClock.setTimeout(r, graceMs).unref?.());
         await Promise.race([this.drain.whenIdle(), timer]);
       }
-      await this.teardown();
+      const failed = await this.teardown();
       this.state = 'stopped';
+      if (failed.length) throw new AetherError('MOUNT_STOP_FAILED', `the mount stopped with errors: ${failed.join('; ')}`, { context: { failed } });
     })();
     return this.stopping;
   }
@@ -404,12 +408,14 @@ export class LocalMount {
     }
   }
 
-  private async teardown(): Promise<void> {
+  /** Closes everything, each step whatever the others did; returns the steps that failed. */
+  private async teardown(): Promise<string[]> {
+    const failed: string[] = [];
     const step = async (what: string, fn: () => Promise<void> | void): Promise<void> => {
       try {
         await fn();
       } catch (err) {
-        this.log(`stopping: ${what}: ${err instanceof Error ? err.message : String(err)}`);
+        failed.push(`${what}: ${err instanceof Error ? err.message : String(err)}`);
       }
     };
     // unmountWithin skips a mount that never mounted (a refused, non-empty or busy mount point).
@@ -425,5 +431,6 @@ export class LocalMount {
     await step('metrics', () => this.metricsServer?.close());
     await step('control', () => this.control?.close());
     this.lock?.release();
+    return failed;
   }
 }

@@ -133,4 +133,44 @@ describe('the local drain: when passes run', () => {
     assert.deepEqual(passes, [0]);
     await drain.close();
   });
+
+  it('passes that keep failing are retried from delayMs, doubling up to retryMaxMs; the log gets each new error once and the recovery', async () => {
+    const { journal, store, passes } = fakes();
+    const attempts: number[] = [];
+    let failWith: string | null = 'ENOSPC: no space left on device';
+    const apply = store.applySpans.bind(store);
+    store.applySpans = async (spans) => {
+      attempts.push(Date.now());
+      if (failWith) throw new Error(failWith);
+      return apply(spans);
+    };
+    const log: string[] = [];
+    const drain = new LocalDrain(journal, store, () => undefined, (l) => log.push(l), { delayMs: 50, idleDelayMs: 50, soonBytes: 1000, retryMaxMs: 400 });
+    journal.lastSeq = 1;
+    drain.kick();
+    for (let t = 0; t < 2000; t += 10) {
+      mock.timers.tick(10);
+      await settle();
+    }
+    // Passes at 50, then 50, 100, 200, 400, 400... ms apart.
+    assert.deepEqual(attempts.slice(0, 7), [50, 100, 200, 400, 800, 1200, 1600]);
+    assert.deepEqual(log, ['drain failed, retrying: ENOSPC: no space left on device'], 'one line for one lasting error');
+    assert.equal(drain.lastError, 'ENOSPC: no space left on device');
+    failWith = 'EIO: i/o error';
+    for (let t = 0; t < 400; t += 10) {
+      mock.timers.tick(10);
+      await settle();
+    }
+    assert.equal(log.at(-1), 'drain failed, retrying: EIO: i/o error', 'a different error is logged');
+    failWith = null;
+    const failures = attempts.length;
+    for (let t = 0; t < 400; t += 10) {
+      mock.timers.tick(10);
+      await settle();
+    }
+    assert.equal(passes.length, 1, 'the pass succeeds once the store does');
+    assert.equal(log.at(-1), `drain recovered after ${failures} failed passes`);
+    assert.equal(drain.lastError, null);
+    await drain.close();
+  });
 });
