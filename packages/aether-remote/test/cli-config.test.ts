@@ -89,6 +89,14 @@ describe('aether config validate', () => {
       'aether: configuration invalid (3 problems)',
     ]);
   });
+  it('a default that breaks a rule with a value set elsewhere is named by its key', () => {
+    const r = aether(['config', 'validate'], { env: { AFS_AETHER_JOURNAL_CLEAR_AGE_SECS: '700' } });
+    assert.equal(r.code, 2);
+    assert.deepEqual(r.err.trim().split('\n'), [
+      'aether: default backpressure.journal_max_age_seconds=30: must be strictly greater than journal_clear_age_seconds (700, from AFS_AETHER_JOURNAL_CLEAR_AGE_SECS)',
+      'aether: configuration invalid (1 problem)',
+    ]);
+  });
   it('--config naming a missing file exits 2', () => {
     const r = aether(['config', 'validate', '--config', 'nope.toml']);
     assert.equal(r.code, 2);
@@ -131,6 +139,25 @@ describe('the aether command line', () => {
       assert.equal(r.code, 2, args.join(' '));
       assert.match(r.err, /^aether: /);
       assert.ok(!r.err.includes('    at '), r.err);
+    }
+  });
+  it('an empty value for any flag or argument exits 2 naming it, never meaning unset or the working directory', () => {
+    const cases: [string[], string][] = [
+      [['mount', ''], 'MOUNTPOINT'],
+      [['mount', 'mnt', '--state-dir', ''], '--state-dir'],
+      [['mount', 'mnt', '--bridge', ''], '--bridge'],
+      [['mount', 'mnt', '--token', ''], '--token'],
+      [['status', '--state-dir', ''], '--state-dir'],
+      [['journal', 'inspect', '--state-dir', ''], '--state-dir'],
+      [['config', 'show', '--config', ''], '--config'],
+      [['sync', 'wait', '--timeout', ''], '--timeout'],
+      [['hub', '--data', ''], '--data'],
+    ];
+    for (const [args, name] of cases) {
+      const r = aether(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+      assert.equal(r.err, `aether: ${name}: must not be empty\n`, args.join(' '));
+      assert.equal(r.out, '');
     }
   });
   it('--help exits 0', () => {

@@ -19,6 +19,16 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
       writeErr: (s) => io.err(s),
       outputError: (s, write) => write(`aether: ${s.replace(/^error: /, '')}`),
     });
+  // An empty value is never meaningful (a path, an address, a token): '' must not silently mean
+  // "unset" or the working directory.
+  program.hook('preAction', (_program, action) => {
+    for (const o of action.options) {
+      if (action.getOptionValue(o.attributeName()) === '') throw new UsageError(`${o.long ?? o.flags}: must not be empty`);
+    }
+    action.registeredArguments.forEach((a, i) => {
+      if (action.processedArgs[i] === '') throw new UsageError(`${a.name().toUpperCase()}: must not be empty`);
+    });
+  });
   const setExit = (code: number): void => {
     exitCode = code;
   };

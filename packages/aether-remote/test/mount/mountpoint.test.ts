@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { mountMustFail, mountSuite, startMount, status, stopCleanly, type FailedMount } from './harness.js';
@@ -72,6 +73,22 @@ describe('mount points and state directories', () => {
       assert.equal(mounted(mnt), false);
     }
     assert.equal(readFileSync(file, 'utf8'), 'precious');
+  });
+
+  it('refuses a metrics address in use with one line naming metrics_listen, and leaves the state directory free', async () => {
+    const { mnt, stateDir } = fresh();
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const port = (busy.address() as AddressInfo).port;
+    try {
+      const r = await mountMustFail({ mnt, stateDir, env: { AFS_AETHER_METRICS_LISTEN: `127.0.0.1:${port}` } });
+      assert.equal(r.code, 2, r.stderr);
+      assertOneLine(r, new RegExp(`metrics_listen=127\\.0\\.0\\.1:${port}: the address is in use by another process \\(choose another host:port in metrics_listen or AFS_AETHER_METRICS_LISTEN, port 0 for a free one, or off\\)`));
+      assert.equal(mounted(mnt), false);
+    } finally {
+      busy.close();
+    }
+    await stopCleanly(await startMount({ mnt, stateDir }));
   });
 
   it('refuses a non-empty directory with one line and exit code 2, touching nothing', async () => {

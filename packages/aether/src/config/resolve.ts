@@ -120,7 +120,8 @@ function validate(r: Resolution): void {
     rule.apply({
       values: r.values,
       where: (n) => r.where(n),
-      problem: (n, text) => r.problems.push({ code: 'CROSS_FIELD', where: r.where(n), value: String(r.values.get(n)), rule: text }),
+      // A default breaking a rule with a set value is named by its key: "default=30" named nothing.
+      problem: (n, text) => r.problems.push({ code: 'CROSS_FIELD', where: r.sources.get(n)?.layer === 'default' ? `default ${n}` : r.where(n), value: String(r.values.get(n)), rule: text }),
       warn: (line) => r.warnings.push(line),
     });
   }

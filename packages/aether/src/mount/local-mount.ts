@@ -233,7 +233,11 @@ export class LocalMount {
   private async finishOpen(drain: SyncDrain, vfs: Vfs, handlers: Partial<Record<CommandName, Handler>>, kernelCache: Caching): Promise<void> {
     const config = this.opts.config;
     this.metricsServer = new MetricsServer(this.registry);
-    this.metricsAddress = await this.metricsServer.listen(config.current.metrics_listen);
+    const listen = config.current.metrics_listen;
+    this.metricsAddress = await this.metricsServer.listen(listen).catch((err: NodeJS.ErrnoException) => {
+      const why = err.code === 'EADDRINUSE' ? 'the address is in use by another process' : err.code === 'EADDRNOTAVAIL' ? 'no interface of this machine has that address' : err.message;
+      throw new AetherError('MOUNT_OPTION_INVALID', `metrics_listen=${listen}: ${why} (choose another host:port in metrics_listen or AFS_AETHER_METRICS_LISTEN, port 0 for a free one, or off)`, { cause: err });
+    });
     new Gauge({ name: 'aether_sync_paused', help: '1 while draining is paused (SYNC PAUSE)', registers: [this.registry], collect() {
       this.set(drain.paused ? 1 : 0);
     } });
