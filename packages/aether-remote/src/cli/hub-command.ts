@@ -1,7 +1,9 @@
+import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { isAetherError } from '@aether/core/errors';
+import { ensureStateDir } from '@aether/core/mount/state-lock';
 import { Hub } from '../hub/hub.js';
 import { HUB_DEFAULTS } from '../hub/options.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, type Io } from './exit.js';
@@ -31,8 +33,29 @@ function readPem(flag: string, path: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new UsageError(`--${flag} ${path}: ${(err as Error).message}`);
+    const e = err as NodeJS.ErrnoException;
+    throw new UsageError(`--${flag} ${path}: ${e.code === 'ENOENT' ? 'no such file' : e.code === 'EISDIR' ? 'is a directory' : e.message}`);
   }
+}
+
+/** The certificate and key, checked here: a bad file must not surface as an OpenSSL code from deep in the server. */
+function readTls(certPath: string, keyPath: string): { cert: Buffer; key: Buffer } {
+  const cert = readPem('tls-cert', certPath);
+  const key = readPem('tls-key', keyPath);
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch {
+    throw new UsageError(`--tls-cert ${certPath}: not a PEM certificate`);
+  }
+  let privateKey: KeyObject;
+  try {
+    privateKey = createPrivateKey(key);
+  } catch {
+    throw new UsageError(`--tls-key ${keyPath}: not a PEM private key (or one protected by a passphrase)`);
+  }
+  if (!x509.checkPrivateKey(privateKey)) throw new UsageError(`--tls-key ${keyPath}: does not belong to the certificate --tls-cert ${certPath}`);
+  return { cert, key };
 }
 
 /** `aether hub`: serves the committed tree and the changefeed until SIGINT/SIGTERM. */
@@ -53,7 +76,14 @@ export function addHubCommand(program: Command, io: Io, setExit: (code: number) 
       const token = opts.token ?? process.env[HUB_TOKEN_ENV] ?? '';
       if (token === '') throw new UsageError(`the hub needs a token: --token T or $${HUB_TOKEN_ENV}`);
       if ((opts.tlsCert === undefined) !== (opts.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together');
-      const tls = opts.tlsCert !== undefined && opts.tlsKey !== undefined ? { cert: readPem('tls-cert', opts.tlsCert), key: readPem('tls-key', opts.tlsKey) } : undefined;
+      const tls = opts.tlsCert !== undefined && opts.tlsKey !== undefined ? readTls(opts.tlsCert, opts.tlsKey) : undefined;
+      if (opts.store === undefined) {
+        try {
+          ensureStateDir(resolve(opts.data), '--data');
+        } catch (err) {
+          throw new UsageError(err instanceof Error ? err.message : String(err));
+        }
+      }
       let hub: Hub;
       try {
         hub = await Hub.start({

@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { bin, scrape, spawnHub, tempDir, TOKEN } from './helpers.js';
+import { bin, scrape, selfSigned, spawnHub, tempDir, TOKEN } from './helpers.js';
 
 function aether(args: string[], env: Record<string, string> = {}) {
   const r = spawnSync(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH ?? '', ...env }, encoding: 'utf8', timeout: 15_000 });
@@ -10,10 +12,18 @@ function aether(args: string[], env: Record<string, string> = {}) {
 
 describe('aether hub (command line)', () => {
   it('bad input is one clear line and exit code 2', () => {
+    const one = selfSigned();
+    const two = selfSigned();
+    const notPem = join(tempDir(), 'not-pem');
+    writeFileSync(notPem, 'not a certificate\n');
     const cases: [string[], RegExp][] = [
       [['hub', '--data', tempDir()], /needs a token/],
       [['hub', '--token', 'x', '--tls-cert', '/nonexistent'], /--tls-cert and --tls-key go together/],
-      [['hub', '--token', 'x', '--tls-cert', '/nonexistent/c.pem', '--tls-key', '/nonexistent/k.pem'], /--tls-cert \/nonexistent\/c.pem: ENOENT/],
+      [['hub', '--token', 'x', '--tls-cert', '/nonexistent/c.pem', '--tls-key', '/nonexistent/k.pem'], /^aether: --tls-cert \/nonexistent\/c.pem: no such file$/m],
+      [['hub', '--token', 'x', '--tls-cert', notPem, '--tls-key', one.key], /^aether: --tls-cert .*not-pem: not a PEM certificate$/m],
+      [['hub', '--token', 'x', '--tls-cert', one.cert, '--tls-key', notPem], /^aether: --tls-key .*not-pem: not a PEM private key/m],
+      [['hub', '--token', 'x', '--tls-cert', one.cert, '--tls-key', two.key], /^aether: --tls-key .*: does not belong to the certificate --tls-cert /m],
+      [['hub', '--token', 'x', '--data', notPem], /^aether: --data .*not-pem is not a directory/m],
       [['hub', '--token', 'x', '--listen', 'nowhere'], /--listen="nowhere": must be HOST:PORT/],
       [['hub', '--token', 'x', '--feed-retain', '0'], /--feed-retain="0": must be a whole number ≥ 1/],
       [['hub', '--token', 'x', '--max-frame-bytes', '12k'], /--max-frame-bytes="12k"/],
@@ -26,6 +36,7 @@ describe('aether hub (command line)', () => {
       assert.equal(r.err.trim().split('\n').length, 1, r.err);
       assert.ok(!r.err.includes('    at '), 'no stack trace');
     }
+    assert.equal(readFileSync(notPem, 'utf8'), 'not a certificate\n', 'a file given as --data is left alone');
   });
 
   it('a PostgreSQL store it cannot reach is one line (without the password) and exit code 1', () => {

@@ -2,7 +2,7 @@
  * Hub test helpers: in-process hubs on 127.0.0.1 port 0, hub child processes (for kill -9), a raw
  * WebSocket client for protocol-level tests, bridge clients, and op builders.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,6 +28,15 @@ export const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '.
 export const bin = join(repo, 'packages', 'aether-remote', 'bin', 'aether.js');
 export const TOKEN = 'test-token-0123456789';
 export const ROOT = 1;
+
+/** A throwaway self-signed certificate for 127.0.0.1. */
+export function selfSigned(): { cert: string; key: string } {
+  const dir = tempDir('aether-tls-');
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=aether-test-hub', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  return { cert, key };
+}
 
 export function tempDir(prefix = 'aether-hub-'): string {
   return mkdtempSync(join(tmpdir(), prefix));

@@ -1,20 +1,9 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { BridgeClient } from '../../src/bridge/client.js';
-import { connectClient, content, mkfile, newStore, quickBackoff, readFeedUntil, ROOT, scrape, spawnHub, STORES, tempDir, TOKEN } from './helpers.js';
-
-/** A throwaway self-signed certificate for 127.0.0.1. */
-function selfSigned(): { cert: string; key: string } {
-  const dir = tempDir('aether-tls-');
-  const cert = join(dir, 'cert.pem');
-  const key = join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=aether-test-hub', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
-  return { cert, key };
-}
+import { connectClient, content, mkfile, newStore, quickBackoff, readFeedUntil, ROOT, scrape, selfSigned, spawnHub, STORES, TOKEN } from './helpers.js';
 
 for (const { kind, skip } of STORES) describe(`TLS: aether hub --tls-cert --tls-key serves wss:// [${kind}]`, { skip }, () => {
   it('a client that trusts the certificate syncs over wss://; one that does not never gets in', async () => {

@@ -1,6 +1,7 @@
-import { chmodSync, existsSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, rmSync } from 'node:fs';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { COMMANDS, MAX_REQUEST_BYTES, type CommandName, type ControlReply, type ControlRequest } from './protocol.js';
+import { AetherError } from '../errors.js';
 
 export type Handler = (args: Record<string, unknown>) => unknown;
 
@@ -33,6 +34,7 @@ export class ControlServer {
 
   async listen(): Promise<void> {
     if (existsSync(this.path)) {
+      if (lstatSync(this.path).isDirectory()) throw new AetherError('STATE_DIR_INVALID', `${this.path} is a directory where the control socket goes: remove it`);
       if (await socketIsLive(this.path)) throw new Error(`another mount is already using the control socket ${this.path}`);
       rmSync(this.path, { force: true });
     }

@@ -15,7 +15,7 @@ function running(pid: number): boolean {
 }
 
 /** Creates the state directory if needed; a path that is not a directory, or cannot be made, is refused in one line. */
-export function ensureStateDir(dir: string): void {
+export function ensureStateDir(dir: string, what = 'state directory'): void {
   try {
     mkdirSync(dir, { recursive: true });
   } catch (err) {
@@ -28,7 +28,7 @@ export function ensureStateDir(dir: string): void {
     }
     if (e.code === 'EEXIST' || e.code === 'ENOTDIR' || !isDir) {
       const why = e.code === 'EEXIST' || e.code === 'ENOTDIR' ? 'is not a directory (or a parent of it is not)' : `cannot be created (${e.code ?? e.message})`;
-      throw new AetherError('STATE_DIR_INVALID', `state directory ${dir} ${why}`, { cause: err, context: { dir } });
+      throw new AetherError('STATE_DIR_INVALID', `${what} ${dir} ${why}`, { cause: err, context: { dir } });
     }
   }
 }
