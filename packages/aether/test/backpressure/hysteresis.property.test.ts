@@ -74,8 +74,9 @@ function position(t: Thresholds, s: Setup) {
   const maxMs = t.journal_max_age_seconds * 1000;
   const journalAbove = (hb > 0 && j.pendingBytes >= hb) || (he > 0 && j.pendingEntries >= he) || (age !== null && age >= maxMs);
   const journalBelow =
-    (hb === 0 || j.pendingBytes <= t.journal_low_water_bytes) &&
-    (he === 0 || j.pendingEntries <= t.journal_low_water_entries) &&
+    // Seed 001: every low-water check gates the clear, also one whose trigger is disabled.
+    j.pendingBytes <= t.journal_low_water_bytes &&
+    j.pendingEntries <= t.journal_low_water_entries &&
     (age === null || age <= t.journal_clear_age_seconds * 1000);
   const c = s.cache.state;
   const dh = t.cache_dirty_high_water_bytes;

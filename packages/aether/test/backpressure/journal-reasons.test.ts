@@ -76,21 +76,24 @@ const CASES: { name: string; thresholds?: Partial<BackpressureConfig>; steps: St
     ],
   },
   {
-    name: 'high-water 0 disables the bytes trigger and its clear check',
+    name: 'high-water 0 disables the bytes trigger; its low-water check still gates the clear (seed 001)',
     thresholds: { journal_high_water_bytes: 0 },
     steps: [
       { bytes: 1_000_000, entries: 1, age: 0, expect: [] },
       { entries: 10, expect: ['entries'] },
-      { entries: 5, expect: [] },
+      { entries: 5, expect: ['entries'] },
+      { bytes: 51, expect: ['entries'] },
+      { bytes: 50, expect: [] },
     ],
   },
   {
-    name: 'high-water 0 disables the entries trigger',
+    name: 'high-water 0 disables the entries trigger; its low-water check still gates the clear',
     thresholds: { journal_high_water_entries: 0 },
     steps: [
       { bytes: 1, entries: 1_000_000, age: 0, expect: [] },
       { bytes: 100, expect: ['bytes'] },
-      { bytes: 50, expect: [] },
+      { bytes: 50, expect: ['bytes'] },
+      { entries: 5, expect: [] },
     ],
   },
   {

@@ -49,7 +49,7 @@ function journalWater(kind: 'bytes' | 'entries', side: 'high' | 'low', def: numb
         'Reads, metadata reads and control commands never wait on backpressure.',
         LIVE,
       ],
-      valueNotes: side === 'high' ? ['`0` disables this trigger.'] : ['`0` is allowed: this check then passes only once nothing is pending.'],
+      valueNotes: side === 'high' ? ['`0` disables this trigger; its low-water check still gates the clear of the other journal reasons (seed 001: clear is gated by all low-water checks).'] : ['`0` is allowed: this check then passes only once nothing is pending.'],
       interactions: [
         `Pair with \`${other}\` for hysteresis; a larger gap reduces block/clear flapping.`,
         'Tune alongside `AFS_AETHER_JOURNAL_MAX_AGE_SECS` and `AFS_AETHER_JOURNAL_CLEAR_AGE_SECS`.',

@@ -51,16 +51,17 @@ export function journalFiring(t: Thresholds, i: JournalInputs): number {
 }
 
 /**
- * True when every journal low-water check passes (seed 001). A check whose trigger is disabled
- * (high-water 0) passes: a disabled trigger must not hold backpressure forever. Low-water 0 is
- * literal: that check passes only once nothing is pending.
+ * True when every journal low-water check passes (seed 001: "clear remains gated by all
+ * low-water checks"), also those whose trigger is disabled (high-water 0: it engages nothing,
+ * and its low-water, never clamped to 0, still gates the clear). Low-water 0 is literal: that
+ * check passes only once nothing is pending.
  */
 export function journalClearable(t: Thresholds, i: JournalInputs): boolean {
   const hb = t.journal_high_water_bytes;
   const he = t.journal_high_water_entries;
   const maxAgeMs = t.journal_max_age_seconds * 1000;
-  const bytesOk = hb === 0 || (i.pendingBytes <= t.journal_low_water_bytes && i.pendingBytes < hb);
-  const entriesOk = he === 0 || (i.pendingEntries <= t.journal_low_water_entries && i.pendingEntries < he);
+  const bytesOk = i.pendingBytes <= t.journal_low_water_bytes && (hb === 0 || i.pendingBytes < hb);
+  const entriesOk = i.pendingEntries <= t.journal_low_water_entries && (he === 0 || i.pendingEntries < he);
   const age = i.oldestAgeMs;
   const ageOk = maxAgeMs === 0 || age === null || (age <= t.journal_clear_age_seconds * 1000 && age < maxAgeMs);
   return bytesOk && entriesOk && ageOk;
