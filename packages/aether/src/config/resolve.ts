@@ -69,7 +69,9 @@ function applyFile(r: Resolution, file: TomlFile): void {
       const where = `${file.path}:${name}`;
       const setting = BY_NAME.get(name);
       if (setting) {
-        r.take(setting, parseToml(setting.type, value, file.raw.get(name)), { layer: 'file', where }, showValue(value), true);
+        const raw = file.raw.get(name);
+        // A refused spelling is shown as written (0x200000), not as the parser read it.
+        r.take(setting, parseToml(setting.type, value, raw), { layer: 'file', where }, typeof value === 'bigint' && raw !== undefined ? raw : showValue(value), true);
       } else if (TABLES.has(name)) {
         if (typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date)) walk(value as Record<string, unknown>, name);
         else r.problems.push({ code: 'WRONG_TOML_TYPE', where, value: showValue(value), rule: `must be a TOML table [${name}]` });

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import { ConfigError } from './errors.js';
 import { CONFIG_PATH_ENV } from './schema/index.js';
+import { rawTomlValues } from './toml-raw.js';
 
 export interface TomlFile {
   /** The path as the user named it (used in messages). */
@@ -40,34 +41,5 @@ export function readTomlFile(path: string, named: string, cwd: string): TomlFile
     const detail = err instanceof TomlError ? `${err.message.split('\n')[0] ?? ''} (line ${err.line}, column ${err.column})` : String(err);
     throw new ConfigError([{ code: 'FILE_NOT_TOML', where: path, value: '', rule: `not valid TOML: ${detail}` }]);
   }
-  return { path, doc, raw: rawValues(text) };
-}
-
-const TABLE = /^\s*\[\s*([A-Za-z0-9_.\s"-]+?)\s*\]\s*(?:#.*)?$/;
-const ASSIGN = /^\s*([A-Za-z0-9_.\s"-]+?)\s*=\s*([^#]*?)\s*(?:#.*)?$/;
-
-function normalizeKey(k: string): string {
-  return k
-    .split('.')
-    .map((p) => p.trim().replace(/^"(.*)"$/, '$1'))
-    .join('.');
-}
-
-/** Maps `table.key` to the value's text for simple one-line assignments. */
-function rawValues(text: string): Map<string, string> {
-  const raw = new Map<string, string>();
-  let table = '';
-  for (const line of text.split(/\r?\n/)) {
-    const t = TABLE.exec(line);
-    if (t?.[1] !== undefined) {
-      table = normalizeKey(t[1]);
-      continue;
-    }
-    const a = ASSIGN.exec(line);
-    if (a?.[1] !== undefined && a[2] !== undefined) {
-      const key = normalizeKey(a[1]);
-      raw.set(table ? `${table}.${key}` : key, a[2]);
-    }
-  }
-  return raw;
+  return { path, doc, raw: rawTomlValues(text) };
 }

@@ -14,7 +14,8 @@ export type Parsed = { ok: true; value: number | string } | { ok: false; rule: s
 
 export const U64_MAX = 18446744073709551615n;
 const DECIMAL_DIGITS = /^[0-9]+$/;
-const DECIMAL_NUMBER = /^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/;
+// No sign: the reference pages refuse signs (a `-` one would be negative anyway).
+const DECIMAL_NUMBER = /^(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$/;
 
 export function typeName(t: TypeSpec): string {
   switch (t.kind) {

@@ -140,7 +140,37 @@ describe('TOML sections exactly as the seeds say', () => {
   it('TOML hex and underscore integers are refused for u64 settings', () => {
     const lines = problemsOf({ toml: 'journal_sync_backlog_bytes = 0x200000\n[cache]\nmax_bytes = 1_000\n' });
     assert.equal(lines.length, 2);
-    assert.match(lines[0] ?? '', /journal_sync_backlog_bytes=2097152: must be an unsigned integer of decimal digits only/);
+    assert.match(lines[0] ?? '', /journal_sync_backlog_bytes=0x200000: must be an unsigned integer of decimal digits only/);
+  });
+  it('...also in inline tables, under quoted keys and after strings that look like TOML', () => {
+    const toml = [
+      "note = '''",
+      'journal_sync_backlog_bytes = 0x7',
+      "'''",
+      '[bridge]',
+      'reconnect_backoff = { start_ms = 0x5DC, max_ms = 60000 }',
+      '[backpressure]',
+      "'journal_clear_age_seconds' = 0x2D # a comment = 1",
+      '"journal_high_water_entries" = 0b11',
+    ].join('\n');
+    const decimal = problemsOf({ toml }).filter((l) => l.includes('decimal digits only'));
+    assert.deepEqual(
+      decimal.map((l) => l.split(':')[1]),
+      ['bridge.reconnect_backoff.start_ms=0x5DC', 'backpressure.journal_clear_age_seconds=0x2D', 'backpressure.journal_high_water_entries=0b11'],
+      decimal.join('\n'),
+    );
+    const inline = problemsOf({ toml: 'backpressure = { cache_dirty_low_water_bytes = 1_000, journal_max_age_seconds = 0o77 }\n' });
+    assert.deepEqual(
+      inline.map((l) => l.split(':')[1]),
+      ['backpressure.cache_dirty_low_water_bytes=1_000', 'backpressure.journal_max_age_seconds=0o77'],
+      inline.join('\n'),
+    );
+  });
+  it('decimal values in inline tables and under quoted keys are read as written', () => {
+    const c = resolveWith({ toml: 'backpressure = { "journal_max_age_seconds" = 45, cache_dirty_low_water_bytes = 1000 }\n[bridge]\nreconnect_backoff = { start_ms = 1500 }\n' }).config;
+    assert.equal(c.backpressure.journal_max_age_seconds, 45);
+    assert.equal(c.backpressure.cache_dirty_low_water_bytes, 1000);
+    assert.equal(c.bridge.reconnect_backoff.start_ms, 1500);
   });
 });
 

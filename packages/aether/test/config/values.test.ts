@@ -50,7 +50,7 @@ describe('f64 values: numeric and non-negative at parse time', () => {
   for (const [good, value] of [['20', 20], ['12.5', 12.5], ['0', 0], ['100', 100], ['150', 150], ['1e1', 10]] as const) {
     it(`env accepts ${good}`, () => assert.deepEqual(parseEnv(f64, good), { ok: true, value }));
   }
-  for (const bad of ['-1', '-0.5', 'abc', '', 'NaN', 'inf', 'Infinity', '20%', '0x10', ' 20']) {
+  for (const bad of ['-1', '-0.5', 'abc', '', 'NaN', 'inf', 'Infinity', '20%', '0x10', ' 20', '+12.5', '+0']) {
     it(`env refuses ${JSON.stringify(bad)}`, () => {
       const r = parseEnv(f64, bad);
       assert.equal(r.ok, false);

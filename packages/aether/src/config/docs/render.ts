@@ -25,12 +25,15 @@ function shownDefault(s: Setting): string {
   return `\`${text}\`${unit}${s.defaultNote ? ` (${s.defaultNote})` : ''}`;
 }
 
+/** A value with a unit suffix, as a user might write one, for each unit. */
+const SUFFIXED = { bytes: '2MiB', ms: '5s', seconds: '1m', entries: '10k' } as const;
+
 function typeRules(s: Setting): string[] {
   switch (s.type.kind) {
     case 'u64':
       return [
         `${u64Rule(s.type).replace(/^must/, 'Must')}.`,
-        `Unit suffixes are not accepted (\`2MiB\` is invalid; use raw ${s.type.unit}).`,
+        `Unit suffixes are not accepted (\`${SUFFIXED[s.type.unit]}\` is invalid; use raw ${s.type.unit}).`,
         'In `aether.toml` the value must be a TOML integer written in decimal digits: a float, a string, hex/octal/binary or `1_000` spellings are errors. An empty environment value is an error, not "unset".',
       ];
     case 'f64':
@@ -50,7 +53,8 @@ function inputSurfaces(s: Setting): string[] {
   const table = tomlTable(s);
   const file = table === '' ? `- Config file (\`aether.toml\`, top-level key): \`${tomlKey(s)} = ${placeholder(s)}\`` : `- Config file (\`aether.toml\`): \`[${table}]\` \`${tomlKey(s)} = ${placeholder(s)}\``;
   const override = s.override ? `- Programmatic override: \`ConfigOverrides.${s.override}\`` : '- Programmatic override: none (no `ConfigOverrides` field).';
-  return [`- Env: \`${s.env}=${placeholder(s)}\``, file, override];
+  const flag = s.cliFlag ? `- CLI flag: \`aether mount ${s.cliFlag}\` sets the same value as the override.` : 'No dedicated CLI flag exists for this setting.';
+  return [`- Env: \`${s.env}=${placeholder(s)}\``, file, override, '', flag];
 }
 
 /** One setting's reference page, in the seeds' section layout. */
@@ -93,7 +97,7 @@ export function renderSettingPage(s: Setting): string {
     '',
     '## Resolution and Override Order',
     '',
-    '- Defaults < `aether.toml` < environment < overrides.',
+    s.override ? '- Defaults < `aether.toml` < environment < overrides.' : '- Defaults < `aether.toml` < environment (this setting has no programmatic override).',
     '- The file is `--config FILE`, else the file named by `AFS_AETHER_CONFIG`, else `./aether.toml` when it exists; a named file that is missing or not valid TOML is an error.',
     '',
     '## Value Rules',

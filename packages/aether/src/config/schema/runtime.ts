@@ -5,6 +5,7 @@ export const runtimeSettings: Setting[] = [
     path: ['state_dir'],
     env: 'AFS_AETHER_STATE_DIR',
     override: 'state_dir',
+    cliFlag: '--state-dir',
     type: { kind: 'path' },
     default: '.aether',
     defaultNote: '`.aether` under the working directory',

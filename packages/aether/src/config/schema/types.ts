@@ -23,6 +23,8 @@ export interface Setting {
   env: string;
   /** Field of `ConfigOverrides`; absent where the DESIGN table has none. */
   override?: keyof ConfigOverrides;
+  /** The `aether mount` flag that sets the same value as an override, where there is one. */
+  cliFlag?: string;
   type: TypeSpec;
   default: number | string;
   /** Human reading of the default, e.g. "2 MiB". */
