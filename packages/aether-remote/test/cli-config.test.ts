@@ -46,6 +46,21 @@ describe('aether config show', () => {
     assert.deepEqual(j.bridge, { url: '', token: '', reconnect_backoff: { start_ms: 1000, max_ms: 30000, multiplier: 2, jitter_percent: 12.5 } });
     assert.equal((j.backpressure as Record<string, number>).journal_max_age_seconds, 30);
   });
+  it('u64 values above 2^53 are shown and compared exactly, as written', () => {
+    const env = { AFS_AETHER_JOURNAL_SYNC_BACKLOG_BYTES: '18446744073709551615', AFS_AETHER_JOURNAL_HIGH_WATER_BYTES: '9007199254740993' };
+    const text = aether(['config', 'show'], { env });
+    assert.equal(text.code, 0, text.err);
+    assert.match(text.out, /^journal_sync_backlog_bytes = 18446744073709551615 +# env/m);
+    assert.match(text.out, /^journal_high_water_bytes = 9007199254740993 +# env/m);
+    const json = aether(['config', 'show', '--json'], { env });
+    assert.match(json.out, /^ {2}"journal_sync_backlog_bytes": 18446744073709551615,$/m);
+    assert.match(json.out, /^ {4}"journal_high_water_bytes": 9007199254740993,$/m);
+    const bad = aether(['config', 'validate'], { env: { AFS_AETHER_RECONNECT_START_MS: '9007199254740993', AFS_AETHER_RECONNECT_MAX_MS: '9007199254740992' } });
+    assert.equal(bad.code, 2, 'start one above max, which doubles cannot tell apart');
+    assert.match(bad.err, /^aether: AFS_AETHER_RECONNECT_START_MS=9007199254740993: must be less than or equal to max_ms \(9007199254740992, from AFS_AETHER_RECONNECT_MAX_MS\)$/m);
+    const good = aether(['config', 'validate'], { env: { AFS_AETHER_JOURNAL_MAX_AGE_SECS: '9007199254740993', AFS_AETHER_JOURNAL_CLEAR_AGE_SECS: '9007199254740992' } });
+    assert.equal(good.code, 0, good.err);
+  });
   it('never prints the bridge token in full', () => {
     const env = { AFS_AETHER_BRIDGE_TOKEN: 'super-secret-token-value' };
     for (const args of [['config', 'show'], ['config', 'show', '--json']]) {

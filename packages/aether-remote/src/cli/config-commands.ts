@@ -33,7 +33,7 @@ export function addConfigCommands(program: Command, io: Io, setExit: (code: numb
     .action((opts: ConfigOpts) => {
       const r = resolveOrReport(opts, io);
       if (typeof r === 'number') return setExit(r);
-      io.out(opts.json ? renderShowJson(r.config) : renderShowText(r));
+      io.out(opts.json ? renderShowJson(r.config, r.exact) : renderShowText(r));
       setExit(EXIT_OK);
     });
 

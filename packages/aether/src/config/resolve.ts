@@ -3,7 +3,7 @@ import type { AetherConfig, ConfigOverrides } from './model.js';
 import { CROSS_RULES, inRange, rangeRule, type Values } from './rules.js';
 import { CONFIG_PATH_ENV, SETTINGS, settingName, type Setting } from './schema/index.js';
 import { locateConfigFile, readTomlFile, type TomlFile } from './toml-file.js';
-import { parseEnv, parseOverride, parseToml, showValue, type Parsed } from './values.js';
+import { parseEnv, parseOverride, parseToml, showValue, type Parsed, type Value } from './values.js';
 
 export interface ResolveInput {
   /** `--config FILE`; when absent, `AFS_AETHER_CONFIG`, then `./aether.toml` if it exists. */
@@ -22,6 +22,8 @@ export interface ResolvedConfig {
   warnings: readonly string[];
   /** The configuration file read, if any. */
   file: string | undefined;
+  /** The exact decimal text of u64 values above 2^53-1 (`config` holds the nearest double). */
+  exact: ReadonlyMap<string, string>;
 }
 
 const TABLES = new Set(SETTINGS.flatMap((s) => s.path.slice(0, -1).map((_, i) => s.path.slice(0, i + 1).join('.'))));
@@ -38,7 +40,7 @@ class Resolution {
     for (const s of SETTINGS) this.set(s, s.default, { layer: 'default', where: 'default' });
   }
 
-  set(s: Setting, value: number | string, source: ValueSource): void {
+  set(s: Setting, value: Value, source: ValueSource): void {
     this.values.set(settingName(s), value);
     this.sources.set(settingName(s), source);
   }
@@ -112,7 +114,7 @@ function validate(r: Resolution): void {
   for (const s of SETTINGS) {
     const name = settingName(s);
     const v = r.values.get(name);
-    if (s.range && typeof v === 'number' && !r.isBroken(name) && !inRange(v, s.range)) {
+    if (s.range && (typeof v === 'number' || typeof v === 'bigint') && !r.isBroken(name) && !inRange(Number(v), s.range)) {
       r.problems.push({ code: 'INVALID_VALUE', where: r.where(name), value: String(v), rule: rangeRule(s.range) });
       r.broken.add(name);
     }
@@ -138,12 +140,13 @@ function deepFreeze<T>(o: T): T {
 }
 
 /** Builds the `aether.toml`-shaped object from values keyed by setting name. */
-export function buildConfig(values: ReadonlyMap<string, number | string>): Readonly<AetherConfig> {
+export function buildConfig(values: ReadonlyMap<string, Value>): Readonly<AetherConfig> {
   const root: Record<string, unknown> = {};
   for (const s of SETTINGS) {
     let table = root;
     for (const part of s.path.slice(0, -1)) table = (table[part] ??= {}) as Record<string, unknown>;
-    table[s.path[s.path.length - 1] as string] = values.get(settingName(s));
+    const v = values.get(settingName(s));
+    table[s.path[s.path.length - 1] as string] = typeof v === 'bigint' ? Number(v) : v;
   }
   return deepFreeze(root as unknown as AetherConfig);
 }
@@ -159,7 +162,14 @@ export function resolveConfigDetailed(input: ResolveInput = {}): ResolvedConfig 
   applyOverrides(r, input.overrides ?? {});
   validate(r);
   if (r.problems.length > 0) throw new ConfigError(r.problems);
-  return { config: buildConfig(r.values), sources: r.sources, warnings: r.warnings, file: located?.path };
+  return { config: buildConfig(r.values), sources: r.sources, warnings: r.warnings, file: located?.path, exact: exactValues(r.values) };
+}
+
+/** The decimal text of every bigint value (a u64 above 2^53-1). */
+export function exactValues(values: ReadonlyMap<string, Value>): Map<string, string> {
+  const exact = new Map<string, string>();
+  for (const [name, v] of values) if (typeof v === 'bigint') exact.set(name, v.toString());
+  return exact;
 }
 
 /** Resolves defaults < `aether.toml` < environment < overrides into a frozen config, or throws `ConfigError`. */

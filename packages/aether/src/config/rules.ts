@@ -2,7 +2,9 @@
  * Cross-field rules: checks that need more than one resolved value. Each rule names the settings
  * it concerns and documents itself, so the reference pages list it under every one of them.
  */
-export type Values = Map<string, number | string>;
+import type { Value } from './values.js';
+
+export type Values = Map<string, Value>;
 
 export interface RuleContext {
   values: Values;
@@ -19,7 +21,8 @@ export interface CrossRule {
   apply(ctx: RuleContext): void;
 }
 
-const num = (v: Values, name: string): number => v.get(name) as number;
+/** A u64 setting's value, exact (bigint) whatever its size. */
+const u64 = (v: Values, name: string): bigint => BigInt(v.get(name) as number | bigint);
 
 function clampLowToHigh(low: string, high: string): CrossRule {
   const lowKey = low.split('.').pop() ?? low;
@@ -31,10 +34,10 @@ function clampLowToHigh(low: string, high: string): CrossRule {
       [high]: `A \`${lowKey}\` above this value is clamped down to it with a warning.`,
     },
     apply(ctx) {
-      const hi = num(ctx.values, high);
-      const lo = num(ctx.values, low);
-      if (hi > 0 && lo > hi) {
-        ctx.values.set(low, hi);
+      const hi = u64(ctx.values, high);
+      const lo = u64(ctx.values, low);
+      if (hi > 0n && lo > hi) {
+        ctx.values.set(low, ctx.values.get(high)!);
         ctx.warn(`${ctx.where(low)}=${lo}: above ${highKey} (${hi}); clamped down to ${hi}`);
       }
     },
@@ -49,8 +52,8 @@ export const CROSS_RULES: readonly CrossRule[] = [
       'backpressure.journal_clear_age_seconds': 'Must be strictly less than `AFS_AETHER_JOURNAL_MAX_AGE_SECS`; otherwise validation fails.',
     },
     apply(ctx) {
-      const max = num(ctx.values, 'backpressure.journal_max_age_seconds');
-      const clear = num(ctx.values, 'backpressure.journal_clear_age_seconds');
+      const max = u64(ctx.values, 'backpressure.journal_max_age_seconds');
+      const clear = u64(ctx.values, 'backpressure.journal_clear_age_seconds');
       if (max <= clear) {
         ctx.problem(
           'backpressure.journal_max_age_seconds',
@@ -69,10 +72,10 @@ export const CROSS_RULES: readonly CrossRule[] = [
       'backpressure.cache_min_free_bytes': 'A `cache_resume_free_bytes` below this value is raised to it with a warning.',
     },
     apply(ctx) {
-      const min = num(ctx.values, 'backpressure.cache_min_free_bytes');
-      const resume = num(ctx.values, 'backpressure.cache_resume_free_bytes');
-      if (min > 0 && resume < min) {
-        ctx.values.set('backpressure.cache_resume_free_bytes', min);
+      const min = u64(ctx.values, 'backpressure.cache_min_free_bytes');
+      const resume = u64(ctx.values, 'backpressure.cache_resume_free_bytes');
+      if (min > 0n && resume < min) {
+        ctx.values.set('backpressure.cache_resume_free_bytes', ctx.values.get('backpressure.cache_min_free_bytes')!);
         ctx.warn(`${ctx.where('backpressure.cache_resume_free_bytes')}=${resume}: below cache_min_free_bytes (${min}); raised to ${min}`);
       }
     },
@@ -84,8 +87,8 @@ export const CROSS_RULES: readonly CrossRule[] = [
       'bridge.reconnect_backoff.max_ms': 'Must be greater than or equal to `AFS_AETHER_RECONNECT_START_MS`.',
     },
     apply(ctx) {
-      const start = num(ctx.values, 'bridge.reconnect_backoff.start_ms');
-      const max = num(ctx.values, 'bridge.reconnect_backoff.max_ms');
+      const start = u64(ctx.values, 'bridge.reconnect_backoff.start_ms');
+      const max = u64(ctx.values, 'bridge.reconnect_backoff.max_ms');
       if (start > max) {
         ctx.problem('bridge.reconnect_backoff.start_ms', `must be less than or equal to max_ms (${max}, from ${ctx.where('bridge.reconnect_backoff.max_ms')})`);
       }

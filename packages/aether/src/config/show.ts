@@ -29,7 +29,7 @@ function valueOf(config: AetherConfig, s: Setting): number | string {
 export function renderShowText(r: ResolvedConfig): string {
   const lines: string[] = [`# resolved configuration (file: ${r.file ?? 'none'}); order: defaults < aether.toml < environment < overrides`];
   let table = '';
-  const rows = SETTINGS.map((s) => ({ s, text: `${tomlKey(s)} = ${tomlValue(s, redact(s, valueOf(r.config, s)))}` }));
+  const rows = SETTINGS.map((s) => ({ s, text: `${tomlKey(s)} = ${r.exact.get(settingName(s)) ?? tomlValue(s, redact(s, valueOf(r.config, s)))}` }));
   const width = Math.max(...rows.map((x) => x.text.length)) + 2;
   for (const { s, text } of rows) {
     if (tomlTable(s) !== table) {
@@ -41,14 +41,22 @@ export function renderShowText(r: ResolvedConfig): string {
   return lines.join('\n') + '\n';
 }
 
-/** `aether config show --json`: the resolved values alone, shaped exactly like `aether.toml`. */
-export function renderShowJson(config: AetherConfig): string {
+/**
+ * `aether config show --json`: the resolved values alone, shaped exactly like `aether.toml`.
+ * Values in `exact` (u64 above 2^53-1) are written as their exact digits, which JSON allows.
+ */
+export function renderShowJson(config: AetherConfig, exact: ReadonlyMap<string, string> = new Map()): string {
   const copy = JSON.parse(JSON.stringify(config)) as Record<string, unknown>;
+  const marks = new Map<string, string>();
   for (const s of SETTINGS) {
     let node = copy;
     for (const p of s.path.slice(0, -1)) node = node[p] as Record<string, unknown>;
     const key = tomlKey(s);
-    node[key] = redact(s, node[key] as number | string);
+    const digits = exact.get(settingName(s));
+    if (digits === undefined) node[key] = redact(s, node[key] as number | string);
+    else marks.set(JSON.stringify((node[key] = `\u0000exact:${settingName(s)}`)), digits);
   }
-  return JSON.stringify(copy, null, 2) + '\n';
+  let text = JSON.stringify(copy, null, 2);
+  for (const [mark, digits] of marks) text = text.replace(mark, digits);
+  return text + '\n';
 }

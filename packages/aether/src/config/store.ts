@@ -80,6 +80,7 @@ export class ConfigStore {
     }
     const old = this.resolved;
     const values = new Map<string, number | string>();
+    const exact = new Map<string, string>();
     const sources = new Map(next.sources);
     const restartRequired: string[] = [];
     for (const s of SETTINGS) {
@@ -90,12 +91,16 @@ export class ConfigStore {
         restartRequired.push(s.env);
         values.set(name, before);
         sources.set(name, old.sources.get(name) ?? { layer: 'default', where: 'default' });
+        const e = old.exact.get(name);
+        if (e !== undefined) exact.set(name, e);
       } else {
         values.set(name, after);
+        const e = next.exact.get(name);
+        if (e !== undefined) exact.set(name, e);
       }
     }
     const config = buildConfig(values);
-    this.resolved = { config, sources, warnings: next.warnings, file: next.file };
+    this.resolved = { config, sources, warnings: next.warnings, file: next.file, exact };
     const changed = SECTIONS.filter((sec) => JSON.stringify(sectionValues(old.config, sec)) !== JSON.stringify(sectionValues(config, sec)));
     const observerErrors: string[] = [];
     for (const section of changed) {

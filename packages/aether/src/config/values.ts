@@ -10,7 +10,14 @@ export type TypeSpec =
   | { kind: 'path' }
   | { kind: 'listen' };
 
-export type Parsed = { ok: true; value: number | string } | { ok: false; rule: string; wrongType?: boolean };
+/**
+ * A setting's value. A u64 above 2^53-1 stays a bigint until the config is built, so that
+ * validation compares and messages print the value as written; the running config holds the
+ * nearest double (such values mean "practically never" for every setting).
+ */
+export type Value = number | string | bigint;
+
+export type Parsed = { ok: true; value: Value } | { ok: false; rule: string; wrongType?: boolean };
 
 export const U64_MAX = 18446744073709551615n;
 const DECIMAL_DIGITS = /^[0-9]+$/;
@@ -40,7 +47,7 @@ export function u64Rule(t: TypeSpec & { kind: 'u64' }): string {
 
 function u64FromBigInt(t: TypeSpec & { kind: 'u64' }, n: bigint): Parsed {
   if (n < 0n || n > U64_MAX) return { ok: false, rule: u64Rule(t) };
-  return { ok: true, value: Number(n) };
+  return { ok: true, value: n <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(n) : n };
 }
 
 const F64_RULE = 'must be numeric and non-negative (a finite decimal number, f64)';

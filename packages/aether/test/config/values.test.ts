@@ -9,8 +9,10 @@ describe('u64 values: decimal digits only', () => {
   for (const good of ['0', '1', '2097152', '9007199254740991', '18446744073709551615', '007']) {
     it(`env accepts ${JSON.stringify(good)}`, () => {
       const r = parseEnv(u64, good);
-      assert.ok(r.ok, JSON.stringify(r));
-      assert.equal(r.value, Number(BigInt(good)));
+      assert.ok(r.ok, r.ok ? '' : r.rule);
+      // Above 2^53-1 the value stays exact (a bigint) until the config is built.
+      const n = BigInt(good);
+      assert.equal(r.value, n > BigInt(Number.MAX_SAFE_INTEGER) ? n : Number(n));
     });
   }
   for (const bad of ['2MiB', '2M', '1k', '-1', '+1', ' 1', '1 ', '1 000', '0x10', '0o7', '0b1', '1e3', '1.0', '1_000', '', 'abc', '18446744073709551616', '99999999999999999999999']) {
