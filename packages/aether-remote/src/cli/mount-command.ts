@@ -13,7 +13,7 @@ interface MountOpts {
 }
 
 /** Errors that mean the user asked for something impossible, not that Aether failed. */
-const USAGE_CODES = new Set(['MOUNT_MISSING', 'MOUNT_NOT_DIRECTORY', 'MOUNT_NOT_EMPTY', 'MOUNT_BUSY', 'MOUNT_OPTION_INVALID', 'STATE_DIR_INVALID']);
+const USAGE_CODES = new Set(['MOUNT_MISSING', 'MOUNT_NOT_DIRECTORY', 'MOUNT_NOT_EMPTY', 'MOUNT_BUSY', 'MOUNT_OPTION_INVALID', 'STATE_DIR_INVALID', 'BRIDGE_AUTH_FAILED']);
 
 /** `aether mount MOUNTPOINT`: runs in the foreground until SIGINT/SIGTERM; SIGHUP reloads the configuration. */
 export function addMountCommand(program: Command, io: Io, setExit: (code: number) => void): void {

@@ -6,7 +6,7 @@ import { MemoryMeta } from '@aether/core/tree/meta';
 import { ReconnectBackoff } from '../bridge/backoff.js';
 import { BridgeClient, type BridgeState } from '../bridge/client.js';
 import { parseHubUrls } from '../bridge/hub-urls.js';
-import type { WelcomeFrame } from '../protocol/frames.js';
+import { CLOSE_AUTH_FAILED, type WelcomeFrame } from '../protocol/frames.js';
 import { BridgeDrain } from './bridge-drain.js';
 import { loadIdentity, saveIdentity, type MountIdentity } from './identity.js';
 import { RemoteApply } from './remote-apply.js';
@@ -77,12 +77,20 @@ export class BridgeOrchestrator implements RemoteBackend {
       // The first start: inode numbers come from the range the hub assigns, so it must answer once.
       ctx.log(`bridge: first start, waiting for ${this.urls.join(' or ')} to assign this mount's inode range`);
       const probe = this.newClient(ctx, identity, undefined);
-      const w = await new Promise<WelcomeFrame>((resolve) => {
-        probe.once('welcome', resolve);
-        probe.start();
-      });
-      await probe.close();
-      identity = this.noteWelcome(w);
+      const refused = this.refusedToken(probe);
+      try {
+        const w = await Promise.race([
+          new Promise<WelcomeFrame>((resolve) => {
+            probe.once('welcome', resolve);
+            probe.start();
+          }),
+          refused.promise,
+        ]);
+        identity = this.noteWelcome(w);
+      } finally {
+        refused.dispose();
+        await probe.close();
+      }
     }
     const replica = (this.replicaValue = new Replica(join(ctx.stateDir, 'replica'), identity.mountId, identity.inoBase!));
     const client = (this.client = this.newClient(ctx, identity, replica.cursor));
@@ -93,8 +101,32 @@ export class BridgeOrchestrator implements RemoteBackend {
     if (!replica.synced) {
       // A replica that never held the hub's tree has nothing to mount: wait for the first snapshot.
       ctx.log('bridge: waiting for the hub\'s snapshot');
-      await replica.whenSynced();
+      const refused = this.refusedToken(client);
+      try {
+        await Promise.race([replica.whenSynced(), refused.promise]);
+      } finally {
+        refused.dispose();
+      }
     }
+  }
+
+  /**
+   * Rejects when the hub refuses the token. Only a start that cannot go on without the hub (the
+   * first one, or one still waiting for its first snapshot) fails on it: there nothing would ever
+   * mount, and retrying forever hid a wrong or missing token. A running mount keeps retrying.
+   */
+  private refusedToken(client: BridgeClient): { promise: Promise<never>; dispose(): void } {
+    let onDisconnect: (d: { code: number; reason: string }) => void = () => undefined;
+    const promise = new Promise<never>((_resolve, reject) => {
+      onDisconnect = ({ code, reason }) => {
+        if (code !== CLOSE_AUTH_FAILED) return;
+        const hint = this.opts.token ? 'give the hub\'s token' : 'no token is set: give the hub\'s token';
+        reject(new AetherError('BRIDGE_AUTH_FAILED', `the hub ${this.urls.join(' / ')} refused the token (${reason || 'refused'}); ${hint} with --token or AFS_AETHER_BRIDGE_TOKEN`));
+      };
+      client.on('disconnect', onDisconnect);
+    });
+    promise.catch(() => undefined);
+    return { promise, dispose: () => client.off('disconnect', onDisconnect) };
   }
 
   private newClient(ctx: RemoteOpenContext, identity: MountIdentity, followFrom: number | undefined): BridgeClient {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { TOKEN } from '../hub/helpers.js';
 import { bridgeMount, FAST_ENV, fileWriter, readOr, sleep, syncWait, tree, within, withHub } from './bridge-helpers.js';
-import { startMount, status, stopAll, stopCleanly } from './harness.js';
+import { mountMustFail, startMount, status, stopAll, stopCleanly, tempDir } from './harness.js';
 
 after(stopAll);
 
@@ -53,6 +53,29 @@ describe('bridge mode: two mounts through one hub', () => {
   });
 });
 
+
+describe('bridge mode: the token', () => {
+  it('a first start the hub refuses (wrong or missing token) fails in one line with exit 2 instead of waiting forever', async () => {
+    await withHub(async ({ hub }) => {
+      for (const [token, hint] of [
+        ['wrong', /refused the token \(AUTH_FAILED\); give the hub's token with --token or AFS_AETHER_BRIDGE_TOKEN$/],
+        ['', /refused the token \(AUTH_FAILED\); no token is set: give the hub's token/],
+      ] as const) {
+        const base = tempDir();
+        const mnt = join(base, 'mnt');
+        mkdirSync(mnt);
+        const r = await mountMustFail({ mnt, stateDir: join(base, 'state'), args: ['--bridge', hub.url], env: { ...FAST_ENV, AFS_AETHER_BRIDGE_TOKEN: token } }, 20_000);
+        assert.equal(r.code, 2, r.stderr);
+        const last = r.stderr.trimEnd().split('\n').at(-1) ?? '';
+        assert.match(last, new RegExp(`^aether: cannot mount ${mnt}: the hub ${hub.url} `));
+        assert.match(last, hint);
+        assert.ok(!r.stderr.includes(TOKEN), 'the real token is never printed');
+      }
+      const ok = await bridgeMount(hub);
+      await stopCleanly(ok);
+    });
+  });
+});
 
 describe('bridge mode: the hub goes away', () => {
   it('kill -9 of the hub while A writes: A goes on offline, drains after the restart, B catches up, trees identical', async () => {
