@@ -12,6 +12,8 @@ export interface JournalPort {
   readonly failed: Error | null;
   /** Makes everything appended so far durable (reason `manual`: `fsync(2)`, `JOURNAL FLUSH`). */
   flush(): Promise<void>;
+  /** Makes every commit of entries up to `seq` wait for `barrier(seq)` (null: nothing to wait for). */
+  holdCommits?(barrier: (seq: number) => Promise<void> | null): void;
 }
 
 export interface DirtyReservationPort {

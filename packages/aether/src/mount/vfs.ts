@@ -4,6 +4,7 @@ import type { MemoryMeta } from '../tree/meta.js';
 import { encodeOp, OP_RECORD_TYPE, ROOT_INO, type Ino, type Kind, type Op } from '../tree/ops.js';
 import type { Clock } from '../runtime/infra/clock.js';
 import type { CachePort, GatePort, JournalPort } from './ports.js';
+import { SettleWatermark } from './settle-watermark.js';
 
 export type FsErrno = Errno | 'EBADF' | 'ENOSPC' | 'EIO' | 'EACCES' | 'ENOTSUP' | 'EROFS' | 'EFBIG';
 
@@ -98,6 +99,8 @@ export class Vfs {
    * their reads fail with EIO until the journal is committed past `seq` and the store has it all.
    */
   private readonly poisoned = new Map<Ino, number>();
+  /** Cache updates run behind the replies; the journal commits no entry before its update ran. */
+  private readonly cacheOps = new SettleWatermark();
   private nextFh = 1;
   private maxIno: number;
   private writesStopped = false;
@@ -105,6 +108,12 @@ export class Vfs {
   constructor(private readonly d: VfsDeps) {
     this.maxIno = d.maxIno;
     d.cache.onDataLost((ino, err) => this.cacheFailed(ino, d.journal.lastSeq, err));
+    d.journal.holdCommits?.((seq) => this.cacheOps.through(seq));
+  }
+
+  /** A cache update of journal entry `seq`, not awaited: a failure makes the file unreadable. */
+  private behind(ino: Ino, seq: number, p: Promise<unknown>): void {
+    this.cacheOps.track(seq, p.catch((err: unknown) => this.cacheFailed(ino, seq, err)));
   }
 
   private now(): number {
@@ -362,7 +371,7 @@ export class Vfs {
     const sizeBefore = before.size;
     const { seq, acked } = this.mutateAsync({ t: 'truncate', ino, size, timeMs: this.now() });
     this.addFloor(ino, Math.min(size, sizeBefore), seq);
-    this.d.cache.truncate(ino, size).catch((err: unknown) => this.cacheFailed(ino, seq, err));
+    this.behind(ino, seq, this.d.cache.truncate(ino, size));
     await acked;
   }
 
@@ -423,10 +432,11 @@ export class Vfs {
   private forgetIfUnused(ino: Ino): void {
     const inode = this.d.view.getInode(ino);
     if (!inode || inode.nlink > 0 || this.openCount.has(ino) || [...this.hidden.values()].includes(ino)) return;
-    this.mutateAsync({ t: 'forget', ino }).acked.catch(() => undefined);
+    const { seq, acked } = this.mutateAsync({ t: 'forget', ino });
+    acked.catch(() => undefined);
     this.poisoned.delete(ino);
     this.truncFloors.delete(ino);
-    void this.d.cache.remove(ino).catch(() => undefined);
+    this.cacheOps.track(seq, this.d.cache.remove(ino).catch(() => undefined));
   }
 
   async read(fh: number, offset: number, length: number): Promise<Buffer> {
@@ -504,7 +514,7 @@ export class Vfs {
     // journal payload holds. Not awaited: the cache runs a file's operations in call order, so a
     // later read sees this write.
     const copy = op.payload.subarray(op.payload.length - data.length);
-    this.d.cache.write(h.ino, at, copy, op.seq, { reservation }).catch((err: unknown) => this.cacheFailed(h.ino, op.seq, err));
+    this.behind(h.ino, op.seq, this.d.cache.write(h.ino, at, copy, op.seq, { reservation }));
     await op.acked;
     return data.length;
   }

@@ -12,13 +12,13 @@ import { MemoryMeta } from '../../src/tree/meta.js';
 import { ROOT_INO } from '../../src/tree/ops.js';
 import { collect, immediate, interval, manual, openMemoryJournal, settle } from '../journal/helpers.js';
 
-async function mountedVfs(sync: Parameters<typeof openMemoryJournal>[0]) {
+async function mountedVfs(sync: Parameters<typeof openMemoryJournal>[0], cacheWrite: () => Promise<void> = async () => {}) {
   const { journal, fs } = await openMemoryJournal(sync);
   const view = new MemoryMeta();
   view.putInode({ ino: ROOT_INO, kind: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, nlink: 2, atimeMs: 0, mtimeMs: 0, ctimeMs: 0 });
   const cache = {
     reserveDirty: () => ({ bytes: 0, release() {} }),
-    write: async () => {},
+    write: cacheWrite,
     read: async () => ({ data: Buffer.alloc(0), holes: [], token: 0 }),
     putClean: async () => 0,
     truncate: async () => {},
@@ -63,4 +63,29 @@ describe('Vfs: an operation waits for its journal record', () => {
       await after.journal.close();
     });
   }
+});
+
+describe('Vfs: a commit never overtakes the cache update of the entries it covers', () => {
+  it('journal.commit of a write waits until its cache update has run (a crash meanwhile would leave the cache without it)', async () => {
+    const held: (() => void)[] = [];
+    const { vfs, journal } = await mountedVfs(interval(5, 0), () => new Promise<void>((resolve) => held.push(resolve)));
+    const fh = await vfs.create('/f', 0o644, 2, 0, 0);
+    await vfs.write(fh, 0, Buffer.from('one'));
+    await vfs.write(fh, 3, Buffer.from('two'));
+    assert.equal(held.length, 2, 'both writes answered while their cache updates wait');
+    await journal.flush();
+    const seq = journal.lastSeq;
+    let done = false;
+    const commit = journal.commit(seq).then(() => (done = true));
+    await settle();
+    assert.equal(done, false, 'the commit waits');
+    assert.equal(journal.committedSeq, 0);
+    held[1]!();
+    await settle();
+    assert.equal(done, false, 'still waits for the first update');
+    held[0]!();
+    await commit;
+    assert.equal(journal.committedSeq, seq);
+    await journal.close();
+  });
 });

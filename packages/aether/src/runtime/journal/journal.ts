@@ -72,6 +72,7 @@ export class Journal implements JournalPendingSource {
   /** Record bytes appended in this session (the writer counts written and durable ones). */
   private appendedBytes = 0;
   private closing: Promise<void> | null = null;
+  private commitBarrier: ((seq: number) => Promise<void> | null) | undefined;
   private readonly retry: RetrySettings;
   /** A group fsync retried after a failure (`immediate`), and the backoff before the next. */
   private groupRetry: TimerHandle | null = null;
@@ -201,6 +202,19 @@ export class Journal implements JournalPendingSource {
   commit(seq: number): Promise<void> {
     assert.ok(Number.isSafeInteger(seq) && seq >= 0, `commit needs a sequence number, got ${seq}`);
     assert.ok(seq <= this.lastAppended, `cannot commit ${seq}: the last appended entry is ${this.lastAppended}`);
+    const held = this.commitBarrier?.(seq);
+    return held ? held.then(() => this.commitNow(seq)) : this.commitNow(seq);
+  }
+
+  /**
+   * Commits of entries up to `seq` first wait for `barrier(seq)`: work the owner of the entries
+   * still does for them (the Vfs's cache updates, which run behind its replies).
+   */
+  holdCommits(barrier: (seq: number) => Promise<void> | null): void {
+    this.commitBarrier = barrier;
+  }
+
+  private commitNow(seq: number): Promise<void> {
     if (this.closing) return Promise.reject(new AetherError('JOURNAL_CLOSED', 'the journal is closed'));
     if (seq > this.committed) {
       this.committed = seq;
