@@ -156,7 +156,7 @@ export async function metric(m: MountProcess, line: RegExp): Promise<number> {
 export interface MountStatus {
   state: string;
   sync: { state: string; backlog_entries: number; last_error: string | null };
-  journal: { pending_bytes: number; pending_entries: number; committed_seq: number; last_seq: number };
+  journal: { pending_bytes: number; pending_entries: number; committed_seq: number; last_seq: number; failed: string | null };
   open_handles: number;
   pid: number;
 }

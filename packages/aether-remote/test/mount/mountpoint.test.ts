@@ -148,12 +148,19 @@ describe('mount points and state directories', () => {
     const { base, mnt, stateDir } = fresh();
     mkdirSync(stateDir);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', stateDir]);
+    let m: Awaited<ReturnType<typeof startMount>> | undefined;
     try {
       // No free-space backpressure: the disk must fill under the journal, not hold the writer.
       const env = { AFS_AETHER_CACHE_MIN_FREE_BYTES: '0', AFS_AETHER_CACHE_RESUME_FREE_BYTES: '0' };
-      const m = await startMount({ mnt, stateDir, env });
+      m = await startMount({ mnt, stateDir, env });
       writeFileSync(join(mnt, 'small'), 'fits');
       assert.throws(() => writeFileSync(join(mnt, 'big'), randomBytes(6 << 20)), { code: 'ENOSPC' });
+      assert.throws(() => mkdirSync(join(mnt, 'after')), { code: 'ENOSPC' });
+      assert.equal(readFileSync(join(mnt, 'small'), 'utf8'), 'fits', 'what is mounted stays readable');
+      assert.match(status(m).journal.failed ?? '', /^journal write to .* failed: ENOSPC/);
+      const told = () => m!.stderr().split('\n').filter((l) => l.includes('the mount now refuses every change')).length;
+      for (let i = 0; i < 100 && told() === 0; i++) await new Promise((r) => setTimeout(r, 20)); // stderr arrives through a pipe
+      assert.equal(told(), 1, m.stderr());
       const code = await m.stop();
       assert.equal(code, 1, m.stderr());
       assert.match(m.stderr(), /^aether: the mount stopped with errors: journal: ENOSPC[^\n]*$/m);
@@ -161,6 +168,7 @@ describe('mount points and state directories', () => {
       assert.equal(mounted(mnt), false, 'unmounted all the same');
       assert.ok(m.stderr().split('\n').filter((l) => l.includes('drain failed')).length <= 2, `the drain's failures are not logged on every retry:\n${m.stderr()}`);
     } finally {
+      await m?.stop();
       execFileSync('umount', ['-l', stateDir]);
       rmSync(base, { recursive: true, force: true });
     }

@@ -241,6 +241,16 @@ export class LocalMount {
     new Gauge({ name: 'aether_sync_paused', help: '1 while draining is paused (SYNC PAUSE)', registers: [this.registry], collect() {
       this.set(drain.paused ? 1 : 0);
     } });
+    // A failed journal write stops every change for good: say so once, plainly, with what to do.
+    const journal = this.journal!;
+    let told = false;
+    this.cleanups.push(
+      journal.onPendingChange(() => {
+        if (told || !journal.failed) return;
+        told = true;
+        this.log(`${journal.failed.message}: the mount now refuses every change with that error; what is mounted stays readable. Fix the cause (free space under ${this.stateDir}) and restart the mount: changes that were refused may show until then and are gone after it`);
+      }),
+    );
 
     const attrGuard = guardHardLinkAttributes();
     if (!attrGuard) this.log('attribute caching is off: the patched binding could not hook libfuse here (FUSE.md), so every stat costs a round trip');
@@ -323,7 +333,7 @@ export class LocalMount {
       state_dir: this.stateDir,
       metrics_address: this.metricsAddress ?? 'off',
       sync: { state: this.drain?.paused ? 'paused' : 'running', backlog_entries: this.drain?.backlog ?? 0, last_error: this.drain?.lastError ?? null },
-      journal: { pending_bytes: j?.pendingBytes ?? 0, pending_entries: j?.pendingEntries ?? 0, committed_seq: this.journal?.committedSeq ?? 0, last_seq: this.journal?.lastSeq ?? 0 },
+      journal: { pending_bytes: j?.pendingBytes ?? 0, pending_entries: j?.pendingEntries ?? 0, committed_seq: this.journal?.committedSeq ?? 0, last_seq: this.journal?.lastSeq ?? 0, failed: this.journal?.failed?.message ?? null },
       backpressure: this.coordinator?.status().status ?? 'clear',
       open_handles: this.vfs?.openHandles ?? 0,
       pid: process.pid,
