@@ -56,7 +56,7 @@ export function addControlCommands(program: Command, io: Io, setExit: (code: num
   const groups: [string, string, [string, CommandName, string][]][] = [
     ['cache', 'inspect or clear the local cache', [['inspect', 'CACHE INSPECT', 'dirty and clean bytes, quotas, disk free, backpressure'], ['clear', 'CACHE CLEAR', 'drop clean cached data (never dirty data)']]],
     ['journal', 'the write-ahead journal', [['flush', 'JOURNAL FLUSH', 'make every appended record durable now (reason manual)']]],
-    ['sync', 'draining the journal to the store or hub', [['pause', 'SYNC PAUSE', 'stop draining (pending work accumulates)'], ['resume', 'SYNC RESUME', 'drain again']]],
+    ['sync', 'draining the journal to the store or hub', [['pause', 'SYNC PAUSE', 'stop draining (pending work accumulates; once a high-water mark is reached, writers wait until resume and cannot be interrupted meanwhile, as with any FUSE request)'], ['resume', 'SYNC RESUME', 'drain again']]],
     ['backpressure', 'writer backpressure', [['status', 'BACKPRESSURE STATUS', 'engaged state, sources and reasons']]],
   ];
   for (const [group, desc, subs] of groups) {

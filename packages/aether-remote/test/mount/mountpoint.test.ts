@@ -85,6 +85,13 @@ describe('mount points and state directories', () => {
       assert.equal(r.code, 2, r.stderr);
       assertOneLine(r, new RegExp(`metrics_listen=127\\.0\\.0\\.1:${port}: the address is in use by another process \\(choose another host:port in metrics_listen or AFS_AETHER_METRICS_LISTEN, port 0 for a free one, or off\\)`));
       assert.equal(mounted(mnt), false);
+      // A wrong mount point is what the user hears about, before any state is made or port taken.
+      const missing = join(mnt, 'missing');
+      const freshState = join(mnt, '..', 'state-never-made');
+      const r2 = await mountMustFail({ mnt: missing, stateDir: freshState, env: { AFS_AETHER_METRICS_LISTEN: `127.0.0.1:${port}` } });
+      assert.equal(r2.code, 2, r2.stderr);
+      assertOneLine(r2, /mount point .*missing does not exist/);
+      assert.equal(existsSync(freshState), false, 'no state directory made for a mount that cannot happen');
     } finally {
       busy.close();
     }

@@ -89,7 +89,11 @@ export class ControlServer {
     }
     if (typeof req !== 'object' || req === null || !COMMANDS.includes(req.cmd)) return { ok: false, error: `unknown command ${JSON.stringify((req as { cmd?: unknown } | null)?.cmd)}` };
     const h = this.handlers[req.cmd];
-    if (!h) return { ok: false, error: `${req.cmd} is not available on this mount` };
+    if (!h) {
+      // The mount puts its handlers in place once it has opened (after its journal replay).
+      const starting = Object.keys(this.handlers).length === 0;
+      return { ok: false, error: starting ? 'the mount is still starting (replaying its journal or waiting for its hub); try again shortly' : `${req.cmd} is not available on this mount` };
+    }
     try {
       return { ok: true, result: await h(typeof req.args === 'object' && req.args !== null ? req.args : {}) };
     } catch (err) {

@@ -22,6 +22,7 @@ import { cacheClear, cacheInspect } from './commands/cache.js';
 import type { RemoteBackend, SyncDrain } from './backend.js';
 import { watchConfigFile } from './config-watch.js';
 import { LocalDrain } from './drain.js';
+import { refuseUnusableMountpoint } from './mountpoint.js';
 import { ensureStateDir, StateLock } from './state-lock.js';
 import { callerContext, claimBindingAttrs, FuseMount, guardHardLinkAttributes, setAttributesUncached } from './fuse-binding.js';
 import { FuseMetrics } from './fuse-metrics.js';
@@ -140,6 +141,7 @@ export class LocalMount {
 
   private async open(): Promise<void> {
     const config = this.opts.config;
+    await refuseUnusableMountpoint(this.mountpoint);
     ensureStateDir(this.stateDir);
     // The lock first: a second mount on the same state directory stops here.
     this.lock = StateLock.acquire(this.stateDir);

@@ -115,22 +115,39 @@ export async function cleanStaleMount(dir: string, opts: MountpointCheckOptions 
 export async function prepareMountpoint(dir: string, opts: MountpointCheckOptions = {}): Promise<{ staleCleaned: boolean }> {
   const staleCleaned = await cleanStaleMount(dir, opts);
   const state = await inspectMountpoint(dir, opts);
+  if (state === 'missing' && opts.create === true) {
+    await mkdir(dir, { recursive: true });
+    return { staleCleaned };
+  }
+  const refused = refusal(dir, state);
+  if (refused) throw refused;
+  return { staleCleaned };
+}
+
+/**
+ * The same refusals, checked before anything is created or listened on (a state directory, the
+ * metrics port), so that a wrong mount point is the error the user sees. A stale mount passes:
+ * it is cleaned when mounting.
+ */
+export async function refuseUnusableMountpoint(dir: string, opts: MountpointCheckOptions = {}): Promise<void> {
+  const state = await inspectMountpoint(dir, opts);
+  const refused = state === 'stale' || (state === 'missing' && opts.create === true) ? undefined : refusal(dir, state);
+  if (refused) throw refused;
+}
+
+function refusal(dir: string, state: MountpointState): AetherError | undefined {
   const context = { mountpoint: dir, state };
   switch (state) {
     case 'empty':
-      return { staleCleaned };
+      return undefined;
     case 'missing':
-      if (opts.create === true) {
-        await mkdir(dir, { recursive: true });
-        return { staleCleaned };
-      }
-      throw new AetherError('MOUNT_MISSING', `mount point ${dir} does not exist`, { errno: 'ENOENT', context });
+      return new AetherError('MOUNT_MISSING', `mount point ${dir} does not exist`, { errno: 'ENOENT', context });
     case 'not-directory':
-      throw new AetherError('MOUNT_NOT_DIRECTORY', `mount point ${dir} is not a directory`, { errno: 'ENOTDIR', context });
+      return new AetherError('MOUNT_NOT_DIRECTORY', `mount point ${dir} is not a directory`, { errno: 'ENOTDIR', context });
     case 'not-empty':
-      throw new AetherError('MOUNT_NOT_EMPTY', `mount point ${dir} is not empty; mount on an empty directory`, { errno: 'ENOTEMPTY', context });
+      return new AetherError('MOUNT_NOT_EMPTY', `mount point ${dir} is not empty; mount on an empty directory`, { errno: 'ENOTEMPTY', context });
     case 'mounted':
     case 'stale':
-      throw new AetherError('MOUNT_BUSY', `mount point ${dir} is already mounted; unmount it first`, { errno: 'EBUSY', context });
+      return new AetherError('MOUNT_BUSY', `mount point ${dir} is already mounted; unmount it first`, { errno: 'EBUSY', context });
   }
 }

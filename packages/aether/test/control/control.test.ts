@@ -82,6 +82,19 @@ describe('control socket', () => {
       await server.close();
     }
   });
+  it('a mount still starting (no handlers yet) says so instead of calling its commands unavailable', async () => {
+    const path = sockPath();
+    const handlers = {};
+    const server = new ControlServer(path, handlers);
+    await server.listen();
+    try {
+      await assert.rejects(sendControl(path, 'STATUS'), (e: unknown) => isAetherError(e) && /the mount is still starting \(replaying its journal or waiting for its hub\); try again shortly/.test(e.message));
+      Object.assign(handlers, { STATUS: () => ({ state: 'online' }) });
+      assert.deepEqual(await sendControl(path, 'STATUS'), { state: 'online' });
+    } finally {
+      await server.close();
+    }
+  });
   it('a leftover socket file is replaced; a live one is refused', async () => {
     const path = sockPath();
     writeFileSync(path, '');
