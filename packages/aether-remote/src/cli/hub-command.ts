@@ -44,6 +44,8 @@ function readTls(certPath: string, keyPath: string): { cert: Buffer; key: Buffer
   const key = readPem('tls-key', keyPath);
   let x509: X509Certificate;
   try {
+    // X509Certificate also reads DER, which the TLS server does not: PEM only.
+    if (!cert.includes('-----BEGIN CERTIFICATE-----')) throw new Error('not PEM');
     x509 = new X509Certificate(cert);
   } catch {
     throw new UsageError(`--tls-cert ${certPath}: not a PEM certificate`);

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -16,11 +17,15 @@ describe('aether hub (command line)', () => {
     const two = selfSigned();
     const notPem = join(tempDir(), 'not-pem');
     writeFileSync(notPem, 'not a certificate\n');
+    // The same certificate in DER, which X509Certificate reads but the TLS server does not.
+    const der = join(tempDir(), 'cert.der');
+    writeFileSync(der, new X509Certificate(readFileSync(one.cert)).raw);
     const cases: [string[], RegExp][] = [
       [['hub', '--data', tempDir()], /needs a token/],
       [['hub', '--token', 'x', '--tls-cert', '/nonexistent'], /--tls-cert and --tls-key go together/],
       [['hub', '--token', 'x', '--tls-cert', '/nonexistent/c.pem', '--tls-key', '/nonexistent/k.pem'], /^aether: --tls-cert \/nonexistent\/c.pem: no such file$/m],
       [['hub', '--token', 'x', '--tls-cert', notPem, '--tls-key', one.key], /^aether: --tls-cert .*not-pem: not a PEM certificate$/m],
+      [['hub', '--token', 'x', '--tls-cert', der, '--tls-key', one.key], /^aether: --tls-cert .*cert\.der: not a PEM certificate$/m],
       [['hub', '--token', 'x', '--tls-cert', one.cert, '--tls-key', notPem], /^aether: --tls-key .*not-pem: not a PEM private key/m],
       [['hub', '--token', 'x', '--tls-cert', one.cert, '--tls-key', two.key], /^aether: --tls-key .*: does not belong to the certificate --tls-cert /m],
       [['hub', '--token', 'x', '--data', notPem], /^aether: --data .*not-pem is not a directory/m],

@@ -119,13 +119,15 @@ function validate(r: Resolution): void {
       r.broken.add(name);
     }
   }
+  // A default breaking a rule with a set value is named by its key: "default=30" named nothing.
+  const subject = (n: string): string => (r.sources.get(n)?.layer === 'default' ? `default ${n}` : r.where(n));
   for (const rule of CROSS_RULES) {
     if (rule.settings.some((n) => r.isBroken(n))) continue;
     rule.apply({
       values: r.values,
       where: (n) => r.where(n),
-      // A default breaking a rule with a set value is named by its key: "default=30" named nothing.
-      problem: (n, text) => r.problems.push({ code: 'CROSS_FIELD', where: r.sources.get(n)?.layer === 'default' ? `default ${n}` : r.where(n), value: String(r.values.get(n)), rule: text }),
+      subject,
+      problem: (n, text) => r.problems.push({ code: 'CROSS_FIELD', where: subject(n), value: String(r.values.get(n)), rule: text }),
       warn: (line) => r.warnings.push(line),
     });
   }

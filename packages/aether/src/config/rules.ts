@@ -10,6 +10,8 @@ export interface RuleContext {
   values: Values;
   /** How the user names the place a setting's value came from (`AFS_AETHER_X`, `file:key`, ...). */
   where(name: string): string;
+  /** The same as the subject of a message: a default is named by its key (`default backpressure.x`). */
+  subject(name: string): string;
   problem(name: string, rule: string): void;
   warn(line: string): void;
 }
@@ -38,7 +40,7 @@ function clampLowToHigh(low: string, high: string): CrossRule {
       const lo = u64(ctx.values, low);
       if (hi > 0n && lo > hi) {
         ctx.values.set(low, ctx.values.get(high)!);
-        ctx.warn(`${ctx.where(low)}=${lo}: above ${highKey} (${hi}); clamped down to ${hi}`);
+        ctx.warn(`${ctx.subject(low)}=${lo}: above ${highKey} (${hi}); clamped down to ${hi}`);
       }
     },
   };
@@ -76,7 +78,7 @@ export const CROSS_RULES: readonly CrossRule[] = [
       const resume = u64(ctx.values, 'backpressure.cache_resume_free_bytes');
       if (min > 0n && resume < min) {
         ctx.values.set('backpressure.cache_resume_free_bytes', ctx.values.get('backpressure.cache_min_free_bytes')!);
-        ctx.warn(`${ctx.where('backpressure.cache_resume_free_bytes')}=${resume}: below cache_min_free_bytes (${min}); raised to ${min}`);
+        ctx.warn(`${ctx.subject('backpressure.cache_resume_free_bytes')}=${resume}: below cache_min_free_bytes (${min}); raised to ${min}`);
       }
     },
   },

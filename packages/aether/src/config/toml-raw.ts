@@ -5,9 +5,14 @@
  * ends: table headers, dotted and quoted keys, inline tables (at any depth), arrays, strings of
  * all four kinds and comments. Should it meet anything else it stops and returns what it has.
  */
+const BARE_KEY = /[A-Za-z0-9_-]+/y;
+/** A number, a boolean, or a date-time (whose date and time may be one space apart). */
+const SCALAR = /[^\s,#}\]]+(?: [0-9]{2}:[^\s,#}\]]*)?/y;
+
 export function rawTomlValues(text: string): Map<string, string> {
   const raw = new Map<string, string>();
-  let i = 0;
+  // TOML allows a byte order mark first (editors on Windows write one).
+  let i = text.charCodeAt(0) === 0xfeff ? 1 : 0;
 
   const skipBlank = (newlines: boolean): void => {
     for (;;) {
@@ -53,7 +58,8 @@ export function rawTomlValues(text: string): Map<string, string> {
       const c = text[i];
       if (c === '"' || c === "'") parts.push(string());
       else {
-        const m = /^[A-Za-z0-9_-]+/.exec(text.slice(i, i + 256));
+        BARE_KEY.lastIndex = i;
+        const m = BARE_KEY.exec(text);
         if (!m) throw new Error(`unexpected ${JSON.stringify(c)}`);
         parts.push(m[0]);
         i += m[0].length;
@@ -91,8 +97,8 @@ export function rawTomlValues(text: string): Map<string, string> {
         if (text[i] === ',') i++;
       }
     }
-    // A scalar: a number, a boolean, or a date-time (whose date and time may be one space apart).
-    const m = /^[^\s,#}\]]+(?: [0-9]{2}:[^\s,#}\]]*)?/.exec(text.slice(i, i + 1024));
+    SCALAR.lastIndex = i;
+    const m = SCALAR.exec(text);
     if (!m) throw new Error(`unexpected ${JSON.stringify(c)}`);
     i += m[0].length;
     if (path) raw.set(path.join('.'), m[0]);

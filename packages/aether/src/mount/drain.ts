@@ -105,7 +105,8 @@ export abstract class SerialDrain {
   kick(): void {
     if (this.closed || this.pausedFlag || this.running) return;
     if (!this.hasWork()) return this.settle();
-    this.schedule(this.nextDelayMs());
+    // After failures the retry keeps its backoff: new entries do not bring it forward.
+    this.schedule(this.failures > 0 ? this.retryDelay() : this.nextDelayMs());
   }
 
   /** Starts a pass now. */

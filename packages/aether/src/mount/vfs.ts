@@ -256,7 +256,8 @@ export class Vfs {
     const until = Math.max(seq, this.d.journal.lastSeq);
     this.d.log(`cache update of inode ${ino} (journal entry ${seq}) failed, reads of it fail until entry ${until} is committed: ${String(err)}`);
     this.poisoned.set(ino, Math.max(until, this.poisoned.get(ino) ?? 0));
-    void this.d.cache.remove(ino).catch(() => undefined);
+    // Tracked with `until`, at least every seq tracked so far: no commit overtakes the removal.
+    this.cacheOps.track(until, this.d.cache.remove(ino).catch(() => undefined));
   }
 
   /**

@@ -207,6 +207,10 @@ describe('value rules from the seeds', () => {
   it('seed 002: low-water 0 is allowed', () => {
     assert.equal(resolveWith({ env: { AFS_AETHER_CACHE_DIRTY_LOW_WATER_BYTES: '0' } }).config.backpressure.cache_dirty_low_water_bytes, 0);
   });
+  it('a default clamped by a set high-water is named by its key in the warning', () => {
+    const r = resolveWith({ env: { AFS_AETHER_JOURNAL_HIGH_WATER_BYTES: '2097152' } });
+    assert.deepEqual(r.warnings, ['default backpressure.journal_low_water_bytes=50331648: above journal_high_water_bytes (2097152); clamped down to 2097152']);
+  });
   it('seed 002: no clamp when high-water is 0 (disabled)', () => {
     const r = resolveWith({ env: { AFS_AETHER_CACHE_DIRTY_HIGH_WATER_BYTES: '0', AFS_AETHER_CACHE_DIRTY_LOW_WATER_BYTES: '5000' } });
     assert.equal(r.config.backpressure.cache_dirty_low_water_bytes, 5000);

@@ -35,6 +35,12 @@ describe('the text of each TOML value, by dotted key', () => {
       'list.after': '9',
     });
   });
+  it('reads past a byte order mark and bare keys of any length', () => {
+    const long = 'k'.repeat(300);
+    const text = `\uFEFF[backpressure]\n${long} = 1\njournal_high_water_bytes = 0x200000\n`;
+    parse(text);
+    assert.deepEqual(Object.fromEntries(rawTomlValues(text)), { [`backpressure.${long}`]: '1', 'backpressure.journal_high_water_bytes': '0x200000' });
+  });
   it('stops at text it cannot read and keeps what it found before', () => {
     assert.deepEqual(Object.fromEntries(rawTomlValues('a = 1\n= oops\nb = 2\n')), { a: '1' });
   });

@@ -151,6 +151,10 @@ describe('the local drain: when passes run', () => {
     for (let t = 0; t < 2000; t += 10) {
       mock.timers.tick(10);
       await settle();
+      // Programs keep appending meanwhile: the retries keep their backoff all the same.
+      journal.lastSeq++;
+      journal.bytes += 100_000;
+      drain.kick();
     }
     // Passes at 50, then 50, 100, 200, 400, 400... ms apart.
     assert.deepEqual(attempts.slice(0, 7), [50, 100, 200, 400, 800, 1200, 1600]);
