@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, existsSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, existsSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { bin, metric as mountMetric, startMount, stopAll, tempDir, withKernelCaches } from './harness.js';
@@ -194,6 +195,35 @@ describe('operating a mount: control commands, reload, status', () => {
     assert.equal(json<{ journal: { pending_entries: number } }>(m.ctl(['status', '--json'])).journal.pending_entries, 0);
     assert.equal(m.ctl(['sync', 'wait', '--timeout', 'soon']).code, 2);
     await m.stop();
+  });
+
+  it('store reclaim gives back the space of removed and overwritten files; what is kept reads back, also after a restart', async () => {
+    const m = await startMount();
+    const packs = () => readdirSync(join(m.stateDir, 'store', 'packs')).reduce((sum, f) => sum + statSync(join(m.stateDir, 'store', 'packs', f)).size, 0);
+    const kept = randomBytes(300_000);
+    writeFileSync(join(m.mnt, 'gone'), randomBytes(40 << 20));
+    writeFileSync(join(m.mnt, 'kept'), kept);
+    for (let i = 0; i < 3; i++) writeFileSync(join(m.mnt, 'rewritten'), randomBytes(8 << 20));
+    const rewritten = randomBytes(8 << 20);
+    writeFileSync(join(m.mnt, 'rewritten'), rewritten);
+    unlinkSync(join(m.mnt, 'gone'));
+    assert.equal(m.ctl(['sync', 'wait']).code, 0);
+    const before = packs();
+    assert.ok(before > 30 << 20, `${before}`);
+    const r = json<{ freedBytes: number; packBytes: number }>(m.ctl(['store', 'reclaim', '--json']));
+    const after = packs();
+    assert.equal(r.packBytes, after);
+    assert.ok(after < 9 << 20, `about 8.3 MiB live, ${after} bytes of packs left`);
+    assert.ok(r.freedBytes >= before - after, JSON.stringify(r));
+    assert.equal(await mountMetric(m, /^aether_store_pack_bytes /), after);
+    assert.ok((await mountMetric(m, /^aether_store_reclaimed_bytes_total /)) >= before - after);
+    assert.ok(readFileSync(join(m.mnt, 'kept')).equals(kept));
+    assert.ok(readFileSync(join(m.mnt, 'rewritten')).equals(rewritten));
+    assert.equal(await m.stop(), 0);
+    const again = await startMount({ mnt: m.mnt, stateDir: m.stateDir });
+    assert.ok(readFileSync(join(again.mnt, 'kept')).equals(kept));
+    assert.ok(readFileSync(join(again.mnt, 'rewritten')).equals(rewritten));
+    assert.equal(await again.stop(), 0);
   });
 
   it('control commands without a running mount fail with one clear line and exit 1', () => {

@@ -17,6 +17,7 @@ export const COMMANDS = [
   'SYNC WAIT',
   'CONFIG SHOW',
   'CONFIG RELOAD',
+  'STORE RECLAIM',
   'STATUS',
 ] as const;
 export type CommandName = (typeof COMMANDS)[number];

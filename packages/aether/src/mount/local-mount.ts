@@ -22,6 +22,7 @@ import { cacheClear, cacheInspect } from './commands/cache.js';
 import type { RemoteBackend, SyncDrain } from './backend.js';
 import { watchConfigFile } from './config-watch.js';
 import { LocalDrain } from './drain.js';
+import { SpaceReclaimer } from './space-reclaimer.js';
 import { refuseUnusableMountpoint } from './mountpoint.js';
 import { ensureStateDir, StateLock } from './state-lock.js';
 import { callerContext, claimBindingAttrs, FuseMount, guardHardLinkAttributes, setAttributesUncached } from './fuse-binding.js';
@@ -96,6 +97,7 @@ export class LocalMount {
   private control: ControlServer | undefined;
   private lock: StateLock | undefined;
   private metricsServer: MetricsServer | undefined;
+  private reclaimer: SpaceReclaimer | undefined;
   private store: Store | undefined;
   private storeWriter: StoreWriterClient | undefined;
   private journal: Journal | undefined;
@@ -177,12 +179,18 @@ export class LocalMount {
     await vfs.forgetOrphans();
 
     const writer = (this.storeWriter = new StoreWriterClient(join(this.stateDir, 'store'), store.appliedSeq));
+    const reclaimer = (this.reclaimer = new SpaceReclaimer(
+      { reclaim: (budget) => writer.reclaim(budget), forgetPacks: (packs) => store.chunks.forgetPacks(packs), packBytes: () => store.chunks.packBytes() },
+      this.registry,
+      this.log,
+    ));
     const drain = (this.drain = new LocalDrain(
       journal,
       writer,
       (seq) => {
         cache.commit(seq);
         vfs.committed(seq);
+        reclaimer.afterCommit();
       },
       this.log,
       // Not while writers wait at the gate: their wait would grow.
@@ -351,6 +359,7 @@ export class LocalMount {
       STATUS: () => this.status(),
       'CACHE INSPECT': () => cacheInspect({ cache, backpressure }),
       'CACHE CLEAR': () => cacheClear({ cache, backpressure }),
+      ...(this.reclaimer ? { 'STORE RECLAIM': () => this.reclaimer!.runNow() } : {}),
       'JOURNAL INSPECT': async () => ({ ...(await inspectJournal({ stateDir: this.stateDir })), live: { ...journal.pending(), committed_seq: journal.committedSeq, durable_seq: journal.durableSeq, last_seq: journal.lastSeq } }),
       'JOURNAL FLUSH': async () => {
         await journal.flush();
@@ -441,6 +450,7 @@ export class LocalMount {
     await step('journal', () => this.journal?.close());
     await step('backpressure', () => this.coordinator?.close());
     await step('cache', () => this.cache?.close());
+    await step('reclaim', () => this.reclaimer?.close());
     await step('store writer', () => this.storeWriter?.close());
     await step('store', () => this.store?.close());
     await step('remote', () => this.opts.remote?.close());

@@ -15,6 +15,24 @@ interface ChunkRow {
   length: number;
 }
 
+/** What one `reclaim` did. */
+export interface ReclaimResult {
+  /** Chunks forgotten: no block refers to them any more. */
+  droppedChunks: number;
+  /** Pack files deleted (left without live chunks, or rewritten). */
+  deletedPacks: number[];
+  /** Bytes of pack files deleted, and live bytes copied out of them first. */
+  freedBytes: number;
+  copiedBytes: number;
+  /** Every pack file's bytes afterwards. */
+  packBytes: number;
+}
+
+/** A pack whose live chunks fill less than this share of it is rewritten. */
+const COMPACT_LIVE_RATIO = 0.5;
+/** The pack being appended to is closed early, to be rewritten, once it is this big and as dead. */
+const SEAL_MIN_BYTES = 4 * 1024 * 1024;
+
 /**
  * Content-addressed chunks on disk, named by SHA-256 and kept in append-only pack files
  * (`packs/<n>.pack`) indexed in SQLite. A batch's new chunks go into the pack with one write and
@@ -22,24 +40,28 @@ interface ChunkRow {
  * files cost one fsync, not one each, and a crash leaves at most an unindexed tail in a pack.
  */
 export class ChunkStore {
-  private readonly st: Record<'get' | 'put' | 'live' | 'dropDead' | 'packs' | 'packLive', Statement>;
+  private readonly st: Record<'get' | 'put' | 'move' | 'live' | 'dropDead' | 'packs' | 'liveBytes' | 'inPack', Statement>;
   private readonly readFds = new Map<number, number>();
   private pack: { n: number; size: number } | undefined;
   /** The pack whose name this process has made durable (a directory fsync after creating it). */
   private dirSyncedFor: number | undefined;
+  /** Packs deleted since `reclaim` last reported them. */
+  private deleted: number[] = [];
 
   constructor(
     readonly dir: string,
-    db: Database,
+    private readonly db: Database,
   ) {
     mkdirSync(dir, { recursive: true });
     this.st = {
       get: db.prepare('SELECT pack, offset, length FROM chunks WHERE hash = ?'),
       put: db.prepare('INSERT OR IGNORE INTO chunks (hash, pack, offset, length) VALUES (?, ?, ?, ?)'),
+      move: db.prepare('UPDATE chunks SET pack = ?, offset = ? WHERE hash = ?'),
       live: db.prepare('SELECT COUNT(*) AS n FROM chunks'),
       dropDead: db.prepare('DELETE FROM chunks WHERE hash NOT IN (SELECT DISTINCT hash FROM blocks)'),
       packs: db.prepare('SELECT DISTINCT pack FROM chunks'),
-      packLive: db.prepare('SELECT 1 FROM chunks WHERE pack = ? LIMIT 1'),
+      liveBytes: db.prepare('SELECT pack, SUM(length) AS bytes FROM chunks GROUP BY pack'),
+      inPack: db.prepare('SELECT hash, offset, length FROM chunks WHERE pack = ? ORDER BY offset'),
     };
   }
 
@@ -80,13 +102,23 @@ export class ChunkStore {
   async putMany(chunks: ReadonlyMap<string, Buffer>): Promise<void> {
     const todo = [...chunks].filter(([hash]) => !this.has(hash));
     if (todo.length === 0) return;
+    const { n, offset: start } = await this.append(todo.map(([, data]) => data));
+    let offset = start;
+    for (const [hash, data] of todo) {
+      this.st.put.run(hash, n, offset, data.length);
+      offset += data.length;
+    }
+  }
+
+  /** Appends `datas` to the current pack, durably (data and name); returns where the first begins. */
+  private async append(datas: Buffer[]): Promise<{ n: number; offset: number }> {
     const { n } = this.currentPack();
     const fh = await open(this.packPath(n), 'a');
     let end: number;
     try {
       // The real end of the file: a crash may have left an unindexed tail, which stays unused.
       const offset0 = (await fh.stat()).size;
-      let pending = todo.map(([, data]) => data);
+      let pending = datas;
       let remaining = pending.reduce((sum, b) => sum + b.length, 0);
       while (remaining > 0) {
         // A disk filling up ends a writev short without an error; the next one reports it.
@@ -106,12 +138,8 @@ export class ChunkStore {
       await syncDir(this.dir);
       this.dirSyncedFor = n;
     }
-    let offset = end;
-    for (const [hash, data] of todo) {
-      this.st.put.run(hash, n, offset, data.length);
-      offset += data.length;
-    }
-    this.pack = { n, size: offset };
+    this.pack = { n, size: end + datas.reduce((sum, b) => sum + b.length, 0) };
+    return { n, offset: end };
   }
 
   get(hash: string): Buffer {
@@ -130,7 +158,16 @@ export class ChunkStore {
   private readRow(row: ChunkRow, hash: string, out: Buffer, at: number, from: number, length: number): void {
     let fd = this.readFds.get(row.pack);
     if (fd === undefined) {
-      fd = openSync(this.packPath(row.pack), 'r');
+      try {
+        fd = openSync(this.packPath(row.pack), 'r');
+      } catch (err) {
+        // Another connection (the writer thread) moved the chunk and deleted its old pack
+        // after this one looked the row up: the committed row says where it is now.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        const now = this.row(hash);
+        if (now.pack === row.pack) throw err;
+        return this.readRow(now, hash, out, at, from, length);
+      }
       this.readFds.set(row.pack, fd);
     }
     const got = readSync(fd, out, at, length, row.offset + from);
@@ -158,14 +195,84 @@ export class ChunkStore {
     const dropped = before - this.count;
     const live = new Set((this.st.packs.all() as { pack: number }[]).map((r) => r.pack));
     const current = this.currentPack().n;
-    for (const f of readdirSync(this.dir)) {
-      const n = Number(/^(\d+)\.pack$/.exec(f)?.[1]);
-      if (Number.isInteger(n) && !live.has(n) && n !== current) {
-        this.closeFd(n);
-        rmSync(this.packPath(n), { force: true });
-      }
+    for (const n of this.packNumbers()) {
+      if (!live.has(n) && n !== current) this.deletePack(n);
     }
     return dropped;
+  }
+
+  /**
+   * Gives space back while the store is in use: `collect`, then packs mostly dead (live chunks
+   * under half the file) are rewritten, emptiest first, copying at most `copyBudgetBytes` of
+   * live chunks into the current pack. The copies are durable before their rows move (one
+   * transaction), and the old pack goes only after that commit: a crash leaves either location
+   * valid, plus at worst an unindexed tail or an empty pack that the next collect deletes. Must
+   * not run inside another transaction or alongside a batch (the Store runs it in turn).
+   */
+  async reclaim(copyBudgetBytes: number): Promise<ReclaimResult> {
+    const sizeBefore = this.packBytes();
+    const droppedChunks = this.collect();
+    let copiedBytes = 0;
+    const live = new Map((this.st.liveBytes.all() as { pack: number; bytes: number }[]).map((r) => [r.pack, r.bytes]));
+    const open = this.currentPack();
+    // A big write deleted right away lies in the pack still being appended to: close it.
+    if (open.size >= SEAL_MIN_BYTES && (live.get(open.n) ?? 0) < open.size * COMPACT_LIVE_RATIO) this.pack = { n: open.n + 1, size: 0 };
+    const current = this.currentPack().n;
+    const candidates = this.packNumbers()
+      .filter((n) => n !== current)
+      .map((n) => ({ n, live: live.get(n) ?? 0, size: fstatSize(this.packPath(n)) }))
+      .filter((p) => p.live < p.size * COMPACT_LIVE_RATIO)
+      .sort((a, b) => a.live / a.size - b.live / b.size);
+    for (const p of candidates) {
+      if (copiedBytes + p.live > copyBudgetBytes && copiedBytes > 0) break;
+      const rows = this.st.inPack.all(p.n) as (ChunkRow & { hash: string })[];
+      const datas = rows.map((r) => {
+        const b = Buffer.allocUnsafe(r.length);
+        this.readRow({ pack: p.n, offset: r.offset, length: r.length }, r.hash, b, 0, 0, r.length);
+        return b;
+      });
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const { n, offset: start } = await this.append(datas);
+        let offset = start;
+        for (const r of rows) {
+          this.st.move.run(n, offset, r.hash);
+          offset += r.length;
+        }
+        this.db.exec('COMMIT');
+      } catch (err) {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        throw err;
+      }
+      this.deletePack(p.n);
+      copiedBytes += p.live;
+    }
+    const packBytes = this.packBytes();
+    const deletedPacks = this.deleted.splice(0);
+    return { droppedChunks, deletedPacks, freedBytes: Math.max(0, sizeBefore + copiedBytes - packBytes), copiedBytes, packBytes };
+  }
+
+  /** Closes this connection's descriptors of packs another connection deleted (their space is freed once no one holds them). */
+  forgetPacks(numbers: readonly number[]): void {
+    for (const n of numbers) this.closeFd(n);
+  }
+
+  private packNumbers(): number[] {
+    return readdirSync(this.dir)
+      .map((f) => /^(\d+)\.pack$/.exec(f)?.[1])
+      .filter((x): x is string => x !== undefined)
+      .map(Number);
+  }
+
+  /** Every pack file's bytes. */
+  packBytes(): number {
+    return this.packNumbers().reduce((sum, n) => sum + fstatSize(this.packPath(n)), 0);
+  }
+
+  private deletePack(n: number): void {
+    this.closeFd(n);
+    rmSync(this.packPath(n), { force: true });
+    this.deleted.push(n);
   }
 
   private closeFd(n: number): void {

@@ -1,18 +1,19 @@
 import { Worker } from 'node:worker_threads';
 import { AetherError } from '../errors.js';
 import type { JournalSpan } from '../runtime/journal/journal.js';
+import type { ReclaimResult } from './chunks.js';
 
 export interface BatchResult {
   applied: number;
   rejected: { seq: number; error: string }[];
 }
 
-type Reply = { id: number; ok: true; result: BatchResult; appliedSeq: number } | { id: number; ok: false; error: string };
+type Reply = { id: number; ok: true; result: BatchResult; appliedSeq: number } | { id: number; ok: true; reclaimed: ReclaimResult } | { id: number; ok: false; error: string };
 
 /** Sends batches to the store's writer thread (`store-worker`), one at a time, in order. */
 export class StoreWriterClient {
   private readonly worker: Worker;
-  private readonly waiting = new Map<number, { resolve: (r: BatchResult) => void; reject: (e: Error) => void }>();
+  private readonly waiting = new Map<number, { resolve: (r: Reply & { ok: true }) => void; reject: (e: Error) => void }>();
   private nextId = 1;
   private failure: Error | null = null;
   /** Highest journal sequence the writer has committed. */
@@ -25,10 +26,9 @@ export class StoreWriterClient {
       const w = this.waiting.get(r.id);
       if (!w) return;
       this.waiting.delete(r.id);
-      if (r.ok) {
-        this.appliedSeq = Math.max(this.appliedSeq, r.appliedSeq);
-        w.resolve(r.result);
-      } else w.reject(new AetherError('STORE_CORRUPT', `store batch failed: ${r.error}`));
+      if (!r.ok) return w.reject(new AetherError('STORE_CORRUPT', `store batch failed: ${r.error}`));
+      if ('appliedSeq' in r) this.appliedSeq = Math.max(this.appliedSeq, r.appliedSeq);
+      w.resolve(r);
     });
     this.worker.on('error', (err) => this.fail(err));
     this.worker.on('exit', (code) => this.fail(new Error(`the store writer thread exited (${code})`)));
@@ -41,12 +41,21 @@ export class StoreWriterClient {
   }
 
   /** Applies the journal entries that `spans` locate; the writer thread reads them itself. */
-  applySpans(spans: JournalSpan[]): Promise<BatchResult> {
+  async applySpans(spans: JournalSpan[]): Promise<BatchResult> {
+    return ((await this.request({ spans })) as { result: BatchResult }).result;
+  }
+
+  /** Gives back the space of deleted and overwritten data (Store.reclaimSpace), in turn with batches. */
+  async reclaim(copyBudgetBytes: number): Promise<ReclaimResult> {
+    return ((await this.request({ reclaim: copyBudgetBytes })) as { reclaimed: ReclaimResult }).reclaimed;
+  }
+
+  private request(body: { spans: JournalSpan[] } | { reclaim: number }): Promise<Reply & { ok: true }> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      this.worker.postMessage({ id, spans });
+      this.worker.postMessage({ id, ...body });
     });
   }
 

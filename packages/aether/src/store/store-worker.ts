@@ -9,10 +9,7 @@ import type { JournalSpan } from '../runtime/journal/journal.js';
 import { decodeOp, OP_RECORD_TYPE } from '../tree/ops.js';
 import { Store, type SequencedOp } from './store.js';
 
-interface Request {
-  id: number;
-  spans: JournalSpan[];
-}
+type Request = { id: number; spans: JournalSpan[] } | { id: number; reclaim: number };
 
 /**
  * Read buffers kept between batches. A fresh buffer costs a page fault per 4 KiB on first touch,
@@ -78,6 +75,13 @@ port.on('message', (msg: Request | 'close') => {
   if (msg === 'close') {
     store.close();
     port.close();
+    return;
+  }
+  if ('reclaim' in msg) {
+    store.reclaimSpace(msg.reclaim).then(
+      (reclaimed) => port.postMessage({ id: msg.id, ok: true, reclaimed }),
+      (err: unknown) => port.postMessage({ id: msg.id, ok: false, error: err instanceof Error ? err.message : String(err) }),
+    );
     return;
   }
   const bufs = msg.spans.map((span) => takeBuffer(span.endOffset - span.offset));

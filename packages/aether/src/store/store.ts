@@ -6,7 +6,7 @@ import { applyOp, TreeError } from '../tree/apply.js';
 import type { Inode } from '../tree/inode.js';
 import { MemoryMeta } from '../tree/meta.js';
 import { ROOT_INO, type Ino, type Op } from '../tree/ops.js';
-import { ChunkStore } from './chunks.js';
+import { ChunkStore, type ReclaimResult } from './chunks.js';
 import { MIGRATIONS } from './migrations.js';
 import { BLOCK_BYTES, SqliteMeta, toInode, type InodeRow } from './sqlite-meta.js';
 
@@ -272,6 +272,13 @@ export class Store {
   /** Forgets chunks no block refers to and deletes packs left empty. */
   collectChunks(): number {
     return this.chunks.collect();
+  }
+
+  /** Gives back the space of deleted and overwritten data (ChunkStore.reclaim), in turn with batches. */
+  reclaimSpace(copyBudgetBytes: number): Promise<ReclaimResult> {
+    const run = this.applying.then(() => this.chunks.reclaim(copyBudgetBytes));
+    this.applying = run.catch(() => undefined);
+    return run;
   }
 
   /** Loads the whole committed tree into memory (the mount's starting view). */

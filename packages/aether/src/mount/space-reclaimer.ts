@@ -1,0 +1,72 @@
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { ReclaimResult } from '../store/chunks.js';
+
+/** Runs automatically at most this often, after a commit (deleted and overwritten data is known only then). */
+export const RECLAIM_EVERY_MS = 60_000;
+/** Live bytes one automatic run may copy out of mostly-dead packs: it holds up the drain meanwhile. */
+export const RECLAIM_COPY_BUDGET = 64 * 1024 * 1024;
+
+export interface ReclaimPorts {
+  /** The store's writer (its thread does the work, in turn with batches). */
+  reclaim(copyBudgetBytes: number): Promise<ReclaimResult>;
+  /** This thread's reader of the store: it must let go of deleted packs for their space to come back. */
+  forgetPacks(numbers: readonly number[]): void;
+  packBytes(): number;
+}
+
+/**
+ * Local mode's store keeps content in append-only packs: the space of deleted or overwritten
+ * data comes back only when a pack is deleted (no live chunk left) or rewritten (mostly dead).
+ * This runs that after commits, every RECLAIM_EVERY_MS at most, and on `aether store reclaim`.
+ */
+export class SpaceReclaimer {
+  private running: Promise<ReclaimResult> | null = null;
+  private lastMs = -Infinity;
+  private closed = false;
+  private readonly freed: Counter;
+  private readonly packs: Gauge;
+
+  constructor(
+    private readonly ports: ReclaimPorts,
+    registry: Registry,
+    private readonly log: (line: string) => void,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.freed = new Counter({ name: 'aether_store_reclaimed_bytes_total', help: 'Bytes of pack files given back (deleted or rewritten packs)', registers: [registry] });
+    this.packs = new Gauge({ name: 'aether_store_pack_bytes', help: 'Bytes of the embedded store\'s pack files', registers: [registry] });
+    this.packs.set(ports.packBytes());
+  }
+
+  /** A commit landed: run if the last run is old enough. */
+  afterCommit(): void {
+    if (this.closed || this.running || this.now() - this.lastMs < RECLAIM_EVERY_MS) return;
+    this.run(RECLAIM_COPY_BUDGET).catch((err: unknown) => this.log(`store: reclaiming space failed (retried later): ${err instanceof Error ? err.message : String(err)}`));
+  }
+
+  /** Runs now (after a run in progress), with no copy budget: `aether store reclaim`. */
+  async runNow(): Promise<ReclaimResult> {
+    await this.running?.catch(() => undefined);
+    return this.run(Number.MAX_SAFE_INTEGER);
+  }
+
+  private run(budget: number): Promise<ReclaimResult> {
+    this.lastMs = this.now();
+    const run = this.ports.reclaim(budget).then((r) => {
+      this.ports.forgetPacks(r.deletedPacks);
+      this.freed.inc(r.freedBytes);
+      this.packs.set(r.packBytes);
+      return r;
+    });
+    this.running = run;
+    void run.finally(() => {
+      if (this.running === run) this.running = null;
+    }).catch(() => undefined);
+    return run;
+  }
+
+  /** No new runs; waits for one in progress (the writer closes after it). */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.running?.catch(() => undefined);
+  }
+}
