@@ -23,6 +23,8 @@ export class SpaceReclaimer {
   private running: Promise<ReclaimResult> | null = null;
   private lastMs = -Infinity;
   private closed = false;
+  /** A commit came too soon after the last run: the run it asks for, once the interval is over. */
+  private later: ReturnType<typeof setTimeout> | null = null;
   private readonly freed: Counter;
   private readonly packs: Gauge;
 
@@ -37,9 +39,18 @@ export class SpaceReclaimer {
     this.packs.set(ports.packBytes());
   }
 
-  /** A commit landed: run if the last run is old enough. */
+  /** A commit landed: run if the last run is old enough, else once it is (an idle mount gets its space back too). */
   afterCommit(): void {
-    if (this.closed || this.running || this.now() - this.lastMs < RECLAIM_EVERY_MS) return;
+    if (this.closed || this.later) return;
+    const wait = this.lastMs + RECLAIM_EVERY_MS - this.now();
+    if (this.running || wait > 0) {
+      this.later = setTimeout(() => {
+        this.later = null;
+        this.afterCommit();
+      }, Math.max(wait, 1000));
+      this.later.unref();
+      return;
+    }
     this.run(RECLAIM_COPY_BUDGET).catch((err: unknown) => this.log(`store: reclaiming space failed (retried later): ${err instanceof Error ? err.message : String(err)}`));
   }
 
@@ -67,6 +78,8 @@ export class SpaceReclaimer {
   /** No new runs; waits for one in progress (the writer closes after it). */
   async close(): Promise<void> {
     this.closed = true;
+    if (this.later) clearTimeout(this.later);
+    this.later = null;
     await this.running?.catch(() => undefined);
   }
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { describe, it, mock } from 'node:test';
 import { Registry } from 'prom-client';
 import { RECLAIM_COPY_BUDGET, RECLAIM_EVERY_MS, SpaceReclaimer } from '../../src/mount/space-reclaimer.js';
 
@@ -7,6 +7,7 @@ const turn = () => new Promise((r) => setImmediate(r));
 
 describe('SpaceReclaimer: when the store gives space back', () => {
   it('after a commit at most once per RECLAIM_EVERY_MS with the copy budget, on demand without one; deleted packs are let go and counted', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
     let now = 0;
     const runs: number[] = [];
     const forgotten: number[][] = [];
@@ -27,14 +28,16 @@ describe('SpaceReclaimer: when the store gives space back', () => {
     r.afterCommit();
     await turn();
     assert.deepEqual(runs, [RECLAIM_COPY_BUDGET], 'the first commit runs it');
-    now += RECLAIM_EVERY_MS - 1;
+    now += RECLAIM_EVERY_MS - 1000;
+    r.afterCommit();
     r.afterCommit();
     await turn();
     assert.equal(runs.length, 1, 'not again within the interval');
-    now += 1;
-    r.afterCommit();
+    // ...but once it is over, with no further commit (an idle mount gets its space back too).
+    now += 1000;
+    mock.timers.tick(1000);
     await turn();
-    assert.equal(runs.length, 2);
+    assert.equal(runs.length, 2, 'the commit that came too soon is served once the interval is over');
     const direct = await r.runNow();
     assert.equal(runs.at(-1), Number.MAX_SAFE_INTEGER, 'on demand: no copy budget');
     assert.deepEqual(direct.deletedPacks, [3]);
@@ -47,5 +50,6 @@ describe('SpaceReclaimer: when the store gives space back', () => {
     r.afterCommit();
     await turn();
     assert.equal(runs.length, 3, 'nothing after close');
+    mock.timers.reset();
   });
 });
