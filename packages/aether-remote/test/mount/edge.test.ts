@@ -258,6 +258,28 @@ describe('edge cases through a real mount', () => {
     assert.deepEqual(names(d), ['target']);
   });
 
+  it('rename between two names of one file does nothing, also when the target name is open (libfuse hides it first)', async () => {
+    const d = fresh();
+    writeFileSync(join(d, 'a'), 'one file');
+    linkSync(join(d, 'a'), join(d, 'b'));
+    const ino = statSync(join(d, 'a')).ino;
+    const fd = openSync(join(d, 'b'), 'r+');
+    renameSync(join(d, 'a'), join(d, 'b'));
+    assert.deepEqual(names(d), ['a', 'b'], 'POSIX: both names stay');
+    assert.equal(statSync(join(d, 'a')).ino, ino);
+    assert.equal(statSync(join(d, 'b')).ino, ino);
+    assert.equal(statSync(join(d, 'a')).nlink, 2);
+    writeSync(fd, 'ONE', 0);
+    assert.equal(readFileSync(join(d, 'a'), 'utf8'), 'ONE file', 'the open descriptor still writes the same file');
+    closeSync(fd);
+    assert.ok(await eventually(() => openHandles(m) === 0));
+    assert.deepEqual(names(d), ['a', 'b']);
+    assert.equal(statSync(join(d, 'b')).nlink, 2);
+    // Not open: the kernel's own check is not reached either (each name is its own kernel inode).
+    renameSync(join(d, 'b'), join(d, 'a'));
+    assert.deepEqual(names(d), ['a', 'b']);
+  });
+
   it('files a non-root user creates belong to that user (the FUSE caller\'s uid and gid); root\'s chown is kept', () => {
     const d = fresh();
     chmodSync(d, 0o1777);

@@ -86,6 +86,8 @@ export class Vfs {
    * directory above one keeps it reachable (never journaled, never listed).
    */
   private readonly hidden = new Map<string, Ino>();
+  /** The name libfuse hid in the first half of a rename over it (the second half comes next). */
+  private justHidden: { parent: Ino; name: string; ino: Ino } | undefined;
   /**
    * Pending truncations, one per journal entry: committed content at or past `size` (the new size
    * or the size before, whichever is smaller) is stale until entry `seq` is committed, so reads
@@ -318,19 +320,30 @@ export class Vfs {
 
   async rename(from: string, to: string, flags = 0): Promise<void> {
     const dst = this.parentAndName(to);
+    const justHidden = this.justHidden;
+    this.justHidden = undefined;
     // libfuse hides an unlinked file that is still open: for Aether that is an unlink whose inode lives on.
     // It hides open files only: a rename of any other file to such a name is the user's own.
     if (HIDDEN_NAME.test(dst.name) && this.openCount.has(this.resolve(from))) {
       const ino = this.resolve(from);
+      const { parent, name } = this.parentAndName(from);
       await this.unlink(from);
       this.hidden.set(`${dst.parent}/${dst.name}`, ino);
       // Its other names (if any) and the hidden one are separate kernel inodes from now on.
       this.d.attributesUncached?.(ino, true);
+      // libfuse renames over the name it hid right after this (the hide is the first half of a rename).
+      this.justHidden = { parent, name, ino };
       return;
     }
     const src = this.parentAndName(from);
     const replaced = this.d.view.lookup(dst.parent, dst.name);
     const moved = this.d.view.lookup(src.parent, src.name);
+    if (replaced === undefined && moved !== undefined && justHidden?.ino === moved && justHidden.parent === dst.parent && justHidden.name === dst.name) {
+      // A rename between two names of one file does nothing (POSIX), but libfuse hid the target,
+      // an open name of the same file, before asking: the hidden name is given back.
+      await this.mutate({ t: 'link', parent: dst.parent, name: dst.name, ino: moved, timeMs: this.now() });
+      return;
+    }
     if (replaced !== undefined && moved !== undefined && this.inode(moved).kind === 'dir' && this.holdsHidden(replaced)) {
       throw new FsError('ENOTEMPTY', `${to} holds an unlinked file that is still open`);
     }
