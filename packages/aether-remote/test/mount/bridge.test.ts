@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { TOKEN } from '../hub/helpers.js';
@@ -53,6 +53,30 @@ describe('bridge mode: two mounts through one hub', () => {
   });
 });
 
+
+describe('bridge mode: inode numbers', () => {
+  it('are the full 64-bit numbers each mount assigns (mountNo x 2^32 + n), distinct across mounts and from the root, so find and cp -a see the whole tree', async () => {
+    await withHub(async ({ hub }) => {
+      const a = await bridgeMount(hub);
+      const b = await bridgeMount(hub);
+      mkdirSync(join(a.mnt, 's'));
+      writeFileSync(join(a.mnt, 's', 'f'), 'from a');
+      mkdirSync(join(b.mnt, 't'));
+      writeFileSync(join(b.mnt, 't', 'g'), 'from b');
+      await within(2000, 'both trees', () => assert.deepEqual(tree(a.mnt), tree(b.mnt)));
+      const inos = ['', 's', 's/f', 't', 't/g'].map((p) => statSync(join(a.mnt, p)).ino);
+      assert.equal(inos[0], 1);
+      assert.equal(new Set(inos).size, inos.length, `distinct: ${inos.join(' ')}`);
+      for (const ino of inos.slice(1)) assert.ok(ino > 2 ** 32, `${ino} keeps its high half`);
+      assert.deepEqual(['s', 's/f', 't', 't/g'].map((p) => statSync(join(b.mnt, p)).ino), inos.slice(1), 'the same numbers on every mount');
+      const found = spawnSync('find', [a.mnt], { encoding: 'utf8' });
+      assert.equal(found.stderr, '', 'no "file system loop"');
+      assert.equal(found.stdout.trim().split('\n').length, 5);
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+});
 
 describe('bridge mode: the token', () => {
   it('a first start the hub refuses (wrong or missing token) fails in one line with exit 2 instead of waiting forever', async () => {

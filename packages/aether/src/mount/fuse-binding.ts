@@ -287,7 +287,7 @@ const ms = (t: Date | number): number => (typeof t === 'number' ? t : t.getTime(
 
 /** A stat as the binding's getattr reply carries it (fuse-native's getStatArray, with the same defaults). */
 export function statInts(st: FuseStat): Buffer {
-  const ints = new Uint32Array(18);
+  const ints = new Uint32Array(19);
   const wide = (at: number, n: number): void => {
     ints[at] = n % TWO_32;
     ints[at + 1] = (n - (n % TWO_32)) / TWO_32;
@@ -298,7 +298,9 @@ export function statInts(st: FuseStat): Buffer {
   wide(3, st.size);
   ints[5] = st.dev ?? 0;
   ints[6] = st.nlink || 1;
-  ints[7] = st.ino ?? 0;
+  ints[7] = (st.ino ?? 0) % TWO_32;
+  // The patched binding takes the high half of st_ino last (bridge mounts number from mountNo x 2^32).
+  ints[18] = Math.floor((st.ino ?? 0) / TWO_32);
   ints[8] = st.rdev ?? 0;
   ints[9] = st.blksize ?? 0;
   wide(10, st.blocks ?? 0);
