@@ -5,12 +5,19 @@ import { AetherError } from '../errors.js';
 /** The lock file in a state directory: the pid of the mount that owns the directory. */
 export const STATE_LOCK_NAME = 'lock';
 
-function running(pid: number): boolean {
+/** True while `pid` runs. A process killed but not yet reaped by its parent (a zombie) does not. */
+export function running(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    // /proc/PID/stat: "pid (comm) S ...": the state follows the last ')' (comm may hold one).
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
   }
 }
 
