@@ -104,6 +104,10 @@ export class BridgeClient extends EventEmitter {
   private urlIndex = 0;
   private ws: WebSocket | undefined;
   private welcomeFrame: WelcomeFrame | undefined;
+  /** Why the hub is not reachable (the last failed connect, refusal or lost connection), until the next welcome. */
+  problem: string | null = null;
+  /** When the connection was last lost (or the client started), until the next welcome. */
+  offlineSinceMs: number | null = Date.now();
   private lastHubId: string | undefined;
   private applied = 0;
   private cursor: number | undefined;
@@ -229,7 +233,8 @@ export class BridgeClient extends EventEmitter {
     });
     this.ws = ws;
     const welcomeTimer = setTimeout(() => {
-      this.log(`no welcome from ${url} within ${timeoutMs} ms`);
+      this.problem = `no welcome from ${url} within ${timeoutMs} ms`;
+      this.log(this.problem);
       ws.terminate();
     }, timeoutMs);
     ws.on('open', () => this.sendJson({ t: 'hello', v: PROTOCOL_VERSION, token: this.opts.token, mountId: this.opts.mountId }));
@@ -247,7 +252,10 @@ export class BridgeClient extends EventEmitter {
       this.onFrame(frame);
     });
     ws.on('ping', () => this.touch());
-    ws.on('error', (err) => this.log(`connection to ${url}: ${err.message}`));
+    ws.on('error', (err) => {
+      this.problem = `connection to ${url}: ${err.message}`;
+      this.log(this.problem);
+    });
     ws.on('close', (code, reason) => {
       clearTimeout(welcomeTimer);
       this.disconnected(ws, code, reason.toString());
@@ -260,7 +268,8 @@ export class BridgeClient extends EventEmitter {
     if (beatMs === undefined) return;
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
-      this.log(`nothing from the hub for ${3 * beatMs} ms; reconnecting`);
+      this.problem = `nothing from the hub for ${3 * beatMs} ms`;
+      this.log(`${this.problem}; reconnecting`);
       this.ws?.terminate();
     }, 3 * beatMs);
     this.idleTimer.unref();
@@ -282,7 +291,12 @@ export class BridgeClient extends EventEmitter {
       this.resetFeed();
     }
     this.emit('disconnect', { code, reason });
-    if (code === CLOSE_AUTH_FAILED) this.log('the hub refused the token; retrying with backoff');
+    this.offlineSinceMs ??= Date.now();
+    if (code === CLOSE_AUTH_FAILED) {
+      this.problem = 'the hub refused the token (AUTH_FAILED)';
+      this.log('the hub refused the token; retrying with backoff');
+    }
+    this.problem ??= `connection closed (${code}${reason ? ` ${reason}` : ''})`;
     if (this.stateValue === 'stopped') return;
     // Failover: the next attempt goes to the next hub; the backoff paces attempts across all of them.
     if (this.urls.length > 1) this.urlIndex = (this.urlIndex + 1) % this.urls.length;
@@ -299,6 +313,8 @@ export class BridgeClient extends EventEmitter {
 
   private onWelcome(w: WelcomeFrame): void {
     this.opts.backoff.reset();
+    this.problem = null;
+    this.offlineSinceMs = null;
     this.welcomeFrame = w;
     this.applied = Math.max(this.applied, w.appliedSeq);
     this.knownHubSeq = w.hubSeq;
@@ -355,6 +371,7 @@ export class BridgeClient extends EventEmitter {
 
   private onHubError(e: ErrorFrame): void {
     this.log(`hub error ${e.code}: ${e.message}`);
+    if (!this.welcomeFrame) this.problem = `hub error ${e.code}: ${e.message}`;
     this.emit('hub-error', e);
     if (e.code === 'CURSOR_AHEAD' && this.cursor !== undefined) {
       this.resetFeed();

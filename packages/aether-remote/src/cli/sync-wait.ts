@@ -15,14 +15,21 @@ interface Pending {
   entries: number;
   bytes: number;
   paused: boolean;
+  /** Bridge mode, the hub unreachable: since when and why. */
+  offline?: { since: string; problem: string | null };
 }
 
 const POLL_MS = 200;
 const BAR_CELLS = 30;
 
 async function pendingOf(socket: string): Promise<Pending> {
-  const s = (await sendControl(socket, 'STATUS')) as { journal: { pending_entries: number; pending_bytes: number }; sync: { state: string } };
-  return { entries: s.journal.pending_entries, bytes: s.journal.pending_bytes, paused: s.sync.state === 'paused' };
+  const s = (await sendControl(socket, 'STATUS')) as {
+    journal: { pending_entries: number; pending_bytes: number };
+    sync: { state: string };
+    bridge?: { connected: boolean; offline_since: string | null; problem: string | null };
+  };
+  const offline = s.bridge && !s.bridge.connected && s.bridge.offline_since ? { since: s.bridge.offline_since, problem: s.bridge.problem } : undefined;
+  return { entries: s.journal.pending_entries, bytes: s.journal.pending_bytes, paused: s.sync.state === 'paused', ...(offline ? { offline } : {}) };
 }
 
 function bar(done: number, total: number): string {
@@ -57,7 +64,7 @@ export function addSyncWait(program: Command, io: Io, setExit: (code: number) =>
         for (;;) {
           const p = await pendingOf(socket);
           first ??= p.entries;
-          const note = p.paused ? ' (sync is paused)' : '';
+          const note = p.paused ? ' (sync is paused)' : p.offline ? ` (the hub is unreachable since ${p.offline.since}${p.offline.problem ? `: ${p.offline.problem}` : ''})` : '';
           if (tty) io.err(`\r${bar(first - p.entries, first)} ${p.entries} entries, ${p.bytes} bytes pending${note}   `);
           else if (!opts.json && (Date.now() - lastLine >= 1000 || p.entries === 0)) {
             io.err(`aether: sync wait: ${p.entries} entries, ${p.bytes} bytes pending${note}\n`);

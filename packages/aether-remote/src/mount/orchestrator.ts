@@ -261,6 +261,9 @@ export class BridgeOrchestrator implements RemoteBackend {
       hub_url: this.client?.url ?? this.urls[0],
       hub_urls: this.urls,
       connected: this.client?.state === 'online',
+      // Why not, and since when: what `sync wait` and an operator need when nothing drains.
+      problem: this.client?.problem ?? null,
+      offline_since: this.client?.offlineSinceMs != null ? new Date(this.client.offlineSinceMs).toISOString() : null,
       cursor: this.replicaValue?.cursor ?? 0,
       mount_id: this.identity?.mountId ?? null,
       mount_no: this.identity?.mountNo ?? null,

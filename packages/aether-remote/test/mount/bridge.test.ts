@@ -142,12 +142,19 @@ describe('bridge mode: the hub goes away', () => {
       a = await startMount({ mnt: a.mnt, stateDir: a.stateDir, args: ['--bridge', h.hub.url], env: { ...FAST_ENV, AFS_AETHER_BRIDGE_TOKEN: TOKEN } });
       assert.equal(readFileSync(join(a.mnt, 'before.txt'), 'utf8'), 'written online', 'committed content comes from the replica');
       writeFileSync(join(a.mnt, 'dir', 'offline.txt'), 'written offline');
-      const off = status(a) as unknown as { bridge: { cursor: number; connected: boolean; state: string } };
+      const off = status(a) as unknown as { bridge: { cursor: number; connected: boolean; state: string; problem: string | null; offline_since: string | null } };
       assert.equal(off.bridge.connected, false);
       assert.equal(off.bridge.cursor, before.bridge.cursor, 'the cursor persisted in the replica');
-      assert.equal(syncWait(a, 1).code, 1, 'sync wait times out while the hub is down');
+      // Why nothing drains, and since when.
+      assert.match(off.bridge.problem ?? '', /^connection to ws:\/\/127\.0\.0\.1:\d+: connect ECONNREFUSED/);
+      assert.ok(Date.parse(off.bridge.offline_since ?? '') <= Date.now());
+      const waited = syncWait(a, 1);
+      assert.equal(waited.code, 1, 'sync wait times out while the hub is down');
+      assert.match(waited.err, /pending \(the hub is unreachable since \S+: connection to ws:\/\/.*ECONNREFUSED/);
       await h.restart();
       assert.equal(syncWait(a).code, 0);
+      const on = status(a) as unknown as { bridge: { problem: string | null; offline_since: string | null } };
+      assert.deepEqual([on.bridge.problem, on.bridge.offline_since], [null, null], 'cleared by the welcome');
       const b = await bridgeMount(h.hub);
       assert.equal(readFileSync(join(b.mnt, 'before.txt'), 'utf8'), 'written online');
       assert.equal(readFileSync(join(b.mnt, 'dir', 'offline.txt'), 'utf8'), 'written offline');
