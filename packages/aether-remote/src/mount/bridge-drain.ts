@@ -15,6 +15,8 @@ export interface BridgeDrainDeps {
   replica: Replica;
   /** A file's whole current content (the mount's Vfs), undefined when it is no longer a file. */
   contentOf: (ino: Ino) => Promise<Buffer | undefined>;
+  /** The hub sequence a file's unshipped local changes were made on (older than the batch's when remote changes came since). */
+  contentBase?: (ino: Ino) => number | undefined;
   /**
    * The tree as of the last journal entry shipped (names → inodes), so that unlink, rmdir and
    * rename can carry the inode the mount saw under a name, as the protocol wants.
@@ -133,6 +135,7 @@ export class BridgeDrain extends SerialDrain implements SyncDrain {
       if (++count >= max) break;
     }
     if (last === 0) return undefined;
+    const baseSeq = this.d.replica.cursor;
     const chunks = new Map<string, Buffer>();
     for (const [ino, { seq, timeMs }] of lastWrite) {
       // The file's content now, which may already include later writes: they ship again with
@@ -141,9 +144,11 @@ export class BridgeDrain extends SerialDrain implements SyncDrain {
       if (data === undefined) continue;
       const b = blocksOfContent(data);
       for (const [h, c] of b.chunks) chunks.set(h, c);
-      entries.push({ seq, op: { t: 'content', ino, size: b.size, blocks: b.blocks, timeMs } });
+      // Made on an older version than the batch's: the hub must see the remote changes since as unseen (a conflict).
+      const base = this.d.contentBase?.(ino);
+      entries.push({ seq, op: { t: 'content', ino, size: b.size, blocks: b.blocks, timeMs }, ...(base !== undefined && base < baseSeq ? { baseSeq: base } : {}) });
     }
     entries.sort((a, b) => a.seq - b.seq);
-    return { upToSeq: last, baseSeq: this.d.replica.cursor, entries, chunks };
+    return { upToSeq: last, baseSeq, entries, chunks };
   }
 }

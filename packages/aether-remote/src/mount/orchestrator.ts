@@ -3,6 +3,7 @@ import { AetherError } from '@aether/core/errors';
 import type { RemoteBackend, RemoteDrainContext, RemoteOpenContext, SyncDrain } from '@aether/core';
 import type { FileCache } from '@aether/core/runtime/cache/index';
 import { MemoryMeta } from '@aether/core/tree/meta';
+import type { Ino } from '@aether/core/tree/ops';
 import { ReconnectBackoff } from '../bridge/backoff.js';
 import { BridgeClient, type BridgeState } from '../bridge/client.js';
 import { parseHubUrls } from '../bridge/hub-urls.js';
@@ -53,6 +54,12 @@ export class BridgeOrchestrator implements RemoteBackend {
   private snapshotsMerged = 0;
   /** This mount's ops the hub acknowledged without applying them, by reason. */
   private readonly skipped = new Map<string, number>();
+  /**
+   * Files with local content changes the hub has not acknowledged: the replica's cursor when the
+   * first of them was made (the version they were made on: a remote change the cursor passes
+   * after that is one they did not see) and the last one's journal seq.
+   */
+  private readonly localEdits = new Map<Ino, { base: number; lastSeq: number }>();
   private lastSkipped: { journal_seq: number; reason: string } | null = null;
 
   constructor(private readonly opts: BridgeOptions) {
@@ -180,7 +187,7 @@ export class BridgeOrchestrator implements RemoteBackend {
     const shipped = (this.shipped = new MemoryMeta());
     replica.loadInto(shipped);
     // From here on, other mounts' changes reach the view as they reach the replica.
-    const remote = new RemoteApply({ view, shipped, cache, log: this.log });
+    const remote = new RemoteApply({ view, shipped, cache, log: this.log, editedLocally: (ino) => this.localEdits.has(ino) });
     replica.onRemoteOps = (ops) => remote.apply(ops);
     replica.onSnapshot = (base, next) => {
       this.snapshotsMerged++;
@@ -189,14 +196,25 @@ export class BridgeOrchestrator implements RemoteBackend {
     this.remote = remote;
   }
 
+  localContent(ino: Ino, seq: number): void {
+    const e = this.localEdits.get(ino);
+    if (e) e.lastSeq = seq;
+    else this.localEdits.set(ino, { base: this.replicaValue?.cursor ?? 0, lastSeq: seq });
+  }
+
   startDrain(ctx: RemoteDrainContext): SyncDrain {
     this.drain = new BridgeDrain({
       journal: ctx.journal,
       client: this.client!,
       replica: this.replica,
       contentOf: (ino) => ctx.vfs.contentOf(ino),
+      contentBase: (ino) => this.localEdits.get(ino)?.base,
       shipped: this.shipped!,
-      onCommitted: ctx.onCommitted,
+      onCommitted: (seq) => {
+        // Acknowledged and resolved: from now on remote changes to these files show again.
+        for (const [ino, e] of this.localEdits) if (e.lastSeq <= seq) this.localEdits.delete(ino);
+        ctx.onCommitted(seq);
+      },
       onResolutions: (rs, ops) => {
         for (const r of rs) {
           this.log(`bridge: hub resolution: ${JSON.stringify(r)}`);

@@ -26,6 +26,12 @@ export interface RemoteApplyDeps {
   shipped: MemoryMeta;
   cache: RemoteCache;
   log: (line: string) => void;
+  /**
+   * True while the file has local content changes the hub has not acknowledged: a remote content
+   * change then leaves the view alone (size, times, the cached local version), so that the local
+   * version ships whole; the hub's conflict rules keep both and the resolution syncs the view.
+   */
+  editedLocally?: (ino: Ino) => boolean;
 }
 
 /**
@@ -49,6 +55,7 @@ export class RemoteApply {
       if (op.t === 'content') {
         const inode = tree.getInode(op.ino);
         if (inode?.kind !== 'file') return;
+        if (isView && this.d.editedLocally?.(op.ino)) return;
         tree.putInode({ ...inode, size: op.size, mtimeMs: op.timeMs, ctimeMs: op.timeMs });
         if (isView) {
           tree.markAllocated(op.ino, 0, op.size);

@@ -226,4 +226,40 @@ describe('bridge mode: the hub goes away', () => {
       await stopCleanly(b);
     });
   });
+
+  it('an edit shipped after another mount\'s edit of the same file arrived is a conflict: the first committed wins, the other is kept whole in a copy', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      const rounds: [string, string][] = [
+        ['A', 'a long line written on mount B'],
+        ['a longer line written on mount A', 'B'],
+      ];
+      for (const [round, [onA, onB]] of rounds.entries()) {
+        const name = `p${round}.txt`;
+        writeFileSync(join(a.mnt, name), 'base');
+        await within(2000, `${name} reaches B`, () => assert.equal(readOr(join(b.mnt, name)), 'base'));
+        // B edits while its drain is paused; A's edit reaches the hub, and B, first.
+        assert.equal(b.ctl(['sync', 'pause']).code, 0);
+        writeFileSync(join(b.mnt, name), onB);
+        writeFileSync(join(a.mnt, name), onA);
+        assert.equal(syncWait(a).code, 0);
+        await sleep(500);
+        assert.equal(readFileSync(join(b.mnt, name), 'utf8'), onB, 'B keeps showing its own unshipped version, whole');
+        assert.equal(b.ctl(['sync', 'resume']).code, 0);
+        assert.equal(syncWait(b).code, 0);
+        await within(5000, 'A and B agree', () => {
+          const ta = tree(a.mnt);
+          assert.deepEqual(tree(b.mnt), ta);
+          const copies = [...ta.keys()].filter((n) => n.startsWith(`p${round}.conflict-`));
+          assert.equal(copies.length, 1, [...ta.keys()].join(', '));
+          assert.equal(readFileSync(join(a.mnt, name), 'utf8'), onA, 'the edit committed first stays');
+          assert.equal(readFileSync(join(a.mnt, copies[0]!), 'utf8'), onB, 'the later one is kept whole, not cut to the other length');
+          assert.equal(readFileSync(join(b.mnt, name), 'utf8'), onA);
+        });
+      }
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
 });

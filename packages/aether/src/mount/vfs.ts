@@ -69,6 +69,8 @@ export interface VfsDeps {
    * its committed source is the store on the same disk, so a second copy would only cost writes.
    */
   cacheReads?: boolean;
+  /** Told of every local change to a file's content (a write, a truncation) with its journal seq. */
+  localContent?: (ino: Ino, seq: number) => void;
 }
 
 export type TimeSpec = number | 'now' | 'omit';
@@ -116,6 +118,7 @@ export class Vfs {
   /** A cache update of journal entry `seq`, not awaited: a failure makes the file unreadable. */
   private behind(ino: Ino, seq: number, p: Promise<unknown>): void {
     this.cacheOps.track(seq, p.catch((err: unknown) => this.cacheFailed(ino, seq, err)));
+    this.d.localContent?.(ino, seq);
   }
 
   private now(): number {
