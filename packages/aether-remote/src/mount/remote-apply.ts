@@ -1,6 +1,6 @@
 import { applyOp } from '@aether/core/tree/apply';
 import type { MemoryMeta } from '@aether/core/tree/meta';
-import type { Ino, Op } from '@aether/core/tree/ops';
+import { ROOT_INO, type Ino, type Op } from '@aether/core/tree/ops';
 import type { Inode } from '@aether/core/tree/inode';
 import type { Resolution } from '../protocol/frames.js';
 import { mergeSnapshot, touchedBy } from './snapshot-merge.js';
@@ -100,6 +100,14 @@ export class RemoteApply {
           // This mount's inode went to the conflict name; the name it wanted belongs to the winner.
           this.link(r.parent, r.name, r.ino);
           for (const tree of [this.d.view, this.d.shipped]) if (tree.lookup(r.parent, r.wanted) === r.ino) tree.removeEntry(r.parent, r.wanted);
+          // Placed elsewhere (its directory was removed by another mount): the name this mount
+          // gave it goes too, and so do directories the hub no longer has that are left empty.
+          const op = ops.get(r.jseq);
+          const asked = op?.t === 'mknode' || op?.t === 'link' ? { parent: op.parent, name: op.name } : op?.t === 'rename' ? { parent: op.newParent, name: op.newName } : undefined;
+          if (asked && asked.parent !== r.parent) {
+            for (const tree of [this.d.view, this.d.shipped]) if (tree.lookup(asked.parent, asked.name) === r.ino) tree.removeEntry(asked.parent, asked.name);
+            this.dropDirsGoneAtHub(asked.parent, committed);
+          }
           const winner = committed.lookup(r.parent, r.wanted);
           if (winner !== undefined) {
             this.resync(winner, get);
@@ -160,6 +168,25 @@ export class RemoteApply {
     }
     this.d.view.markAllocated(ino, 0, c.size);
     this.dropClean(ino);
+  }
+
+  /** `dir` and its parents, while the hub no longer has them and they are empty here. */
+  private dropDirsGoneAtHub(dir: Ino, committed: CommittedTree): void {
+    while (dir !== ROOT_INO && committed.getInode(dir) === undefined) {
+      const parent = this.d.view.parentOf(dir);
+      if (parent === undefined || this.d.view.hasEntries(dir)) return;
+      for (const tree of [this.d.view, this.d.shipped]) {
+        const p = tree.parentOf(dir);
+        const name = p === undefined ? undefined : [...(tree.entries(p) ?? [])].find(([, ino]) => ino === dir)?.[0];
+        if (p !== undefined && name !== undefined && !tree.hasEntries(dir)) {
+          tree.removeEntry(p, name);
+          tree.deleteInode(dir);
+          const up = tree.getInode(p);
+          if (up) tree.putInode({ ...up, nlink: Math.max(2, up.nlink - 1) });
+        }
+      }
+      dir = parent;
+    }
   }
 
   private link(parent: Ino, name: string, ino: Ino): void {

@@ -227,6 +227,35 @@ describe('bridge mode: the hub goes away', () => {
     });
   });
 
+  it('a file made in a directory another mount removed meanwhile lands in the root under a conflict name, on every mount, and the directory is gone everywhere', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const c = await bridgeMount(h.hub);
+      mkdirSync(join(a.mnt, 'dq'));
+      writeFileSync(join(a.mnt, 'dq', 'e'), 'e');
+      await within(2000, 'dq/e reaches C', () => assert.equal(readOr(join(c.mnt, 'dq', 'e')), 'e'));
+      assert.equal(c.ctl(['sync', 'pause']).code, 0);
+      writeFileSync(join(c.mnt, 'dq', 'n'), 'new on C');
+      unlinkSync(join(a.mnt, 'dq', 'e'));
+      rmdirSync(join(a.mnt, 'dq'));
+      assert.equal(syncWait(a).code, 0);
+      await sleep(300);
+      assert.equal(c.ctl(['sync', 'resume']).code, 0);
+      assert.equal(syncWait(c).code, 0);
+      await within(5000, 'A and C agree', () => {
+        const ta = tree(a.mnt);
+        assert.deepEqual(tree(c.mnt), ta);
+        const names = [...ta.keys()];
+        assert.equal(names.length, 1, names.join(', '));
+        assert.match(names[0]!, /^n\.conflict-/);
+        assert.equal(readFileSync(join(c.mnt, names[0]!), 'utf8'), 'new on C');
+        assert.equal(existsSync(join(c.mnt, 'dq')), false, 'the removed directory is gone on C too');
+      });
+      await stopCleanly(a);
+      await stopCleanly(c);
+    });
+  });
+
   it('an edit shipped after another mount\'s edit of the same file arrived is a conflict: the first committed wins, the other is kept whole in a copy', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);
