@@ -211,9 +211,14 @@ export class BridgeOrchestrator implements RemoteBackend {
       contentBase: (ino) => this.localEdits.get(ino)?.base,
       shipped: this.shipped!,
       onCommitted: (seq) => {
-        // Acknowledged and resolved: from now on remote changes to these files show again.
-        for (const [ino, e] of this.localEdits) if (e.lastSeq <= seq) this.localEdits.delete(ino);
         ctx.onCommitted(seq);
+        // Acknowledged: from now on remote changes to these files show again, and those kept
+        // from the view meanwhile show now (the replica holds at least this batch).
+        for (const [ino, e] of this.localEdits) {
+          if (e.lastSeq > seq) continue;
+          this.localEdits.delete(ino);
+          this.remote?.settled(ino, this.replica);
+        }
       },
       onResolutions: (rs, ops) => {
         for (const r of rs) {

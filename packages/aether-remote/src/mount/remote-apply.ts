@@ -41,7 +41,21 @@ export interface RemoteApplyDeps {
  * logged and left to the hub's conflict rules, whose outcome arrives as later entries.
  */
 export class RemoteApply {
+  /** Files whose remote changes the view skipped while they had unacknowledged local changes. */
+  private readonly stale = new Set<Ino>();
+
   constructor(private readonly d: RemoteApplyDeps) {}
+
+  /**
+   * `ino`'s local changes are all acknowledged: if remote changes were kept from its view
+   * meanwhile, it now shows the file as the hub (the replica) has it. Without this, an edit
+   * another mount made on top of this mount's version, arriving before the acknowledgement, was
+   * never shown here, and this mount's next write replaced it.
+   */
+  settled(ino: Ino, committed: CommittedTree): void {
+    if (!this.stale.delete(ino)) return;
+    this.resync(ino, (i) => committed.getInode(i));
+  }
 
   apply(ops: readonly WireOp[]): void {
     for (const op of ops) {
@@ -55,7 +69,10 @@ export class RemoteApply {
       if (op.t === 'content') {
         const inode = tree.getInode(op.ino);
         if (inode?.kind !== 'file') return;
-        if (isView && this.d.editedLocally?.(op.ino)) return;
+        if (isView && this.d.editedLocally?.(op.ino)) {
+          this.stale.add(op.ino);
+          return;
+        }
         tree.putInode({ ...inode, size: op.size, mtimeMs: op.timeMs, ctimeMs: op.timeMs });
         if (isView) {
           tree.markAllocated(op.ino, 0, op.size);
@@ -92,7 +109,10 @@ export class RemoteApply {
       switch (r.kind) {
         case 'conflict-copy':
         case 'diverted':
-          this.resync(r.ino, get);
+          // With later local changes still unacknowledged, the file keeps showing this mount's
+          // version (they ship to the copy, the hub diverting them); it follows the hub after.
+          if (this.d.editedLocally?.(r.ino)) this.stale.add(r.ino);
+          else this.resync(r.ino, get);
           this.resync(r.copyIno, get);
           if (r.kind === 'conflict-copy') this.link(r.parent, r.name, r.copyIno);
           break;

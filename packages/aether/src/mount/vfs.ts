@@ -550,6 +550,8 @@ export class Vfs {
       // The mount checked every op before journaling it; a failure here means the store and the journal disagree.
       throw new Error(`journal entry ${seq} does not apply to the stored tree: ${err instanceof Error ? err.message : String(err)}`);
     }
+    // Replayed changes are as unacknowledged as live ones (bridge mode keeps them as this mount shows them).
+    if (op.t === 'write' || op.t === 'truncate') this.d.localContent?.(op.ino, seq);
     if (op.t === 'mknode') this.maxIno = Math.max(this.maxIno, op.ino);
     else if (op.t === 'write') await this.d.cache.write(op.ino, op.offset, op.data, seq, { replay: true });
     else if (op.t === 'truncate') {

@@ -1,0 +1,65 @@
+/**
+ * Remote changes to a file this mount is editing (bridge mode): kept from the view until the
+ * local changes are acknowledged, then shown as the hub has them.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { MemoryMeta } from '@aether/core/tree/meta';
+import { ROOT_INO } from '@aether/core/tree/ops';
+import type { Inode } from '@aether/core/tree/inode';
+import { RemoteApply, type CommittedTree } from '../../src/mount/remote-apply.js';
+
+/** The replica as the resolution code reads it. */
+const committedOf = (t: MemoryMeta): CommittedTree => ({ getInode: (i) => t.getInode(i), lookup: (p, n) => t.lookup(p, n), children: (d) => [...(t.entries(d) ?? [])] });
+
+const file = (ino: number, size: number): Inode => ({ ino, kind: 'file', mode: 0o644, uid: 0, gid: 0, size, nlink: 1, atimeMs: 1, mtimeMs: 1, ctimeMs: 1 });
+
+function setup() {
+  const trees = [new MemoryMeta(), new MemoryMeta(), new MemoryMeta()];
+  for (const t of trees) {
+    t.putInode({ ...file(ROOT_INO, 0), kind: 'dir', mode: 0o755, nlink: 2 });
+    t.putInode(file(5, 31));
+    t.addEntry(ROOT_INO, 'x', 5);
+  }
+  const [view, shipped, replica] = trees as [MemoryMeta, MemoryMeta, MemoryMeta];
+  const edited = new Set<number>();
+  const invalidated: number[] = [];
+  const cache = { invalidate: async (ino: number) => void invalidated.push(ino), remove: async () => {} };
+  const remote = new RemoteApply({ view, shipped, cache, log: () => undefined, editedLocally: (ino) => edited.has(ino) });
+  return { view, shipped, replica, edited, invalidated, remote };
+}
+
+describe('RemoteApply: remote content of a file edited here', () => {
+  it('is kept from the view while local changes are unacknowledged, and shown once they are (also when no conflict resolution comes)', () => {
+    const { view, shipped, replica, edited, invalidated, remote } = setup();
+    edited.add(5);
+    // Another mount's edit, made on top of this mount's version, reaches the replica and the feed.
+    replica.putInode({ ...file(5, 45), mtimeMs: 9, ctimeMs: 9 });
+    remote.apply([{ t: 'content', ino: 5, size: 45, blocks: [], timeMs: 9 }]);
+    assert.equal(view.getInode(5)?.size, 31, 'the view keeps this mount\'s version');
+    assert.equal(shipped.getInode(5)?.size, 45, 'the shipped tree follows the hub');
+    assert.deepEqual(invalidated, []);
+    // Acknowledged: the note goes, and the view shows the hub's version.
+    edited.delete(5);
+    remote.settled(5, committedOf(replica));
+    assert.equal(view.getInode(5)?.size, 45);
+    assert.equal(view.getInode(5)?.mtimeMs, 9);
+    assert.deepEqual(invalidated, [5], 'this mount\'s cached version goes');
+    remote.settled(5, committedOf(replica));
+    assert.deepEqual(invalidated, [5], 'once');
+  });
+
+  it('a conflict copy made while later local changes are still unacknowledged leaves the file as this mount shows it until they are', () => {
+    const { view, replica, edited, remote } = setup();
+    edited.add(5);
+    replica.putInode(file(5, 1));
+    replica.putInode(file(9, 31));
+    replica.addEntry(ROOT_INO, 'x.conflict', 9);
+    remote.resolve([{ jseq: 3, kind: 'conflict-copy', ino: 5, copyIno: 9, parent: ROOT_INO, name: 'x.conflict' }], committedOf(replica), new Map());
+    assert.equal(view.getInode(5)?.size, 31, 'still this mount\'s version: its later changes ship to the copy');
+    assert.equal(view.lookup(ROOT_INO, 'x.conflict'), 9);
+    edited.delete(5);
+    remote.settled(5, committedOf(replica));
+    assert.equal(view.getInode(5)?.size, 1, 'then the hub\'s');
+  });
+});
