@@ -17,6 +17,8 @@ export interface BridgeDrainDeps {
   contentOf: (ino: Ino) => Promise<Buffer | undefined>;
   /** The hub sequence a file's unshipped local changes were made on (older than the batch's when remote changes came since). */
   contentBase?: (ino: Ino) => number | undefined;
+  /** The hub sequence an unlink, rmdir or rename (journal entry `seq`) was made on. */
+  opBase?: (seq: number) => number | undefined;
   /**
    * The tree as of the last journal entry shipped (names → inodes), so that unlink, rmdir and
    * rename can carry the inode the mount saw under a name, as the protocol wants.
@@ -136,6 +138,11 @@ export class BridgeDrain extends SerialDrain implements SyncDrain {
     }
     if (last === 0) return undefined;
     const baseSeq = this.d.replica.cursor;
+    // An unlink, rmdir or rename made on an older version than the batch's: remote changes since are unseen.
+    for (const en of entries) {
+      const base = en.op.t === 'unlink' || en.op.t === 'rmdir' || en.op.t === 'rename' ? this.d.opBase?.(en.seq) : undefined;
+      if (base !== undefined && base < baseSeq) en.baseSeq = base;
+    }
     const chunks = new Map<string, Buffer>();
     for (const [ino, { seq, timeMs }] of lastWrite) {
       // The file's content now, which may already include later writes: they ship again with

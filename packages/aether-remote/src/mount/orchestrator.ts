@@ -3,7 +3,7 @@ import { AetherError } from '@aether/core/errors';
 import type { RemoteBackend, RemoteDrainContext, RemoteOpenContext, SyncDrain } from '@aether/core';
 import type { FileCache } from '@aether/core/runtime/cache/index';
 import { MemoryMeta } from '@aether/core/tree/meta';
-import type { Ino } from '@aether/core/tree/ops';
+import type { Ino, Op } from '@aether/core/tree/ops';
 import { ReconnectBackoff } from '../bridge/backoff.js';
 import { BridgeClient, type BridgeState } from '../bridge/client.js';
 import { parseHubUrls } from '../bridge/hub-urls.js';
@@ -60,6 +60,8 @@ export class BridgeOrchestrator implements RemoteBackend {
    * after that is one they did not see) and the last one's journal seq.
    */
   private readonly localEdits = new Map<Ino, { base: number; lastSeq: number }>();
+  /** The cursor when each unacknowledged unlink, rmdir or rename was made, by journal seq. */
+  private readonly removals = new Map<number, number>();
   private lastSkipped: { journal_seq: number; reason: string } | null = null;
 
   constructor(private readonly opts: BridgeOptions) {
@@ -196,10 +198,13 @@ export class BridgeOrchestrator implements RemoteBackend {
     this.remote = remote;
   }
 
-  localContent(ino: Ino, seq: number): void {
-    const e = this.localEdits.get(ino);
-    if (e) e.lastSeq = seq;
-    else this.localEdits.set(ino, { base: this.replicaValue?.cursor ?? 0, lastSeq: seq });
+  localOp(op: Op, seq: number): void {
+    const cursor = this.replicaValue?.cursor ?? 0;
+    if (op.t === 'write' || op.t === 'truncate') {
+      const e = this.localEdits.get(op.ino);
+      if (e) e.lastSeq = seq;
+      else this.localEdits.set(op.ino, { base: cursor, lastSeq: seq });
+    } else if (op.t === 'unlink' || op.t === 'rmdir' || op.t === 'rename') this.removals.set(seq, cursor);
   }
 
   startDrain(ctx: RemoteDrainContext): SyncDrain {
@@ -209,9 +214,11 @@ export class BridgeOrchestrator implements RemoteBackend {
       replica: this.replica,
       contentOf: (ino) => ctx.vfs.contentOf(ino),
       contentBase: (ino) => this.localEdits.get(ino)?.base,
+      opBase: (seq) => this.removals.get(seq),
       shipped: this.shipped!,
       onCommitted: (seq) => {
         ctx.onCommitted(seq);
+        for (const s of this.removals.keys()) if (s <= seq) this.removals.delete(s);
         // Acknowledged: from now on remote changes to these files show again, and those kept
         // from the view meanwhile show now (the replica holds at least this batch).
         for (const [ino, e] of this.localEdits) {

@@ -227,6 +227,37 @@ describe('bridge mode: the hub goes away', () => {
     });
   });
 
+  it('a save through a temporary file renamed over the original, or an rm, made before another mount\'s edit of the file arrived, keeps that edit', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      writeFileSync(join(a.mnt, 'r'), 'base r');
+      writeFileSync(join(a.mnt, 'u'), 'base u');
+      await within(2000, 'r and u reach B', () => assert.equal(readOr(join(b.mnt, 'u')), 'base u'));
+      assert.equal(b.ctl(['sync', 'pause']).code, 0);
+      writeFileSync(join(b.mnt, '.r.tmp'), 'B saved via temp+rename');
+      renameSync(join(b.mnt, '.r.tmp'), join(b.mnt, 'r'));
+      unlinkSync(join(b.mnt, 'u'));
+      writeFileSync(join(a.mnt, 'r'), 'A edit of r');
+      writeFileSync(join(a.mnt, 'u'), 'A edit of u');
+      assert.equal(syncWait(a).code, 0);
+      await sleep(500);
+      assert.equal(b.ctl(['sync', 'resume']).code, 0);
+      assert.equal(syncWait(b).code, 0);
+      await within(5000, 'A and B agree, nothing lost', () => {
+        const ta = tree(a.mnt);
+        assert.deepEqual(tree(b.mnt), ta);
+        assert.equal(readFileSync(join(a.mnt, 'r'), 'utf8'), 'A edit of r', 'the edit B had not seen keeps the name');
+        assert.equal(readFileSync(join(a.mnt, 'u'), 'utf8'), 'A edit of u', 'a delete loses against an edit it did not see');
+        const saved = [...ta.keys()].filter((n) => n.startsWith('r.conflict-'));
+        assert.equal(saved.length, 1, [...ta.keys()].join(', '));
+        assert.equal(readFileSync(join(a.mnt, saved[0]!), 'utf8'), 'B saved via temp+rename', 'B\'s save is kept under a conflict name');
+      });
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
   it('a file made in a directory another mount removed meanwhile lands in the root under a conflict name, on every mount, and the directory is gone everywhere', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);

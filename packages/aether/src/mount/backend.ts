@@ -3,7 +3,7 @@ import type { ConfigStore } from '../config/store.js';
 import type { FileCache } from '../runtime/cache/index.js';
 import type { Journal } from '../runtime/journal/index.js';
 import type { MemoryMeta } from '../tree/meta.js';
-import type { Ino } from '../tree/ops.js';
+import type { Op } from '../tree/ops.js';
 import type { ContentSource, Vfs } from './vfs.js';
 
 /** What the mount needs of whatever ships its journal somewhere: LocalDrain, or a hub bridge. */
@@ -53,8 +53,8 @@ export interface RemoteBackend {
   /** How long the kernel keeps names and attributes: other mounts change them behind its back. */
   readonly kernelCacheSeconds: number;
   startDrain(ctx: RemoteDrainContext): SyncDrain;
-  /** A local write or truncation of `ino`, journal entry `seq` (the Vfs tells it as it happens). */
-  localContent?(ino: Ino, seq: number): void;
+  /** A journaled local change, entry `seq` (the Vfs tells it as it is made, and as it is replayed). */
+  localOp?(op: Op, seq: number): void;
   status(): Record<string, unknown>;
   /** The mount is stopping: no new work, the last drain runs. */
   stopping(): void;

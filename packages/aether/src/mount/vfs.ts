@@ -69,8 +69,8 @@ export interface VfsDeps {
    * its committed source is the store on the same disk, so a second copy would only cost writes.
    */
   cacheReads?: boolean;
-  /** Told of every local change to a file's content (a write, a truncation) with its journal seq. */
-  localContent?: (ino: Ino, seq: number) => void;
+  /** Told of every journaled change as it is made (and as it is replayed at a start), with its seq. */
+  localOp?: (op: Op, seq: number) => void;
 }
 
 export type TimeSpec = number | 'now' | 'omit';
@@ -118,7 +118,6 @@ export class Vfs {
   /** A cache update of journal entry `seq`, not awaited: a failure makes the file unreadable. */
   private behind(ino: Ino, seq: number, p: Promise<unknown>): void {
     this.cacheOps.track(seq, p.catch((err: unknown) => this.cacheFailed(ino, seq, err)));
-    this.d.localContent?.(ino, seq);
   }
 
   private now(): number {
@@ -251,6 +250,7 @@ export class Vfs {
     // The payload is this op's own (encodeOp), never changed: the journal writes it without a copy.
     const appended = this.d.journal.append(OP_RECORD_TYPE, payload, { owned: true });
     const seq = this.d.journal.lastSeq;
+    this.d.localOp?.(op, seq);
     return { seq, acked: appended, payload };
   }
 
@@ -550,8 +550,8 @@ export class Vfs {
       // The mount checked every op before journaling it; a failure here means the store and the journal disagree.
       throw new Error(`journal entry ${seq} does not apply to the stored tree: ${err instanceof Error ? err.message : String(err)}`);
     }
-    // Replayed changes are as unacknowledged as live ones (bridge mode keeps them as this mount shows them).
-    if (op.t === 'write' || op.t === 'truncate') this.d.localContent?.(op.ino, seq);
+    // Replayed changes are as unacknowledged as live ones (bridge mode notes them as such).
+    this.d.localOp?.(op, seq);
     if (op.t === 'mknode') this.maxIno = Math.max(this.maxIno, op.ino);
     else if (op.t === 'write') await this.d.cache.write(op.ino, op.offset, op.data, seq, { replay: true });
     else if (op.t === 'truncate') {
