@@ -5,9 +5,24 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { TOKEN } from '../hub/helpers.js';
 import { bridgeMount, FAST_ENV, fileWriter, readOr, sleep, syncWait, tree, within, withHub } from './bridge-helpers.js';
-import { mountMustFail, startMount, status, stopAll, stopCleanly, tempDir } from './harness.js';
+import { mountMustFail, startMount, status, stopAll, stopCleanly, tempDir, type MountProcess } from './harness.js';
 
 after(stopAll);
+
+/**
+ * B changes things with its drain paused; A's changes commit and reach B meanwhile; then B ships
+ * (`meanwhile` runs just before B resumes).
+ */
+async function bBehindA(a: MountProcess, b: MountProcess, onB: () => void, onA: () => void, meanwhile: () => void = () => undefined): Promise<void> {
+  assert.equal(b.ctl(['sync', 'pause']).code, 0);
+  onB();
+  onA();
+  assert.equal(syncWait(a).code, 0);
+  await sleep(500);
+  meanwhile();
+  assert.equal(b.ctl(['sync', 'resume']).code, 0);
+  assert.equal(syncWait(b).code, 0);
+}
 
 describe('bridge mode: two mounts through one hub', () => {
   it('create, write, truncate, rename, delete, mkdir, rmdir propagate both ways within 2 s', async () => {
@@ -234,16 +249,19 @@ describe('bridge mode: the hub goes away', () => {
       writeFileSync(join(a.mnt, 'r'), 'base r');
       writeFileSync(join(a.mnt, 'u'), 'base u');
       await within(2000, 'r and u reach B', () => assert.equal(readOr(join(b.mnt, 'u')), 'base u'));
-      assert.equal(b.ctl(['sync', 'pause']).code, 0);
-      writeFileSync(join(b.mnt, '.r.tmp'), 'B saved via temp+rename');
-      renameSync(join(b.mnt, '.r.tmp'), join(b.mnt, 'r'));
-      unlinkSync(join(b.mnt, 'u'));
-      writeFileSync(join(a.mnt, 'r'), 'A edit of r');
-      writeFileSync(join(a.mnt, 'u'), 'A edit of u');
-      assert.equal(syncWait(a).code, 0);
-      await sleep(500);
-      assert.equal(b.ctl(['sync', 'resume']).code, 0);
-      assert.equal(syncWait(b).code, 0);
+      await bBehindA(
+        a,
+        b,
+        () => {
+          writeFileSync(join(b.mnt, '.r.tmp'), 'B saved via temp+rename');
+          renameSync(join(b.mnt, '.r.tmp'), join(b.mnt, 'r'));
+          unlinkSync(join(b.mnt, 'u'));
+        },
+        () => {
+          writeFileSync(join(a.mnt, 'r'), 'A edit of r');
+          writeFileSync(join(a.mnt, 'u'), 'A edit of u');
+        },
+      );
       await within(5000, 'A and B agree, nothing lost', () => {
         const ta = tree(a.mnt);
         assert.deepEqual(tree(b.mnt), ta);
@@ -265,14 +283,15 @@ describe('bridge mode: the hub goes away', () => {
       mkdirSync(join(a.mnt, 'dq'));
       writeFileSync(join(a.mnt, 'dq', 'e'), 'e');
       await within(2000, 'dq/e reaches C', () => assert.equal(readOr(join(c.mnt, 'dq', 'e')), 'e'));
-      assert.equal(c.ctl(['sync', 'pause']).code, 0);
-      writeFileSync(join(c.mnt, 'dq', 'n'), 'new on C');
-      unlinkSync(join(a.mnt, 'dq', 'e'));
-      rmdirSync(join(a.mnt, 'dq'));
-      assert.equal(syncWait(a).code, 0);
-      await sleep(300);
-      assert.equal(c.ctl(['sync', 'resume']).code, 0);
-      assert.equal(syncWait(c).code, 0);
+      await bBehindA(
+        a,
+        c,
+        () => writeFileSync(join(c.mnt, 'dq', 'n'), 'new on C'),
+        () => {
+          unlinkSync(join(a.mnt, 'dq', 'e'));
+          rmdirSync(join(a.mnt, 'dq'));
+        },
+      );
       await within(5000, 'A and C agree', () => {
         const ta = tree(a.mnt);
         assert.deepEqual(tree(c.mnt), ta);
@@ -300,14 +319,13 @@ describe('bridge mode: the hub goes away', () => {
         writeFileSync(join(a.mnt, name), 'base');
         await within(2000, `${name} reaches B`, () => assert.equal(readOr(join(b.mnt, name)), 'base'));
         // B edits while its drain is paused; A's edit reaches the hub, and B, first.
-        assert.equal(b.ctl(['sync', 'pause']).code, 0);
-        writeFileSync(join(b.mnt, name), onB);
-        writeFileSync(join(a.mnt, name), onA);
-        assert.equal(syncWait(a).code, 0);
-        await sleep(500);
-        assert.equal(readFileSync(join(b.mnt, name), 'utf8'), onB, 'B keeps showing its own unshipped version, whole');
-        assert.equal(b.ctl(['sync', 'resume']).code, 0);
-        assert.equal(syncWait(b).code, 0);
+        await bBehindA(
+          a,
+          b,
+          () => writeFileSync(join(b.mnt, name), onB),
+          () => writeFileSync(join(a.mnt, name), onA),
+          () => assert.equal(readFileSync(join(b.mnt, name), 'utf8'), onB, 'B keeps showing its own unshipped version, whole'),
+        );
         await within(5000, 'A and B agree', () => {
           const ta = tree(a.mnt);
           assert.deepEqual(tree(b.mnt), ta);
