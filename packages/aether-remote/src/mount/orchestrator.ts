@@ -199,7 +199,11 @@ export class BridgeOrchestrator implements RemoteBackend {
   }
 
   localOp(op: Op, seq: number): void {
-    const cursor = this.replicaValue?.cursor ?? 0;
+    // Live, the view holds what the replica holds. Replayed at a start (no drain yet), the entry was
+    // made on the cursor the replica's marks name: remote changes that arrived after it, before the
+    // crash, were not seen by it.
+    const replica = this.replicaValue;
+    const cursor = (this.drain ? replica?.cursor : (replica?.baseFor(seq) ?? replica?.cursor)) ?? 0;
     if (op.t === 'write' || op.t === 'truncate') {
       const e = this.localEdits.get(op.ino);
       if (e) e.lastSeq = seq;
@@ -208,6 +212,7 @@ export class BridgeOrchestrator implements RemoteBackend {
   }
 
   startDrain(ctx: RemoteDrainContext): SyncDrain {
+    void this.replica.followJournal(ctx.journal).catch((err: unknown) => this.log(`bridge: could not update the replica's journal marks: ${err instanceof Error ? err.message : String(err)}`));
     this.drain = new BridgeDrain({
       journal: ctx.journal,
       client: this.client!,

@@ -13,8 +13,20 @@ import type { WireOp } from '../protocol/wire-ops.js';
 /** The replica's own rows, committed in the same transaction as the tree they describe. */
 const BRIDGE_EXTENSION: StoreExtension = {
   name: 'bridge',
-  migrations: ['CREATE TABLE bridge_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)'],
+  migrations: [
+    'CREATE TABLE bridge_state (key TEXT PRIMARY KEY, value INTEGER NOT NULL)',
+    // For each cursor, this mount's last journal sequence when the replica reached it (NULL: the
+    // journal was not open yet): which remote entries a change replayed after a crash had seen.
+    'CREATE TABLE bridge_marks (cursor INTEGER PRIMARY KEY, head INTEGER)',
+  ],
 };
+
+/** The mount's journal, as far as the replica's marks need it. */
+export interface JournalPosition {
+  /** The last journal sequence assigned. */
+  readonly lastSeq: number;
+  readonly committedSeq: number;
+}
 
 /** Fetches chunk data by hash (from the hub, or from chunks this mount just uploaded). */
 export type ChunkFetcher = (hashes: string[]) => Promise<Map<string, Buffer>>;
@@ -38,6 +50,8 @@ export class Replica {
   /** A snapshot replaced the tree: `base` is the tree before, `next` after (set once mounted, loaded only then). */
   onSnapshot: ((base: MemoryMeta, next: MemoryMeta) => void) | undefined;
   private readonly syncWaiters: (() => void)[] = [];
+  private journal: JournalPosition | undefined;
+  private unsettledHead: number | undefined;
 
   constructor(
     dir: string,
@@ -110,6 +124,46 @@ export class Replica {
     return (this.reader.prepare('SELECT name, ino FROM dentries WHERE parent = ?').all(dir) as { name: string; ino: number }[]).map((r) => [r.name, r.ino]);
   }
 
+  /**
+   * The cursor a journal entry replayed after a restart was made on: the last one the replica
+   * reached before the entry (the mount's view had the remote changes up to it, no later ones).
+   * Undefined when no mark says (a replica from before the marks).
+   */
+  baseFor(journalSeq: number): number | undefined {
+    const row = this.reader.prepare('SELECT MAX(cursor) AS c FROM bridge_marks WHERE head IS NOT NULL AND head < ?').get(journalSeq) as { c: number | null };
+    return row.c ?? undefined;
+  }
+
+  /**
+   * The journal is open (after the replay): marks made before it mean "after every entry it holds",
+   * and so do marks naming entries a crash lost (their numbers are assigned again). They are set to
+   * its last sequence by the next transaction, before any later mark.
+   */
+  async followJournal(journal: JournalPosition): Promise<void> {
+    this.journal = journal;
+    this.unsettledHead = journal.lastSeq;
+    await this.store.transaction(() => undefined, undefined, (db) => this.settleMarks(db));
+  }
+
+  private settleMarks(db: Database): void {
+    const head = this.unsettledHead;
+    if (head === undefined) return;
+    this.unsettledHead = undefined;
+    db.prepare('UPDATE bridge_marks SET head = ? WHERE head IS NULL OR head > ?').run(head, head);
+  }
+
+  /** Runs right before the commit that moves the cursor to `cursor`: the moment the view can see it. */
+  private mark(db: Database, cursor: number): void {
+    this.settleMarks(db);
+    const j = this.journal;
+    if (j) {
+      // Per journal sequence only the latest cursor counts; up to the commit watermark only the latest.
+      db.prepare('DELETE FROM bridge_marks WHERE head = ?').run(j.lastSeq);
+      db.prepare('DELETE FROM bridge_marks WHERE head <= ? AND cursor < (SELECT MAX(cursor) FROM bridge_marks WHERE head <= ?)').run(j.committedSeq, j.committedSeq);
+    }
+    db.prepare('INSERT OR REPLACE INTO bridge_marks (cursor, head) VALUES (?, ?)').run(cursor, j ? j.lastSeq : null);
+  }
+
   loadInto(view: MemoryMeta): void {
     this.store.loadInto(view);
   }
@@ -168,7 +222,7 @@ export class Replica {
       this.setState(db, 'cursor', hubSeq);
       this.setState(db, 'synced', 1);
       this.raiseState(db, 'max_own_ino', maxOwn);
-    }, chunks);
+    }, chunks, (db) => this.mark(db, hubSeq));
     this.snapshot = undefined;
     if (base) this.onSnapshot?.(base, this.tree());
     for (const w of this.syncWaiters.splice(0)) w();
@@ -196,7 +250,7 @@ export class Replica {
       this.setState(db, 'cursor', entry.hubSeq);
       this.raiseState(db, 'max_own_ino', maxOwn);
       if (own) this.raiseState(db, 'own_journal_seq', entry.journalSeq);
-    }, chunks);
+    }, chunks, (db) => this.mark(db, entry.hubSeq));
     if (!own) this.onRemoteOps?.(entry.ops.map((o) => o.op), entry);
     this.wake(entry.hubSeq);
   }

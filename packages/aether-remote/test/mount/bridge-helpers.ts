@@ -16,8 +16,8 @@ export const hubArgs = (listen: string, data: string): string[] => ['--listen', 
 export const FAST_ENV = { AFS_AETHER_RECONNECT_START_MS: '50', AFS_AETHER_RECONNECT_MAX_MS: '300', AFS_AETHER_RECONNECT_JITTER_PERCENT: '0' };
 
 /** A mount syncing through the hub at `url` (a hub's, or a proxy's in front of it). */
-export function bridgeMount(url: string | HubProcess, env: Record<string, string> = {}): Promise<MountProcess> {
-  return startMount({ args: ['--bridge', typeof url === 'string' ? url : url.url], env: { ...FAST_ENV, AFS_AETHER_BRIDGE_TOKEN: TOKEN, ...env } });
+export function bridgeMount(url: string | HubProcess, env: Record<string, string> = {}, at: { mnt?: string; stateDir?: string } = {}): Promise<MountProcess> {
+  return startMount({ ...at, args: ['--bridge', typeof url === 'string' ? url : url.url], env: { ...FAST_ENV, AFS_AETHER_BRIDGE_TOKEN: TOKEN, ...env } });
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

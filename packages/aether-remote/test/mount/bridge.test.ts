@@ -340,4 +340,36 @@ describe('bridge mode: the hub goes away', () => {
       await stopCleanly(b);
     });
   });
+
+  it('an edit made before another mount\'s edit of the file arrived is still a conflict after kill -9 and a restart (the base it was made on is kept)', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      let b = await bridgeMount(h.hub);
+      writeFileSync(join(a.mnt, 'k'), 'first version');
+      writeFileSync(join(a.mnt, 'other'), 'x');
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has k', () => assert.equal(readOr(join(b.mnt, 'k')), 'first version'));
+      assert.equal(b.ctl(['sync', 'pause']).code, 0);
+      writeFileSync(join(b.mnt, 'k'), 'B edit made before A\'s arrived');
+      writeFileSync(join(a.mnt, 'k'), 'A edit');
+      assert.equal(syncWait(a).code, 0);
+      // A later remote change too: the marks keep the cursor of B's edit, not the last one.
+      writeFileSync(join(a.mnt, 'other'), 'y');
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B received A\'s changes', () => assert.equal(readOr(join(b.mnt, 'other')), 'y'));
+      await b.kill9();
+      b = await bridgeMount(h.hub, {}, { mnt: b.mnt, stateDir: b.stateDir });
+      assert.equal(syncWait(b).code, 0);
+      await within(5000, 'A and B agree, nothing lost', () => {
+        const ta = tree(a.mnt);
+        assert.deepEqual(tree(b.mnt), ta);
+        assert.equal(readFileSync(join(a.mnt, 'k'), 'utf8'), 'A edit', 'the edit committed first stays');
+        const copies = [...ta.keys()].filter((n) => n.startsWith('k.conflict-'));
+        assert.equal(copies.length, 1, [...ta.keys()].join(', '));
+        assert.equal(readFileSync(join(b.mnt, copies[0]!), 'utf8'), 'B edit made before A\'s arrived', 'B\'s edit is kept in a conflict copy');
+      });
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
 });

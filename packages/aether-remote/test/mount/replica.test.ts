@@ -90,4 +90,48 @@ describe('the replica', () => {
     await assert.rejects(r.apply({ kind: 'entry', entry: { ...own, hubSeq: 4 } }, fetch), /gap/);
     r.close();
   });
+
+  it('marks: a replayed journal entry was made on the last cursor reached before it, across restarts and a journal tail lost in a crash', async () => {
+    const dir = join(tempDir(), 'replica');
+    const none = flaky(new Map(), 0);
+    let r = new Replica(dir, MOUNT, BASE);
+    await r.apply({ kind: 'snapshot-begin', hubSeq: 3 }, none);
+    await r.apply({ kind: 'snapshot-part', part: { t: 'snapshot-part', inodes: [inode(1, 'dir')], dentries: [], blocks: [] } }, none);
+    await r.apply({ kind: 'snapshot-end', hubSeq: 3 }, none);
+    let hubSeq = 3;
+    const remote = (): Promise<void> => {
+      hubSeq++;
+      const op = { t: 'mknode' as const, parent: 1, name: `n${hubSeq}`, ino: 2 * BASE + hubSeq, kind: 'dir' as const, mode: 0o755, uid: 0, gid: 0, timeMs: 1 };
+      return r.apply({ kind: 'entry', entry: { hubSeq, mountId: OTHER, mountNo: 2, journalSeq: hubSeq, committedMs: 0, ops: [{ jseq: hubSeq, op }], resolutions: [] } }, none);
+    };
+    await remote(); // cursor 4, before the journal is open: after every entry it holds
+    assert.equal(r.baseFor(1), undefined, 'no mark before the journal is followed');
+    const journal = { lastSeq: 0, committedSeq: 0 };
+    await r.followJournal(journal);
+    assert.equal(r.baseFor(1), 4, 'marks made before the journal opened precede its next entries');
+    journal.lastSeq = 2; // local entries 1 and 2
+    await remote(); // 5
+    await remote(); // 6: the same journal position, only the latest counts
+    journal.lastSeq = 3;
+    await remote(); // 7
+    assert.deepEqual([1, 2, 3, 4].map((s) => r.baseFor(s)), [4, 4, 6, 7]);
+    r.close();
+    // A restart: the marks persist. The journal lost entries 3.. in the crash (it ends at 2), so
+    // the mark naming 3 means "after every entry": the next entry 3 is a new one, made after 7.
+    r = new Replica(dir, MOUNT, BASE);
+    assert.deepEqual([1, 2, 3].map((s) => r.baseFor(s)), [4, 4, 6]);
+    const after = { lastSeq: 2, committedSeq: 0 };
+    await r.followJournal(after);
+    assert.deepEqual([1, 2, 3].map((s) => r.baseFor(s)), [4, 4, 7]);
+    // Up to the commit watermark only the latest mark is kept, and it still answers for later entries.
+    after.lastSeq = 5;
+    after.committedSeq = 2;
+    await remote(); // 8
+    assert.deepEqual([3, 6].map((s) => r.baseFor(s)), [7, 8]);
+    const db = r.store.openReader();
+    const rows = (db.prepare('SELECT cursor, head FROM bridge_marks ORDER BY cursor').all() as { cursor: number; head: number }[]).map((m) => [m.cursor, m.head]);
+    db.close();
+    assert.deepEqual(rows, [[7, 2], [8, 5]]);
+    r.close();
+  });
 });

@@ -181,14 +181,16 @@ export class Store {
    * through `meta`) are appended and fsynced, and only then does the transaction commit. If
    * anything throws, nothing of it remains. This is what the hub commits a mount's batch with.
    * The data of ops applied through `meta` must not change until the promise settles (as above).
+   * `atCommit` runs synchronously right before COMMIT, after the wait for the chunks: rows that must
+   * describe the moment the transaction becomes visible.
    */
-  transaction<T>(work: (tx: StoreTx) => T, chunks: ReadonlyMap<string, Buffer> = new Map()): Promise<T> {
-    const run = this.applying.then(() => this.transactNow(work, chunks));
+  transaction<T>(work: (tx: StoreTx) => T, chunks: ReadonlyMap<string, Buffer> = new Map(), atCommit?: (db: Database.Database) => void): Promise<T> {
+    const run = this.applying.then(() => this.transactNow(work, chunks, atCommit));
     this.applying = run.catch(() => undefined);
     return run;
   }
 
-  private async transactNow<T>(work: (tx: StoreTx) => T, chunks: ReadonlyMap<string, Buffer>): Promise<T> {
+  private async transactNow<T>(work: (tx: StoreTx) => T, chunks: ReadonlyMap<string, Buffer>, atCommit?: (db: Database.Database) => void): Promise<T> {
     this.db.exec('BEGIN IMMEDIATE');
     try {
       const meta = new SqliteMeta(this.db, this.chunks);
@@ -196,6 +198,7 @@ export class Store {
       const touched = meta.finish();
       for (const [hash, data] of chunks) touched.set(hash, data);
       await this.chunks.putMany(touched);
+      atCommit?.(this.db);
       this.db.exec('COMMIT');
       return result;
     } catch (err) {
