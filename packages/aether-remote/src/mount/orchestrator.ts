@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { AetherError } from '@aether/core/errors';
 import type { RemoteBackend, RemoteDrainContext, RemoteOpenContext, SyncDrain } from '@aether/core';
+import type { ContentSource } from '@aether/core/mount/vfs';
 import type { FileCache } from '@aether/core/runtime/cache/index';
 import { MemoryMeta } from '@aether/core/tree/meta';
 import type { Ino, Op } from '@aether/core/tree/ops';
@@ -175,8 +176,8 @@ export class BridgeOrchestrator implements RemoteBackend {
     return this.replica.ownJournalSeq;
   }
 
-  get committed(): Replica['store'] {
-    return this.replica.store;
+  get committed(): ContentSource {
+    return this.replica.content;
   }
 
   get maxIno(): number {
@@ -190,6 +191,14 @@ export class BridgeOrchestrator implements RemoteBackend {
     replica.loadInto(shipped);
     // From here on, other mounts' changes reach the view as they reach the replica.
     const remote = new RemoteApply({ view, shipped, cache, log: this.log, editedLocally: (ino) => this.localEdits.has(ino) });
+    replica.keepBase = (ino) => this.localEdits.has(ino);
+    // Files edited here whose version the replica replaced before a restart: the journal's
+    // changes replay onto the version they were made on, and the replica's shows once settled.
+    for (const [ino, size] of replica.baseSizes) {
+      const inode = view.getInode(ino);
+      if (inode?.kind === 'file') view.putInode({ ...inode, size });
+      remote.keptFromView(ino);
+    }
     replica.onRemoteOps = (ops) => remote.apply(ops);
     replica.onSnapshot = (base, next) => {
       this.snapshotsMerged++;
@@ -212,7 +221,11 @@ export class BridgeOrchestrator implements RemoteBackend {
   }
 
   startDrain(ctx: RemoteDrainContext): SyncDrain {
-    void this.replica.followJournal(ctx.journal).catch((err: unknown) => this.log(`bridge: could not update the replica's journal marks: ${err instanceof Error ? err.message : String(err)}`));
+    const replica = this.replica;
+    const failed = (what: string) => (err: unknown) => this.log(`bridge: could not ${what}: ${err instanceof Error ? err.message : String(err)}`);
+    void replica.followJournal(ctx.journal).catch(failed('update the replica\'s journal marks'));
+    // Bases of files whose local changes were acknowledged before a crash let go of them.
+    for (const ino of replica.baseSizes.keys()) if (!this.localEdits.has(ino)) void replica.dropBase(ino).catch(failed(`drop the base version of inode ${ino}`));
     this.drain = new BridgeDrain({
       journal: ctx.journal,
       client: this.client!,
@@ -229,13 +242,15 @@ export class BridgeOrchestrator implements RemoteBackend {
         for (const [ino, e] of this.localEdits) {
           if (e.lastSeq > seq) continue;
           this.localEdits.delete(ino);
-          this.remote?.settled(ino, this.replica);
+          void replica.dropBase(ino).catch(failed(`drop the base version of inode ${ino}`));
+          this.remote?.settled(ino, replica);
         }
       },
       onResolutions: (rs, ops) => {
         for (const r of rs) {
           this.log(`bridge: hub resolution: ${JSON.stringify(r)}`);
           if (r.kind === 'skipped') this.noteSkipped(r.jseq, r.reason);
+          if ((r.kind === 'conflict-copy' || r.kind === 'diverted') && this.localEdits.has(r.ino)) void replica.rebase(r.ino, r.copyIno).catch(failed(`keep the base version of inode ${r.ino}`));
         }
         this.remote?.resolve(rs, this.replica, ops);
       },

@@ -57,6 +57,11 @@ export class RemoteApply {
     this.resync(ino, (i) => committed.getInode(i));
   }
 
+  /** `ino`'s remote changes were kept from the view (before a restart): settling shows them. */
+  keptFromView(ino: Ino): void {
+    this.stale.add(ino);
+  }
+
   apply(ops: readonly WireOp[]): void {
     for (const op of ops) {
       this.applyTo(this.d.view, op, true);

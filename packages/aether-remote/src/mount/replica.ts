@@ -1,5 +1,7 @@
 import type { Database } from 'better-sqlite3';
 import { AetherError } from '@aether/core/errors';
+import type { ContentSource } from '@aether/core/mount/vfs';
+import { BLOCK_BYTES } from '@aether/core/store/sqlite-meta';
 import { Store, type StoreExtension } from '@aether/core/store/store';
 import { applyOp } from '@aether/core/tree/apply';
 import { applyContent, type BlockRef } from '@aether/core/tree/content';
@@ -18,6 +20,9 @@ const BRIDGE_EXTENSION: StoreExtension = {
     // For each cursor, this mount's last journal sequence when the replica reached it (NULL: the
     // journal was not open yet): which remote entries a change replayed after a crash had seen.
     'CREATE TABLE bridge_marks (cursor INTEGER PRIMARY KEY, head INTEGER)',
+    // A locally edited file's committed version from before a remote change replaced it: what its
+    // unshipped edits were made on (blocks: JSON [[idx, hash], ...]; the replica keeps every chunk).
+    'CREATE TABLE bridge_bases (ino INTEGER PRIMARY KEY, size INTEGER NOT NULL, blocks TEXT NOT NULL)',
   ],
 };
 
@@ -26,6 +31,12 @@ export interface JournalPosition {
   /** The last journal sequence assigned. */
   readonly lastSeq: number;
   readonly committedSeq: number;
+}
+
+/** A file's committed version: its size and its blocks by index. */
+interface Version {
+  size: number;
+  blocks: Map<number, string>;
 }
 
 /** Fetches chunk data by hash (from the hub, or from chunks this mount just uploaded). */
@@ -52,6 +63,17 @@ export class Replica {
   private readonly syncWaiters: (() => void)[] = [];
   private journal: JournalPosition | undefined;
   private unsettledHead: number | undefined;
+  /** Kept base versions by inode (`bridge_bases`). */
+  private readonly bases = new Map<number, Version>();
+  /** Rebases queued per inode, and whether the base was dropped since: then they do nothing. */
+  private readonly rebasing = new Map<number, { queued: number; dropped: boolean }>();
+  /**
+   * Files with unacknowledged local content changes: a remote change to one keeps the version it
+   * replaces as the file's base, so the local version still reads (and ships) whole.
+   */
+  keepBase: ((ino: number) => boolean) | undefined;
+  /** Committed content as this mount reads it: a file with a kept base reads that. */
+  readonly content: ContentSource = { readInto: (ino, offset, length, target, at) => this.readInto(ino, offset, length, target, at) };
 
   constructor(
     dir: string,
@@ -61,6 +83,9 @@ export class Replica {
     this.store = Store.open(dir, undefined, { extensions: [BRIDGE_EXTENSION] });
     // One read-only connection for the replica's own rows: it sees committed transactions only.
     this.reader = this.store.openReader();
+    for (const r of this.reader.prepare('SELECT ino, size, blocks FROM bridge_bases').all() as { ino: number; size: number; blocks: string }[]) {
+      this.bases.set(r.ino, { size: r.size, blocks: new Map(JSON.parse(r.blocks) as [number, string][]) });
+    }
   }
 
   private getState(key: string): number {
@@ -164,6 +189,73 @@ export class Replica {
     db.prepare('INSERT OR REPLACE INTO bridge_marks (cursor, head) VALUES (?, ?)').run(cursor, j ? j.lastSeq : null);
   }
 
+  private readInto(ino: number, offset: number, length: number, target: Buffer, at: number): number {
+    const base = this.bases.get(ino);
+    if (!base) return this.store.readInto(ino, offset, length, target, at);
+    const end = Math.min(base.size, offset + length);
+    if (end <= offset) return 0;
+    target.fill(0, at, at + end - offset);
+    for (let idx = Math.floor(offset / BLOCK_BYTES); idx <= Math.floor((end - 1) / BLOCK_BYTES); idx++) {
+      const hash = base.blocks.get(idx);
+      if (hash === undefined) continue;
+      const from = Math.max(offset, idx * BLOCK_BYTES);
+      this.store.chunks.readUpTo(hash, target, at + from - offset, from - idx * BLOCK_BYTES, end - from);
+    }
+    return end - offset;
+  }
+
+  /** Inodes with a kept base version, and its size. */
+  get baseSizes(): Map<number, number> {
+    return new Map([...this.bases].map(([ino, v]) => [ino, v.size]));
+  }
+
+  /** `ino`'s local changes are acknowledged (or gone): it reads the replica's version again. */
+  async dropBase(ino: number): Promise<void> {
+    if (this.rebasing.has(ino)) this.rebasing.set(ino, { ...this.rebasing.get(ino)!, dropped: true });
+    if (!this.bases.delete(ino)) return;
+    await this.store.transaction(({ db }) => db.prepare('DELETE FROM bridge_bases WHERE ino = ?').run(ino));
+  }
+
+  /**
+   * `ino`'s local version went to the hub as `copyIno` (a conflict copy, or diverted there) while
+   * later local changes are still unacknowledged: they were made on that version, so it becomes
+   * the base (the earlier changes' bytes are no longer dirty, and clean cached data may go).
+   */
+  async rebase(ino: number, copyIno: number): Promise<void> {
+    const r = this.rebasing.get(ino);
+    this.rebasing.set(ino, { queued: (r?.queued ?? 0) + 1, dropped: false });
+    try {
+      await this.store.transaction(({ db }) => {
+        const v = this.versionOf(db, copyIno);
+        // Dropped meanwhile: the changes were acknowledged before this ran.
+        if (!v || this.rebasing.get(ino)?.dropped) return;
+        db.prepare('INSERT OR REPLACE INTO bridge_bases (ino, size, blocks) VALUES (?, ?, ?)').run(ino, v.size, JSON.stringify([...v.blocks]));
+        this.bases.set(ino, v);
+      });
+    } finally {
+      const left = this.rebasing.get(ino)!;
+      if (left.queued > 1) this.rebasing.set(ino, { ...left, queued: left.queued - 1 });
+      else this.rebasing.delete(ino);
+    }
+  }
+
+  /** `ino`'s committed version, read inside a transaction before anything replaces it. */
+  private versionOf(db: Database, ino: number): Version | undefined {
+    const row = db.prepare('SELECT size FROM inodes WHERE ino = ?').get(ino) as { size: number } | undefined;
+    if (!row) return undefined;
+    const blocks = db.prepare('SELECT idx, hash FROM blocks WHERE ino = ?').raw().all(ino) as [number, string][];
+    return { size: row.size, blocks: new Map(blocks) };
+  }
+
+  /** At commit: keeps the versions replaced under files edited locally (asked now: edits made while the chunks were written count). */
+  private keepBases(db: Database, before: ReadonlyMap<number, Version>): void {
+    for (const [ino, v] of before) {
+      if (this.bases.has(ino) || !this.keepBase?.(ino)) continue;
+      db.prepare('INSERT OR REPLACE INTO bridge_bases (ino, size, blocks) VALUES (?, ?, ?)').run(ino, v.size, JSON.stringify([...v.blocks]));
+      this.bases.set(ino, v);
+    }
+  }
+
   loadInto(view: MemoryMeta): void {
     this.store.loadInto(view);
   }
@@ -209,7 +301,12 @@ export class Replica {
     let maxOwn = 0;
     // The mount's view merges what changed between the tree before and after (no await in between).
     const base = this.onSnapshot ? this.tree() : undefined;
+    const before = new Map<number, Version>();
     await this.store.transaction(({ meta, db }) => {
+      for (const ino of this.keepBase ? (db.prepare("SELECT ino FROM inodes WHERE kind = 'file'").pluck().all() as number[]) : []) {
+        const v = this.keepBase?.(ino) && !this.bases.has(ino) ? this.versionOf(db, ino) : undefined;
+        if (v) before.set(ino, v);
+      }
       db.exec('DELETE FROM blocks; DELETE FROM dentries; DELETE FROM inodes');
       for (const p of parts) {
         for (const i of p.inodes) {
@@ -222,7 +319,10 @@ export class Replica {
       this.setState(db, 'cursor', hubSeq);
       this.setState(db, 'synced', 1);
       this.raiseState(db, 'max_own_ino', maxOwn);
-    }, chunks, (db) => this.mark(db, hubSeq));
+    }, chunks, (db) => {
+      this.keepBases(db, before);
+      this.mark(db, hubSeq);
+    });
     this.snapshot = undefined;
     if (base) this.onSnapshot?.(base, this.tree());
     for (const w of this.syncWaiters.splice(0)) w();
@@ -240,9 +340,14 @@ export class Replica {
     const chunks = await this.missingChunks(entry.ops.flatMap(({ op }) => (op.t === 'content' ? op.blocks.map((b) => b[1]) : [])), fetch);
     const own = entry.mountId === this.mountId;
     let maxOwn = 0;
+    const before = new Map<number, Version>();
     await this.store.transaction(({ meta, db }) => {
       for (const { op } of entry.ops) {
         if (op.t === 'mknode' && this.isOwn(op.ino)) maxOwn = Math.max(maxOwn, op.ino);
+        if (op.t === 'content' && !own && !before.has(op.ino) && !this.bases.has(op.ino)) {
+          const v = this.versionOf(db, op.ino);
+          if (v) before.set(op.ino, v);
+        }
         // The hub applied these ops to this very state: one failing means the replica diverged.
         if (op.t === 'content') applyContent(meta, op);
         else applyOp(meta, op as Op, { keepOrphans: false });
@@ -250,7 +355,10 @@ export class Replica {
       this.setState(db, 'cursor', entry.hubSeq);
       this.raiseState(db, 'max_own_ino', maxOwn);
       if (own) this.raiseState(db, 'own_journal_seq', entry.journalSeq);
-    }, chunks, (db) => this.mark(db, entry.hubSeq));
+    }, chunks, (db) => {
+      this.keepBases(db, before);
+      this.mark(db, entry.hubSeq);
+    });
     if (!own) this.onRemoteOps?.(entry.ops.map((o) => o.op), entry);
     this.wake(entry.hubSeq);
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { TOKEN } from '../hub/helpers.js';
@@ -13,6 +13,16 @@ after(stopAll);
  * B changes things with its drain paused; A's changes commit and reach B meanwhile; then B ships
  * (`meanwhile` runs just before B resumes).
  */
+/** Writes `text` into the file at `offset`, leaving the rest as it is. */
+function overwrite(path: string, offset: number, text: string): void {
+  const fd = openSync(path, 'r+');
+  try {
+    writeSync(fd, text, offset);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 async function bBehindA(a: MountProcess, b: MountProcess, onB: () => void, onA: () => void, meanwhile: () => void = () => undefined): Promise<void> {
   assert.equal(b.ctl(['sync', 'pause']).code, 0);
   onB();
@@ -341,6 +351,35 @@ describe('bridge mode: the hub goes away', () => {
     });
   });
 
+  it('a partial edit shipped after another mount\'s edit of the file arrived is kept on the version it was made on, not over the other edit\'s bytes', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      writeFileSync(join(a.mnt, 'p'), 'aaaaaaaaaabbbbbbbbbb');
+      assert.equal(syncWait(a).code, 0);
+      // Not read on B: no clean cached copy of the old version there to fall back on.
+      await within(5000, 'B has p', () => assert.equal(statSync(join(b.mnt, 'p')).size, 20));
+      await bBehindA(
+        a,
+        b,
+        () => overwrite(join(b.mnt, 'p'), 0, 'X'),
+        () => writeFileSync(join(a.mnt, 'p'), 'new content from A!'),
+        () => assert.equal(readFileSync(join(b.mnt, 'p'), 'utf8'), 'Xaaaaaaaaabbbbbbbbbb', 'B shows its own version, whole'),
+      );
+      await within(5000, 'A and B agree', () => {
+        const ta = tree(a.mnt);
+        assert.deepEqual(tree(b.mnt), ta);
+        assert.equal(readFileSync(join(a.mnt, 'p'), 'utf8'), 'new content from A!');
+        const copies = [...ta.keys()].filter((n) => n.startsWith('p.conflict-'));
+        assert.equal(copies.length, 1, [...ta.keys()].join(', '));
+        assert.equal(readFileSync(join(a.mnt, copies[0]!), 'utf8'), 'Xaaaaaaaaabbbbbbbbbb', 'the copy is B\'s version, not X over A\'s bytes');
+        assert.equal(readFileSync(join(b.mnt, 'p'), 'utf8'), 'new content from A!');
+      });
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
   it('an edit made before another mount\'s edit of the file arrived is still a conflict after kill -9 and a restart (the base it was made on is kept)', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);
@@ -350,7 +389,8 @@ describe('bridge mode: the hub goes away', () => {
       assert.equal(syncWait(a).code, 0);
       await within(5000, 'B has k', () => assert.equal(readOr(join(b.mnt, 'k')), 'first version'));
       assert.equal(b.ctl(['sync', 'pause']).code, 0);
-      writeFileSync(join(b.mnt, 'k'), 'B edit made before A\'s arrived');
+      // Part of the file: the rest is the version B had, which the replica replaces with A's.
+      overwrite(join(b.mnt, 'k'), 0, 'FIRST');
       writeFileSync(join(a.mnt, 'k'), 'A edit');
       assert.equal(syncWait(a).code, 0);
       // A later remote change too: the marks keep the cursor of B's edit, not the last one.
@@ -366,7 +406,7 @@ describe('bridge mode: the hub goes away', () => {
         assert.equal(readFileSync(join(a.mnt, 'k'), 'utf8'), 'A edit', 'the edit committed first stays');
         const copies = [...ta.keys()].filter((n) => n.startsWith('k.conflict-'));
         assert.equal(copies.length, 1, [...ta.keys()].join(', '));
-        assert.equal(readFileSync(join(b.mnt, copies[0]!), 'utf8'), 'B edit made before A\'s arrived', 'B\'s edit is kept in a conflict copy');
+        assert.equal(readFileSync(join(b.mnt, copies[0]!), 'utf8'), 'FIRST version', 'B\'s edit is kept in a conflict copy, on the version it was made on');
       });
       await stopCleanly(a);
       await stopCleanly(b);

@@ -134,4 +134,46 @@ describe('the replica', () => {
     assert.deepEqual(rows, [[7, 2], [8, 5]]);
     r.close();
   });
+
+  it('bases: a remote change to a file edited here keeps the version it replaces, which the mount reads until it lets go; it survives a restart', async () => {
+    const dir = join(tempDir(), 'replica');
+    const F = BASE + 1;
+    const COPY = BASE + 2;
+    const old = blocksOfContent(Buffer.from('old content'));
+    const mine = blocksOfContent(Buffer.from('copy of my version'));
+    const next = blocksOfContent(Buffer.from('new!'));
+    const chunks = new Map([...old.chunks, ...mine.chunks, ...next.chunks]);
+    const fetch = flaky(chunks, 0);
+    let r = new Replica(dir, MOUNT, BASE);
+    await r.apply({ kind: 'snapshot-begin', hubSeq: 1 }, fetch);
+    const part = { t: 'snapshot-part' as const, inodes: [inode(1, 'dir'), inode(F, 'file', old.size), inode(COPY, 'file', mine.size)], dentries: [[1, 'f', F], [1, 'c', COPY]] as [number, string, number][], blocks: [...old.blocks.map(([i, h]) => [F, i, h] as [number, number, string]), ...mine.blocks.map(([i, h]) => [COPY, i, h] as [number, number, string])] };
+    await r.apply({ kind: 'snapshot-part', part }, fetch);
+    await r.apply({ kind: 'snapshot-end', hubSeq: 1 }, fetch);
+    const read = (ino: number): string => {
+      const out = Buffer.alloc(64);
+      return out.subarray(0, r.content.readInto(ino, 0, 64, out, 0)).toString();
+    };
+    const edited = new Set([F]);
+    r.keepBase = (ino) => edited.has(ino);
+    const change = (hubSeq: number): FeedEntry => ({ hubSeq, mountId: OTHER, mountNo: 2, journalSeq: hubSeq, committedMs: 0, ops: [{ jseq: hubSeq, op: { t: 'content', ino: F, size: next.size, blocks: next.blocks, timeMs: 5 } }], resolutions: [] });
+    await r.apply({ kind: 'entry', entry: change(2) }, fetch);
+    assert.equal(r.store.read(F, 0, 64).toString(), 'new!', 'the replica holds the hub\'s version');
+    assert.equal(read(F), 'old content', 'the mount reads the version its edits were made on');
+    assert.deepEqual([...r.baseSizes], [[F, old.size]]);
+    r.close();
+    r = new Replica(dir, MOUNT, BASE);
+    assert.equal(read(F), 'old content', 'the base survives a restart');
+    await r.rebase(F, COPY);
+    assert.equal(read(F), 'copy of my version', 'after a conflict copy, later edits were made on the copied version');
+    await r.dropBase(F);
+    assert.equal(read(F), 'new!');
+    edited.clear();
+    r.keepBase = (ino) => edited.has(ino);
+    await r.apply({ kind: 'entry', entry: change(3) }, fetch);
+    assert.equal(read(F), 'new!', 'a file not edited here keeps no base');
+    r.close();
+    r = new Replica(dir, MOUNT, BASE);
+    assert.deepEqual([...r.baseSizes], [], 'a dropped base stays dropped');
+    r.close();
+  });
 });
