@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { AetherError } from '@aether/core/errors';
 import type { RemoteBackend, RemoteDrainContext, RemoteOpenContext, SyncDrain } from '@aether/core';
-import type { ContentSource } from '@aether/core/mount/vfs';
+import type { ContentSource, Vfs } from '@aether/core/mount/vfs';
 import type { FileCache } from '@aether/core/runtime/cache/index';
 import { MemoryMeta } from '@aether/core/tree/meta';
 import type { Ino, Op } from '@aether/core/tree/ops';
@@ -64,6 +64,7 @@ export class BridgeOrchestrator implements RemoteBackend {
   /** The cursor when each unacknowledged unlink, rmdir or rename was made, by journal seq. */
   private readonly removals = new Map<number, number>();
   private lastSkipped: { journal_seq: number; reason: string } | null = null;
+  private vfs: Vfs | undefined;
 
   constructor(private readonly opts: BridgeOptions) {
     this.urls = parseHubUrls(opts.url);
@@ -190,14 +191,24 @@ export class BridgeOrchestrator implements RemoteBackend {
     const shipped = (this.shipped = new MemoryMeta());
     replica.loadInto(shipped);
     // From here on, other mounts' changes reach the view as they reach the replica.
-    const remote = new RemoteApply({ view, shipped, cache, log: this.log, editedLocally: (ino) => this.localEdits.has(ino) });
-    replica.keepBase = (ino) => this.localEdits.has(ino);
+    const remote = new RemoteApply({
+      view,
+      shipped,
+      cache,
+      log: this.log,
+      editedLocally: (ino) => this.localEdits.has(ino),
+      inUse: (ino) => this.localEdits.has(ino) || (this.vfs?.isOpen(ino) ?? false),
+    });
+    replica.keepBase = (ino, removed) => this.localEdits.has(ino) || (removed && (this.vfs?.isOpen(ino) ?? false));
     // Files edited here whose version the replica replaced before a restart: the journal's
     // changes replay onto the version they were made on, and the replica's shows once settled.
-    for (const [ino, size] of replica.baseSizes) {
-      const inode = view.getInode(ino);
-      if (inode?.kind === 'file') view.putInode({ ...inode, size });
-      remote.keptFromView(ino);
+    // A file another mount removed keeps its inode here, without a name, until the changes ship.
+    for (const base of replica.baseInodes) {
+      const inode = view.getInode(base.ino);
+      if (inode?.kind === 'file') view.putInode({ ...inode, size: base.size });
+      else if (!inode) view.putInode({ ...base, nlink: 0 });
+      view.markAllocated(base.ino, 0, base.size);
+      remote.keptFromView(base.ino);
     }
     replica.onRemoteOps = (ops) => remote.apply(ops);
     replica.onSnapshot = (base, next) => {
@@ -205,6 +216,11 @@ export class BridgeOrchestrator implements RemoteBackend {
       remote.snapshot(base, next, this.drain?.inFlightOps ?? []);
     };
     this.remote = remote;
+  }
+
+  /** An inode with local changes not yet acknowledged stays, named or not, until they are. */
+  holdsInode(ino: Ino): boolean {
+    return this.localEdits.has(ino);
   }
 
   localOp(op: Op, seq: number): void {
@@ -218,14 +234,17 @@ export class BridgeOrchestrator implements RemoteBackend {
       if (e) e.lastSeq = seq;
       else this.localEdits.set(op.ino, { base: cursor, lastSeq: seq });
     } else if (op.t === 'unlink' || op.t === 'rmdir' || op.t === 'rename') this.removals.set(seq, cursor);
+    // The Vfs forgets an inode only when it is closed and has nothing left to ship.
+    else if (op.t === 'forget') void replica?.dropBase(op.ino).catch((err: unknown) => this.log(`bridge: could not drop the base version of inode ${op.ino}: ${err instanceof Error ? err.message : String(err)}`));
   }
 
   startDrain(ctx: RemoteDrainContext): SyncDrain {
     const replica = this.replica;
+    const vfs = (this.vfs = ctx.vfs);
     const failed = (what: string) => (err: unknown) => this.log(`bridge: could not ${what}: ${err instanceof Error ? err.message : String(err)}`);
     void replica.followJournal(ctx.journal).catch(failed('update the replica\'s journal marks'));
     // Bases of files whose local changes were acknowledged before a crash let go of them.
-    for (const ino of replica.baseSizes.keys()) if (!this.localEdits.has(ino)) void replica.dropBase(ino).catch(failed(`drop the base version of inode ${ino}`));
+    for (const { ino } of replica.baseInodes) if (!this.localEdits.has(ino)) void replica.dropBase(ino).catch(failed(`drop the base version of inode ${ino}`));
     this.drain = new BridgeDrain({
       journal: ctx.journal,
       client: this.client!,
@@ -244,6 +263,8 @@ export class BridgeOrchestrator implements RemoteBackend {
           this.localEdits.delete(ino);
           void replica.dropBase(ino).catch(failed(`drop the base version of inode ${ino}`));
           this.remote?.settled(ino, replica);
+          // Removed meanwhile (here or by another mount) and not open: it goes now.
+          vfs.forgetUnused(ino);
         }
       },
       onResolutions: (rs, ops) => {

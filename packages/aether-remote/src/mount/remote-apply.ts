@@ -32,6 +32,8 @@ export interface RemoteApplyDeps {
    * version ships whole; the hub's conflict rules keep both and the resolution syncs the view.
    */
   editedLocally?: (ino: Ino) => boolean;
+  /** Open here, or with unacknowledged local changes: a remote removal leaves the inode without a name. */
+  inUse?: (ino: Ino) => boolean;
 }
 
 /**
@@ -86,12 +88,11 @@ export class RemoteApply {
         return;
       }
       if (op.t === 'forget') return;
-      applyOp(tree, op as Op, { keepOrphans: false });
-      if (isView && (op.t === 'unlink' || op.t === 'rename')) {
-        // The removed (or replaced) inode's cached data goes with it.
-        const gone = op.t === 'unlink' ? op.ino : op.dstIno;
-        if (gone && !tree.getInode(gone)) void this.d.cache.remove(gone).catch(() => undefined);
-      }
+      const gone = op.t === 'unlink' ? op.ino : op.t === 'rename' ? op.dstIno : 0;
+      // Open handles read on, and unshipped changes still ship (the Vfs forgets the inode after).
+      applyOp(tree, op as Op, { keepOrphans: isView && gone !== 0 && (this.d.inUse?.(gone) ?? false) });
+      // The removed (or replaced) inode's cached data goes with it.
+      if (isView && gone && !tree.getInode(gone)) void this.d.cache.remove(gone).catch(() => undefined);
     } catch (err) {
       if (isView) this.d.log(`remote change ${op.t} does not apply to this mount's view (a local change is pending): ${err instanceof Error ? err.message : String(err)}`);
     }

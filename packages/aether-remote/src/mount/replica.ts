@@ -1,7 +1,7 @@
 import type { Database } from 'better-sqlite3';
 import { AetherError } from '@aether/core/errors';
 import type { ContentSource } from '@aether/core/mount/vfs';
-import { BLOCK_BYTES } from '@aether/core/store/sqlite-meta';
+import { BLOCK_BYTES, toInode, type InodeRow } from '@aether/core/store/sqlite-meta';
 import { Store, type StoreExtension } from '@aether/core/store/store';
 import { applyOp } from '@aether/core/tree/apply';
 import { applyContent, type BlockRef } from '@aether/core/tree/content';
@@ -22,7 +22,7 @@ const BRIDGE_EXTENSION: StoreExtension = {
     'CREATE TABLE bridge_marks (cursor INTEGER PRIMARY KEY, head INTEGER)',
     // A locally edited file's committed version from before a remote change replaced it: what its
     // unshipped edits were made on (blocks: JSON [[idx, hash], ...]; the replica keeps every chunk).
-    'CREATE TABLE bridge_bases (ino INTEGER PRIMARY KEY, size INTEGER NOT NULL, blocks TEXT NOT NULL)',
+    'CREATE TABLE bridge_bases (ino INTEGER PRIMARY KEY, inode TEXT NOT NULL, blocks TEXT NOT NULL)',
   ],
 };
 
@@ -33,10 +33,16 @@ export interface JournalPosition {
   readonly committedSeq: number;
 }
 
-/** A file's committed version: its size and its blocks by index. */
+/** A file's committed version: the inode (its size included) and its blocks by index. */
 interface Version {
-  size: number;
+  inode: Inode;
   blocks: Map<number, string>;
+}
+
+/** A version a remote change replaced or removed. */
+interface Replaced {
+  v: Version;
+  removed: boolean;
 }
 
 /** Fetches chunk data by hash (from the hub, or from chunks this mount just uploaded). */
@@ -68,10 +74,11 @@ export class Replica {
   /** Rebases queued per inode, and whether the base was dropped since: then they do nothing. */
   private readonly rebasing = new Map<number, { queued: number; dropped: boolean }>();
   /**
-   * Files with unacknowledged local content changes: a remote change to one keeps the version it
-   * replaces as the file's base, so the local version still reads (and ships) whole.
+   * Whether a remote change that replaces (or, `removed`, deletes) a file keeps the version it
+   * replaces as the file's base: for files with unacknowledged local changes, so the local
+   * version still reads (and ships) whole, and for deleted files open here, which read on.
    */
-  keepBase: ((ino: number) => boolean) | undefined;
+  keepBase: ((ino: number, removed: boolean) => boolean) | undefined;
   /** Committed content as this mount reads it: a file with a kept base reads that. */
   readonly content: ContentSource = { readInto: (ino, offset, length, target, at) => this.readInto(ino, offset, length, target, at) };
 
@@ -83,8 +90,8 @@ export class Replica {
     this.store = Store.open(dir, undefined, { extensions: [BRIDGE_EXTENSION] });
     // One read-only connection for the replica's own rows: it sees committed transactions only.
     this.reader = this.store.openReader();
-    for (const r of this.reader.prepare('SELECT ino, size, blocks FROM bridge_bases').all() as { ino: number; size: number; blocks: string }[]) {
-      this.bases.set(r.ino, { size: r.size, blocks: new Map(JSON.parse(r.blocks) as [number, string][]) });
+    for (const r of this.reader.prepare('SELECT ino, inode, blocks FROM bridge_bases').all() as { ino: number; inode: string; blocks: string }[]) {
+      this.bases.set(r.ino, { inode: JSON.parse(r.inode) as Inode, blocks: new Map(JSON.parse(r.blocks) as [number, string][]) });
     }
   }
 
@@ -192,7 +199,7 @@ export class Replica {
   private readInto(ino: number, offset: number, length: number, target: Buffer, at: number): number {
     const base = this.bases.get(ino);
     if (!base) return this.store.readInto(ino, offset, length, target, at);
-    const end = Math.min(base.size, offset + length);
+    const end = Math.min(base.inode.size, offset + length);
     if (end <= offset) return 0;
     target.fill(0, at, at + end - offset);
     for (let idx = Math.floor(offset / BLOCK_BYTES); idx <= Math.floor((end - 1) / BLOCK_BYTES); idx++) {
@@ -204,9 +211,9 @@ export class Replica {
     return end - offset;
   }
 
-  /** Inodes with a kept base version, and its size. */
-  get baseSizes(): Map<number, number> {
-    return new Map([...this.bases].map(([ino, v]) => [ino, v.size]));
+  /** The inodes of the kept base versions (the size is the version's). */
+  get baseInodes(): Inode[] {
+    return [...this.bases.values()].map((v) => v.inode);
   }
 
   /** `ino`'s local changes are acknowledged (or gone): it reads the replica's version again. */
@@ -229,8 +236,7 @@ export class Replica {
         const v = this.versionOf(db, copyIno);
         // Dropped meanwhile: the changes were acknowledged before this ran.
         if (!v || this.rebasing.get(ino)?.dropped) return;
-        db.prepare('INSERT OR REPLACE INTO bridge_bases (ino, size, blocks) VALUES (?, ?, ?)').run(ino, v.size, JSON.stringify([...v.blocks]));
-        this.bases.set(ino, v);
+      this.saveBase(db, ino, v);
       });
     } finally {
       const left = this.rebasing.get(ino)!;
@@ -241,18 +247,22 @@ export class Replica {
 
   /** `ino`'s committed version, read inside a transaction before anything replaces it. */
   private versionOf(db: Database, ino: number): Version | undefined {
-    const row = db.prepare('SELECT size FROM inodes WHERE ino = ?').get(ino) as { size: number } | undefined;
-    if (!row) return undefined;
+    const row = db.prepare('SELECT * FROM inodes WHERE ino = ?').get(ino) as InodeRow | undefined;
+    if (row?.kind !== 'file') return undefined;
     const blocks = db.prepare('SELECT idx, hash FROM blocks WHERE ino = ?').raw().all(ino) as [number, string][];
-    return { size: row.size, blocks: new Map(blocks) };
+    return { inode: toInode(row), blocks: new Map(blocks) };
+  }
+
+  private saveBase(db: Database, ino: number, v: Version): void {
+    db.prepare('INSERT OR REPLACE INTO bridge_bases (ino, inode, blocks) VALUES (?, ?, ?)').run(ino, JSON.stringify(v.inode), JSON.stringify([...v.blocks]));
+    this.bases.set(ino, v);
   }
 
   /** At commit: keeps the versions replaced under files edited locally (asked now: edits made while the chunks were written count). */
-  private keepBases(db: Database, before: ReadonlyMap<number, Version>): void {
-    for (const [ino, v] of before) {
-      if (this.bases.has(ino) || !this.keepBase?.(ino)) continue;
-      db.prepare('INSERT OR REPLACE INTO bridge_bases (ino, size, blocks) VALUES (?, ?, ?)').run(ino, v.size, JSON.stringify([...v.blocks]));
-      this.bases.set(ino, v);
+  private keepBases(db: Database, before: ReadonlyMap<number, Replaced>): void {
+    for (const [ino, { v, removed }] of before) {
+      if (this.bases.has(ino) || !this.keepBase?.(ino, removed)) continue;
+      this.saveBase(db, ino, v);
     }
   }
 
@@ -301,11 +311,13 @@ export class Replica {
     let maxOwn = 0;
     // The mount's view merges what changed between the tree before and after (no await in between).
     const base = this.onSnapshot ? this.tree() : undefined;
-    const before = new Map<number, Version>();
+    const before = new Map<number, Replaced>();
+    const kept = new Set(parts.flatMap((p) => p.inodes.map((i) => i.ino)));
     await this.store.transaction(({ meta, db }) => {
       for (const ino of this.keepBase ? (db.prepare("SELECT ino FROM inodes WHERE kind = 'file'").pluck().all() as number[]) : []) {
-        const v = this.keepBase?.(ino) && !this.bases.has(ino) ? this.versionOf(db, ino) : undefined;
-        if (v) before.set(ino, v);
+        const removed = !kept.has(ino);
+        const v = this.keepBase?.(ino, removed) && !this.bases.has(ino) ? this.versionOf(db, ino) : undefined;
+        if (v) before.set(ino, { v, removed });
       }
       db.exec('DELETE FROM blocks; DELETE FROM dentries; DELETE FROM inodes');
       for (const p of parts) {
@@ -340,13 +352,15 @@ export class Replica {
     const chunks = await this.missingChunks(entry.ops.flatMap(({ op }) => (op.t === 'content' ? op.blocks.map((b) => b[1]) : [])), fetch);
     const own = entry.mountId === this.mountId;
     let maxOwn = 0;
-    const before = new Map<number, Version>();
+    const before = new Map<number, Replaced>();
     await this.store.transaction(({ meta, db }) => {
       for (const { op } of entry.ops) {
         if (op.t === 'mknode' && this.isOwn(op.ino)) maxOwn = Math.max(maxOwn, op.ino);
-        if (op.t === 'content' && !own && !before.has(op.ino) && !this.bases.has(op.ino)) {
-          const v = this.versionOf(db, op.ino);
-          if (v) before.set(op.ino, v);
+        // What a remote change replaces or removes (a file a local edit may be on).
+        const replaced = own ? undefined : op.t === 'content' || op.t === 'unlink' ? op.ino : op.t === 'rename' && op.dstIno ? op.dstIno : undefined;
+        if (replaced !== undefined && !before.has(replaced) && !this.bases.has(replaced)) {
+          const v = this.versionOf(db, replaced);
+          if (v) before.set(replaced, { v, removed: op.t !== 'content' });
         }
         // The hub applied these ops to this very state: one failing means the replica diverged.
         if (op.t === 'content') applyContent(meta, op);

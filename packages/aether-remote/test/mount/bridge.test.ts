@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { TOKEN } from '../hub/helpers.js';
@@ -350,6 +350,63 @@ describe('bridge mode: the hub goes away', () => {
       await stopCleanly(b);
     });
   });
+
+  it('a file another mount deletes while it is open here reads on through the open descriptor until it is closed', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      const body = 'still here for the open descriptor\n'.repeat(3000);
+      writeFileSync(join(a.mnt, 'o'), body);
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has o', () => assert.equal(statSync(join(b.mnt, 'o')).size, body.length));
+      // Opened, not read: no cached copy of its content on B.
+      const fd = openSync(join(b.mnt, 'o'), 'r');
+      try {
+        unlinkSync(join(a.mnt, 'o'));
+        assert.equal(syncWait(a).code, 0);
+        await within(5000, 'B received the delete', () => assert.equal(existsSync(join(b.mnt, 'o')), false));
+        const got = Buffer.alloc(body.length + 10);
+        assert.equal(readSync(fd, got, 0, got.length, 0), body.length);
+        assert.ok(got.subarray(0, body.length).equals(Buffer.from(body)), 'the whole content reads');
+      } finally {
+        closeSync(fd);
+      }
+      assert.deepEqual([...tree(b.mnt).keys()], []);
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
+  for (const restart of [false, true]) {
+    it(`a file edited here in a directory another mount removed meanwhile is kept under a conflict name, the same on every mount${restart ? ', also after kill -9 and a restart' : ''}`, async () => {
+      await withHub(async (h) => {
+        const a = await bridgeMount(h.hub);
+        let b = await bridgeMount(h.hub);
+        mkdirSync(join(a.mnt, 'dr'));
+        writeFileSync(join(a.mnt, 'dr', 'e'), 'original content');
+        assert.equal(syncWait(a).code, 0);
+        await within(5000, 'B has dr/e', () => assert.equal(statSync(join(b.mnt, 'dr', 'e')).size, 16));
+        assert.equal(b.ctl(['sync', 'pause']).code, 0);
+        overwrite(join(b.mnt, 'dr', 'e'), 0, 'EDITED');
+        unlinkSync(join(a.mnt, 'dr', 'e'));
+        rmdirSync(join(a.mnt, 'dr'));
+        assert.equal(syncWait(a).code, 0);
+        await within(5000, 'B received the removal', () => assert.equal(existsSync(join(b.mnt, 'dr')), false));
+        if (restart) {
+          await b.kill9();
+          b = await bridgeMount(h.hub, {}, { mnt: b.mnt, stateDir: b.stateDir });
+        } else assert.equal(b.ctl(['sync', 'resume']).code, 0);
+        assert.equal(syncWait(b).code, 0);
+        await within(5000, 'A and B agree, B\'s edit kept whole', () => {
+          const ta = tree(a.mnt);
+          assert.deepEqual(tree(b.mnt), ta);
+          assert.deepEqual([...ta.keys()].map((n) => readFileSync(join(a.mnt, n), 'utf8')), ['EDITEDal content'], [...ta.keys()].join(', '));
+        });
+        await stopCleanly(a);
+        await stopCleanly(b);
+      });
+    });
+  }
 
   it('a partial edit shipped after another mount\'s edit of the file arrived is kept on the version it was made on, not over the other edit\'s bytes', async () => {
     await withHub(async (h) => {

@@ -159,7 +159,7 @@ describe('the replica', () => {
     await r.apply({ kind: 'entry', entry: change(2) }, fetch);
     assert.equal(r.store.read(F, 0, 64).toString(), 'new!', 'the replica holds the hub\'s version');
     assert.equal(read(F), 'old content', 'the mount reads the version its edits were made on');
-    assert.deepEqual([...r.baseSizes], [[F, old.size]]);
+    assert.deepEqual(r.baseInodes.map((i) => [i.ino, i.size]), [[F, old.size]]);
     r.close();
     r = new Replica(dir, MOUNT, BASE);
     assert.equal(read(F), 'old content', 'the base survives a restart');
@@ -171,9 +171,16 @@ describe('the replica', () => {
     r.keepBase = (ino) => edited.has(ino);
     await r.apply({ kind: 'entry', entry: change(3) }, fetch);
     assert.equal(read(F), 'new!', 'a file not edited here keeps no base');
+    edited.add(F);
+    const unlink: FeedEntry = { ...change(4), ops: [{ jseq: 4, op: { t: 'unlink', parent: 1, name: 'f', ino: F, timeMs: 6 } }] };
+    await r.apply({ kind: 'entry', entry: unlink }, fetch);
+    assert.equal(r.getInode(F), undefined, 'removed from the replica');
+    assert.equal(read(F), 'new!', 'an edited file another mount removed still reads');
+    assert.deepEqual(r.baseInodes.map((i) => [i.ino, i.kind, i.size]), [[F, 'file', next.size]], 'with its inode, to keep it in the view at a restart');
+    await r.dropBase(F);
     r.close();
     r = new Replica(dir, MOUNT, BASE);
-    assert.deepEqual([...r.baseSizes], [], 'a dropped base stays dropped');
+    assert.deepEqual(r.baseInodes, [], 'a dropped base stays dropped');
     r.close();
   });
 });

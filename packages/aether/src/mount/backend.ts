@@ -55,6 +55,8 @@ export interface RemoteBackend {
   startDrain(ctx: RemoteDrainContext): SyncDrain;
   /** A journaled local change, entry `seq` (the Vfs tells it as it is made, and as it is replayed). */
   localOp?(op: Op, seq: number): void;
+  /** True while the backend still needs `ino` though it has no name and is closed (changes to ship from it). */
+  holdsInode?(ino: number): boolean;
   status(): Record<string, unknown>;
   /** The mount is stopping: no new work, the last drain runs. */
   stopping(): void;

@@ -108,6 +108,8 @@ export type FuseDirEntries = readonly string[] | { names: readonly string[]; sta
  */
 export interface FuseHandlers {
   getattr?(path: string): Promise<FuseStat>;
+  /** fstat(2) of an open file (the patched binding passes the handle; unpatched, it asked getattr). */
+  fgetattr?(path: string, fh: number): Promise<FuseStat>;
   access?(path: string, mode: number): Promise<void>;
   statfs?(path: string): Promise<FuseStatfs>;
   opendir?(path: string, flags: number): Promise<number | void>;
@@ -399,6 +401,7 @@ function nativeOps(h: FuseHandlers, fail: (op: FuseOpName, err: unknown) => numb
   type Io = (p: string, fh: number, buf: Buffer, len: number, pos: number) => Promise<number>;
   const io = (fn: Io | undefined): Io | undefined => fn && (async (p, fh, buf, len, pos) => checkCount(await fn(p, fh, buf, len, pos), len));
   adapt('getattr', h.getattr?.bind(h), value);
+  adapt('fgetattr', h.fgetattr?.bind(h), value);
   adapt('access', h.access?.bind(h), none);
   adapt('statfs', h.statfs?.bind(h), value);
   adapt('opendir', h.opendir?.bind(h), handle);

@@ -110,6 +110,18 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
   const time = (t: FuseTime): FuseTime => t;
   return {
     getattr: timed('getattr', statOf),
+    // Without binding attributes (bridge mode) every getattr comes here anyway, and an open file
+    // another mount removed is found by its handle (its path no longer resolves). With them, fstat
+    // stays a getattr the binding answers.
+    ...(attrs
+      ? {}
+      : {
+          fgetattr: timed('fgetattr', (path: string, fh: number) => {
+            const ino = vfs.handleIno(fh);
+            if (ino === undefined) return statOf(path);
+            return toStat(vfs.inode(ino), vfs.allocatedBytes(ino));
+          }),
+        }),
     access: timed('access', (path: string) => void vfs.getattr(path)),
     statfs: timed('statfs', (): FuseStatfs => {
       const s = disk.statfs();

@@ -71,6 +71,8 @@ export interface VfsDeps {
   cacheReads?: boolean;
   /** Told of every journaled change as it is made (and as it is replayed at a start), with its seq. */
   localOp?: (op: Op, seq: number) => void;
+  /** True while the backend still needs a nameless inode (bridge mode: changes to ship from it). */
+  holdInode?: (ino: Ino) => boolean;
 }
 
 export type TimeSpec = number | 'now' | 'omit';
@@ -448,12 +450,21 @@ export class Vfs {
   /** An inode with no name and no open handle is gone: journal its end so its data is released. */
   private forgetIfUnused(ino: Ino): void {
     const inode = this.d.view.getInode(ino);
-    if (!inode || inode.nlink > 0 || this.openCount.has(ino) || [...this.hidden.values()].includes(ino)) return;
+    if (!inode || inode.nlink > 0 || this.openCount.has(ino) || [...this.hidden.values()].includes(ino) || this.d.holdInode?.(ino)) return;
     const { seq, acked } = this.mutateAsync({ t: 'forget', ino });
     acked.catch(() => undefined);
     this.poisoned.delete(ino);
     this.truncFloors.delete(ino);
     this.cacheOps.track(seq, this.d.cache.remove(ino).catch(() => undefined));
+  }
+
+  /** The backend let go of `ino` (bridge mode: its changes are acknowledged): forgotten if nameless and closed. */
+  forgetUnused(ino: Ino): void {
+    this.forgetIfUnused(ino);
+  }
+
+  isOpen(ino: Ino): boolean {
+    return this.openCount.has(ino);
   }
 
   async read(fh: number, offset: number, length: number): Promise<Buffer> {
