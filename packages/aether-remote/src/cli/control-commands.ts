@@ -58,7 +58,7 @@ export function addControlCommands(program: Command, io: Io, setExit: (code: num
     ['journal', 'the write-ahead journal', [['flush', 'JOURNAL FLUSH', 'make every appended record durable now (reason manual)']]],
     ['sync', 'draining the journal to the store or hub', [['pause', 'SYNC PAUSE', 'stop draining (pending work accumulates; once a high-water mark is reached, writers wait until resume and cannot be interrupted meanwhile, as with any FUSE request)'], ['resume', 'SYNC RESUME', 'drain again']]],
     ['backpressure', 'writer backpressure', [['status', 'BACKPRESSURE STATUS', 'engaged state, sources and reasons']]],
-    ['store', 'the embedded store (local mode)', [['reclaim', 'STORE RECLAIM', 'give back the space of deleted and overwritten data now (it also runs by itself, at most once a minute)']]],
+    ['store', 'the embedded store (local mode) or the replica of the hub\'s tree (bridge mode)', [['reclaim', 'STORE RECLAIM', 'give back the space of deleted and overwritten data now (it also runs by itself, at most once a minute)']]],
   ];
   for (const [group, desc, subs] of groups) {
     let g = program.commands.find((c) => c.name() === group);

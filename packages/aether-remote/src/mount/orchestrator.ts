@@ -1,7 +1,9 @@
 import { join } from 'node:path';
 import { AetherError } from '@aether/core/errors';
 import type { RemoteBackend, RemoteDrainContext, RemoteOpenContext, SyncDrain } from '@aether/core';
+import { SpaceReclaimer } from '@aether/core/mount/space-reclaimer';
 import type { ContentSource, Vfs } from '@aether/core/mount/vfs';
+import type { ReclaimResult } from '@aether/core/store/chunks';
 import type { FileCache } from '@aether/core/runtime/cache/index';
 import { MemoryMeta } from '@aether/core/tree/meta';
 import type { Ino, Op } from '@aether/core/tree/ops';
@@ -65,6 +67,7 @@ export class BridgeOrchestrator implements RemoteBackend {
   private readonly removals = new Map<number, number>();
   private lastSkipped: { journal_seq: number; reason: string } | null = null;
   private vfs: Vfs | undefined;
+  private reclaimer: SpaceReclaimer | undefined;
 
   constructor(private readonly opts: BridgeOptions) {
     this.urls = parseHubUrls(opts.url);
@@ -104,6 +107,13 @@ export class BridgeOrchestrator implements RemoteBackend {
       }
     }
     const replica = (this.replicaValue = new Replica(join(ctx.stateDir, 'replica'), identity.mountId, identity.inoBase!));
+    // The replica keeps chunks in packs as local mode's store does: the space of versions no
+    // longer in the tree (nor a kept base) comes back the same way, on this thread.
+    this.reclaimer = new SpaceReclaimer(
+      { reclaim: (budget) => replica.store.reclaimSpace(budget), forgetPacks: () => undefined, packBytes: () => replica.store.chunks.packBytes() },
+      ctx.registry,
+      (line) => ctx.log(`bridge: replica ${line}`),
+    );
     const client = (this.client = this.newClient(ctx, identity, replica.cursor));
     client.on('state', (s: BridgeState) => this.onClientState(s));
     client.on('welcome', (w: WelcomeFrame) => this.noteWelcome(w));
@@ -301,6 +311,7 @@ export class BridgeOrchestrator implements RemoteBackend {
         try {
           await replica.apply(e, (hashes) => this.fetchChunks(hashes));
           this.feedError = null;
+          if (e.kind === 'entry' || e.kind === 'snapshot-end') this.reclaimer?.afterCommit();
           break;
         } catch (err) {
           if (this.isStopping()) return;
@@ -350,6 +361,12 @@ export class BridgeOrchestrator implements RemoteBackend {
     return this.stateValue === 'stopping';
   }
 
+  /** `aether store reclaim`: the replica's space, now. */
+  reclaimSpace(): Promise<ReclaimResult> {
+    if (!this.reclaimer) throw new AetherError('BRIDGE_CLOSED', 'the bridge is not open');
+    return this.reclaimer.runNow();
+  }
+
   stopping(): void {
     this.stateValue = 'stopping';
   }
@@ -359,6 +376,7 @@ export class BridgeOrchestrator implements RemoteBackend {
     await this.drain?.close();
     await this.client?.close();
     await this.feedLoop;
+    await this.reclaimer?.close();
     this.backoff?.close();
     this.replicaValue?.close();
   }

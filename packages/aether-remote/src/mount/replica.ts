@@ -24,6 +24,7 @@ const BRIDGE_EXTENSION: StoreExtension = {
     // unshipped edits were made on (blocks: JSON [[idx, hash], ...]; the replica keeps every chunk).
     'CREATE TABLE bridge_bases (ino INTEGER PRIMARY KEY, inode TEXT NOT NULL, blocks TEXT NOT NULL)',
   ],
+  liveChunks: "SELECT json_extract(b.value, '$[1]') FROM bridge_bases, json_each(bridge_bases.blocks) AS b",
 };
 
 /** The mount's journal, as far as the replica's marks need it. */

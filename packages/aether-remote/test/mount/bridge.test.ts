@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { TOKEN } from '../hub/helpers.js';
@@ -78,6 +79,50 @@ describe('bridge mode: two mounts through one hub', () => {
   });
 });
 
+
+describe('bridge mode: the replica\'s space', () => {
+  it('store reclaim gives back the space of versions the hub replaced; files read the same, also after a restart', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      let b = await bridgeMount(h.hub);
+      const packsOf = (m: MountProcess): number => {
+        const dir = join(m.stateDir, 'replica', 'packs');
+        return readdirSync(dir).reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
+      };
+      const kept = randomBytes(300_000);
+      writeFileSync(join(a.mnt, 'kept'), kept);
+      let last = randomBytes(4 << 20);
+      for (let i = 0; i < 4; i++) {
+        last = randomBytes(4 << 20);
+        writeFileSync(join(a.mnt, 'rewritten'), last);
+        assert.equal(syncWait(a).code, 0);
+      }
+      writeFileSync(join(a.mnt, 'gone'), randomBytes(4 << 20));
+      assert.equal(syncWait(a).code, 0);
+      unlinkSync(join(a.mnt, 'gone'));
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has the last versions', () => {
+        assert.equal(existsSync(join(b.mnt, 'gone')), false);
+        assert.ok(readFileSync(join(b.mnt, 'rewritten')).equals(last));
+      });
+      const before = packsOf(b);
+      assert.ok(before > 16 << 20, `${before}`);
+      const r = JSON.parse(b.ctl(['store', 'reclaim', '--json']).out) as { freedBytes: number; packBytes: number };
+      const after = packsOf(b);
+      assert.equal(r.packBytes, after);
+      assert.ok(after < 5 << 20, `about 4.3 MiB live, ${after} bytes of packs left`);
+      assert.ok(r.freedBytes >= before - after, JSON.stringify(r));
+      assert.ok(readFileSync(join(b.mnt, 'kept')).equals(kept));
+      assert.ok(readFileSync(join(b.mnt, 'rewritten')).equals(last));
+      assert.equal(await b.stop(), 0);
+      b = await bridgeMount(h.hub, {}, { mnt: b.mnt, stateDir: b.stateDir });
+      assert.ok(readFileSync(join(b.mnt, 'kept')).equals(kept));
+      assert.ok(readFileSync(join(b.mnt, 'rewritten')).equals(last));
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+});
 
 describe('bridge mode: inode numbers', () => {
   it('are the full 64-bit numbers each mount assigns (mountNo x 2^32 + n), distinct across mounts and from the root, so find and cp -a see the whole tree', async () => {

@@ -183,4 +183,33 @@ describe('the replica', () => {
     assert.deepEqual(r.baseInodes, [], 'a dropped base stays dropped');
     r.close();
   });
+
+  it('space: a reclaim drops chunks of replaced versions, keeps the tree\'s and a kept base\'s, and the file reads the same', async () => {
+    const r = new Replica(join(tempDir(), 'replica'), MOUNT, BASE);
+    const F = BASE + 1;
+    const versions = ['version one', 'version two', 'version three'].map((t) => blocksOfContent(Buffer.from(t)));
+    const fetch = flaky(new Map(versions.flatMap((v) => [...v.chunks])), 0);
+    await r.apply({ kind: 'snapshot-begin', hubSeq: 1 }, fetch);
+    const [v1, v2, v3] = versions as [(typeof versions)[0], (typeof versions)[0], (typeof versions)[0]];
+    await r.apply({ kind: 'snapshot-part', part: { t: 'snapshot-part', inodes: [inode(1, 'dir'), inode(F, 'file', v1.size)], dentries: [[1, 'f', F]], blocks: v1.blocks.map(([i, h]) => [F, i, h]) } }, fetch);
+    await r.apply({ kind: 'snapshot-end', hubSeq: 1 }, fetch);
+    let edited = false;
+    r.keepBase = () => edited;
+    const content = (hubSeq: number, v: typeof v1): FeedEntry => ({ hubSeq, mountId: OTHER, mountNo: 2, journalSeq: hubSeq, committedMs: 0, ops: [{ jseq: hubSeq, op: { t: 'content', ino: F, size: v.size, blocks: v.blocks, timeMs: hubSeq } }], resolutions: [] });
+    await r.apply({ kind: 'entry', entry: content(2, v2) }, fetch);
+    edited = true; // edited here on version two; version three arrives
+    await r.apply({ kind: 'entry', entry: content(3, v3) }, fetch);
+    const has = (v: typeof v1): boolean => v.blocks.every(([, h]) => r.store.hasChunk(h));
+    assert.deepEqual([has(v1), has(v2), has(v3)], [true, true, true]);
+    const res = await r.store.reclaimSpace(Number.MAX_SAFE_INTEGER);
+    assert.equal(res.droppedChunks, 1);
+    assert.deepEqual([has(v1), has(v2), has(v3)], [false, true, true], 'the base\'s chunks stay');
+    const out = Buffer.alloc(64);
+    assert.equal(out.subarray(0, r.content.readInto(F, 0, 64, out, 0)).toString(), 'version two');
+    await r.dropBase(F);
+    await r.store.reclaimSpace(Number.MAX_SAFE_INTEGER);
+    assert.deepEqual([has(v1), has(v2), has(v3)], [false, false, true]);
+    assert.equal(r.store.read(F, 0, 64).toString(), 'version three');
+    r.close();
+  });
 });

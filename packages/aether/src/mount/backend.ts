@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client';
 import type { ConfigStore } from '../config/store.js';
+import type { ReclaimResult } from '../store/chunks.js';
 import type { FileCache } from '../runtime/cache/index.js';
 import type { Journal } from '../runtime/journal/index.js';
 import type { MemoryMeta } from '../tree/meta.js';
@@ -57,6 +58,8 @@ export interface RemoteBackend {
   localOp?(op: Op, seq: number): void;
   /** True while the backend still needs `ino` though it has no name and is closed (changes to ship from it). */
   holdsInode?(ino: number): boolean;
+  /** `aether store reclaim`: gives back the space of the committed tree's dead data now. */
+  reclaimSpace?(): Promise<ReclaimResult>;
   status(): Record<string, unknown>;
   /** The mount is stopping: no new work, the last drain runs. */
   stopping(): void;

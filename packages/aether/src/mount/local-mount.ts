@@ -359,7 +359,12 @@ export class LocalMount {
       STATUS: () => this.status(),
       'CACHE INSPECT': () => cacheInspect({ cache, backpressure }),
       'CACHE CLEAR': () => cacheClear({ cache, backpressure }),
-      ...(this.reclaimer ? { 'STORE RECLAIM': () => this.reclaimer!.runNow() } : {}),
+      'STORE RECLAIM': () => {
+        const remote = this.opts.remote;
+        if (this.reclaimer) return this.reclaimer.runNow();
+        if (remote?.reclaimSpace) return remote.reclaimSpace();
+        throw new AetherError('CONTROL_BAD_REQUEST', 'this mount has no store to reclaim space in');
+      },
       'JOURNAL INSPECT': async () => ({ ...(await inspectJournal({ stateDir: this.stateDir })), live: { ...journal.pending(), committed_seq: journal.committedSeq, durable_seq: journal.durableSeq, last_seq: journal.lastSeq } }),
       'JOURNAL FLUSH': async () => {
         await journal.flush();

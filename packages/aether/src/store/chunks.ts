@@ -48,9 +48,11 @@ export class ChunkStore {
   /** Packs deleted since `reclaim` last reported them. */
   private deleted: number[] = [];
 
+  /** `alsoLive`: SELECTs of hashes other tables than `blocks` still need. */
   constructor(
     readonly dir: string,
     private readonly db: Database,
+    alsoLive: readonly string[] = [],
   ) {
     mkdirSync(dir, { recursive: true });
     this.st = {
@@ -58,7 +60,7 @@ export class ChunkStore {
       put: db.prepare('INSERT OR IGNORE INTO chunks (hash, pack, offset, length) VALUES (?, ?, ?, ?)'),
       move: db.prepare('UPDATE chunks SET pack = ?, offset = ? WHERE hash = ?'),
       live: db.prepare('SELECT COUNT(*) AS n FROM chunks'),
-      dropDead: db.prepare('DELETE FROM chunks WHERE hash NOT IN (SELECT DISTINCT hash FROM blocks)'),
+      dropDead: db.prepare(`DELETE FROM chunks WHERE hash NOT IN (SELECT hash FROM blocks${alsoLive.map((q) => ` UNION ${q}`).join('')})`),
       packs: db.prepare('SELECT DISTINCT pack FROM chunks'),
       liveBytes: db.prepare('SELECT pack, SUM(length) AS bytes FROM chunks GROUP BY pack'),
       inPack: db.prepare('SELECT hash, offset, length FROM chunks WHERE pack = ? ORDER BY offset'),

@@ -23,6 +23,8 @@ export interface SequencedOp {
 export interface StoreExtension {
   name: string;
   migrations: readonly string[];
+  /** A SELECT of the chunk hashes the extension's tables still need (kept by the space reclaim). */
+  liveChunks?: string;
 }
 
 /** What `Store.transaction` hands its work: the tree, and the database for an extension's tables. */
@@ -61,7 +63,7 @@ export class Store {
     this.db.pragma('synchronous = FULL');
     this.migrate();
     for (const ext of extensions) this.migrateExtension(ext);
-    this.chunks = new ChunkStore(join(dir, 'packs'), this.db);
+    this.chunks = new ChunkStore(join(dir, 'packs'), this.db, extensions.flatMap((e) => (e.liveChunks ? [e.liveChunks] : [])));
     if (!new SqliteMeta(this.db, this.chunks).getInode(ROOT_INO)) this.createRoot(rootOwner);
     this.reader = new Database(join(dir, 'meta.sqlite'), { readonly: true });
   }
