@@ -293,6 +293,17 @@ export class Replica {
     }
   }
 
+  /**
+   * Inside the transaction: every chunk the tree will name is there. One found present before
+   * the fetch may have been dropped since by a space reclaim (it belonged to a dead version);
+   * the attempt then fails and is retried, fetching it.
+   */
+  private requireChunks(db: Database, hashes: readonly string[], fetched: ReadonlyMap<string, Buffer>): void {
+    const has = db.prepare('SELECT 1 FROM chunks WHERE hash = ?');
+    const gone = hashes.find((h) => !fetched.has(h) && has.get(h) === undefined);
+    if (gone !== undefined) throw new AetherError('BRIDGE_PROTOCOL', `chunk ${gone} was reclaimed before the change naming it applied; fetching it again`);
+  }
+
   private async missingChunks(hashes: Iterable<string>, fetch: ChunkFetcher): Promise<Map<string, Buffer>> {
     const want = [...new Set(hashes)].filter((h) => !this.store.hasChunk(h));
     if (want.length === 0) return new Map();
@@ -308,13 +319,15 @@ export class Replica {
     const parts = this.snapshot ?? [];
     const blocks = new Map<number, BlockRef[]>();
     for (const p of parts) for (const [ino, idx, hash] of p.blocks) blocks.set(ino, [...(blocks.get(ino) ?? []), [idx, hash]]);
-    const chunks = await this.missingChunks(parts.flatMap((p) => p.blocks.map((b) => b[2])), fetch);
+    const named = parts.flatMap((p) => p.blocks.map((b) => b[2]));
+    const chunks = await this.missingChunks(named, fetch);
     let maxOwn = 0;
     // The mount's view merges what changed between the tree before and after (no await in between).
     const base = this.onSnapshot ? this.tree() : undefined;
     const before = new Map<number, Replaced>();
     const kept = new Set(parts.flatMap((p) => p.inodes.map((i) => i.ino)));
     await this.store.transaction(({ meta, db }) => {
+      this.requireChunks(db, named, chunks);
       for (const ino of this.keepBase ? (db.prepare("SELECT ino FROM inodes WHERE kind = 'file'").pluck().all() as number[]) : []) {
         const removed = !kept.has(ino);
         const v = this.keepBase?.(ino, removed) && !this.bases.has(ino) ? this.versionOf(db, ino) : undefined;
@@ -350,11 +363,13 @@ export class Replica {
     const cursor = this.cursor;
     if (entry.hubSeq <= cursor) return;
     if (entry.hubSeq !== cursor + 1) throw new AetherError('BRIDGE_PROTOCOL', `changefeed gap: the replica is at ${cursor}, the entry is ${entry.hubSeq}`);
-    const chunks = await this.missingChunks(entry.ops.flatMap(({ op }) => (op.t === 'content' ? op.blocks.map((b) => b[1]) : [])), fetch);
+    const named = entry.ops.flatMap(({ op }) => (op.t === 'content' ? op.blocks.map((b) => b[1]) : []));
+    const chunks = await this.missingChunks(named, fetch);
     const own = entry.mountId === this.mountId;
     let maxOwn = 0;
     const before = new Map<number, Replaced>();
     await this.store.transaction(({ meta, db }) => {
+      this.requireChunks(db, named, chunks);
       for (const { op } of entry.ops) {
         if (op.t === 'mknode' && this.isOwn(op.ino)) maxOwn = Math.max(maxOwn, op.ino);
         // What a remote change replaces or removes (a file a local edit may be on).

@@ -212,4 +212,49 @@ describe('the replica', () => {
     assert.equal(r.store.read(F, 0, 64).toString(), 'version three');
     r.close();
   });
+
+  it('space: a chunk dropped by a reclaim between the fetch and the apply is fetched again, never named without data', async () => {
+    const r = new Replica(join(tempDir(), 'replica'), MOUNT, BASE);
+    const F = BASE + 1;
+    const G = BASE + 2;
+    const old = blocksOfContent(Buffer.from('a version that comes back'));
+    const other = blocksOfContent(Buffer.from('something else'));
+    const all = new Map([...old.chunks, ...other.chunks]);
+    const plain = flaky(all, 0);
+    await r.apply({ kind: 'snapshot-begin', hubSeq: 1 }, plain);
+    await r.apply({ kind: 'snapshot-part', part: { t: 'snapshot-part', inodes: [inode(1, 'dir'), inode(F, 'file', old.size)], dentries: [[1, 'f', F]], blocks: old.blocks.map(([i, h]) => [F, i, h]) } }, plain);
+    await r.apply({ kind: 'snapshot-end', hubSeq: 1 }, plain);
+    const entry = (hubSeq: number, ino: number, v: typeof old): FeedEntry => ({ hubSeq, mountId: OTHER, mountNo: 2, journalSeq: hubSeq, committedMs: 0, ops: [{ jseq: hubSeq, op: { t: 'content', ino, size: v.size, blocks: v.blocks, timeMs: hubSeq } }], resolutions: [] });
+    await r.apply({ kind: 'entry', entry: entry(2, F, other) }, plain); // the old version's chunk is dead now, still stored
+    assert.ok(old.blocks.every(([, h]) => r.store.hasChunk(h)));
+    // G is made with the old version's chunk (present, dead: not fetched) and a new one (fetched):
+    // a reclaim sneaks in while it is fetched and drops the dead one.
+    const tail = blocksOfContent(Buffer.from('new tail'));
+    const [[, oldHash]] = old.blocks as [[number, string]];
+    const [[, tailHash]] = tail.blocks as [[number, string]];
+    let reclaimed = false;
+    const sneaky = (hashes: string[]): Promise<Map<string, Buffer>> => {
+      if (!reclaimed) {
+        reclaimed = true;
+        void r.store.reclaimSpace(Number.MAX_SAFE_INTEGER);
+      }
+      return Promise.resolve(new Map(hashes.map((h) => [h, (h === tailHash ? tail.chunks : all).get(h)!])));
+    };
+    const size = 65536 + 8;
+    const e3: FeedEntry = {
+      ...entry(3, G, old),
+      ops: [
+        { jseq: 3, op: { t: 'mknode', parent: 1, name: 'g', ino: G, kind: 'file', mode: 0o644, uid: 0, gid: 0, timeMs: 3 } },
+        { jseq: 3, op: { t: 'content', ino: G, size, blocks: [[0, oldHash], [1, tailHash]], timeMs: 3 } },
+      ],
+    };
+    await assert.rejects(r.apply({ kind: 'entry', entry: e3 }, sneaky), /reclaimed before the change naming it applied/);
+    assert.equal(r.lookup(1, 'g'), undefined, 'nothing of it applied');
+    await r.apply({ kind: 'entry', entry: e3 }, sneaky);
+    const out = Buffer.alloc(size);
+    assert.equal(r.content.readInto(G, 0, size, out, 0), size);
+    assert.equal(out.subarray(0, 25).toString(), 'a version that comes back');
+    assert.equal(out.subarray(65536).toString(), 'new tail');
+    r.close();
+  });
 });
