@@ -172,7 +172,9 @@ export class HubApplier {
   private content(jseq: number, op: ContentOp, base: number): void {
     let target = op.ino;
     const divert = this.tables.divert(this.ctx.mountId, op.ino);
-    if (divert && base < divert.hub_seq) {
+    // Diverted: changes made before the mount knew of its copy, and any change to a file the hub
+    // no longer has (the mount still has it open; its copy is where its content lives).
+    if (divert && (base < divert.hub_seq || !this.meta.getInode(op.ino))) {
       target = divert.copy_ino;
       this.resolutions.push({ jseq, kind: 'diverted', ino: op.ino, copyIno: target });
     }

@@ -65,8 +65,20 @@ export class BridgeOrchestrator implements RemoteBackend {
   private readonly localEdits = new Map<Ino, { base: number; lastSeq: number }>();
   /** The cursor when each unacknowledged unlink, rmdir or rename was made, by journal seq. */
   private readonly removals = new Map<number, number>();
+  /** Inodes made by unacknowledged mknodes, and their journal seq: kept until the hub says where they went. */
+  private readonly madeHere = new Map<Ino, number>();
   private lastSkipped: { journal_seq: number; reason: string } | null = null;
   private vfs: Vfs | undefined;
+  private view: MemoryMeta | undefined;
+  /**
+   * Resolved once the journal is replayed (startDrain): until then remote entries wait, so every
+   * change the journal holds is noted (and its file's version kept) before one can replace it.
+   */
+  private readonly replayed = (() => {
+    let resolve: () => void = () => undefined;
+    const promise = new Promise<void>((r) => (resolve = r));
+    return { promise, resolve };
+  })();
   private reclaimer: SpaceReclaimer | undefined;
 
   constructor(private readonly opts: BridgeOptions) {
@@ -197,6 +209,7 @@ export class BridgeOrchestrator implements RemoteBackend {
 
   loadInto(view: MemoryMeta, cache: FileCache): void {
     const replica = this.replica;
+    this.view = view;
     replica.loadInto(view);
     const shipped = (this.shipped = new MemoryMeta());
     replica.loadInto(shipped);
@@ -230,7 +243,12 @@ export class BridgeOrchestrator implements RemoteBackend {
 
   /** An inode with local changes not yet acknowledged stays, named or not, until they are. */
   holdsInode(ino: Ino): boolean {
-    return this.localEdits.has(ino);
+    return this.localEdits.has(ino) || this.madeHere.has(ino);
+  }
+
+  /** Removed (here or at the hub), still open here. */
+  private namelessOpen(ino: Ino): boolean {
+    return this.view?.getInode(ino)?.nlink === 0 && (this.vfs?.isOpen(ino) ?? false);
   }
 
   localOp(op: Op, seq: number): void {
@@ -244,6 +262,7 @@ export class BridgeOrchestrator implements RemoteBackend {
       if (e) e.lastSeq = seq;
       else this.localEdits.set(op.ino, { base: cursor, lastSeq: seq });
     } else if (op.t === 'unlink' || op.t === 'rmdir' || op.t === 'rename') this.removals.set(seq, cursor);
+    else if (op.t === 'mknode') this.madeHere.set(op.ino, seq);
     // The Vfs forgets an inode only when it is closed and has nothing left to ship.
     else if (op.t === 'forget') void replica?.dropBase(op.ino).catch((err: unknown) => this.log(`bridge: could not drop the base version of inode ${op.ino}: ${err instanceof Error ? err.message : String(err)}`));
   }
@@ -253,8 +272,14 @@ export class BridgeOrchestrator implements RemoteBackend {
     const vfs = (this.vfs = ctx.vfs);
     const failed = (what: string) => (err: unknown) => this.log(`bridge: could not ${what}: ${err instanceof Error ? err.message : String(err)}`);
     void replica.followJournal(ctx.journal).catch(failed('update the replica\'s journal marks'));
-    // Bases of files whose local changes were acknowledged before a crash let go of them.
-    for (const { ino } of replica.baseInodes) if (!this.localEdits.has(ino)) void replica.dropBase(ino).catch(failed(`drop the base version of inode ${ino}`));
+    // Bases of files whose local changes were acknowledged before a crash let go of them, and
+    // the view (which started from the base) shows the replica's version.
+    for (const { ino } of replica.baseInodes) {
+      if (this.localEdits.has(ino)) continue;
+      void replica.dropBase(ino).catch(failed(`drop the base version of inode ${ino}`));
+      this.remote?.settled(ino, replica);
+    }
+    this.replayed.resolve();
     this.drain = new BridgeDrain({
       journal: ctx.journal,
       client: this.client!,
@@ -266,22 +291,34 @@ export class BridgeOrchestrator implements RemoteBackend {
       onCommitted: (seq) => {
         ctx.onCommitted(seq);
         for (const s of this.removals.keys()) if (s <= seq) this.removals.delete(s);
+        const released: Ino[] = [];
+        for (const [ino, s] of this.madeHere) {
+          if (s > seq) continue;
+          this.madeHere.delete(ino);
+          released.push(ino);
+        }
         // Acknowledged: from now on remote changes to these files show again, and those kept
         // from the view meanwhile show now (the replica holds at least this batch).
         for (const [ino, e] of this.localEdits) {
           if (e.lastSeq > seq) continue;
           this.localEdits.delete(ino);
-          void replica.dropBase(ino).catch(failed(`drop the base version of inode ${ino}`));
+          released.push(ino);
+          // Removed at the hub but still open here: its descriptors read the base until closed.
+          if (!this.namelessOpen(ino)) void replica.dropBase(ino).catch(failed(`drop the base version of inode ${ino}`));
           this.remote?.settled(ino, replica);
-          // Removed meanwhile (here or by another mount) and not open: it goes now.
-          vfs.forgetUnused(ino);
         }
+        // Removed meanwhile (here or by another mount), closed and not placed elsewhere by the
+        // batch's resolutions (which run right after this): it goes.
+        queueMicrotask(() => {
+          for (const ino of released) vfs.forgetUnused(ino);
+        });
       },
       onResolutions: (rs, ops) => {
         for (const r of rs) {
           this.log(`bridge: hub resolution: ${JSON.stringify(r)}`);
           if (r.kind === 'skipped') this.noteSkipped(r.jseq, r.reason);
-          if ((r.kind === 'conflict-copy' || r.kind === 'diverted') && this.localEdits.has(r.ino)) void replica.rebase(r.ino, r.copyIno).catch(failed(`keep the base version of inode ${r.ino}`));
+          // Later changes, or descriptors of a file removed at the hub, go on from the copied version.
+          if ((r.kind === 'conflict-copy' || r.kind === 'diverted') && (this.localEdits.has(r.ino) || this.namelessOpen(r.ino))) void replica.rebase(r.ino, r.copyIno).catch(failed(`keep the base version of inode ${r.ino}`));
         }
         this.remote?.resolve(rs, this.replica, ops);
       },
@@ -307,6 +344,9 @@ export class BridgeOrchestrator implements RemoteBackend {
     const client = this.client!;
     const replica = this.replica;
     for await (const e of client.feed()) {
+      // The first snapshot applies at once: the mount cannot start without it (and has no journal yet).
+      if (replica.synced) await this.replayed.promise;
+      if (this.isStopping()) return;
       for (let attempt = 0; ; attempt++) {
         try {
           await replica.apply(e, (hashes) => this.fetchChunks(hashes));
@@ -373,6 +413,7 @@ export class BridgeOrchestrator implements RemoteBackend {
 
   async close(): Promise<void> {
     this.stateValue = 'stopping';
+    this.replayed.resolve();
     await this.drain?.close();
     await this.client?.close();
     await this.feedLoop;

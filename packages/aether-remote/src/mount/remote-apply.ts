@@ -219,6 +219,9 @@ export class RemoteApply {
     for (const tree of [this.d.view, this.d.shipped]) {
       if (tree.lookup(parent, name) !== undefined || !tree.getInode(parent)) continue;
       tree.addEntry(parent, name, ino);
+      // A node kept without a name (made in a directory that was gone at a restart) has one now.
+      const inode = tree.getInode(ino);
+      if (inode?.nlink === 0) tree.putInode({ ...inode, nlink: inode.kind === 'dir' ? 2 : 1 });
     }
   }
 
@@ -231,7 +234,7 @@ export class RemoteApply {
    */
   snapshot(base: MemoryMeta, next: MemoryMeta, inFlight: readonly WireOp[]): void {
     const kept = touchedBy(inFlight);
-    const { removed, changed } = mergeSnapshot(this.d.view, base, next, kept);
+    const { removed, changed } = mergeSnapshot(this.d.view, base, next, kept, (ino) => this.d.inUse?.(ino) ?? false);
     mergeSnapshot(this.d.shipped, base, next, kept);
     for (const ino of removed) void this.d.cache.remove(ino).catch(() => undefined);
     for (const [ino, inode] of this.d.view.inodes) if (inode.kind === 'file') this.dropClean(ino);

@@ -72,8 +72,6 @@ export class Replica {
   private unsettledHead: number | undefined;
   /** Kept base versions by inode (`bridge_bases`). */
   private readonly bases = new Map<number, Version>();
-  /** Rebases queued per inode, and whether the base was dropped since: then they do nothing. */
-  private readonly rebasing = new Map<number, { queued: number; dropped: boolean }>();
   /**
    * Whether a remote change that replaces (or, `removed`, deletes) a file keeps the version it
    * replaces as the file's base: for files with unacknowledged local changes, so the local
@@ -219,7 +217,6 @@ export class Replica {
 
   /** `ino`'s local changes are acknowledged (or gone): it reads the replica's version again. */
   async dropBase(ino: number): Promise<void> {
-    if (this.rebasing.has(ino)) this.rebasing.set(ino, { ...this.rebasing.get(ino)!, dropped: true });
     if (!this.bases.delete(ino)) return;
     await this.store.transaction(({ db }) => db.prepare('DELETE FROM bridge_bases WHERE ino = ?').run(ino));
   }
@@ -230,20 +227,12 @@ export class Replica {
    * the base (the earlier changes' bytes are no longer dirty, and clean cached data may go).
    */
   async rebase(ino: number, copyIno: number): Promise<void> {
-    const r = this.rebasing.get(ino);
-    this.rebasing.set(ino, { queued: (r?.queued ?? 0) + 1, dropped: false });
-    try {
-      await this.store.transaction(({ db }) => {
-        const v = this.versionOf(db, copyIno);
-        // Dropped meanwhile: the changes were acknowledged before this ran.
-        if (!v || this.rebasing.get(ino)?.dropped) return;
-      this.saveBase(db, ino, v);
-      });
-    } finally {
-      const left = this.rebasing.get(ino)!;
-      if (left.queued > 1) this.rebasing.set(ino, { ...left, queued: left.queued - 1 });
-      else this.rebasing.delete(ino);
-    }
+    // The replica holds the batch that made the copy: read it now, so the next batch (built at
+    // once) reads the new base; the row follows in turn with other transactions.
+    const v = this.versionOf(this.reader, copyIno);
+    if (!v) return;
+    this.bases.set(ino, v);
+    await this.store.transaction(({ db }) => this.saveBase(db, ino, v));
   }
 
   /** `ino`'s committed version, read inside a transaction before anything replaces it. */
@@ -330,7 +319,7 @@ export class Replica {
       this.requireChunks(db, named, chunks);
       for (const ino of this.keepBase ? (db.prepare("SELECT ino FROM inodes WHERE kind = 'file'").pluck().all() as number[]) : []) {
         const removed = !kept.has(ino);
-        const v = this.keepBase?.(ino, removed) && !this.bases.has(ino) ? this.versionOf(db, ino) : undefined;
+        const v = this.keepBase?.(ino, removed) ? this.versionOf(db, ino) : undefined;
         if (v) before.set(ino, { v, removed });
       }
       db.exec('DELETE FROM blocks; DELETE FROM dentries; DELETE FROM inodes');
@@ -374,7 +363,8 @@ export class Replica {
         if (op.t === 'mknode' && this.isOwn(op.ino)) maxOwn = Math.max(maxOwn, op.ino);
         // What a remote change replaces or removes (a file a local edit may be on).
         const replaced = own ? undefined : op.t === 'content' || op.t === 'unlink' ? op.ino : op.t === 'rename' && op.dstIno ? op.dstIno : undefined;
-        if (replaced !== undefined && !before.has(replaced) && !this.bases.has(replaced)) {
+        // Captured even when a base is kept now: it may be dropped before this commits.
+        if (replaced !== undefined && !before.has(replaced)) {
           const v = this.versionOf(db, replaced);
           if (v) before.set(replaced, { v, removed: op.t !== 'content' });
         }

@@ -66,9 +66,10 @@ export interface MergeOutcome {
  * `next` takes `next`'s value, unless `tree` changed that very inode or name locally: a pending
  * change stays, and the hub's conflict rules decide when it ships, as for changefeed entries.
  * `kept`: names and inodes the snapshot may hold this mount's own changes of (its batch in flight).
+ * `holdRemoved`: inodes the hub deleted that stay here without a name (open files).
  * Runs synchronously, so file system calls see the tree before or after, never halfway.
  */
-export function mergeSnapshot(tree: MemoryMeta, base: MemoryMeta, next: MemoryMeta, kept: Kept): MergeOutcome {
+export function mergeSnapshot(tree: MemoryMeta, base: MemoryMeta, next: MemoryMeta, kept: Kept, holdRemoved: (ino: Ino) => boolean = () => false): MergeOutcome {
   const changed: Ino[] = [];
   // Inodes first, so that names added below find their inode (and directories their name map).
   for (const [ino, n] of next.inodes) {
@@ -105,6 +106,11 @@ export function mergeSnapshot(tree: MemoryMeta, base: MemoryMeta, next: MemoryMe
     if (next.getInode(ino)) continue;
     const t = tree.getInode(ino);
     if (!t || !sameInode(t, b) || named.has(ino) || kept.inos.has(ino)) continue;
+    // Open here: it stays without a name until closed (its handles read on).
+    if (holdRemoved(ino)) {
+      tree.putInode({ ...t, nlink: 0 });
+      continue;
+    }
     tree.deleteInode(ino);
     removed.push(ino);
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -79,6 +79,77 @@ describe('bridge mode: two mounts through one hub', () => {
   });
 });
 
+
+describe('bridge mode: what another mount removed while this one changed it', () => {
+  it('an open file with an edit here: after the acknowledgement the descriptor reads this mount\'s version, and a later write through it goes to the copy', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      // No clean cache: reads reach the replica.
+      const b = await bridgeMount(h.hub, { AFS_AETHER_CACHE_MAX_BYTES: '0' });
+      writeFileSync(join(a.mnt, 'o'), 'original content 20b');
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has o', () => assert.equal(statSync(join(b.mnt, 'o')).size, 20));
+      const fd = openSync(join(b.mnt, 'o'), 'r+');
+      const readFd = (): string => {
+        const got = Buffer.alloc(40);
+        return got.subarray(0, readSync(fd, got, 0, 40, 0)).toString('latin1');
+      };
+      try {
+        assert.equal(b.ctl(['sync', 'pause']).code, 0);
+        writeSync(fd, 'X', 0);
+        unlinkSync(join(a.mnt, 'o'));
+        assert.equal(syncWait(a).code, 0);
+        await within(5000, 'B received the delete', () => assert.equal(existsSync(join(b.mnt, 'o')), false));
+        assert.equal(b.ctl(['sync', 'resume']).code, 0);
+        assert.equal(syncWait(b).code, 0);
+        assert.equal(readFd(), 'Xriginal content 20b', 'the open descriptor reads B\'s version');
+        writeSync(fd, 'Y', 1);
+        assert.equal(syncWait(b).code, 0);
+        assert.equal(readFd(), 'XYiginal content 20b');
+      } finally {
+        closeSync(fd);
+      }
+      await within(5000, 'A and B agree; the copy has both writes', () => {
+        const ta = tree(a.mnt);
+        assert.deepEqual(tree(b.mnt), ta);
+        assert.deepEqual([...ta.keys()].map((n) => readFileSync(join(a.mnt, n), 'latin1')), ['XYiginal content 20b'], [...ta.keys()].join(', '));
+      });
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
+  it('a chmod of a file, and a file made in a directory, that another mount removed: after kill -9 the mount starts, and both agree', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      let b = await bridgeMount(h.hub);
+      writeFileSync(join(a.mnt, 'c'), 'content');
+      mkdirSync(join(a.mnt, 'd'));
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has c and d', () => assert.equal(statSync(join(b.mnt, 'c')).size + Number(existsSync(join(b.mnt, 'd'))), 8));
+      assert.equal(b.ctl(['sync', 'pause']).code, 0);
+      chmodSync(join(b.mnt, 'c'), 0o600);
+      writeFileSync(join(b.mnt, 'd', 'new'), 'made on B');
+      unlinkSync(join(a.mnt, 'c'));
+      rmdirSync(join(a.mnt, 'd'));
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B received the removal of c', () => assert.equal(existsSync(join(b.mnt, 'c')), false));
+      await sleep(300);
+      await b.kill9();
+      b = await bridgeMount(h.hub, {}, { mnt: b.mnt, stateDir: b.stateDir });
+      assert.equal(syncWait(b).code, 0);
+      await within(5000, 'A and B agree; the new file is kept in the root', () => {
+        const ta = tree(a.mnt);
+        assert.deepEqual(tree(b.mnt), ta);
+        const names = [...ta.keys()];
+        assert.equal(names.length, 1, names.join(', '));
+        assert.equal(readFileSync(join(b.mnt, names[0]!), 'utf8'), 'made on B');
+      });
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+});
 
 describe('bridge mode: the replica\'s space', () => {
   it('store reclaim gives back the space of versions the hub replaced; files read the same, also after a restart', async () => {

@@ -37,6 +37,18 @@ describe('snapshot merge', () => {
     assert.equal(view.getInode(11), undefined);
   });
 
+  it('a file the hub deleted that is open here stays without a name (its descriptors read on); others go', () => {
+    const committed: Op[] = [mk('open', 10), mk('closed', 11)];
+    const base = treeOf(committed);
+    const next = treeOf([...committed, rm('open'), rm('closed')]);
+    const view = treeOf(committed);
+    const { removed } = mergeSnapshot(view, base, next, NONE, (ino) => ino === 10);
+    assert.deepEqual(names(view), []);
+    assert.deepEqual(removed, [11]);
+    assert.equal(view.getInode(10)?.nlink, 0, 'kept, nameless, until it is closed');
+    assert.equal(view.getInode(11), undefined);
+  });
+
   it('keeps this mount\'s pending changes: a local create, a local delete, a local write', () => {
     const committed: Op[] = [mk('a', 10), mk('b', 11), mk('c', 12)];
     const base = treeOf(committed);

@@ -110,16 +110,21 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
   const time = (t: FuseTime): FuseTime => t;
   return {
     getattr: timed('getattr', statOf),
-    // Without binding attributes (bridge mode) every getattr comes here anyway, and an open file
-    // another mount removed is found by its handle (its path no longer resolves). With them, fstat
-    // stays a getattr the binding answers.
+    // Without binding attributes (bridge mode) every getattr comes here anyway. The kernel sends
+    // the handle when it refreshes attributes for a read or a truncate through a descriptor: an
+    // open file another mount removed is then found by it (its path no longer resolves; fstat(2)
+    // sends none, FUSE.md). With binding attributes it stays a getattr the binding answers.
     ...(attrs
       ? {}
       : {
           fgetattr: timed('fgetattr', (path: string, fh: number) => {
-            const ino = vfs.handleIno(fh);
-            if (ino === undefined) return statOf(path);
-            return toStat(vfs.inode(ino), vfs.allocatedBytes(ino));
+            try {
+              return statOf(path);
+            } catch (err) {
+              const ino = vfs.handleIno(fh);
+              if (!(err instanceof FsError) || err.code !== 'ENOENT' || ino === undefined) throw err;
+              return toStat(vfs.inode(ino), vfs.allocatedBytes(ino));
+            }
           }),
         }),
     access: timed('access', (path: string) => void vfs.getattr(path)),

@@ -1,4 +1,4 @@
-import { applyOp, NAME_MAX_BYTES, TreeError, type Errno } from '../tree/apply.js';
+import { applyOp, NAME_MAX_BYTES, nodeOf, TreeError, type Errno } from '../tree/apply.js';
 import { kindOfMode, typeBits, type Inode } from '../tree/inode.js';
 import type { MemoryMeta } from '../tree/meta.js';
 import { encodeOp, OP_RECORD_TYPE, ROOT_INO, type Ino, type Kind, type Op } from '../tree/ops.js';
@@ -71,6 +71,11 @@ export interface VfsDeps {
   cacheReads?: boolean;
   /** Told of every journaled change as it is made (and as it is replayed at a start), with its seq. */
   localOp?: (op: Op, seq: number) => void;
+  /**
+   * The committed tree may have moved on since the journal's entries were made (bridge mode: the
+   * replica follows other mounts): an entry that no longer applies is replayed as far as it can.
+   */
+  replayOnMovedTree?: boolean;
   /** True while the backend still needs a nameless inode (bridge mode: changes to ship from it). */
   holdInode?: (ino: Ino) => boolean;
 }
@@ -558,8 +563,15 @@ export class Vfs {
     try {
       applyOp(this.d.view, op, { keepOrphans: true });
     } catch (err) {
-      // The mount checked every op before journaling it; a failure here means the store and the journal disagree.
-      throw new Error(`journal entry ${seq} does not apply to the stored tree: ${err instanceof Error ? err.message : String(err)}`);
+      const why = err instanceof Error ? err.message : String(err);
+      // The mount checked every op before journaling it; in local mode a failure here means the
+      // store and the journal disagree.
+      if (!this.d.replayOnMovedTree || !(err instanceof TreeError)) throw new Error(`journal entry ${seq} does not apply to the stored tree: ${why}`);
+      // Bridge mode: another mount changed the tree since (a name taken, a directory or file
+      // removed). The entry still ships and the hub resolves it; a node made here stays, without
+      // a name until the hub says where it went, so later entries replay onto it.
+      this.d.log(`journal entry ${seq} (${op.t}) no longer applies to the hub's tree as this mount has it (${why}); it ships as it is and the hub resolves it`);
+      if (op.t === 'mknode' && !this.d.view.getInode(op.ino)) this.d.view.putInode(nodeOf(op));
     }
     // Replayed changes are as unacknowledged as live ones (bridge mode notes them as such).
     this.d.localOp?.(op, seq);

@@ -64,6 +64,23 @@ export interface ApplyOptions {
   keepOrphans: boolean;
 }
 
+/** The inode a `mknode` op makes, before any name links it (nlink 0). */
+export function nodeOf(op: Extract<Op, { t: 'mknode' }>): Inode {
+  return {
+    ino: op.ino,
+    kind: op.kind,
+    mode: op.mode & 0o7777,
+    uid: op.uid,
+    gid: op.gid,
+    size: op.kind === 'symlink' ? Buffer.byteLength(op.target ?? '') : 0,
+    nlink: 0,
+    atimeMs: op.timeMs,
+    mtimeMs: op.timeMs,
+    ctimeMs: op.timeMs,
+    ...(op.kind === 'symlink' ? { target: op.target ?? '' } : {}),
+  };
+}
+
 /** Applies `op` to `tx`, or throws TreeError with the errno POSIX prescribes, changing nothing. */
 export function applyOp(tx: MetaTx, op: Op, opts: ApplyOptions): void {
   switch (op.t) {
@@ -72,19 +89,7 @@ export function applyOp(tx: MetaTx, op: Op, opts: ApplyOptions): void {
       const parent = dirOf(tx, op.parent);
       if (tx.lookup(op.parent, op.name) !== undefined) fail('EEXIST', `${op.name} exists`);
       const isDir = op.kind === 'dir';
-      tx.putInode({
-        ino: op.ino,
-        kind: op.kind,
-        mode: op.mode & 0o7777,
-        uid: op.uid,
-        gid: op.gid,
-        size: op.kind === 'symlink' ? Buffer.byteLength(op.target ?? '') : 0,
-        nlink: isDir ? 2 : 1,
-        atimeMs: op.timeMs,
-        mtimeMs: op.timeMs,
-        ctimeMs: op.timeMs,
-        ...(op.kind === 'symlink' ? { target: op.target ?? '' } : {}),
-      });
+      tx.putInode({ ...nodeOf(op), nlink: isDir ? 2 : 1 });
       tx.addEntry(op.parent, op.name, op.ino);
       touchDir(tx, parent, op.timeMs, isDir ? 1 : 0);
       return;
