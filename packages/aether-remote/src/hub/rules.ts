@@ -172,9 +172,11 @@ export class HubApplier {
   private content(jseq: number, op: ContentOp, base: number): void {
     let target = op.ino;
     const divert = this.tables.divert(this.ctx.mountId, op.ino);
-    // Diverted: changes made before the mount knew of its copy, and any change to a file the hub
-    // no longer has (the mount still has it open; its copy is where its content lives).
-    if (divert && (base < divert.hub_seq || !this.meta.getInode(op.ino))) {
+    // Diverted: changes made before the mount knew of its copy, and changes to a file that was
+    // already deleted when the copy was made (the mount still has it open: the copy is where its
+    // content lives). A file deleted after its copy was made gets a copy of its own instead.
+    const goneBeforeCopy = divert !== undefined && !this.meta.getInode(op.ino) && (this.tables.tombstone(op.ino)?.deleted_seq ?? Infinity) <= divert.hub_seq;
+    if (divert && (base < divert.hub_seq || goneBeforeCopy)) {
       target = divert.copy_ino;
       this.resolutions.push({ jseq, kind: 'diverted', ino: op.ino, copyIno: target });
     }

@@ -129,6 +129,33 @@ for (const { kind, skip } of STORES) describe(`conflicts (DESIGN §2): the first
     await replica();
   });
 
+  it('writes to a file deleted before its conflict copy was made go on into the copy; to one deleted after, into a copy of their own', async () => {
+    const { hub, a, b, replica } = await setup(kind);
+    const f = a.newIno();
+    const s1 = (await a.up(0, [file(ROOT, 'f.txt', f), { write: f, data: text('v1') }])).hubSeq!;
+    await a.up(s1, [{ t: 'unlink', parent: ROOT, name: 'f.txt', ino: f, timeMs: 4000 }]);
+    // B, with f.txt still open, wrote to it before it saw the delete: kept as a copy.
+    const first = await b.up(s1, [{ write: f, data: text('B, while open') }]);
+    const copy = first.resolutions[0]?.kind === 'conflict-copy' ? first.resolutions[0].copyIno : assert.fail(JSON.stringify(first.resolutions));
+    // It writes again through the open file after it saw that: the copy is where the file lives on.
+    const again = await b.up(first.hubSeq!, [{ write: f, data: text('B, while open, again') }]);
+    assert.deepEqual(again.resolutions, [{ jseq: 2, kind: 'diverted', ino: f, copyIno: copy }]);
+    assert.equal((await readFile(hub, copy)).toString(), 'B, while open, again');
+
+    const g = a.newIno();
+    const s2 = (await a.up(again.hubSeq!, [file(ROOT, 'g.txt', g), { write: g, data: text('g1') }])).hubSeq!;
+    await a.up(s2, [{ write: g, data: text('g2 by A') }]);
+    const lost = await b.up(s2, [{ write: g, data: text('g by B') }]);
+    const gCopy = lost.resolutions[0]?.kind === 'conflict-copy' ? lost.resolutions[0].copyIno : assert.fail(JSON.stringify(lost.resolutions));
+    // A deletes g.txt after B's copy was made; B edits A's version, not having seen the delete.
+    await a.up(lost.hubSeq!, [{ t: 'unlink', parent: ROOT, name: 'g.txt', ino: g, timeMs: 5000 }]);
+    const late = await b.up(lost.hubSeq!, [{ write: g, data: text('g2 by A, then B') }]);
+    assert.equal(late.resolutions[0]?.kind, 'conflict-copy', JSON.stringify(late.resolutions));
+    assert.notEqual(late.resolutions[0]?.kind === 'conflict-copy' && late.resolutions[0].copyIno, gCopy);
+    assert.equal((await readFile(hub, gCopy)).toString(), 'g by B', 'the earlier copy keeps its content');
+    await replica();
+  });
+
   it('deletes, renames over a changed target, writes to deleted files, creates in removed directories: nothing is lost', async () => {
     const { hub, a, b, replica } = await setup(kind);
     const f = a.newIno();
