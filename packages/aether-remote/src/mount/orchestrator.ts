@@ -310,7 +310,10 @@ export class BridgeOrchestrator implements RemoteBackend {
         // Removed meanwhile (here or by another mount), closed and not placed elsewhere by the
         // batch's resolutions (which run right after this): it goes.
         queueMicrotask(() => {
-          for (const ino of released) vfs.forgetUnused(ino);
+          for (const ino of released) {
+            this.remote?.nameAsCommitted(ino, replica);
+            vfs.forgetUnused(ino);
+          }
         });
       },
       onResolutions: (rs, ops) => {

@@ -11,6 +11,7 @@ export interface CommittedTree {
   getInode(ino: Ino): Inode | undefined;
   lookup(parent: Ino, name: string): Ino | undefined;
   children(dir: Ino): [string, Ino][];
+  nameOf(ino: Ino): { parent: Ino; name: string } | undefined;
 }
 
 /** What remote changes need of the cache. */
@@ -57,6 +58,17 @@ export class RemoteApply {
   settled(ino: Ino, committed: CommittedTree): void {
     if (!this.stale.delete(ino)) return;
     this.resync(ino, (i) => committed.getInode(i));
+  }
+
+  /**
+   * A node this mount made, kept without a name (its directory or name was gone at a restart),
+   * whose creation the hub acknowledged: it gets the name the hub gave it, if the hub placed it
+   * where the view has room (a 'renamed' resolution names it otherwise).
+   */
+  nameAsCommitted(ino: Ino, committed: CommittedTree): void {
+    if (this.d.view.getInode(ino)?.nlink !== 0) return;
+    const at = committed.nameOf(ino);
+    if (at) this.link(at.parent, at.name, ino);
   }
 
   /** `ino`'s remote changes were kept from the view (before a restart): settling shows them. */

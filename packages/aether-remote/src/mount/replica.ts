@@ -150,6 +150,11 @@ export class Replica {
     return this.store.getInode(ino);
   }
 
+  /** Where the committed inode `ino` is named (its first name). */
+  nameOf(ino: number): { parent: number; name: string } | undefined {
+    return this.reader.prepare('SELECT parent, name FROM dentries WHERE ino = ? LIMIT 1').get(ino) as { parent: number; name: string } | undefined;
+  }
+
   /** The committed names in directory `dir`. */
   children(dir: number): [string, number][] {
     return (this.reader.prepare('SELECT name, ino FROM dentries WHERE parent = ?').all(dir) as { name: string; ino: number }[]).map((r) => [r.name, r.ino]);

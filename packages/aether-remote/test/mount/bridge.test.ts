@@ -151,6 +151,104 @@ describe('bridge mode: what another mount removed while this one changed it', ()
   });
 });
 
+describe('bridge mode: open files and conflict copies, later on', () => {
+  /** A conflict on f: A's edit wins, B's is kept in the copy whose name this returns. */
+  async function conflictOnF(a: MountProcess, b: MountProcess): Promise<string> {
+    writeFileSync(join(a.mnt, 'f'), 'base');
+    assert.equal(syncWait(a).code, 0);
+    await within(5000, 'B has f', () => assert.equal(readOr(join(b.mnt, 'f')), 'base'));
+    await bBehindA(
+      a,
+      b,
+      () => writeFileSync(join(b.mnt, 'f'), 'B edit'),
+      () => writeFileSync(join(a.mnt, 'f'), 'A edit'),
+    );
+    await within(5000, 'settled', () => assert.deepEqual(tree(a.mnt), tree(b.mnt)));
+    return readdirSync(b.mnt).find((n) => n.startsWith('f.conflict-'))!;
+  }
+
+  for (const remover of ['B itself', 'A'] as const) {
+    it(`a file removed (by ${remover}) long after its conflict copy was made: a write through a descriptor open on it leaves the copy alone`, async () => {
+      await withHub(async (h) => {
+        const a = await bridgeMount(h.hub);
+        const b = await bridgeMount(h.hub);
+        const copy = await conflictOnF(a, b);
+        const fd = openSync(join(b.mnt, 'f'), 'r+');
+        try {
+          if (remover === 'A') {
+            unlinkSync(join(a.mnt, 'f'));
+            assert.equal(syncWait(a).code, 0);
+            await within(5000, 'B saw the removal', () => assert.equal(readOr(join(b.mnt, 'f')), undefined));
+          } else unlinkSync(join(b.mnt, 'f'));
+          writeSync(fd, 'LATE', 0);
+          assert.equal(syncWait(b).code, 0);
+        } finally {
+          closeSync(fd);
+        }
+        assert.equal(syncWait(b).code, 0);
+        await within(5000, 'A and B agree, the copy keeps B\'s edit', () => {
+          assert.deepEqual(tree(b.mnt), tree(a.mnt));
+          assert.equal(readOr(join(a.mnt, copy)), 'B edit');
+        });
+        await stopCleanly(a);
+        await stopCleanly(b);
+      });
+    });
+  }
+
+  it('a file made here whose name another mount had taken, then freed, while this mount was down: it shows here where the hub put it', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      let b = await bridgeMount(h.hub);
+      writeFileSync(join(a.mnt, 'marker'), '0');
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has marker', () => assert.equal(readOr(join(b.mnt, 'marker')), '0'));
+      assert.equal(b.ctl(['sync', 'pause']).code, 0);
+      writeFileSync(join(b.mnt, 'y'), 'made on B');
+      writeFileSync(join(a.mnt, 'y'), 'made on A');
+      writeFileSync(join(a.mnt, 'marker'), '1');
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B received A\'s changes', () => assert.equal(readOr(join(b.mnt, 'marker')), '1'));
+      await sleep(300);
+      await b.kill9();
+      unlinkSync(join(a.mnt, 'y'));
+      assert.equal(syncWait(a).code, 0);
+      b = await bridgeMount(h.hub, {}, { mnt: b.mnt, stateDir: b.stateDir });
+      assert.equal(syncWait(b).code, 0);
+      await within(5000, 'A and B agree', () => {
+        assert.deepEqual(tree(b.mnt), tree(a.mnt));
+        assert.equal(readOr(join(b.mnt, 'y')), 'made on B');
+      });
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
+  it('a descriptor open on a file another mount replaced by a rename (an editor\'s save) reads the file it opened', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub, { AFS_AETHER_CACHE_MAX_BYTES: '0' });
+      writeFileSync(join(a.mnt, 'o'), 'original content 20b');
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has o', () => assert.equal(readOr(join(b.mnt, 'o')), 'original content 20b'));
+      const fd = openSync(join(b.mnt, 'o'), 'r');
+      try {
+        writeFileSync(join(a.mnt, 'o.tmp'), 'new');
+        renameSync(join(a.mnt, 'o.tmp'), join(a.mnt, 'o'));
+        assert.equal(syncWait(a).code, 0);
+        await within(5000, 'B has the new o', () => assert.equal(readOr(join(b.mnt, 'o')), 'new'));
+        await sleep(1200);
+        const buf = Buffer.alloc(40);
+        assert.equal(buf.subarray(0, readSync(fd, buf, 0, 40, 0)).toString(), 'original content 20b');
+      } finally {
+        closeSync(fd);
+      }
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+});
+
 describe('bridge mode: the replica\'s space', () => {
   it('store reclaim gives back the space of versions the hub replaced; files read the same, also after a restart', async () => {
     await withHub(async (h) => {

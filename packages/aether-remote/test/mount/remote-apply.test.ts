@@ -10,7 +10,15 @@ import type { Inode } from '@aether/core/tree/inode';
 import { RemoteApply, type CommittedTree } from '../../src/mount/remote-apply.js';
 
 /** The replica as the resolution code reads it. */
-const committedOf = (t: MemoryMeta): CommittedTree => ({ getInode: (i) => t.getInode(i), lookup: (p, n) => t.lookup(p, n), children: (d) => [...(t.entries(d) ?? [])] });
+const committedOf = (t: MemoryMeta): CommittedTree => ({
+  getInode: (i) => t.getInode(i),
+  lookup: (p, n) => t.lookup(p, n),
+  children: (d) => [...(t.entries(d) ?? [])],
+  nameOf: (ino) => {
+    for (const [dir] of t.inodes) for (const [name, i] of t.entries(dir) ?? []) if (i === ino) return { parent: dir, name };
+    return undefined;
+  },
+});
 
 const file = (ino: number, size: number): Inode => ({ ino, kind: 'file', mode: 0o644, uid: 0, gid: 0, size, nlink: 1, atimeMs: 1, mtimeMs: 1, ctimeMs: 1 });
 

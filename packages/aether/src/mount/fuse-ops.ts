@@ -118,13 +118,17 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
       ? {}
       : {
           fgetattr: timed('fgetattr', (path: string, fh: number) => {
+            const ino = vfs.handleIno(fh);
+            if (ino === undefined) return statOf(path);
+            // The path answers while it still names the handle's inode (a hidden name's nlink is
+            // adjusted there); once removed or replaced (an editor's save on another mount), the handle.
+            let named: Inode | undefined;
             try {
-              return statOf(path);
+              named = vfs.getattr(path);
             } catch (err) {
-              const ino = vfs.handleIno(fh);
-              if (!(err instanceof FsError) || err.code !== 'ENOENT' || ino === undefined) throw err;
-              return toStat(vfs.inode(ino), vfs.allocatedBytes(ino));
+              if (!(err instanceof FsError)) throw err;
             }
+            return toStat(named?.ino === ino ? named : vfs.inode(ino), vfs.allocatedBytes(ino));
           }),
         }),
     access: timed('access', (path: string) => void vfs.getattr(path)),

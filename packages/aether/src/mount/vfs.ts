@@ -465,7 +465,8 @@ export class Vfs {
 
   /** The backend let go of `ino` (bridge mode: its changes are acknowledged): forgotten if nameless and closed. */
   forgetUnused(ino: Ino): void {
-    this.forgetIfUnused(ino);
+    // A directory is never forgotten this way (its entries would be orphaned): rmdir removes it.
+    if (this.d.view.getInode(ino)?.kind !== 'dir') this.forgetIfUnused(ino);
   }
 
   isOpen(ino: Ino): boolean {
