@@ -1,0 +1,42 @@
+// The FUSE threads take no signals (FUSE.md, the patch's "signals" hunk): libfuse cancels its
+// workers when the session ends, and one cancelled inside libuv's signal handler kept libuv's
+// signal lock, after which the mount hung at its next process.on/off of a signal.
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { constants } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { startMount, stopAll } from './harness.js';
+
+after(stopAll);
+
+/** The threads of `pid` blocked reading /dev/fuse (libfuse's workers), with their blocked-signal masks. */
+function fuseThreads(pid: number): { tid: string; blocked: bigint }[] {
+  const out: { tid: string; blocked: bigint }[] = [];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      if (readFileSync(`/proc/${pid}/task/${tid}/wchan`, 'utf8') !== 'fuse_dev_do_read') continue;
+      const mask = /^SigBlk:\s*([0-9a-f]+)$/m.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'))?.[1];
+      out.push({ tid, blocked: BigInt(`0x${mask}`) });
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return out;
+}
+
+describe('signals and the FUSE threads', () => {
+  it('the threads serving /dev/fuse block every signal the process handles', async () => {
+    const m = await startMount();
+    writeFileSync(join(m.mnt, 'f'), 'x');
+    const threads = fuseThreads(m.proc.pid!);
+    assert.ok(threads.length > 0, 'a thread waits on /dev/fuse');
+    for (const { tid, blocked } of threads) {
+      for (const sig of ['SIGCHLD', 'SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR1', 'SIGPIPE'] as const) {
+        const bit = 1n << BigInt(constants.signals[sig] - 1);
+        assert.ok((blocked & bit) !== 0n, `thread ${tid} takes ${sig} (SigBlk ${blocked.toString(16)})`);
+      }
+    }
+    assert.equal(await m.stop(), 0);
+  });
+});
