@@ -67,6 +67,8 @@ export class BridgeOrchestrator implements RemoteBackend {
   private readonly removals = new Map<number, number>();
   /** Inodes made by unacknowledged mknodes, and their journal seq: kept until the hub says where they went. */
   private readonly madeHere = new Map<Ino, number>();
+  /** Nodes the journal replay made without a name: once acknowledged, they take the hub's name. */
+  private readonly namelessAtReplay = new Set<Ino>();
   private lastSkipped: { journal_seq: number; reason: string } | null = null;
   private vfs: Vfs | undefined;
   private view: MemoryMeta | undefined;
@@ -262,7 +264,11 @@ export class BridgeOrchestrator implements RemoteBackend {
       if (e) e.lastSeq = seq;
       else this.localEdits.set(op.ino, { base: cursor, lastSeq: seq });
     } else if (op.t === 'unlink' || op.t === 'rmdir' || op.t === 'rename') this.removals.set(seq, cursor);
-    else if (op.t === 'mknode') this.madeHere.set(op.ino, seq);
+    else if (op.t === 'mknode') {
+      this.madeHere.set(op.ino, seq);
+      // Replayed without a name (its directory or name was gone): the hub's name is its name.
+      if (!this.drain && this.view?.getInode(op.ino)?.nlink === 0) this.namelessAtReplay.add(op.ino);
+    }
     // The Vfs forgets an inode only when it is closed and has nothing left to ship.
     else if (op.t === 'forget') void replica?.dropBase(op.ino).catch((err: unknown) => this.log(`bridge: could not drop the base version of inode ${op.ino}: ${err instanceof Error ? err.message : String(err)}`));
   }
@@ -311,7 +317,8 @@ export class BridgeOrchestrator implements RemoteBackend {
         // batch's resolutions (which run right after this): it goes.
         queueMicrotask(() => {
           for (const ino of released) {
-            this.remote?.nameAsCommitted(ino, replica);
+            // Only a node replayed without a name: one removed here since (nameless too) stays removed.
+            if (this.namelessAtReplay.delete(ino)) this.remote?.nameAsCommitted(ino, replica);
             vfs.forgetUnused(ino);
           }
         });

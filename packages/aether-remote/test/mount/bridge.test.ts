@@ -24,6 +24,13 @@ function overwrite(path: string, offset: number, text: string): void {
   }
 }
 
+/** Both mounts show the same tree, made of one file holding `content`. */
+function sameTreeOfOneFile(a: MountProcess, b: MountProcess, content: string): void {
+  const ta = tree(a.mnt);
+  assert.deepEqual(tree(b.mnt), ta);
+  assert.deepEqual([...ta.keys()].map((n) => readFileSync(join(a.mnt, n), 'latin1')), [content], [...ta.keys()].join(', '));
+}
+
 async function bBehindA(a: MountProcess, b: MountProcess, onB: () => void, onA: () => void, meanwhile: () => void = () => undefined): Promise<void> {
   assert.equal(b.ctl(['sync', 'pause']).code, 0);
   onB();
@@ -109,11 +116,7 @@ describe('bridge mode: what another mount removed while this one changed it', ()
       } finally {
         closeSync(fd);
       }
-      await within(5000, 'A and B agree; the copy has both writes', () => {
-        const ta = tree(a.mnt);
-        assert.deepEqual(tree(b.mnt), ta);
-        assert.deepEqual([...ta.keys()].map((n) => readFileSync(join(a.mnt, n), 'latin1')), ['XYiginal content 20b'], [...ta.keys()].join(', '));
-      });
+      await within(5000, 'A and B agree; the copy has both writes', () => sameTreeOfOneFile(a, b, 'XYiginal content 20b'));
       await stopCleanly(a);
       await stopCleanly(b);
     });
@@ -138,13 +141,7 @@ describe('bridge mode: what another mount removed while this one changed it', ()
       await b.kill9();
       b = await bridgeMount(h.hub, {}, { mnt: b.mnt, stateDir: b.stateDir });
       assert.equal(syncWait(b).code, 0);
-      await within(5000, 'A and B agree; the new file is kept in the root', () => {
-        const ta = tree(a.mnt);
-        assert.deepEqual(tree(b.mnt), ta);
-        const names = [...ta.keys()];
-        assert.equal(names.length, 1, names.join(', '));
-        assert.equal(readFileSync(join(b.mnt, names[0]!), 'utf8'), 'made on B');
-      });
+      await within(5000, 'A and B agree; the new file is kept in the root', () => sameTreeOfOneFile(a, b, 'made on B'));
       await stopCleanly(a);
       await stopCleanly(b);
     });
@@ -611,11 +608,7 @@ describe('bridge mode: the hub goes away', () => {
           b = await bridgeMount(h.hub, {}, { mnt: b.mnt, stateDir: b.stateDir });
         } else assert.equal(b.ctl(['sync', 'resume']).code, 0);
         assert.equal(syncWait(b).code, 0);
-        await within(5000, 'A and B agree, B\'s edit kept whole', () => {
-          const ta = tree(a.mnt);
-          assert.deepEqual(tree(b.mnt), ta);
-          assert.deepEqual([...ta.keys()].map((n) => readFileSync(join(a.mnt, n), 'utf8')), ['EDITEDal content'], [...ta.keys()].join(', '));
-        });
+        await within(5000, 'A and B agree, B\'s edit kept whole', () => sameTreeOfOneFile(a, b, 'EDITEDal content'));
         await stopCleanly(a);
         await stopCleanly(b);
       });
