@@ -65,10 +65,11 @@ export class BridgeOrchestrator implements RemoteBackend {
   private readonly localEdits = new Map<Ino, { base: number; lastSeq: number }>();
   /** The cursor when each unacknowledged unlink, rmdir or rename was made, by journal seq. */
   private readonly removals = new Map<number, number>();
-  /** Inodes made by unacknowledged mknodes, and their journal seq: kept until the hub says where they went. */
-  private readonly madeHere = new Map<Ino, number>();
-  /** Nodes the journal replay made without a name: once acknowledged, they take the hub's name. */
-  private readonly namelessAtReplay = new Set<Ino>();
+  /**
+   * Nodes the journal replay made without a name (their directory or name was gone), by the seq
+   * of their mknode: kept until it is acknowledged, and then they take the name the hub gave them.
+   */
+  private readonly namelessAtReplay = new Map<Ino, number>();
   private lastSkipped: { journal_seq: number; reason: string } | null = null;
   private vfs: Vfs | undefined;
   private view: MemoryMeta | undefined;
@@ -245,7 +246,7 @@ export class BridgeOrchestrator implements RemoteBackend {
 
   /** An inode with local changes not yet acknowledged stays, named or not, until they are. */
   holdsInode(ino: Ino): boolean {
-    return this.localEdits.has(ino) || this.madeHere.has(ino);
+    return this.localEdits.has(ino) || this.namelessAtReplay.has(ino);
   }
 
   /** Removed (here or at the hub), still open here. */
@@ -264,11 +265,7 @@ export class BridgeOrchestrator implements RemoteBackend {
       if (e) e.lastSeq = seq;
       else this.localEdits.set(op.ino, { base: cursor, lastSeq: seq });
     } else if (op.t === 'unlink' || op.t === 'rmdir' || op.t === 'rename') this.removals.set(seq, cursor);
-    else if (op.t === 'mknode') {
-      this.madeHere.set(op.ino, seq);
-      // Replayed without a name (its directory or name was gone): the hub's name is its name.
-      if (!this.drain && this.view?.getInode(op.ino)?.nlink === 0) this.namelessAtReplay.add(op.ino);
-    }
+    else if (op.t === 'mknode' && !this.drain && this.view?.getInode(op.ino)?.nlink === 0) this.namelessAtReplay.set(op.ino, seq);
     // The Vfs forgets an inode only when it is closed and has nothing left to ship.
     else if (op.t === 'forget') void replica?.dropBase(op.ino).catch((err: unknown) => this.log(`bridge: could not drop the base version of inode ${op.ino}: ${err instanceof Error ? err.message : String(err)}`));
   }
@@ -298,10 +295,11 @@ export class BridgeOrchestrator implements RemoteBackend {
         ctx.onCommitted(seq);
         for (const s of this.removals.keys()) if (s <= seq) this.removals.delete(s);
         const released: Ino[] = [];
-        for (const [ino, s] of this.madeHere) {
+        const named: Ino[] = [];
+        for (const [ino, s] of this.namelessAtReplay) {
           if (s > seq) continue;
-          this.madeHere.delete(ino);
-          released.push(ino);
+          this.namelessAtReplay.delete(ino);
+          named.push(ino);
         }
         // Acknowledged: from now on remote changes to these files show again, and those kept
         // from the view meanwhile show now (the replica holds at least this batch).
@@ -316,11 +314,8 @@ export class BridgeOrchestrator implements RemoteBackend {
         // Removed meanwhile (here or by another mount), closed and not placed elsewhere by the
         // batch's resolutions (which run right after this): it goes.
         queueMicrotask(() => {
-          for (const ino of released) {
-            // Only a node replayed without a name: one removed here since (nameless too) stays removed.
-            if (this.namelessAtReplay.delete(ino)) this.remote?.nameAsCommitted(ino, replica);
-            vfs.forgetUnused(ino);
-          }
+          for (const ino of named) this.remote?.nameAsCommitted(ino, replica);
+          for (const ino of [...named, ...released]) vfs.forgetUnused(ino);
         });
       },
       onResolutions: (rs, ops) => {
