@@ -116,12 +116,14 @@ export class BridgeDrain extends SerialDrain implements SyncDrain {
         case 'truncate':
           lastWrite.set(op.ino, { seq: e.seq, timeMs: op.timeMs });
           break;
+        // The inodes the mount saw under the names when it made the op (the shipped tree may have
+        // another mount's node under a name this mount's own creation failed to take there).
         case 'unlink':
         case 'rmdir':
-          wire = { ...op, ino: shipped.lookup(op.parent, op.name) ?? 0 };
+          wire = { ...op, ino: op.ino ?? shipped.lookup(op.parent, op.name) ?? 0 };
           break;
         case 'rename':
-          wire = { ...op, ino: shipped.lookup(op.parent, op.name) ?? 0, dstIno: shipped.lookup(op.newParent, op.newName) ?? 0 };
+          wire = { ...op, ino: op.ino ?? shipped.lookup(op.parent, op.name) ?? 0, dstIno: op.dstIno ?? shipped.lookup(op.newParent, op.newName) ?? 0 };
           break;
         default:
           wire = op;

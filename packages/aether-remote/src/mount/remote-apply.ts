@@ -110,6 +110,7 @@ export class RemoteApply {
     }
   }
 
+
   private dropClean(ino: Ino): void {
     this.d.cache.invalidate(ino).catch((err: unknown) => this.d.log(`cache invalidate of inode ${ino}: ${String(err)}`));
   }
@@ -136,7 +137,8 @@ export class RemoteApply {
           break;
         case 'renamed': {
           // This mount's inode went to the conflict name; the name it wanted belongs to the winner.
-          this.link(r.parent, r.name, r.ino);
+          // Unless a later op of the batch removed it again (the hub no longer has it).
+          if (committed.nameOf(r.ino)?.name === r.name) this.link(r.parent, r.name, r.ino);
           for (const tree of [this.d.view, this.d.shipped]) if (tree.lookup(r.parent, r.wanted) === r.ino) tree.removeEntry(r.parent, r.wanted);
           // Placed elsewhere (its directory was removed by another mount): the name this mount
           // gave it goes too, and so do directories the hub no longer has that are left empty.
@@ -253,3 +255,4 @@ export class RemoteApply {
     this.d.log(`bridge: the hub sent a snapshot while mounted: ${changed.length} inode(s) changed, ${removed.length} removed`);
   }
 }
+

@@ -252,6 +252,95 @@ describe('bridge mode: open files and conflict copies, later on', () => {
   });
 });
 
+describe('bridge mode: a name this mount used and removed while another mount made it', () => {
+  /** Both mounts' trees, files as "path=content". */
+  const show = (m: MountProcess): string[] => [...tree(m.mnt)].map(([p, k]) => (k.startsWith('file') ? `${p}=${readFileSync(join(m.mnt, p), 'latin1')}` : p));
+  const cases: { name: string; before?: (a: MountProcess) => void; onB: (b: string) => void; onA: (a: string) => void; expect: string[] }[] = [
+    { name: 'B makes x, A makes x, B removes its x after A\'s arrived', onB: (b) => writeFileSync(join(b, 'x'), 'B'), onA: (a) => writeFileSync(join(a, 'x'), 'A'), expect: ['x=A'] },
+    {
+      name: 'B makes and removes x (a lock file), A makes x',
+      onB: (b) => {
+        writeFileSync(join(b, 'x'), 'B');
+        unlinkSync(join(b, 'x'));
+      },
+      onA: (a) => writeFileSync(join(a, 'x'), 'A'),
+      expect: ['x=A'],
+    },
+    {
+      name: 'B makes and removes p/f (a swap file), A removes p',
+      before: (a) => mkdirSync(join(a.mnt, 'p')),
+      onB: (b) => {
+        writeFileSync(join(b, 'p', 'f'), 'B');
+        unlinkSync(join(b, 'p', 'f'));
+      },
+      onA: (a) => rmdirSync(join(a, 'p')),
+      expect: [],
+    },
+    {
+      name: 'B makes and removes the directory d, A makes d',
+      onB: (b) => {
+        mkdirSync(join(b, 'd'));
+        rmdirSync(join(b, 'd'));
+      },
+      onA: (a) => mkdirSync(join(a, 'd')),
+      expect: ['d'],
+    },
+  ];
+  it('B makes x, A makes x, B removes its x after A\'s arrived, then kill -9 of B: after the restart only A\'s x stays, on both mounts', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      let b = await bridgeMount(h.hub);
+      assert.equal(b.ctl(['sync', 'pause']).code, 0);
+      writeFileSync(join(b.mnt, 'x'), 'B');
+      writeFileSync(join(a.mnt, 'x'), 'A');
+      writeFileSync(join(a.mnt, 'marker'), 'm');
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B received A\'s changes', () => assert.equal(readOr(join(b.mnt, 'marker')), 'm'));
+      unlinkSync(join(b.mnt, 'x'));
+      await b.kill9();
+      b = await bridgeMount(h.hub, {}, { mnt: b.mnt, stateDir: b.stateDir });
+      assert.equal(syncWait(b).code, 0);
+      await within(5000, 'A and B agree', () => {
+        assert.deepEqual(show(a), ['marker=m', 'x=A']);
+        assert.deepEqual(show(b), ['marker=m', 'x=A']);
+      });
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
+  for (const c of cases) {
+    it(`${c.name}: only what A made stays, on both mounts`, async () => {
+      await withHub(async (h) => {
+        const a = await bridgeMount(h.hub);
+        const b = await bridgeMount(h.hub);
+        if (c.before) {
+          c.before(a);
+          assert.equal(syncWait(a).code, 0);
+          await within(5000, 'B has what A made first', () => assert.deepEqual(show(b), show(a)));
+        }
+        // The first case removes x only once A's x arrived: in `meanwhile`.
+        const first = c.name.startsWith('B makes x,');
+        await bBehindA(
+          a,
+          b,
+          () => c.onB(b.mnt),
+          () => c.onA(a.mnt),
+          () => {
+            if (first) unlinkSync(join(b.mnt, 'x'));
+          },
+        );
+        await within(5000, 'A and B agree', () => {
+          assert.deepEqual(show(a), c.expect);
+          assert.deepEqual(show(b), c.expect);
+        });
+        await stopCleanly(a);
+        await stopCleanly(b);
+      });
+    });
+  }
+});
+
 describe('bridge mode: the replica\'s space', () => {
   it('store reclaim gives back the space of versions the hub replaced; files read the same, also after a restart', async () => {
     await withHub(async (h) => {

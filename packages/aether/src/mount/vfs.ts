@@ -314,7 +314,7 @@ export class Vfs {
     }
     const { parent, name } = this.parentAndName(path);
     const ino = this.d.view.lookup(parent, name);
-    const { acked } = this.mutateAsync({ t: 'unlink', parent, name, timeMs: this.now() });
+    const { acked } = this.mutateAsync({ t: 'unlink', parent, name, timeMs: this.now(), ...(ino !== undefined ? { ino } : {}) });
     // Before the ack: an inode left without name or user is forgotten in the same turn, so both
     // journal records go out in one write.
     if (ino !== undefined) this.forgetIfUnused(ino);
@@ -325,7 +325,7 @@ export class Vfs {
     const { parent, name } = this.parentAndName(path);
     const dir = this.d.view.lookup(parent, name);
     if (dir !== undefined && this.holdsHidden(dir)) throw new FsError('ENOTEMPTY', `${path} holds an unlinked file that is still open`);
-    await this.mutate({ t: 'rmdir', parent, name, timeMs: this.now() });
+    await this.mutate({ t: 'rmdir', parent, name, timeMs: this.now(), ...(dir !== undefined ? { ino: dir } : {}) });
   }
 
   async rename(from: string, to: string, flags = 0): Promise<void> {
@@ -357,7 +357,8 @@ export class Vfs {
     if (replaced !== undefined && moved !== undefined && this.inode(moved).kind === 'dir' && this.holdsHidden(replaced)) {
       throw new FsError('ENOTEMPTY', `${to} holds an unlinked file that is still open`);
     }
-    await this.mutate({ t: 'rename', parent: src.parent, name: src.name, newParent: dst.parent, newName: dst.name, flags, timeMs: this.now() });
+    const seen = moved !== undefined ? { ino: moved, dstIno: replaced ?? 0 } : {};
+    await this.mutate({ t: 'rename', parent: src.parent, name: src.name, newParent: dst.parent, newName: dst.name, flags, timeMs: this.now(), ...seen });
     if (replaced !== undefined && replaced !== this.d.view.lookup(dst.parent, dst.name)) this.forgetIfUnused(replaced);
   }
 

@@ -14,9 +14,11 @@ export const RENAME_EXCHANGE = 2;
 export type Op =
   | { t: 'mknode'; parent: Ino; name: string; ino: Ino; kind: Kind; mode: number; uid: number; gid: number; target?: string; timeMs: number }
   | { t: 'link'; parent: Ino; name: string; ino: Ino; timeMs: number }
-  | { t: 'unlink'; parent: Ino; name: string; timeMs: number }
-  | { t: 'rmdir'; parent: Ino; name: string; timeMs: number }
-  | { t: 'rename'; parent: Ino; name: string; newParent: Ino; newName: string; flags: number; timeMs: number }
+  // `ino` (and `dstIno`, 0: none): the inodes the mount saw under the names, so a hub applies the
+  // removal to them even if another mount's node took the name meanwhile (absent in older journals).
+  | { t: 'unlink'; parent: Ino; name: string; timeMs: number; ino?: Ino }
+  | { t: 'rmdir'; parent: Ino; name: string; timeMs: number; ino?: Ino }
+  | { t: 'rename'; parent: Ino; name: string; newParent: Ino; newName: string; flags: number; timeMs: number; ino?: Ino; dstIno?: Ino }
   | { t: 'write'; ino: Ino; offset: number; data: Buffer; timeMs: number }
   | { t: 'truncate'; ino: Ino; size: number; timeMs: number }
   | { t: 'setattr'; ino: Ino; mode?: number; uid?: number; gid?: number; atimeMs?: number; mtimeMs?: number; timeMs: number }
