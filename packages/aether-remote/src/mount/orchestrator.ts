@@ -325,7 +325,7 @@ export class BridgeOrchestrator implements RemoteBackend {
           // Later changes, or descriptors of a file removed at the hub, go on from the copied version.
           if ((r.kind === 'conflict-copy' || r.kind === 'diverted') && (this.localEdits.has(r.ino) || this.namelessOpen(r.ino))) void replica.rebase(r.ino, r.copyIno).catch(failed(`keep the base version of inode ${r.ino}`));
         }
-        this.remote?.resolve(rs, this.replica, ops);
+        for (const ino of this.remote?.resolve(rs, this.replica, ops) ?? []) vfs.forgetUnused(ino);
       },
       log: this.log,
     });

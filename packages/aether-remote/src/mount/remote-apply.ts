@@ -120,10 +120,12 @@ export class RemoteApply {
    * batch is committed, the replica holds the outcome): the view follows the hub. A losing
    * content edit is kept as a conflict copy and the file shows the winner's content; a name
    * taken by another mount first goes to the conflict name; what a skipped op removed or moved
-   * comes back where the hub kept it. `ops`: the batch's ops by journal sequence.
+   * comes back where the hub kept it. `ops`: the batch's ops by journal sequence. Returns the
+   * files left without a name here that the hub does not have (the Vfs forgets them when closed).
    */
-  resolve(resolutions: readonly Resolution[], committed: CommittedTree, ops: ReadonlyMap<number, WireOp>): void {
+  resolve(resolutions: readonly Resolution[], committed: CommittedTree, ops: ReadonlyMap<number, WireOp>): Ino[] {
     const get = (ino: Ino): Inode | undefined => committed.getInode(ino);
+    const unnamed: Ino[] = [];
     for (const r of resolutions) {
       switch (r.kind) {
         case 'conflict-copy':
@@ -158,10 +160,11 @@ export class RemoteApply {
         case 'skipped': {
           this.d.log(`bridge: the hub skipped journal entry ${r.jseq}: ${r.reason}`);
           const op = ops.get(r.jseq);
-          if (op) this.undo(op, committed);
+          if (op) this.undo(op, committed, unnamed);
         }
       }
     }
+    return unnamed;
   }
 
   /**
@@ -169,7 +172,7 @@ export class RemoteApply {
    * (an unlink of a file another mount changed: the file is back), unless this mount changed
    * the same name again since.
    */
-  private undo(op: WireOp, committed: CommittedTree): void {
+  private undo(op: WireOp, committed: CommittedTree, unnamed: Ino[]): void {
     if (op.t !== 'unlink' && op.t !== 'rmdir' && op.t !== 'rename' && op.t !== 'link' && op.t !== 'mknode') return;
     const places: [Ino, string][] = [[op.parent, op.name]];
     if (op.t === 'rename') places.push([op.newParent, op.newName]);
@@ -179,10 +182,20 @@ export class RemoteApply {
         const hubs = committed.lookup(parent, name);
         if (mine === hubs) continue;
         // The name holds what this op put there and the hub did not: it goes.
-        if (mine !== undefined && mine === op.ino) tree.removeEntry(parent, name);
+        if (mine !== undefined && mine === op.ino) {
+          tree.removeEntry(parent, name);
+          // A link or a creation the hub did not make: one name fewer.
+          const inode = tree.getInode(mine);
+          if ((op.t === 'link' || op.t === 'mknode') && inode && inode.kind !== 'dir') {
+            tree.putInode({ ...inode, nlink: Math.max(0, inode.nlink - 1) });
+            if (tree === this.d.view && inode.nlink <= 1 && !committed.getInode(mine)) unnamed.push(mine);
+          }
+        }
         if (tree.lookup(parent, name) === undefined && hubs !== undefined && tree.getInode(parent)) this.restore(tree, parent, name, hubs, committed);
       }
     }
+    // Directories the hub removed meanwhile, which this op kept non-empty here, go once empty.
+    for (const [parent] of places) this.dropDirsGoneAtHub(parent, committed);
   }
 
   /** Puts `ino` (with the subtree of a directory) back under `parent`/`name` as the hub has it. */

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, linkSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -339,6 +339,82 @@ describe('bridge mode: a name this mount used and removed while another mount ma
       });
     });
   }
+});
+
+describe('bridge mode: a link or rename the hub skipped', () => {
+  const show = (m: MountProcess): string[] => [...tree(m.mnt)].map(([p, k]) => (k.startsWith('file') ? `${p}=${readFileSync(join(m.mnt, p), 'latin1')}` : p));
+
+  it('a hard link into a directory another mount removed: the link goes, the file has one link, the directory goes', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      writeFileSync(join(a.mnt, 'a'), 'content');
+      mkdirSync(join(a.mnt, 'd'));
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has a and d', () => assert.deepEqual(show(b), ['a=content', 'd']));
+      await bBehindA(
+        a,
+        b,
+        () => linkSync(join(b.mnt, 'a'), join(b.mnt, 'd', 'b')),
+        () => rmdirSync(join(a.mnt, 'd')),
+      );
+      await within(5000, 'A and B agree', () => {
+        assert.deepEqual(show(a), ['a=content']);
+        assert.deepEqual(show(b), ['a=content']);
+        assert.equal(statSync(join(b.mnt, 'a')).nlink, 1);
+      });
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
+  it('a hard link of a file another mount removed: nothing stays, not even in the cache', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      writeFileSync(join(a.mnt, 'a'), randomBytes(4 << 20));
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has a', () => assert.equal(readFileSync(join(b.mnt, 'a')).length, 4 << 20));
+      await bBehindA(
+        a,
+        b,
+        () => linkSync(join(b.mnt, 'a'), join(b.mnt, 'b')),
+        () => unlinkSync(join(a.mnt, 'a')),
+      );
+      await within(5000, 'A and B agree, B caches nothing', () => {
+        assert.deepEqual(show(a), []);
+        assert.deepEqual(show(b), []);
+        assert.equal((JSON.parse(b.ctl(['cache', 'inspect', '--json']).out) as { files: number }).files, 0);
+      });
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
+  it('a rename into a directory another mount removed: the file is back where it was, and the directory goes', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      mkdirSync(join(a.mnt, 'd'));
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has d', () => assert.deepEqual(show(b), ['d']));
+      await bBehindA(
+        a,
+        b,
+        () => {
+          writeFileSync(join(b.mnt, 'f'), 'B');
+          renameSync(join(b.mnt, 'f'), join(b.mnt, 'd', 'f'));
+        },
+        () => rmdirSync(join(a.mnt, 'd')),
+      );
+      await within(5000, 'A and B agree', () => {
+        assert.deepEqual(show(a), ['f=B']);
+        assert.deepEqual(show(b), ['f=B']);
+      });
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
 });
 
 describe('bridge mode: the replica\'s space', () => {
