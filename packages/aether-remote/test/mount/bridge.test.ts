@@ -24,6 +24,9 @@ function overwrite(path: string, offset: number, text: string): void {
   }
 }
 
+/** A mount's tree, files as "path=content". */
+const show = (m: MountProcess): string[] => [...tree(m.mnt)].map(([p, k]) => (k.startsWith('file') ? `${p}=${readFileSync(join(m.mnt, p), 'latin1')}` : p));
+
 /** Both mounts show the same tree, made of one file holding `content`. */
 function sameTreeOfOneFile(a: MountProcess, b: MountProcess, content: string): void {
   const ta = tree(a.mnt);
@@ -253,8 +256,6 @@ describe('bridge mode: open files and conflict copies, later on', () => {
 });
 
 describe('bridge mode: a name this mount used and removed while another mount made it', () => {
-  /** Both mounts' trees, files as "path=content". */
-  const show = (m: MountProcess): string[] => [...tree(m.mnt)].map(([p, k]) => (k.startsWith('file') ? `${p}=${readFileSync(join(m.mnt, p), 'latin1')}` : p));
   const cases: { name: string; before?: (a: MountProcess) => void; onB: (b: string) => void; onA: (a: string) => void; expect: string[] }[] = [
     { name: 'B makes x, A makes x, B removes its x after A\'s arrived', onB: (b) => writeFileSync(join(b, 'x'), 'B'), onA: (a) => writeFileSync(join(a, 'x'), 'A'), expect: ['x=A'] },
     {
@@ -342,8 +343,6 @@ describe('bridge mode: a name this mount used and removed while another mount ma
 });
 
 describe('bridge mode: a link or rename the hub skipped', () => {
-  const show = (m: MountProcess): string[] => [...tree(m.mnt)].map(([p, k]) => (k.startsWith('file') ? `${p}=${readFileSync(join(m.mnt, p), 'latin1')}` : p));
-
   it('a hard link into a directory another mount removed: the link goes, the file has one link, the directory goes', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);
