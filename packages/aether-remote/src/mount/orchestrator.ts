@@ -224,6 +224,7 @@ export class BridgeOrchestrator implements RemoteBackend {
       log: this.log,
       editedLocally: (ino) => this.localEdits.has(ino),
       inUse: (ino) => this.localEdits.has(ino) || (this.vfs?.isOpen(ino) ?? false),
+      holdsHidden: (dir) => this.vfs?.holdsHidden(dir) ?? false,
     });
     replica.keepBase = (ino, removed) => this.localEdits.has(ino) || (removed && (this.vfs?.isOpen(ino) ?? false));
     // Files edited here whose version the replica replaced before a restart: the journal's

@@ -35,6 +35,8 @@ export interface RemoteApplyDeps {
   editedLocally?: (ino: Ino) => boolean;
   /** Open here, or with unacknowledged local changes: a remote removal leaves the inode without a name. */
   inUse?: (ino: Ino) => boolean;
+  /** A directory holding the hidden name of an open, unlinked file: it stays even if empty. */
+  holdsHidden?: (dir: Ino) => boolean;
 }
 
 /**
@@ -140,7 +142,7 @@ export class RemoteApply {
         case 'renamed': {
           // This mount's inode went to the conflict name; the name it wanted belongs to the winner.
           // Unless a later op of the batch removed it again (the hub no longer has it).
-          if (committed.nameOf(r.ino)?.name === r.name) this.link(r.parent, r.name, r.ino);
+          if (committed.lookup(r.parent, r.name) === r.ino) this.link(r.parent, r.name, r.ino);
           for (const tree of [this.d.view, this.d.shipped]) if (tree.lookup(r.parent, r.wanted) === r.ino) tree.removeEntry(r.parent, r.wanted);
           // Placed elsewhere (its directory was removed by another mount): the name this mount
           // gave it goes too, and so do directories the hub no longer has that are left empty.
@@ -227,7 +229,7 @@ export class RemoteApply {
   private dropDirsGoneAtHub(dir: Ino, committed: CommittedTree): void {
     while (dir !== ROOT_INO && committed.getInode(dir) === undefined) {
       const parent = this.d.view.parentOf(dir);
-      if (parent === undefined || this.d.view.hasEntries(dir)) return;
+      if (parent === undefined || this.d.view.hasEntries(dir) || this.d.holdsHidden?.(dir)) return;
       for (const tree of [this.d.view, this.d.shipped]) {
         const p = tree.parentOf(dir);
         const name = p === undefined ? undefined : [...(tree.entries(p) ?? [])].find(([, ino]) => ino === dir)?.[0];

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, linkSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -343,6 +343,66 @@ describe('bridge mode: a name this mount used and removed while another mount ma
 });
 
 describe('bridge mode: a link or rename the hub skipped', () => {
+  it('a hard link to a name another mount made first: the link gets the conflict name on both mounts', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      writeFileSync(join(a.mnt, 'f'), 'F');
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has f', () => assert.deepEqual(show(b), ['f=F']));
+      await bBehindA(
+        a,
+        b,
+        () => linkSync(join(b.mnt, 'f'), join(b.mnt, 'x')),
+        () => writeFileSync(join(a.mnt, 'x'), 'A'),
+      );
+      const named = (m: MountProcess): string[] => show(m).map((n) => n.replace(/conflict-.*=/, 'conflict=')).sort();
+      await within(5000, 'A and B agree', () => {
+        assert.deepEqual(named(a), ['f=F', 'x.conflict=F', 'x=A']);
+        assert.deepEqual(named(b), named(a));
+        assert.equal(statSync(join(b.mnt, 'f')).nlink, 2);
+      });
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
+  it('a skipped link in a directory another mount removed, which holds an open file unlinked here: the file reads on, and goes once closed', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      mkdirSync(join(a.mnt, 'd'));
+      writeFileSync(join(a.mnt, 'd', 'f'), 'F'.repeat(100_000));
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has d/f', () => assert.equal(readFileSync(join(b.mnt, 'd', 'f'), 'latin1').length, 100_000));
+      const fd = openSync(join(b.mnt, 'd', 'f'), 'r+');
+      try {
+        await bBehindA(
+          a,
+          b,
+          () => {
+            linkSync(join(b.mnt, 'd', 'f'), join(b.mnt, 'd', 'g'));
+            unlinkSync(join(b.mnt, 'd', 'f'));
+          },
+          () => {
+            unlinkSync(join(a.mnt, 'd', 'f'));
+            rmdirSync(join(a.mnt, 'd'));
+          },
+        );
+        await sleep(500);
+        const got = Buffer.alloc(10);
+        assert.equal(readSync(fd, got, 0, 10, 0), 10);
+        assert.equal(fstatSync(fd).size, 100_000);
+      } finally {
+        closeSync(fd);
+      }
+      // The directory stays here (empty) until a restart: the hidden name held it when the hub's removal came.
+      await within(5000, 'B caches nothing', () => assert.equal((JSON.parse(b.ctl(['cache', 'inspect', '--json']).out) as { files: number }).files, 0));
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
   it('a hard link into a directory another mount removed: the link goes, the file has one link, the directory goes', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);

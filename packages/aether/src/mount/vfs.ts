@@ -176,7 +176,8 @@ export class Vfs {
    * True while `dir` holds a hidden file. libfuse builds the hidden file's path through `dir`, so
    * once `dir` is gone its I/O fails with ENOENT inside libfuse: `dir` must stay (FUSE.md).
    */
-  private holdsHidden(dir: Ino): boolean {
+  /** True while `dir` holds the hidden name of an unlinked file that is still open (it must stay). */
+  holdsHidden(dir: Ino): boolean {
     for (const key of this.hidden.keys()) if (key.startsWith(`${dir}/`)) return true;
     return false;
   }
