@@ -154,6 +154,11 @@ export class RemoteApply {
           }
           const winner = committed.lookup(r.parent, r.wanted);
           if (winner !== undefined) {
+            // Not here at all (this mount removed it while the other mount filled it): the
+            // winner comes back whole, a directory with what it holds at the hub.
+            for (const tree of [this.d.view, this.d.shipped]) {
+              if (!tree.getInode(winner) && tree.lookup(r.parent, r.wanted) === undefined && tree.getInode(r.parent)) this.restore(tree, r.parent, r.wanted, winner, committed);
+            }
             this.resync(winner, get);
             this.link(r.parent, r.wanted, winner);
           }
@@ -246,7 +251,8 @@ export class RemoteApply {
 
   private link(parent: Ino, name: string, ino: Ino): void {
     for (const tree of [this.d.view, this.d.shipped]) {
-      if (tree.lookup(parent, name) !== undefined || !tree.getInode(parent)) continue;
+      // A name for a node the tree lacks would list a file nobody can open.
+      if (tree.lookup(parent, name) !== undefined || !tree.getInode(parent) || !tree.getInode(ino)) continue;
       tree.addEntry(parent, name, ino);
       // A node kept without a name (made in a directory that was gone at a restart) has one now.
       const inode = tree.getInode(ino);

@@ -343,6 +343,34 @@ describe('bridge mode: a name this mount used and removed while another mount ma
 });
 
 describe('bridge mode: a link or rename the hub skipped', () => {
+  it('a directory removed and made again here while another mount filled it: its contents show here too', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      mkdirSync(join(a.mnt, 'd'));
+      writeFileSync(join(a.mnt, 'd', 'x'), 'x');
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has d/x', () => assert.deepEqual(show(b), ['d', 'd/x=x']));
+      await bBehindA(
+        a,
+        b,
+        () => {
+          unlinkSync(join(b.mnt, 'd', 'x'));
+          rmdirSync(join(b.mnt, 'd'));
+          mkdirSync(join(b.mnt, 'd'));
+        },
+        () => writeFileSync(join(a.mnt, 'd', 'y'), 'A wrote y'),
+      );
+      const named = (m: MountProcess): string[] => show(m).map((n) => n.replace(/conflict-.*/, 'conflict')).sort();
+      await within(5000, 'A and B agree', () => {
+        assert.deepEqual(named(a), ['d', 'd.conflict', 'd/y=A wrote y']);
+        assert.deepEqual(named(b), named(a));
+      });
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
   it('a hard link to a name another mount made first: the link gets the conflict name on both mounts', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);
