@@ -1,0 +1,316 @@
+/**
+ * An exploratory fuzzer, not part of the suite (its name does not end in .test.ts): two bridge
+ * mounts run seeded random workloads on overlapping names, drains paused and resumed at random,
+ * now and then a kill -9 and restart; at the end both must converge to the hub's tree and no
+ * content a mount wrote last (per path) may be lost. On 2026-12-06 it found convergence failures
+ * in 13 of 34 seeds (stop 15's note lists them by cause); one cause is fixed (a directory removed
+ * and made again here while another mount filled it), the others are open.
+ *
+ * Run: npm run build && node --test --test-reporter=spec packages/aether-remote/dist/test/mount/two-writer-fuzz.js
+ * FUZZ_SEEDS=1,2,3 (default: one from the clock, AETHER_KILL_SEED replays), FUZZ_STEPS=N
+ * (default 50-200 drawn from the seed), FUZZ_KILLS=0 turns the kill -9s off.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { appendFileSync, chmodSync, closeSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { seededRandom } from '../seeded-random.js';
+import { bridgeMount, sleep, syncWait, withHub } from './bridge-helpers.js';
+import { killSeed, stopAll, stopCleanly, type MountProcess } from './harness.js';
+
+after(stopAll);
+
+const DIRS = ['', 'd0', 'd1', 'd0/e'];
+const FILES = ['f0', 'f1', 'f2', 'f3'];
+const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex').slice(0, 16);
+
+interface Ev {
+  t: number;
+  who: string;
+  kind: string;
+  paths: string[];
+  /** For paths holding content this mount just wrote/moved: path → content hash read back. */
+  content?: Map<string, string>;
+}
+
+interface Slot {
+  name: string;
+  m: MountProcess;
+  paused: boolean;
+  logs: string;
+}
+
+const INTERESTING = /resolution|skipped|does not apply|journal entry|conflict|error|Error/;
+
+function diffTrees(x: Map<string, string>, y: Map<string, string>, lx: string, ly: string): string {
+  const out: string[] = [];
+  for (const k of new Set([...x.keys(), ...y.keys()])) {
+    if (x.get(k) !== y.get(k)) out.push(`${k}: ${lx}=${x.get(k) ?? '-'} ${ly}=${y.get(k) ?? '-'}`);
+  }
+  return out.sort().slice(0, 40).join('\n');
+}
+
+class Fuzz {
+  readonly events: Ev[] = [];
+  readonly linked = new Set<string>();
+  private t = 0;
+  private n = 0;
+
+  constructor(private readonly rnd: () => number) {}
+
+  private pick<T>(xs: readonly T[]): T {
+    return xs[Math.floor(this.rnd() * xs.length)]!;
+  }
+
+  private path(): string {
+    return join(this.pick(DIRS), this.pick(FILES));
+  }
+
+  private body(who: string): Buffer {
+    const big = this.rnd() < 0.08;
+    const len = big ? 65_536 + Math.floor(this.rnd() * 100_000) : 1 + Math.floor(this.rnd() * 200);
+    const head = Buffer.from(`<${who}:${this.n++}>`);
+    const b = Buffer.alloc(len);
+    for (let i = 0; i < len; i++) b[i] = 97 + Math.floor(this.rnd() * 26);
+    return Buffer.concat([head, b]);
+  }
+
+  private readBack(root: string, paths: string[]): Map<string, string> {
+    const m = new Map<string, string>();
+    for (const p of paths) {
+      try {
+        m.set(p, sha(readFileSync(join(root, p))));
+      } catch {
+        // gone meanwhile (the other mount's change applied): nothing expected
+      }
+    }
+    return m;
+  }
+
+  /** One random operation on `s`; errors from the other mount's changes are expected. Returns a description. */
+  step(s: Slot): string {
+    const root = s.m.mnt;
+    const who = s.name;
+    const r = this.rnd();
+    const t = ++this.t;
+    const p = this.path();
+    let desc = '';
+    try {
+      if (r < 0.22) {
+        desc = `write ${p}`;
+        writeFileSync(join(root, p), this.body(who));
+        this.events.push({ t, who, kind: 'write', paths: [p], content: this.readBack(root, [p]) });
+      } else if (r < 0.37) {
+        desc = `append ${p}`;
+        appendFileSync(join(root, p), this.body(who));
+        this.events.push({ t, who, kind: 'append', paths: [p], content: this.readBack(root, [p]) });
+      } else if (r < 0.45) {
+        desc = `pwrite ${p}`;
+        const fd = openSync(join(root, p), 'r+');
+        try {
+          writeSync(fd, `[${who}${this.n++}]`, Math.floor(this.rnd() * 10));
+        } finally {
+          closeSync(fd);
+        }
+        this.events.push({ t, who, kind: 'pwrite', paths: [p], content: this.readBack(root, [p]) });
+      } else if (r < 0.52) {
+        const mode = this.pick([0o600, 0o640, 0o755]);
+        desc = `chmod ${p} ${mode.toString(8)}`;
+        chmodSync(join(root, p), mode);
+        // A mode change is a touch, not content this mount wrote.
+        this.events.push({ t, who, kind: 'chmod', paths: [p] });
+      } else if (r < 0.65) {
+        const q = this.path();
+        desc = `rename ${p} ${q}`;
+        renameSync(join(root, p), join(root, q));
+        this.events.push({ t, who, kind: 'rename', paths: [p, q], content: this.readBack(root, [q]) });
+      } else if (r < 0.75) {
+        desc = `unlink ${p}`;
+        rmSync(join(root, p));
+        this.events.push({ t, who, kind: 'unlink', paths: [p] });
+      } else if (r < 0.8) {
+        const q = this.path();
+        desc = `link ${p} ${q}`;
+        linkSync(join(root, p), join(root, q));
+        this.linked.add(p).add(q);
+        this.events.push({ t, who, kind: 'link', paths: [p, q] });
+      } else if (r < 0.9) {
+        const d = this.pick(DIRS.slice(1));
+        desc = `mkdir ${d}`;
+        mkdirSync(join(root, d));
+        this.events.push({ t, who, kind: 'mkdir', paths: [d] });
+      } else if (r < 0.96) {
+        const d = this.pick(DIRS.slice(1));
+        desc = `rm -r ${d}`;
+        this.events.push({ t, who, kind: 'rmdir', paths: [d] });
+        rmSync(join(root, d), { recursive: true });
+      } else {
+        const d = this.pick(DIRS.slice(1));
+        const e = this.pick(DIRS.slice(1));
+        desc = `rename-dir ${d} ${e}`;
+        // Both sides: everything under either is touched.
+        this.events.push({ t, who, kind: 'rename-dir', paths: [d, e] });
+        renameSync(join(root, d), join(root, e));
+      }
+      return `${who} ${desc}`;
+    } catch (err) {
+      // Even a failed directory op may have done part of its work (rm -r): keep its touch event.
+      return `${who} ${desc} -> ${(err as NodeJS.ErrnoException).code ?? String(err)}`;
+    }
+  }
+
+  /** Content each mount wrote last per path, when no other event touched the path (or an ancestor) afterwards. */
+  expected(): { path: string; who: string; hash: string; t: number }[] {
+    const touches = (ev: Ev, p: string): boolean => ev.paths.some((q) => q === p || p.startsWith(`${q}/`) || q.startsWith(`${p}/`));
+    const paths = new Set(this.events.flatMap((e) => e.paths));
+    const out: { path: string; who: string; hash: string; t: number }[] = [];
+    for (const p of paths) {
+      if (this.linked.has(p)) continue;
+      const last = [...this.events].reverse().find((e) => touches(e, p));
+      const h = last?.content?.get(p);
+      if (last && h) out.push({ path: p, who: last.who, hash: h, t: last.t });
+    }
+    return out;
+  }
+}
+
+async function settle(slots: Slot[]): Promise<string[]> {
+  const notes: string[] = [];
+  for (const s of slots) if (s.m.ctl(['sync', 'resume']).code !== 0) notes.push(`${s.name}: resume failed`);
+  for (let round = 0; round < 6; round++) {
+    let all = true;
+    for (const s of slots) {
+      const w = syncWait(s.m, 30);
+      if (w.code !== 0) {
+        all = false;
+        notes.push(`${s.name}: sync wait round ${round}: ${w.err.trim().split('\n').slice(-1)[0]}`);
+      }
+    }
+    await sleep(500);
+    const again = slots.every((s) => syncWait(s.m, 5).code === 0);
+    if (all && again) break;
+  }
+  await sleep(2000);
+  return notes;
+}
+
+/**
+ * tree(), but an entry that readdir lists and lstat cannot find shows as "unreachable" instead of
+ * failing the walk (noted in `errs`, once per label): that itself is a finding.
+ */
+function safeTree(root: string, errs: string[], label: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (rel: string): void => {
+    let names: string[];
+    try {
+      names = readdirSync(join(root, rel));
+    } catch (err) {
+      out.set(rel || '.', `unreadable dir ${(err as NodeJS.ErrnoException).code}`);
+      return;
+    }
+    for (const name of names) {
+      const p = rel ? `${rel}/${name}` : name;
+      try {
+        const st = lstatSync(join(root, p));
+        if (st.isDirectory()) {
+          out.set(p, `dir ${st.mode.toString(8)}`);
+          walk(p);
+        } else out.set(p, `file ${st.mode.toString(8)} ${sha(readFileSync(join(root, p)))}`);
+      } catch (err) {
+        out.set(p, `unreachable ${(err as NodeJS.ErrnoException).code}`);
+        errs.push(`${label}: readdir lists ${p} but it fails: ${(err as NodeJS.ErrnoException).code}`);
+      }
+    }
+  };
+  walk('');
+  return out;
+}
+
+const seeds = (process.env.FUZZ_SEEDS ?? String(killSeed())).split(',').map(Number);
+
+describe('bridge mode fuzz: two mounts changing overlapping names concurrently', () => {
+  for (const seed of seeds) {
+    it(`seed ${seed}: both mounts converge to the hub's tree and no last-written content is lost`, async () => {
+      const rnd = seededRandom(seed);
+      const steps = Number(process.env.FUZZ_STEPS ?? 50 + Math.floor(rnd() * 151));
+      const kills = process.env.FUZZ_KILLS !== '0';
+      process.stdout.write(`# fuzz2 seed ${seed} steps ${steps}\n`);
+      await withHub(async (h) => {
+        const slots: Slot[] = [
+          { name: 'A', m: await bridgeMount(h.hub), paused: false, logs: '' },
+          { name: 'B', m: await bridgeMount(h.hub), paused: false, logs: '' },
+        ];
+        const fuzz = new Fuzz(rnd);
+        const trace: string[] = [];
+        for (let i = 0; i < steps; i++) {
+          const s = slots[rnd() < 0.5 ? 0 : 1]!;
+          trace.push(fuzz.step(s));
+          const r = rnd();
+          if (r < 0.06) {
+            const x = slots[rnd() < 0.5 ? 0 : 1]!;
+            x.paused = !x.paused;
+            assert.equal(x.m.ctl(['sync', x.paused ? 'pause' : 'resume']).code, 0);
+            trace.push(`${x.name} ${x.paused ? 'pause' : 'resume'}`);
+          } else if (kills && r < 0.075) {
+            const x = slots[rnd() < 0.5 ? 0 : 1]!;
+            x.logs += x.m.stderr();
+            await x.m.kill9();
+            x.m = await bridgeMount(h.hub, {}, { mnt: x.m.mnt, stateDir: x.m.stateDir });
+            x.paused = false;
+            trace.push(`${x.name} kill -9 + restart`);
+          } else if (r < 0.2) {
+            const ms = Math.floor(rnd() * 150);
+            await sleep(ms);
+            trace.push(`sleep ${ms}`);
+          }
+        }
+        const notes = await settle(slots);
+        const [a, b] = slots as [Slot, Slot];
+        const problems: string[] = [];
+        const walkErrs: string[] = [];
+        const ta = safeTree(a.m.mnt, walkErrs, 'A');
+        const tb = safeTree(b.m.mnt, walkErrs, 'B');
+        const c = await bridgeMount(h.hub);
+        // Give C time to catch up (its snapshot + feed).
+        let tc = safeTree(c.mnt, [], 'C');
+        for (let i = 0; i < 40 && diffTrees(tc, ta, 'C', 'A') !== ''; i++) {
+          await sleep(250);
+          tc = safeTree(c.mnt, [], 'C');
+        }
+        tc = safeTree(c.mnt, walkErrs, 'C');
+        // A and B again: still changing after the settle is itself worth knowing.
+        const ta2 = safeTree(a.m.mnt, walkErrs, 'A(again)');
+        const tb2 = safeTree(b.m.mnt, walkErrs, 'B(again)');
+        if (diffTrees(ta, ta2, 'A', 'A-later')) problems.push(`A still changing after the settle:\n${diffTrees(ta, ta2, 'A', 'A-later')}`);
+        if (diffTrees(tb, tb2, 'B', 'B-later')) problems.push(`B still changing after the settle:\n${diffTrees(tb, tb2, 'B', 'B-later')}`);
+        problems.push(...walkErrs);
+        if (diffTrees(ta, tb, 'A', 'B')) problems.push(`A and B differ:\n${diffTrees(ta, tb, 'A', 'B')}`);
+        if (diffTrees(ta, tc, 'A', 'hub(C)')) problems.push(`A and the hub (fresh mount C) differ:\n${diffTrees(ta, tc, 'A', 'hub(C)')}`);
+        if (diffTrees(tb, tc, 'B', 'hub(C)')) problems.push(`B and the hub (fresh mount C) differ:\n${diffTrees(tb, tc, 'B', 'hub(C)')}`);
+        for (const [t, name] of [
+          [ta, 'A'],
+          [tb, 'B'],
+        ] as const) {
+          const hashes = new Set([...t.values()].filter((v) => v.startsWith('file')).map((v) => v.split(' ')[2]));
+          for (const e of fuzz.expected()) {
+            if (!hashes.has(e.hash)) problems.push(`lost on ${name}: ${e.who}'s content ${e.hash} of ${e.path} (written at step-event ${e.t})`);
+          }
+        }
+        if (problems.length > 0) {
+          const logs = slots
+            .map((s) => `--- ${s.name} log ---\n${(s.logs + s.m.stderr()).split('\n').filter((l) => INTERESTING.test(l)).slice(-60).join('\n')}`)
+            .join('\n');
+          const show = (t: Map<string, string>): string => [...t].map(([k, v]) => `${k} ${v}`).sort().join('\n');
+          throw new Error(
+            `seed ${seed} (steps ${steps}):\n${problems.join('\n')}\nsettle notes: ${notes.join('; ')}\n` +
+              `--- trace ---\n${trace.join('\n')}\n--- A ---\n${show(ta)}\n--- B ---\n${show(tb)}\n--- C ---\n${show(tc)}\n${logs}`,
+          );
+        }
+        process.stdout.write(`# seed ${seed}: ${ta.size} entries, converged\n`);
+        await stopCleanly(c);
+        for (const s of slots) await stopCleanly(s.m);
+      });
+    });
+  }
+});
