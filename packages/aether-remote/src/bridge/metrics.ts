@@ -12,6 +12,7 @@ export const BRIDGE_METRIC = {
   feedLagEntries: 'aether_bridge_feed_lag_entries',
   snapshotsTotal: 'aether_bridge_snapshots_total',
   opsSkippedTotal: 'aether_bridge_ops_skipped_total',
+  viewRepairsTotal: 'aether_bridge_view_repairs_total',
 } as const;
 
 export class BridgeMetrics {
@@ -25,6 +26,7 @@ export class BridgeMetrics {
   readonly feedEntries: Counter;
   readonly snapshots: Counter;
   readonly opsSkipped: Counter<'reason'>;
+  readonly viewRepairs: Counter;
 
   constructor(registry: Registry, read: { feedLag(): number }) {
     const registers = [registry];
@@ -47,6 +49,11 @@ export class BridgeMetrics {
       name: BRIDGE_METRIC.opsSkippedTotal,
       help: "This mount's journal ops the hub acknowledged without applying them (conflict rules), by the hub's reason",
       labelNames: ['reason'],
+      registers,
+    });
+    this.viewRepairs = new Counter({
+      name: BRIDGE_METRIC.viewRepairsTotal,
+      help: "Times the mount's view, with nothing left to ship, differed from the hub's tree (concurrent changes to the same names) and was brought in line",
       registers,
     });
     new Gauge({

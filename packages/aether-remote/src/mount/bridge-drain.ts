@@ -28,6 +28,8 @@ export interface BridgeDrainDeps {
   /** The hub resolved some ops otherwise than this mount applied them (conflicts): after the commit; `ops` by journal sequence. */
   onResolutions: (resolutions: Resolution[], ops: ReadonlyMap<number, WireOp>) => void;
   log: (line: string) => void;
+  /** A journal entry did not apply to the shipped tree: it may differ from the replica once acknowledged. */
+  diverged?: () => void;
   maxBatchEntries?: number;
 }
 
@@ -132,6 +134,7 @@ export class BridgeDrain extends SerialDrain implements SyncDrain {
         try {
           applyOp(shipped, op, { keepOrphans: true });
         } catch (err) {
+          this.d.diverged?.();
           this.d.log(`journal entry ${e.seq} does not apply to the shipped tree: ${err instanceof Error ? err.message : String(err)}`);
         }
       }

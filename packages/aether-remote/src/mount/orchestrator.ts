@@ -5,6 +5,7 @@ import { SpaceReclaimer } from '@aether/core/mount/space-reclaimer';
 import type { ContentSource, Vfs } from '@aether/core/mount/vfs';
 import type { ReclaimResult } from '@aether/core/store/chunks';
 import type { FileCache } from '@aether/core/runtime/cache/index';
+import type { DrainJournal } from '@aether/core/mount/drain';
 import { MemoryMeta } from '@aether/core/tree/meta';
 import type { Ino, Op } from '@aether/core/tree/ops';
 import { ReconnectBackoff } from '../bridge/backoff.js';
@@ -15,6 +16,7 @@ import { BridgeDrain } from './bridge-drain.js';
 import { loadIdentity, saveIdentity, type MountIdentity } from './identity.js';
 import { RemoteApply } from './remote-apply.js';
 import { Replica } from './replica.js';
+import { alignedNothing, alignTree, type AlignResult } from './view-align.js';
 
 export type OrchestratorState = 'starting' | 'connecting' | 'online' | 'backing off' | 'stopping';
 
@@ -83,6 +85,17 @@ export class BridgeOrchestrator implements RemoteBackend {
     return { promise, resolve };
   })();
   private reclaimer: SpaceReclaimer | undefined;
+  private cache: FileCache | undefined;
+  private journal: DrainJournal | undefined;
+  /**
+   * Set when the view may differ from the replica once nothing is pending (a remote change or a
+   * journal entry that did not apply as it came, a resolution, a snapshot, a start): the next
+   * quiet moment aligns it (`alignIfQuiet`).
+   */
+  private divergent = false;
+  private alignTimer: NodeJS.Timeout | undefined;
+  private repairs = 0;
+  private lastRepair: { at: string; named: number; unnamed: number; changed: number; dropped: number } | null = null;
 
   constructor(private readonly opts: BridgeOptions) {
     this.urls = parseHubUrls(opts.url);
@@ -213,6 +226,7 @@ export class BridgeOrchestrator implements RemoteBackend {
   loadInto(view: MemoryMeta, cache: FileCache): void {
     const replica = this.replica;
     this.view = view;
+    this.cache = cache;
     replica.loadInto(view);
     const shipped = (this.shipped = new MemoryMeta());
     replica.loadInto(shipped);
@@ -225,6 +239,7 @@ export class BridgeOrchestrator implements RemoteBackend {
       editedLocally: (ino) => this.localEdits.has(ino),
       inUse: (ino) => this.localEdits.has(ino) || (this.vfs?.isOpen(ino) ?? false),
       holdsHidden: (dir) => this.vfs?.holdsHidden(dir) ?? false,
+      diverged: () => this.mayDiverge(),
     });
     replica.keepBase = (ino, removed) => this.localEdits.has(ino) || (removed && (this.vfs?.isOpen(ino) ?? false));
     // Files edited here whose version the replica replaced before a restart: the journal's
@@ -241,6 +256,7 @@ export class BridgeOrchestrator implements RemoteBackend {
     replica.onSnapshot = (base, next) => {
       this.snapshotsMerged++;
       remote.snapshot(base, next, this.drain?.inFlightOps ?? []);
+      this.mayDiverge();
     };
     this.remote = remote;
   }
@@ -284,6 +300,9 @@ export class BridgeOrchestrator implements RemoteBackend {
       this.remote?.settled(ino, replica);
     }
     this.replayed.resolve();
+    this.journal = ctx.journal;
+    // Entries replayed onto a tree another mount changed meanwhile: checked once all is shipped.
+    this.mayDiverge();
     this.drain = new BridgeDrain({
       journal: ctx.journal,
       client: this.client!,
@@ -320,6 +339,7 @@ export class BridgeOrchestrator implements RemoteBackend {
         });
       },
       onResolutions: (rs, ops) => {
+        this.mayDiverge();
         for (const r of rs) {
           this.log(`bridge: hub resolution: ${JSON.stringify(r)}`);
           if (r.kind === 'skipped') this.noteSkipped(r.jseq, r.reason);
@@ -329,8 +349,62 @@ export class BridgeOrchestrator implements RemoteBackend {
         for (const ino of this.remote?.resolve(rs, this.replica, ops) ?? []) vfs.forgetUnused(ino);
       },
       log: this.log,
+      diverged: () => this.mayDiverge(),
     });
     return this.drain;
+  }
+
+  private mayDiverge(): void {
+    this.divergent = true;
+    this.armAlign(100);
+  }
+
+  private armAlign(ms: number): void {
+    if (this.alignTimer || this.isStopping()) return;
+    this.alignTimer = setTimeout(() => {
+      this.alignTimer = undefined;
+      this.alignIfQuiet();
+    }, ms);
+    this.alignTimer.unref();
+  }
+
+  /**
+   * With nothing left to ship and nothing in flight, the view must name and hold exactly what the
+   * replica does: remote changes and the hub's resolutions are mirrored op by op, and when two
+   * mounts change the same names at once a later local op can leave the mirror wrong (a name the
+   * hub gave a conflict copy that a later local op removed here only, a directory's entries under
+   * another one after renames on both sides). The view and the shipped tree are then brought in
+   * line with the replica, in one turn (no file system request runs in between); clean cached
+   * data of files whose size or time changed goes.
+   */
+  private alignIfQuiet(): void {
+    if (!this.divergent || this.isStopping()) return;
+    const { journal, drain, view, shipped, vfs, cache } = this;
+    if (!journal || !drain || !view || !shipped || !vfs || !cache) return;
+    const quiet = journal.lastSeq === journal.committedSeq && drain.inFlightOps.length === 0 && !this.replica.applying && this.localEdits.size === 0 && this.namelessAtReplay.size === 0;
+    if (!quiet) return this.armAlign(250);
+    this.divergent = false;
+    const committed = this.replica.tree();
+    const r = alignTree(view, committed, (ino) => (view.getInode(ino)?.kind === 'dir' ? vfs.holdsHidden(ino) : vfs.isOpen(ino)));
+    alignTree(shipped, committed, () => false);
+    for (const ino of r.contentChanged) void cache.invalidate(ino).catch((err: unknown) => this.log(`bridge: cache invalidate of inode ${ino}: ${String(err)}`));
+    for (const ino of r.dropped) void cache.remove(ino).catch(() => undefined);
+    // Directory times alone differ after most resolutions (the hub's renames touch them, the
+    // view's do not): set, but not a repair worth a log line.
+    const timesOnly = r.named.length + r.unnamed.length + r.dropped.length === 0 && r.changed.every((ino) => view.getInode(ino)?.kind === 'dir');
+    if (!alignedNothing(r) && !timesOnly) this.noteRepair(r);
+  }
+
+  private noteRepair(r: AlignResult): void {
+    this.repairs++;
+    this.client?.metrics.viewRepairs.inc();
+    this.lastRepair = { at: new Date().toISOString(), named: r.named.length, unnamed: r.unnamed.length, changed: r.changed.length, dropped: r.dropped.length };
+    const few = (xs: readonly unknown[]): string => xs.slice(0, 8).join(', ') + (xs.length > 8 ? ', ...' : '');
+    this.log(
+      `bridge: the view differed from the hub's tree with nothing pending and now follows it: ` +
+        `${r.named.length} name(s) added [${few(r.named)}], ${r.unnamed.length} removed [${few(r.unnamed)}], ` +
+        `${r.changed.length} inode(s) changed [${few(r.changed)}], ${r.dropped.length} dropped [${few(r.dropped)}]`,
+    );
   }
 
   /** An op the hub did not apply: the operator sees it in the metrics and `aether status`. */
@@ -399,6 +473,7 @@ export class BridgeOrchestrator implements RemoteBackend {
       acked_journal_seq: this.client?.appliedSeq ?? 0,
       feed_error: this.feedError,
       snapshots_merged: this.snapshotsMerged,
+      view_repairs: { total: this.repairs, last: this.lastRepair },
       skipped_ops: { total: [...this.skipped.values()].reduce((a, b) => a + b, 0), by_reason: Object.fromEntries(this.skipped), last: this.lastSkipped },
     };
   }
@@ -415,10 +490,12 @@ export class BridgeOrchestrator implements RemoteBackend {
 
   stopping(): void {
     this.stateValue = 'stopping';
+    clearTimeout(this.alignTimer);
   }
 
   async close(): Promise<void> {
     this.stateValue = 'stopping';
+    clearTimeout(this.alignTimer);
     this.replayed.resolve();
     await this.drain?.close();
     await this.client?.close();

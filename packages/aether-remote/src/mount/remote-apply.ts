@@ -37,6 +37,8 @@ export interface RemoteApplyDeps {
   inUse?: (ino: Ino) => boolean;
   /** A directory holding the hidden name of an open, unlinked file: it stays even if empty. */
   holdsHidden?: (dir: Ino) => boolean;
+  /** A remote change did not apply as it came: the view may differ from the replica once nothing is pending. */
+  diverged?: () => void;
 }
 
 /**
@@ -108,6 +110,7 @@ export class RemoteApply {
       // The removed (or replaced) inode's cached data goes with it.
       if (isView && gone && !tree.getInode(gone)) void this.d.cache.remove(gone).catch(() => undefined);
     } catch (err) {
+      this.d.diverged?.();
       if (isView) this.d.log(`remote change ${op.t} does not apply to this mount's view (a local change is pending): ${err instanceof Error ? err.message : String(err)}`);
     }
   }

@@ -62,6 +62,7 @@ export class Replica {
   readonly store: Store;
   private readonly reader: Database;
   private snapshot: SnapshotPartFrame[] | undefined;
+  private applyingCount = 0;
   private readonly waiters: { hubSeq: number; resolve: () => void }[] = [];
   /** Remote changes applied: the orchestrator mirrors them into the mount's view. */
   onRemoteOps: ((ops: WireOp[], entry: FeedEntry) => void) | undefined;
@@ -265,13 +266,28 @@ export class Replica {
     this.store.loadInto(view);
   }
 
-  private tree(): MemoryMeta {
+  /** The whole committed tree, in memory. */
+  tree(): MemoryMeta {
     const t = new MemoryMeta();
     this.store.loadInto(t);
     return t;
   }
 
+  /** True while a changefeed event is being applied: the replica may hold it before the view does. */
+  get applying(): boolean {
+    return this.applyingCount > 0;
+  }
+
   async apply(e: FeedEvent, fetch: ChunkFetcher): Promise<void> {
+    this.applyingCount++;
+    try {
+      await this.applyEvent(e, fetch);
+    } finally {
+      this.applyingCount--;
+    }
+  }
+
+  private async applyEvent(e: FeedEvent, fetch: ChunkFetcher): Promise<void> {
     switch (e.kind) {
       case 'reset':
       case 'snapshot-begin':

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { TOKEN } from '../hub/helpers.js';
-import { bridgeMount, FAST_ENV, fileWriter, readOr, sleep, syncWait, tree, within, withHub } from './bridge-helpers.js';
+import { bridgeMount, bridgeStatus, FAST_ENV, fileWriter, readOr, sleep, syncWait, tree, within, withHub } from './bridge-helpers.js';
 import { mountMustFail, startMount, status, stopAll, stopCleanly, tempDir, type MountProcess } from './harness.js';
 
 after(stopAll);
@@ -932,6 +932,40 @@ describe('bridge mode: the hub goes away', () => {
       });
       await stopCleanly(a);
       await stopCleanly(b);
+    });
+  });
+});
+
+describe('bridge mode: once nothing is pending, the view is the hub\'s tree', () => {
+  it('A writes d/x while B removes d and makes a new d with y: A shows the new d/y and x under its conflict name, as B and a new mount do', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      mkdirSync(join(a.mnt, 'd'));
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has d', () => assert.deepEqual(show(b), ['d']));
+      // A's view cannot take B's changes as they come (its own d/x is pending in the old d): the
+      // rmdir fails here, and so do the new d and the y made in it.
+      await bBehindA(
+        b,
+        a,
+        () => writeFileSync(join(a.mnt, 'd', 'x'), 'A wrote x'),
+        () => {
+          rmdirSync(join(b.mnt, 'd'));
+          mkdirSync(join(b.mnt, 'd'));
+          writeFileSync(join(b.mnt, 'd', 'y'), 'B wrote y');
+        },
+      );
+      const c = await bridgeMount(h.hub);
+      const named = (m: MountProcess): string[] => show(m).map((n) => n.replace(/conflict-[^=]*/, 'conflict'));
+      await within(5000, 'A, B and C agree', () => {
+        assert.deepEqual(named(c), ['d', 'd/y=B wrote y', 'x.conflict=A wrote x']);
+        assert.deepEqual(named(b), named(c));
+        assert.deepEqual(named(a), named(c));
+      });
+      const repairs = bridgeStatus(a).view_repairs as { total: number; last: { named: number } };
+      assert.ok(repairs.total >= 1 && repairs.last.named >= 1, JSON.stringify(repairs));
+      for (const m of [a, b, c]) await stopCleanly(m);
     });
   });
 });

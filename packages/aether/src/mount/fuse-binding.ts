@@ -187,6 +187,7 @@ const fuseNativeDir = dirname(require.resolve('fuse-native/package.json'));
 const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp-build')(fuseNativeDir) as {
   fuse_native_get_context(): [number, number, number];
   fuse_native_attr_guard(): boolean;
+  fuse_native_self_rename(request: Buffer): boolean;
   fuse_native_set_uncached(ino: number, on: boolean): void;
   fuse_native_attrs_put(path: string, ints: Buffer, complete: boolean): void;
   fuse_native_attrs_clear(): void;
@@ -210,10 +211,20 @@ export function callerContext(): { uid: number; gid: number; pid: number } {
  * Installs the patch's per-reply attribute timeouts: a non-directory with more than one link is
  * answered with attribute timeout 0 whatever `attr_timeout` says, because libfuse's high-level
  * API gives each of its names its own kernel inode (FUSE.md). True when installed; when false,
- * attributes must not be cached at all (attr_timeout=0) for hard links to stay coherent.
+ * attributes must not be cached at all (attr_timeout=0) for hard links to stay coherent. The same
+ * hooks answer a rename of a name onto itself (`isSelfRenameRequest`).
  */
 export function guardHardLinkAttributes(): boolean {
   return nativeAddon.fuse_native_attr_guard();
+}
+
+/**
+ * Whether the hook installed with the guard above answers this raw FUSE request (header and
+ * arguments, as read from /dev/fuse) itself with ESTALE: a RENAME or RENAME2 of one name onto
+ * itself, on which libfuse 2.9 would wait for good (FUSE.md). For tests.
+ */
+export function isSelfRenameRequest(request: Buffer): boolean {
+  return nativeAddon.fuse_native_self_rename(request);
 }
 
 /**

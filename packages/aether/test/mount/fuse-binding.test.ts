@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AetherError, isAetherError } from '../../src/errors.js';
-import { claimBindingAttrs, cleanStaleMount, decodeUtime, Errno, errnoOf, fuseError, guardHardLinkAttributes, inspectMountpoint, prepareMountpoint, statInts, UTIME_NOW_MS, UTIME_OMIT_MS } from '../../src/mount/fuse-binding.js';
+import { claimBindingAttrs, cleanStaleMount, decodeUtime, Errno, errnoOf, fuseError, guardHardLinkAttributes, inspectMountpoint, isSelfRenameRequest, prepareMountpoint, statInts, UTIME_NOW_MS, UTIME_OMIT_MS } from '../../src/mount/fuse-binding.js';
 import { cleanup, Memfs, tempDir, type OpEvent } from './helpers.js';
 
 /** The watchdog fuse-native 2.2.6 arms by default fails an operation after 15 s. */
@@ -47,6 +47,31 @@ describe('fuse-binding: the addon and the plain helpers', () => {
     // Without them the mount silently falls back to attr_timeout=0: correct, but a getattr per stat.
     assert.equal(guardHardLinkAttributes(), ['x64', 'arm64'].includes(process.arch) && process.platform === 'linux');
     assert.equal(guardHardLinkAttributes(), guardHardLinkAttributes(), 'idempotent');
+  });
+
+  it('answers a rename of a name onto itself (RENAME, RENAME2) before libfuse, which would wait on it for good; no other request', () => {
+    /** A raw request: the 40-byte header, the rename's arguments, the two names. */
+    const req = (opcode: number, dir: number, newDir: number, from: string, to: string, cut = 0): Buffer => {
+      const arg = Buffer.alloc(opcode === 45 ? 16 : 8);
+      arg.writeBigUInt64LE(BigInt(newDir));
+      const body = Buffer.concat([arg, Buffer.from(`${from}\0${to}\0`)]);
+      const head = Buffer.alloc(40);
+      head.writeUInt32LE(40 + body.length, 0);
+      head.writeUInt32LE(opcode, 4);
+      head.writeBigUInt64LE(7n, 8);
+      head.writeBigUInt64LE(BigInt(dir), 16);
+      const all = Buffer.concat([head, body]);
+      return all.subarray(0, all.length - cut);
+    };
+    assert.equal(isSelfRenameRequest(req(12, 1, 1, 'd1', 'd1')), true);
+    assert.equal(isSelfRenameRequest(req(45, 5, 5, 'x', 'x')), true);
+    assert.equal(isSelfRenameRequest(req(12, 1, 1, 'd1', 'd10')), false);
+    assert.equal(isSelfRenameRequest(req(12, 1, 1, 'd10', 'd1')), false);
+    assert.equal(isSelfRenameRequest(req(12, 1, 2, 'd1', 'd1')), false);
+    assert.equal(isSelfRenameRequest(req(45, 2, 1, 'x', 'x')), false);
+    assert.equal(isSelfRenameRequest(req(13, 1, 1, 'd1', 'd1')), false, 'another opcode');
+    assert.equal(isSelfRenameRequest(req(12, 1, 1, 'd1', 'd1', 1)), false, 'the second name cut short');
+    assert.equal(isSelfRenameRequest(req(12, 1, 1, 'd1', 'd1').subarray(0, 30)), false, 'a header cut short');
   });
 
   it('the binding\'s attribute answers are claimed by one mount of a process at a time', () => {
