@@ -36,6 +36,7 @@ export type AetherErrorCode =
   | 'BRIDGE_AUTH_FAILED'
   | 'BRIDGE_REJECTED'
   | 'BRIDGE_PROTOCOL'
+  | 'BRIDGE_CHUNKS_GONE'
   | 'BRIDGE_CLOSED';
 
 export class AetherError extends Error {

@@ -113,6 +113,8 @@ export class BridgeClient extends EventEmitter {
   private cursor: number | undefined;
   private knownHubSeq = 0;
   private snapshotSeq: number | undefined;
+  /** Connections given up by `resync`: frames still arriving on them are dropped. */
+  private readonly abandoned = new WeakSet<WebSocket>();
   private nextId = 1;
   private readonly requests = new Map<number, Request>();
   private readonly wanted = new Map<number, ChunkWanted>();
@@ -239,6 +241,7 @@ export class BridgeClient extends EventEmitter {
     }, timeoutMs);
     ws.on('open', () => this.sendJson({ t: 'hello', v: PROTOCOL_VERSION, token: this.opts.token, mountId: this.opts.mountId }));
     ws.on('message', (data: RawData, isBinary: boolean) => {
+      if (this.abandoned.has(ws)) return;
       this.touch();
       if (isBinary) return this.onChunk(data as Buffer);
       let frame: HubFrame;
@@ -330,6 +333,20 @@ export class BridgeClient extends EventEmitter {
     this.emit('welcome', w);
     for (const want of this.wanted.values()) this.sendGet(want);
     this.uploader.kick();
+  }
+
+  /**
+   * Starts the changefeed over from a snapshot: the hub no longer has chunks a queued entry or
+   * snapshot names (it reclaimed them after the grace period). What is queued goes, the connection
+   * is replaced (its frames are ignored from now on), and the next one follows from 0.
+   */
+  resync(): void {
+    this.feedQueue.clear();
+    this.resetFeed();
+    if (this.ws) {
+      this.abandoned.add(this.ws);
+      this.ws.terminate();
+    }
   }
 
   private resetFeed(): void {

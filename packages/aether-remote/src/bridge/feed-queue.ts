@@ -34,6 +34,15 @@ export class FeedQueue<T> {
     }
   }
 
+  /** Drops every item not taken yet (the feed starts over). */
+  clear(): void {
+    this.items.length = 0;
+    if (this.full) {
+      this.full = false;
+      this.onRoom();
+    }
+  }
+
   end(): void {
     this.ended = true;
     this.items.length = 0;

@@ -17,6 +17,7 @@ interface HubCliOpts {
   tlsKey?: string;
   metricsListen: string;
   feedRetain: string;
+  chunkGrace: string;
   maxFrameBytes: string;
 }
 
@@ -73,6 +74,7 @@ export function addHubCommand(program: Command, io: Io, setExit: (code: number) 
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .option('--metrics-listen <host:port|off>', 'address of the /metrics endpoint', HUB_DEFAULTS.metricsListen)
     .option('--feed-retain <n>', 'changefeed entries kept; a mount further behind gets a snapshot', String(HUB_DEFAULTS.feedRetainEntries))
+    .option('--chunk-grace <seconds>', 'keep a chunk nothing names any more this long before giving its space back', String(HUB_DEFAULTS.chunkGraceMs / 1000))
     .option('--max-frame-bytes <n>', 'largest WebSocket message accepted', String(HUB_DEFAULTS.maxFrameBytes))
     .action(async (opts: HubCliOpts) => {
       const token = opts.token ?? process.env[HUB_TOKEN_ENV] ?? '';
@@ -96,6 +98,7 @@ export function addHubCommand(program: Command, io: Io, setExit: (code: number) 
           ...(tls ? { tls } : {}),
           metricsListen: opts.metricsListen,
           feedRetainEntries: wholeNumber('feed-retain', opts.feedRetain, 1),
+          chunkGraceMs: wholeNumber('chunk-grace', opts.chunkGrace, 0) * 1000,
           maxFrameBytes: wholeNumber('max-frame-bytes', opts.maxFrameBytes, 128 * 1024),
           log: (line) => io.err(`${line}\n`),
         });
@@ -111,6 +114,7 @@ export function addHubCommand(program: Command, io: Io, setExit: (code: number) 
           hub.storage.kind === 'postgres' ? `  store:    ${hub.storage.where} (PostgreSQL)` : `  data:     ${hub.storage.where}`,
           `  metrics:  ${hub.metricsAddress ? `http://${hub.metricsAddress}/metrics` : 'off'}`,
           `  feed:     hub sequence ${hub.hubSeq}, keeps ${hub.opts.feedRetainEntries} entries`,
+          `  chunks:   kept ${hub.opts.chunkGraceMs / 1000} s after nothing names them`,
           '',
         ].join('\n'),
       );

@@ -7,6 +7,7 @@ import { createRegistry, type Registry } from '@aether/core/metrics/registry';
 import { MetricsServer } from '@aether/core/metrics/server';
 import { CLOSE_REPLACED, CLOSE_SHUTDOWN, type BatchFrame } from '../protocol/frames.js';
 import { TokenCheck } from './auth.js';
+import { ChunkReclaimer } from './chunk-reclaim.js';
 import type { CommitOutcome } from './commit.js';
 import { HubMetrics } from './metrics.js';
 import { parseListen, withDefaults, type HubOptions, type HubOptionsInput } from './options.js';
@@ -35,6 +36,7 @@ export class Hub {
   private readonly wss: WebSocketServer;
   private readonly metricsServer: MetricsServer;
   private readonly heartbeat: NodeJS.Timeout;
+  private readonly reclaimer: ChunkReclaimer;
   private closing: Promise<void> | undefined;
   /** `host:port` actually bound. */
   address = '';
@@ -63,6 +65,18 @@ export class Hub {
     });
     this.heartbeat = setInterval(() => this.beat(), opts.heartbeatMs);
     this.heartbeat.unref();
+    this.reclaimer = new ChunkReclaimer(
+      storage,
+      opts.chunkGraceMs,
+      opts.nowMs,
+      (r) => {
+        this.metrics.chunksReclaimed.inc(r.dropped);
+        this.metrics.chunkBytesReclaimed.inc(r.freedBytes);
+        this.metrics.chunksDying.set(r.dying);
+        if (r.dropped > 0) this.log(`reclaimed ${r.dropped} chunk(s) no longer named for ${opts.chunkGraceMs / 1000} s, ${r.freedBytes} bytes; ${r.dying} more waiting out the grace period`);
+      },
+      (err) => this.log(`chunk reclaim failed (tried again later): ${err instanceof Error ? err.message : String(err)}`),
+    );
   }
 
   static async start(input: HubOptionsInput): Promise<Hub> {
@@ -162,6 +176,7 @@ export class Hub {
     this.metrics.commitSeconds.observe((performance.now() - started) / 1000);
     for (const r of outcome.resolutions) if (r.kind === 'renamed' || r.kind === 'conflict-copy') this.metrics.conflicts.inc({ kind: r.kind });
     if (outcome.hubSeq !== null) this.wakeFeeds();
+    this.reclaimer.committed();
     return outcome;
   }
 
@@ -181,6 +196,7 @@ export class Hub {
 
   private async shutdown(): Promise<void> {
     clearInterval(this.heartbeat);
+    await this.reclaimer.close();
     for (const s of this.sessions) s.close(CLOSE_SHUTDOWN, 'hub stopping');
     this.wss.close();
     await new Promise<void>((resolve) => (this.http.listening ? this.http.close(() => resolve()) : resolve()));

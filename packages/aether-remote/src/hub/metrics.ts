@@ -12,6 +12,9 @@ export const HUB_METRIC = {
   conflictsTotal: 'aether_hub_conflicts_total',
   snapshotsTotal: 'aether_hub_snapshots_total',
   commitSeconds: 'aether_hub_commit_seconds',
+  chunksReclaimedTotal: 'aether_hub_chunks_reclaimed_total',
+  chunkBytesReclaimedTotal: 'aether_hub_chunk_bytes_reclaimed_total',
+  chunksDying: 'aether_hub_chunks_dying',
 } as const;
 
 /** Frame kinds for the byte counters: chunk data (binary) or control (JSON). */
@@ -27,6 +30,9 @@ export class HubMetrics {
   readonly conflicts: Counter<'kind'>;
   readonly snapshots: Counter;
   readonly commitSeconds: Histogram;
+  readonly chunksReclaimed: Counter;
+  readonly chunkBytesReclaimed: Counter;
+  readonly chunksDying: Gauge;
 
   constructor(registry: Registry, read: { connectedMounts(): number; changefeedSeq(): number }) {
     const registers = [registry];
@@ -55,6 +61,9 @@ export class HubMetrics {
     this.conflicts = new Counter({ name: HUB_METRIC.conflictsTotal, help: 'Conflicts resolved, by kind (renamed, conflict-copy)', labelNames: ['kind'], registers });
     this.snapshots = new Counter({ name: HUB_METRIC.snapshotsTotal, help: 'Snapshots sent to clients too far behind the changefeed', registers });
     this.commitSeconds = new Histogram({ name: HUB_METRIC.commitSeconds, help: 'Time to commit a batch durably', buckets: [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1, 3], registers });
+    this.chunksReclaimed = new Counter({ name: HUB_METRIC.chunksReclaimedTotal, help: 'Chunks dropped: named by neither the tree nor a retained changefeed entry for the grace period', registers });
+    this.chunkBytesReclaimed = new Counter({ name: HUB_METRIC.chunkBytesReclaimedTotal, help: 'Bytes given back by the chunk reclaim (embedded: pack files; PostgreSQL: row data, freed by VACUUM)', registers });
+    this.chunksDying = new Gauge({ name: HUB_METRIC.chunksDying, help: 'Chunks no longer named, kept until their grace period ends', registers });
     for (const kind of ['chunk', 'control']) {
       this.bytesIn.inc({ kind }, 0);
       this.bytesOut.inc({ kind }, 0);

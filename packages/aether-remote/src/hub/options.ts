@@ -17,6 +17,11 @@ export interface HubOptions {
   metricsListen: string;
   /** How many changefeed entries the hub keeps; a client whose cursor is older gets a snapshot. */
   feedRetainEntries: number;
+  /**
+   * How long a chunk neither the tree nor a retained changefeed entry names is kept before its
+   * space is given back (a mount may still be fetching it for a snapshot or an entry since pruned).
+   */
+  chunkGraceMs: number;
   /** Largest WebSocket message accepted; a larger one closes the connection with 1009. */
   maxFrameBytes: number;
   maxBatchEntries: number;
@@ -45,6 +50,7 @@ export const HUB_DEFAULTS = {
   listen: '127.0.0.1:7420',
   metricsListen: '127.0.0.1:9465',
   feedRetainEntries: 100_000,
+  chunkGraceMs: 3_600_000,
   maxFrameBytes: 16 * 1024 * 1024,
   maxBatchEntries: 8192,
   maxStagedBytes: 64 * 1024 * 1024,
@@ -63,6 +69,7 @@ export function withDefaults(input: HubOptionsInput): HubOptions {
   if (o.token === '') throw new AetherError('HUB_OPTION_INVALID', 'the hub needs a token (--token or AFS_AETHER_HUB_TOKEN)');
   if (o.storeUrl === '' && o.dataDir === '') throw new AetherError('HUB_OPTION_INVALID', 'the hub needs a data directory (--data) or a PostgreSQL store (--store postgres://…)');
   if (o.storeUrl !== '' && !/^postgres(ql)?:\/\//.test(o.storeUrl)) throw new AetherError('HUB_OPTION_INVALID', `--store: ${JSON.stringify(redactUrl(o.storeUrl))} is not a postgres:// or postgresql:// URL`);
+  if (!(o.chunkGraceMs >= 0)) throw new AetherError('HUB_OPTION_INVALID', 'the chunk grace period must be 0 or more');
   if (o.feedRetainEntries < 1) throw new AetherError('HUB_OPTION_INVALID', 'feed retention must keep at least 1 entry');
   // A chunk frame (64 KiB + header) and a batch of a few ops must fit in one frame.
   if (o.maxFrameBytes < 128 * 1024) throw new AetherError('HUB_OPTION_INVALID', 'the frame limit must be at least 128 KiB');

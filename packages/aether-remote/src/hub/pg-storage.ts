@@ -10,7 +10,7 @@ import { PgCommitTables } from './pg-commit-tables.js';
 import { replaceRows, sqlLiteral, type Cols } from './pg-sql.js';
 import { migratePg } from './pg-schema.js';
 import { MOUNT_NO_MAX } from './schema.js';
-import type { FeedPage, HubStorage, SnapshotReader } from './storage.js';
+import type { ChunkReclaim, FeedPage, HubStorage, SnapshotReader } from './storage.js';
 import type { HubStateRow, MountRow, TombstoneRow } from './tables.js';
 
 /** bigint columns come back as JavaScript numbers: every value Aether stores is a safe integer. */
@@ -265,6 +265,40 @@ export class PgHubStorage implements HubStorage {
     }
     this.image = image;
     return image;
+  }
+
+  /**
+   * Under the commit lock (a commit checks which chunks the hub has before naming them without an
+   * upload): chunks named by neither the tree nor a retained entry are noted, those noted before
+   * `graceMs` ago deleted. PostgreSQL gives the rows' space back at its next VACUUM.
+   */
+  async reclaimChunks(nowMs: number, graceMs: number): Promise<ChunkReclaim> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN; SELECT 1 FROM hub_state WHERE id = 1 FOR UPDATE');
+      await c.query(
+        `CREATE TEMP TABLE hub_referenced ON COMMIT DROP AS
+           SELECT hash FROM blocks
+           UNION SELECT b->>1 FROM hub_feed, jsonb_array_elements(hub_feed.entry::jsonb->'ops') AS o,
+             jsonb_array_elements(CASE WHEN jsonb_typeof(o->'op'->'blocks') = 'array' THEN o->'op'->'blocks' ELSE '[]'::jsonb END) AS b`,
+      );
+      await c.query('DELETE FROM hub_dying d WHERE d.hash IN (SELECT hash FROM hub_referenced) OR NOT EXISTS (SELECT 1 FROM chunks WHERE chunks.hash = d.hash)');
+      await c.query('INSERT INTO hub_dying (hash, since_ms) SELECT hash, $1 FROM chunks WHERE hash NOT IN (SELECT hash FROM hub_referenced) ON CONFLICT DO NOTHING', [nowMs]);
+      const cutoff = nowMs - graceMs;
+      const gone = await c.query<{ n: string; bytes: string }>(
+        'WITH gone AS (DELETE FROM chunks USING hub_dying d WHERE chunks.hash = d.hash AND d.since_ms <= $1 RETURNING length(chunks.data) AS len) SELECT COUNT(*) AS n, COALESCE(SUM(len), 0) AS bytes FROM gone',
+        [cutoff],
+      );
+      await c.query('DELETE FROM hub_dying WHERE since_ms <= $1', [cutoff]);
+      const dying = await c.query<{ n: string }>('SELECT COUNT(*) AS n FROM hub_dying');
+      await c.query('COMMIT');
+      return { dropped: Number(gone.rows[0]!.n), freedBytes: Number(gone.rows[0]!.bytes), dying: Number(dying.rows[0]!.n) };
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      c.release();
+    }
   }
 
   private async writeChunks(c: PoolClient, chunks: ReadonlyMap<string, Buffer>): Promise<void> {

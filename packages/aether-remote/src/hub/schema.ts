@@ -13,7 +13,12 @@ import type { StoreExtension } from '@aether/core/store/store';
  *   write to a file another mount deleted becomes a conflict copy instead of vanishing.
  * - hub_diverts: after a conflict copy, later writes of the losing mount made before it saw the
  *   copy go to the copy instead of making one copy per batch.
+ * - hub_dying: chunks neither the tree nor a retained changefeed entry names, since when (the
+ *   space reclaim drops them once that is longer ago than the grace period: `chunk-reclaim.ts`).
  */
+/** Chunks named by the `content` ops of retained changefeed entries (SQLite). */
+export const FEED_CHUNKS_SQLITE = "SELECT json_extract(b.value, '$[1]') FROM hub_feed, json_each(hub_feed.entry, '$.ops') AS o, json_each(o.value, '$.op.blocks') AS b";
+
 export const HUB_EXTENSION: StoreExtension = {
   name: 'hub',
   migrations: [
@@ -34,7 +39,10 @@ export const HUB_EXTENSION: StoreExtension = {
      CREATE TABLE hub_diverts (
        mount_id TEXT NOT NULL, ino INTEGER NOT NULL, copy_ino INTEGER NOT NULL, hub_seq INTEGER NOT NULL, PRIMARY KEY (mount_id, ino)
      ) WITHOUT ROWID;`,
+    'CREATE TABLE hub_dying (hash TEXT PRIMARY KEY, since_ms REAL NOT NULL, expired INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID',
   ],
+  // The store's space reclaim drops only chunks whose grace has expired (and a retained entry's never).
+  liveChunks: `SELECT hash FROM chunks WHERE hash NOT IN (SELECT hash FROM hub_dying WHERE expired = 1) UNION ${FEED_CHUNKS_SQLITE}`,
 };
 
 /** Mount numbers are below 2^21 so that mountNo × 2^32 + counter stays a safe integer. */

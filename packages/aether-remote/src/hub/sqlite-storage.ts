@@ -1,9 +1,10 @@
 import type { Database } from 'better-sqlite3';
 import { toInode, type InodeRow } from '@aether/core/store/sqlite-meta';
 import { Store } from '@aether/core/store/store';
+import { markDyingChunks } from './chunk-reclaim.js';
 import { chunksFor, commitBatch, type CommitOutcome, type CommitRequest } from './commit.js';
 import { HUB_EXTENSION } from './schema.js';
-import type { FeedPage, HubStorage, SnapshotReader } from './storage.js';
+import type { ChunkReclaim, FeedPage, HubStorage, SnapshotReader } from './storage.js';
 import { HubTables, type MountRow } from './tables.js';
 
 /**
@@ -98,6 +99,17 @@ export class SqliteHubStorage implements HubStorage {
         return Promise.resolve();
       },
     });
+  }
+
+  async reclaimChunks(nowMs: number, graceMs: number): Promise<ChunkReclaim> {
+    await this.store.transaction(({ db }) => markDyingChunks(db, nowMs, graceMs));
+    // As local mode's store does: index rows first, then packs mostly dead are rewritten (64 MiB a run).
+    const r = await this.store.reclaimSpace(64 * 1024 * 1024);
+    const dying = await this.store.transaction(({ db }) => {
+      db.exec('DELETE FROM hub_dying WHERE hash NOT IN (SELECT hash FROM chunks)');
+      return (db.prepare('SELECT COUNT(*) AS n FROM hub_dying').get() as { n: number }).n;
+    });
+    return { dropped: r.droppedChunks, freedBytes: r.freedBytes, dying };
   }
 
   onRemoteCommit(): void {

@@ -24,6 +24,16 @@ export interface SnapshotReader {
   close(): Promise<void>;
 }
 
+/** What one run of the chunk reclaim did (chunk-reclaim.ts). */
+export interface ChunkReclaim {
+  /** Chunks dropped: unnamed for longer than the grace period. */
+  dropped: number;
+  /** Bytes given back (embedded: pack files deleted or rewritten; PostgreSQL: row data, freed by VACUUM). */
+  freedBytes: number;
+  /** Chunks unnamed for less than the grace period, kept for now. */
+  dying: number;
+}
+
 /**
  * Where a hub keeps the committed tree, the chunks, the mounts and the changefeed: embedded
  * (SQLite and pack files, `sqlite-storage.ts`) or shared by several hubs (PostgreSQL,
@@ -52,5 +62,10 @@ export interface HubStorage {
   openSnapshot(): Promise<SnapshotReader>;
   /** `fn` hears of commits made by other processes (their new hub sequence). */
   onRemoteCommit(fn: (hubSeq: number) => void): void;
+  /**
+   * Notes the chunks neither the tree nor a retained changefeed entry names (since `nowMs`, if
+   * not noted before) and drops those noted at least `graceMs` ago; serialised with commits.
+   */
+  reclaimChunks(nowMs: number, graceMs: number): Promise<ChunkReclaim>;
   close(): Promise<void>;
 }

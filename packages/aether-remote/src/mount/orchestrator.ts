@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { AetherError } from '@aether/core/errors';
+import { AetherError, isAetherError } from '@aether/core/errors';
 import type { RemoteBackend, RemoteDrainContext, RemoteOpenContext, SyncDrain } from '@aether/core';
 import { SpaceReclaimer } from '@aether/core/mount/space-reclaimer';
 import type { ContentSource, Vfs } from '@aether/core/mount/vfs';
@@ -95,6 +95,8 @@ export class BridgeOrchestrator implements RemoteBackend {
   private divergent = false;
   private alignTimer: NodeJS.Timeout | undefined;
   private repairs = 0;
+  /** Snapshots asked for because the hub no longer had chunks a changefeed entry named. */
+  private resyncs = 0;
   private lastRepair: { at: string; named: number; unnamed: number; changed: number; dropped: number } | null = null;
 
   constructor(private readonly opts: BridgeOptions) {
@@ -435,6 +437,14 @@ export class BridgeOrchestrator implements RemoteBackend {
           break;
         } catch (err) {
           if (this.isStopping()) return;
+          if (isAetherError(err, 'BRIDGE_CHUNKS_GONE')) {
+            // Reclaimed at the hub after its grace period (this mount fell that far behind): what
+            // the hub has now comes as a snapshot, merged as any snapshot while mounted.
+            this.log(`bridge: ${err.message}; following the hub again from a snapshot`);
+            this.resyncs++;
+            client.resync();
+            break;
+          }
           this.feedError = err instanceof Error ? err.message : String(err);
           this.log(`bridge: changefeed (${e.kind}), attempt ${attempt + 1}: ${this.feedError}; retrying`);
           await new Promise((r) => setTimeout(r, Math.min(5000, 100 * 2 ** attempt)));
@@ -474,6 +484,7 @@ export class BridgeOrchestrator implements RemoteBackend {
       feed_error: this.feedError,
       snapshots_merged: this.snapshotsMerged,
       view_repairs: { total: this.repairs, last: this.lastRepair },
+      resyncs: this.resyncs,
       skipped_ops: { total: [...this.skipped.values()].reduce((a, b) => a + b, 0), by_reason: Object.fromEntries(this.skipped), last: this.lastSkipped },
     };
   }

@@ -319,7 +319,7 @@ export class Replica {
     if (want.length === 0) return new Map();
     const got = await fetch(want);
     const lacking = want.filter((h) => !got.has(h));
-    if (lacking.length) throw new AetherError('BRIDGE_PROTOCOL', `the hub does not have ${lacking.length} chunk(s) its changefeed names, e.g. ${lacking[0]}`);
+    if (lacking.length) throw new AetherError('BRIDGE_CHUNKS_GONE', `the hub no longer has ${lacking.length} chunk(s) its changefeed named, e.g. ${lacking[0]}`);
     return got;
   }
 

@@ -31,6 +31,8 @@ describe('aether hub (command line)', () => {
       [['hub', '--token', 'x', '--data', notPem], /^aether: --data .*not-pem is not a directory/m],
       [['hub', '--token', 'x', '--listen', 'nowhere'], /--listen="nowhere": must be HOST:PORT/],
       [['hub', '--token', 'x', '--feed-retain', '0'], /--feed-retain="0": must be a whole number ≥ 1/],
+      [['hub', '--token', 'x', '--chunk-grace', '-5'], /--chunk-grace="-5": must be a whole number ≥ 0/],
+      [['hub', '--token', 'x', '--chunk-grace', '1h'], /--chunk-grace="1h": must be a whole number ≥ 0/],
       [['hub', '--token', 'x', '--max-frame-bytes', '12k'], /--max-frame-bytes="12k"/],
       [['hub', '--token', 'x', '--store', 'mysql://u:pw@h/db'], /--store: "mysql:\/\/u:\*\*\*@h\/db" is not a postgres:\/\/ or postgresql:\/\/ URL/],
     ];
