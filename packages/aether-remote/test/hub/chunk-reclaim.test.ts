@@ -51,6 +51,15 @@ for (const { kind, skip } of STORES) describe(`hub: the space of chunks nothing 
     const third = await hub.storage.reclaimChunks(now, 60_000);
     assert.equal(third.dropped, hashesOf(v3).length, 'v3 only: v2 is named again');
     assert.deepEqual(await readFile(hub, ino + 1), v2);
+
+    // Once g's entry is pruned too, the tree alone names v2: it stays.
+    await rewrite(a, 9, ino, randomBytes(1000));
+    await rewrite(a, 10, ino, randomBytes(1000));
+    await hub.storage.reclaimChunks(now, 60_000);
+    now += 60_000;
+    await hub.storage.reclaimChunks(now, 60_000);
+    for (const h of hashesOf(v2)) assert.ok(await hub.storage.readChunk(h), 'the tree names it');
+    assert.deepEqual(await readFile(hub, ino + 1), v2);
   });
 
   it('the hub runs it by itself (grace 0: within seconds of the commits) and counts it', async () => {

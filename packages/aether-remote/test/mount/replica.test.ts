@@ -91,6 +91,41 @@ describe('the replica', () => {
     r.close();
   });
 
+  it('an entry whose chunks the hub no longer has fails with BRIDGE_CHUNKS_GONE, applies nothing, and a snapshot taken after a reset replaces the tree', async () => {
+    const r = new Replica(join(tempDir(), 'replica'), MOUNT, BASE);
+    await r.apply({ kind: 'snapshot-begin', hubSeq: 0 }, flaky(new Map(), 0));
+    await r.apply({ kind: 'snapshot-part', part: { t: 'snapshot-part', inodes: [inode(1, 'dir')], dentries: [], blocks: [] } }, flaky(new Map(), 0));
+    await r.apply({ kind: 'snapshot-end', hubSeq: 0 }, flaky(new Map(), 0));
+    const old = blocksOfContent(Buffer.from('reclaimed at the hub'));
+    const entry: FeedEntry = {
+      hubSeq: 1,
+      mountId: OTHER,
+      mountNo: 2,
+      journalSeq: 2,
+      committedMs: 0,
+      ops: [
+        { jseq: 1, op: { t: 'mknode', parent: 1, name: 'g', ino: 2 * BASE + 1, kind: 'file', mode: 0o644, uid: 0, gid: 0, timeMs: 2 } },
+        { jseq: 2, op: { t: 'content', ino: 2 * BASE + 1, size: old.size, blocks: old.blocks, timeMs: 3 } },
+      ],
+      resolutions: [],
+    };
+    // The hub answers the get without them (`missing`).
+    await assert.rejects(r.apply({ kind: 'entry', entry }, () => Promise.resolve(new Map())), (err: unknown) => err instanceof AetherError && err.code === 'BRIDGE_CHUNKS_GONE');
+    assert.equal(r.cursor, 0);
+    assert.equal(r.lookup(1, 'g'), undefined);
+    const now = blocksOfContent(Buffer.from('what the hub has now'));
+    await r.apply({ kind: 'reset' }, flaky(new Map(), 0));
+    await r.apply({ kind: 'snapshot-begin', hubSeq: 3 }, flaky(new Map(), 0));
+    await r.apply(
+      { kind: 'snapshot-part', part: { t: 'snapshot-part', inodes: [inode(1, 'dir'), inode(2 * BASE + 1, 'file', now.size)], dentries: [[1, 'g', 2 * BASE + 1]], blocks: now.blocks.map(([idx, h]) => [2 * BASE + 1, idx, h]) } },
+      flaky(new Map(), 0),
+    );
+    await r.apply({ kind: 'snapshot-end', hubSeq: 3 }, flaky(now.chunks, 0));
+    assert.equal(r.cursor, 3);
+    assert.equal(r.store.read(2 * BASE + 1, 0, 100).toString(), 'what the hub has now');
+    r.close();
+  });
+
   it('marks: a replayed journal entry was made on the last cursor reached before it, across restarts and a journal tail lost in a crash', async () => {
     const dir = join(tempDir(), 'replica');
     const none = flaky(new Map(), 0);
