@@ -365,7 +365,12 @@ export class BridgeOrchestrator implements RemoteBackend {
     if (this.alignTimer || this.isStopping()) return;
     this.alignTimer = setTimeout(() => {
       this.alignTimer = undefined;
-      this.alignIfQuiet();
+      try {
+        this.alignIfQuiet();
+      } catch (err) {
+        // The mount serves on as it was; the next divergence tries again.
+        this.log(`bridge: could not align the view with the hub's tree: ${err instanceof Error ? err.message : String(err)}`);
+      }
     }, ms);
     this.alignTimer.unref();
   }

@@ -969,3 +969,42 @@ describe('bridge mode: once nothing is pending, the view is the hub\'s tree', ()
     });
   });
 });
+
+describe('bridge mode: a rename of a name onto itself that another mount just removed', () => {
+  // Without the binding's answer the rename and every later request under that name hang: the timeout fails the test.
+  it('fails with ENOENT instead of hanging (libfuse 2.9 waited on its own path lock for good)', { timeout: 90_000 }, async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      const cursor = (m: MountProcess): number => (bridgeStatus(m).cursor as number);
+      // A's kernel still holds the name (1 s) when B's removal reaches A's view: the rename's
+      // source is found in A's cache, its target (always looked up again) is gone, and the kernel
+      // sends FUSE a rename of the name onto itself.
+      let sent = 0;
+      for (let round = 0; round < 5 && sent === 0; round++) {
+        const name = `d${round}`;
+        mkdirSync(join(a.mnt, `${name}.tmp`));
+        assert.equal(syncWait(a).code, 0);
+        await within(5000, 'B has it', () => assert.ok(existsSync(join(b.mnt, `${name}.tmp`))));
+        // A's kernel gets the name from A's own rename (as in the fuzz run that hung).
+        renameSync(join(a.mnt, `${name}.tmp`), join(a.mnt, name));
+        assert.equal(syncWait(a).code, 0);
+        await within(5000, 'B has it', () => assert.ok(existsSync(join(b.mnt, name))));
+        const seen = cursor(a);
+        statSync(join(a.mnt, name));
+        const t0 = Date.now();
+        rmdirSync(join(b.mnt, name));
+        assert.equal(syncWait(b).code, 0);
+        while (cursor(a) === seen && Date.now() - t0 < 900) await sleep(10);
+        if (Date.now() - t0 >= 900) continue;
+        const r = spawnSync(process.execPath, ['-e', `try { require('fs').renameSync(${JSON.stringify(join(a.mnt, name))}, ${JSON.stringify(join(a.mnt, name))}); console.log('ok') } catch (e) { console.log(e.code) }`], { encoding: 'utf8', timeout: 10_000 });
+        assert.equal(r.signal, null, 'rename(2) hung');
+        assert.equal(r.stdout.trim(), 'ENOENT');
+        sent = Date.now() - t0 < 1000 ? 1 : 0;
+      }
+      assert.equal(sent, 1, 'the kernel never had the name cached in time: nothing was tested');
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+});

@@ -2,9 +2,11 @@
  * An exploratory fuzzer, not part of the suite (its name does not end in .test.ts): two bridge
  * mounts run seeded random workloads on overlapping names, drains paused and resumed at random,
  * now and then a kill -9 and restart; at the end both must converge to the hub's tree and no
- * content a mount wrote last (per path) may be lost. On 2026-12-06 it found convergence failures
- * in 13 of 34 seeds (stop 15's note lists them by cause); one cause is fixed (a directory removed
- * and made again here while another mount filled it), the others are open.
+ * content a mount wrote last (per path) may be lost, unless a mount replaced or removed it as it
+ * showed it. On 2026-12-06 it found convergence failures in 13 of 34 seeds; the view's alignment
+ * with the replica once nothing is pending (BRIDGE.md) closed them (0 of 60 seeds since), and
+ * a hang in rename(2) it found is fixed in the fuse-native patch (FUSE.md). Each seed prints what
+ * the alignment repaired: cases the op-by-op mirroring of remote changes still gets wrong.
  *
  * Run: npm run build && node --test --test-reporter=spec packages/aether-remote/dist/test/mount/two-writer-fuzz.js
  * FUZZ_SEEDS=1,2,3 (default: one from the clock, AETHER_KILL_SEED replays), FUZZ_STEPS=N
