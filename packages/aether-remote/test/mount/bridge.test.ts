@@ -4,7 +4,7 @@ import { chmodSync, closeSync, existsSync, fstatSync, linkSync, mkdirSync, openS
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { TOKEN } from '../hub/helpers.js';
+import { TOKEN, type HubProcess } from '../hub/helpers.js';
 import { bridgeMount, bridgeStatus, FAST_ENV, fileWriter, readOr, sleep, syncWait, tree, within, withHub } from './bridge-helpers.js';
 import { mountMustFail, startMount, status, stopAll, stopCleanly, tempDir, type MountProcess } from './harness.js';
 
@@ -32,6 +32,16 @@ function sameTreeOfOneFile(a: MountProcess, b: MountProcess, content: string): v
   const ta = tree(a.mnt);
   assert.deepEqual(tree(b.mnt), ta);
   assert.deepEqual([...ta.keys()].map((n) => readFileSync(join(a.mnt, n), 'latin1')), [content], [...ta.keys()].join(', '));
+}
+
+/** Two mounts of `hub` that both show the directory `d` A made. */
+async function twoMountsSharingDirD(hub: HubProcess): Promise<{ a: MountProcess; b: MountProcess }> {
+  const a = await bridgeMount(hub);
+  const b = await bridgeMount(hub);
+  mkdirSync(join(a.mnt, 'd'));
+  assert.equal(syncWait(a).code, 0);
+  await within(5000, 'B has d', () => assert.deepEqual(show(b), ['d']));
+  return { a, b };
 }
 
 async function bBehindA(a: MountProcess, b: MountProcess, onB: () => void, onA: () => void, meanwhile: () => void = () => undefined): Promise<void> {
@@ -480,11 +490,7 @@ describe('bridge mode: a link or rename the hub skipped', () => {
 
   it('a rename into a directory another mount removed: the file is back where it was, and the directory goes', async () => {
     await withHub(async (h) => {
-      const a = await bridgeMount(h.hub);
-      const b = await bridgeMount(h.hub);
-      mkdirSync(join(a.mnt, 'd'));
-      assert.equal(syncWait(a).code, 0);
-      await within(5000, 'B has d', () => assert.deepEqual(show(b), ['d']));
+      const { a, b } = await twoMountsSharingDirD(h.hub);
       await bBehindA(
         a,
         b,
@@ -939,11 +945,7 @@ describe('bridge mode: the hub goes away', () => {
 describe('bridge mode: once nothing is pending, the view is the hub\'s tree', () => {
   it('A writes d/x while B removes d and makes a new d with y: A shows the new d/y and x under its conflict name, as B and a new mount do', async () => {
     await withHub(async (h) => {
-      const a = await bridgeMount(h.hub);
-      const b = await bridgeMount(h.hub);
-      mkdirSync(join(a.mnt, 'd'));
-      assert.equal(syncWait(a).code, 0);
-      await within(5000, 'B has d', () => assert.deepEqual(show(b), ['d']));
+      const { a, b } = await twoMountsSharingDirD(h.hub);
       // A's view cannot take B's changes as they come (its own d/x is pending in the old d): the
       // rmdir fails here, and so do the new d and the y made in it.
       await bBehindA(
