@@ -17,6 +17,13 @@ export function markDyingChunks(db: Database, nowMs: number, graceMs: number): v
   db.exec('DELETE FROM temp.hub_referenced');
 }
 
+/** Chunks a commit names again are no longer dying (embedded store, inside the commit's transaction). */
+export function unmarkDying(db: Database, hashes: readonly string[]): void {
+  if (hashes.length === 0) return;
+  const del = db.prepare('DELETE FROM hub_dying WHERE hash = ?');
+  for (const h of hashes) del.run(h);
+}
+
 /** How often the hub looks for chunks to reclaim: a quarter of the grace period, within [1 s, 10 min]. */
 export function reclaimIntervalMs(graceMs: number): number {
   return Math.min(600_000, Math.max(1000, Math.floor(graceMs / 4)));

@@ -233,6 +233,9 @@ export class PgHubStorage implements HubStorage {
       }
       await this.writeChunks(c, chunksFor(req.batch, req.staged));
       const statements = [...rowWrites(delta), ...tables.writes(JSON.stringify(delta))];
+      // A chunk named again is no longer dying: unnamed later, its grace starts over.
+      const named = namedChunks(req.batch);
+      if (named.length > 0) statements.push(`DELETE FROM hub_dying WHERE hash IN (${named.map(sqlLiteral).join(', ')})`);
       // Delivered to every listening hub when the transaction commits, never before.
       if (outcome.hubSeq !== null) statements.push(`SELECT pg_notify('${CHANNEL}', '${outcome.hubSeq}')`);
       statements.push('COMMIT');
@@ -283,7 +286,9 @@ export class PgHubStorage implements HubStorage {
              jsonb_array_elements(CASE WHEN jsonb_typeof(o->'op'->'blocks') = 'array' THEN o->'op'->'blocks' ELSE '[]'::jsonb END) AS b`,
       );
       await c.query('DELETE FROM hub_dying d WHERE d.hash IN (SELECT hash FROM hub_referenced) OR NOT EXISTS (SELECT 1 FROM chunks WHERE chunks.hash = d.hash)');
-      await c.query('INSERT INTO hub_dying (hash, since_ms) SELECT hash, $1 FROM chunks WHERE hash NOT IN (SELECT hash FROM hub_referenced) ON CONFLICT DO NOTHING', [nowMs]);
+      // NOT EXISTS, not NOT IN: PostgreSQL runs NOT IN over a subquery bigger than work_mem as a
+      // rescan per row (hours on a big store, under the commit lock; found by a review).
+      await c.query('INSERT INTO hub_dying (hash, since_ms) SELECT hash, $1 FROM chunks WHERE NOT EXISTS (SELECT 1 FROM hub_referenced r WHERE r.hash = chunks.hash) ON CONFLICT DO NOTHING', [nowMs]);
       const cutoff = nowMs - graceMs;
       const gone = await c.query<{ n: string; bytes: string }>(
         'WITH gone AS (DELETE FROM chunks USING hub_dying d WHERE chunks.hash = d.hash AND d.since_ms <= $1 RETURNING length(chunks.data) AS len) SELECT COUNT(*) AS n, COALESCE(SUM(len), 0) AS bytes FROM gone',

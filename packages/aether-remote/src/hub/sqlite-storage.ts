@@ -1,8 +1,8 @@
 import type { Database } from 'better-sqlite3';
 import { toInode, type InodeRow } from '@aether/core/store/sqlite-meta';
 import { Store } from '@aether/core/store/store';
-import { markDyingChunks } from './chunk-reclaim.js';
-import { chunksFor, commitBatch, type CommitOutcome, type CommitRequest } from './commit.js';
+import { markDyingChunks, unmarkDying } from './chunk-reclaim.js';
+import { chunksFor, commitBatch, namedChunks, type CommitOutcome, type CommitRequest } from './commit.js';
 import { HUB_EXTENSION } from './schema.js';
 import type { ChunkReclaim, FeedPage, HubStorage, SnapshotReader } from './storage.js';
 import { HubTables, type MountRow } from './tables.js';
@@ -71,7 +71,12 @@ export class SqliteHubStorage implements HubStorage {
   }
 
   async commit(req: CommitRequest): Promise<CommitOutcome> {
-    const outcome = await this.store.transaction((tx) => commitBatch(tx.meta, this.writerTables(tx.db), req), chunksFor(req.batch, req.staged));
+    const outcome = await this.store.transaction((tx) => {
+      const out = commitBatch(tx.meta, this.writerTables(tx.db), req);
+      // A chunk named again is no longer dying: unnamed later, its grace starts over.
+      if (!out.duplicate) unmarkDying(tx.db, namedChunks(req.batch));
+      return out;
+    }, chunksFor(req.batch, req.staged));
     if (!outcome.duplicate && outcome.hubSeq !== null) this.seq = outcome.hubSeq;
     return outcome;
   }

@@ -388,7 +388,14 @@ export class BridgeOrchestrator implements RemoteBackend {
     if (!this.divergent || this.isStopping()) return;
     const { journal, drain, view, shipped, vfs, cache } = this;
     if (!journal || !drain || !view || !shipped || !vfs || !cache) return;
-    const quiet = journal.lastSeq === journal.committedSeq && drain.inFlightOps.length === 0 && !this.replica.applying && this.localEdits.size === 0 && this.namelessAtReplay.size === 0;
+    // Every entry acknowledged, and in the replica (a duplicate ack may come before its entry).
+    const quiet =
+      journal.lastSeq === journal.committedSeq &&
+      this.replica.ownJournalSeq >= journal.committedSeq &&
+      drain.inFlightOps.length === 0 &&
+      !this.replica.applying &&
+      this.localEdits.size === 0 &&
+      this.namelessAtReplay.size === 0;
     if (!quiet) return this.armAlign(250);
     this.divergent = false;
     const committed = this.replica.tree();

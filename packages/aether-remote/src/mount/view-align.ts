@@ -47,6 +47,10 @@ export function alignTree(tree: MemoryMeta, committed: MemoryMeta, inUse: (ino: 
   // Directories the hub no longer has that must stay here (they hold an open file's hidden name).
   const keptDirs = new Set<Ino>();
   for (const [ino, t] of tree.inodes) if (t.kind === 'dir' && !committed.inodes.has(ino) && inUse(ino)) keptDirs.add(ino);
+  // With the directories above them the hub no longer has: libfuse reaches the hidden name by path.
+  for (const dir of [...keptDirs]) {
+    for (let up = tree.parentOf(dir); up !== undefined && !committed.inodes.has(up) && !keptDirs.has(up); up = tree.parentOf(up)) keptDirs.add(up);
+  }
   for (const [dir, want] of committed.dirs) {
     const have = tree.dirs.get(dir);
     if (!have) continue;

@@ -88,6 +88,14 @@ describe('aligning a view with the replica (nothing pending)', () => {
     assert.deepEqual(r.dropped, [21]);
   });
 
+  it('a kept directory inside a directory the hub removed too stays reachable by its path (libfuse reaches the hidden name through it)', () => {
+    // The view: /p/d, d holds the hidden name of an open, unlinked file; the hub removed d and p.
+    const view = treeOf([mk('p', 20, ROOT, 'dir'), mk('d', 21, 20, 'dir')]);
+    alignTree(view, treeOf([]), (ino) => ino === 21);
+    assert.deepEqual(listing(view), ['p:20:dir:0:3', 'p/d:21:dir:0:2']);
+    assert.equal(view.parentOf(21), 20);
+  });
+
   it('attributes follow the hub except the access time', () => {
     const committed = treeOf([mk('f', 11), write(11, 10, 99)]);
     const view = treeOf([mk('f', 11), write(11, 10, 50)]);
