@@ -11,7 +11,8 @@
  * Run: npm run build && node --test --test-reporter=spec packages/aether-remote/dist/test/mount/two-writer-fuzz.js
  * FUZZ_SEEDS=1,2,3 (default: one from the clock, AETHER_KILL_SEED replays), FUZZ_STEPS=N
  * (default 50-200 drawn from the seed), FUZZ_KILLS=0 turns the kill -9s off, FUZZ_TRACE=1 prints each
- * operation as it runs (to see where a hang is).
+ * operation as it runs (to see where a hang is), FUZZ_RECLAIM=1 runs the hub with --chunk-grace 0
+ * --feed-retain 3 (snapshots while mounted, chunks gone before a mount fetched them).
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -257,6 +258,8 @@ function safeTree(root: string, errs: string[], label: string): Map<string, stri
 }
 
 const seeds = (process.env.FUZZ_SEEDS ?? String(killSeed())).split(',').map(Number);
+/** FUZZ_RECLAIM=1: the hub drops unnamed chunks at once and keeps 3 entries, so mounts resync from snapshots. */
+const hubArgs = process.env.FUZZ_RECLAIM ? ['--chunk-grace', '0', '--feed-retain', '3'] : [];
 
 describe('bridge mode fuzz: two mounts changing overlapping names concurrently', () => {
   for (const seed of seeds) {
@@ -338,11 +341,11 @@ describe('bridge mode fuzz: two mounts changing overlapping names concurrently',
           );
         }
         // What the alignment with the hub's tree repaired (BRIDGE.md): the causes left to find.
-        const repairs = slots.flatMap((s) => (s.logs + s.m.stderr()).split('\n').filter((l) => l.includes('now follows it')).map((l) => `${s.name}: ${l}`));
+        const repairs = slots.flatMap((s) => (s.logs + s.m.stderr()).split('\n').filter((l) => /now follows it|following the hub again|snapshot while mounted/.test(l)).map((l) => `${s.name}: ${l}`));
         process.stdout.write(`# seed ${seed}: ${ta.size} entries, converged${repairs.map((l) => `\n# ${l}`).join('')}\n`);
         await stopCleanly(c);
         for (const s of slots) await stopCleanly(s.m);
-      });
+      }, hubArgs);
     });
   }
 });
