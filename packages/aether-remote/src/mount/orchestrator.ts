@@ -403,10 +403,8 @@ export class BridgeOrchestrator implements RemoteBackend {
     alignTree(shipped, committed, () => false);
     for (const ino of r.contentChanged) void cache.invalidate(ino).catch((err: unknown) => this.log(`bridge: cache invalidate of inode ${ino}: ${String(err)}`));
     for (const ino of r.dropped) void cache.remove(ino).catch(() => undefined);
-    // Directory times alone differ after most resolutions (the hub's renames touch them, the
-    // view's do not): set, but not a repair worth a log line.
-    const timesOnly = r.named.length + r.unnamed.length + r.dropped.length === 0 && r.changed.every((ino) => view.getInode(ino)?.kind === 'dir');
-    if (!alignedNothing(r) && !timesOnly) this.noteRepair(r);
+    // Directory times alone differ after most resolutions: set, but not a repair worth a log line.
+    if (!alignedNothing(r)) this.noteRepair(r);
   }
 
   private noteRepair(r: AlignResult): void {

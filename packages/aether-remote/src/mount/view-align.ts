@@ -8,14 +8,17 @@ export interface AlignResult {
   named: string[];
   /** Names removed. */
   unnamed: string[];
-  /** Inodes whose attributes changed (size or mtime among them: `contentChanged`). */
+  /** Inodes whose attributes changed (size or mtime among them: `contentChanged`), directories' times alone aside. */
   changed: Ino[];
+  /** Directories whose times alone changed (the hub's renames touch them, the view's resolutions do not). */
+  dirTimes: Ino[];
   /** Files whose size or mtime changed: their clean cached data is stale. */
   contentChanged: Ino[];
   /** Inodes the tree held and the committed tree does not, dropped (their cached data goes). */
   dropped: Ino[];
 }
 
+/** Nothing but directory times changed (not worth a log line). */
 export const alignedNothing = (r: AlignResult): boolean => r.named.length + r.unnamed.length + r.changed.length + r.dropped.length === 0;
 
 /** Attributes a mount shows as the hub has them (atime is the mount's own). */
@@ -32,12 +35,13 @@ function differs(a: Inode, b: Inode): boolean {
  * name of an open, unlinked file (kept where it is: its open files' I/O goes through its path).
  */
 export function alignTree(tree: MemoryMeta, committed: MemoryMeta, inUse: (ino: Ino) => boolean): AlignResult {
-  const r: AlignResult = { named: [], unnamed: [], changed: [], contentChanged: [], dropped: [] };
+  const r: AlignResult = { named: [], unnamed: [], changed: [], dirTimes: [], contentChanged: [], dropped: [] };
   for (const [ino, c] of committed.inodes) {
     const t = tree.getInode(ino);
     if (t && !differs(t, c)) continue;
     tree.putInode(t ? { ...c, atimeMs: t.atimeMs } : c);
-    r.changed.push(ino);
+    if (t && c.kind === 'dir' && !differs({ ...t, mtimeMs: c.mtimeMs }, c)) r.dirTimes.push(ino);
+    else r.changed.push(ino);
     if (c.kind === 'file' && (!t || t.size !== c.size || t.mtimeMs !== c.mtimeMs)) {
       r.contentChanged.push(ino);
       tree.dropContent(ino);

@@ -96,6 +96,18 @@ describe('aligning a view with the replica (nothing pending)', () => {
     assert.equal(view.parentOf(21), 20);
   });
 
+  it('directory times alone are set without counting as a repair; a directory\'s mode is one', () => {
+    const committed = treeOf([mk('d', 20, ROOT, 'dir')]);
+    const view = treeOf([mk('d', 20, ROOT, 'dir')]);
+    view.putInode({ ...view.getInode(ROOT)!, mtimeMs: 7 });
+    const r = alignTree(view, committed, nothingOpen);
+    assert.deepEqual([r.dirTimes, r.changed], [[ROOT], []]);
+    assert.ok(alignedNothing(r));
+    assert.equal(view.getInode(ROOT)?.mtimeMs, committed.getInode(ROOT)?.mtimeMs);
+    view.putInode({ ...view.getInode(20)!, mode: 0o700 });
+    assert.deepEqual(alignTree(view, committed, nothingOpen).changed, [20]);
+  });
+
   it('attributes follow the hub except the access time', () => {
     const committed = treeOf([mk('f', 11), write(11, 10, 99)]);
     const view = treeOf([mk('f', 11), write(11, 10, 50)]);
