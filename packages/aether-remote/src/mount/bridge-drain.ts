@@ -47,6 +47,12 @@ export class BridgeDrain extends SerialDrain implements SyncDrain {
    * chunk download, and a snapshot may hold its ops while the replica does not yet.
    */
   private inFlight: { entries: readonly WireEntry[]; chunks: ReadonlyMap<string, Buffer> } = { entries: [], chunks: new Map() };
+  /**
+   * The hub sequence of the last acknowledged batch's changefeed entry, or null when that ack
+   * named none (a duplicate, or every op skipped): a replica whose cursor reached it holds the
+   * batch, as an entry or through a snapshot.
+   */
+  lastAckHubSeq: number | null = null;
 
   constructor(private readonly d: BridgeDrainDeps) {
     // A pass may wait for a hub that is down: closing must not wait for it.
@@ -82,6 +88,7 @@ export class BridgeDrain extends SerialDrain implements SyncDrain {
         }
         if (this.closed) return;
         await journal.commit(batch.upToSeq);
+        this.lastAckHubSeq = ack.duplicate ? null : ack.hubSeq;
         this.d.onCommitted(batch.upToSeq);
         if (ack.resolutions.length) this.d.onResolutions(ack.resolutions, new Map(batch.entries.map((e) => [e.seq, e.op])));
       } finally {

@@ -388,10 +388,12 @@ export class BridgeOrchestrator implements RemoteBackend {
     if (!this.divergent || this.isStopping()) return;
     const { journal, drain, view, shipped, vfs, cache } = this;
     if (!journal || !drain || !view || !shipped || !vfs || !cache) return;
-    // Every entry acknowledged, and in the replica (a duplicate ack may come before its entry).
+    // Every entry acknowledged, and in the replica: as an entry of its own, or through a snapshot
+    // taken after it (a duplicate ack may come before its entry, from a hub that has not heard of it).
+    const ownInReplica = this.replica.ownJournalSeq >= journal.committedSeq || (drain.lastAckHubSeq !== null && this.replica.cursor >= drain.lastAckHubSeq);
     const quiet =
       journal.lastSeq === journal.committedSeq &&
-      this.replica.ownJournalSeq >= journal.committedSeq &&
+      ownInReplica &&
       drain.inFlightOps.length === 0 &&
       !this.replica.applying &&
       this.localEdits.size === 0 &&
