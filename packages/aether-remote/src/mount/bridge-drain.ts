@@ -47,12 +47,6 @@ export class BridgeDrain extends SerialDrain implements SyncDrain {
    * chunk download, and a snapshot may hold its ops while the replica does not yet.
    */
   private inFlight: { entries: readonly WireEntry[]; chunks: ReadonlyMap<string, Buffer> } = { entries: [], chunks: new Map() };
-  /**
-   * The hub sequence of the last acknowledged batch's changefeed entry, or null when that ack
-   * named none (a duplicate, or every op skipped): a replica whose cursor reached it holds the
-   * batch, as an entry or through a snapshot.
-   */
-  lastAckHubSeq: number | null = null;
 
   constructor(private readonly d: BridgeDrainDeps) {
     // A pass may wait for a hub that is down: closing must not wait for it.
@@ -81,14 +75,17 @@ export class BridgeDrain extends SerialDrain implements SyncDrain {
         const ack = await this.d.client.upload(batch);
         // Reads of committed data go to the replica: it must hold this batch before the cache lets go
         // of it. A duplicate (acknowledged before a lost connection) is in the feed up to the welcome's sequence.
-        if (ack.hubSeq !== null) await this.d.replica.waitFor(ack.hubSeq);
-        else {
+        if (ack.hubSeq !== null) {
+          await this.d.replica.waitFor(ack.hubSeq);
+          // Reached through a snapshot (a resync, or a mount behind the retained feed), which
+          // holds the batch without saying so: the replica holds this mount's entries up to it.
+          if (this.d.replica.ownJournalSeq < batch.upToSeq) await this.d.replica.noteOwnJournalSeq(batch.upToSeq);
+        } else {
           await this.d.replica.noteOwnJournalSeq(batch.upToSeq);
           if (ack.duplicate) await this.d.replica.waitFor(this.d.client.welcome?.hubSeq ?? 0);
         }
         if (this.closed) return;
         await journal.commit(batch.upToSeq);
-        this.lastAckHubSeq = ack.duplicate ? null : ack.hubSeq;
         this.d.onCommitted(batch.upToSeq);
         if (ack.resolutions.length) this.d.onResolutions(ack.resolutions, new Map(batch.entries.map((e) => [e.seq, e.op])));
       } finally {

@@ -388,12 +388,11 @@ export class BridgeOrchestrator implements RemoteBackend {
     if (!this.divergent || this.isStopping()) return;
     const { journal, drain, view, shipped, vfs, cache } = this;
     if (!journal || !drain || !view || !shipped || !vfs || !cache) return;
-    // Every entry acknowledged, and in the replica: as an entry of its own, or through a snapshot
-    // taken after it (a duplicate ack may come before its entry, from a hub that has not heard of it).
-    const ownInReplica = this.replica.ownJournalSeq >= journal.committedSeq || (drain.lastAckHubSeq !== null && this.replica.cursor >= drain.lastAckHubSeq);
+    // Every entry acknowledged, and in the replica (a duplicate ack may come before its entry, from
+    // a hub that has not heard of it; the drain notes batches a snapshot brought).
     const quiet =
       journal.lastSeq === journal.committedSeq &&
-      ownInReplica &&
+      this.replica.ownJournalSeq >= journal.committedSeq &&
       drain.inFlightOps.length === 0 &&
       !this.replica.applying &&
       this.localEdits.size === 0 &&

@@ -382,8 +382,9 @@ export class Replica {
       this.requireChunks(db, named, chunks);
       for (const { op } of entry.ops) {
         if (op.t === 'mknode' && this.isOwn(op.ino)) maxOwn = Math.max(maxOwn, op.ino);
-        // What a remote change replaces or removes (a file a local edit may be on).
-        const replaced = own ? undefined : op.t === 'content' || op.t === 'unlink' ? op.ino : op.t === 'rename' && op.dstIno ? op.dstIno : undefined;
+        // What a remote change replaces or removes (a file a local edit may be on), and what this
+        // mount's own removal removes (a file still open here reads on from it: keepBase decides).
+        const replaced = op.t === 'content' ? (own ? undefined : op.ino) : op.t === 'unlink' ? op.ino : op.t === 'rename' && op.dstIno ? op.dstIno : undefined;
         // Captured even when a base is kept now: it may be dropped before this commits.
         if (replaced !== undefined && !before.has(replaced)) {
           const v = this.versionOf(db, replaced);

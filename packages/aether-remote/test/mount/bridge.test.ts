@@ -1008,3 +1008,62 @@ describe('bridge mode: a rename of a name onto itself that another mount just re
     });
   });
 });
+
+describe('bridge mode: open files unlinked here', () => {
+  it('a file unlinked here while open, never read here: once the unlink is acknowledged the descriptor still reads its bytes', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      writeFileSync(join(a.mnt, 'f'), 'F'.repeat(100_000));
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has f', () => assert.equal(statSync(join(b.mnt, 'f')).size, 100_000));
+      const fd = openSync(join(b.mnt, 'f'), 'r');
+      try {
+        unlinkSync(join(b.mnt, 'f'));
+        assert.equal(syncWait(b).code, 0);
+        await sleep(1500);
+        const got = Buffer.alloc(10);
+        assert.equal(fstatSync(fd).size, 100_000);
+        assert.equal(readSync(fd, got, 0, 10, 50_000), 10);
+        assert.equal(got.toString(), 'FFFFFFFFFF', 'not zeros: the replica keeps the version until it is closed');
+      } finally {
+        closeSync(fd);
+      }
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
+  for (const remake of [false, true]) {
+    it(`a file unlinked here while open in d (its hidden name in d), then A removes d${remake ? ' and makes d again' : ''}: fstat and reads through the descriptor work`, async () => {
+      await withHub(async (h) => {
+        const { a, b } = await twoMountsSharingDirD(h.hub);
+        writeFileSync(join(a.mnt, 'd', 'f'), 'F'.repeat(100_000));
+        assert.equal(syncWait(a).code, 0);
+        await within(5000, 'B has d/f', () => assert.equal(statSync(join(b.mnt, 'd', 'f')).size, 100_000));
+        const fd = openSync(join(b.mnt, 'd', 'f'), 'r');
+        try {
+          unlinkSync(join(b.mnt, 'd', 'f'));
+          assert.equal(syncWait(b).code, 0);
+          await within(5000, 'A sees d empty', () => assert.deepEqual(readdirSync(join(a.mnt, 'd')), []));
+          rmdirSync(join(a.mnt, 'd'));
+          if (remake) {
+            mkdirSync(join(a.mnt, 'd'));
+            writeFileSync(join(a.mnt, 'd', 'y'), 'y');
+          }
+          assert.equal(syncWait(a).code, 0);
+          await sleep(1500);
+          assert.equal(fstatSync(fd).size, 100_000, 'fstat: the kernel asks by the hidden name in d');
+          const got = Buffer.alloc(10);
+          assert.equal(readSync(fd, got, 0, 10, 60_000), 10);
+          assert.equal(got.toString(), 'FFFFFFFFFF');
+        } finally {
+          closeSync(fd);
+        }
+        await within(5000, 'A and B agree', () => assert.deepEqual(show(b), show(a)));
+        await stopCleanly(a);
+        await stopCleanly(b);
+      });
+    });
+  }
+});

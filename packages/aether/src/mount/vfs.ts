@@ -91,10 +91,11 @@ export class Vfs {
   private readonly handles = new Map<number, Handle>();
   private readonly openCount = new Map<Ino, number>();
   /**
-   * Hidden names of unlinked-but-open files, as `<directory inode>/<name>`, so that a rename of a
-   * directory above one keeps it reachable (never journaled, never listed).
+   * Hidden names of unlinked-but-open files (never journaled, never listed), by name alone: libfuse
+   * makes each unique (`.fuse_hidden<node id><generation>`), and it reaches the file by a path
+   * through directories that may since have been renamed, or removed by another mount.
    */
-  private readonly hidden = new Map<string, Ino>();
+  private readonly hidden = new Map<string, { ino: Ino; dir: Ino }>();
   /** The name libfuse hid in the first half of a rename over it (the second half comes next). */
   private justHidden: { parent: Ino; name: string; ino: Ino } | undefined;
   /**
@@ -155,30 +156,23 @@ export class Vfs {
     return ino;
   }
 
-  /** The key in `hidden` for `path`, when it names a hidden file's place: its directory's inode and the name. */
+  /** The key in `hidden` for `path`, when it names a hidden file: its last component. */
   private hiddenKey(path: string): string | undefined {
-    const slash = path.lastIndexOf('/');
-    const name = path.slice(slash + 1);
-    if (this.hidden.size === 0 || !HIDDEN_NAME.test(name)) return undefined;
-    try {
-      return `${this.resolve(path.slice(0, slash) || '/')}/${name}`;
-    } catch {
-      return undefined;
-    }
+    const name = path.slice(path.lastIndexOf('/') + 1);
+    return this.hidden.size > 0 && HIDDEN_NAME.test(name) && this.hidden.has(name) ? name : undefined;
   }
 
   private hiddenAt(path: string): Ino | undefined {
     const key = this.hiddenKey(path);
-    return key === undefined ? undefined : this.hidden.get(key);
+    return key === undefined ? undefined : this.hidden.get(key)?.ino;
   }
 
   /**
-   * True while `dir` holds a hidden file. libfuse builds the hidden file's path through `dir`, so
-   * once `dir` is gone its I/O fails with ENOENT inside libfuse: `dir` must stay (FUSE.md).
+   * True while `dir` holds the hidden name of an unlinked file that is still open: libfuse builds
+   * the hidden file's path through `dir`, so a local rmdir of it is refused (FUSE.md).
    */
-  /** True while `dir` holds the hidden name of an unlinked file that is still open (it must stay). */
   holdsHidden(dir: Ino): boolean {
-    for (const key of this.hidden.keys()) if (key.startsWith(`${dir}/`)) return true;
+    for (const h of this.hidden.values()) if (h.dir === dir) return true;
     return false;
   }
 
@@ -305,11 +299,11 @@ export class Vfs {
 
   async unlink(path: string): Promise<void> {
     const key = this.hiddenKey(path);
-    const hid = key === undefined ? undefined : this.hidden.get(key);
+    const hid = key === undefined ? undefined : this.hidden.get(key)?.ino;
     if (key !== undefined && hid !== undefined) {
       // libfuse removes the hidden name on the last release: the inode can go now.
       this.hidden.delete(key);
-      if (![...this.hidden.values()].includes(hid)) this.d.attributesUncached?.(hid, false);
+      if (!this.hasHiddenName(hid)) this.d.attributesUncached?.(hid, false);
       this.forgetIfUnused(hid);
       return;
     }
@@ -339,7 +333,7 @@ export class Vfs {
       const ino = this.resolve(from);
       const { parent, name } = this.parentAndName(from);
       await this.unlink(from);
-      this.hidden.set(`${dst.parent}/${dst.name}`, ino);
+      this.hidden.set(dst.name, { ino, dir: dst.parent });
       // Its other names (if any) and the hidden one are separate kernel inodes from now on.
       this.d.attributesUncached?.(ino, true);
       // libfuse renames over the name it hid right after this (the hide is the first half of a rename).
@@ -405,7 +399,7 @@ export class Vfs {
 
   /** True while libfuse keeps the inode under a hidden name (unlinked while open): a second kernel inode its link count does not show. */
   hasHiddenName(ino: Ino): boolean {
-    for (const hid of this.hidden.values()) if (hid === ino) return true;
+    for (const h of this.hidden.values()) if (h.ino === ino) return true;
     return false;
   }
 
@@ -457,7 +451,7 @@ export class Vfs {
   /** An inode with no name and no open handle is gone: journal its end so its data is released. */
   private forgetIfUnused(ino: Ino): void {
     const inode = this.d.view.getInode(ino);
-    if (!inode || inode.nlink > 0 || this.openCount.has(ino) || [...this.hidden.values()].includes(ino) || this.d.holdInode?.(ino)) return;
+    if (!inode || inode.nlink > 0 || this.openCount.has(ino) || this.hasHiddenName(ino) || this.d.holdInode?.(ino)) return;
     const { seq, acked } = this.mutateAsync({ t: 'forget', ino });
     acked.catch(() => undefined);
     this.poisoned.delete(ino);
