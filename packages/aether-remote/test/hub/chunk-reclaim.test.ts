@@ -5,7 +5,8 @@ import { blocksOfContent } from '../../src/protocol/blocks.js';
 import type { BridgeClient } from '../../src/bridge/client.js';
 import pg from 'pg';
 import type { ChunkReclaim } from '../../src/hub/storage.js';
-import { connectClient, content, fileBatch, metricValue, newStore, readFeedUntil, readFile, ROOT, startHub, STORES } from './helpers.js';
+import type { Hub } from '../../src/hub/hub.js';
+import { connectClient, content, fileBatch, metricValue, newStore, readFeedUntil, readFile, ROOT, startHub, STORES, type StoreKind } from './helpers.js';
 
 const hashesOf = (data: Buffer): string[] => [...blocksOfContent(data).chunks.keys()];
 
@@ -15,28 +16,33 @@ function rewrite(client: BridgeClient, seq: number, ino: number, data: Buffer): 
   return client.upload({ upToSeq: seq, baseSeq: 0, entries: [body.entry], chunks: body.chunks });
 }
 
+/** A hub (grace 60 s, 2 entries kept) whose clock the test moves, and a client of it with a first inode number. */
+async function clockedHub(kind: StoreKind): Promise<{ hub: Hub; a: BridgeClient; ino: number; clock: { now: number } }> {
+  const clock = { now: 1_000_000 };
+  const { hub } = await startHub({ chunkGraceMs: 60_000, feedRetainEntries: 2, nowMs: () => clock.now }, kind);
+  after(() => hub.close());
+  const a = await connectClient(hub.url);
+  after(() => a.close());
+  return { hub, a, ino: a.welcome!.inoBase + 1, clock };
+}
+
 for (const { kind, skip } of STORES) describe(`hub: the space of chunks nothing names any more [${kind}]`, { skip }, () => {
   it('a chunk neither the tree nor a retained entry names is dropped once the grace period has passed, not before; one named again stays', async () => {
-    let now = 1_000_000;
-    const { hub } = await startHub({ chunkGraceMs: 60_000, feedRetainEntries: 2, nowMs: () => now }, kind);
-    after(() => hub.close());
-    const a = await connectClient(hub.url);
-    after(() => a.close());
-    const ino = a.welcome!.inoBase + 1;
+    const { hub, a, ino, clock } = await clockedHub(kind);
     const [v1, v2, v3] = [randomBytes(200_000), randomBytes(200_000), randomBytes(200_000)];
     await a.upload(fileBatch(1, ROOT, 'f', ino, v1));
     await rewrite(a, 3, ino, v2);
     await rewrite(a, 4, ino, v3);
     // Retained: the entries of v2 and v3 (2 of 3); the tree names v3: only v1's chunks are unnamed.
     const before = await hub.storage.countChunks();
-    const first = await hub.storage.reclaimChunks(now, 60_000);
+    const first = await hub.storage.reclaimChunks(clock.now, 60_000);
     assert.deepEqual(first, { dropped: 0, freedBytes: 0, dying: hashesOf(v1).length }, 'noted, kept for the grace period');
     assert.ok(await hub.storage.readChunk(hashesOf(v1)[0]!));
 
-    now += 59_000;
-    assert.equal((await hub.storage.reclaimChunks(now, 60_000)).dropped, 0, 'not yet');
-    now += 1_000;
-    const second = await hub.storage.reclaimChunks(now, 60_000);
+    clock.now += 59_000;
+    assert.equal((await hub.storage.reclaimChunks(clock.now, 60_000)).dropped, 0, 'not yet');
+    clock.now += 1_000;
+    const second = await hub.storage.reclaimChunks(clock.now, 60_000);
     assert.equal(second.dropped, hashesOf(v1).length);
     assert.equal(second.dying, 0);
     assert.equal(await hub.storage.countChunks(), before - hashesOf(v1).length);
@@ -47,45 +53,40 @@ for (const { kind, skip } of STORES) describe(`hub: the space of chunks nothing 
     // v2 falls out of the retained feed; before its grace ends another file names it again.
     await rewrite(a, 5, ino, randomBytes(1000));
     await rewrite(a, 6, ino, randomBytes(1000));
-    assert.equal((await hub.storage.reclaimChunks(now, 60_000)).dying, hashesOf(v2).length + hashesOf(v3).length);
+    assert.equal((await hub.storage.reclaimChunks(clock.now, 60_000)).dying, hashesOf(v2).length + hashesOf(v3).length);
     await a.upload(fileBatch(7, ROOT, 'g', ino + 1, v2));
-    now += 60_000;
-    const third = await hub.storage.reclaimChunks(now, 60_000);
+    clock.now += 60_000;
+    const third = await hub.storage.reclaimChunks(clock.now, 60_000);
     assert.equal(third.dropped, hashesOf(v3).length, 'v3 only: v2 is named again');
     assert.deepEqual(await readFile(hub, ino + 1), v2);
 
     // Once g's entry is pruned too, the tree alone names v2: it stays.
     await rewrite(a, 9, ino, randomBytes(1000));
     await rewrite(a, 10, ino, randomBytes(1000));
-    await hub.storage.reclaimChunks(now, 60_000);
-    now += 60_000;
-    await hub.storage.reclaimChunks(now, 60_000);
+    await hub.storage.reclaimChunks(clock.now, 60_000);
+    clock.now += 60_000;
+    await hub.storage.reclaimChunks(clock.now, 60_000);
     for (const h of hashesOf(v2)) assert.ok(await hub.storage.readChunk(h), 'the tree names it');
     assert.deepEqual(await readFile(hub, ino + 1), v2);
   });
 
   it('a chunk named again and unnamed again between two runs gets a whole grace period from then (a snapshot taken meanwhile may name it)', async () => {
-    let now = 1_000_000;
-    const { hub } = await startHub({ chunkGraceMs: 60_000, feedRetainEntries: 2, nowMs: () => now }, kind);
-    after(() => hub.close());
-    const a = await connectClient(hub.url);
-    after(() => a.close());
-    const ino = a.welcome!.inoBase + 1;
+    const { hub, a, ino, clock } = await clockedHub(kind);
     const v1 = randomBytes(100_000);
     await a.upload(fileBatch(1, ROOT, 'f', ino, v1));
     await rewrite(a, 3, ino, randomBytes(10));
     await rewrite(a, 4, ino, randomBytes(10));
-    assert.equal((await hub.storage.reclaimChunks(now, 60_000)).dying, hashesOf(v1).length);
+    assert.equal((await hub.storage.reclaimChunks(clock.now, 60_000)).dying, hashesOf(v1).length);
     // 50 s later another file names v1, and before the next run it is unnamed again.
-    now += 50_000;
+    clock.now += 50_000;
     await a.upload(fileBatch(5, ROOT, 'g', ino + 1, v1));
     await rewrite(a, 7, ino + 1, randomBytes(10));
     await rewrite(a, 8, ino + 1, randomBytes(10));
-    now += 11_000;
-    assert.equal((await hub.storage.reclaimChunks(now, 60_000)).dropped, 0, 'named 11 s ago: not dropped');
+    clock.now += 11_000;
+    assert.equal((await hub.storage.reclaimChunks(clock.now, 60_000)).dropped, 0, 'named 11 s ago: not dropped');
     assert.ok(await hub.storage.readChunk(hashesOf(v1)[0]!));
-    now += 60_000;
-    assert.equal((await hub.storage.reclaimChunks(now, 60_000)).dropped, hashesOf(v1).length + 1, "then dropped, with f's first small version (g's is in a retained entry)");
+    clock.now += 60_000;
+    assert.equal((await hub.storage.reclaimChunks(clock.now, 60_000)).dropped, hashesOf(v1).length + 1, "then dropped, with f's first small version (g's is in a retained entry)");
   });
 
   // PostgreSQL only: it ran NOT IN over a subquery bigger than work_mem as a rescan per row.
