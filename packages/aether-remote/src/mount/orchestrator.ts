@@ -240,7 +240,6 @@ export class BridgeOrchestrator implements RemoteBackend {
       log: this.log,
       editedLocally: (ino) => this.localEdits.has(ino),
       inUse: (ino) => this.localEdits.has(ino) || (this.vfs?.isOpen(ino) ?? false),
-      holdsHidden: (dir) => this.vfs?.holdsHidden(dir) ?? false,
       diverged: () => this.mayDiverge(),
     });
     replica.keepBase = (ino, removed) => this.localEdits.has(ino) || (removed && (this.vfs?.isOpen(ino) ?? false));
@@ -400,7 +399,7 @@ export class BridgeOrchestrator implements RemoteBackend {
     if (!quiet) return this.armAlign(250);
     this.divergent = false;
     const committed = this.replica.tree();
-    const r = alignTree(view, committed, (ino) => (view.getInode(ino)?.kind === 'dir' ? vfs.holdsHidden(ino) : vfs.isOpen(ino)));
+    const r = alignTree(view, committed, (ino) => vfs.isOpen(ino));
     alignTree(shipped, committed, () => false);
     for (const ino of r.contentChanged) void cache.invalidate(ino).catch((err: unknown) => this.log(`bridge: cache invalidate of inode ${ino}: ${String(err)}`));
     for (const ino of r.dropped) void cache.remove(ino).catch(() => undefined);

@@ -35,8 +35,6 @@ export interface RemoteApplyDeps {
   editedLocally?: (ino: Ino) => boolean;
   /** Open here, or with unacknowledged local changes: a remote removal leaves the inode without a name. */
   inUse?: (ino: Ino) => boolean;
-  /** A directory holding the hidden name of an open, unlinked file: it stays even if empty. */
-  holdsHidden?: (dir: Ino) => boolean;
   /** A remote change did not apply as it came: the view may differ from the replica once nothing is pending. */
   diverged?: () => void;
 }
@@ -237,7 +235,7 @@ export class RemoteApply {
   private dropDirsGoneAtHub(dir: Ino, committed: CommittedTree): void {
     while (dir !== ROOT_INO && committed.getInode(dir) === undefined) {
       const parent = this.d.view.parentOf(dir);
-      if (parent === undefined || this.d.view.hasEntries(dir) || this.d.holdsHidden?.(dir)) return;
+      if (parent === undefined || this.d.view.hasEntries(dir)) return;
       for (const tree of [this.d.view, this.d.shipped]) {
         const p = tree.parentOf(dir);
         const name = p === undefined ? undefined : [...(tree.entries(p) ?? [])].find(([, ino]) => ino === dir)?.[0];

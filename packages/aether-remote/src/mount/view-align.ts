@@ -31,8 +31,8 @@ function differs(a: Inode, b: Inode): boolean {
  * what `committed` (the replica) does. Only sound when the mount has no change the hub has not
  * acknowledged, and none in flight: then every difference is one the op-by-op mirroring of remote
  * changes and resolutions got wrong (two mounts changing the same names at once). `inUse`: a file
- * open here (kept without a name when the hub no longer has it) or a directory holding the hidden
- * name of an open, unlinked file (kept where it is: its open files' I/O goes through its path).
+ * open here, kept without a name when the hub no longer has it (a directory goes even when it held
+ * the hidden name of an open, unlinked file: the Vfs finds those by name).
  */
 export function alignTree(tree: MemoryMeta, committed: MemoryMeta, inUse: (ino: Ino) => boolean): AlignResult {
   const r: AlignResult = { named: [], unnamed: [], changed: [], dirTimes: [], contentChanged: [], dropped: [] };
@@ -48,19 +48,11 @@ export function alignTree(tree: MemoryMeta, committed: MemoryMeta, inUse: (ino: 
       tree.markAllocated(ino, 0, c.size);
     }
   }
-  // Directories the hub no longer has that must stay here (they hold an open file's hidden name).
-  const keptDirs = new Set<Ino>();
-  for (const [ino, t] of tree.inodes) if (t.kind === 'dir' && !committed.inodes.has(ino) && inUse(ino)) keptDirs.add(ino);
-  // With the directories above them the hub no longer has: libfuse reaches the hidden name by path.
-  for (const dir of [...keptDirs]) {
-    for (let up = tree.parentOf(dir); up !== undefined && !committed.inodes.has(up) && !keptDirs.has(up); up = tree.parentOf(up)) keptDirs.add(up);
-  }
   for (const [dir, want] of committed.dirs) {
     const have = tree.dirs.get(dir);
     if (!have) continue;
     for (const [name, ino] of [...have]) {
       if (want.get(name) === ino) continue;
-      if (!want.has(name) && keptDirs.has(ino)) continue;
       tree.removeEntry(dir, name);
       r.unnamed.push(`${dir}/${name}`);
     }
@@ -70,30 +62,18 @@ export function alignTree(tree: MemoryMeta, committed: MemoryMeta, inUse: (ino: 
       r.named.push(`${dir}/${name}`);
     }
   }
-  // What the hub does not have: open files stay without a name, kept directories where they are
-  // (with only what stays), the rest goes.
-  const names = new Map<Ino, number>();
-  for (const dir of keptDirs) for (const [, ino] of tree.dirs.get(dir) ?? []) names.set(ino, (names.get(ino) ?? 0) + 1);
+  // What the hub does not have: open files stay without a name, the rest goes.
   for (const [ino, t] of [...tree.inodes]) {
     if (committed.inodes.has(ino)) continue;
-    if (keptDirs.has(ino)) continue;
     if (t.kind !== 'dir' && inUse(ino)) {
-      const nlink = names.get(ino) ?? 0;
-      if (t.nlink !== nlink) {
-        tree.putInode({ ...t, nlink });
+      if (t.nlink !== 0) {
+        tree.putInode({ ...t, nlink: 0 });
         r.changed.push(ino);
       }
       continue;
     }
     tree.deleteInode(ino);
     r.dropped.push(ino);
-  }
-  for (const dir of keptDirs) {
-    for (const [name, ino] of [...(tree.dirs.get(dir) ?? [])]) {
-      if (tree.getInode(ino)) continue;
-      tree.removeEntry(dir, name);
-      r.unnamed.push(`${dir}/${name}`);
-    }
   }
   return r;
 }
