@@ -181,7 +181,7 @@ export class HubApplier {
       this.resolutions.push({ jseq, kind: 'diverted', ino: op.ino, copyIno: target });
     }
     const inode = this.meta.getInode(target);
-    if (!inode) return this.contentOfDeleted(jseq, op, target, base);
+    if (!inode) return this.contentOfDeleted(jseq, op, target);
     if (inode.kind !== 'file') return this.skip(jseq, 'EISDIR');
     if (this.changedByOther(target, base)) {
       const at = this.tables.dentryOf(target) ?? { parent: ROOT_INO, name: `${target}` };
@@ -194,10 +194,15 @@ export class HubApplier {
     this.tables.setVersion(target, this.ctx.hubSeq, this.ctx.mountId);
   }
 
-  /** Content for an inode the hub no longer has: kept as a conflict copy if another mount deleted it unseen. */
-  private contentOfDeleted(jseq: number, op: ContentOp, ino: number, base: number): void {
+  /**
+   * Content for an inode the hub no longer has: kept as a conflict copy if another mount deleted
+   * it, also when the writer's base is past the delete. A mount writes to a file it saw deleted
+   * only through a descriptor still open, or when its view missed the delete (two mounts changing
+   * the same names: a fuzz seed lost an acknowledged write here); neither may lose the write.
+   */
+  private contentOfDeleted(jseq: number, op: ContentOp, ino: number): void {
     const tomb = this.tables.tombstone(ino);
-    if (!tomb || tomb.deleted_by === this.ctx.mountId || tomb.deleted_seq <= base) return this.skip(jseq, 'gone');
+    if (!tomb || tomb.deleted_by === this.ctx.mountId) return this.skip(jseq, 'gone');
     const parent = this.isDir(tomb.parent) ? tomb.parent : ROOT_INO;
     this.conflictCopy(jseq, op, ino, { parent, name: tomb.name }, tomb);
   }

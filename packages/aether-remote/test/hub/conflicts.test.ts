@@ -156,6 +156,23 @@ for (const { kind, skip } of STORES) describe(`conflicts (DESIGN §2): the first
     await replica();
   });
 
+  it('a write to a file another mount deleted, made after the delete reached the writer (its view missed it, or the file was open), is kept as a copy', async () => {
+    const { hub, a, b, replica } = await setup(kind);
+    const f = a.newIno();
+    const s1 = (await a.up(0, [file(ROOT, 'f.txt', f), { write: f, data: text('v1') }])).hubSeq!;
+    const s2 = (await a.up(s1, [{ t: 'unlink', parent: ROOT, name: 'f.txt', ino: f, timeMs: 4000 }])).hubSeq!;
+    const late = await b.up(s2, [{ write: f, data: text('B wrote after the delete') }]);
+    const copy = late.resolutions[0]?.kind === 'conflict-copy' ? late.resolutions[0].copyIno : assert.fail(JSON.stringify(late.resolutions));
+    assert.equal((await readFile(hub, copy)).toString(), 'B wrote after the delete');
+    // Its own delete, then a write (through a descriptor still open): the unlinked file's data goes, as on a local disk.
+    const g = b.newIno();
+    const s3 = (await b.up(late.hubSeq!, [file(ROOT, 'g.txt', g), { write: g, data: text('g') }])).hubSeq!;
+    const s4 = (await b.up(s3, [{ t: 'unlink', parent: ROOT, name: 'g.txt', ino: g, timeMs: 6000 }])).hubSeq!;
+    const own = await b.up(s4, [{ write: g, data: text('after my own unlink') }]);
+    assert.deepEqual(own.resolutions.map((r) => r.kind), ['skipped']);
+    await replica();
+  });
+
   it('deletes, renames over a changed target, writes to deleted files, creates in removed directories: nothing is lost', async () => {
     const { hub, a, b, replica } = await setup(kind);
     const f = a.newIno();
