@@ -65,7 +65,10 @@ export class BridgeOrchestrator implements RemoteBackend {
    * after that is one they did not see) and the last one's journal seq.
    */
   private readonly localEdits = new Map<Ino, { base: number; lastSeq: number }>();
-  /** The cursor when each unacknowledged unlink, rmdir or rename was made, by journal seq. */
+  /**
+   * The version each unacknowledged unlink, rmdir or rename was made on, by journal seq: the
+   * cursor then, or the base of local changes pending on the inode it removed or replaced.
+   */
   private readonly removals = new Map<number, number>();
   /**
    * Nodes the journal replay made without a name (their directory or name was gone), by the seq
@@ -282,7 +285,12 @@ export class BridgeOrchestrator implements RemoteBackend {
       const e = this.localEdits.get(op.ino);
       if (e) e.lastSeq = seq;
       else this.localEdits.set(op.ino, { base: cursor, lastSeq: seq });
-    } else if (op.t === 'unlink' || op.t === 'rmdir' || op.t === 'rename') this.removals.set(seq, cursor);
+    } else if (op.t === 'unlink' || op.t === 'rmdir' || op.t === 'rename') {
+      // A file with local changes pending showed them, not the remote changes since their base:
+      // removing or replacing it did not see those (the hub keeps such a file).
+      const gone = op.t === 'rename' ? op.dstIno : op.ino;
+      this.removals.set(seq, Math.min(cursor, (gone !== undefined ? this.localEdits.get(gone)?.base : undefined) ?? cursor));
+    }
     else if (op.t === 'mknode' && !this.drain && this.view?.getInode(op.ino)?.nlink === 0) this.namelessAtReplay.set(op.ino, seq);
     // The Vfs forgets an inode only when it is closed and has nothing left to ship.
     else if (op.t === 'forget') void replica?.dropBase(op.ino).catch((err: unknown) => this.log(`bridge: could not drop the base version of inode ${op.ino}: ${err instanceof Error ? err.message : String(err)}`));

@@ -826,6 +826,42 @@ describe('bridge mode: the hub goes away', () => {
     });
   });
 
+  for (const how of ['rm', 'a rename over it'] as const) {
+    it(`a file edited here, then removed here by ${how} after another mount's edit of it arrived (still showing this mount's edit): the other edit stays`, async () => {
+      await withHub(async (h) => {
+        const a = await bridgeMount(h.hub);
+        const b = await bridgeMount(h.hub);
+        writeFileSync(join(a.mnt, 'f'), 'base');
+        await within(2000, 'f reaches B', () => assert.equal(readOr(join(b.mnt, 'f')), 'base'));
+        await bBehindA(
+          a,
+          b,
+          () => writeFileSync(join(b.mnt, 'f'), 'B edit'),
+          () => writeFileSync(join(a.mnt, 'f'), 'A edit'),
+          () => {
+            // B's view shows its own edit over A's, so B removes what it believes is its edit.
+            assert.equal(readFileSync(join(b.mnt, 'f'), 'utf8'), 'B edit');
+            if (how === 'rm') unlinkSync(join(b.mnt, 'f'));
+            else {
+              writeFileSync(join(b.mnt, 'g'), 'B new');
+              renameSync(join(b.mnt, 'g'), join(b.mnt, 'f'));
+            }
+          },
+        );
+        await within(5000, 'A and B agree, A\'s edit kept', () => {
+          const ta = tree(a.mnt);
+          assert.deepEqual(tree(b.mnt), ta);
+          const byContent = new Map([...ta.keys()].map((n) => [readFileSync(join(a.mnt, n), 'utf8'), n]));
+          assert.ok(byContent.has('A edit'), `A's edit B never saw is kept: ${show(a).join(', ')}`);
+          if (how === 'rm') assert.deepEqual([...byContent.values()].sort(), ['f', byContent.get('B edit')!].sort(), show(a).join(', '));
+          else assert.ok(byContent.has('B new'), show(a).join(', '));
+        });
+        await stopCleanly(a);
+        await stopCleanly(b);
+      });
+    });
+  }
+
   it('a file another mount deletes while it is open here reads on through the open descriptor until it is closed', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);

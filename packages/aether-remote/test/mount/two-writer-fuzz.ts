@@ -337,6 +337,7 @@ describe('bridge mode fuzz: two mounts changing overlapping names concurrently',
           const show = (t: Map<string, string>): string => [...t].map(([k, v]) => `${k} ${v}`).sort().join('\n');
           throw new Error(
             `seed ${seed} (steps ${steps}):\n${problems.join('\n')}\nsettle notes: ${notes.join('; ')}\n` +
+              `hub data ${h.data}, A state ${a.m.stateDir}, B state ${b.m.stateDir}\n` +
               `--- trace ---\n${trace.join('\n')}\n--- A ---\n${show(ta)}\n--- B ---\n${show(tb)}\n--- C ---\n${show(tc)}\n${logs}`,
           );
         }
