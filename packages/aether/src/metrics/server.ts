@@ -6,8 +6,14 @@ import type { Registry } from 'prom-client';
 export class MetricsServer {
   private server: Server | undefined;
   address: string | undefined;
+  private readonly scrapeHooks: (() => void)[] = [];
 
   constructor(private readonly registry: Registry) {}
+
+  /** Runs `hook` before each scrape (figures gathered outside the registry, such as the binding's). */
+  onScrape(hook: () => void): void {
+    this.scrapeHooks.push(hook);
+  }
 
   async listen(listen: string): Promise<string | undefined> {
     if (listen === 'off') return undefined;
@@ -19,6 +25,7 @@ export class MetricsServer {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try GET /metrics\n');
         return;
       }
+      for (const hook of this.scrapeHooks) hook();
       this.registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
         (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(String(err)),

@@ -8,6 +8,7 @@ import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { AetherError } from '../errors.js';
+import type { OutsideSync } from '../runtime/journal/index.js';
 import { LoopSpin } from './loop-spin.js';
 import { fuseOptionString, type FuseMountOptions } from './mount-options.js';
 import { prepareMountpoint, type MountpointCheckOptions } from './mountpoint.js';
@@ -159,6 +160,8 @@ export interface FuseMountHooks {
   onRequest?(): void;
   /** Attributes the binding answers this mount's getattr requests with, from its mount to its unmount (released then). */
   bindingAttrs?: BindingAttrs | null;
+  /** fsync(2) answered in the binding for this mount, once allowed, from its mount to its unmount (released then). */
+  bindingSync?: BindingSync | null;
 }
 
 // ---- fuse-native, as far as Aether uses it -------------------------------------------------
@@ -196,6 +199,11 @@ const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp
   fuse_native_attrs_hits(): number;
   fuse_native_attrs_absent(): number;
   fuse_native_attrs_bind(thread: Buffer | null): void;
+  fuse_native_sync_bind(thread: Buffer | null): void;
+  fuse_native_sync_file(fd: number, on: boolean): boolean;
+  fuse_native_sync_take(): number[];
+  fuse_native_sync_fail_next(errno: number): void;
+  fuse_native_sync_files(): number[];
 };
 
 /**
@@ -293,6 +301,103 @@ export function claimBindingAttrs(): BindingAttrs | null {
       attrsClaimed = false;
     },
   };
+}
+
+/** What the binding answered of fsync(2) and fsyncdir since the last take (BindingSync). */
+export interface SyncAnswers {
+  fsync: { ok: number; failed: number };
+  fsyncdir: { ok: number; failed: number };
+  /** How long each answer took (up to 16,384 between two takes; beyond that only counted). */
+  samples: { op: 'fsync' | 'fsyncdir'; seconds: number; failed: boolean }[];
+}
+
+/**
+ * fsync(2) and fsyncdir answered in the binding's FUSE thread with an fdatasync of the journal
+ * files handed to it, without a round trip to JS (FUSE.md "fsync answered in the binding"): the
+ * journal hands it its files and allows it where that is correct (OutsideSync).
+ */
+export interface BindingSync extends OutsideSync {
+  /** What it answered since the last call, for the metrics. */
+  takeAnswers(): SyncAnswers;
+  /** The mount whose requests it answers (FuseMount, once mounted: its native state). */
+  attach(thread: Buffer | null): void;
+  /** Stops answering, takes every file back and lets another mount of this process claim it. */
+  release(): void;
+}
+
+let syncClaimed = false;
+
+/** The binding's fsync answers, for one mount per process: null when another mount holds them. */
+export function claimBindingSync(): BindingSync | null {
+  if (syncClaimed) return null;
+  syncClaimed = true;
+  let released = false;
+  let thread: Buffer | null = null;
+  let allowed = false;
+  const files = new Set<number>();
+  let failure = 0;
+  let answers: SyncAnswers = { fsync: { ok: 0, failed: 0 }, fsyncdir: { ok: 0, failed: 0 }, samples: [] };
+  const bind = (): void => nativeAddon.fuse_native_sync_bind(!released && allowed && thread ? thread : null);
+  // One reader of the binding's figures, two consumers: the journal (failures) and the metrics.
+  const pull = (): void => {
+    const t = nativeAddon.fuse_native_sync_take();
+    if (t[0]) failure = t[0];
+    answers.fsync.ok += t[1]!;
+    answers.fsync.failed += t[2]!;
+    answers.fsyncdir.ok += t[3]!;
+    answers.fsyncdir.failed += t[4]!;
+    for (let i = 5; i + 1 < t.length; i += 2) answers.samples.push({ seconds: t[i]!, op: t[i + 1]! & 1 ? 'fsyncdir' : 'fsync', failed: t[i + 1]! >= 2 });
+  };
+  return {
+    add: (fd) => {
+      if (released) return;
+      files.add(fd);
+      // False: more files than the binding has slots for; it answers no more.
+      nativeAddon.fuse_native_sync_file(fd, true);
+    },
+    remove: (fd) => {
+      if (!files.delete(fd)) return;
+      nativeAddon.fuse_native_sync_file(fd, false);
+    },
+    allow: (on) => {
+      allowed = on;
+      bind();
+    },
+    takeFailure: () => {
+      pull();
+      const f = failure;
+      failure = 0;
+      return f;
+    },
+    takeAnswers: () => {
+      pull();
+      const a = answers;
+      answers = { fsync: { ok: 0, failed: 0 }, fsyncdir: { ok: 0, failed: 0 }, samples: [] };
+      return a;
+    },
+    attach: (t) => {
+      thread = t;
+      bind();
+    },
+    release: () => {
+      if (released) return;
+      released = true;
+      bind();
+      for (const fd of files) nativeAddon.fuse_native_sync_file(fd, false);
+      files.clear();
+      syncClaimed = false;
+    },
+  };
+}
+
+/** Test seam: the next fdatasync the binding runs for an fsync(2) fails with errno `e`. */
+export function failNextBindingSync(e: number): void {
+  nativeAddon.fuse_native_sync_fail_next(e);
+}
+
+/** Test seam: the descriptors the binding fdatasyncs now. */
+export function bindingSyncFiles(): number[] {
+  return nativeAddon.fuse_native_sync_files();
 }
 
 const TWO_32 = 2 ** 32;
@@ -472,6 +577,7 @@ export class FuseMount {
   private readonly native: PatchedFuse;
   private readonly checks: MountpointCheckOptions;
   private readonly attrs: BindingAttrs | null;
+  private readonly sync: BindingSync | null;
   private stateNow: FuseMountState;
 
   constructor(mountpoint: string, handlers: FuseHandlers, options: FuseMountOptions = {}, hooks: FuseMountHooks & MountpointCheckOptions = {}) {
@@ -486,6 +592,7 @@ export class FuseMount {
     this.native = new PatchedFuse(this.mountpoint, nativeOps(handlers, fail, requestHook(hooks)), fuseOptionString(options));
     this.checks = { statTimeoutMs: hooks.statTimeoutMs, create: hooks.create };
     this.attrs = hooks.bindingAttrs ?? null;
+    this.sync = hooks.bindingSync ?? null;
     this.stateNow = 'idle';
   }
 
@@ -504,10 +611,12 @@ export class FuseMount {
       const prepared = await prepareMountpoint(this.mountpoint, this.checks);
       await new Promise<void>((res, rej) => this.native.mount((err) => (err ? rej(err) : res())));
       if (this.attrs) bindAttrs(this.native._thread);
+      this.sync?.attach(this.native._thread);
       this.stateNow = 'mounted';
       return prepared;
     } catch (err) {
       this.attrs?.release();
+      this.sync?.release();
       this.stateNow = 'failed';
       if (err instanceof AetherError) throw err;
       throw new AetherError('MOUNT_FAILED', `mounting ${this.mountpoint} failed: ${(err as Error).message}`, { cause: err, context: { mountpoint: this.mountpoint } });
@@ -521,6 +630,7 @@ export class FuseMount {
     try {
       await new Promise<void>((res, rej) => this.native.unmount((err) => (err ? rej(err) : res())));
       this.attrs?.release();
+      this.sync?.release();
       this.stateNow = 'unmounted';
     } catch (err) {
       this.stateNow = 'mounted';

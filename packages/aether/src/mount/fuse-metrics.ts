@@ -1,4 +1,5 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
+import type { SyncAnswers } from './fuse-binding.js';
 
 /** What the binding answered without reaching JS (BindingAttrs): attributes, and absent names. */
 export interface BindingAnswers {
@@ -14,6 +15,7 @@ export interface BindingAnswers {
 export class FuseMetrics {
   readonly ops: Counter<'op' | 'result'>;
   readonly latency: Histogram<'op'>;
+  private readonly bindingSyncs: Counter<'result'>;
 
   constructor(registry: Registry, binding?: BindingAnswers | null) {
     let counted = binding?.hits() ?? 0;
@@ -52,5 +54,23 @@ export class FuseMetrics {
       buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1, 5, 30],
       registers: [registry],
     });
+    this.bindingSyncs = new Counter({
+      name: 'aether_fuse_binding_fsyncs_total',
+      help: 'fsync and fsyncdir requests the binding answered in its FUSE thread with an fdatasync of the journal, without a round trip to JS (also counted in aether_fuse_ops_total), by result',
+      labelNames: ['result'],
+      registers: [registry],
+    });
+    this.bindingSyncs.inc({ result: 'ok' }, 0);
+  }
+
+  /** fsync(2) and fsyncdir the binding answered itself (BindingSync): operations, and latencies as far as known. */
+  countBindingSyncs(a: SyncAnswers): void {
+    for (const op of ['fsync', 'fsyncdir'] as const) {
+      if (a[op].ok) this.ops.inc({ op, result: 'ok' }, a[op].ok);
+      if (a[op].failed) this.ops.inc({ op, result: 'EIO' }, a[op].failed);
+      if (a[op].ok) this.bindingSyncs.inc({ result: 'ok' }, a[op].ok);
+      if (a[op].failed) this.bindingSyncs.inc({ result: 'EIO' }, a[op].failed);
+    }
+    for (const s of a.samples) this.latency.observe({ op: s.op }, s.seconds);
   }
 }

@@ -25,7 +25,7 @@ import { LocalDrain } from './drain.js';
 import { SpaceReclaimer } from './space-reclaimer.js';
 import { refuseUnusableMountpoint } from './mountpoint.js';
 import { ensureStateDir, StateLock } from './state-lock.js';
-import { callerContext, claimBindingAttrs, FuseMount, guardHardLinkAttributes, setAttributesUncached } from './fuse-binding.js';
+import { callerContext, claimBindingAttrs, claimBindingSync, FuseMount, guardHardLinkAttributes, setAttributesUncached } from './fuse-binding.js';
 import { FuseMetrics } from './fuse-metrics.js';
 import { fuseHandlers } from './fuse-ops.js';
 import { Vfs } from './vfs.js';
@@ -265,9 +265,28 @@ export class LocalMount {
     const attrGuard = guardHardLinkAttributes();
     if (!attrGuard) this.log('attribute caching is off: the patched binding could not hook libfuse here (FUSE.md), so every stat costs a round trip');
     const bindingAttrs = kernelCache.bindingAttrs ? claimBindingAttrs() : null;
+    const fuseMetrics = new FuseMetrics(this.registry, bindingAttrs);
+    // fsync(2) answered in the FUSE thread where the journal allows it (FUSE.md); what it answered
+    // reaches the metrics before each scrape and once a second.
+    const bindingSync = claimBindingSync();
+    if (bindingSync) {
+      journal.shareSyncs(bindingSync);
+      const count = (): void => {
+        const a = bindingSync.takeAnswers();
+        fuseMetrics.countBindingSyncs(a);
+        journal.countOutsideSyncs(a.fsync.ok + a.fsyncdir.ok, a.fsync.failed + a.fsyncdir.failed, a.samples.map((x) => x.seconds));
+      };
+      this.metricsServer.onScrape(count);
+      const timer = setInterval(count, 1000).unref();
+      this.cleanups.push(() => {
+        clearInterval(timer);
+        bindingSync.release();
+        count();
+      });
+    }
     const fuse = (this.fuse = new FuseMount(
       this.mountpoint,
-      fuseHandlers(vfs, new FuseMetrics(this.registry, bindingAttrs), { statfs: () => this.diskStats() }, { caller: callerContext }, bindingAttrs),
+      fuseHandlers(vfs, fuseMetrics, { statfs: () => this.diskStats() }, { caller: callerContext }, bindingAttrs),
       {
         fsname: 'aether',
         subtype: 'aether',
@@ -291,7 +310,7 @@ export class LocalMount {
         acAttrTimeoutSeconds: 0,
         useIno: true,
       },
-      { onHandlerError: (op, err) => this.log(`${op}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`), loopSpinMicros: LOOP_SPIN_MICROS, onRequest: () => (this.lastRequestMs = performance.now()), bindingAttrs },
+      { onHandlerError: (op, err) => this.log(`${op}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`), loopSpinMicros: LOOP_SPIN_MICROS, onRequest: () => (this.lastRequestMs = performance.now()), bindingAttrs, bindingSync },
     ));
     const { staleCleaned } = await fuse.mount();
     if (staleCleaned) this.log(`cleaned a stale mount left at ${this.mountpoint} by a crashed process`);

@@ -7,6 +7,8 @@ import { skipBytes } from '../infra/buffers.js';
  * crashes that keep only durable bytes. `nodeJournalFs` is the real thing.
  */
 export interface JournalFile {
+  /** The OS descriptor, for an fdatasync run outside the journal (OutsideSync); none in test doubles. */
+  readonly fd?: number;
   /**
    * Writes every byte of `buffers` at `position`. Synchronous on purpose: a write into the page
    * cache takes a few microseconds, while a round trip through libuv's thread pool costs tens of
@@ -43,7 +45,7 @@ function callback<T>(fn: (cb: (err: NodeJS.ErrnoException | null, value: T) => v
 }
 
 class NodeJournalFile implements JournalFile {
-  constructor(private readonly fd: number) {}
+  constructor(readonly fd: number) {}
 
   writevSync(buffers: readonly Buffer[], position: number): void {
     // pwrite costs less than half of pwritev for one buffer, the common case of one writer.

@@ -7,3 +7,4 @@ export { JOURNAL_METRIC } from './metrics.js';
 export { FLUSH_REASONS, type FlushReason, type RetrySettings, type SyncPolicy, type SyncSettings } from './sync.js';
 export type { RecoveryReport, TornTail } from './recovery.js';
 export { RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX, recordBytes } from './record.js';
+export type { OutsideSync } from './outside-sync.js';

@@ -10,6 +10,7 @@ import { JournalMetrics } from './metrics.js';
 import type { PendingIndex } from './pending-index.js';
 import { RecordStream } from './reader.js';
 import { encodeRecordHeader, FrameArena, RECORD_PAYLOAD_BYTES_MAX } from './record.js';
+import type { OutsideSync } from './outside-sync.js';
 import { recoverJournal, type RecoveryReport } from './recovery.js';
 import { Segment, SegmentList } from './segment.js';
 import { DEFAULT_RETRY, SyncController, type RetrySettings, type SyncSettings } from './sync.js';
@@ -78,6 +79,9 @@ export class Journal implements JournalPendingSource {
   private groupRetry: TimerHandle | null = null;
   private groupRetryMs: number;
   private releasing: Promise<void> = Promise.resolve();
+  private outside: OutsideSync | null = null;
+  /** A segment file could not be handed to the outside sync: it answers no more. */
+  private outsideLost = false;
 
   static async open(opts: JournalOptions): Promise<Journal> {
     assert.ok(Number.isSafeInteger(opts.segmentBytes) && opts.segmentBytes >= SEGMENT_BYTES_MIN, `segmentBytes must be an integer >= ${SEGMENT_BYTES_MIN}`);
@@ -115,6 +119,10 @@ export class Journal implements JournalPendingSource {
     this.writer = new SegmentWriter(fs, opts.dir, opts.segmentBytes, segments, this.lastAppended, this.metrics, {
       written: (seq) => this.onWritten(seq),
       failed: (err, writtenSeq) => this.onWriteFailed(err, writtenSeq),
+      outsideLost: () => {
+        this.outsideLost = true;
+        this.allowOutside();
+      },
     });
     this.checkpoint = new CheckpointWriter(fs, opts.dir, { committedSeq: report.committedSeq, durableSeq: durableSeqOnDisk }, () => ({
       committedSeq: this.committed,
@@ -303,8 +311,34 @@ export class Journal implements JournalPendingSource {
   }
 
   /** Applies sync settings live (from a config reload); a policy switch first flushes what is unsynced. */
-  applySyncConfig(settings: SyncSettings): Promise<void> {
-    return this.controller.apply(settings);
+  async applySyncConfig(settings: SyncSettings): Promise<void> {
+    // Off before `manual` takes over: from then on an fsync(2) must move the durable mark.
+    if (settings.policy === 'manual') this.outside?.allow(false);
+    try {
+      await this.controller.apply(settings);
+    } finally {
+      this.allowOutside();
+    }
+  }
+
+  /**
+   * Lets `outside` fdatasync the journal's files to answer fsync(2) without the journal
+   * (OutsideSync): it gets every segment file written from now on, and is allowed to answer only
+   * while that is correct. Its failures fail the journal's next flush.
+   */
+  shareSyncs(outside: OutsideSync): void {
+    this.outside = outside;
+    this.writer.shareFiles(outside);
+    this.allowOutside();
+  }
+
+  /** Counts fsync(2)s the outside sync answered (durations of those known). */
+  countOutsideSyncs(ok: number, failed: number, seconds: readonly number[]): void {
+    this.metrics.syncedOutside(ok, failed, seconds);
+  }
+
+  private allowOutside(): void {
+    this.outside?.allow(!this.outsideLost && !this.writer.failed && !this.closing && this.controller.settings.policy !== 'manual');
   }
 
   /** Resolves once no write, flush, or checkpoint is in progress. */
@@ -322,6 +356,7 @@ export class Journal implements JournalPendingSource {
   }
 
   private async shutdown(): Promise<void> {
+    this.outside?.allow(false);
     this.controller.close();
     if (this.groupRetry) this.clock.clearTimeout(this.groupRetry);
     this.groupRetry = null;
@@ -400,6 +435,7 @@ export class Journal implements JournalPendingSource {
     this.index.dropAfter(writtenSeq);
     this.writtenWaiters.reject(err);
     this.durableWaiters.rejectAfter(err, writtenSeq);
+    this.allowOutside();
     this.notifyPending();
   }
 

@@ -126,6 +126,21 @@ export class JournalMetrics {
     if (outcome === 'success') this.flushBytes.observe(bytes);
   }
 
+  /**
+   * fsync(2)s the FUSE binding answered with its own fdatasync (OutsideSync): manual flushes and
+   * fdatasync batches like the journal's own; durations as far as known, bytes not (the journal's
+   * next flush counts them).
+   */
+  syncedOutside(ok: number, failed: number, seconds: readonly number[]): void {
+    for (const [outcome, n] of [['success', ok], ['error', failed]] as const) {
+      if (n === 0) continue;
+      this.walFlush.inc({ reason: 'manual', outcome }, n);
+      if (outcome === 'success') this.syncCount.inc({ policy: 'manual' }, n);
+      this.fsyncs.inc({ outcome }, n);
+    }
+    for (const s of seconds) this.flushSeconds.observe(s);
+  }
+
   appended(): void {
     this.appends.inc();
   }

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { constants } from 'node:os';
 import { join } from 'node:path';
 import { AetherError } from '../../errors.js';
-import type { JournalFs } from './fs-layer.js';
+import type { JournalFile, JournalFs } from './fs-layer.js';
 import { Fifo } from './fifo.js';
 import { GroupRun } from './group-run.js';
 import type { JournalMetrics } from './metrics.js';
+import type { OutsideSync } from './outside-sync.js';
 import { encodeSegmentHeader, Segment, SEGMENT_HEADER_BYTES, SegmentList } from './segment.js';
 
 /** One writev takes at most this many records and bytes, so the event loop is never held long. */
@@ -36,6 +38,8 @@ export interface WriterEvents {
   written(seq: number): void;
   /** A write or a segment creation failed; nothing more will be written. */
   failed(err: AetherError, writtenSeq: number): void;
+  /** A segment file could not be handed to the outside sync (it has no descriptor): it must answer no more. */
+  outsideLost(): void;
 }
 
 /**
@@ -57,6 +61,7 @@ export class SegmentWriter {
   private writtenBytes = 0;
   private durableSeqValue: number;
   private durableBytes = 0;
+  private outside: OutsideSync | null = null;
 
   constructor(
     private readonly fs: JournalFs,
@@ -131,6 +136,23 @@ export class SegmentWriter {
     return this.fsyncs.run();
   }
 
+  /** Hands every segment file written from now on (and those open now) to `outside` as well. */
+  shareFiles(outside: OutsideSync): void {
+    this.outside = outside;
+    for (const seg of this.segments.all) if (seg.file) this.share(seg.file);
+  }
+
+  private share(file: JournalFile): void {
+    if (file.fd === undefined) this.events.outsideLost();
+    else this.outside?.add(file.fd);
+  }
+
+  /** Closes a segment file, taking it back from the outside sync first. */
+  private closeFile(file: JournalFile): Promise<void> {
+    if (file.fd !== undefined) this.outside?.remove(file.fd);
+    return file.close();
+  }
+
   /** Resolves once no write, segment creation or fdatasync is in progress. */
   async idle(): Promise<void> {
     while (this.creating || this.pumpQueued || this.queue.size > 0) {
@@ -147,7 +169,7 @@ export class SegmentWriter {
     for (const seg of this.segments.all) {
       const file = seg.file;
       seg.file = null;
-      await file?.close();
+      if (file) await this.closeFile(file);
     }
   }
 
@@ -158,7 +180,7 @@ export class SegmentWriter {
         const file = seg.file;
         seg.file = null;
         // The bytes are durable already; a failing close(2) changes nothing about them.
-        await file.close().catch(() => undefined);
+        await this.closeFile(file).catch(() => undefined);
       }
     }
   }
@@ -239,6 +261,8 @@ export class SegmentWriter {
       }
       seg.file = file;
       seg.writtenBytes = SEGMENT_HEADER_BYTES;
+      // Before any record goes in: an fsync(2) answered outside must cover every record answered.
+      this.share(file);
     })().then(
       () => {
         this.creating = null;
@@ -273,6 +297,15 @@ export class SegmentWriter {
   /** One fdatasync batch over every segment with unsynced bytes. */
   private async syncDirty(): Promise<SyncPoint> {
     const point: SyncPoint = { seq: this.writtenSeqValue, bytesTotal: this.writtenBytes };
+    // A failure the outside sync met is this batch's: Linux reports a writeback error once per
+    // open file, so the fdatasyncs below would succeed and hide it.
+    const outsideErrno = this.outside?.takeFailure() ?? 0;
+    if (outsideErrno !== 0) {
+      throw new AetherError('JOURNAL_FSYNC_FAILED', `journal fdatasync failed: ${errnoName(outsideErrno)} (in the FUSE binding's fsync)`, {
+        errno: 'EIO',
+        context: { throughSeq: point.seq },
+      });
+    }
     const dirty = this.segments.all.filter((s) => s.dirty).map((s) => ({ seg: s, upTo: s.writtenBytes }));
     if (dirty.length > 0) {
       const started = process.hrtime.bigint();
@@ -295,4 +328,9 @@ export class SegmentWriter {
     await this.closeSettled();
     return point;
   }
+}
+
+/** `EIO` for 5: a name for an errno number the binding reported. */
+function errnoName(n: number): string {
+  return Object.entries(constants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
 }
