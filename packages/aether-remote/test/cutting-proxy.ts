@@ -22,6 +22,8 @@ export class CuttingProxy {
   private readonly live = new Set<Socket>();
   /** Client side of each live connection → its hub side. */
   private readonly pairs = new Map<Socket, Socket>();
+  /** Cut the connection whose hub side next sends bytes holding this, before they are passed on. */
+  private cutAtBytes: Buffer | undefined;
 
   constructor(
     private readonly upstreamPort: number,
@@ -44,7 +46,19 @@ export class CuttingProxy {
     }
     this.pairs.set(down, up);
     down.pipe(up);
-    up.pipe(down);
+    up.on('data', (chunk: Buffer) => {
+      if (this.cutAtBytes && chunk.includes(this.cutAtBytes)) {
+        this.cutAtBytes = undefined;
+        this.cuts++;
+        down.destroy();
+        up.destroy();
+        return;
+      }
+      if (!down.write(chunk)) {
+        up.pause();
+        down.once('drain', () => up.resume());
+      }
+    });
     down.on('close', () => {
       this.pairs.delete(down);
       up.destroy();
@@ -77,6 +91,14 @@ export class CuttingProxy {
   async listen(): Promise<number> {
     await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', () => resolve()));
     return (this.server.address() as { port: number }).port;
+  }
+
+  /**
+   * Cuts the next connection whose hub side sends `text` (within one read), dropping those bytes:
+   * e.g. an ack after the hub committed the batch. Frames are unmasked from the hub, so text shows.
+   */
+  cutAt(text: string): void {
+    this.cutAtBytes = Buffer.from(text);
   }
 
   /** Cuts every connection and refuses new ones until `up()`. */

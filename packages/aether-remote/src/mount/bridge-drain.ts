@@ -82,16 +82,31 @@ export class BridgeDrain extends SerialDrain implements SyncDrain {
           if (this.d.replica.ownJournalSeq < batch.upToSeq) await this.d.replica.noteOwnJournalSeq(batch.upToSeq);
         } else {
           await this.d.replica.noteOwnJournalSeq(batch.upToSeq);
-          if (ack.duplicate) await this.d.replica.waitFor(this.d.client.welcome?.hubSeq ?? 0);
+          // A duplicate, or a batch whose new part was all skipped: earlier parts the hub committed
+          // before a lost ack are in the feed up to the welcome's sequence.
+          await this.d.replica.waitFor(this.d.client.welcome?.hubSeq ?? 0);
         }
         if (this.closed) return;
+        const resolutions = this.resolutionsOf(from, batch.upToSeq, ack);
         await journal.commit(batch.upToSeq);
         this.d.onCommitted(batch.upToSeq);
-        if (ack.resolutions.length) this.d.onResolutions(ack.resolutions, new Map(batch.entries.map((e) => [e.seq, e.op])));
+        if (resolutions.length) this.d.onResolutions(resolutions, new Map(batch.entries.map((e) => [e.seq, e.op])));
+        await this.d.replica.dropOwnResolutions(batch.upToSeq);
       } finally {
         this.inFlight = { entries: [], chunks: new Map() };
       }
     }
+  }
+
+  /**
+   * The hub's resolutions of journal entries `from`..`upTo`: the ack's, and those of earlier parts
+   * the hub committed while their ack was lost (a re-sent batch, or the part of it the hub had, is
+   * acknowledged without them), from this mount's own changefeed entries. Rows below `from` were
+   * acted on before a crash kept them from being dropped.
+   */
+  private resolutionsOf(from: number, upTo: number, ack: { hubSeq: number | null; resolutions: Resolution[] }): Resolution[] {
+    const held = [...this.d.replica.ownResolutions(upTo)].filter(([seq]) => seq >= from && (ack.hubSeq === null || seq !== upTo));
+    return [...held.flatMap(([, rs]) => rs), ...ack.resolutions];
   }
 
   /** A chunk of the batch in flight (this mount's own data), or undefined. */

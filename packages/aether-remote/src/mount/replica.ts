@@ -9,7 +9,7 @@ import type { Inode } from '@aether/core/tree/inode';
 import { MemoryMeta } from '@aether/core/tree/meta';
 import type { Op } from '@aether/core/tree/ops';
 import type { FeedEvent } from '../bridge/client.js';
-import type { FeedEntry, SnapshotPartFrame } from '../protocol/frames.js';
+import type { FeedEntry, Resolution, SnapshotPartFrame } from '../protocol/frames.js';
 import type { WireOp } from '../protocol/wire-ops.js';
 
 /** The replica's own rows, committed in the same transaction as the tree they describe. */
@@ -23,6 +23,10 @@ const BRIDGE_EXTENSION: StoreExtension = {
     // A locally edited file's committed version from before a remote change replaced it: what its
     // unshipped edits were made on (blocks: JSON [[idx, hash], ...]; the replica keeps every chunk).
     'CREATE TABLE bridge_bases (ino INTEGER PRIMARY KEY, inode TEXT NOT NULL, blocks TEXT NOT NULL)',
+    // The hub's resolutions of this mount's own batches, from their changefeed entries, by the
+    // batch's last journal sequence, until the drain has acted on them: a batch the hub committed
+    // whose ack was lost is acknowledged again as a duplicate, without them (JSON Resolution[]).
+    'CREATE TABLE bridge_own_resolutions (journal_seq INTEGER PRIMARY KEY, resolutions TEXT NOT NULL)',
   ],
   liveChunks: "SELECT json_extract(b.value, '$[1]') FROM bridge_bases, json_each(bridge_bases.blocks) AS b",
 };
@@ -397,6 +401,7 @@ export class Replica {
       this.setState(db, 'cursor', entry.hubSeq);
       this.raiseState(db, 'max_own_ino', maxOwn);
       if (own) this.raiseState(db, 'own_journal_seq', entry.journalSeq);
+      if (own && entry.resolutions.length > 0) db.prepare('INSERT OR REPLACE INTO bridge_own_resolutions (journal_seq, resolutions) VALUES (?, ?)').run(entry.journalSeq, JSON.stringify(entry.resolutions));
     }, chunks, (db) => {
       this.keepBases(db, before);
       this.mark(db, entry.hubSeq);
@@ -411,6 +416,17 @@ export class Replica {
 
   private raiseState(db: Database, key: string, value: number): void {
     db.prepare('INSERT INTO bridge_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)').run(key, value);
+  }
+
+  /** The hub's resolutions of this mount's batches up to journal sequence `upTo` the replica holds, by batch (its last sequence). */
+  ownResolutions(upTo: number): Map<number, Resolution[]> {
+    const rows = this.reader.prepare('SELECT journal_seq, resolutions FROM bridge_own_resolutions WHERE journal_seq <= ? ORDER BY journal_seq').all(upTo) as { journal_seq: number; resolutions: string }[];
+    return new Map(rows.map((r) => [r.journal_seq, JSON.parse(r.resolutions) as Resolution[]]));
+  }
+
+  /** The drain acted on the resolutions of batches up to `upTo` (after the journal commit). */
+  async dropOwnResolutions(upTo: number): Promise<void> {
+    await this.store.transaction(({ db }) => db.prepare('DELETE FROM bridge_own_resolutions WHERE journal_seq <= ?').run(upTo));
   }
 
   /** Records that the hub acknowledged this mount's journal up to `seq` with no changefeed entry (every op skipped). */

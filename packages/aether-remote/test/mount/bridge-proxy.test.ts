@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, chmodSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
@@ -7,7 +7,7 @@ import { CuttingProxy } from '../cutting-proxy.js';
 import { scrape } from '../hub/helpers.js';
 import { seededRandom } from '../seeded-random.js';
 import { bridgeMount, bridgeStatus, mustSync, sleep, tree, within, withHub } from './bridge-helpers.js';
-import { killSeed, stopAll, stopCleanly } from './harness.js';
+import { killSeed, stopAll, stopCleanly, type MountProcess } from './harness.js';
 
 after(stopAll);
 
@@ -138,6 +138,66 @@ describe('bridge mode: a proxy cutting connections between mount A and the hub',
         }
         const dups = await scrape(h.hub.metricsUrl, 'aether_hub_duplicate_batches_total');
         process.stdout.write(`# proxy: ${proxy.cuts} cuts, ${feed.length} batches of A committed, ${dups} re-sent batches acknowledged as duplicates\n`);
+      } finally {
+        await proxy.close();
+      }
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+});
+
+describe('bridge mode: an ack lost after the hub committed the batch', () => {
+  it('the resolutions reach the mount from its own changefeed entry: a file edited on here goes on from its conflict copy, nothing of it lost', async () => {
+    await withHub(async (h) => {
+      const proxy = new CuttingProxy(Number(h.hub.url.split(':').pop()), seededRandom(1));
+      proxy.cutting = false;
+      const a = await bridgeMount(`ws://127.0.0.1:${await proxy.listen()}`);
+      const b = await bridgeMount(h.hub);
+      const x = (m: MountProcess) => join(m.mnt, 'x');
+      const overwrite = (path: string, at: number, text: string): void => {
+        const fd = openSync(path, 'r+');
+        writeSync(fd, text, at);
+        closeSync(fd);
+      };
+      try {
+        const base = 'base-0123456789-base-0123456789\n';
+        writeFileSync(x(a), base);
+        await mustSync(a);
+        await within(5000, 'x reaches B', () => assert.equal(readFileSync(x(b), 'utf8'), base));
+        // A edits x unshipped while B's edit of it commits first and reaches A: A's batch will be
+        // a conflict, its version kept in a copy that A's later edits go to.
+        assert.equal(a.ctl(['sync', 'pause']).code, 0);
+        overwrite(x(a), 0, 'AAAA');
+        writeFileSync(x(b), 'B wrote all of x\n');
+        await mustSync(b);
+        await sleep(1000);
+        proxy.cutAt('"t":"ack"');
+        assert.equal(a.ctl(['sync', 'resume']).code, 0);
+        await within(10_000, 'the ack of A\'s batch was cut', () => assert.equal(proxy.cuts, 1));
+        proxy.down();
+        // The upload in flight goes on after the reconnect; the drain takes nothing after it.
+        assert.equal(a.ctl(['sync', 'pause']).code, 0);
+        const first = (JSON.parse(a.ctl(['status', '--json']).out) as { journal: { last_seq: number } }).journal.last_seq;
+        overwrite(x(a), 10, 'CC');
+        proxy.up();
+        await within(15_000, 'A\'s first batch is acknowledged again (a duplicate)', () => {
+          assert.ok((JSON.parse(a.ctl(['status', '--json']).out) as { journal: { committed_seq: number } }).journal.committed_seq >= first);
+        });
+        // The first edit's bytes are clean now: gone from the cache, they come from the base.
+        assert.equal(a.ctl(['cache', 'clear']).code, 0);
+        const mine = `AAAA${base.slice(4, 10)}CC${base.slice(12)}`;
+        assert.equal(readFileSync(x(a), 'utf8'), mine, 'A shows both of its edits');
+        assert.equal(a.ctl(['sync', 'resume']).code, 0);
+        await mustSync(a);
+        await within(10_000, 'A and B agree: B\'s x, and A\'s version whole in a copy', () => {
+          const t = tree(a.mnt);
+          assert.deepEqual(tree(b.mnt), t);
+          const names = [...t.keys()].sort();
+          assert.equal(names.length, 2, names.join(', '));
+          assert.equal(readFileSync(x(b), 'utf8'), 'B wrote all of x\n');
+          assert.equal(readFileSync(join(b.mnt, names.find((n) => n.startsWith('x.conflict-'))!), 'utf8'), mine);
+        });
       } finally {
         await proxy.close();
       }
