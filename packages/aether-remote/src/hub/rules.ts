@@ -140,8 +140,9 @@ export class HubApplier {
     const at = this.locate(op.parent, op.name, op.ino);
     const inode = this.meta.getInode(op.ino);
     if (!at || !inode) return this.skip(jseq, 'gone');
-    // A delete loses against a content change it did not see: the changed file stays.
-    if (op.t === 'unlink' && this.changedByOther(op.ino, base)) return this.skip(jseq, 'changed');
+    // A delete loses against a content change it did not see: the changed file stays. Removing
+    // one name of several loses nothing: the content lives on under the others.
+    if (op.t === 'unlink' && inode.nlink <= 1 && this.changedByOther(op.ino, base)) return this.skip(jseq, 'changed');
     const placed = { ...op, ...at };
     if (this.tree(jseq, placed, placed)) this.tombstoneIfGone(inode, at);
   }

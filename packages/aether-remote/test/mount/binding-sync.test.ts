@@ -111,31 +111,43 @@ describe('fsync answered in the binding', () => {
         .sort();
       assert.ok(handed.length >= 1, 'the active segment is handed over');
       assert.deepEqual(handed, writing);
+      // The binding's own files of the segments taken back are closed: ~10 segments a round rolled.
+      const journalFiles = readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+        try {
+          return readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(`${journalDir}/`);
+        } catch {
+          return false;
+        }
+      });
+      assert.ok(journalFiles.length <= 2 * writing.length + 4, `${journalFiles.length} descriptors on journal files`);
     }
     assert.equal(await inBinding(m), 30);
     await m.stop();
   });
 
-  it('a failed fdatasync in the binding fails that fsync with EIO and the journal\'s next flush; JS answers from then on, and nothing written is lost', async () => {
+  it('a failed fdatasync in the binding fails that fsync with EIO; JS answers from then on, and nothing written is lost', async () => {
     const base = tempDir();
-    const opts = { mnt: join(base, 'mnt'), stateDir: join(base, 'state'), env: { NODE_OPTIONS: `--import ${SEAMS}`, AFS_AETHER_JOURNAL_SYNC_INTERVAL_MS: '60000' } };
+    const opts = { mnt: join(base, 'mnt'), stateDir: join(base, 'state'), env: { NODE_OPTIONS: `--import ${SEAMS}` } };
     const m = await startMount(opts);
     assert.deepEqual(writeAndFsync(join(m.mnt, 'f'), 2), ['ok', 'ok']);
     m.proc.kill('SIGUSR2');
     await sleep(200);
-    // The binding's fdatasync fails; the next fsync goes to JS, whose flush fails with what the
-    // binding met (Linux reports a writeback error once per open file); then fsyncs succeed again.
-    assert.deepEqual(writeAndFsync(join(m.mnt, 'f'), 4, 2), ['EIO', 'EIO', 'ok', 'ok']);
+    // The binding's fdatasync fails (a writeback error: the journal's own open file of the segment
+    // reports it as well, to its next fdatasync); the binding answers no more.
+    assert.deepEqual(writeAndFsync(join(m.mnt, 'f'), 4, 2), ['EIO', 'ok', 'ok', 'ok']);
     assert.equal(await inBinding(m), 2);
     assert.equal(await inBinding(m, 'EIO'), 1);
-    assert.equal(await fsyncOps(m, 'fsync', 'EIO'), 2);
-    assert.equal(await fsyncOps(m, 'fsync', 'ok'), 4);
-    assert.equal(await manualFlushes(m, 'error'), 2);
+    assert.equal(await fsyncOps(m, 'fsync', 'EIO'), 1);
+    assert.equal(await fsyncOps(m, 'fsync', 'ok'), 5);
+    assert.equal(await manualFlushes(m, 'error'), 1);
+    assert.equal(await manualFlushes(m, 'success'), 5);
     assert.equal(await metric(m, /^aether_journal_fsync_total\{outcome="error"\}/), 1, 'one fdatasync failed');
     assert.ok(readFileSync(join(m.mnt, 'f')).equals(expected(6)));
     await m.stop();
     const again = await startMount(opts);
     assert.ok(readFileSync(join(again.mnt, 'f')).equals(expected(6)));
+    assert.deepEqual(writeAndFsync(join(again.mnt, 'g'), 2), ['ok', 'ok']);
+    assert.equal(await inBinding(again), 2, 'after a restart the binding answers again');
     await again.stop();
   });
 });

@@ -862,6 +862,33 @@ describe('bridge mode: the hub goes away', () => {
     });
   }
 
+  it('a second name of a file edited here, removed here after another mount\'s edit arrived: it stays removed (the content lives on under the first)', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      writeFileSync(join(a.mnt, 'f'), 'base');
+      linkSync(join(a.mnt, 'f'), join(a.mnt, 'h'));
+      await within(2000, 'f and h reach B', () => assert.equal(readOr(join(b.mnt, 'h')), 'base'));
+      await bBehindA(
+        a,
+        b,
+        () => writeFileSync(join(b.mnt, 'f'), 'B edit'),
+        () => writeFileSync(join(a.mnt, 'f'), 'A edit'),
+        () => unlinkSync(join(b.mnt, 'h')),
+      );
+      await within(5000, 'A and B agree: f holds A\'s edit, B\'s in a copy, h gone', () => {
+        const ta = tree(a.mnt);
+        assert.deepEqual(tree(b.mnt), ta);
+        assert.equal(ta.has('h'), false, show(a).join(', '));
+        assert.equal(readFileSync(join(a.mnt, 'f'), 'utf8'), 'A edit');
+        const copies = [...ta.keys()].filter((n) => n.startsWith('f.conflict-'));
+        assert.deepEqual(copies.map((n) => readFileSync(join(a.mnt, n), 'utf8')), ['B edit'], show(a).join(', '));
+      });
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
   it('a file another mount deletes while it is open here reads on through the open descriptor until it is closed', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);

@@ -202,6 +202,7 @@ const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp
   fuse_native_sync_bind(thread: Buffer | null): void;
   fuse_native_sync_file(fd: number, on: boolean): boolean;
   fuse_native_sync_take(): number[];
+  fuse_native_sync_reset(): void;
   fuse_native_sync_fail_next(errno: number): void;
   fuse_native_sync_files(): number[];
 };
@@ -331,49 +332,34 @@ let syncClaimed = false;
 export function claimBindingSync(): BindingSync | null {
   if (syncClaimed) return null;
   syncClaimed = true;
+  nativeAddon.fuse_native_sync_reset();
   let released = false;
   let thread: Buffer | null = null;
   let allowed = false;
   const files = new Set<number>();
-  let failure = 0;
-  let answers: SyncAnswers = { fsync: { ok: 0, failed: 0 }, fsyncdir: { ok: 0, failed: 0 }, samples: [] };
   const bind = (): void => nativeAddon.fuse_native_sync_bind(!released && allowed && thread ? thread : null);
-  // One reader of the binding's figures, two consumers: the journal (failures) and the metrics.
-  const pull = (): void => {
-    const t = nativeAddon.fuse_native_sync_take();
-    if (t[0]) failure = t[0];
-    answers.fsync.ok += t[1]!;
-    answers.fsync.failed += t[2]!;
-    answers.fsyncdir.ok += t[3]!;
-    answers.fsyncdir.failed += t[4]!;
-    for (let i = 5; i + 1 < t.length; i += 2) answers.samples.push({ seconds: t[i]!, op: t[i + 1]! & 1 ? 'fsyncdir' : 'fsync', failed: t[i + 1]! >= 2 });
-  };
   return {
     add: (fd) => {
-      if (released) return;
+      if (released) return false;
       files.add(fd);
-      // False: more files than the binding has slots for; it answers no more.
-      nativeAddon.fuse_native_sync_file(fd, true);
+      return nativeAddon.fuse_native_sync_file(fd, true);
     },
     remove: (fd) => {
-      if (!files.delete(fd)) return;
-      nativeAddon.fuse_native_sync_file(fd, false);
+      if (files.delete(fd)) nativeAddon.fuse_native_sync_file(fd, false);
     },
     allow: (on) => {
       allowed = on;
       bind();
     },
-    takeFailure: () => {
-      pull();
-      const f = failure;
-      failure = 0;
-      return f;
-    },
     takeAnswers: () => {
-      pull();
-      const a = answers;
-      answers = { fsync: { ok: 0, failed: 0 }, fsyncdir: { ok: 0, failed: 0 }, samples: [] };
-      return a;
+      const answers: SyncAnswers = { fsync: { ok: 0, failed: 0 }, fsyncdir: { ok: 0, failed: 0 }, samples: [] };
+      // After the release the figures may be another mount's.
+      if (released) return answers;
+      const t = nativeAddon.fuse_native_sync_take();
+      answers.fsync = { ok: t[0]!, failed: t[1]! };
+      answers.fsyncdir = { ok: t[2]!, failed: t[3]! };
+      for (let i = 4; i + 1 < t.length; i += 2) answers.samples.push({ seconds: t[i]!, op: t[i + 1]! & 1 ? 'fsyncdir' : 'fsync', failed: t[i + 1]! >= 2 });
+      return answers;
     },
     attach: (t) => {
       thread = t;

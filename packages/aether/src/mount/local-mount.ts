@@ -280,8 +280,8 @@ export class LocalMount {
       const timer = setInterval(count, 1000).unref();
       this.cleanups.push(() => {
         clearInterval(timer);
-        bindingSync.release();
         count();
+        bindingSync.release();
       });
     }
     const fuse = (this.fuse = new FuseMount(

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { constants } from 'node:os';
 import { join } from 'node:path';
 import { AetherError } from '../../errors.js';
 import type { JournalFile, JournalFs } from './fs-layer.js';
@@ -38,7 +37,7 @@ export interface WriterEvents {
   written(seq: number): void;
   /** A write or a segment creation failed; nothing more will be written. */
   failed(err: AetherError, writtenSeq: number): void;
-  /** A segment file could not be handed to the outside sync (it has no descriptor): it must answer no more. */
+  /** A segment file could not be handed to the outside sync: it must answer no more. */
   outsideLost(): void;
 }
 
@@ -143,8 +142,7 @@ export class SegmentWriter {
   }
 
   private share(file: JournalFile): void {
-    if (file.fd === undefined) this.events.outsideLost();
-    else this.outside?.add(file.fd);
+    if (this.outside && (file.fd === undefined || !this.outside.add(file.fd))) this.events.outsideLost();
   }
 
   /** Closes a segment file, taking it back from the outside sync first. */
@@ -297,15 +295,6 @@ export class SegmentWriter {
   /** One fdatasync batch over every segment with unsynced bytes. */
   private async syncDirty(): Promise<SyncPoint> {
     const point: SyncPoint = { seq: this.writtenSeqValue, bytesTotal: this.writtenBytes };
-    // A failure the outside sync met is this batch's: Linux reports a writeback error once per
-    // open file, so the fdatasyncs below would succeed and hide it.
-    const outsideErrno = this.outside?.takeFailure() ?? 0;
-    if (outsideErrno !== 0) {
-      throw new AetherError('JOURNAL_FSYNC_FAILED', `journal fdatasync failed: ${errnoName(outsideErrno)} (in the FUSE binding's fsync)`, {
-        errno: 'EIO',
-        context: { throughSeq: point.seq },
-      });
-    }
     const dirty = this.segments.all.filter((s) => s.dirty).map((s) => ({ seg: s, upTo: s.writtenBytes }));
     if (dirty.length > 0) {
       const started = process.hrtime.bigint();
@@ -330,7 +319,3 @@ export class SegmentWriter {
   }
 }
 
-/** `EIO` for 5: a name for an errno number the binding reported. */
-function errnoName(n: number): string {
-  return Object.entries(constants.errno).find(([, v]) => v === n)?.[0] ?? `errno ${n}`;
-}
