@@ -132,8 +132,8 @@ describe('fsync answered in the binding', () => {
     assert.deepEqual(writeAndFsync(join(m.mnt, 'f'), 2), ['ok', 'ok']);
     m.proc.kill('SIGUSR2');
     await sleep(200);
-    // The binding's fdatasync fails (a writeback error: the journal's own open file of the segment
-    // reports it as well, to its next fdatasync); the binding answers no more.
+    // The binding's fdatasync fails; the binding answers no more. (A real writeback error would
+    // fail the journal's next fdatasync too, through its own open file: not simulated here.)
     assert.deepEqual(writeAndFsync(join(m.mnt, 'f'), 4, 2), ['EIO', 'ok', 'ok', 'ok']);
     assert.equal(await inBinding(m), 2);
     assert.equal(await inBinding(m, 'EIO'), 1);

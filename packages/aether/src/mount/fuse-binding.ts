@@ -338,6 +338,16 @@ export function claimBindingSync(): BindingSync | null {
   let allowed = false;
   const files = new Set<number>();
   const bind = (): void => nativeAddon.fuse_native_sync_bind(!released && allowed && thread ? thread : null);
+  const empty = (): SyncAnswers => ({ fsync: { ok: 0, failed: 0 }, fsyncdir: { ok: 0, failed: 0 }, samples: [] });
+  const take = (): SyncAnswers => {
+    const a = empty();
+    const t = nativeAddon.fuse_native_sync_take();
+    a.fsync = { ok: t[0]!, failed: t[1]! };
+    a.fsyncdir = { ok: t[2]!, failed: t[3]! };
+    for (let i = 4; i + 1 < t.length; i += 2) a.samples.push({ seconds: t[i]!, op: t[i + 1]! & 1 ? 'fsyncdir' : 'fsync', failed: t[i + 1]! >= 2 });
+    return a;
+  };
+  let left = empty();
   return {
     add: (fd) => {
       if (released) return false;
@@ -352,14 +362,13 @@ export function claimBindingSync(): BindingSync | null {
       bind();
     },
     takeAnswers: () => {
-      const answers: SyncAnswers = { fsync: { ok: 0, failed: 0 }, fsyncdir: { ok: 0, failed: 0 }, samples: [] };
-      // After the release the figures may be another mount's.
-      if (released) return answers;
-      const t = nativeAddon.fuse_native_sync_take();
-      answers.fsync = { ok: t[0]!, failed: t[1]! };
-      answers.fsyncdir = { ok: t[2]!, failed: t[3]! };
-      for (let i = 4; i + 1 < t.length; i += 2) answers.samples.push({ seconds: t[i]!, op: t[i + 1]! & 1 ? 'fsyncdir' : 'fsync', failed: t[i + 1]! >= 2 });
-      return answers;
+      // After the release the binding's figures may be another mount's: what was left is kept.
+      if (released) {
+        const last = left;
+        left = empty();
+        return last;
+      }
+      return take();
     },
     attach: (t) => {
       thread = t;
@@ -371,6 +380,7 @@ export function claimBindingSync(): BindingSync | null {
       bind();
       for (const fd of files) nativeAddon.fuse_native_sync_file(fd, false);
       files.clear();
+      left = take();
       syncClaimed = false;
     },
   };
