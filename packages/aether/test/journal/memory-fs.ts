@@ -5,11 +5,16 @@ function errno(code: string, message: string): NodeJS.ErrnoException {
   return Object.assign(new Error(`${code}: ${message}`), { code });
 }
 
-/** File contents: what the OS has (`data`), and what survived the last fdatasync (`durable`). */
+/**
+ * File contents: what the OS has (`data`), and what survived the last fdatasync (`durable`). As
+ * Linux does, a failed fdatasync drops the pages it was writing back from the dirty set: their
+ * bytes stay readable (`lost`) but no later fdatasync writes them, unless they are written again.
+ */
 class Inode {
   data = Buffer.alloc(0);
   size = 0;
   durable = Buffer.alloc(0);
+  lost = new Uint8Array(0);
 
   write(buf: Buffer, position: number): void {
     const end = position + buf.length;
@@ -17,10 +22,26 @@ class Inode {
       const bigger = Buffer.alloc(Math.max(end, this.data.length * 2));
       this.data.copy(bigger, 0, 0, this.size);
       this.data = bigger;
+      const lost = new Uint8Array(bigger.length);
+      lost.set(this.lost);
+      this.lost = lost;
     }
     if (position > this.size) this.data.fill(0, this.size, position);
     buf.copy(this.data, position);
+    this.lost.fill(0, position, end);
     this.size = Math.max(this.size, end);
+  }
+
+  /** A failed fdatasync: every byte not yet durable is dropped from the writeback. */
+  failSync(): void {
+    for (let i = 0; i < this.size; i++) if (i >= this.durable.length || this.data[i] !== this.durable[i]) this.lost[i] = 1;
+  }
+
+  /** A successful fdatasync: what the disk then holds (lost bytes keep their older content, or zeros). */
+  sync(): void {
+    const next = Buffer.from(this.bytes);
+    for (let i = 0; i < this.size; i++) if (this.lost[i]) next[i] = i < this.durable.length ? this.durable[i]! : 0;
+    this.durable = next;
   }
 
   get bytes(): Buffer {
@@ -58,6 +79,12 @@ export class MemoryFs implements JournalFs {
     const f = this.dir(dirname(path)).get(basename(path));
     if (!f) throw errno('ENOENT', `no such file '${path}'`);
     return f;
+  }
+
+  /** Overwrites bytes of a file as the OS has them, outside the journal (pages gone from memory, read back from disk). */
+  damage(path: string, position: number, bytes: Buffer): void {
+    const f = this.inode(path);
+    bytes.copy(f.data, position);
   }
 
   /** Bytes of a file as the OS has them (for tests that damage files). */
@@ -102,8 +129,13 @@ export class MemoryFs implements JournalFs {
       datasync: async () => {
         check();
         this.datasyncCalls++;
-        await this.hooks.datasync?.(path);
-        f.durable = Buffer.from(f.bytes);
+        try {
+          await this.hooks.datasync?.(path);
+        } catch (err) {
+          f.failSync();
+          throw err;
+        }
+        f.sync();
       },
       truncate: async (lengthBytes) => {
         check();
@@ -198,6 +230,7 @@ export class MemoryFs implements JournalFs {
         c = new Inode();
         c.write(f.bytes, 0);
         c.durable = Buffer.from(f.durable);
+        c.lost.set(f.lost.subarray(0, c.lost.length));
         copies.set(f, c);
       }
       return c;

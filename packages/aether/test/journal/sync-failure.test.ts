@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { isAetherError } from '../../src/errors.js';
+import { join } from 'node:path';
 import { recordBytes } from '../../src/runtime/journal/record.js';
-import { collect, flushCounts, immediate, interval, ioError, manual, metricValue, openMemoryJournal, settle } from './helpers.js';
+import { SEGMENT_HEADER_BYTES, segmentName } from '../../src/runtime/journal/segment.js';
+import { collect, flushCounts, immediate, interval, ioError, JOURNAL_DIR, manual, metricValue, openMemoryJournal, settle } from './helpers.js';
 
 const retry = { delayMs: 10, delayMsMax: 40 };
 
@@ -175,4 +177,32 @@ describe('failed writes', () => {
     await settle();
     assert.equal(journal.lastSeq, 1);
   });
+
+  it('a retry after a failed fdatasync writes the bytes again: the failed one dropped their pages from the writeback (as Linux does), and they survive a power loss', async () => {
+    const { journal, fs } = await openMemoryJournal(manual(), { retry });
+    await journal.append(1, Buffer.from('a'));
+    await journal.append(1, Buffer.from('b'));
+    failNextDatasyncs(fs, 1);
+    await assert.rejects(journal.flush(), { code: 'JOURNAL_FSYNC_FAILED' });
+    await journal.append(1, Buffer.from('c'));
+    await journal.flush();
+    assert.equal(journal.durableSeq, 3);
+    const after = await openMemoryJournal(manual(), { fs: fs.crash() });
+    assert.deepEqual((await collect(after.journal)).map((e) => e.payload.toString()), ['a', 'b', 'c']);
+  });
+
+  it('when the bytes a failed fdatasync dropped no longer read back whole, the journal stops for good and reports nothing durable', async () => {
+    const { journal, fs } = await openMemoryJournal(immediate(), { retry });
+    await journal.append(1, Buffer.from('a'));
+    failNextDatasyncs(fs, 1);
+    await assert.rejects(journal.append(1, Buffer.from('b')), { code: 'JOURNAL_FSYNC_FAILED' });
+    // The page holding 'b' left memory; read back from the disk, it holds zeros.
+    const segment = join(JOURNAL_DIR, segmentName(1));
+    fs.damage(segment, SEGMENT_HEADER_BYTES + recordBytes(1), Buffer.alloc(recordBytes(1)));
+    await assert.rejects(journal.append(1, Buffer.from('c')), { code: 'JOURNAL_FSYNC_FAILED' });
+    await assert.rejects(journal.flush(), (err) => isAetherError(err, 'JOURNAL_FSYNC_FAILED') && /no longer read back whole/.test(err.message));
+    assert.equal(journal.failed?.code, 'JOURNAL_FSYNC_FAILED');
+    assert.equal(journal.durableSeq, 1, 'only what was durable before');
+  });
 });
+

@@ -434,7 +434,9 @@ export class Journal implements JournalPendingSource {
     this.appendedBytes = this.writer.writtenBytesTotal;
     this.index.dropAfter(writtenSeq);
     this.writtenWaiters.reject(err);
-    this.durableWaiters.rejectAfter(err, writtenSeq);
+    // Written records lost to the disk (a failed fdatasync whose pages are gone) are never durable.
+    if (err.code === 'JOURNAL_FSYNC_FAILED') this.durableWaiters.reject(err);
+    else this.durableWaiters.rejectAfter(err, writtenSeq);
     this.allowOutside();
     this.notifyPending();
   }

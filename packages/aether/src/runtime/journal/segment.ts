@@ -66,6 +66,11 @@ export class Segment {
   file: JournalFile | null = null;
   /** No more records go into a retired segment; it closes once all its bytes are synced. */
   retired: boolean;
+  /**
+   * Set by a failed fdatasync: from here on the OS may have dropped the pages it was writing back
+   * (Linux marks them clean and reports the error once), so they are written again before the retry.
+   */
+  suspectFrom: number | null = null;
 
   constructor(
     readonly firstSeq: number,

@@ -6,6 +6,7 @@ import { Fifo } from './fifo.js';
 import { GroupRun } from './group-run.js';
 import type { JournalMetrics } from './metrics.js';
 import type { OutsideSync } from './outside-sync.js';
+import { decodeRecord } from './record.js';
 import { encodeSegmentHeader, Segment, SEGMENT_HEADER_BYTES, SegmentList } from './segment.js';
 
 /** One writev takes at most this many records and bytes, so the event loop is never held long. */
@@ -274,12 +275,42 @@ export class SegmentWriter {
   }
 
   /**
+   * Before an fdatasync retried after a failure: the bytes since the last successful one are read
+   * back from the page cache, checked record by record, and written again, so that the retry
+   * writes them back instead of succeeding over pages the failed one dropped. When they no longer
+   * read back whole, they are lost to the disk: the writer stops for good (as after a failed write).
+   */
+  private async rewrite(seg: Segment): Promise<void> {
+    const file = seg.file as JournalFile;
+    const from = seg.suspectFrom as number;
+    const to = seg.writtenBytes;
+    const buf = Buffer.alloc(to - from);
+    const bad = (why: string): never => {
+      this.fail('JOURNAL_FSYNC_FAILED', `journal fdatasync of ${seg.name} failed and its bytes ${from}-${to} no longer read back whole (${why}): records answered before may be lost`, null);
+      throw this.failure;
+    };
+    if ((await file.read(buf, 0, buf.length, from)) !== buf.length) bad('short read');
+    let at = 0;
+    if (from < SEGMENT_HEADER_BYTES) {
+      if (!buf.subarray(0, SEGMENT_HEADER_BYTES - from).equals(encodeSegmentHeader(seg.firstSeq).subarray(from))) bad('segment header');
+      at = SEGMENT_HEADER_BYTES - from;
+    }
+    while (at < buf.length) {
+      const r = decodeRecord(buf, at, buf.length);
+      if (r.kind !== 'record') bad(r.kind === 'bad' ? r.reason : 'cut record');
+      else at += r.bytes;
+    }
+    file.writevSync([buf], from);
+    seg.suspectFrom = null;
+  }
+
+  /**
    * A failed write leaves a partial record at the end of the file, after which nothing may be
    * written (recovery would cut it, and everything behind it). So the writer stops for good:
    * queued records are dropped and their appends rejected; reopening the journal cuts the tail.
    */
-  private fail(code: 'JOURNAL_WRITE_FAILED', message: string, cause: unknown): void {
-    const errno = (cause as NodeJS.ErrnoException).code === 'ENOSPC' ? 'ENOSPC' : 'EIO';
+  private fail(code: 'JOURNAL_WRITE_FAILED' | 'JOURNAL_FSYNC_FAILED', message: string, cause: unknown): void {
+    const errno = (cause as NodeJS.ErrnoException | null)?.code === 'ENOSPC' ? 'ENOSPC' : 'EIO';
     this.failure = new AetherError(code, message, { errno, cause, context: { writtenSeq: this.writtenSeqValue } });
     this.queue.clear();
     // Forget the placements that never reached the file.
@@ -294,15 +325,24 @@ export class SegmentWriter {
 
   /** One fdatasync batch over every segment with unsynced bytes. */
   private async syncDirty(): Promise<SyncPoint> {
+    // Bytes lost to the disk stay lost: no later fdatasync may report anything durable.
+    if (this.failure?.code === 'JOURNAL_FSYNC_FAILED') throw this.failure;
     const point: SyncPoint = { seq: this.writtenSeqValue, bytesTotal: this.writtenBytes };
     const dirty = this.segments.all.filter((s) => s.dirty).map((s) => ({ seg: s, upTo: s.writtenBytes }));
     if (dirty.length > 0) {
       const started = process.hrtime.bigint();
       const seconds = (): number => Number(process.hrtime.bigint() - started) / 1e9;
+      let syncing: Segment | undefined;
       try {
-        for (const d of dirty) await (d.seg.file as NonNullable<Segment['file']>).datasync();
+        for (const d of dirty) {
+          syncing = d.seg;
+          if (d.seg.suspectFrom !== null) await this.rewrite(d.seg);
+          await (d.seg.file as NonNullable<Segment['file']>).datasync();
+        }
       } catch (err) {
         this.metrics.fsynced('error', seconds(), 0);
+        if (this.failure) throw this.failure;
+        if (syncing) syncing.suspectFrom = Math.min(syncing.suspectFrom ?? syncing.syncedBytes, syncing.syncedBytes);
         throw new AetherError('JOURNAL_FSYNC_FAILED', `journal fdatasync failed: ${(err as Error).message}`, {
           errno: 'EIO',
           cause: err,
