@@ -160,7 +160,11 @@ export class RemoteApply {
             for (const tree of [this.d.view, this.d.shipped]) {
               if (!tree.getInode(winner) && tree.lookup(r.parent, r.wanted) === undefined && tree.getInode(r.parent)) this.restore(tree, r.parent, r.wanted, winner, committed);
             }
-            this.resync(winner, get);
+            // The winner may be this mount's own file with later changes unshipped (made before
+            // this mount's creation that lost the name): it keeps them, and follows the hub once
+            // they are acknowledged (a fuzz seed shipped such a file without its last write).
+            if (this.d.editedLocally?.(winner)) this.stale.add(winner);
+            else this.resync(winner, get);
             this.link(r.parent, r.wanted, winner);
           }
           break;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, chmodSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, chmodSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
@@ -197,6 +197,45 @@ describe('bridge mode: an ack lost after the hub committed the batch', () => {
           assert.equal(names.length, 2, names.join(', '));
           assert.equal(readFileSync(x(b), 'utf8'), 'B wrote all of x\n');
           assert.equal(readFileSync(join(b.mnt, names.find((n) => n.startsWith('x.conflict-'))!), 'utf8'), mine);
+        });
+      } finally {
+        await proxy.close();
+      }
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+  it('a file of this mount that won a name its new file wanted, appended to before the resolution came: the append ships', async () => {
+    await withHub(async (h) => {
+      const proxy = new CuttingProxy(Number(h.hub.url.split(':').pop()), seededRandom(2));
+      proxy.cutting = false;
+      const b = await bridgeMount(`ws://127.0.0.1:${await proxy.listen()}`);
+      const a = await bridgeMount(h.hub);
+      try {
+        writeFileSync(join(b.mnt, 'f1'), 'one\n');
+        mkdirSync(join(b.mnt, 'd'));
+        await mustSync(b);
+        await within(5000, 'd reaches A', () => assert.ok(statSync(join(a.mnt, 'd')).isDirectory()));
+        // B makes d/f1 unshipped while A removes d: the hub puts B's new file in the root, where
+        // the name f1 is B's own file, so it gets a conflict name (wanted: f1, winner: B's f1).
+        assert.equal(b.ctl(['sync', 'pause']).code, 0);
+        writeFileSync(join(b.mnt, 'd', 'f1'), 'new in d\n');
+        rmdirSync(join(a.mnt, 'd'));
+        await mustSync(a);
+        await sleep(1000);
+        proxy.cutAt('"t":"ack"');
+        assert.equal(b.ctl(['sync', 'resume']).code, 0);
+        await within(10_000, 'the ack of B\'s batch was cut', () => assert.equal(proxy.cuts, 1));
+        proxy.down();
+        appendFileSync(join(b.mnt, 'f1'), 'two\n');
+        proxy.up();
+        await mustSync(b);
+        await within(10_000, 'both show f1 with the append, and the new file under a conflict name', () => {
+          for (const m of [a, b]) {
+            assert.equal(readFileSync(join(m.mnt, 'f1'), 'utf8'), 'one\ntwo\n');
+            const copies = [...tree(m.mnt).keys()].filter((n) => n.startsWith('f1.conflict-'));
+            assert.deepEqual(copies.map((n) => readFileSync(join(m.mnt, n), 'utf8')), ['new in d\n']);
+          }
         });
       } finally {
         await proxy.close();

@@ -2,7 +2,9 @@
  * Seeds of the two-writer fuzzer (two-writer-fuzz.ts) that found defects, run as part of the
  * suite: 81 lost an acknowledged write (an unlink made over this mount's own unshipped edit
  * deleted another mount's edit it never showed), 320 hung for good in rename("d0/e", "d0"),
- * which libfuse locked against itself (FUSE.md's patch table).
+ * which libfuse locked against itself (FUSE.md's patch table), 327 lost an append (a resolution
+ * reset this mount's own file, which had won a name, to the hub's version while the append was
+ * unshipped).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -12,7 +14,7 @@ import { describe, it } from 'node:test';
 const FUZZER = fileURLToPath(new URL('./two-writer-fuzz.js', import.meta.url));
 
 describe('two-writer fuzz seeds that found defects', () => {
-  for (const seed of [81, 320]) {
+  for (const seed of [81, 320, 327]) {
     it(`seed ${seed}: both mounts converge, nothing lost, nothing hangs`, async () => {
       // A test runner of its own (the variable would make it a child of this one, running nothing).
       const { NODE_TEST_CONTEXT: _, ...env } = process.env;
