@@ -1,6 +1,6 @@
 import { applyOp } from '@aether/core/tree/apply';
 import type { MemoryMeta } from '@aether/core/tree/meta';
-import { ROOT_INO, type Ino, type Op } from '@aether/core/tree/ops';
+import { RENAME_EXCHANGE, ROOT_INO, type Ino, type Op } from '@aether/core/tree/ops';
 import type { Inode } from '@aether/core/tree/inode';
 import type { Resolution } from '../protocol/frames.js';
 import { mergeSnapshot, touchedBy } from './snapshot-merge.js';
@@ -102,6 +102,15 @@ export class RemoteApply {
         return;
       }
       if (op.t === 'forget') return;
+      // Ops follow inodes: a name that holds another inode here than the hub's op names (made
+      // here since, not yet shipped) is not the op's to remove or replace (a fuzz seed lost a new
+      // file's content when another mount's unlink of the old one removed it here by name).
+      if (op.t === 'unlink' || op.t === 'rmdir' || op.t === 'rename') {
+        const held = tree.lookup(op.parent, op.name);
+        if (held !== undefined && held !== op.ino) throw new Error(`${op.name} holds inode ${held} here, not ${op.ino}`);
+        const over = op.t === 'rename' && !(op.flags & RENAME_EXCHANGE) ? tree.lookup(op.newParent, op.newName) : undefined;
+        if (over !== undefined && op.t === 'rename' && over !== op.dstIno && over !== op.ino) throw new Error(`${op.newName} holds inode ${over} here, not ${op.dstIno || 'nothing'}`);
+      }
       const gone = op.t === 'unlink' ? op.ino : op.t === 'rename' ? op.dstIno : 0;
       // Open handles read on, and unshipped changes still ship (the Vfs forgets the inode after).
       applyOp(tree, op as Op, { keepOrphans: isView && gone !== 0 && (this.d.inUse?.(gone) ?? false) });

@@ -889,6 +889,31 @@ describe('bridge mode: the hub goes away', () => {
     });
   });
 
+  it('a file made here in place of one another mount removes meanwhile: the other mount\'s unlink of the old file leaves the new one (ops follow inodes)', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      mkdirSync(join(a.mnt, 'd1'));
+      writeFileSync(join(a.mnt, 'd1', 'f0'), 'old');
+      await within(5000, 'd1/f0 reaches B', () => assert.equal(readOr(join(b.mnt, 'd1', 'f0')), 'old'));
+      await bBehindA(
+        b,
+        a,
+        () => {
+          unlinkSync(join(a.mnt, 'd1', 'f0'));
+          writeFileSync(join(a.mnt, 'd1', 'f0'), 'new on A');
+        },
+        () => unlinkSync(join(b.mnt, 'd1', 'f0')),
+        () => assert.equal(readFileSync(join(a.mnt, 'd1', 'f0'), 'utf8'), 'new on A', 'B\'s unlink of the old file leaves A\'s new one'),
+      );
+      await within(5000, 'both show A\'s new file', () => {
+        for (const m of [a, b]) assert.deepEqual(show(m), ['d1', 'd1/f0=new on A']);
+      });
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
   it('a file another mount deletes while it is open here reads on through the open descriptor until it is closed', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);

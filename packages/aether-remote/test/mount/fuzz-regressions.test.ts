@@ -4,7 +4,8 @@
  * deleted another mount's edit it never showed), 320 hung for good in rename("d0/e", "d0"),
  * which libfuse locked against itself (FUSE.md's patch table), 327 lost an append (a resolution
  * reset this mount's own file, which had won a name, to the hub's version while the append was
- * unshipped).
+ * unshipped), 369 lost a new file's content (another mount's unlink of the file it replaced
+ * removed it here by name).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -14,7 +15,7 @@ import { describe, it } from 'node:test';
 const FUZZER = fileURLToPath(new URL('./two-writer-fuzz.js', import.meta.url));
 
 describe('two-writer fuzz seeds that found defects', () => {
-  for (const seed of [81, 320, 327]) {
+  for (const seed of [81, 320, 327, 369]) {
     it(`seed ${seed}: both mounts converge, nothing lost, nothing hangs`, async () => {
       // A test runner of its own (the variable would make it a child of this one, running nothing).
       const { NODE_TEST_CONTEXT: _, ...env } = process.env;
