@@ -144,7 +144,14 @@ export class HubApplier {
     // one name of several loses nothing: the content lives on under the others.
     if (op.t === 'unlink' && inode.nlink <= 1 && this.changedByOther(op.ino, base)) return this.skip(jseq, 'changed');
     const placed = { ...op, ...at };
-    if (this.tree(jseq, placed, placed)) this.tombstoneIfGone(inode, at);
+    if (!this.tree(jseq, placed, placed)) return;
+    this.tombstoneIfGone(inode, at);
+    this.notePlace(jseq, op, at);
+  }
+
+  /** The op's name held another inode here, and it applied to a name of its own inode: the mount hears where. */
+  private notePlace(jseq: number, op: { parent: number; name: string; ino: number }, at: { parent: number; name: string }): void {
+    if (at.parent !== op.parent || at.name !== op.name) this.resolutions.push({ jseq, kind: 'moved', ino: op.ino, ...at });
   }
 
   private rename(jseq: number, op: WireOp & { t: 'rename' }, base: number): void {
@@ -155,7 +162,7 @@ export class HubApplier {
     if (op.flags & RENAME_EXCHANGE) {
       if (current !== op.dstIno || current === undefined) return this.skip(jseq, 'changed');
       const placed = { ...op, ...at };
-      this.tree(jseq, placed, placed);
+      if (this.tree(jseq, placed, placed)) this.notePlace(jseq, op, at);
       return;
     }
     let newName = op.newName;
@@ -166,6 +173,7 @@ export class HubApplier {
     const replaced = current !== undefined && !collides && current !== op.ino ? this.meta.getInode(current) : undefined;
     const placed = { ...op, ...at, newName, dstIno: replaced?.ino ?? 0 };
     if (!this.tree(jseq, placed, placed)) return;
+    this.notePlace(jseq, op, at);
     if (collides) this.resolutions.push({ jseq, kind: 'renamed', ino: op.ino, parent: op.newParent, name: newName, wanted: op.newName });
     if (replaced) this.tombstoneIfGone(replaced, { parent: op.newParent, name: op.newName });
   }

@@ -102,7 +102,9 @@ export type Resolution =
   | { jseq: number; kind: 'renamed'; ino: number; parent: number; name: string; wanted: string }
   | { jseq: number; kind: 'conflict-copy'; ino: number; copyIno: number; parent: number; name: string }
   | { jseq: number; kind: 'diverted'; ino: number; copyIno: number }
-  | { jseq: number; kind: 'skipped'; reason: string };
+  | { jseq: number; kind: 'skipped'; reason: string }
+  /** The op's name no longer held its inode at the hub: it applied to the inode's name `parent`/`name`. */
+  | { jseq: number; kind: 'moved'; ino: number; parent: number; name: string };
 export interface AckFrame {
   t: 'ack';
   id: number;

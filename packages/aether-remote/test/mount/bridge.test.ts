@@ -914,6 +914,32 @@ describe('bridge mode: the hub goes away', () => {
     });
   });
 
+  it('a rename of a name another mount gave to another file meanwhile moves the file\'s other name at the hub, and this mount follows', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      mkdirSync(join(a.mnt, 'd'));
+      writeFileSync(join(a.mnt, 'f'), 'x');
+      linkSync(join(a.mnt, 'f'), join(a.mnt, 'd', 'h'));
+      await within(5000, 'f and d/h reach B', () => assert.equal(readOr(join(b.mnt, 'd', 'h')), 'x'));
+      await bBehindA(
+        a,
+        b,
+        () => renameSync(join(b.mnt, 'f'), join(b.mnt, 'g')),
+        () => {
+          writeFileSync(join(a.mnt, 'f2'), 'y');
+          renameSync(join(a.mnt, 'f2'), join(a.mnt, 'f'));
+        },
+      );
+      // The hub found the file B renamed under d/h only, and moved that name: B hears so.
+      await within(5000, 'A and B agree with the hub', () => {
+        for (const m of [a, b]) assert.deepEqual(show(m), ['d', 'f=y', 'g=x']);
+      });
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
   it('a file another mount deletes while it is open here reads on through the open descriptor until it is closed', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);

@@ -5,7 +5,8 @@
  * which libfuse locked against itself (FUSE.md's patch table), 327 lost an append (a resolution
  * reset this mount's own file, which had won a name, to the hub's version while the append was
  * unshipped), 369 lost a new file's content (another mount's unlink of the file it replaced
- * removed it here by name).
+ * removed it here by name), 455 did not converge (the hub moved a hard link's other name and the
+ * mount never heard).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -15,7 +16,7 @@ import { describe, it } from 'node:test';
 const FUZZER = fileURLToPath(new URL('./two-writer-fuzz.js', import.meta.url));
 
 describe('two-writer fuzz seeds that found defects', () => {
-  for (const seed of [81, 320, 327, 369]) {
+  for (const seed of [81, 320, 327, 369, 455]) {
     it(`seed ${seed}: both mounts converge, nothing lost, nothing hangs`, async () => {
       // A test runner of its own (the variable would make it a child of this one, running nothing).
       const { NODE_TEST_CONTEXT: _, ...env } = process.env;
