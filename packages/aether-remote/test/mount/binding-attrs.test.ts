@@ -7,7 +7,7 @@
  * answers for the same tree.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, chmodSync, closeSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmdirSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, chmodSync, closeSync, fchmodSync, fchownSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmdirSync, statSync, symlinkSync, truncateSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { metric, startMount, stopAll, stopCleanly, withKernelCaches, type MountProcess } from './harness.js';
@@ -20,6 +20,8 @@ const absentAnswers = (m: MountProcess) => metric(m, /^aether_fuse_ops_total\{op
 function dropKernelNames(): void {
   writeFileSync('/proc/sys/vm/drop_caches', '2');
 }
+const jsOps = (m: MountProcess, op: string) => metric(m, new RegExp(`^aether_fuse_op_duration_seconds_count\\{op="${op}"\\}`));
+const allOps = (m: MountProcess, op: string) => metric(m, new RegExp(`^aether_fuse_ops_total\\{op="${op}",result="ok"\\}`));
 const jsGetattrs = (m: MountProcess) => metric(m, /^aether_fuse_op_duration_seconds_count\{op="getattr"\}/);
 
 /** Stats of `paths` as the running mount answers them: size, nlink, mode, times. */
@@ -101,6 +103,62 @@ describe('local mode: attributes answered by the binding', () => {
     await stopCleanly(m);
     const fresh = await startMount({ mnt: m.mnt, stateDir: m.stateDir });
     assert.deepEqual(manifest(fresh.mnt), seen, 'the tree equals a fresh mount\'s');
+    await fresh.stop();
+  }));
+
+  it('chown and chmod that change nothing are answered by the binding, each with what JS would have made', () => withKernelCaches(async () => {
+    const m = await startMount();
+    const at = (p: string) => join(m.mnt, p);
+    mkdirSync(at('t'));
+    const ms = (p: string) => {
+      const s = lstatSync(at(p), { bigint: true });
+      return { ctime: Number(s.ctimeNs / 1_000_000n), uid: Number(s.uid), gid: Number(s.gid), mode: Number(s.mode) & 0o7777 };
+    };
+    const jsBefore = { chown: await jsOps(m, 'chown'), chmod: await jsOps(m, 'chmod') };
+    const before = { chown: await allOps(m, 'chown'), chmod: await allOps(m, 'chmod') };
+    const expected: Record<string, { uid: number; gid: number; mode: number }> = {};
+    // What `tar x` as root does after writing each file: fchown to the ids it already has, then
+    // fchmod. Half of them wait for the next millisecond first: then the ctime must move, which
+    // only JS does. Every fifth changes the group, and every seventh the mode.
+    for (let i = 0; i < 200; i++) {
+      const name = `t/f${i}`;
+      const fd = openSync(at(name), 'w', 0o640);
+      writeSync(fd, 'x');
+      const wrote = Date.now();
+      if (i % 2 === 1) while (Date.now() <= wrote + 1) { /* the next millisecond */ }
+      const gid = i % 5 === 0 && i % 3 !== 1 ? 4321 : 0;
+      const mode = i % 7 === 0 ? 0o600 : 0o640;
+      const t0 = Date.now();
+      // An id of -1 is left alone (both -1 asks nothing of the file system: the kernel sends no change).
+      fchownSync(fd, i % 3 === 0 ? -1 : 0, i % 3 === 1 ? -1 : gid);
+      const t1 = Date.now();
+      const owned = ms(name);
+      assert.ok(owned.ctime >= t0 && owned.ctime <= t1, `${name}: the chown's ctime ${owned.ctime} is its own millisecond (${t0}-${t1})`);
+      assert.equal(owned.gid, gid, `${name}: group`);
+      const t2 = Date.now();
+      fchmodSync(fd, mode);
+      const t3 = Date.now();
+      const moded = ms(name);
+      assert.ok(moded.ctime >= t2 && moded.ctime <= t3, `${name}: the chmod's ctime ${moded.ctime} is its own millisecond (${t2}-${t3})`);
+      assert.equal(moded.mode, mode, `${name}: mode`);
+      closeSync(fd);
+      expected[name] = { uid: 0, gid, mode };
+    }
+    // JS answers at least the chowns a millisecond later, and the chmods that change the mode.
+    for (const [op, leastByJs] of [['chown', 100], ['chmod', 29]] as const) {
+      const answered = (await allOps(m, op)) - before[op];
+      const byJs = (await jsOps(m, op)) - jsBefore[op];
+      assert.equal(answered, 200, `every ${op} is counted`);
+      assert.ok(byJs < 200 && byJs >= leastByJs, `the binding answered some ${op} requests (${byJs} of 200 by JS)`);
+    }
+    const seen = manifest(m.mnt);
+    await stopCleanly(m);
+    const fresh = await startMount({ mnt: m.mnt, stateDir: m.stateDir });
+    assert.deepEqual(manifest(fresh.mnt), seen, 'the tree equals a fresh mount\'s');
+    for (const [name, want] of Object.entries(expected)) {
+      const s = lstatSync(join(fresh.mnt, name));
+      assert.deepEqual({ uid: s.uid, gid: s.gid, mode: s.mode & 0o7777 }, want, name);
+    }
     await fresh.stop();
   }));
 

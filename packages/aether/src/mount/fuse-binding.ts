@@ -198,6 +198,7 @@ const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp
   fuse_native_attrs_forget(path: string): void;
   fuse_native_attrs_hits(): number;
   fuse_native_attrs_absent(): number;
+  fuse_native_attrs_unchanged(): [number, number];
   fuse_native_attrs_bind(thread: Buffer | null): void;
   fuse_native_sync_bind(thread: Buffer | null): void;
   fuse_native_sync_file(fd: number, on: boolean): boolean;
@@ -263,6 +264,8 @@ export interface BindingAttrs {
   hits(): number;
   /** Lookups answered ENOENT for a name absent from a complete directory (in this process). */
   absent(): number;
+  /** chown and chmod requests that changed nothing, answered from them (in this process). */
+  unchanged(): { chown: number; chmod: number };
   /** Clears, stops answering and lets another mount of this process claim them. */
   release(): void;
 }
@@ -295,6 +298,10 @@ export function claimBindingAttrs(): BindingAttrs | null {
     },
     hits: () => nativeAddon.fuse_native_attrs_hits(),
     absent: () => nativeAddon.fuse_native_attrs_absent(),
+    unchanged: () => {
+      const [chown, chmod] = nativeAddon.fuse_native_attrs_unchanged();
+      return { chown, chmod };
+    },
     release: () => {
       if (released) return;
       released = true;

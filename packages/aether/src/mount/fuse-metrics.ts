@@ -1,16 +1,22 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 import type { SyncAnswers } from './fuse-binding.js';
 
-/** What the binding answered without reaching JS (BindingAttrs): attributes, and absent names. */
+/** What the binding answered without reaching JS (BindingAttrs): attributes, absent names, and chown/chmod changing nothing. */
 export interface BindingAnswers {
   hits(): number;
   absent(): number;
+  unchanged(): { chown: number; chmod: number };
 }
 
+const answeredIn = (b: BindingAnswers): number => {
+  const u = b.unchanged();
+  return b.hits() + b.absent() + u.chown + u.chmod;
+};
+
 /**
- * FUSE operation counts and latencies, by operation. The getattr requests the binding answered
- * without reaching JS (`binding`) count as operations (ok, or ENOENT for an absent name), with no
- * latency observed.
+ * FUSE operation counts and latencies, by operation. The requests the binding answered without
+ * reaching JS (`binding`) count as operations (getattr ok, or ENOENT for an absent name; chown and
+ * chmod ok), with no latency observed.
  */
 export class FuseMetrics {
   readonly ops: Counter<'op' | 'result'>;
@@ -20,9 +26,10 @@ export class FuseMetrics {
   constructor(registry: Registry, binding?: BindingAnswers | null) {
     let counted = binding?.hits() ?? 0;
     let countedAbsent = binding?.absent() ?? 0;
+    let countedUnchanged = binding?.unchanged() ?? { chown: 0, chmod: 0 };
     const ops = (this.ops = new Counter({
       name: 'aether_fuse_ops_total',
-      help: 'FUSE operations answered, by operation and result (ok or the errno); getattr includes those the binding answered',
+      help: 'FUSE operations answered, by operation and result (ok or the errno); getattr, chown and chmod include those the binding answered',
       labelNames: ['op', 'result'],
       registers: [registry],
       collect() {
@@ -33,17 +40,22 @@ export class FuseMetrics {
         const absent = binding.absent();
         if (absent > countedAbsent) ops.inc({ op: 'getattr', result: 'ENOENT' }, absent - countedAbsent);
         countedAbsent = absent;
+        const unchanged = binding.unchanged();
+        for (const op of ['chown', 'chmod'] as const) {
+          if (unchanged[op] > countedUnchanged[op]) ops.inc({ op, result: 'ok' }, unchanged[op] - countedUnchanged[op]);
+        }
+        countedUnchanged = unchanged;
       },
     }));
     if (binding) {
-      const answered = binding.hits() + binding.absent();
+      const answered = answeredIn(binding);
       new Counter({
         name: 'aether_fuse_binding_answers_total',
-        help: 'getattr requests the binding answered without a round trip to JS: from the attributes the last change handed over, or ENOENT for a name absent from a directory made by this mount',
+        help: 'Requests the binding answered without a round trip to JS: getattr from the attributes the last change handed over, or ENOENT for a name absent from a directory made by this mount; chown and chmod that change nothing (the ids or mode it has, in the millisecond of its last change)',
         registers: [registry],
         collect() {
           this.reset();
-          this.inc(binding.hits() + binding.absent() - answered);
+          this.inc(answeredIn(binding) - answered);
         },
       });
     }
