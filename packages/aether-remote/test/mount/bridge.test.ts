@@ -263,6 +263,36 @@ describe('bridge mode: open files and conflict copies, later on', () => {
       await stopCleanly(b);
     });
   });
+  it('a descriptor open on a file another mount removed: fstat answers the open file after the kernel\'s attributes expire, a lookup of the name ENOENT', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      writeFileSync(join(a.mnt, 'f'), 'F'.repeat(100_000));
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has f', () => assert.equal(readOr(join(b.mnt, 'f'))?.length, 100_000));
+      const fd = openSync(join(b.mnt, 'f'), 'r');
+      try {
+        unlinkSync(join(a.mnt, 'f'));
+        assert.equal(syncWait(a).code, 0);
+        await within(5000, 'B no longer lists f', () => assert.deepEqual(readdirSync(b.mnt).filter((n) => n === 'f'), []));
+        // Past the attribute and entry timeouts (1 s): the kernel asks again, by the name libfuse keeps for the file.
+        await sleep(1500);
+        const st = fstatSync(fd);
+        assert.equal(st.size, 100_000, 'fstat answers the open file');
+        assert.ok(st.isFile());
+        assert.throws(() => statSync(join(b.mnt, 'f')), { code: 'ENOENT' }, 'a lookup of the name finds nothing');
+        assert.equal(fstatSync(fd).size, 100_000, 'and fstat still answers after that lookup');
+        const got = Buffer.alloc(10);
+        assert.equal(readSync(fd, got, 0, 10, 99_990), 10);
+        assert.equal(got.toString(), 'FFFFFFFFFF');
+      } finally {
+        closeSync(fd);
+      }
+      assert.throws(() => statSync(join(b.mnt, 'f')), { code: 'ENOENT' });
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
 });
 
 describe('bridge mode: a name this mount used and removed while another mount made it', () => {

@@ -108,7 +108,8 @@ export type FuseDirEntries = readonly string[] | { names: readonly string[]; sta
  * of an unlinked file get the path `-` (FUSE.md).
  */
 export interface FuseHandlers {
-  getattr?(path: string): Promise<FuseStat>;
+  /** `ofNode`: a GETATTR of a node the kernel holds, not a lookup of a name (the patched binding tells). */
+  getattr?(path: string, ofNode?: boolean): Promise<FuseStat>;
   /** fstat(2) of an open file (the patched binding passes the handle; unpatched, it asked getattr). */
   fgetattr?(path: string, fh: number): Promise<FuseStat>;
   access?(path: string, mode: number): Promise<void>;
@@ -432,6 +433,8 @@ export function statInts(st: FuseStat): Buffer {
 }
 
 const FH_MAX = 2 ** 31 - 1;
+/** What a failed getattr hands back (the binding reads the integers whatever the result). */
+const NO_STAT = Buffer.alloc(19 * 4);
 
 /**
  * fuse-native's class with what 2.2.6 gets wrong or leaves out put right in JS: any libfuse
@@ -452,6 +455,11 @@ class PatchedFuse extends NativeFuse {
 
   _op_create(signal: Signal, path: string, mode: number, flags: number): void {
     (this.ops.create as (p: string, m: number, f: number, cb: NativeCallback) => void)(path, mode, flags, (err, fh) => signal(err as number, fh));
+  }
+
+  /** The patched binding says whether the kernel asks for a node it holds or looks a name up. */
+  _op_getattr(signal: Signal, path: string, ofNode: boolean): void {
+    (this.ops.getattr as (p: string, n: boolean, cb: NativeCallback) => void)(path, ofNode === true, (err, stat) => signal(err as number, err ? NO_STAT : statInts(stat as FuseStat)));
   }
 
   /** The binding passes (path, fh, flags); 2.2.6 handed fh over as the flags. */

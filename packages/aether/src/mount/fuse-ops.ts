@@ -109,7 +109,18 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
     };
   const time = (t: FuseTime): FuseTime => t;
   return {
-    getattr: timed('getattr', statOf),
+    // `ofNode`: the kernel asks for a file it holds (a GETATTR, not a lookup: the patched binding
+    // tells). A file open here whose name another mount removed is held by that name, and fstat(2)
+    // sends no handle: the open file answers (FUSE.md "fstat of a file whose name is gone").
+    getattr: timed('getattr', (path: string, ofNode?: boolean) => {
+      try {
+        return statOf(path);
+      } catch (err) {
+        const ino = ofNode && err instanceof FsError && err.code === 'ENOENT' ? vfs.openedAt(path) : undefined;
+        if (ino === undefined) throw err;
+        return toStat(vfs.inode(ino), vfs.allocatedBytes(ino));
+      }
+    }),
     // Without binding attributes (bridge mode) every getattr comes here anyway. The kernel sends
     // the handle when it refreshes attributes for a read or a truncate through a descriptor: an
     // open file another mount removed is then found by it (its path no longer resolves; fstat(2)

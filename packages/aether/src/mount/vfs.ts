@@ -42,6 +42,8 @@ const HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/;
 interface Handle {
   ino: Ino;
   flags: number;
+  /** The path it was opened by (a later rename here does not follow it). */
+  path: string;
 }
 
 export interface ContentSource {
@@ -403,6 +405,17 @@ export class Vfs {
     return false;
   }
 
+  /**
+   * The inode of the file last opened by `path` that is still open, when `path` no longer names
+   * it: the kernel holds that file under the name (libfuse's nodes are names) and asks for its
+   * attributes by it, with no handle for fstat(2), after another mount removed the name.
+   */
+  openedAt(path: string): Ino | undefined {
+    let found: Ino | undefined;
+    for (const h of this.handles.values()) if (h.path === path && this.d.view.getInode(h.ino)) found = h.ino;
+    return found;
+  }
+
   /** The inode an open handle refers to, if the handle exists. */
   handleIno(fh: number): Ino | undefined {
     return this.handles.get(fh)?.ino;
@@ -414,9 +427,9 @@ export class Vfs {
     return h;
   }
 
-  private openIno(ino: Ino, flags: number): number {
+  private openIno(ino: Ino, flags: number, path: string): number {
     const fh = this.nextFh++;
-    this.handles.set(fh, { ino, flags });
+    this.handles.set(fh, { ino, flags, path });
     this.openCount.set(ino, (this.openCount.get(ino) ?? 0) + 1);
     return fh;
   }
@@ -426,14 +439,14 @@ export class Vfs {
     const inode = this.inode(ino);
     const writable = (flags & O_ACCMODE) === O_WRONLY || (flags & O_ACCMODE) === O_RDWR;
     if (inode.kind === 'dir' && writable) throw new FsError('EISDIR', `${path} is a directory`);
-    const fh = this.openIno(ino, flags);
+    const fh = this.openIno(ino, flags, path);
     if (flags & O_TRUNC && writable && inode.kind === 'file' && inode.size > 0) await this.truncateIno(ino, 0);
     return fh;
   }
 
   async create(path: string, mode: number, flags: number, uid: number, gid: number): Promise<number> {
     const ino = await this.mknode(path, 'file', mode | typeBits('file'), uid, gid);
-    return this.openIno(ino, flags);
+    return this.openIno(ino, flags, path);
   }
 
   release(fh: number): void {
