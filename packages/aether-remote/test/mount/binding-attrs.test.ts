@@ -34,6 +34,55 @@ function stats(mnt: string, paths: string[]): Record<string, string> {
   return out;
 }
 
+/**
+ * What `tar x` as root does after writing each of `n` files: fchown to the ids it already has,
+ * then fchmod. Half of them wait for the next millisecond first: then the ctime must move, which
+ * only JS does. Every fifth changes the group, and every seventh the mode. After each call the
+ * ctime lies within that call's millisecond and the ids and mode are those asked for; returns
+ * what each file must hold and how many of the calls JS answered.
+ */
+async function chownLikeTar(m: MountProcess, n: number): Promise<{ expected: Record<string, { uid: number; gid: number; mode: number }>; byJs: { chown: number; chmod: number } }> {
+  const at = (p: string) => join(m.mnt, p);
+  mkdirSync(at('t'));
+  const ms = (p: string) => {
+    const s = lstatSync(at(p), { bigint: true });
+    return { ctime: Number(s.ctimeNs / 1_000_000n), uid: Number(s.uid), gid: Number(s.gid), mode: Number(s.mode) & 0o7777 };
+  };
+  const jsBefore = { chown: await jsOps(m, 'chown'), chmod: await jsOps(m, 'chmod') };
+  const before = { chown: await allOps(m, 'chown'), chmod: await allOps(m, 'chmod') };
+  const expected: Record<string, { uid: number; gid: number; mode: number }> = {};
+  for (let i = 0; i < n; i++) {
+    const name = `t/f${i}`;
+    const fd = openSync(at(name), 'w', 0o640);
+    writeSync(fd, 'x');
+    const wrote = Date.now();
+    if (i % 2 === 1) while (Date.now() <= wrote + 1) { /* the next millisecond */ }
+    const gid = i % 5 === 0 && i % 3 !== 1 ? 4321 : 0;
+    const mode = i % 7 === 0 ? 0o600 : 0o640;
+    const t0 = Date.now();
+    // An id of -1 is left alone (both -1 asks nothing of the file system: the kernel sends no change).
+    fchownSync(fd, i % 3 === 0 ? -1 : 0, i % 3 === 1 ? -1 : gid);
+    const t1 = Date.now();
+    const owned = ms(name);
+    assert.ok(owned.ctime >= t0 && owned.ctime <= t1, `${name}: the chown's ctime ${owned.ctime} is its own millisecond (${t0}-${t1})`);
+    assert.equal(owned.gid, gid, `${name}: group`);
+    const t2 = Date.now();
+    fchmodSync(fd, mode);
+    const t3 = Date.now();
+    const moded = ms(name);
+    assert.ok(moded.ctime >= t2 && moded.ctime <= t3, `${name}: the chmod's ctime ${moded.ctime} is its own millisecond (${t2}-${t3})`);
+    assert.equal(moded.mode, mode, `${name}: mode`);
+    closeSync(fd);
+    expected[name] = { uid: 0, gid, mode };
+  }
+  const byJs = { chown: 0, chmod: 0 };
+  for (const op of ['chown', 'chmod'] as const) {
+    assert.equal((await allOps(m, op)) - before[op], n, `every ${op} is counted`);
+    byJs[op] = (await jsOps(m, op)) - jsBefore[op];
+  }
+  return { expected, byJs };
+}
+
 describe('local mode: attributes answered by the binding', () => {
   after(stopAll);
 
@@ -108,49 +157,10 @@ describe('local mode: attributes answered by the binding', () => {
 
   it('chown and chmod that change nothing are answered by the binding, each with what JS would have made', () => withKernelCaches(async () => {
     const m = await startMount();
-    const at = (p: string) => join(m.mnt, p);
-    mkdirSync(at('t'));
-    const ms = (p: string) => {
-      const s = lstatSync(at(p), { bigint: true });
-      return { ctime: Number(s.ctimeNs / 1_000_000n), uid: Number(s.uid), gid: Number(s.gid), mode: Number(s.mode) & 0o7777 };
-    };
-    const jsBefore = { chown: await jsOps(m, 'chown'), chmod: await jsOps(m, 'chmod') };
-    const before = { chown: await allOps(m, 'chown'), chmod: await allOps(m, 'chmod') };
-    const expected: Record<string, { uid: number; gid: number; mode: number }> = {};
-    // What `tar x` as root does after writing each file: fchown to the ids it already has, then
-    // fchmod. Half of them wait for the next millisecond first: then the ctime must move, which
-    // only JS does. Every fifth changes the group, and every seventh the mode.
-    for (let i = 0; i < 200; i++) {
-      const name = `t/f${i}`;
-      const fd = openSync(at(name), 'w', 0o640);
-      writeSync(fd, 'x');
-      const wrote = Date.now();
-      if (i % 2 === 1) while (Date.now() <= wrote + 1) { /* the next millisecond */ }
-      const gid = i % 5 === 0 && i % 3 !== 1 ? 4321 : 0;
-      const mode = i % 7 === 0 ? 0o600 : 0o640;
-      const t0 = Date.now();
-      // An id of -1 is left alone (both -1 asks nothing of the file system: the kernel sends no change).
-      fchownSync(fd, i % 3 === 0 ? -1 : 0, i % 3 === 1 ? -1 : gid);
-      const t1 = Date.now();
-      const owned = ms(name);
-      assert.ok(owned.ctime >= t0 && owned.ctime <= t1, `${name}: the chown's ctime ${owned.ctime} is its own millisecond (${t0}-${t1})`);
-      assert.equal(owned.gid, gid, `${name}: group`);
-      const t2 = Date.now();
-      fchmodSync(fd, mode);
-      const t3 = Date.now();
-      const moded = ms(name);
-      assert.ok(moded.ctime >= t2 && moded.ctime <= t3, `${name}: the chmod's ctime ${moded.ctime} is its own millisecond (${t2}-${t3})`);
-      assert.equal(moded.mode, mode, `${name}: mode`);
-      closeSync(fd);
-      expected[name] = { uid: 0, gid, mode };
-    }
+    const { expected, byJs } = await chownLikeTar(m, 200);
     // JS answers at least the chowns a millisecond later, and the chmods that change the mode.
-    for (const [op, leastByJs] of [['chown', 100], ['chmod', 29]] as const) {
-      const answered = (await allOps(m, op)) - before[op];
-      const byJs = (await jsOps(m, op)) - jsBefore[op];
-      assert.equal(answered, 200, `every ${op} is counted`);
-      assert.ok(byJs < 200 && byJs >= leastByJs, `the binding answered some ${op} requests (${byJs} of 200 by JS)`);
-    }
+    assert.ok(byJs.chown < 200 && byJs.chown >= 100, `the binding answered some chown requests (${byJs.chown} of 200 by JS)`);
+    assert.ok(byJs.chmod < 200 && byJs.chmod >= 29, `the binding answered some chmod requests (${byJs.chmod} of 200 by JS)`);
     const seen = manifest(m.mnt);
     await stopCleanly(m);
     const fresh = await startMount({ mnt: m.mnt, stateDir: m.stateDir });
@@ -160,6 +170,13 @@ describe('local mode: attributes answered by the binding', () => {
       assert.deepEqual({ uid: s.uid, gid: s.gid, mode: s.mode & 0o7777 }, want, name);
     }
     await fresh.stop();
+  }));
+
+  it('under the immediate sync policy JS answers every chown and chmod (each answer waits for the disk)', () => withKernelCaches(async () => {
+    const m = await startMount({ env: { AFS_AETHER_JOURNAL_SYNC_POLICY: 'immediate' } });
+    const { byJs } = await chownLikeTar(m, 60);
+    assert.deepEqual(byJs, { chown: 60, chmod: 60 });
+    await m.stop();
   }));
 
   it('every change keeps the answers current: directories, new names, hard links, renames, attribute changes', () => withKernelCaches(async () => {

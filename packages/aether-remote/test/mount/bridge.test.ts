@@ -263,6 +263,40 @@ describe('bridge mode: open files and conflict copies, later on', () => {
       await stopCleanly(b);
     });
   });
+  it('descriptors follow the renames made here: after another mount removed the name one of them is held by, fstat of each answers its own file', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      writeFileSync(join(a.mnt, 'p'), 'X'.repeat(10));
+      writeFileSync(join(a.mnt, 'q'), 'Y'.repeat(20));
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has p and q', () => assert.equal(readOr(join(b.mnt, 'q')), 'Y'.repeat(20)));
+      const fdQ = openSync(join(b.mnt, 'q'), 'r');
+      const fdP = openSync(join(b.mnt, 'p'), 'r');
+      try {
+        // The kernel now holds the 10-byte file as r and the 20-byte one as p.
+        renameSync(join(b.mnt, 'p'), join(b.mnt, 'r'));
+        renameSync(join(b.mnt, 'q'), join(b.mnt, 'p'));
+        assert.equal(syncWait(b).code, 0);
+        await within(5000, 'A has r and p', () => assert.equal(readOr(join(a.mnt, 'p')), 'Y'.repeat(20)));
+        unlinkSync(join(a.mnt, 'p'));
+        assert.equal(syncWait(a).code, 0);
+        await within(5000, 'B no longer lists p', () => assert.deepEqual(readdirSync(b.mnt).sort(), ['r']));
+        await sleep(1500);
+        assert.equal(fstatSync(fdQ).size, 20, 'the file removed answers as itself, not as the one opened by its name earlier');
+        assert.equal(fstatSync(fdP).size, 10);
+        const got = Buffer.alloc(40);
+        assert.equal(got.subarray(0, readSync(fdQ, got, 0, 40, 0)).toString(), 'Y'.repeat(20));
+        assert.equal(got.subarray(0, readSync(fdP, got, 0, 40, 0)).toString(), 'X'.repeat(10));
+      } finally {
+        closeSync(fdQ);
+        closeSync(fdP);
+      }
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
   it('a descriptor open on a file another mount removed: fstat answers the open file after the kernel\'s attributes expire, a lookup of the name ENOENT', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);

@@ -200,6 +200,7 @@ const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp
   fuse_native_attrs_hits(): number;
   fuse_native_attrs_absent(): number;
   fuse_native_attrs_unchanged(): [number, number];
+  fuse_native_attrs_unchanged_allow(on: boolean): void;
   fuse_native_attrs_bind(thread: Buffer | null): void;
   fuse_native_sync_bind(thread: Buffer | null): void;
   fuse_native_sync_file(fd: number, on: boolean): boolean;
@@ -267,6 +268,12 @@ export interface BindingAttrs {
   absent(): number;
   /** chown and chmod requests that changed nothing, answered from them (in this process). */
   unchanged(): { chown: number; chmod: number };
+  /**
+   * Whether those may be answered from them: not where a change must be refused (a failed
+   * journal, a stopping mount) or where each answer must be durable (the immediate sync policy).
+   * Off until allowed.
+   */
+  allowUnchanged(on: boolean): void;
   /** Clears, stops answering and lets another mount of this process claim them. */
   release(): void;
 }
@@ -302,6 +309,9 @@ export function claimBindingAttrs(): BindingAttrs | null {
     unchanged: () => {
       const [chown, chmod] = nativeAddon.fuse_native_attrs_unchanged();
       return { chown, chmod };
+    },
+    allowUnchanged: (on) => {
+      if (!released) nativeAddon.fuse_native_attrs_unchanged_allow(on);
     },
     release: () => {
       if (released) return;
@@ -459,7 +469,10 @@ class PatchedFuse extends NativeFuse {
 
   /** The patched binding says whether the kernel asks for a node it holds or looks a name up. */
   _op_getattr(signal: Signal, path: string, ofNode: boolean): void {
-    (this.ops.getattr as (p: string, n: boolean, cb: NativeCallback) => void)(path, ofNode === true, (err, stat) => signal(err as number, err ? NO_STAT : statInts(stat as FuseStat)));
+    const getattr = this.ops.getattr as ((p: string, n: boolean, cb: NativeCallback) => void) | undefined;
+    // Without a handler, as fuse-native: the root is an empty directory, anything else EPERM.
+    if (!getattr) return void (path === '/' ? signal(0, statInts({ mode: 0o40755, size: 4096, atime: 0, mtime: 0, ctime: 0 })) : signal(Errno.EPERM, NO_STAT));
+    getattr(path, ofNode === true, (err, stat) => signal(err as number, err ? NO_STAT : statInts(stat as FuseStat)));
   }
 
   /** The binding passes (path, fh, flags); 2.2.6 handed fh over as the flags. */

@@ -121,6 +121,10 @@ export class LocalMount {
     registers: [this.registry],
   });
   private stopping: Promise<void> | undefined;
+  /** Stopping: every change is refused from now on. */
+  private refusingWrites = false;
+  /** Re-decides whether the binding may answer chown/chmod that change nothing. */
+  private recheckUnchanged: (() => void) | undefined;
   metricsAddress: string | undefined;
 
   private constructor(private readonly opts: LocalMountOptions) {
@@ -314,6 +318,19 @@ export class LocalMount {
     ));
     const { staleCleaned } = await fuse.mount();
     if (staleCleaned) this.log(`cleaned a stale mount left at ${this.mountpoint} by a crashed process`);
+    if (bindingAttrs) {
+      // A chown or chmod that changes nothing is answered in the binding (FUSE.md) only while
+      // the mount would accept it and its answer need not wait for the disk; re-checked at every
+      // append (a failed journal, a switch to `immediate`) and at stop. Mounting bound it off.
+      let allowed: boolean | undefined;
+      const allow = (): void => {
+        const on = !journal.failed && !this.refusingWrites && journal.syncSettings.policy !== 'immediate';
+        if (on !== allowed) bindingAttrs.allowUnchanged((allowed = on));
+      };
+      allow();
+      this.cleanups.push(journal.onPendingChange(allow));
+      this.recheckUnchanged = allow;
+    }
     Object.assign(handlers, this.controlHandlers());
     const file = config.file;
     if (file) {
@@ -427,6 +444,8 @@ export class LocalMount {
     this.stopping ??= (async () => {
       this.state = 'stopping';
       this.opts.remote?.stopping();
+      this.refusingWrites = true;
+      this.recheckUnchanged?.();
       this.vfs?.stopWrites();
       this.coordinator?.gate.close('the mount is stopping');
       if (this.drain) {

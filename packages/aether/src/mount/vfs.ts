@@ -42,7 +42,7 @@ const HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/;
 interface Handle {
   ino: Ino;
   flags: number;
-  /** The path it was opened by (a later rename here does not follow it). */
+  /** The name libfuse holds it under: the path it was opened by, moved by every rename here since. */
   path: string;
 }
 
@@ -326,6 +326,17 @@ export class Vfs {
   }
 
   async rename(from: string, to: string, flags = 0): Promise<void> {
+    await this.renameEntries(from, to, flags);
+    // libfuse renames its nodes after every successful rename, hidings included: handles follow,
+    // so that `openedAt` finds each open file by the name the kernel holds it under.
+    const under = `${from}/`;
+    for (const h of this.handles.values()) {
+      if (h.path === from) h.path = to;
+      else if (h.path.startsWith(under)) h.path = to + h.path.slice(from.length);
+    }
+  }
+
+  private async renameEntries(from: string, to: string, flags: number): Promise<void> {
     const dst = this.parentAndName(to);
     const justHidden = this.justHidden;
     this.justHidden = undefined;
