@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { Block } from '../../src/runtime/cache/block.js';
+import { BlockFiles, DISCARDS_AT_ONCE } from '../../src/runtime/cache/block-files.js';
+import { tempDir } from './helpers.js';
+
+describe('block files', () => {
+  it('discarding many blocks at once deletes their files a few at a time, every one of them', async () => {
+    let running = 0;
+    let most = 0;
+    const order: string[] = [];
+    const files = new BlockFiles(join(tempDir(), 'blocks'), 8, () => assert.fail('no block is lost'), async (path) => {
+      running++;
+      most = Math.max(most, running);
+      // Slow deletions: the discards after the first ones must wait for a turn.
+      await new Promise((r) => setTimeout(r, 2));
+      await unlink(path);
+      order.push(path);
+      running--;
+    });
+    await files.init();
+    const blocks = Array.from({ length: 40 }, (_, i) => new Block(1, i, i + 1));
+    for (const b of blocks) {
+      files.write(b, Buffer.alloc(100, b.index), 0, 100, 0);
+      await files.flushNow(b);
+    }
+    const paths = blocks.map((b) => files.path(b));
+    assert.ok(paths.every((p) => existsSync(p)), 'every block has its file');
+    await Promise.all(blocks.map((b) => files.discard(b)));
+    assert.equal(most, DISCARDS_AT_ONCE, `at most ${DISCARDS_AT_ONCE} deletions ran at once`);
+    assert.deepEqual(order.length, 40);
+    assert.ok(paths.every((p) => !existsSync(p)), 'every file is gone');
+    assert.deepEqual([...order].sort(), [...paths].sort());
+    // A block discarded after the burst still gets its turn.
+    const late = new Block(2, 0, 99);
+    files.write(late, Buffer.alloc(10, 1), 0, 10, 0);
+    await files.flushNow(late);
+    await files.discard(late);
+    assert.ok(!existsSync(files.path(late)));
+    assert.equal(running, 0);
+  });
+});
