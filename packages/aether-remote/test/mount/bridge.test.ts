@@ -263,6 +263,50 @@ describe('bridge mode: open files and conflict copies, later on', () => {
       await stopCleanly(b);
     });
   });
+  for (const remote of ['removed', 'replaced'] as const) {
+    it(`a rename here onto a name open here that another mount ${remote}: it replaces what the name holds now, the descriptor keeps its file, no hidden name shows`, async () => {
+      await withHub(async (h) => {
+        const a = await bridgeMount(h.hub);
+        const b = await bridgeMount(h.hub);
+        writeFileSync(join(a.mnt, 'f'), 'F'.repeat(100));
+        writeFileSync(join(a.mnt, 'g'), 'G'.repeat(30));
+        assert.equal(syncWait(a).code, 0);
+        await within(5000, 'B has f and g', () => assert.equal(readOr(join(b.mnt, 'g')), 'G'.repeat(30)));
+        const fd = openSync(join(b.mnt, 'f'), 'r');
+        try {
+          if (remote === 'removed') unlinkSync(join(a.mnt, 'f'));
+          else {
+            // An editor's save on A.
+            writeFileSync(join(a.mnt, 'f.tmp'), 'N'.repeat(10));
+            renameSync(join(a.mnt, 'f.tmp'), join(a.mnt, 'f'));
+          }
+          assert.equal(syncWait(a).code, 0);
+          await within(5000, `B sees f ${remote}`, () => assert.equal(readOr(join(b.mnt, 'f')), remote === 'removed' ? undefined : 'N'.repeat(10)));
+          // libfuse holds f open: it hides it first, then renames g over it.
+          renameSync(join(b.mnt, 'g'), join(b.mnt, 'f'));
+          assert.equal(readOr(join(b.mnt, 'f')), 'G'.repeat(30));
+          assert.deepEqual(readdirSync(b.mnt).sort(), ['f']);
+          assert.equal(fstatSync(fd).size, 100, 'the descriptor keeps its file');
+          const got = Buffer.alloc(200);
+          assert.equal(got.subarray(0, readSync(fd, got, 0, 200, 0)).toString(), 'F'.repeat(100));
+          assert.equal(syncWait(b).code, 0);
+          await within(5000, 'A has what B has', () => {
+            assert.deepEqual(readdirSync(a.mnt).sort(), ['f']);
+            assert.equal(readOr(join(a.mnt, 'f')), 'G'.repeat(30));
+          });
+        } finally {
+          closeSync(fd);
+        }
+        assert.equal(syncWait(b).code, 0);
+        await sleep(300);
+        assert.deepEqual(readdirSync(a.mnt).sort(), ['f'], 'closing the descriptor removes nothing anywhere');
+        assert.equal(readOr(join(a.mnt, 'f')), 'G'.repeat(30));
+        await stopCleanly(a);
+        await stopCleanly(b);
+      });
+    });
+  }
+
   it('descriptors follow the renames made here: after another mount removed the name one of them is held by, fstat of each answers its own file', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);

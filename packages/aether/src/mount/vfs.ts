@@ -341,11 +341,14 @@ export class Vfs {
     const justHidden = this.justHidden;
     this.justHidden = undefined;
     // libfuse hides an unlinked file that is still open: for Aether that is an unlink whose inode lives on.
-    // It hides open files only: a rename of any other file to such a name is the user's own.
-    if (HIDDEN_NAME.test(dst.name) && this.openCount.has(this.resolve(from))) {
-      const ino = this.resolve(from);
+    // It hides a name it holds open only (a handle opened by it): a rename of any other file to
+    // such a name is the user's own. The name may no longer name that file (another mount removed
+    // or replaced it): then there is nothing to unlink, and the file only gains its hidden name.
+    const hiding = HIDDEN_NAME.test(dst.name) ? this.heldOpenAt(from) : undefined;
+    if (hiding !== undefined) {
+      const ino = hiding;
       const { parent, name } = this.parentAndName(from);
-      await this.unlink(from);
+      if (this.d.view.lookup(parent, name) === ino) await this.unlink(from);
       this.hidden.set(dst.name, { ino, dir: dst.parent });
       // Its other names (if any) and the hidden one are separate kernel inodes from now on.
       this.d.attributesUncached?.(ino, true);
@@ -414,6 +417,30 @@ export class Vfs {
   hasHiddenName(ino: Ino): boolean {
     for (const h of this.hidden.values()) if (h.ino === ino) return true;
     return false;
+  }
+
+  /**
+   * The file libfuse holds open under `path` (a handle's name), if any: the one `path` names when
+   * that is open by it, else the one last opened by it.
+   */
+  private heldOpenAt(path: string): Ino | undefined {
+    let last: Ino | undefined;
+    let named: Ino | undefined;
+    for (const h of this.handles.values()) {
+      if (h.path !== path) continue;
+      last = h.ino;
+      named ??= this.isNamed(path, h.ino) ? h.ino : undefined;
+    }
+    return named ?? last;
+  }
+
+  private isNamed(path: string, ino: Ino): boolean {
+    try {
+      return this.resolve(path) === ino;
+    } catch (err) {
+      if (err instanceof FsError) return false;
+      throw err;
+    }
   }
 
   /**

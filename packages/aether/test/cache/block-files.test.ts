@@ -29,7 +29,7 @@ describe('block files', () => {
     }
     const paths = blocks.map((b) => files.path(b));
     assert.ok(paths.every((p) => existsSync(p)), 'every block has its file');
-    await Promise.all(blocks.map((b) => files.discard(b)));
+    await Promise.all(blocks.map((b) => files.discard(b, true)));
     assert.equal(most, DISCARDS_AT_ONCE, `at most ${DISCARDS_AT_ONCE} deletions ran at once`);
     assert.deepEqual(order.length, 40);
     assert.ok(paths.every((p) => !existsSync(p)), 'every file is gone');
@@ -38,8 +38,30 @@ describe('block files', () => {
     const late = new Block(2, 0, 99);
     files.write(late, Buffer.alloc(10, 1), 0, 10, 0);
     await files.flushNow(late);
-    await files.discard(late);
+    await files.discard(late, true);
     assert.ok(!existsSync(files.path(late)));
     assert.equal(running, 0);
+  });
+
+  it('a deletion that destroys bytes (not paced) runs at once, ahead of the paced ones waiting', async () => {
+    const order: string[] = [];
+    const files = new BlockFiles(join(tempDir(), 'blocks'), 8, () => assert.fail('no block is lost'), async (path) => {
+      await new Promise((r) => setTimeout(r, 5));
+      await unlink(path);
+      order.push(path);
+    });
+    await files.init();
+    const blocks = Array.from({ length: 12 }, (_, i) => new Block(1, i, i + 1));
+    const urgent = new Block(2, 0, 100);
+    for (const b of [...blocks, urgent]) {
+      files.write(b, Buffer.alloc(100, 1), 0, 100, 0);
+      await files.flushNow(b);
+    }
+    const paced = blocks.map((b) => files.discard(b, true));
+    await files.discard(urgent);
+    assert.ok(!existsSync(files.path(urgent)), 'its file is gone when the discard resolves');
+    assert.ok(order.indexOf(files.path(urgent)) <= DISCARDS_AT_ONCE, `deleted among the first, not after the queue (${order.indexOf(files.path(urgent))} of ${order.length} done)`);
+    await Promise.all(paced);
+    assert.equal(order.length, 13);
   });
 });

@@ -30,9 +30,10 @@ export const WRITE_BEHIND_MS = 1000;
 /** Past this many bytes held in memory, the oldest blocks go to their files at once. */
 export const WRITE_BEHIND_BYTES = 64 * 1024 * 1024;
 /**
- * Block files deleted at once, at most. A commit in local mode drops every block it covers, and
- * after a `tar x` that is thousands of files: deleted all at once, their unlinks, handle closes
- * and promises kept the event loop busy for ~160 ms (measured), and every FUSE request waited.
+ * Paced block file deletions run at once, at most. A commit in local mode drops every block it
+ * covers, and after a `tar x` that is thousands of files: deleted all at once, their unlinks,
+ * handle closes and promises kept the event loop busy for ~160 ms (measured), and every FUSE
+ * request waited.
  */
 export const DISCARDS_AT_ONCE = 2;
 
@@ -165,19 +166,24 @@ export class BlockFiles {
     return !b.indexed && !this.onDisk.has(b) && !this.flushing.has(b);
   }
 
-  /** Closes the block's handle and deletes its file (a file already gone is fine); held bytes are dropped. */
-  async discard(b: Block): Promise<void> {
+  /**
+   * Closes the block's handle and deletes its file (a file already gone is fine); held bytes are
+   * dropped. `paced`: the deletion waits for a turn (at most DISCARDS_AT_ONCE run), for blocks
+   * dropped in bulk; else it runs at once.
+   */
+  async discard(b: Block, paced = false): Promise<void> {
     // Dropped before anything is awaited, so a flushAll that runs meanwhile cannot write them.
     this.drop(b);
     await this.flushing.get(b);
     if (!this.onDisk.has(b) && !b.indexed) return;
     const path = this.path(b);
-    // Each block's file name is its own (the generation): a deletion that waits its turn can
-    // never hit a newer block's file.
-    await this.inTurn(async () => {
+    const remove = async (): Promise<void> => {
       await this.closeHandle(b);
       await this.discardPath(path);
-    });
+    };
+    // Each block's file name is its own (the generation): a deletion that waits its turn can
+    // never hit a newer block's file.
+    await (paced ? this.inTurn(remove) : remove());
   }
 
   /** Runs `fn` once fewer than DISCARDS_AT_ONCE deletions run; a finished one hands its turn on. */

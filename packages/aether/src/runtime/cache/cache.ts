@@ -490,7 +490,7 @@ export class FileCache implements CachePressureSource {
       changed = true;
       // Written data whose owner can read it back from its committed source goes: from memory if
       // it was not written behind yet, else its block file is deleted in the background.
-      if (this.dropCommittedWrites && b.dirtyBytes === 0 && b.pins === 0) this.kill(b);
+      if (this.dropCommittedWrites && b.dirtyBytes === 0 && b.pins === 0) this.kill(b, true);
     }
     if (!changed) return;
     this.emitPressure();
@@ -715,7 +715,13 @@ export class FileCache implements CachePressureSource {
   }
 
   /** Removes a block and its data (clean and dirty) now; the file is deleted in the background. */
-  private kill(b: Block): void {
+  /**
+   * `paced`: its file is deleted in turn with other such deletions (BlockFiles.discard), for
+   * blocks dropped in bulk whose file no index names (committed written data). A block dropped to
+   * destroy its bytes (remove, truncate, invalidate) has its file deleted at once: an older index
+   * may name it.
+   */
+  private kill(b: Block, paced = false): void {
     if (b.dead) return;
     b.dead = true;
     this.dirtyTotal -= b.dirtyBytes;
@@ -735,7 +741,7 @@ export class FileCache implements CachePressureSource {
         this.forgottenChangedAt = Math.max(this.forgottenChangedAt, file.changedAt);
       }
     }
-    const p = this.blockFiles.discard(b).catch(() => this.metrics.ioErrors.inc());
+    const p = this.blockFiles.discard(b, paced).catch(() => this.metrics.ioErrors.inc());
     this.background.add(p);
     void p.finally(() => this.background.delete(p));
   }

@@ -315,7 +315,11 @@ export class Journal implements JournalPendingSource {
     // Off before `manual` takes over: from then on an fsync(2) must move the durable mark.
     if (settings.policy === 'manual') this.outside?.allow(false);
     try {
-      await this.controller.apply(settings);
+      const applying = this.controller.apply(settings);
+      // The new policy holds from here (before the switch's flush): listeners that depend on it
+      // (answers the binding may give without the journal, local-mount.ts) look again now.
+      this.notifyPending();
+      await applying;
     } finally {
       this.allowOutside();
     }
