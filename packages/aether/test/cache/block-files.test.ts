@@ -64,4 +64,23 @@ describe('block files', () => {
     await Promise.all(paced);
     assert.equal(order.length, 13);
   });
+
+  it('a block whose handle fails to close still has its file deleted', async () => {
+    const files = new BlockFiles(join(tempDir(), 'blocks'), 8, () => assert.fail('no block is lost'));
+    await files.init();
+    for (const paced of [false, true]) {
+      const b = new Block(3, paced ? 1 : 0, paced ? 2 : 1);
+      files.write(b, Buffer.alloc(100, 1), 0, 100, 0);
+      await files.flushNow(b);
+      const handle = b.handle;
+      assert.ok(handle, 'the flush left the block\'s file open');
+      const close = handle.close.bind(handle);
+      handle.close = async () => {
+        await close();
+        throw Object.assign(new Error('EIO: i/o error, close'), { code: 'EIO' });
+      };
+      await assert.rejects(files.discard(b, paced), { code: 'EIO' });
+      assert.ok(!existsSync(files.path(b)), `the file is gone (${paced ? 'paced' : 'at once'})`);
+    }
+  });
 });

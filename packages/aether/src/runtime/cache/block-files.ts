@@ -178,8 +178,12 @@ export class BlockFiles {
     if (!this.onDisk.has(b) && !b.indexed) return;
     const path = this.path(b);
     const remove = async (): Promise<void> => {
-      await this.closeHandle(b);
-      await this.discardPath(path);
+      try {
+        await this.closeHandle(b);
+      } finally {
+        // A close(2) that fails still releases the descriptor: the file goes all the same.
+        await this.discardPath(path);
+      }
     };
     // Each block's file name is its own (the generation): a deletion that waits its turn can
     // never hit a newer block's file.
