@@ -239,8 +239,10 @@ export class Replica {
   async rebase(ino: number, copyIno: number): Promise<void> {
     // The replica holds the batch that made the copy: read it now, so the next batch (built at
     // once) reads the new base; the row follows in turn with other transactions.
-    const v = this.versionOf(this.reader, copyIno);
-    if (!v) return;
+    const copy = this.versionOf(this.reader, copyIno);
+    if (!copy) return;
+    // The copy's content and attributes, as `ino`'s: a restart puts the base's inode in the view.
+    const v = { inode: { ...copy.inode, ino }, blocks: copy.blocks };
     this.bases.set(ino, v);
     await this.store.transaction(({ db }) => this.saveBase(db, ino, v));
   }

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, truncateSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { TOKEN, type HubProcess } from '../hub/helpers.js';
-import { bridgeMount, bridgeStatus, FAST_ENV, fileWriter, readOr, sleep, syncWait, tree, within, withHub } from './bridge-helpers.js';
+import { bridgeMount, bridgeStatus, FAST_ENV, type HubControl, fileWriter, readOr, sleep, syncWait, tree, within, withHub } from './bridge-helpers.js';
 import { mountMustFail, startMount, status, stopAll, stopCleanly, tempDir, type MountProcess } from './harness.js';
 
 after(stopAll);
@@ -132,6 +133,93 @@ describe('bridge mode: what another mount removed while this one changed it', ()
       await within(5000, 'A and B agree; the copy has both writes', () => sameTreeOfOneFile(a, b, 'XYiginal content 20b'));
       await stopCleanly(a);
       await stopCleanly(b);
+    });
+  });
+
+  /**
+   * A makes d/f; B, paused, edits it (`editOnB`) and makes its own d/g; A renames d/f to d/g and
+   * removes it. B's d/g keeps A's rename, and so A's removal, from B's view: d/f stays named there
+   * while the hub no longer has the file (fuzz seed 668). Then B resumes and ships.
+   */
+  async function removedBehindATakenName(h: HubControl, editOnB: (b: MountProcess) => void): Promise<{ a: MountProcess; b: MountProcess }> {
+    const a = await bridgeMount(h.hub);
+    // No clean cache: reads reach the replica.
+    const b = await bridgeMount(h.hub, { AFS_AETHER_CACHE_MAX_BYTES: '0' });
+    mkdirSync(join(a.mnt, 'd'));
+    writeFileSync(join(a.mnt, 'd', 'f'), 'original content 20b');
+    assert.equal(syncWait(a).code, 0);
+    await within(5000, 'B has d/f', () => assert.equal(readOr(join(b.mnt, 'd', 'f')), 'original content 20b'));
+    assert.equal(b.ctl(['sync', 'pause']).code, 0);
+    editOnB(b);
+    writeFileSync(join(b.mnt, 'd', 'g'), 'made on B');
+    renameSync(join(a.mnt, 'd', 'f'), join(a.mnt, 'd', 'g'));
+    unlinkSync(join(a.mnt, 'd', 'g'));
+    assert.equal(syncWait(a).code, 0);
+    const hubAt = bridgeStatus(a).cursor as number;
+    await within(5000, 'B\'s replica has A\'s removal', () => assert.ok((bridgeStatus(b).cursor as number) >= hubAt));
+    assert.equal(readOr(join(b.mnt, 'd', 'f'))?.slice(1), 'riginal content 20b', 'the name stays in B\'s view');
+    assert.equal(b.ctl(['sync', 'resume']).code, 0);
+    assert.equal(syncWait(b).code, 0);
+    return { a, b };
+  }
+
+  /** A and B show the same tree, whose d holds B's d/g and the copy, holding `copy`. */
+  async function copyInD(a: MountProcess, b: MountProcess, copy: string): Promise<void> {
+    await within(5000, 'A and B agree; the copy holds B\'s writes', () => {
+      const ta = tree(a.mnt);
+      assert.deepEqual(tree(b.mnt), ta);
+      assert.deepEqual([...ta.keys()].filter((n) => n.startsWith('d/')).map((n) => `${n.split('.')[0]}=${readFileSync(join(a.mnt, n), 'latin1')}`).sort(), [`d/g=${copy}`, 'd/g=made on B']);
+    });
+  }
+
+  it('a file whose removal did not reach the view (its new name was taken here): later writes through a descriptor read and ship on the copy, also across kill -9', async () => {
+    // Without the copy's version kept under the file, it read as zeros once the edit was
+    // acknowledged, its next write shipped over the copy as zeros, and a write made before a
+    // kill -9 was dropped at the restart (the kept version carried the copy's inode number).
+    await withHub(async (h) => {
+      let fd = -1;
+      const readFd = (): string => {
+        const got = Buffer.alloc(40);
+        return got.subarray(0, readSync(fd, got, 0, 40, 0)).toString('latin1');
+      };
+      const made = await removedBehindATakenName(h, (m) => {
+        fd = openSync(join(m.mnt, 'd', 'f'), 'r+');
+        writeSync(fd, 'X', 0);
+      });
+      const a = made.a;
+      let b = made.b;
+      try {
+        assert.equal(readFd(), 'Xriginal content 20b', 'after the acknowledgement the descriptor reads B\'s version');
+        writeSync(fd, 'Y', 1);
+        assert.equal(syncWait(b).code, 0);
+        assert.equal(readFd(), 'XYiginal content 20b');
+        assert.equal(b.ctl(['sync', 'pause']).code, 0);
+        writeSync(fd, 'Z', 2);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      await b.kill9();
+      b = await bridgeMount(h.hub, { AFS_AETHER_CACHE_MAX_BYTES: '0' }, { mnt: b.mnt, stateDir: b.stateDir });
+      assert.equal(syncWait(b).code, 0);
+      await copyInD(a, b, 'XYZginal content 20b');
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
+  it('the same without a descriptor: the view follows the hub once the edit is acknowledged, and the version kept meanwhile goes', async () => {
+    await withHub(async (h) => {
+      const { a, b } = await removedBehindATakenName(h, (m) => overwrite(join(m.mnt, 'd', 'f'), 0, 'X'));
+      await copyInD(a, b, 'Xriginal content 20b');
+      await stopCleanly(a);
+      await stopCleanly(b);
+      const replica = new Database(join(b.stateDir, 'replica', 'meta.sqlite'), { readonly: true });
+      try {
+        assert.equal(replica.prepare('SELECT count(*) FROM bridge_bases').pluck().get(), 0, 'no base version is left behind');
+      } finally {
+        replica.close();
+      }
     });
   });
 

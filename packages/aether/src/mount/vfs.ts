@@ -618,7 +618,13 @@ export class Vfs {
       // Bridge mode: another mount changed the tree since (a name taken, a directory or file
       // removed). The entry still ships and the hub resolves it; a node made here stays, without
       // a name until the hub says where it went, so later entries replay onto it.
-      this.d.log(`journal entry ${seq} (${op.t}) no longer applies to the hub's tree as this mount has it (${why}); it ships as it is and the hub resolves it`);
+      // A write to a file gone from both (its kept version lost): nothing can carry its bytes.
+      const lost = (op.t === 'write' || op.t === 'truncate') && !this.d.view.getInode(op.ino);
+      this.d.log(
+        lost
+          ? `journal entry ${seq} (${op.t}) is for inode ${op.ino}, which neither the hub's tree nor this mount holds any longer: it cannot ship`
+          : `journal entry ${seq} (${op.t}) no longer applies to the hub's tree as this mount has it (${why}); it ships as it is and the hub resolves it`,
+      );
       if (op.t === 'mknode' && !this.d.view.getInode(op.ino)) this.d.view.putInode(nodeOf(op));
     }
     // Replayed changes are as unacknowledged as live ones (bridge mode notes them as such).
