@@ -244,6 +244,7 @@ export class BridgeOrchestrator implements RemoteBackend {
       editedLocally: (ino) => this.localEdits.has(ino),
       inUse: (ino) => this.localEdits.has(ino) || (this.vfs?.isOpen(ino) ?? false),
       diverged: () => this.mayDiverge(),
+      hub: replica,
     });
     replica.keepBase = (ino, removed) => this.localEdits.has(ino) || (removed && (this.vfs?.isOpen(ino) ?? false));
     // Files edited here whose version the replica replaced before a restart: the journal's
@@ -268,18 +269,6 @@ export class BridgeOrchestrator implements RemoteBackend {
   /** An inode with local changes not yet acknowledged stays, named or not, until they are. */
   holdsInode(ino: Ino): boolean {
     return this.localEdits.has(ino) || this.namelessAtReplay.has(ino);
-  }
-
-  /**
-   * The view still holds `ino` (under a name, or open without one) and the hub no longer has it:
-   * its reads, and the writes that ship to its copy, go on from the kept base version. A name
-   * stays when the hub's removal named what this mount changed meanwhile (fuzz seed 668: without
-   * the base, the file read as zeros and its next write shipped over the copy as zeros).
-   */
-  private heldWithoutHub(ino: Ino): boolean {
-    const inode = this.view?.getInode(ino);
-    if (!inode || this.replica.getInode(ino)) return false;
-    return inode.nlink > 0 || (this.vfs?.isOpen(ino) ?? false);
   }
 
   /** Removed (here or at the hub), still open here. */
@@ -365,7 +354,7 @@ export class BridgeOrchestrator implements RemoteBackend {
           this.log(`bridge: hub resolution: ${JSON.stringify(r)}`);
           if (r.kind === 'skipped') this.noteSkipped(r.jseq, r.reason);
           // Later changes, or descriptors of a file removed at the hub, go on from the copied version.
-          if ((r.kind === 'conflict-copy' || r.kind === 'diverted') && (this.localEdits.has(r.ino) || this.namelessOpen(r.ino) || this.heldWithoutHub(r.ino))) void replica.rebase(r.ino, r.copyIno).catch(failed(`keep the base version of inode ${r.ino}`));
+          if ((r.kind === 'conflict-copy' || r.kind === 'diverted') && (this.localEdits.has(r.ino) || this.namelessOpen(r.ino))) void replica.rebase(r.ino, r.copyIno).catch(failed(`keep the base version of inode ${r.ino}`));
         }
         for (const ino of this.remote?.resolve(rs, this.replica, ops) ?? []) vfs.forgetUnused(ino);
       },
@@ -422,11 +411,7 @@ export class BridgeOrchestrator implements RemoteBackend {
     const r = alignTree(view, committed, (ino) => vfs.isOpen(ino));
     alignTree(shipped, committed, () => false);
     for (const ino of r.contentChanged) void cache.invalidate(ino).catch((err: unknown) => this.log(`bridge: cache invalidate of inode ${ino}: ${String(err)}`));
-    for (const ino of r.dropped) {
-      void cache.remove(ino).catch(() => undefined);
-      // A base kept for a name the hub had removed (heldWithoutHub) goes with the name.
-      void this.replica.dropBase(ino).catch((err: unknown) => this.log(`bridge: could not drop the base version of inode ${ino}: ${String(err)}`));
-    }
+    for (const ino of r.dropped) void cache.remove(ino).catch(() => undefined);
     // Directory times alone differ after most resolutions: set, but not a repair worth a log line.
     if (!alignedNothing(r)) this.noteRepair(r);
   }

@@ -37,6 +37,8 @@ export interface RemoteApplyDeps {
   inUse?: (ino: Ino) => boolean;
   /** A remote change did not apply as it came: the view may differ from the replica once nothing is pending. */
   diverged?: () => void;
+  /** The replica, already holding the changefeed entry being applied. */
+  hub?: Pick<CommittedTree, 'getInode'>;
 }
 
 /**
@@ -119,6 +121,25 @@ export class RemoteApply {
     } catch (err) {
       this.d.diverged?.();
       if (isView) this.d.log(`remote change ${op.t} does not apply to this mount's view (a local change is pending): ${err instanceof Error ? err.message : String(err)}`);
+      const gone = op.t === 'unlink' ? op.ino : op.t === 'rename' ? op.dstIno : 0;
+      if (gone && this.d.hub && !this.d.hub.getInode(gone)) this.unname(tree, gone, isView);
+    }
+  }
+
+  /**
+   * The hub removed `ino` under a name this tree gives another inode (this mount's own change,
+   * unshipped): ops follow inodes, so its names here go all the same, the inode kept without a
+   * name while in use. Left named, it showed a file the hub no longer has, with no version to read
+   * its bytes from (zeros), until the next quiet moment (fuzz seed 668).
+   */
+  private unname(tree: MemoryMeta, ino: Ino, isView: boolean): void {
+    const inode = tree.getInode(ino);
+    if (!inode || inode.kind === 'dir') return;
+    for (const [dir, names] of tree.dirs) for (const [name, at] of [...names]) if (at === ino) tree.removeEntry(dir, name);
+    if (isView && (this.d.inUse?.(ino) ?? false)) tree.putInode({ ...inode, nlink: 0 });
+    else {
+      tree.deleteInode(ino);
+      if (isView) void this.d.cache.remove(ino).catch(() => undefined);
     }
   }
 

@@ -33,8 +33,9 @@ function setup() {
   const edited = new Set<number>();
   const invalidated: number[] = [];
   const cache = { invalidate: async (ino: number) => void invalidated.push(ino), remove: async () => {} };
-  const remote = new RemoteApply({ view, shipped, cache, log: () => undefined, editedLocally: (ino) => edited.has(ino) });
-  return { view, shipped, replica, edited, invalidated, remote };
+  const open = new Set<number>();
+  const remote = new RemoteApply({ view, shipped, cache, log: () => undefined, editedLocally: (ino) => edited.has(ino), inUse: (ino) => edited.has(ino) || open.has(ino), hub: replica });
+  return { view, shipped, replica, edited, open, invalidated, remote };
 }
 
 describe('RemoteApply: remote content of a file edited here', () => {
@@ -69,5 +70,41 @@ describe('RemoteApply: remote content of a file edited here', () => {
     edited.delete(5);
     remote.settled(5, committedOf(replica));
     assert.equal(view.getInode(5)?.size, 1, 'then the hub\'s');
+  });
+});
+
+describe('RemoteApply: a removal whose name holds another inode here', () => {
+  // The hub's x (inode 5) was renamed to y and removed there; y holds this mount's own 9 here.
+  for (const how of ['unlink', 'rename over'] as const) {
+    for (const used of [false, true]) {
+      it(`${how}: the hub no longer has the file, so its names here go${used ? '; open here, it stays without a name' : ''}`, () => {
+        const { view, shipped, replica, open, remote } = setup();
+        for (const t of [view, shipped]) {
+          t.putInode(file(9, 3));
+          t.addEntry(ROOT_INO, 'y', 9);
+        }
+        replica.removeEntry(ROOT_INO, 'x');
+        replica.deleteInode(5);
+        if (used) open.add(5);
+        const op = how === 'unlink' ? { t: 'unlink' as const, parent: ROOT_INO, name: 'y', ino: 5, timeMs: 1 } : { t: 'rename' as const, parent: ROOT_INO, name: 'z', ino: 7, newParent: ROOT_INO, newName: 'y', dstIno: 5, flags: 0, timeMs: 1 };
+        remote.apply([op]);
+        assert.equal(view.lookup(ROOT_INO, 'x'), undefined, 'x goes from the view');
+        assert.equal(view.lookup(ROOT_INO, 'y'), 9, 'y keeps this mount\'s file');
+        assert.equal(view.getInode(5)?.nlink, used ? 0 : undefined);
+        assert.equal(shipped.lookup(ROOT_INO, 'x'), undefined);
+        assert.equal(shipped.getInode(5), undefined);
+      });
+    }
+  }
+
+  it('a file the hub still has (another of its names removed) keeps its names here', () => {
+    const { view, shipped, remote } = setup();
+    for (const t of [view, shipped]) {
+      t.putInode(file(9, 3));
+      t.addEntry(ROOT_INO, 'y', 9);
+    }
+    remote.apply([{ t: 'unlink', parent: ROOT_INO, name: 'y', ino: 5, timeMs: 1 }]);
+    assert.equal(view.lookup(ROOT_INO, 'x'), 5);
+    assert.equal(view.getInode(5)?.nlink, 1);
   });
 });
