@@ -24,6 +24,11 @@ export interface BridgeDrainDeps {
    * rename can carry the inode the mount saw under a name, as the protocol wants.
    */
   shipped: MemoryMeta;
+  /**
+   * Runs, and is waited for, before the journal commits a batch the hub acknowledged (the replica
+   * holds it): what must be on disk before the entries leave the journal (kept base versions).
+   */
+  beforeCommit?: (upToSeq: number, resolutions: readonly Resolution[]) => Promise<void>;
   onCommitted: (seq: number) => void;
   /** The hub resolved some ops otherwise than this mount applied them (conflicts): after the commit; `ops` by journal sequence. */
   onResolutions: (resolutions: Resolution[], ops: ReadonlyMap<number, WireOp>) => void;
@@ -88,6 +93,8 @@ export class BridgeDrain extends SerialDrain implements SyncDrain {
         }
         if (this.closed) return;
         const resolutions = this.resolutionsOf(from, batch.upToSeq, ack);
+        await this.d.beforeCommit?.(batch.upToSeq, resolutions);
+        if (this.closed) return;
         await journal.commit(batch.upToSeq);
         this.d.onCommitted(batch.upToSeq);
         if (resolutions.length) this.d.onResolutions(resolutions, new Map(batch.entries.map((e) => [e.seq, e.op])));

@@ -321,6 +321,20 @@ export class BridgeOrchestrator implements RemoteBackend {
       contentBase: (ino) => this.localEdits.get(ino)?.base,
       opBase: (seq) => this.removals.get(seq),
       shipped: this.shipped!,
+      beforeCommit: async (upTo, rs) => {
+        const rebases: Promise<void>[] = [];
+        for (const r of rs) {
+          if (r.kind !== 'conflict-copy' && r.kind !== 'diverted') continue;
+          // The hub deleted the file: it goes from the view here too, kept only while in use.
+          this.remote?.unnameGone(r.ino);
+          // Changes made after the batch, or descriptors of a file removed at the hub, go on from
+          // the copied version. Saved before the journal lets go of the batch: a restart replays
+          // those changes onto it (a kill -9 in between replayed them onto the version before).
+          const later = (this.localEdits.get(r.ino)?.lastSeq ?? 0) > upTo;
+          if (later || this.namelessOpen(r.ino)) rebases.push(replica.rebase(r.ino, r.copyIno));
+        }
+        await Promise.all(rebases);
+      },
       onCommitted: (seq) => {
         ctx.onCommitted(seq);
         for (const s of this.removals.keys()) if (s <= seq) this.removals.delete(s);
@@ -353,8 +367,6 @@ export class BridgeOrchestrator implements RemoteBackend {
         for (const r of rs) {
           this.log(`bridge: hub resolution: ${JSON.stringify(r)}`);
           if (r.kind === 'skipped') this.noteSkipped(r.jseq, r.reason);
-          // Later changes, or descriptors of a file removed at the hub, go on from the copied version.
-          if ((r.kind === 'conflict-copy' || r.kind === 'diverted') && (this.localEdits.has(r.ino) || this.namelessOpen(r.ino))) void replica.rebase(r.ino, r.copyIno).catch(failed(`keep the base version of inode ${r.ino}`));
         }
         for (const ino of this.remote?.resolve(rs, this.replica, ops) ?? []) vfs.forgetUnused(ino);
       },

@@ -84,6 +84,8 @@ export class RemoteApply {
     for (const op of ops) {
       this.applyTo(this.d.view, op, true);
       this.applyTo(this.d.shipped, op, false);
+      const gone = op.t === 'unlink' ? op.ino : op.t === 'rename' ? op.dstIno : 0;
+      if (gone) this.unnameGone(gone);
     }
   }
 
@@ -121,26 +123,35 @@ export class RemoteApply {
     } catch (err) {
       this.d.diverged?.();
       if (isView) this.d.log(`remote change ${op.t} does not apply to this mount's view (a local change is pending): ${err instanceof Error ? err.message : String(err)}`);
-      const gone = op.t === 'unlink' ? op.ino : op.t === 'rename' ? op.dstIno : 0;
-      if (gone && this.d.hub && !this.d.hub.getInode(gone)) this.unname(tree, gone, isView);
     }
   }
 
   /**
-   * The hub removed `ino` under a name this tree gives another inode (this mount's own change,
-   * unshipped): ops follow inodes, so its names here go all the same, the inode kept without a
-   * name while in use. Left named, it showed a file the hub no longer has, with no version to read
-   * its bytes from (zeros), until the next quiet moment (fuzz seed 668).
+   * The hub no longer has the file `ino`: ops follow inodes, so any name it still has here goes,
+   * the inode kept without a name while in use (open, or with changes to ship). A name stays when
+   * the hub's removal named what this mount changed meanwhile (another mount renamed the file onto
+   * a name this mount had just taken, then removed it: fuzz seed 668), when this mount linked or
+   * renamed it locally, or when a snapshot found it renamed here. Left named, it showed a file
+   * with no version to read its bytes from (zeros), and its next write shipped over the conflict
+   * copy as zeros. Returns true when the view dropped the inode altogether.
    */
-  private unname(tree: MemoryMeta, ino: Ino, isView: boolean): void {
-    const inode = tree.getInode(ino);
-    if (!inode || inode.kind === 'dir') return;
-    for (const [dir, names] of tree.dirs) for (const [name, at] of [...names]) if (at === ino) tree.removeEntry(dir, name);
-    if (isView && (this.d.inUse?.(ino) ?? false)) tree.putInode({ ...inode, nlink: 0 });
-    else {
-      tree.deleteInode(ino);
-      if (isView) void this.d.cache.remove(ino).catch(() => undefined);
+  unnameGone(ino: Ino): boolean {
+    if (!this.d.hub || this.d.hub.getInode(ino)) return false;
+    let dropped = false;
+    for (const tree of [this.d.view, this.d.shipped]) {
+      const inode = tree.getInode(ino);
+      if (!inode || inode.kind === 'dir' || inode.nlink === 0) continue;
+      for (const [dir, names] of tree.dirs) for (const [name, at] of [...names]) if (at === ino) tree.removeEntry(dir, name);
+      if (tree === this.d.view && (this.d.inUse?.(ino) ?? false)) tree.putInode({ ...inode, nlink: 0 });
+      else {
+        tree.deleteInode(ino);
+        if (tree === this.d.view) {
+          dropped = true;
+          void this.d.cache.remove(ino).catch(() => undefined);
+        }
+      }
     }
+    return dropped;
   }
 
 
@@ -306,6 +317,8 @@ export class RemoteApply {
     const kept = touchedBy(inFlight);
     const { removed, changed } = mergeSnapshot(this.d.view, base, next, kept, (ino) => this.d.inUse?.(ino) ?? false);
     mergeSnapshot(this.d.shipped, base, next, kept);
+    // Files the hub deleted that keep a name here (renamed or linked here since).
+    for (const ino of base.inodes.keys()) if (!next.getInode(ino)) this.unnameGone(ino);
     for (const ino of removed) void this.d.cache.remove(ino).catch(() => undefined);
     for (const [ino, inode] of this.d.view.inodes) if (inode.kind === 'file') this.dropClean(ino);
     this.d.log(`bridge: the hub sent a snapshot while mounted: ${changed.length} inode(s) changed, ${removed.length} removed`);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmdirSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { CuttingProxy } from '../cutting-proxy.js';
@@ -13,12 +13,12 @@ after(stopAll);
  * A hub (`hubArgs`: more flags), mount A on it, and mount B behind a proxy that does not cut:
  * the test takes the proxy down and up (a network outage for B alone). Both mounts must stop cleanly.
  */
-async function withOutage(fn: (t: { a: MountProcess; b: MountProcess; proxy: CuttingProxy }) => Promise<void>, hubArgs: string[] = []): Promise<void> {
+async function withOutage(fn: (t: { a: MountProcess; b: MountProcess; proxy: CuttingProxy }) => Promise<void>, hubArgs: string[] = [], bEnv: Record<string, string> = {}): Promise<void> {
   await withHub(async (h) => {
     const proxy = new CuttingProxy(Number(h.hub.url.split(':').pop()), seededRandom(1));
     proxy.cutting = false;
     const a = await bridgeMount(h.hub);
-    const b = await bridgeMount(`ws://127.0.0.1:${await proxy.listen()}`);
+    const b = await bridgeMount(`ws://127.0.0.1:${await proxy.listen()}`, bEnv);
     try {
       await fn({ a, b, proxy });
     } finally {
@@ -80,6 +80,80 @@ describe('bridge mode: a mount behind the hub\'s retained feed', () => {
       await within(5000, 'A gets B\'s file', () => assert.deepEqual(tree(a.mnt), tree(b.mnt)));
     }, ['--feed-retain', '3']);
   });
+});
+
+describe('bridge mode: a file the hub deleted while this mount was cut off, which it changed meanwhile', () => {
+  /**
+   * A makes d/f; B, cut off with its drain paused, runs `onB`; A removes d/f and commits more
+   * batches than the hub retains, so B gets a snapshot when it is back. d/f then has no name in
+   * B's view, whatever B did: left named (renamed or linked here, or edited and open), it read as
+   * zeros, and a write shipped zeros over the conflict copy.
+   */
+  async function deletedDuringOutage(a: MountProcess, b: MountProcess, proxy: CuttingProxy, onB: () => void): Promise<void> {
+    mkdirSync(join(a.mnt, 'd'));
+    writeFileSync(join(a.mnt, 'd', 'f'), 'original content 20b');
+    await mustSync(a);
+    await within(5000, 'B has d/f', () => assert.equal(readOr(join(b.mnt, 'd', 'f')), 'original content 20b'));
+    const before = bridgeStatus(b).snapshots_merged as number;
+    assert.equal(b.ctl(['sync', 'pause']).code, 0);
+    proxy.down();
+    await disconnected(b);
+    onB();
+    unlinkSync(join(a.mnt, 'd', 'f'));
+    await mustSync(a);
+    for (let i = 0; i < 5; i++) {
+      writeFileSync(join(a.mnt, `pad${i}`), `p${i}`);
+      await mustSync(a);
+    }
+    proxy.up();
+    await within(10_000, 'B merged a snapshot', () => assert.equal(bridgeStatus(b).snapshots_merged, before + 1));
+    assert.deepEqual(readdirSync(join(b.mnt, 'd')), [], 'the file has no name in B\'s view');
+    assert.equal(b.ctl(['sync', 'resume']).code, 0);
+    await mustSync(b);
+  }
+
+  it('edited and open here: after the acknowledgement the descriptor reads and writes the copy', async () => {
+    await withOutage(
+      async ({ a, b, proxy }) => {
+        let fd = -1;
+        try {
+          await deletedDuringOutage(a, b, proxy, () => {
+            fd = openSync(join(b.mnt, 'd', 'f'), 'r+');
+            writeSync(fd, 'X', 0);
+          });
+          writeSync(fd, 'Y', 1);
+          fsyncSync(fd);
+          await mustSync(b);
+          const got = Buffer.alloc(40);
+          assert.equal(got.subarray(0, readSync(fd, got, 0, 40, 0)).toString('latin1'), 'XYiginal content 20b');
+        } finally {
+          if (fd >= 0) closeSync(fd);
+        }
+        await within(5000, 'A and B agree; the copy in d holds both writes', () => {
+          assert.deepEqual(tree(b.mnt), tree(a.mnt));
+          assert.deepEqual(readdirSync(join(a.mnt, 'd')).map((n) => readFileSync(join(a.mnt, 'd', n), 'latin1')), ['XYiginal content 20b']);
+        });
+      },
+      ['--feed-retain', '3'],
+      { AFS_AETHER_CACHE_MAX_BYTES: '0' },
+    );
+  });
+
+  for (const op of ['renamed', 'linked'] as const) {
+    it(`${op} here: the name it has here goes too, and nothing of it stays`, async () => {
+      await withOutage(
+        async ({ a, b, proxy }) => {
+          await deletedDuringOutage(a, b, proxy, () => (op === 'renamed' ? renameSync : linkSync)(join(b.mnt, 'd', 'f'), join(b.mnt, 'd', 'h')));
+          await within(5000, 'A and B agree, d is empty', () => {
+            assert.deepEqual(tree(b.mnt), tree(a.mnt));
+            assert.deepEqual(readdirSync(join(a.mnt, 'd')), []);
+          });
+        },
+        ['--feed-retain', '3'],
+        { AFS_AETHER_CACHE_MAX_BYTES: '0' },
+      );
+    });
+  }
 });
 
 describe('bridge mode: ops the hub skips', () => {

@@ -225,6 +225,31 @@ describe('bridge mode: what another mount removed while this one changed it', ()
     });
   }
 
+  it('a file linked here (not yet shipped) that another mount removed: the link goes too, nothing of it stays', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub, { AFS_AETHER_CACHE_MAX_BYTES: '0' });
+      mkdirSync(join(a.mnt, 'd'));
+      writeFileSync(join(a.mnt, 'd', 'f'), 'original content 20b');
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has d/f', () => assert.equal(readOr(join(b.mnt, 'd', 'f')), 'original content 20b'));
+      assert.equal(b.ctl(['sync', 'pause']).code, 0);
+      linkSync(join(b.mnt, 'd', 'f'), join(b.mnt, 'd', 'k'));
+      unlinkSync(join(a.mnt, 'd', 'f'));
+      assert.equal(syncWait(a).code, 0);
+      // Left named, d/k read as zeros, and a write to it shipped a copy of zeros to every mount.
+      await within(5000, 'both names go from B\'s view', () => assert.deepEqual(readdirSync(join(b.mnt, 'd')), []));
+      assert.equal(b.ctl(['sync', 'resume']).code, 0);
+      assert.equal(syncWait(b).code, 0);
+      await within(5000, 'A and B agree, d is empty', () => {
+        assert.deepEqual(tree(b.mnt), tree(a.mnt));
+        assert.deepEqual(readdirSync(join(a.mnt, 'd')), []);
+      });
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
   it('a chmod of a file, and a file made in a directory, that another mount removed: after kill -9 the mount starts, and both agree', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);
