@@ -326,12 +326,14 @@ export class BridgeOrchestrator implements RemoteBackend {
         for (const r of rs) {
           if (r.kind !== 'conflict-copy' && r.kind !== 'diverted') continue;
           // The hub deleted the file: it goes from the view here too, kept only while in use.
-          this.remote?.unnameGone(r.ino);
+          this.remote?.unnameGone([r.ino]);
           // Changes made after the batch, or descriptors of a file removed at the hub, go on from
           // the copied version. Saved before the journal lets go of the batch: a restart replays
           // those changes onto it (a kill -9 in between replayed them onto the version before).
-          const later = (this.localEdits.get(r.ino)?.lastSeq ?? 0) > upTo;
-          if (later || this.namelessOpen(r.ino)) rebases.push(replica.rebase(r.ino, r.copyIno));
+          // Asked of every file the batch changed, not only of those changed since: a write, or
+          // another mount's removal, may land while the journal commits (onCommitted drops the
+          // base again when neither holds).
+          if (this.localEdits.has(r.ino) || this.namelessOpen(r.ino)) rebases.push(replica.rebase(r.ino, r.copyIno));
         }
         await Promise.all(rebases);
       },

@@ -81,12 +81,14 @@ export class RemoteApply {
   }
 
   apply(ops: readonly WireOp[]): void {
+    const gone: Ino[] = [];
     for (const op of ops) {
       this.applyTo(this.d.view, op, true);
       this.applyTo(this.d.shipped, op, false);
-      const gone = op.t === 'unlink' ? op.ino : op.t === 'rename' ? op.dstIno : 0;
-      if (gone) this.unnameGone(gone);
+      const removed = op.t === 'unlink' ? op.ino : op.t === 'rename' ? op.dstIno : 0;
+      if (removed) gone.push(removed);
     }
+    this.unnameGone(gone);
   }
 
   private applyTo(tree: MemoryMeta, op: WireOp, isView: boolean): void {
@@ -127,33 +129,37 @@ export class RemoteApply {
   }
 
   /**
-   * The hub no longer has the file `ino`: ops follow inodes, so any name it still has here goes,
+   * The hub no longer has these files: ops follow inodes, so any name it still has here goes,
    * the inode kept without a name while in use (open, or with changes to ship). A name stays when
    * the hub's removal named what this mount changed meanwhile (another mount renamed the file onto
    * a name this mount had just taken, then removed it: fuzz seed 668), when this mount linked or
    * renamed it locally, or when a snapshot found it renamed here. Left named, it showed a file
    * with no version to read its bytes from (zeros), and its next write shipped over the conflict
-   * copy as zeros. Returns true when the view dropped the inode altogether.
+   * copy as zeros.
    */
-  unnameGone(ino: Ino): boolean {
-    if (!this.d.hub || this.d.hub.getInode(ino)) return false;
-    let dropped = false;
+  unnameGone(inos: readonly Ino[]): void {
     for (const tree of [this.d.view, this.d.shipped]) {
-      const inode = tree.getInode(ino);
-      if (!inode || inode.kind === 'dir' || inode.nlink === 0) continue;
-      for (const [dir, names] of tree.dirs) for (const [name, at] of [...names]) if (at === ino) tree.removeEntry(dir, name);
-      if (tree === this.d.view && (this.d.inUse?.(ino) ?? false)) tree.putInode({ ...inode, nlink: 0 });
-      else {
-        tree.deleteInode(ino);
-        if (tree === this.d.view) {
-          dropped = true;
-          void this.d.cache.remove(ino).catch(() => undefined);
+      // Most removals applied by name: then nothing is left to look for, and no directory is scanned.
+      const named = new Set<Ino>();
+      for (const ino of inos) {
+        const inode = tree.getInode(ino);
+        if (inode && inode.kind !== 'dir' && inode.nlink > 0 && this.d.hub && !this.d.hub.getInode(ino)) named.add(ino);
+      }
+      if (named.size === 0) continue;
+      // One pass over the tree for all of them (a scan per file took seconds for a directory's worth).
+      const names: [Ino, string][] = [];
+      for (const [dir, entries] of tree.dirs) for (const [name, at] of entries) if (named.has(at)) names.push([dir, name]);
+      for (const [dir, name] of names) tree.removeEntry(dir, name);
+      for (const ino of named) {
+        const inode = tree.getInode(ino)!;
+        if (tree === this.d.view && (this.d.inUse?.(ino) ?? false)) tree.putInode({ ...inode, nlink: 0 });
+        else {
+          tree.deleteInode(ino);
+          if (tree === this.d.view) void this.d.cache.remove(ino).catch(() => undefined);
         }
       }
     }
-    return dropped;
   }
-
 
   private dropClean(ino: Ino): void {
     this.d.cache.invalidate(ino).catch((err: unknown) => this.d.log(`cache invalidate of inode ${ino}: ${String(err)}`));
@@ -318,7 +324,7 @@ export class RemoteApply {
     const { removed, changed } = mergeSnapshot(this.d.view, base, next, kept, (ino) => this.d.inUse?.(ino) ?? false);
     mergeSnapshot(this.d.shipped, base, next, kept);
     // Files the hub deleted that keep a name here (renamed or linked here since).
-    for (const ino of base.inodes.keys()) if (!next.getInode(ino)) this.unnameGone(ino);
+    this.unnameGone([...base.inodes.keys()].filter((ino) => !next.getInode(ino)));
     for (const ino of removed) void this.d.cache.remove(ino).catch(() => undefined);
     for (const [ino, inode] of this.d.view.inodes) if (inode.kind === 'file') this.dropClean(ino);
     this.d.log(`bridge: the hub sent a snapshot while mounted: ${changed.length} inode(s) changed, ${removed.length} removed`);

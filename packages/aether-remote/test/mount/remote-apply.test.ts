@@ -97,6 +97,26 @@ describe('RemoteApply: a removal whose name holds another inode here', () => {
     }
   }
 
+  it('a directory\'s worth moved here while the hub removed them: every one goes, open ones kept without a name', () => {
+    const { view, shipped, replica, open, remote } = setup();
+    const inos = [20, 21, 22, 23];
+    for (const t of [view, shipped, replica]) t.putInode({ ...file(ROOT_INO, 0), ino: 10, kind: 'dir', mode: 0o755, nlink: 2 });
+    for (const t of [view, shipped]) t.putInode({ ...file(ROOT_INO, 0), ino: 11, kind: 'dir', mode: 0o755, nlink: 2 });
+    for (const t of [view, shipped]) t.addEntry(ROOT_INO, 'e', 11);
+    for (const ino of inos) {
+      // mv d/* e/ here (unshipped); at the hub they were removed from d.
+      for (const t of [view, shipped]) {
+        t.putInode(file(ino, 1));
+        t.addEntry(11, `f${ino}`, ino);
+      }
+    }
+    open.add(22);
+    remote.apply(inos.map((ino) => ({ t: 'unlink' as const, parent: 10, name: `f${ino}`, ino, timeMs: 1 })));
+    assert.deepEqual([...(view.entries(11) ?? [])], []);
+    assert.deepEqual([...(shipped.entries(11) ?? [])], []);
+    assert.deepEqual(inos.map((ino) => view.getInode(ino)?.nlink), [undefined, undefined, 0, undefined]);
+  });
+
   it('a file the hub still has (another of its names removed) keeps its names here', () => {
     const { view, shipped, remote } = setup();
     for (const t of [view, shipped]) {
