@@ -185,18 +185,21 @@ export class HubApplier {
     // already deleted when the copy was made (the mount still has it open: the copy is where its
     // content lives). A file deleted after its copy was made gets a copy of its own instead.
     const goneBeforeCopy = divert !== undefined && !this.meta.getInode(op.ino) && (this.tables.tombstone(op.ino)?.deleted_seq ?? Infinity) <= divert.hub_seq;
-    if (divert && (base < divert.hub_seq || goneBeforeCopy)) {
-      target = divert.copy_ino;
-      this.resolutions.push({ jseq, kind: 'diverted', ino: op.ino, copyIno: target });
-    }
+    const diverted = divert !== undefined && (base < divert.hub_seq || goneBeforeCopy);
+    if (diverted) target = divert.copy_ino;
     const inode = this.meta.getInode(target);
     if (!inode) return this.contentOfDeleted(jseq, op, target);
     if (inode.kind !== 'file') return this.skip(jseq, 'EISDIR');
-    if (this.changedByOther(target, base)) {
+    // A diverted write was made on the copy as this mount last wrote it (its file shows nothing of
+    // the copy's later changes): any other mount's change to the copy since is unseen, whatever
+    // the base. Overwriting it lost that change (a review reproduced it).
+    const unseen = diverted ? this.tables.version(target)?.content_mount !== this.ctx.mountId : this.changedByOther(target, base);
+    if (unseen) {
       const at = this.tables.dentryOf(target) ?? { parent: ROOT_INO, name: `${target}` };
-      this.conflictCopy(jseq, op, target, at, inode);
+      this.conflictCopy(jseq, op, at, inode);
       return;
     }
+    if (diverted) this.resolutions.push({ jseq, kind: 'diverted', ino: op.ino, copyIno: target });
     const placed: ContentOp = { ...op, ino: target };
     applyContent(this.meta, placed);
     this.ops.push({ jseq, op: placed });
@@ -213,11 +216,16 @@ export class HubApplier {
     const tomb = this.tables.tombstone(ino);
     if (!tomb || tomb.deleted_by === this.ctx.mountId) return this.skip(jseq, 'gone');
     const parent = this.isDir(tomb.parent) ? tomb.parent : ROOT_INO;
-    this.conflictCopy(jseq, op, ino, { parent, name: tomb.name }, tomb);
+    this.conflictCopy(jseq, op, { parent, name: tomb.name }, tomb);
   }
 
-  /** Makes a new file holding the mount's whole content beside `at`, and sends its later writes there. */
-  private conflictCopy(jseq: number, op: ContentOp, ino: number, at: { parent: number; name: string }, like: { mode: number; uid: number; gid: number }): void {
+  /**
+   * Makes a new file holding the mount's whole content beside `at`, and sends its later writes
+   * there. Reported against the mount's own inode, also when the content was diverted to an older
+   * copy (now gone or changed): the mount's file takes this copy's version as its base (reported
+   * against the older copy, the mount rebased onto that one, losing the write just made).
+   */
+  private conflictCopy(jseq: number, op: ContentOp, at: { parent: number; name: string }, like: { mode: number; uid: number; gid: number }): void {
     const copyIno = this.ctx.allocIno();
     if (copyIno >= INO_RANGE) throw new Error('the hub inode range is exhausted');
     const name = this.freeName(at.parent, at.name);
@@ -228,6 +236,6 @@ export class HubApplier {
     this.ops.push({ jseq, op: mk }, { jseq, op: body });
     this.tables.setVersion(copyIno, this.ctx.hubSeq, this.ctx.mountId);
     this.tables.setDivert(this.ctx.mountId, op.ino, copyIno, this.ctx.hubSeq);
-    this.resolutions.push({ jseq, kind: 'conflict-copy', ino, copyIno, parent: at.parent, name });
+    this.resolutions.push({ jseq, kind: 'conflict-copy', ino: op.ino, copyIno, parent: at.parent, name });
   }
 }

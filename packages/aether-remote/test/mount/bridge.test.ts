@@ -283,6 +283,93 @@ describe('bridge mode: what another mount removed while this one changed it', ()
 });
 
 describe('bridge mode: open files and conflict copies, later on', () => {
+  /**
+   * A makes o; B opens it and, paused, writes X; A deletes o; B ships: the hub keeps B's version
+   * as a conflict copy, and B's descriptor writes on to it (the hub diverts them).
+   */
+  async function openAndCopied(a: MountProcess, b: MountProcess): Promise<{ fd: number; copy: string }> {
+    writeFileSync(join(a.mnt, 'o'), 'original content 20b');
+    assert.equal(syncWait(a).code, 0);
+    await within(5000, 'B has o', () => assert.equal(statSync(join(b.mnt, 'o')).size, 20));
+    const fd = openSync(join(b.mnt, 'o'), 'r+');
+    assert.equal(b.ctl(['sync', 'pause']).code, 0);
+    writeSync(fd, 'X', 0);
+    unlinkSync(join(a.mnt, 'o'));
+    assert.equal(syncWait(a).code, 0);
+    await within(5000, 'B received the delete', () => assert.equal(existsSync(join(b.mnt, 'o')), false));
+    assert.equal(b.ctl(['sync', 'resume']).code, 0);
+    assert.equal(syncWait(b).code, 0);
+    let copy = '';
+    await within(5000, 'A has the copy', () => {
+      copy = readdirSync(a.mnt).find((n) => n.startsWith('o.conflict-')) ?? '';
+      assert.equal(readOr(join(a.mnt, copy)), 'Xriginal content 20b');
+    });
+    return { fd, copy };
+  }
+
+  /** Both mounts agree, and their files hold exactly `contents`. */
+  async function filesHold(a: MountProcess, b: MountProcess, contents: string[]): Promise<void> {
+    await within(5000, 'A and B agree', () => {
+      assert.deepEqual(show(b), show(a));
+      assert.deepEqual([...tree(a.mnt).keys()].map((n) => readFileSync(join(a.mnt, n), 'latin1')).sort(), [...contents].sort());
+    });
+  }
+
+  // The hub used to report the new copy against the old one, and the mount then rebased the file
+  // onto the old copy (gone: nothing; changed: the other mount's content), losing the write.
+  it('the copy removed by another mount, then writes through the descriptor: each lands in a new copy, none is lost', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub, { AFS_AETHER_CACHE_MAX_BYTES: '0' });
+      const { fd, copy } = await openAndCopied(a, b);
+      try {
+        unlinkSync(join(a.mnt, copy));
+        assert.equal(syncWait(a).code, 0);
+        await within(5000, 'B saw the copy go', () => assert.equal(existsSync(join(b.mnt, copy)), false));
+        writeSync(fd, 'Y', 1);
+        assert.equal(syncWait(b).code, 0);
+        writeSync(fd, 'Z', 2);
+        assert.equal(syncWait(b).code, 0);
+      } finally {
+        closeSync(fd);
+      }
+      await filesHold(a, b, ['XYZginal content 20b']);
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
+  for (const paused of [false, true]) {
+    it(`the copy changed by another mount${paused ? ' while writes through the descriptor waited to ship' : ''}: the change stays, the descriptor's writes go to a new copy`, async () => {
+      // A diverted write overwrote the copy with this mount's version whenever it had heard of
+      // the change, and lost this mount's earlier writes when it had not.
+      await withHub(async (h) => {
+        const a = await bridgeMount(h.hub);
+        const b = await bridgeMount(h.hub, { AFS_AETHER_CACHE_MAX_BYTES: '0' });
+        const { fd, copy } = await openAndCopied(a, b);
+        try {
+          if (paused) {
+            assert.equal(b.ctl(['sync', 'pause']).code, 0);
+            writeSync(fd, 'Y', 1);
+          }
+          writeFileSync(join(a.mnt, copy), 'A rewrote the copy!!');
+          assert.equal(syncWait(a).code, 0);
+          await within(5000, 'B saw the copy change', () => assert.equal(readOr(join(b.mnt, copy)), 'A rewrote the copy!!'));
+          if (paused) assert.equal(b.ctl(['sync', 'resume']).code, 0);
+          else writeSync(fd, 'Y', 1);
+          assert.equal(syncWait(b).code, 0);
+          writeSync(fd, 'Z', 2);
+          assert.equal(syncWait(b).code, 0);
+        } finally {
+          closeSync(fd);
+        }
+        await filesHold(a, b, ['A rewrote the copy!!', 'XYZginal content 20b']);
+        await stopCleanly(a);
+        await stopCleanly(b);
+      });
+    });
+  }
+
   /** A conflict on f: A's edit wins, B's is kept in the copy whose name this returns. */
   async function conflictOnF(a: MountProcess, b: MountProcess): Promise<string> {
     writeFileSync(join(a.mnt, 'f'), 'base');
