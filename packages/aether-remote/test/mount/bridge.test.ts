@@ -45,6 +45,30 @@ async function twoMountsSharingDirD(hub: HubProcess): Promise<{ a: MountProcess;
   return { a, b };
 }
 
+/**
+ * A makes o; B opens it and, paused, writes X; A deletes o; B ships: the hub keeps B's version
+ * as a conflict copy, and B's descriptor writes on to it (the hub diverts them).
+ */
+async function openAndCopied(a: MountProcess, b: MountProcess): Promise<{ fd: number; copy: string }> {
+  writeFileSync(join(a.mnt, 'o'), 'original content 20b');
+  assert.equal(syncWait(a).code, 0);
+  await within(5000, 'B has o', () => assert.equal(statSync(join(b.mnt, 'o')).size, 20));
+  const fd = openSync(join(b.mnt, 'o'), 'r+');
+  assert.equal(b.ctl(['sync', 'pause']).code, 0);
+  writeSync(fd, 'X', 0);
+  unlinkSync(join(a.mnt, 'o'));
+  assert.equal(syncWait(a).code, 0);
+  await within(5000, 'B received the delete', () => assert.equal(existsSync(join(b.mnt, 'o')), false));
+  assert.equal(b.ctl(['sync', 'resume']).code, 0);
+  assert.equal(syncWait(b).code, 0);
+  let copy = '';
+  await within(5000, 'A has the copy', () => {
+    copy = readdirSync(a.mnt).find((n) => n.startsWith('o.conflict-')) ?? '';
+    assert.equal(readOr(join(a.mnt, copy)), 'Xriginal content 20b');
+  });
+  return { fd, copy };
+}
+
 async function bBehindA(a: MountProcess, b: MountProcess, onB: () => void, onA: () => void, meanwhile: () => void = () => undefined): Promise<void> {
   assert.equal(b.ctl(['sync', 'pause']).code, 0);
   onB();
@@ -100,29 +124,18 @@ describe('bridge mode: two mounts through one hub', () => {
   });
 });
 
-
 describe('bridge mode: what another mount removed while this one changed it', () => {
   it('an open file with an edit here: after the acknowledgement the descriptor reads this mount\'s version, and a later write through it goes to the copy', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);
       // No clean cache: reads reach the replica.
       const b = await bridgeMount(h.hub, { AFS_AETHER_CACHE_MAX_BYTES: '0' });
-      writeFileSync(join(a.mnt, 'o'), 'original content 20b');
-      assert.equal(syncWait(a).code, 0);
-      await within(5000, 'B has o', () => assert.equal(statSync(join(b.mnt, 'o')).size, 20));
-      const fd = openSync(join(b.mnt, 'o'), 'r+');
+      const { fd } = await openAndCopied(a, b);
       const readFd = (): string => {
         const got = Buffer.alloc(40);
         return got.subarray(0, readSync(fd, got, 0, 40, 0)).toString('latin1');
       };
       try {
-        assert.equal(b.ctl(['sync', 'pause']).code, 0);
-        writeSync(fd, 'X', 0);
-        unlinkSync(join(a.mnt, 'o'));
-        assert.equal(syncWait(a).code, 0);
-        await within(5000, 'B received the delete', () => assert.equal(existsSync(join(b.mnt, 'o')), false));
-        assert.equal(b.ctl(['sync', 'resume']).code, 0);
-        assert.equal(syncWait(b).code, 0);
         assert.equal(readFd(), 'Xriginal content 20b', 'the open descriptor reads B\'s version');
         writeSync(fd, 'Y', 1);
         assert.equal(syncWait(b).code, 0);
@@ -136,6 +149,17 @@ describe('bridge mode: what another mount removed while this one changed it', ()
     });
   });
 
+  /** Mounts A and B (B without clean cache: its reads reach the replica), both showing A's d/f. */
+  async function twoMountsSharingDF(h: HubControl): Promise<{ a: MountProcess; b: MountProcess }> {
+    const a = await bridgeMount(h.hub);
+    const b = await bridgeMount(h.hub, { AFS_AETHER_CACHE_MAX_BYTES: '0' });
+    mkdirSync(join(a.mnt, 'd'));
+    writeFileSync(join(a.mnt, 'd', 'f'), 'original content 20b');
+    assert.equal(syncWait(a).code, 0);
+    await within(5000, 'B has d/f', () => assert.equal(readOr(join(b.mnt, 'd', 'f')), 'original content 20b'));
+    return { a, b };
+  }
+
   /**
    * A makes d/f; B, paused, edits it (`editOnB`) and makes its own d/g; A renames d/f to d/g and
    * removes it. B's d/g keeps A's rename from B's view, so A's removal names d/g, which holds B's
@@ -143,13 +167,7 @@ describe('bridge mode: what another mount removed while this one changed it', ()
    * Then B resumes and ships.
    */
   async function removedBehindATakenName(h: HubControl, editOnB: (b: MountProcess) => void): Promise<{ a: MountProcess; b: MountProcess }> {
-    const a = await bridgeMount(h.hub);
-    // No clean cache: reads reach the replica.
-    const b = await bridgeMount(h.hub, { AFS_AETHER_CACHE_MAX_BYTES: '0' });
-    mkdirSync(join(a.mnt, 'd'));
-    writeFileSync(join(a.mnt, 'd', 'f'), 'original content 20b');
-    assert.equal(syncWait(a).code, 0);
-    await within(5000, 'B has d/f', () => assert.equal(readOr(join(b.mnt, 'd', 'f')), 'original content 20b'));
+    const { a, b } = await twoMountsSharingDF(h);
     assert.equal(b.ctl(['sync', 'pause']).code, 0);
     editOnB(b);
     writeFileSync(join(b.mnt, 'd', 'g'), 'made on B');
@@ -227,12 +245,7 @@ describe('bridge mode: what another mount removed while this one changed it', ()
 
   it('a file linked here (not yet shipped) that another mount removed: the link goes too, nothing of it stays', async () => {
     await withHub(async (h) => {
-      const a = await bridgeMount(h.hub);
-      const b = await bridgeMount(h.hub, { AFS_AETHER_CACHE_MAX_BYTES: '0' });
-      mkdirSync(join(a.mnt, 'd'));
-      writeFileSync(join(a.mnt, 'd', 'f'), 'original content 20b');
-      assert.equal(syncWait(a).code, 0);
-      await within(5000, 'B has d/f', () => assert.equal(readOr(join(b.mnt, 'd', 'f')), 'original content 20b'));
+      const { a, b } = await twoMountsSharingDF(h);
       assert.equal(b.ctl(['sync', 'pause']).code, 0);
       linkSync(join(b.mnt, 'd', 'f'), join(b.mnt, 'd', 'k'));
       unlinkSync(join(a.mnt, 'd', 'f'));
@@ -283,30 +296,6 @@ describe('bridge mode: what another mount removed while this one changed it', ()
 });
 
 describe('bridge mode: open files and conflict copies, later on', () => {
-  /**
-   * A makes o; B opens it and, paused, writes X; A deletes o; B ships: the hub keeps B's version
-   * as a conflict copy, and B's descriptor writes on to it (the hub diverts them).
-   */
-  async function openAndCopied(a: MountProcess, b: MountProcess): Promise<{ fd: number; copy: string }> {
-    writeFileSync(join(a.mnt, 'o'), 'original content 20b');
-    assert.equal(syncWait(a).code, 0);
-    await within(5000, 'B has o', () => assert.equal(statSync(join(b.mnt, 'o')).size, 20));
-    const fd = openSync(join(b.mnt, 'o'), 'r+');
-    assert.equal(b.ctl(['sync', 'pause']).code, 0);
-    writeSync(fd, 'X', 0);
-    unlinkSync(join(a.mnt, 'o'));
-    assert.equal(syncWait(a).code, 0);
-    await within(5000, 'B received the delete', () => assert.equal(existsSync(join(b.mnt, 'o')), false));
-    assert.equal(b.ctl(['sync', 'resume']).code, 0);
-    assert.equal(syncWait(b).code, 0);
-    let copy = '';
-    await within(5000, 'A has the copy', () => {
-      copy = readdirSync(a.mnt).find((n) => n.startsWith('o.conflict-')) ?? '';
-      assert.equal(readOr(join(a.mnt, copy)), 'Xriginal content 20b');
-    });
-    return { fd, copy };
-  }
-
   /** Both mounts agree, and their files hold exactly `contents`. */
   async function filesHold(a: MountProcess, b: MountProcess, contents: string[]): Promise<void> {
     await within(5000, 'A and B agree', () => {
