@@ -112,6 +112,21 @@ class Fuzz {
     for (const p of paths) walk(p);
   }
 
+  /**
+   * Notes what an append landed on as replaced: another mount's change can reach this mount
+   * between the read in supersede() and the write, and the append then extends that content
+   * (seed 910: A read B's file before B's append arrived, appended after it; B's appended
+   * content lived on inside A's and was reported lost).
+   */
+  private landedOn(root: string, p: string, body: Buffer): void {
+    try {
+      const now = readFileSync(join(root, p));
+      if (now.length >= body.length && now.subarray(now.length - body.length).equals(body)) this.superseded.add(sha(now.subarray(0, now.length - body.length)));
+    } catch {
+      // gone meanwhile: nothing landed on
+    }
+  }
+
   /** One random operation on `s`; errors from the other mount's changes are expected. Returns a description. */
   step(s: Slot): string {
     const root = s.m.mnt;
@@ -129,7 +144,9 @@ class Fuzz {
       } else if (r < 0.37) {
         desc = `append ${p}`;
         this.supersede(root, [p]);
-        appendFileSync(join(root, p), this.body(who));
+        const body = this.body(who);
+        appendFileSync(join(root, p), body);
+        this.landedOn(root, p, body);
         this.events.push({ t, who, kind: 'append', paths: [p], content: this.readBack(root, [p]) });
       } else if (r < 0.45) {
         desc = `pwrite ${p}`;
