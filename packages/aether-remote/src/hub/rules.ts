@@ -14,7 +14,7 @@ import type { Resolution } from '../protocol/frames.js';
 import type { WireEntry, WireOp } from '../protocol/wire-ops.js';
 import { conflictName } from './conflict-name.js';
 import { INO_RANGE } from './schema.js';
-import type { TombstoneRow, VersionRow } from './tables.js';
+import type { DivertRow, TombstoneRow, VersionRow } from './tables.js';
 
 /** The hub's own rows the rules read and write besides the tree (schema.ts says what each holds). */
 export interface RuleTables {
@@ -23,8 +23,8 @@ export interface RuleTables {
   dropVersion(ino: number): void;
   tombstone(ino: number): TombstoneRow | undefined;
   setTombstone(t: TombstoneRow): void;
-  divert(mountId: string, ino: number): { copy_ino: number; hub_seq: number } | undefined;
-  setDivert(mountId: string, ino: number, copyIno: number, hubSeq: number): void;
+  divert(mountId: string, ino: number): DivertRow | undefined;
+  setDivert(mountId: string, ino: number, d: DivertRow): void;
   /** A name of `ino`, preferring one in `preferParent`, then the lowest parent, then the lowest name (bytewise). */
   dentryOf(ino: number, preferParent?: number): { parent: number; name: string } | undefined;
 }
@@ -190,20 +190,24 @@ export class HubApplier {
     const inode = this.meta.getInode(target);
     if (!inode) return this.contentOfDeleted(jseq, op, target);
     if (inode.kind !== 'file') return this.skip(jseq, 'EISDIR');
-    // A diverted write was made on the copy as this mount last wrote it (its file shows nothing of
-    // the copy's later changes): any other mount's change to the copy since is unseen, whatever
-    // the base. Overwriting it lost that change (a review reproduced it).
-    const unseen = diverted ? this.tables.version(target)?.content_mount !== this.ctx.mountId : this.changedByOther(target, base);
+    // A diverted write was made on the copy as it last took this file's content (the file shows
+    // nothing of the copy's later changes): any change to the copy since is unseen, whatever the
+    // base, also this mount's own through the copy's name (a file of its own here). Overwriting
+    // it lost that change (reviews reproduced both).
+    const unseen = diverted ? (this.tables.version(target)?.content_seq ?? 0) > divert.synced_seq : this.changedByOther(target, base);
     if (unseen) {
       const at = this.tables.dentryOf(target) ?? { parent: ROOT_INO, name: `${target}` };
       this.conflictCopy(jseq, op, at, inode);
       return;
     }
-    if (diverted) this.resolutions.push({ jseq, kind: 'diverted', ino: op.ino, copyIno: target });
     const placed: ContentOp = { ...op, ino: target };
     applyContent(this.meta, placed);
     this.ops.push({ jseq, op: placed });
     this.tables.setVersion(target, this.ctx.hubSeq, this.ctx.mountId);
+    if (diverted) {
+      this.resolutions.push({ jseq, kind: 'diverted', ino: op.ino, copyIno: target });
+      this.tables.setDivert(this.ctx.mountId, op.ino, { ...divert, synced_seq: this.ctx.hubSeq });
+    }
   }
 
   /**
@@ -235,7 +239,7 @@ export class HubApplier {
     applyContent(this.meta, body);
     this.ops.push({ jseq, op: mk }, { jseq, op: body });
     this.tables.setVersion(copyIno, this.ctx.hubSeq, this.ctx.mountId);
-    this.tables.setDivert(this.ctx.mountId, op.ino, copyIno, this.ctx.hubSeq);
+    this.tables.setDivert(this.ctx.mountId, op.ino, { copy_ino: copyIno, hub_seq: this.ctx.hubSeq, synced_seq: this.ctx.hubSeq });
     this.resolutions.push({ jseq, kind: 'conflict-copy', ino: op.ino, copyIno, parent: at.parent, name });
   }
 }

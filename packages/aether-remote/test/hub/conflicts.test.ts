@@ -156,6 +156,31 @@ for (const { kind, skip } of STORES) describe(`conflicts (DESIGN §2): the first
     await replica();
   });
 
+  it('writes through the open file go on into its copy until the copy changes by its own name, also by this mount: then into a copy of their own', async () => {
+    const { hub, a, b, replica } = await setup(kind);
+    const f = a.newIno();
+    const s1 = (await a.up(0, [file(ROOT, 'f.txt', f), { write: f, data: text('v1') }])).hubSeq!;
+    await a.up(s1, [{ t: 'unlink', parent: ROOT, name: 'f.txt', ino: f, timeMs: 4000 }]);
+    const first = await b.up(s1, [{ write: f, data: text('B 1') }]);
+    const copy = first.resolutions[0]?.kind === 'conflict-copy' ? first.resolutions[0].copyIno : assert.fail(JSON.stringify(first.resolutions));
+    let seq = first.hubSeq!;
+    for (const body of ['B 2', 'B 3']) {
+      const r = await b.up(seq, [{ write: f, data: text(body) }]);
+      assert.deepEqual(r.resolutions, [{ jseq: b.seq, kind: 'diverted', ino: f, copyIno: copy }], body);
+      seq = r.hubSeq!;
+    }
+    // B rewrites the copy by its name: a file of its own on B, which its open f knows nothing of.
+    seq = (await b.up(seq, [{ write: copy, data: text('B rewrote the copy') }])).hubSeq!;
+    const after = await b.up(seq, [{ write: f, data: text('B 4') }]);
+    const copy2 = after.resolutions[0]?.kind === 'conflict-copy' ? after.resolutions[0].copyIno : assert.fail(JSON.stringify(after.resolutions));
+    assert.notEqual(copy2, copy);
+    const next = await b.up(after.hubSeq!, [{ write: f, data: text('B 5') }]);
+    assert.deepEqual(next.resolutions, [{ jseq: b.seq, kind: 'diverted', ino: f, copyIno: copy2 }]);
+    assert.equal((await readFile(hub, copy)).toString(), 'B rewrote the copy');
+    assert.equal((await readFile(hub, copy2)).toString(), 'B 5');
+    await replica();
+  });
+
   it('a write to a file another mount deleted, made after the delete reached the writer (its view missed it, or the file was open), is kept as a copy', async () => {
     const { hub, a, b, replica } = await setup(kind);
     const f = a.newIno();

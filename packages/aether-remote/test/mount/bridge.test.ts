@@ -328,22 +328,28 @@ describe('bridge mode: open files and conflict copies, later on', () => {
     });
   });
 
-  for (const paused of [false, true]) {
-    it(`the copy changed by another mount${paused ? ' while writes through the descriptor waited to ship' : ''}: the change stays, the descriptor's writes go to a new copy`, async () => {
+  for (const [paused, rewriter] of [
+    [false, 'another mount'],
+    [true, 'another mount'],
+    [false, 'this mount, by its name'],
+  ] as const) {
+    it(`the copy changed by ${rewriter}${paused ? ' while writes through the descriptor waited to ship' : ''}: the change stays, the descriptor's writes go to a new copy`, async () => {
       // A diverted write overwrote the copy with this mount's version whenever it had heard of
-      // the change, and lost this mount's earlier writes when it had not.
+      // the change, and lost this mount's earlier writes when it had not. The copy is a file of
+      // its own here: this mount's rewrite by its name was lost the same way.
       await withHub(async (h) => {
         const a = await bridgeMount(h.hub);
         const b = await bridgeMount(h.hub, { AFS_AETHER_CACHE_MAX_BYTES: '0' });
         const { fd, copy } = await openAndCopied(a, b);
+        const [w, other] = rewriter === 'another mount' ? [a, b] : [b, a];
         try {
           if (paused) {
             assert.equal(b.ctl(['sync', 'pause']).code, 0);
             writeSync(fd, 'Y', 1);
           }
-          writeFileSync(join(a.mnt, copy), 'A rewrote the copy!!');
-          assert.equal(syncWait(a).code, 0);
-          await within(5000, 'B saw the copy change', () => assert.equal(readOr(join(b.mnt, copy)), 'A rewrote the copy!!'));
+          writeFileSync(join(w.mnt, copy), 'the copy, rewritten');
+          assert.equal(syncWait(w).code, 0);
+          await within(5000, 'both saw the copy change', () => assert.equal(readOr(join(other.mnt, copy)), 'the copy, rewritten'));
           if (paused) assert.equal(b.ctl(['sync', 'resume']).code, 0);
           else writeSync(fd, 'Y', 1);
           assert.equal(syncWait(b).code, 0);
@@ -352,7 +358,7 @@ describe('bridge mode: open files and conflict copies, later on', () => {
         } finally {
           closeSync(fd);
         }
-        await filesHold(a, b, ['A rewrote the copy!!', 'XYZginal content 20b']);
+        await filesHold(a, b, ['the copy, rewritten', 'XYZginal content 20b']);
         await stopCleanly(a);
         await stopCleanly(b);
       });
