@@ -12,11 +12,13 @@
  * FUZZ_SEEDS=1,2,3 (default: one from the clock, AETHER_KILL_SEED replays), FUZZ_STEPS=N
  * (default 50-200 drawn from the seed), FUZZ_KILLS=0 turns the kill -9s off, FUZZ_TRACE=1 prints each
  * operation as it runs (to see where a hang is), FUZZ_RECLAIM=1 runs the hub with --chunk-grace 0
- * --feed-retain 3 (snapshots while mounted, chunks gone before a mount fetched them).
+ * --feed-retain 3 (snapshots while mounted, chunks gone before a mount fetched them), FUZZ_FDS=1 adds
+ * descriptors held open across steps (writes through them after either mount renamed, replaced or
+ * removed their file; it changes every seed's sequence).
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { appendFileSync, chmodSync, closeSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { appendFileSync, chmodSync, closeSync, fstatSync, linkSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { seededRandom } from '../seeded-random.js';
@@ -27,6 +29,23 @@ after(stopAll);
 
 const DIRS = ['', 'd0', 'd1', 'd0/e'];
 const FILES = ['f0', 'f1', 'f2', 'f3'];
+const FDS = process.env.FUZZ_FDS === '1';
+
+function nlinkOf(fd: number): number {
+  try {
+    return fstatSync(fd).nlink;
+  } catch {
+    return 0;
+  }
+}
+
+/** The whole content of the file `fd` is open on, read through it. */
+function fdContent(fd: number): Buffer {
+  const b = Buffer.alloc(fstatSync(fd).size);
+  readSync(fd, b, 0, b.length, 0);
+  return b;
+}
+
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex').slice(0, 16);
 
 interface Ev {
@@ -38,11 +57,30 @@ interface Ev {
   content?: Map<string, string>;
 }
 
+/** A descriptor held open across steps (FUZZ_FDS): `selfGone` once this mount's own op removed its last name. */
+interface HeldFd {
+  fd: number;
+  path: string;
+  selfGone: boolean;
+}
+
 interface Slot {
   name: string;
   m: MountProcess;
   paused: boolean;
   logs: string;
+  fds: HeldFd[];
+}
+
+/** Closes every descriptor `s` holds (before a kill -9, or at the end): errors from a dead mount are expected. */
+function closeHeld(s: Slot): void {
+  for (const h of s.fds.splice(0)) {
+    try {
+      closeSync(h.fd);
+    } catch {
+      // the mount is gone
+    }
+  }
 }
 
 const INTERESTING = /resolution|skipped|does not apply|journal entry|conflict|error|Error|now follows it/;
@@ -129,6 +167,55 @@ class Fuzz {
 
   /** One random operation on `s`; errors from the other mount's changes are expected. Returns a description. */
   step(s: Slot): string {
+    if (FDS && this.rnd() < 0.15) return this.fdStep(s);
+    const linked = s.fds.map((h) => nlinkOf(h.fd));
+    try {
+      return this.pathStep(s);
+    } finally {
+      // What this mount's own op unlinked loses its later writes, as on a local disk.
+      s.fds.forEach((h, i) => {
+        if ((linked[i] ?? 0) > 0 && nlinkOf(h.fd) === 0) h.selfGone = true;
+      });
+    }
+  }
+
+  /**
+   * FUZZ_FDS: open a file and hold the descriptor, write through a held one (its file may since
+   * have been renamed, replaced or removed by either mount), or close one. A write's content,
+   * read back through the descriptor, must survive somewhere unless replaced as shown, or the
+   * file was removed by this mount itself.
+   */
+  private fdStep(s: Slot): string {
+    const root = s.m.mnt;
+    const who = s.name;
+    const t = ++this.t;
+    const r = this.rnd();
+    const p = this.path();
+    let desc = '';
+    try {
+      if (s.fds.length === 0 || (s.fds.length < 3 && r < 0.3)) {
+        desc = `open ${p}`;
+        s.fds.push({ fd: openSync(join(root, p), 'r+'), path: p, selfGone: false });
+      } else if (r < 0.85) {
+        const h = this.pick(s.fds);
+        desc = `fd-write ${h.path}${h.selfGone ? ' (unlinked here)' : ''}`;
+        const before = fdContent(h.fd);
+        writeSync(h.fd, `[${who}${this.n++}]`, Math.floor(this.rnd() * 10));
+        const now = fdContent(h.fd);
+        this.superseded.add(sha(before));
+        this.events.push({ t, who, kind: 'fd-write', paths: [h.path], ...(h.selfGone ? {} : { content: new Map([[h.path, sha(now)]]) }) });
+      } else {
+        const h = s.fds.splice(Math.floor(this.rnd() * s.fds.length), 1)[0]!;
+        desc = `close ${h.path}`;
+        closeSync(h.fd);
+      }
+      return `${who} ${desc}`;
+    } catch (err) {
+      return `${who} ${desc} -> ${(err as NodeJS.ErrnoException).code ?? String(err)}`;
+    }
+  }
+
+  private pathStep(s: Slot): string {
     const root = s.m.mnt;
     const who = s.name;
     const r = this.rnd();
@@ -287,8 +374,8 @@ describe('bridge mode fuzz: two mounts changing overlapping names concurrently',
       process.stdout.write(`# fuzz2 seed ${seed} steps ${steps}\n`);
       await withHub(async (h) => {
         const slots: Slot[] = [
-          { name: 'A', m: await bridgeMount(h.hub), paused: false, logs: '' },
-          { name: 'B', m: await bridgeMount(h.hub), paused: false, logs: '' },
+          { name: 'A', m: await bridgeMount(h.hub), paused: false, logs: '', fds: [] },
+          { name: 'B', m: await bridgeMount(h.hub), paused: false, logs: '', fds: [] },
         ];
         const fuzz = new Fuzz(rnd);
         const trace: string[] = [];
@@ -305,6 +392,7 @@ describe('bridge mode fuzz: two mounts changing overlapping names concurrently',
           } else if (kills && r < 0.075) {
             const x = slots[rnd() < 0.5 ? 0 : 1]!;
             x.logs += x.m.stderr();
+            closeHeld(x);
             await x.m.kill9();
             x.m = await bridgeMount(h.hub, {}, { mnt: x.m.mnt, stateDir: x.m.stateDir });
             x.paused = false;
@@ -315,6 +403,7 @@ describe('bridge mode fuzz: two mounts changing overlapping names concurrently',
             trace.push(`sleep ${ms}`);
           }
         }
+        for (const s of slots) closeHeld(s);
         const notes = await settle(slots);
         const [a, b] = slots as [Slot, Slot];
         const problems: string[] = [];
