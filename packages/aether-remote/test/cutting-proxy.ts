@@ -24,6 +24,7 @@ export class CuttingProxy {
   private readonly pairs = new Map<Socket, Socket>();
   /** Cut the connection whose hub side next sends bytes holding this, before they are passed on. */
   private cutAtBytes: Buffer | undefined;
+  private downAtCut = false;
 
   constructor(
     private readonly upstreamPort: number,
@@ -50,6 +51,7 @@ export class CuttingProxy {
       if (this.cutAtBytes && chunk.includes(this.cutAtBytes)) {
         this.cutAtBytes = undefined;
         this.cuts++;
+        if (this.downAtCut) this.isDown = true;
         down.destroy();
         up.destroy();
         return;
@@ -96,9 +98,11 @@ export class CuttingProxy {
   /**
    * Cuts the next connection whose hub side sends `text` (within one read), dropping those bytes:
    * e.g. an ack after the hub committed the batch. Frames are unmasked from the hub, so text shows.
+   * `thenDown`: and refuse new connections until `up()`, so the client cannot come back at once.
    */
-  cutAt(text: string): void {
+  cutAt(text: string, thenDown = false): void {
     this.cutAtBytes = Buffer.from(text);
+    this.downAtCut = thenDown;
   }
 
   /** Cuts every connection and refuses new ones until `up()`. */

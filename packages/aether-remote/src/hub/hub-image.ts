@@ -2,7 +2,7 @@ import type { BlockMapTx, BlockRef } from '@aether/core/tree/content';
 import type { Inode } from '@aether/core/tree/inode';
 import { MemoryMeta } from '@aether/core/tree/meta';
 import type { RuleTables } from './rules.js';
-import type { DivertRow, TombstoneRow, VersionRow } from './tables.js';
+import type { TombstoneRow, VersionRow } from './tables.js';
 
 /**
  * The rows one commit changed, with their new values (null: deleted): what the commit writes, and
@@ -18,7 +18,7 @@ export interface RowDelta {
   /** hub_versions and hub_tombstones by inode; hub_diverts by mount id and inode. */
   v: [number, VersionRow | null][];
   t: [number, TombstoneRow | null][];
-  x: [string, number, DivertRow | null][];
+  x: [string, number, Divert | null][];
 }
 
 export function isEmptyDelta(d: RowDelta): boolean {
@@ -32,6 +32,11 @@ interface Changes {
   v: Set<number>;
   t: Set<number>;
   x: Map<string, [string, number]>;
+}
+
+export interface Divert {
+  copy_ino: number;
+  hub_seq: number;
 }
 
 function byteOrder(a: string, b: string): number {
@@ -49,7 +54,7 @@ export class HubImage extends MemoryMeta implements BlockMapTx, RuleTables {
   readonly blockMaps = new Map<number, readonly BlockRef[]>();
   private readonly versions = new Map<number, VersionRow>();
   private readonly tombstones = new Map<number, TombstoneRow>();
-  private readonly diverts = new Map<string, DivertRow>();
+  private readonly diverts = new Map<string, Divert>();
   /** Every name of each inode (the rules find an inode's current place by it). */
   private readonly names = new Map<number, [number, string][]>();
   private changes: Changes | undefined;
@@ -149,11 +154,11 @@ export class HubImage extends MemoryMeta implements BlockMapTx, RuleTables {
     this.tombstones.set(t.ino, { ...t });
     this.changes?.t.add(t.ino);
   }
-  divert(mountId: string, ino: number): DivertRow | undefined {
+  divert(mountId: string, ino: number): Divert | undefined {
     return this.diverts.get(`${mountId}/${ino}`);
   }
-  setDivert(mountId: string, ino: number, d: DivertRow): void {
-    this.diverts.set(`${mountId}/${ino}`, { ...d });
+  setDivert(mountId: string, ino: number, copyIno: number, hubSeq: number): void {
+    this.diverts.set(`${mountId}/${ino}`, { copy_ino: copyIno, hub_seq: hubSeq });
     this.changes?.x.set(`${mountId}/${ino}`, [mountId, ino]);
   }
   /** As the SQLite query orders it: `preferParent` first, then the lowest parent, then the lowest name (bytewise). */
@@ -194,10 +199,8 @@ export class HubImage extends MemoryMeta implements BlockMapTx, RuleTables {
     if (t) this.tombstones.set(ino, t);
     else this.tombstones.delete(ino);
   }
-  loadDivert(mountId: string, ino: number, d: DivertRow | undefined): void {
-    // A row of a hub older than synced_seq: taken as synced when made (a later change to the
-    // copy then makes a new copy rather than being overwritten).
-    if (d) this.diverts.set(`${mountId}/${ino}`, { ...d, synced_seq: d.synced_seq ?? d.hub_seq });
+  loadDivert(mountId: string, ino: number, d: Divert | undefined): void {
+    if (d) this.diverts.set(`${mountId}/${ino}`, d);
     else this.diverts.delete(`${mountId}/${ino}`);
   }
 }

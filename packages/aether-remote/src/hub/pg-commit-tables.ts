@@ -1,7 +1,7 @@
 import type { CommitTables } from './commit.js';
-import type { HubImage } from './hub-image.js';
+import type { Divert, HubImage } from './hub-image.js';
 import { sqlLiteral } from './pg-sql.js';
-import type { DivertRow, HubStateRow, MountRow, TombstoneRow, VersionRow } from './tables.js';
+import type { HubStateRow, MountRow, TombstoneRow, VersionRow } from './tables.js';
 
 /**
  * The rows one PostgreSQL commit reads and writes besides the tree, for the synchronous commit
@@ -60,11 +60,11 @@ export class PgCommitTables implements CommitTables {
   setTombstone(t: TombstoneRow): void {
     this.image.setTombstone(t);
   }
-  divert(mountId: string, ino: number): DivertRow | undefined {
+  divert(mountId: string, ino: number): Divert | undefined {
     return this.image.divert(mountId, ino);
   }
-  setDivert(mountId: string, ino: number, d: DivertRow): void {
-    this.image.setDivert(mountId, ino, d);
+  setDivert(mountId: string, ino: number, copyIno: number, hubSeq: number): void {
+    this.image.setDivert(mountId, ino, copyIno, hubSeq);
   }
   dentryOf(ino: number, preferParent?: number): { parent: number; name: string } | undefined {
     return this.image.dentryOf(ino, preferParent);

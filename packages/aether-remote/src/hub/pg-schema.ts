@@ -41,10 +41,6 @@ export const PG_MIGRATIONS: readonly string[] = [
    CREATE TABLE blocks (ino bigint NOT NULL, idx bigint NOT NULL, hash text NOT NULL, PRIMARY KEY (ino, idx));
    CREATE TABLE chunks (hash text PRIMARY KEY, data bytea NOT NULL);`,
   'CREATE TABLE hub_dying (hash text PRIMARY KEY, since_ms double precision NOT NULL)',
-  // As schema.ts's DIVERT_SYNCED_SEQ.
-  `ALTER TABLE hub_diverts ADD COLUMN synced_seq bigint NOT NULL DEFAULT 0;
-   UPDATE hub_diverts d SET synced_seq = COALESCE(
-     (SELECT v.content_seq FROM hub_versions v WHERE v.ino = d.copy_ino AND v.content_mount = d.mount_id), d.hub_seq)`,
 ];
 
 /** The advisory lock every hub takes while it migrates: concurrent starts on one database do not race. */

@@ -11,7 +11,7 @@ import { replaceRows, sqlLiteral, type Cols } from './pg-sql.js';
 import { migratePg } from './pg-schema.js';
 import { MOUNT_NO_MAX } from './schema.js';
 import type { ChunkReclaim, FeedPage, HubStorage, SnapshotReader } from './storage.js';
-import type { DivertRow, HubStateRow, MountRow, TombstoneRow } from './tables.js';
+import type { HubStateRow, MountRow, TombstoneRow } from './tables.js';
 
 /** bigint columns come back as JavaScript numbers: every value Aether stores is a safe integer. */
 const INT8_OID = 20;
@@ -33,7 +33,7 @@ const DENTRY_COLS: Cols = [['parent', 'bigint'], ['name', 'text'], ['ino', 'bigi
 const BLOCK_COLS: Cols = [['ino', 'bigint'], ['idx', 'bigint'], ['hash', 'text']];
 const VERSION_COLS: Cols = [['ino', 'bigint'], ['content_seq', 'bigint'], ['content_mount', 'text']];
 const TOMBSTONE_COLS: Cols = [['ino', 'bigint'], ['parent', 'bigint'], ['name', 'text'], ['mode', 'integer'], ['uid', 'bigint'], ['gid', 'bigint'], ['deleted_seq', 'bigint'], ['deleted_by', 'text']];
-const DIVERT_COLS: Cols = [['mount_id', 'text'], ['ino', 'bigint'], ['copy_ino', 'bigint'], ['hub_seq', 'bigint'], ['synced_seq', 'bigint']];
+const DIVERT_COLS: Cols = [['mount_id', 'text'], ['ino', 'bigint'], ['copy_ino', 'bigint'], ['hub_seq', 'bigint']];
 
 
 /**
@@ -369,7 +369,7 @@ async function loadImage(c: PoolClient, seq: number): Promise<HubImage> {
   for (const [ino, blocks] of groupBlocks((await c.query<{ ino: number; idx: number; hash: string }>('SELECT ino, idx, hash FROM blocks ORDER BY ino, idx')).rows)) image.loadBlocks(ino, blocks);
   for (const r of (await c.query<{ ino: number; content_seq: number; content_mount: string }>('SELECT * FROM hub_versions')).rows) image.loadVersion(r.ino, { content_seq: r.content_seq, content_mount: r.content_mount });
   for (const r of (await c.query<TombstoneRow>('SELECT * FROM hub_tombstones')).rows) image.loadTombstone(r.ino, r);
-  for (const r of (await c.query<DivertRow & { mount_id: string; ino: number }>('SELECT * FROM hub_diverts')).rows) image.loadDivert(r.mount_id, r.ino, { copy_ino: r.copy_ino, hub_seq: r.hub_seq, synced_seq: r.synced_seq });
+  for (const r of (await c.query<{ mount_id: string; ino: number; copy_ino: number; hub_seq: number }>('SELECT * FROM hub_diverts')).rows) image.loadDivert(r.mount_id, r.ino, { copy_ino: r.copy_ino, hub_seq: r.hub_seq });
   return image;
 }
 
@@ -392,6 +392,6 @@ function rowWrites(d: RowDelta): string[] {
     ...replaceRows('dentries', DENTRY_COLS, 2, d.d.map(([parent, name]) => [parent, name]), d.d.flatMap(([parent, name, i]) => (i === null ? [] : [[parent, name, i]]))),
     ...replaceRows('hub_versions', VERSION_COLS, 1, d.v.map(([i]) => ino(i)), d.v.flatMap(([i, v]) => (v ? [[i, v.content_seq, v.content_mount]] : []))),
     ...replaceRows('hub_tombstones', TOMBSTONE_COLS, 1, d.t.map(([i]) => ino(i)), d.t.flatMap(([, t]) => (t ? [[t.ino, t.parent, t.name, t.mode, t.uid, t.gid, t.deleted_seq, t.deleted_by]] : []))),
-    ...replaceRows('hub_diverts', DIVERT_COLS, 2, d.x.map(([m, i]) => [m, i]), d.x.flatMap(([m, i, x]) => (x ? [[m, i, x.copy_ino, x.hub_seq, x.synced_seq]] : []))),
+    ...replaceRows('hub_diverts', DIVERT_COLS, 2, d.x.map(([m, i]) => [m, i]), d.x.flatMap(([m, i, x]) => (x ? [[m, i, x.copy_ino, x.hub_seq]] : []))),
   ];
 }

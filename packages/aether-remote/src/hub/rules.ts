@@ -14,7 +14,7 @@ import type { Resolution } from '../protocol/frames.js';
 import type { WireEntry, WireOp } from '../protocol/wire-ops.js';
 import { conflictName } from './conflict-name.js';
 import { INO_RANGE } from './schema.js';
-import type { DivertRow, TombstoneRow, VersionRow } from './tables.js';
+import type { TombstoneRow, VersionRow } from './tables.js';
 
 /** The hub's own rows the rules read and write besides the tree (schema.ts says what each holds). */
 export interface RuleTables {
@@ -23,8 +23,8 @@ export interface RuleTables {
   dropVersion(ino: number): void;
   tombstone(ino: number): TombstoneRow | undefined;
   setTombstone(t: TombstoneRow): void;
-  divert(mountId: string, ino: number): DivertRow | undefined;
-  setDivert(mountId: string, ino: number, d: DivertRow): void;
+  divert(mountId: string, ino: number): { copy_ino: number; hub_seq: number } | undefined;
+  setDivert(mountId: string, ino: number, copyIno: number, hubSeq: number): void;
   /** A name of `ino`, preferring one in `preferParent`, then the lowest parent, then the lowest name (bytewise). */
   dentryOf(ino: number, preferParent?: number): { parent: number; name: string } | undefined;
 }
@@ -36,6 +36,15 @@ export interface ApplyContext {
   nowMs: number;
   /** Hands out an inode number of the hub's own range (conflict copies). */
   allocIno: () => number;
+}
+
+/**
+ * The writer recorded in hub_versions for content that reached a conflict copy from file `ino`
+ * of `mountId` (the copy's making, diverted writes): not the mount itself, whose view of the copy
+ * is a file of its own that shows none of it. Mount ids hold no "/".
+ */
+export function divertSource(mountId: string, ino: number): string {
+  return `${mountId}/${ino}`;
 }
 
 export class HubApplier {
@@ -98,7 +107,11 @@ export class HubApplier {
     return conflictName(wanted, this.ctx.mountId, this.ctx.nowMs, (n) => this.meta.lookup(parent, n) !== undefined);
   }
 
-  /** True when another mount changed the content of `ino` after `base`. */
+  /**
+   * True when the content of `ino` changed after `base` by another writer: another mount, or this
+   * mount's writes diverted into it from another file (divertSource), which its own view of
+   * `ino` does not show.
+   */
   private changedByOther(ino: number, base: number): boolean {
     const v = this.tables.version(ino);
     return v !== undefined && v.content_seq > base && v.content_mount !== this.ctx.mountId;
@@ -188,26 +201,24 @@ export class HubApplier {
     const diverted = divert !== undefined && (base < divert.hub_seq || goneBeforeCopy);
     if (diverted) target = divert.copy_ino;
     const inode = this.meta.getInode(target);
-    if (!inode) return this.contentOfDeleted(jseq, op, target);
+    if (!inode) return this.contentOfDeleted(jseq, op, target, diverted);
     if (inode.kind !== 'file') return this.skip(jseq, 'EISDIR');
-    // A diverted write was made on the copy as it last took this file's content (the file shows
-    // nothing of the copy's later changes): any change to the copy since is unseen, whatever the
-    // base, also this mount's own through the copy's name (a file of its own here). Overwriting
-    // it lost that change (reviews reproduced both).
-    const unseen = diverted ? (this.tables.version(target)?.content_seq ?? 0) > divert.synced_seq : this.changedByOther(target, base);
+    // A diverted write was made on the copy as this file's content last reached it (the file
+    // shows nothing of the copy's later changes): any other change to the copy since is unseen,
+    // whatever the base, also this mount's own through the copy's name (a file of its own here).
+    // Overwriting it lost that change (reviews reproduced both).
+    const source = diverted ? divertSource(this.ctx.mountId, op.ino) : this.ctx.mountId;
+    const unseen = diverted ? this.tables.version(target)?.content_mount !== source : this.changedByOther(target, base);
     if (unseen) {
       const at = this.tables.dentryOf(target) ?? { parent: ROOT_INO, name: `${target}` };
       this.conflictCopy(jseq, op, at, inode);
       return;
     }
+    if (diverted) this.resolutions.push({ jseq, kind: 'diverted', ino: op.ino, copyIno: target });
     const placed: ContentOp = { ...op, ino: target };
     applyContent(this.meta, placed);
     this.ops.push({ jseq, op: placed });
-    this.tables.setVersion(target, this.ctx.hubSeq, this.ctx.mountId);
-    if (diverted) {
-      this.resolutions.push({ jseq, kind: 'diverted', ino: op.ino, copyIno: target });
-      this.tables.setDivert(this.ctx.mountId, op.ino, { ...divert, synced_seq: this.ctx.hubSeq });
-    }
+    this.tables.setVersion(target, this.ctx.hubSeq, source);
   }
 
   /**
@@ -216,9 +227,12 @@ export class HubApplier {
    * only through a descriptor still open, or when its view missed the delete (two mounts changing
    * the same names: a fuzz seed lost an acknowledged write here); neither may lose the write.
    */
-  private contentOfDeleted(jseq: number, op: ContentOp, ino: number): void {
+  private contentOfDeleted(jseq: number, op: ContentOp, ino: number, diverted: boolean): void {
     const tomb = this.tables.tombstone(ino);
-    if (!tomb || tomb.deleted_by === this.ctx.mountId) return this.skip(jseq, 'gone');
+    // Diverted, the copy is gone: what counts is who removed the file written to. This mount's
+    // removal of the copy by its name is not one of the file (a review found such writes dropped).
+    const removedHere = diverted ? !this.meta.getInode(op.ino) && this.tables.tombstone(op.ino)?.deleted_by === this.ctx.mountId : tomb?.deleted_by === this.ctx.mountId;
+    if (!tomb || removedHere) return this.skip(jseq, 'gone');
     const parent = this.isDir(tomb.parent) ? tomb.parent : ROOT_INO;
     this.conflictCopy(jseq, op, { parent, name: tomb.name }, tomb);
   }
@@ -238,8 +252,8 @@ export class HubApplier {
     const body: ContentOp = { ...op, ino: copyIno };
     applyContent(this.meta, body);
     this.ops.push({ jseq, op: mk }, { jseq, op: body });
-    this.tables.setVersion(copyIno, this.ctx.hubSeq, this.ctx.mountId);
-    this.tables.setDivert(this.ctx.mountId, op.ino, { copy_ino: copyIno, hub_seq: this.ctx.hubSeq, synced_seq: this.ctx.hubSeq });
+    this.tables.setVersion(copyIno, this.ctx.hubSeq, divertSource(this.ctx.mountId, op.ino));
+    this.tables.setDivert(this.ctx.mountId, op.ino, copyIno, this.ctx.hubSeq);
     this.resolutions.push({ jseq, kind: 'conflict-copy', ino: op.ino, copyIno, parent: at.parent, name });
   }
 }

@@ -12,20 +12,10 @@ import type { StoreExtension } from '@aether/core/store/store';
  * - hub_tombstones: inodes deleted at the hub, where they were and who deleted them, so a late
  *   write to a file another mount deleted becomes a conflict copy instead of vanishing.
  * - hub_diverts: after a conflict copy, later writes of the losing mount made before it saw the
- *   copy go to the copy instead of making one copy per batch (synced_seq: when the copy last took
- *   them, DivertRow).
+ *   copy go to the copy instead of making one copy per batch.
  * - hub_dying: chunks neither the tree nor a retained changefeed entry names, since when (the
  *   space reclaim drops them once that is longer ago than the grace period: `chunk-reclaim.ts`).
  */
-/**
- * hub_diverts.synced_seq (DivertRow). Rows made before it: the copy's last content change if it
- * was the mount's own (what the rules took as the mount's diverted write before), else the
- * copy's making.
- */
-const DIVERT_SYNCED_SEQ = `ALTER TABLE hub_diverts ADD COLUMN synced_seq INTEGER NOT NULL DEFAULT 0;
-   UPDATE hub_diverts SET synced_seq = COALESCE(
-     (SELECT v.content_seq FROM hub_versions v WHERE v.ino = hub_diverts.copy_ino AND v.content_mount = hub_diverts.mount_id), hub_seq)`;
-
 /** Chunks named by the `content` ops of retained changefeed entries (SQLite). */
 export const FEED_CHUNKS_SQLITE = "SELECT json_extract(b.value, '$[1]') FROM hub_feed, json_each(hub_feed.entry, '$.ops') AS o, json_each(o.value, '$.op.blocks') AS b";
 
@@ -50,7 +40,6 @@ export const HUB_EXTENSION: StoreExtension = {
        mount_id TEXT NOT NULL, ino INTEGER NOT NULL, copy_ino INTEGER NOT NULL, hub_seq INTEGER NOT NULL, PRIMARY KEY (mount_id, ino)
      ) WITHOUT ROWID;`,
     'CREATE TABLE hub_dying (hash TEXT PRIMARY KEY, since_ms REAL NOT NULL, expired INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID',
-    DIVERT_SYNCED_SEQ,
   ],
   // The store's space reclaim drops only chunks whose grace has expired (and a retained entry's never).
   liveChunks: `SELECT hash FROM chunks WHERE hash NOT IN (SELECT hash FROM hub_dying WHERE expired = 1) UNION ${FEED_CHUNKS_SQLITE}`,

@@ -19,17 +19,6 @@ export interface VersionRow {
   content_seq: number;
   content_mount: string;
 }
-/**
- * Where a mount's later writes to a file go once its version went to a conflict copy: the copy,
- * the hub sequence that made it, and the one at which the copy last took the file's content (a
- * change to the copy since, by any mount, this one by the copy's own name too, is unseen by the
- * file's writes).
- */
-export interface DivertRow {
-  copy_ino: number;
-  hub_seq: number;
-  synced_seq: number;
-}
 export interface TombstoneRow {
   ino: number;
   parent: number;
@@ -108,11 +97,11 @@ export class HubTables implements CommitTables {
     this.st('INSERT OR REPLACE INTO hub_tombstones (ino, parent, name, mode, uid, gid, deleted_seq, deleted_by) VALUES (@ino, @parent, @name, @mode, @uid, @gid, @deleted_seq, @deleted_by)').run(t);
   }
 
-  divert(mountId: string, ino: number): DivertRow | undefined {
-    return this.st('SELECT copy_ino, hub_seq, synced_seq FROM hub_diverts WHERE mount_id = ? AND ino = ?').get(mountId, ino) as DivertRow | undefined;
+  divert(mountId: string, ino: number): { copy_ino: number; hub_seq: number } | undefined {
+    return this.st('SELECT copy_ino, hub_seq FROM hub_diverts WHERE mount_id = ? AND ino = ?').get(mountId, ino) as { copy_ino: number; hub_seq: number } | undefined;
   }
-  setDivert(mountId: string, ino: number, d: DivertRow): void {
-    this.st('INSERT OR REPLACE INTO hub_diverts (mount_id, ino, copy_ino, hub_seq, synced_seq) VALUES (?, ?, ?, ?, ?)').run(mountId, ino, d.copy_ino, d.hub_seq, d.synced_seq);
+  setDivert(mountId: string, ino: number, copyIno: number, hubSeq: number): void {
+    this.st('INSERT OR REPLACE INTO hub_diverts (mount_id, ino, copy_ino, hub_seq) VALUES (?, ?, ?, ?)').run(mountId, ino, copyIno, hubSeq);
   }
 
   /** A name of `ino`, preferring one in `preferParent`. */

@@ -148,62 +148,125 @@ describe('bridge mode: a proxy cutting connections between mount A and the hub',
 });
 
 describe('bridge mode: an ack lost after the hub committed the batch', () => {
-  it('the resolutions reach the mount from its own changefeed entry: a file edited on here goes on from its conflict copy, nothing of it lost', async () => {
-    await withHub(async (h) => {
-      const proxy = new CuttingProxy(Number(h.hub.url.split(':').pop()), seededRandom(1));
-      proxy.cutting = false;
-      const a = await bridgeMount(`ws://127.0.0.1:${await proxy.listen()}`);
-      const b = await bridgeMount(h.hub);
-      const x = (m: MountProcess) => join(m.mnt, 'x');
-      const overwrite = (path: string, at: number, text: string): void => {
-        const fd = openSync(path, 'r+');
-        writeSync(fd, text, at);
-        closeSync(fd);
-      };
-      try {
-        const base = 'base-0123456789-base-0123456789\n';
-        writeFileSync(x(a), base);
-        await mustSync(a);
-        await within(5000, 'x reaches B', () => assert.equal(readFileSync(x(b), 'utf8'), base));
-        // A edits x unshipped while B's edit of it commits first and reaches A: A's batch will be
-        // a conflict, its version kept in a copy that A's later edits go to.
-        assert.equal(a.ctl(['sync', 'pause']).code, 0);
-        overwrite(x(a), 0, 'AAAA');
-        writeFileSync(x(b), 'B wrote all of x\n');
-        await mustSync(b);
-        await sleep(1000);
-        proxy.cutAt('"t":"ack"');
-        assert.equal(a.ctl(['sync', 'resume']).code, 0);
-        await within(10_000, 'the ack of A\'s batch was cut', () => assert.equal(proxy.cuts, 1));
-        proxy.down();
-        // The upload in flight goes on after the reconnect; the drain takes nothing after it.
-        assert.equal(a.ctl(['sync', 'pause']).code, 0);
-        const first = (JSON.parse(a.ctl(['status', '--json']).out) as { journal: { last_seq: number } }).journal.last_seq;
-        overwrite(x(a), 10, 'CC');
-        proxy.up();
-        await within(15_000, 'A\'s first batch is acknowledged again (a duplicate)', () => {
-          assert.ok((JSON.parse(a.ctl(['status', '--json']).out) as { journal: { committed_seq: number } }).journal.committed_seq >= first);
-        });
-        // The first edit's bytes are clean now: gone from the cache, they come from the base.
-        assert.equal(a.ctl(['cache', 'clear']).code, 0);
-        const mine = `AAAA${base.slice(4, 10)}CC${base.slice(12)}`;
-        assert.equal(readFileSync(x(a), 'utf8'), mine, 'A shows both of its edits');
-        assert.equal(a.ctl(['sync', 'resume']).code, 0);
-        await mustSync(a);
-        await within(10_000, 'A and B agree: B\'s x, and A\'s version whole in a copy', () => {
-          const t = tree(a.mnt);
-          assert.deepEqual(tree(b.mnt), t);
-          const names = [...t.keys()].sort();
-          assert.equal(names.length, 2, names.join(', '));
-          assert.equal(readFileSync(x(b), 'utf8'), 'B wrote all of x\n');
-          assert.equal(readFileSync(join(b.mnt, names.find((n) => n.startsWith('x.conflict-'))!), 'utf8'), mine);
-        });
-      } finally {
-        await proxy.close();
-      }
-      await stopCleanly(a);
-      await stopCleanly(b);
+  for (const behind of [false, true]) {
+    it(`${behind ? 'the mount back behind the retained feed (a snapshot), its own entry with the resolutions gone' : 'the resolutions reach the mount from its own changefeed entry'}: a file edited on here goes on from its conflict copy, nothing of it lost`, async () => {
+      await withHub(async (h) => {
+        const proxy = new CuttingProxy(Number(h.hub.url.split(':').pop()), seededRandom(1));
+        proxy.cutting = false;
+        const a = await bridgeMount(`ws://127.0.0.1:${await proxy.listen()}`);
+        const b = await bridgeMount(h.hub);
+        const x = (m: MountProcess) => join(m.mnt, 'x');
+        const overwrite = (path: string, at: number, text: string): void => {
+          const fd = openSync(path, 'r+');
+          writeSync(fd, text, at);
+          closeSync(fd);
+        };
+        try {
+          const base = 'base-0123456789-base-0123456789\n';
+          writeFileSync(x(a), base);
+          await mustSync(a);
+          await within(5000, 'x reaches B', () => assert.equal(readFileSync(x(b), 'utf8'), base));
+          // A edits x unshipped while B's edit of it commits first and reaches A: A's batch will be
+          // a conflict, its version kept in a copy that A's later edits go to.
+          assert.equal(a.ctl(['sync', 'pause']).code, 0);
+          overwrite(x(a), 0, 'AAAA');
+          writeFileSync(x(b), 'B wrote all of x\n');
+          await mustSync(b);
+          await sleep(1000);
+          proxy.cutAt('"t":"ack"', true);
+          assert.equal(a.ctl(['sync', 'resume']).code, 0);
+          await within(10_000, 'the ack of A\'s batch was cut', () => assert.equal(proxy.cuts, 1));
+          proxy.down();
+          // The upload in flight goes on after the reconnect; the drain takes nothing after it.
+          assert.equal(a.ctl(['sync', 'pause']).code, 0);
+          const first = (JSON.parse(a.ctl(['status', '--json']).out) as { journal: { last_seq: number } }).journal.last_seq;
+          overwrite(x(a), 10, 'CC');
+          // More commits than the hub retains: A's own entry, with the resolutions, is gone from the feed.
+          if (behind) {
+            for (let i = 0; i < 5; i++) {
+              writeFileSync(join(b.mnt, `n${i}`), `${i}`);
+              await mustSync(b);
+            }
+          }
+          proxy.up();
+          await within(15_000, 'A\'s first batch is acknowledged again (a duplicate)', () => {
+            assert.ok((JSON.parse(a.ctl(['status', '--json']).out) as { journal: { committed_seq: number } }).journal.committed_seq >= first);
+          });
+          // The log line may still be on its way through the pipe.
+          if (behind) await within(5000, 'A came back behind the retained feed', () => assert.match(a.stderr(), /a snapshot while mounted/));
+          // The first edit's bytes are clean now: gone from the cache, they come from the base.
+          assert.equal(a.ctl(['cache', 'clear']).code, 0);
+          const mine = `AAAA${base.slice(4, 10)}CC${base.slice(12)}`;
+          assert.equal(readFileSync(x(a), 'utf8'), mine, 'A shows both of its edits');
+          assert.equal(a.ctl(['sync', 'resume']).code, 0);
+          await mustSync(a);
+          await within(10_000, 'A and B agree: B\'s x, and A\'s version whole in a copy', () => {
+            const t = tree(a.mnt);
+            assert.deepEqual(tree(b.mnt), t);
+            const names = [...t.keys()].filter((n) => !/^n\d$/.test(n)).sort();
+            assert.equal(names.length, 2, names.join(', '));
+            assert.equal(readFileSync(x(b), 'utf8'), 'B wrote all of x\n');
+            assert.equal(readFileSync(join(b.mnt, names.find((n) => n.startsWith('x.conflict-'))!), 'utf8'), mine);
+          });
+        } finally {
+          await proxy.close();
+        }
+        await stopCleanly(a);
+        await stopCleanly(b);
+      }, behind ? ['--feed-retain', '3'] : []);
     });
+  }
+  it('a file another mount deleted, open here with an edit: the ack lost and the mount back behind the retained feed, the descriptor goes on from the copy', async () => {
+    await withHub(
+      async (h) => {
+        const proxy = new CuttingProxy(Number(h.hub.url.split(':').pop()), seededRandom(3));
+        proxy.cutting = false;
+        // No cache: reads of what is not dirty come from the kept version, or the replica.
+        const a = await bridgeMount(`ws://127.0.0.1:${await proxy.listen()}`, { AFS_AETHER_CACHE_MAX_BYTES: '0' });
+        const b = await bridgeMount(h.hub);
+        try {
+          writeFileSync(join(b.mnt, 'o'), 'original content 20b');
+          await mustSync(b);
+          await within(5000, 'A has o', () => assert.equal(statSync(join(a.mnt, 'o')).size, 20));
+          const fd = openSync(join(a.mnt, 'o'), 'r+');
+          try {
+            assert.equal(a.ctl(['sync', 'pause']).code, 0);
+            writeSync(fd, 'X', 0);
+            unlinkSync(join(b.mnt, 'o'));
+            await mustSync(b);
+            await sleep(1000);
+            proxy.cutAt('"t":"ack"', true);
+            assert.equal(a.ctl(['sync', 'resume']).code, 0);
+            await within(10_000, 'the ack of A\'s batch was cut', () => assert.equal(proxy.cuts, 1));
+            for (let i = 0; i < 5; i++) {
+              writeFileSync(join(b.mnt, `n${i}`), `${i}`);
+              await mustSync(b);
+            }
+            proxy.up();
+            await mustSync(a);
+            await within(5000, 'A came back behind the retained feed', () => assert.match(a.stderr(), /a snapshot while mounted/));
+            writeSync(fd, 'Y', 1);
+            await mustSync(a);
+          } finally {
+            closeSync(fd);
+          }
+          await within(10_000, 'A and B agree: the copy holds both of A\'s writes', () => {
+            const t = tree(a.mnt);
+            assert.deepEqual(tree(b.mnt), t);
+            const copies = [...t.keys()].filter((n) => n.startsWith('o.conflict-'));
+            assert.deepEqual(
+              copies.map((n) => readFileSync(join(b.mnt, n), 'latin1')),
+              ['XYiginal content 20b'],
+            );
+          });
+        } finally {
+          await proxy.close();
+        }
+        await stopCleanly(a);
+        await stopCleanly(b);
+      },
+      ['--feed-retain', '3'],
+    );
   });
   it('a file of this mount that won a name its new file wanted, appended to before the resolution came: the append ships', async () => {
     await withHub(async (h) => {

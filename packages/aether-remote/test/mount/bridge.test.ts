@@ -332,6 +332,7 @@ describe('bridge mode: open files and conflict copies, later on', () => {
     [false, 'another mount'],
     [true, 'another mount'],
     [false, 'this mount, by its name'],
+    [true, 'this mount, by its name'],
   ] as const) {
     it(`the copy changed by ${rewriter}${paused ? ' while writes through the descriptor waited to ship' : ''}: the change stays, the descriptor's writes go to a new copy`, async () => {
       // A diverted write overwrote the copy with this mount's version whenever it had heard of
@@ -348,8 +349,11 @@ describe('bridge mode: open files and conflict copies, later on', () => {
             writeSync(fd, 'Y', 1);
           }
           writeFileSync(join(w.mnt, copy), 'the copy, rewritten');
-          assert.equal(syncWait(w).code, 0);
-          await within(5000, 'both saw the copy change', () => assert.equal(readOr(join(other.mnt, copy)), 'the copy, rewritten'));
+          // B paused and rewriting: both changes ship in one batch.
+          if (w !== b || !paused) {
+            assert.equal(syncWait(w).code, 0);
+            await within(5000, 'both saw the copy change', () => assert.equal(readOr(join(other.mnt, copy)), 'the copy, rewritten'));
+          }
           if (paused) assert.equal(b.ctl(['sync', 'resume']).code, 0);
           else writeSync(fd, 'Y', 1);
           assert.equal(syncWait(b).code, 0);
