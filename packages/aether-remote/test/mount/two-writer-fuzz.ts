@@ -61,6 +61,8 @@ interface Ev {
 interface HeldFd {
   fd: number;
   path: string;
+  /** st_ino at the open: fstat answers another file once another file took the name (BRIDGE.md, not covered). */
+  ino: number;
   selfGone: boolean;
 }
 
@@ -195,7 +197,8 @@ class Fuzz {
     try {
       if (s.fds.length === 0 || (s.fds.length < 3 && r < 0.3)) {
         desc = `open ${p}`;
-        s.fds.push({ fd: openSync(join(root, p), 'r+'), path: p, selfGone: false });
+        const fd = openSync(join(root, p), 'r+');
+        s.fds.push({ fd, path: p, ino: fstatSync(fd).ino, selfGone: false });
       } else if (r < 0.85) {
         const h = this.pick(s.fds);
         desc = `fd-write ${h.path}${h.selfGone ? ' (unlinked here)' : ''}`;
@@ -203,7 +206,12 @@ class Fuzz {
         writeSync(h.fd, `[${who}${this.n++}]`, Math.floor(this.rnd() * 10));
         const now = fdContent(h.fd);
         this.superseded.add(sha(before));
-        this.events.push({ t, who, kind: 'fd-write', paths: [h.path], ...(h.selfGone ? {} : { content: new Map([[h.path, sha(now)]]) }) });
+        // Another file took the name the descriptor was opened by: the kernel holds both as one
+        // node (BRIDGE.md, not covered), with the new file's size, so reads through the
+        // descriptor may be cut short: its content is not checked.
+        const taken = fstatSync(h.fd).ino !== h.ino;
+        if (taken) desc += ' (its name taken: read back not checked)';
+        this.events.push({ t, who, kind: 'fd-write', paths: [h.path], ...(h.selfGone || taken ? {} : { content: new Map([[h.path, sha(now)]]) }) });
       } else {
         const h = s.fds.splice(Math.floor(this.rnd() * s.fds.length), 1)[0]!;
         desc = `close ${h.path}`;
