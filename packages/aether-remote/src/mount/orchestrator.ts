@@ -257,10 +257,15 @@ export class BridgeOrchestrator implements RemoteBackend {
       view.markAllocated(base.ino, 0, base.size);
       remote.keptFromView(base.ino);
     }
-    replica.onRemoteOps = (ops) => remote.apply(ops);
+    // After each change to the view's names that another mount made: Vfs.hideReplacedOpen.
+    replica.onRemoteOps = (ops) => {
+      remote.apply(ops);
+      this.vfs?.hideReplacedOpen();
+    };
     replica.onSnapshot = (base, next) => {
       this.snapshotsMerged++;
       remote.snapshot(base, next, this.drain?.inFlightOps ?? []);
+      this.vfs?.hideReplacedOpen();
       this.mayDiverge();
     };
     this.remote = remote;
@@ -362,6 +367,7 @@ export class BridgeOrchestrator implements RemoteBackend {
         queueMicrotask(() => {
           for (const ino of named) this.remote?.nameAsCommitted(ino, replica);
           for (const ino of [...named, ...released]) vfs.forgetUnused(ino);
+          vfs.hideReplacedOpen();
         });
       },
       onResolutions: (rs, ops) => {
@@ -371,6 +377,7 @@ export class BridgeOrchestrator implements RemoteBackend {
           if (r.kind === 'skipped') this.noteSkipped(r.jseq, r.reason);
         }
         for (const ino of this.remote?.resolve(rs, this.replica, ops) ?? []) vfs.forgetUnused(ino);
+        vfs.hideReplacedOpen();
       },
       log: this.log,
       diverged: () => this.mayDiverge(),
@@ -424,6 +431,7 @@ export class BridgeOrchestrator implements RemoteBackend {
     const committed = this.replica.tree();
     const r = alignTree(view, committed, (ino) => vfs.isOpen(ino));
     alignTree(shipped, committed, () => false);
+    vfs.hideReplacedOpen();
     for (const ino of r.contentChanged) void cache.invalidate(ino).catch((err: unknown) => this.log(`bridge: cache invalidate of inode ${ino}: ${String(err)}`));
     for (const ino of r.dropped) void cache.remove(ino).catch(() => undefined);
     // Directory times alone differ after most resolutions: set, but not a repair worth a log line.

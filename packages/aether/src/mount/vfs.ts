@@ -80,6 +80,11 @@ export interface VfsDeps {
   replayOnMovedTree?: boolean;
   /** True while the backend still needs a nameless inode (bridge mode: changes to ship from it). */
   holdInode?: (ino: Ino) => boolean;
+  /**
+   * Moves libfuse's node for `path` to a hidden name in its directory and returns that name
+   * (undefined: libfuse has no node for it). Bridge mode: `hideReplacedOpen`.
+   */
+  hideNode?: (path: string) => string | undefined;
 }
 
 export type TimeSpec = number | 'now' | 'omit';
@@ -97,7 +102,7 @@ export class Vfs {
    * makes each unique (`.fuse_hidden<node id><generation>`), and it reaches the file by a path
    * through directories that may since have been renamed, or removed by another mount.
    */
-  private readonly hidden = new Map<string, { ino: Ino; dir: Ino }>();
+  private readonly hidden = new Map<string, { ino: Ino; dir: Ino; byUs?: true }>();
   /** The name libfuse hid in the first half of a rename over it (the second half comes next). */
   private justHidden: { parent: Ino; name: string; ino: Ino } | undefined;
   /**
@@ -495,7 +500,40 @@ export class Vfs {
     if (n > 0) this.openCount.set(h.ino, n);
     else {
       this.openCount.delete(h.ino);
+      // A hidden name given here (hideReplacedOpen), which libfuse does not unlink itself.
+      for (const [name, e] of this.hidden) if (e.ino === h.ino && e.byUs) this.hidden.delete(name);
+      if (!this.hasHiddenName(h.ino)) this.d.attributesUncached?.(h.ino, false);
       this.forgetIfUnused(h.ino);
+    }
+  }
+
+  /**
+   * After another mount's changes (bridge mode): a file open here whose name, as libfuse holds it
+   * (the handle's path), now names another file. libfuse's nodes are names, so the kernel would
+   * hold both files as one node and take the other file's size for the open one, cutting reads
+   * through its descriptors short. Its node goes under a hidden name instead, as libfuse hides a
+   * file unlinked here while open, and its handles follow; the name's next lookup gets a node of
+   * its own. A name that names nothing is left as it is: `openedAt` answers for it.
+   */
+  hideReplacedOpen(): void {
+    if (!this.d.hideNode) return;
+    for (const h of this.handles.values()) {
+      if (this.hiddenKey(h.path) !== undefined || this.isNamed(h.path, h.ino)) continue;
+      let dir: Ino;
+      try {
+        this.resolve(h.path);
+        dir = this.resolve(h.path.slice(0, h.path.lastIndexOf('/')) || '/');
+      } catch (err) {
+        if (err instanceof FsError) continue;
+        throw err;
+      }
+      const from = h.path;
+      const name = this.d.hideNode(from);
+      if (name === undefined) continue;
+      this.hidden.set(name, { ino: h.ino, dir, byUs: true });
+      const to = `${from.slice(0, from.lastIndexOf('/'))}/${name}`;
+      for (const other of this.handles.values()) if (other.path === from) other.path = to;
+      this.d.attributesUncached?.(h.ino, true);
     }
   }
 
