@@ -184,7 +184,9 @@ export class RemoteApply {
           // version (they ship to the copy, the hub diverting them); it follows the hub after.
           if (this.d.editedLocally?.(r.ino)) this.stale.add(r.ino);
           else this.resync(r.ino, get);
-          this.resync(r.copyIno, get);
+          // So does the copy, edited here by its own name while the batch was in flight.
+          if (this.d.editedLocally?.(r.copyIno)) this.stale.add(r.copyIno);
+          else this.resync(r.copyIno, get);
           if (r.kind === 'conflict-copy') this.link(r.parent, r.name, r.copyIno);
           break;
         case 'renamed': {

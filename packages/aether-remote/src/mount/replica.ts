@@ -384,13 +384,16 @@ export class Replica {
     const own = entry.mountId === this.mountId;
     let maxOwn = 0;
     const before = new Map<number, Replaced>();
+    // This mount's own content that the hub diverted into a conflict copy: for this mount the
+    // copy is a file of its own, which its local edits may be on, like any other mount's change.
+    const divertedInto = new Set(own ? entry.resolutions.flatMap((r) => (r.kind === 'diverted' ? [r.copyIno] : [])) : []);
     await this.store.transaction(({ meta, db }) => {
       this.requireChunks(db, named, chunks);
       for (const { op } of entry.ops) {
         if (op.t === 'mknode' && this.isOwn(op.ino)) maxOwn = Math.max(maxOwn, op.ino);
         // What a remote change replaces or removes (a file a local edit may be on), and what this
         // mount's own removal removes (a file still open here reads on from it: keepBase decides).
-        const replaced = op.t === 'content' ? (own ? undefined : op.ino) : op.t === 'unlink' ? op.ino : op.t === 'rename' && op.dstIno ? op.dstIno : undefined;
+        const replaced = op.t === 'content' ? (own && !divertedInto.has(op.ino) ? undefined : op.ino) : op.t === 'unlink' ? op.ino : op.t === 'rename' && op.dstIno ? op.dstIno : undefined;
         // Captured even when a base is kept now: it may be dropped before this commits.
         if (replaced !== undefined && !before.has(replaced)) {
           const v = this.versionOf(db, replaced);

@@ -369,6 +369,43 @@ describe('bridge mode: open files and conflict copies, later on', () => {
     });
   }
 
+  // The hub stopped, so that B's batch with the write through the descriptor waits for its ack
+  // while B changes the copy by its name: the write lands in the copy at the hub, B's change
+  // conflicts with it there, and B must ship its change as it made it (its view of the copy was
+  // reset to the hub's, and its unwritten parts read from the diverted content).
+  for (const how of ['rewritten', 'edited in place'] as const) {
+    it(`the copy ${how} by its name while a write through the descriptor waits for its ack: both kept whole`, async () => {
+      await withHub(async (h) => {
+        const a = await bridgeMount(h.hub);
+        const b = await bridgeMount(h.hub, { AFS_AETHER_CACHE_MAX_BYTES: '0' });
+        const { fd, copy } = await openAndCopied(a, b);
+        try {
+          h.hub.proc.kill('SIGSTOP');
+          writeSync(fd, how === 'rewritten' ? 'Y-and-a-longer-tail' : 'YYYYYYYYYY', 1);
+          await sleep(700);
+          if (how === 'rewritten') writeFileSync(join(b.mnt, copy), 'the copy, rewritten');
+          else {
+            const c = openSync(join(b.mnt, copy), 'r+');
+            writeSync(c, 'Q', 15);
+            closeSync(c);
+          }
+        } finally {
+          h.hub.proc.kill('SIGCONT');
+        }
+        try {
+          assert.equal(syncWait(b).code, 0);
+          await sleep(500);
+          assert.equal(syncWait(b).code, 0);
+        } finally {
+          closeSync(fd);
+        }
+        await filesHold(a, b, how === 'rewritten' ? ['XY-and-a-longer-tail', 'the copy, rewritten'] : ['XYYYYYYYYYYntent 20b', 'Xriginal contenQ 20b']);
+        await stopCleanly(a);
+        await stopCleanly(b);
+      });
+    });
+  }
+
   /** A conflict on f: A's edit wins, B's is kept in the copy whose name this returns. */
   async function conflictOnF(a: MountProcess, b: MountProcess): Promise<string> {
     writeFileSync(join(a.mnt, 'f'), 'base');
