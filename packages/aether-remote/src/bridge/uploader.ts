@@ -125,7 +125,12 @@ export class Uploader {
   }
 
   private async uploadOne(batch: UploadBatch): Promise<UploadResult> {
-    if (batch.upToSeq <= this.link.appliedSeq()) return { journalSeq: this.link.appliedSeq(), hubSeq: null, duplicate: true, resolutions: [], chunksSent: 0, chunkBytesSent: 0 };
+    // Committed before its ack was lost: sent again without its chunks, for the resolutions the
+    // hub gives with the duplicate ack (PROTOCOL.md, idempotent).
+    if (batch.upToSeq <= this.link.appliedSeq()) {
+      const ack = (await this.link.request({ t: 'batch', baseSeq: batch.baseSeq, upToSeq: batch.upToSeq, entries: batch.entries })) as AckFrame;
+      return { journalSeq: ack.journalSeq, hubSeq: ack.hubSeq, duplicate: ack.duplicate, resolutions: ack.resolutions, chunksSent: 0, chunkBytesSent: 0 };
+    }
     try {
       return await this.send(batch);
     } catch (err) {

@@ -17,6 +17,9 @@ export interface CommitTables extends RuleTables {
   hasChunk(hash: string): boolean;
   appendFeed(hubSeq: number, mountId: string, journalSeq: number, entry: string): void;
   pruneFeed(upToSeq: number): void;
+  /** The resolutions of the mount's committed batches it may not have had (hub_held_resolutions). */
+  heldResolutions(mountId: string): Resolution[];
+  setHeldResolutions(mountId: string, rs: Resolution[]): void;
 }
 
 export interface CommitRequest {
@@ -30,7 +33,7 @@ export interface CommitRequest {
 }
 
 export type CommitOutcome =
-  | { duplicate: true; journalSeq: number }
+  | { duplicate: true; journalSeq: number; resolutions: Resolution[] }
   | { duplicate: false; journalSeq: number; hubSeq: number | null; resolutions: Resolution[]; feedFloor: number };
 
 /** A batch names chunks the hub neither stores nor holds staged for this connection. */
@@ -70,7 +73,14 @@ export function commitBatch(meta: BlockMapTx, tables: CommitTables, req: CommitR
   const mount = tables.mount(req.mountId);
   if (!mount) throw new Error(`mount ${req.mountId} is not registered`);
   const { batch } = req;
-  if (batch.upToSeq <= mount.applied_seq) return { duplicate: true, journalSeq: mount.applied_seq };
+  // A mount sends its entries from the first one not acknowledged to it: it has had the
+  // resolutions before that. Those from there on may be of a batch whose ack it lost, and come
+  // again with this ack (its own changefeed entry, which has them too, may be gone from the
+  // retained feed by the time it is back: a snapshot says nothing of them).
+  const from = batch.entries[0]?.seq;
+  const held = tables.heldResolutions(req.mountId).filter((r) => from === undefined || r.jseq >= from);
+  const again = held.filter((r) => r.jseq <= batch.upToSeq);
+  if (batch.upToSeq <= mount.applied_seq) return { duplicate: true, journalSeq: mount.applied_seq, resolutions: again };
   const entries = batch.entries.filter((e) => e.seq > mount.applied_seq);
   const missing = new Set<string>();
   for (const e of entries) for (const h of hashesOf(e.op)) if (!req.staged.has(h) && !tables.hasChunk(h)) missing.add(h);
@@ -78,7 +88,10 @@ export function commitBatch(meta: BlockMapTx, tables: CommitTables, req: CommitR
 
   const state = tables.state();
   tables.setApplied(req.mountId, batch.upToSeq);
-  if (entries.length === 0) return { duplicate: false, journalSeq: batch.upToSeq, hubSeq: null, resolutions: [], feedFloor: state.feed_floor };
+  if (entries.length === 0) {
+    tables.setHeldResolutions(req.mountId, held);
+    return { duplicate: false, journalSeq: batch.upToSeq, hubSeq: null, resolutions: again, feedFloor: state.feed_floor };
+  }
 
   const hubSeq = state.hub_seq + 1;
   let nextIno = state.next_ino;
@@ -97,5 +110,6 @@ export function commitBatch(meta: BlockMapTx, tables: CommitTables, req: CommitR
   const feedFloor = Math.max(state.feed_floor, hubSeq - req.feedRetainEntries);
   if (feedFloor > state.feed_floor) tables.pruneFeed(feedFloor);
   tables.setState({ hub_seq: hubSeq, feed_floor: feedFloor, next_ino: nextIno });
-  return { duplicate: false, journalSeq: batch.upToSeq, hubSeq, resolutions: applier.resolutions, feedFloor };
+  tables.setHeldResolutions(req.mountId, [...held, ...applier.resolutions]);
+  return { duplicate: false, journalSeq: batch.upToSeq, hubSeq, resolutions: [...again, ...applier.resolutions], feedFloor };
 }

@@ -1,4 +1,5 @@
 import type { CommitTables } from './commit.js';
+import type { Resolution } from '../protocol/frames.js';
 import type { Divert, HubImage } from './hub-image.js';
 import { sqlLiteral } from './pg-sql.js';
 import type { HubStateRow, MountRow, TombstoneRow, VersionRow } from './tables.js';
@@ -14,12 +15,15 @@ export class PgCommitTables implements CommitTables {
   private applied: { mountId: string; seq: number } | undefined;
   private feed: { hubSeq: number; mountId: string; journalSeq: number; entry: string } | undefined;
   private pruneTo: number | undefined;
+  private held: Resolution[] | undefined;
 
   constructor(
     private readonly image: HubImage,
     private readonly stateRow: HubStateRow,
     private readonly mountRow: MountRow | undefined,
     private readonly chunks: ReadonlySet<string>,
+    /** The mount's hub_held_resolutions row (JSON), read with its row. */
+    private readonly heldRow: string | null,
   ) {}
 
   state(): HubStateRow {
@@ -43,6 +47,14 @@ export class PgCommitTables implements CommitTables {
   }
   pruneFeed(upToSeq: number): void {
     this.pruneTo = upToSeq;
+  }
+  heldResolutions(mountId: string): Resolution[] {
+    this.mount(mountId);
+    return this.heldRow ? (JSON.parse(this.heldRow) as Resolution[]) : [];
+  }
+  setHeldResolutions(mountId: string, rs: Resolution[]): void {
+    this.mount(mountId);
+    this.held = rs;
   }
 
   version(ino: number): VersionRow | undefined {
@@ -74,6 +86,11 @@ export class PgCommitTables implements CommitTables {
   writes(changes: string): string[] {
     const out: string[] = [];
     if (this.applied) out.push(`UPDATE hub_mounts SET applied_seq = ${sqlLiteral(this.applied.seq)} WHERE mount_id = ${sqlLiteral(this.applied.mountId)}`);
+    if (this.held && this.mountRow) {
+      const id = sqlLiteral(this.mountRow.mount_id);
+      if (this.held.length === 0) out.push(`DELETE FROM hub_held_resolutions WHERE mount_id = ${id}`);
+      else out.push(`INSERT INTO hub_held_resolutions (mount_id, resolutions) VALUES (${id}, ${sqlLiteral(JSON.stringify(this.held))}) ON CONFLICT (mount_id) DO UPDATE SET resolutions = EXCLUDED.resolutions`);
+    }
     if (this.feed) {
       const f = this.feed;
       out.push(`INSERT INTO hub_feed (hub_seq, mount_id, journal_seq, entry, changes) VALUES (${[f.hubSeq, f.mountId, f.journalSeq, f.entry, changes].map(sqlLiteral).join(', ')})`);

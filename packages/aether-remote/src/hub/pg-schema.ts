@@ -41,6 +41,7 @@ export const PG_MIGRATIONS: readonly string[] = [
    CREATE TABLE blocks (ino bigint NOT NULL, idx bigint NOT NULL, hash text NOT NULL, PRIMARY KEY (ino, idx));
    CREATE TABLE chunks (hash text PRIMARY KEY, data bytea NOT NULL);`,
   'CREATE TABLE hub_dying (hash text PRIMARY KEY, since_ms double precision NOT NULL)',
+  'CREATE TABLE hub_held_resolutions (mount_id text PRIMARY KEY, resolutions text NOT NULL)',
 ];
 
 /** The advisory lock every hub takes while it migrates: concurrent starts on one database do not race. */

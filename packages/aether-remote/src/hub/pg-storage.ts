@@ -210,16 +210,17 @@ export class PgHubStorage implements HubStorage {
     try {
       // One round trip: the lock that orders commits across hubs, the state and the mount's row.
       const [, locked] = (await c.query(
-        `BEGIN; SELECT s.hub_id, s.hub_seq, s.feed_floor, s.next_ino, m.mount_id, m.mount_no, m.applied_seq
-           FROM hub_state s LEFT JOIN hub_mounts m ON m.mount_id = ${sqlLiteral(req.mountId)} WHERE s.id = 1 FOR UPDATE OF s`,
-      )) as unknown as [unknown, pg.QueryResult<HubStateRow & Partial<MountRow>>];
+        `BEGIN; SELECT s.hub_id, s.hub_seq, s.feed_floor, s.next_ino, m.mount_id, m.mount_no, m.applied_seq, r.resolutions AS held
+           FROM hub_state s LEFT JOIN hub_mounts m ON m.mount_id = ${sqlLiteral(req.mountId)}
+           LEFT JOIN hub_held_resolutions r ON r.mount_id = ${sqlLiteral(req.mountId)} WHERE s.id = 1 FOR UPDATE OF s`,
+      )) as unknown as [unknown, pg.QueryResult<HubStateRow & Partial<MountRow> & { held: string | null }>];
       const row = locked.rows[0]!;
       const state: HubStateRow = { hub_id: row.hub_id, hub_seq: row.hub_seq, feed_floor: row.feed_floor, next_ino: row.next_ino };
       const mount: MountRow | undefined = row.mount_id ? { mount_id: row.mount_id, mount_no: row.mount_no!, applied_seq: row.applied_seq! } : undefined;
       image = await this.catchUp(c, state);
       const unstaged = namedChunks(req.batch).filter((h) => !req.staged.has(h));
       const present = unstaged.length === 0 ? [] : (await c.query<{ hash: string }>('SELECT hash FROM chunks WHERE hash = ANY($1::text[])', [unstaged])).rows.map((r) => r.hash);
-      const tables = new PgCommitTables(image, state, mount, new Set(present));
+      const tables = new PgCommitTables(image, state, mount, new Set(present), row.held ?? null);
       image.record();
       let outcome: CommitOutcome;
       try {

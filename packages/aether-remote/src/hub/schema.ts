@@ -13,6 +13,8 @@ import type { StoreExtension } from '@aether/core/store/store';
  *   write to a file another mount deleted becomes a conflict copy instead of vanishing.
  * - hub_diverts: after a conflict copy, later writes of the losing mount made before it saw the
  *   copy go to the copy instead of making one copy per batch.
+ * - hub_held_resolutions: per mount, the resolutions of its committed batches from the first entry
+ *   of its last batch on (JSON Resolution[]): an ack it lost gives them again (commit.ts).
  * - hub_dying: chunks neither the tree nor a retained changefeed entry names, since when (the
  *   space reclaim drops them once that is longer ago than the grace period: `chunk-reclaim.ts`).
  */
@@ -40,6 +42,7 @@ export const HUB_EXTENSION: StoreExtension = {
        mount_id TEXT NOT NULL, ino INTEGER NOT NULL, copy_ino INTEGER NOT NULL, hub_seq INTEGER NOT NULL, PRIMARY KEY (mount_id, ino)
      ) WITHOUT ROWID;`,
     'CREATE TABLE hub_dying (hash TEXT PRIMARY KEY, since_ms REAL NOT NULL, expired INTEGER NOT NULL DEFAULT 0) WITHOUT ROWID',
+    'CREATE TABLE hub_held_resolutions (mount_id TEXT PRIMARY KEY, resolutions TEXT NOT NULL) WITHOUT ROWID',
   ],
   // The store's space reclaim drops only chunks whose grace has expired (and a retained entry's never).
   liveChunks: `SELECT hash FROM chunks WHERE hash NOT IN (SELECT hash FROM hub_dying WHERE expired = 1) UNION ${FEED_CHUNKS_SQLITE}`,

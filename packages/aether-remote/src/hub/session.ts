@@ -259,7 +259,7 @@ export class Session {
       return this.reject('INTERNAL', `batch ${batch.id} failed: ${err instanceof Error ? err.message : String(err)}`, { id: batch.id });
     }
     this.unstage(batch);
-    if (outcome.duplicate) this.send({ t: 'ack', id: batch.id, journalSeq: outcome.journalSeq, hubSeq: null, duplicate: true, resolutions: [] });
+    if (outcome.duplicate) this.send({ t: 'ack', id: batch.id, journalSeq: outcome.journalSeq, hubSeq: null, duplicate: true, resolutions: outcome.resolutions });
     else this.send({ t: 'ack', id: batch.id, journalSeq: outcome.journalSeq, hubSeq: outcome.hubSeq, duplicate: false, resolutions: outcome.resolutions });
   }
 

@@ -2,6 +2,7 @@ import type { Database, Statement } from 'better-sqlite3';
 import { MOUNT_NO_MAX } from './schema.js';
 import { AetherError } from '@aether/core/errors';
 import type { CommitTables } from './commit.js';
+import type { Resolution } from '../protocol/frames.js';
 import type { FeedRow } from './storage.js';
 
 export interface HubStateRow {
@@ -65,6 +66,15 @@ export class HubTables implements CommitTables {
   }
   setApplied(mountId: string, seq: number): void {
     this.st('UPDATE hub_mounts SET applied_seq = ? WHERE mount_id = ?').run(seq, mountId);
+  }
+
+  heldResolutions(mountId: string): Resolution[] {
+    const row = this.st('SELECT resolutions FROM hub_held_resolutions WHERE mount_id = ?').get(mountId) as { resolutions: string } | undefined;
+    return row ? (JSON.parse(row.resolutions) as Resolution[]) : [];
+  }
+  setHeldResolutions(mountId: string, rs: Resolution[]): void {
+    if (rs.length === 0) this.st('DELETE FROM hub_held_resolutions WHERE mount_id = ?').run(mountId);
+    else this.st('INSERT OR REPLACE INTO hub_held_resolutions (mount_id, resolutions) VALUES (?, ?)').run(mountId, JSON.stringify(rs));
   }
 
   appendFeed(hubSeq: number, mountId: string, journalSeq: number, entry: string): void {

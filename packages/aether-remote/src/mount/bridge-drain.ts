@@ -107,13 +107,20 @@ export class BridgeDrain extends SerialDrain implements SyncDrain {
 
   /**
    * The hub's resolutions of journal entries `from`..`upTo`: the ack's, and those of earlier parts
-   * the hub committed while their ack was lost (a re-sent batch, or the part of it the hub had, is
-   * acknowledged without them), from this mount's own changefeed entries. Rows below `from` were
+   * the hub committed while their ack was lost (a re-sent batch, or the part of it the hub had),
+   * which the hub gives again with the ack and this mount's own changefeed entries hold (when the
+   * mount came back behind the retained feed, only the ack has them). Rows below `from` were
    * acted on before a crash kept them from being dropped.
    */
   private resolutionsOf(from: number, upTo: number, ack: { hubSeq: number | null; resolutions: Resolution[] }): Resolution[] {
     const held = [...this.d.replica.ownResolutions(upTo)].filter(([seq]) => seq >= from && (ack.hubSeq === null || seq !== upTo));
-    return [...held.flatMap(([, rs]) => rs), ...ack.resolutions];
+    // The hub gives the earlier parts' resolutions again with the ack (they may have come through
+    // the changefeed too): each once.
+    const seen = new Set<string>();
+    return [...held.flatMap(([, rs]) => rs), ...ack.resolutions].filter((r) => {
+      const key = JSON.stringify(r);
+      return !seen.has(key) && !!seen.add(key);
+    });
   }
 
   /** A chunk of the batch in flight (this mount's own data), or undefined. */

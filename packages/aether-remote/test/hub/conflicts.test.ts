@@ -230,6 +230,28 @@ for (const { kind, skip } of STORES) describe(`conflicts (DESIGN §2): the first
     });
   }
 
+  it('a batch sent again after its ack was lost gets its resolutions again, with those of entries added to it; once the mount went past them, no more', async () => {
+    const { a, b, replica } = await setup(kind);
+    const f = a.newIno();
+    const s1 = (await a.up(0, [file(ROOT, 'f.txt', f), { write: f, data: text('v1') }])).hubSeq!;
+    await a.up(s1, [{ write: f, data: text('A edit') }]);
+    const edit = content(1, f, text('B edit'), 3000);
+    const batch1 = { upToSeq: 1, baseSeq: s1, entries: [edit.entry], chunks: edit.chunks };
+    const first = await b.c.upload(batch1);
+    assert.deepEqual(first.resolutions.map((r) => [r.jseq, r.kind]), [[1, 'conflict-copy']]);
+    const again = await b.c.upload(batch1);
+    assert.equal(again.duplicate, true);
+    assert.deepEqual(again.resolutions, first.resolutions);
+    const g = b.newIno();
+    const batch2 = { upToSeq: 2, baseSeq: s1, entries: [edit.entry, { seq: 2, op: file(ROOT, 'f.txt', g) }], chunks: edit.chunks };
+    const more = await b.c.upload(batch2);
+    assert.deepEqual(more.resolutions.map((r) => [r.jseq, r.kind]), [[1, 'conflict-copy'], [2, 'renamed']]);
+    const batch3 = { upToSeq: 3, baseSeq: more.hubSeq!, entries: [{ seq: 3, op: dir(ROOT, 'd', b.newIno()) }], chunks: new Map<string, Buffer>() };
+    assert.deepEqual((await b.c.upload(batch3)).resolutions, []);
+    assert.deepEqual((await b.c.upload(batch3)).resolutions, [], 'the mount had the earlier ones: it sent from entry 3 on');
+    await replica();
+  });
+
   it('a write to a file another mount deleted, made after the delete reached the writer (its view missed it, or the file was open), is kept as a copy', async () => {
     const { hub, a, b, replica } = await setup(kind);
     const f = a.newIno();

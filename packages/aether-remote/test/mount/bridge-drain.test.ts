@@ -13,7 +13,8 @@ import type { Resolution } from '../../src/protocol/frames.js';
 
 const copy: Resolution = { jseq: 1, kind: 'conflict-copy', ino: 5, copyIno: 2, parent: ROOT_INO, name: 'f.conflict' };
 
-function setup(beforeCommit: (upTo: number, rs: readonly Resolution[]) => Promise<void>) {
+/** `ack`: what the hub answers (default: committed, with the copy); `own`: the resolutions of this mount's own changefeed entries. */
+function setup(beforeCommit: (upTo: number, rs: readonly Resolution[]) => Promise<void>, opts: { ack?: { hubSeq: number | null; resolutions: Resolution[] }; own?: Map<number, Resolution[]> } = {}) {
   const events: string[] = [];
   const payload = encodeOp({ t: 'write', ino: 5, offset: 0, data: Buffer.from('X'), timeMs: 1 });
   let committedSeq = 0;
@@ -37,8 +38,8 @@ function setup(beforeCommit: (upTo: number, rs: readonly Resolution[]) => Promis
   shipped.putInode({ ino: ROOT_INO, kind: 'dir', mode: 0o755, uid: 0, gid: 0, size: 0, nlink: 2, atimeMs: 0, mtimeMs: 0, ctimeMs: 0 });
   const deps = {
     journal,
-    client: { upload: async () => ({ hubSeq: 1, resolutions: [copy] }), welcome: { hubSeq: 1 } },
-    replica: { cursor: 0, ownJournalSeq: 1, waitFor: async () => undefined, noteOwnJournalSeq: async () => undefined, ownResolutions: () => new Map(), dropOwnResolutions: async () => undefined },
+    client: { upload: async () => opts.ack ?? { hubSeq: 1, resolutions: [copy] }, welcome: { hubSeq: 1 } },
+    replica: { cursor: 0, ownJournalSeq: 1, waitFor: async () => undefined, noteOwnJournalSeq: async () => undefined, ownResolutions: () => opts.own ?? new Map(), dropOwnResolutions: async () => undefined },
     contentOf: async () => Buffer.from('X'),
     shipped,
     beforeCommit,
@@ -62,6 +63,15 @@ describe('BridgeDrain: an acknowledged batch', () => {
     await t.drain.whenIdle();
     await t.drain.close();
     assert.deepEqual(t.events, ['before commit up to 1: conflict-copy', 'before commit done', 'journal commit', 'committed', 'resolutions']);
+  });
+
+  it('a duplicate ack with the resolutions, which its own changefeed entry also had: each is acted on once', async () => {
+    const got: string[] = [];
+    const t = setup(async (_upTo, rs) => void got.push(...rs.map((r) => `${r.jseq} ${r.kind}`)), { ack: { hubSeq: null, resolutions: [copy] }, own: new Map([[1, [{ ...copy }]]]) });
+    t.drain.kick();
+    await t.drain.whenIdle();
+    await t.drain.close();
+    assert.deepEqual(got, ['1 conflict-copy']);
   });
 
   it('keeps the batch in the journal when beforeCommit fails, and commits it on a later pass', async () => {
