@@ -208,14 +208,18 @@ export class PgHubStorage implements HubStorage {
     let delta: RowDelta | undefined;
     let image: HubImage | undefined;
     try {
-      // One round trip: the lock that orders commits across hubs, the state and the mount's row.
-      const [, locked] = (await c.query(
-        `BEGIN; SELECT s.hub_id, s.hub_seq, s.feed_floor, s.next_ino, m.mount_id, m.mount_no, m.applied_seq, r.resolutions AS held
-           FROM hub_state s LEFT JOIN hub_mounts m ON m.mount_id = ${sqlLiteral(req.mountId)}
-           LEFT JOIN hub_held_resolutions r ON r.mount_id = ${sqlLiteral(req.mountId)} WHERE s.id = 1 FOR UPDATE OF s`,
-      )) as unknown as [unknown, pg.QueryResult<HubStateRow & Partial<MountRow> & { held: string | null }>];
-      const row = locked.rows[0]!;
-      const state: HubStateRow = { hub_id: row.hub_id, hub_seq: row.hub_seq, feed_floor: row.feed_floor, next_ino: row.next_ino };
+      // One round trip: the lock that orders commits across hubs and the state, then the mount's
+      // rows in a statement of their own. READ COMMITTED gives each statement its own snapshot:
+      // joined to the locking one, they were read from before the wait for the lock, and a batch
+      // another hub committed meanwhile was committed again (a review saw it 11 times in 15).
+      const [, locked, mountRows] = (await c.query(
+        `BEGIN; SELECT hub_id, hub_seq, feed_floor, next_ino FROM hub_state WHERE id = 1 FOR UPDATE;
+         SELECT m.mount_id, m.mount_no, m.applied_seq, r.resolutions AS held FROM (SELECT 1) AS one
+           LEFT JOIN hub_mounts m ON m.mount_id = ${sqlLiteral(req.mountId)}
+           LEFT JOIN hub_held_resolutions r ON r.mount_id = ${sqlLiteral(req.mountId)}`,
+      )) as unknown as [unknown, pg.QueryResult<HubStateRow>, pg.QueryResult<Partial<MountRow> & { held: string | null }>];
+      const state = locked.rows[0]!;
+      const row = mountRows.rows[0]!;
       const mount: MountRow | undefined = row.mount_id ? { mount_id: row.mount_id, mount_no: row.mount_no!, applied_seq: row.applied_seq! } : undefined;
       image = await this.catchUp(c, state);
       const unstaged = namedChunks(req.batch).filter((h) => !req.staged.has(h));

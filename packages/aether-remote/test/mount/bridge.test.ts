@@ -523,6 +523,55 @@ describe('bridge mode: open files and conflict copies, later on', () => {
       await stopCleanly(b);
     });
   });
+  it('another mount saving a file again and again while this one opens it and unlinks it open: no hidden name ever shows or ships', async () => {
+    // The node hiding above used to take a node libfuse was hiding itself (an unlink of an open
+    // file on its way to the file system): the rename to the hidden name then applied to the
+    // other mount's new file, and shipped (a review reproduced it in 3 runs of 3).
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      writeFileSync(join(a.mnt, 'f'), 'saved 0');
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has f', () => assert.equal(readOr(join(b.mnt, 'f')), 'saved 0'));
+      const until = Date.now() + 12_000;
+      let saves = 0;
+      let unlinks = 0;
+      const saving = (async () => {
+        while (Date.now() < until) {
+          writeFileSync(join(a.mnt, 'f.tmp'), `saved ${++saves}`);
+          renameSync(join(a.mnt, 'f.tmp'), join(a.mnt, 'f'));
+          await sleep(20);
+        }
+      })();
+      while (Date.now() < until) {
+        try {
+          const fd = openSync(join(b.mnt, 'f'), 'r');
+          try {
+            unlinkSync(join(b.mnt, 'f'));
+            unlinks++;
+          } finally {
+            closeSync(fd);
+          }
+        } catch {
+          // the name is gone here for the moment: A's next save brings it back
+        }
+        await sleep(15);
+      }
+      await saving;
+      writeFileSync(join(a.mnt, 'f'), 'last');
+      assert.equal(syncWait(a).code, 0);
+      assert.equal(syncWait(b).code, 0);
+      assert.ok(unlinks > 10, `B unlinked f ${unlinks} times`);
+      await within(10_000, 'A and B agree, with no hidden name', () => {
+        const t = tree(a.mnt);
+        assert.deepEqual(tree(b.mnt), t);
+        assert.deepEqual([...t.keys()].filter((n) => n.startsWith('.fuse_hidden')), []);
+      });
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
   for (const remote of ['removed', 'replaced'] as const) {
     it(`a rename here onto a name open here that another mount ${remote}: it replaces what the name holds now, the descriptor keeps its file, no hidden name shows`, async () => {
       await withHub(async (h) => {

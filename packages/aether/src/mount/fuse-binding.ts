@@ -202,7 +202,7 @@ const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp
   fuse_native_attrs_unchanged(): [number, number];
   fuse_native_attrs_unchanged_allow(on: boolean): void;
   fuse_native_attrs_bind(thread: Buffer | null): void;
-  fuse_native_hide_node(path: string): string | null;
+  fuse_native_hide_node(path: string): string | false | null;
   fuse_native_sync_bind(thread: Buffer | null): void;
   fuse_native_sync_file(fd: number, on: boolean): boolean;
   fuse_native_sync_take(): number[];
@@ -243,11 +243,13 @@ export function isSelfRenameRequest(request: Buffer): boolean {
 /**
  * Moves libfuse's node for `path` (of the mounted file system) to a hidden name in the same
  * directory, as libfuse hides an open file unlinked through the mount, and invalidates the
- * kernel's entry for the old name; returns the hidden name, or undefined when libfuse has no node
- * for `path` (FUSE.md, "hiding a node whose name another file took").
+ * kernel's entry for the old name; returns the hidden name, 'busy' while a request holds the node
+ * (try again), or undefined when libfuse has no node for `path` (FUSE.md, "hiding a node whose
+ * name another file took").
  */
-export function hideNode(path: string): string | undefined {
-  return nativeAddon.fuse_native_hide_node(path) ?? undefined;
+export function hideNode(path: string): string | 'busy' | undefined {
+  const r = nativeAddon.fuse_native_hide_node(path);
+  return r === false ? 'busy' : (r ?? undefined);
 }
 
 /**

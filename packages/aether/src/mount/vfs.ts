@@ -82,9 +82,10 @@ export interface VfsDeps {
   holdInode?: (ino: Ino) => boolean;
   /**
    * Moves libfuse's node for `path` to a hidden name in its directory and returns that name
-   * (undefined: libfuse has no node for it). Bridge mode: `hideReplacedOpen`.
+   * ('busy': a request holds the node, try again; undefined: libfuse has no node for it). Bridge
+   * mode: `hideReplacedOpen`.
    */
-  hideNode?: (path: string) => string | undefined;
+  hideNode?: (path: string) => string | 'busy' | undefined;
 }
 
 export type TimeSpec = number | 'now' | 'omit';
@@ -123,6 +124,7 @@ export class Vfs {
   private nextFh = 1;
   private maxIno: number;
   private writesStopped = false;
+  private hideRetry: NodeJS.Timeout | undefined;
 
   constructor(private readonly d: VfsDeps) {
     this.maxIno = d.maxIno;
@@ -530,6 +532,14 @@ export class Vfs {
       const from = h.path;
       const name = this.d.hideNode(from);
       if (name === undefined) continue;
+      // A request on the node (an unlink or a rename of it may be on its way here): after it.
+      if (name === 'busy') {
+        this.hideRetry ??= setTimeout(() => {
+          this.hideRetry = undefined;
+          this.hideReplacedOpen();
+        }, 5).unref();
+        continue;
+      }
       this.hidden.set(name, { ino: h.ino, dir, byUs: true });
       const to = `${from.slice(0, from.lastIndexOf('/'))}/${name}`;
       for (const other of this.handles.values()) if (other.path === from) other.path = to;
