@@ -503,8 +503,9 @@ export class Vfs {
     else {
       this.openCount.delete(h.ino);
       // A hidden name given here (hideReplacedOpen), which libfuse does not unlink itself.
-      for (const [name, e] of this.hidden) if (e.ino === h.ino && e.byUs) this.hidden.delete(name);
-      if (!this.hasHiddenName(h.ino)) this.d.attributesUncached?.(h.ino, false);
+      let unhid = false;
+      for (const [name, e] of this.hidden) if (e.ino === h.ino && e.byUs) unhid = this.hidden.delete(name);
+      if (unhid && !this.hasHiddenName(h.ino)) this.d.attributesUncached?.(h.ino, false);
       this.forgetIfUnused(h.ino);
     }
   }
