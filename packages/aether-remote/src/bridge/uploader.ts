@@ -1,5 +1,5 @@
 import { AetherError, isAetherError } from '@aether/core/errors';
-import { HASHES_PER_REQUEST_MAX, type AckFrame, type MissingFrame, type Resolution, type WelcomeFrame } from '../protocol/frames.js';
+import { HASHES_PER_REQUEST_MAX, type AckFrame, type BatchFrame, type MissingFrame, type Resolution, type WelcomeFrame } from '../protocol/frames.js';
 import type { WireEntry } from '../protocol/wire-ops.js';
 import type { BridgeMetrics } from './metrics.js';
 
@@ -9,6 +9,8 @@ export interface UploadBatch {
   upToSeq: number;
   /** The hub sequence the mount's view was at when it made these ops. */
   baseSeq: number;
+  /** The first journal sequence it covers (BatchFrame.fromSeq). */
+  fromSeq?: number;
   entries: WireEntry[];
   /** Data of the chunks the ops name that the hub may lack; it is asked which first. */
   chunks: ReadonlyMap<string, Buffer>;
@@ -128,7 +130,7 @@ export class Uploader {
     // Committed before its ack was lost: sent again without its chunks, for the resolutions the
     // hub gives with the duplicate ack (PROTOCOL.md, idempotent).
     if (batch.upToSeq <= this.link.appliedSeq()) {
-      const ack = (await this.link.request({ t: 'batch', baseSeq: batch.baseSeq, upToSeq: batch.upToSeq, entries: batch.entries })) as AckFrame;
+      const ack = (await this.link.request(this.frame(batch))) as AckFrame;
       return { journalSeq: ack.journalSeq, hubSeq: ack.hubSeq, duplicate: ack.duplicate, resolutions: ack.resolutions, chunksSent: 0, chunkBytesSent: 0 };
     }
     try {
@@ -159,7 +161,11 @@ export class Uploader {
     }
     this.metrics.chunkBytesSent.inc(bytes);
     this.metrics.chunksSkipped.inc(hashes.length - missing.length);
-    const ack = (await this.link.request({ t: 'batch', baseSeq: batch.baseSeq, upToSeq: batch.upToSeq, entries: batch.entries })) as AckFrame;
+    const ack = (await this.link.request(this.frame(batch))) as AckFrame;
     return { journalSeq: ack.journalSeq, hubSeq: ack.hubSeq, duplicate: ack.duplicate, resolutions: ack.resolutions, chunksSent: missing.length, chunkBytesSent: bytes };
+  }
+
+  private frame(batch: UploadBatch): Omit<BatchFrame, 'id'> {
+    return { t: 'batch', baseSeq: batch.baseSeq, upToSeq: batch.upToSeq, ...(batch.fromSeq !== undefined ? { fromSeq: batch.fromSeq } : {}), entries: batch.entries };
   }
 }

@@ -73,11 +73,11 @@ export function commitBatch(meta: BlockMapTx, tables: CommitTables, req: CommitR
   const mount = tables.mount(req.mountId);
   if (!mount) throw new Error(`mount ${req.mountId} is not registered`);
   const { batch } = req;
-  // A mount sends its entries from the first one not acknowledged to it: it has had the
+  // A mount sends its entries from the first one not acknowledged to it (fromSeq): it has had the
   // resolutions before that. Those from there on may be of a batch whose ack it lost, and come
   // again with this ack (its own changefeed entry, which has them too, may be gone from the
   // retained feed by the time it is back: a snapshot says nothing of them).
-  const from = batch.entries[0]?.seq;
+  const from = batch.fromSeq ?? batch.entries[0]?.seq;
   const held = tables.heldResolutions(req.mountId).filter((r) => from === undefined || r.jseq >= from);
   const again = held.filter((r) => r.jseq <= batch.upToSeq);
   if (batch.upToSeq <= mount.applied_seq) return { duplicate: true, journalSeq: mount.applied_seq, resolutions: again };

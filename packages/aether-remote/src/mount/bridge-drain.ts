@@ -133,7 +133,7 @@ export class BridgeDrain extends SerialDrain implements SyncDrain {
     return this.inFlight.entries.map((e) => e.op);
   }
 
-  private async build(from: number, upTo: number): Promise<{ upToSeq: number; baseSeq: number; entries: WireEntry[]; chunks: Map<string, Buffer> } | undefined> {
+  private async build(from: number, upTo: number): Promise<{ upToSeq: number; baseSeq: number; fromSeq: number; entries: WireEntry[]; chunks: Map<string, Buffer> } | undefined> {
     const max = this.d.maxBatchEntries ?? 4096;
     const entries: WireEntry[] = [];
     const lastWrite = new Map<Ino, { seq: number; timeMs: number }>();
@@ -194,6 +194,6 @@ export class BridgeDrain extends SerialDrain implements SyncDrain {
       entries.push({ seq, op: { t: 'content', ino, size: b.size, blocks: b.blocks, timeMs }, ...(base !== undefined && base < baseSeq ? { baseSeq: base } : {}) });
     }
     entries.sort((a, b) => a.seq - b.seq);
-    return { upToSeq: last, baseSeq, entries, chunks };
+    return { upToSeq: last, baseSeq, fromSeq: from, entries, chunks };
   }
 }

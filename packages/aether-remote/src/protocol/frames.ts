@@ -59,6 +59,12 @@ export interface BatchFrame {
   baseSeq: number;
   /** The journal sequence this batch covers up to (entries coalesced away are covered too). */
   upToSeq: number;
+  /**
+   * The first journal sequence it covers: the mount had the acks of everything before (their
+   * resolutions need not come again). Without it, the first entry's (entries coalesced into a
+   * later one make that later than the first not acknowledged).
+   */
+  fromSeq?: number;
   entries: WireEntry[];
 }
 export interface FollowFrame {
@@ -250,6 +256,7 @@ export function parseClientFrame(o: Record<string, unknown>, maxBatchEntries: nu
 function parseBatch(o: Record<string, unknown>, maxBatchEntries: number): BatchFrame {
   const id = requestId(o, 'batch');
   if (!isU53(o.baseSeq) || !isU53(o.upToSeq)) malformed('batch: baseSeq and upToSeq must be whole numbers');
+  if (o.fromSeq !== undefined && (!isU53(o.fromSeq) || o.fromSeq > o.upToSeq)) malformed('batch: fromSeq must be a whole number not past upToSeq');
   if (!Array.isArray(o.entries)) malformed('batch: entries must be an array');
   if (o.entries.length > maxBatchEntries) malformed(`batch: ${o.entries.length} entries, more than ${maxBatchEntries}`);
   const entries: WireEntry[] = [];
@@ -266,5 +273,5 @@ function parseBatch(o: Record<string, unknown>, maxBatchEntries: number): BatchF
     entries.push(entry);
     prev = seq;
   }
-  return { t: 'batch', id, baseSeq: o.baseSeq, upToSeq: o.upToSeq, entries };
+  return { t: 'batch', id, baseSeq: o.baseSeq, upToSeq: o.upToSeq, ...(o.fromSeq !== undefined ? { fromSeq: o.fromSeq } : {}), entries };
 }

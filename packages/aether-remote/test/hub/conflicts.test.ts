@@ -249,6 +249,17 @@ for (const { kind, skip } of STORES) describe(`conflicts (DESIGN §2): the first
     const batch3 = { upToSeq: 3, baseSeq: more.hubSeq!, entries: [{ seq: 3, op: dir(ROOT, 'd', b.newIno()) }], chunks: new Map<string, Buffer>() };
     assert.deepEqual((await b.c.upload(batch3)).resolutions, []);
     assert.deepEqual((await b.c.upload(batch3)).resolutions, [], 'the mount had the earlier ones: it sent from entry 3 on');
+    // Sent again with its entry coalesced into a later one (the same file written again): the
+    // batch says where it starts, so the earlier entry's resolution comes too.
+    const f2 = a.newIno();
+    const s2 = (await a.up(more.hubSeq!, [file(ROOT, 'f2.txt', f2), { write: f2, data: text('v1') }])).hubSeq!;
+    await a.up(s2, [{ write: f2, data: text('A edit') }]);
+    const edit4 = content(4, f2, text('B edit'), 3000);
+    const lost = await b.c.upload({ upToSeq: 4, baseSeq: s2, fromSeq: 4, entries: [edit4.entry], chunks: edit4.chunks });
+    assert.deepEqual(lost.resolutions.map((r) => [r.jseq, r.kind]), [[4, 'conflict-copy']]);
+    const edit5 = content(5, f2, text('B edit, then more'), 3000);
+    const coalesced = await b.c.upload({ upToSeq: 5, baseSeq: s2, fromSeq: 4, entries: [edit5.entry], chunks: edit5.chunks });
+    assert.deepEqual(coalesced.resolutions.map((r) => [r.jseq, r.kind]), [[4, 'conflict-copy'], [5, 'diverted']]);
     await replica();
   });
 

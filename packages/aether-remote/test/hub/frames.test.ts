@@ -33,6 +33,9 @@ describe('frame parsing', () => {
     assert.throws(() => parseClientFrame(two, 10), violation('MALFORMED'));
     assert.throws(() => parseClientFrame({ ...batch(mk('a')), upToSeq: 0 }, 10), violation('MALFORMED'));
     assert.throws(() => parseClientFrame({ t: 'batch', id: 1, baseSeq: 0, upToSeq: 9, entries: [1, 2, 3].map((seq) => ({ seq, op: mk(`n${seq}`) })) }, 2), violation('MALFORMED'));
+    assert.throws(() => parseClientFrame({ ...batch(mk('a')), fromSeq: 2 }, 10), violation('MALFORMED'));
+    assert.throws(() => parseClientFrame({ ...batch(mk('a')), fromSeq: -1 }, 10), violation('MALFORMED'));
+    assert.deepEqual(parseClientFrame({ ...batch(mk('a')), fromSeq: 1 }, 10), { ...batch(mk('a')), fromSeq: 1 });
   });
 
   it('non-JSON, non-objects and unknown types', () => {
