@@ -256,7 +256,7 @@ export function parseClientFrame(o: Record<string, unknown>, maxBatchEntries: nu
 function parseBatch(o: Record<string, unknown>, maxBatchEntries: number): BatchFrame {
   const id = requestId(o, 'batch');
   if (!isU53(o.baseSeq) || !isU53(o.upToSeq)) malformed('batch: baseSeq and upToSeq must be whole numbers');
-  if (o.fromSeq !== undefined && (!isU53(o.fromSeq) || o.fromSeq > o.upToSeq)) malformed('batch: fromSeq must be a whole number not past upToSeq');
+  if (o.fromSeq !== undefined && (!isU53(o.fromSeq) || o.fromSeq < 1 || o.fromSeq > o.upToSeq)) malformed('batch: fromSeq must be a whole number from 1 to upToSeq');
   if (!Array.isArray(o.entries)) malformed('batch: entries must be an array');
   if (o.entries.length > maxBatchEntries) malformed(`batch: ${o.entries.length} entries, more than ${maxBatchEntries}`);
   const entries: WireEntry[] = [];
@@ -273,5 +273,7 @@ function parseBatch(o: Record<string, unknown>, maxBatchEntries: number): BatchF
     entries.push(entry);
     prev = seq;
   }
+  // Entries start where the batch does or later (coalescing moves them later, never earlier).
+  if (o.fromSeq !== undefined && entries.length > 0 && entries[0]!.seq < o.fromSeq) malformed(`batch: entry ${entries[0]!.seq} is before fromSeq ${o.fromSeq}`);
   return { t: 'batch', id, baseSeq: o.baseSeq, upToSeq: o.upToSeq, ...(o.fromSeq !== undefined ? { fromSeq: o.fromSeq } : {}), entries };
 }

@@ -35,6 +35,8 @@ describe('frame parsing', () => {
     assert.throws(() => parseClientFrame({ t: 'batch', id: 1, baseSeq: 0, upToSeq: 9, entries: [1, 2, 3].map((seq) => ({ seq, op: mk(`n${seq}`) })) }, 2), violation('MALFORMED'));
     assert.throws(() => parseClientFrame({ ...batch(mk('a')), fromSeq: 2 }, 10), violation('MALFORMED'));
     assert.throws(() => parseClientFrame({ ...batch(mk('a')), fromSeq: -1 }, 10), violation('MALFORMED'));
+    assert.throws(() => parseClientFrame({ ...batch(mk('a')), fromSeq: 0 }, 10), violation('MALFORMED'));
+    assert.throws(() => parseClientFrame({ t: 'batch', id: 1, baseSeq: 0, upToSeq: 5, fromSeq: 4, entries: [{ seq: 3, op: mk('a') }] }, 10), violation('MALFORMED'));
     assert.deepEqual(parseClientFrame({ ...batch(mk('a')), fromSeq: 1 }, 10), { ...batch(mk('a')), fromSeq: 1 });
   });
 

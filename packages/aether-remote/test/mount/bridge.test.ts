@@ -523,6 +523,44 @@ describe('bridge mode: open files and conflict copies, later on', () => {
       await stopCleanly(b);
     });
   });
+  it('a descriptor open on a file whose directory another mount renamed: a file made here under the old path is another file, fstat and reads through the descriptor keep the first', async () => {
+    // The open file's node kept its name in libfuse after the name stopped resolving, and the
+    // file made here under it joined that node (FUZZ_FDS seed 6105): fstat answered the new one.
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub, { AFS_AETHER_CACHE_MAX_BYTES: '0' });
+      mkdirSync(join(a.mnt, 'd0'));
+      writeFileSync(join(a.mnt, 'd0', 'f1'), 'original content 20b');
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has d0/f1', () => assert.equal(readOr(join(b.mnt, 'd0', 'f1')), 'original content 20b'));
+      const fd = openSync(join(b.mnt, 'd0', 'f1'), 'r');
+      try {
+        const ino = fstatSync(fd).ino;
+        renameSync(join(a.mnt, 'd0'), join(a.mnt, 'd1'));
+        mkdirSync(join(a.mnt, 'd0'));
+        assert.equal(syncWait(a).code, 0);
+        await within(5000, 'B has d1/f1 and an empty d0', () => {
+          assert.equal(readOr(join(b.mnt, 'd1', 'f1')), 'original content 20b');
+          assert.deepEqual(readdirSync(join(b.mnt, 'd0')), []);
+        });
+        writeFileSync(join(b.mnt, 'd0', 'f1'), 'new file');
+        assert.equal(readOr(join(b.mnt, 'd0', 'f1')), 'new file');
+        assert.notEqual(statSync(join(b.mnt, 'd0', 'f1')).ino, ino);
+        assert.equal(fstatSync(fd).ino, ino);
+        assert.equal(fstatSync(fd).size, 20);
+        const buf = Buffer.alloc(40);
+        assert.equal(buf.subarray(0, readSync(fd, buf, 0, 40, 0)).toString(), 'original content 20b');
+        assert.deepEqual(readdirSync(join(b.mnt, 'd0')), ['f1'], 'no hidden name shows');
+      } finally {
+        closeSync(fd);
+      }
+      assert.equal(syncWait(b).code, 0);
+      await within(5000, 'A and B agree', () => assert.deepEqual(tree(b.mnt), tree(a.mnt)));
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
   it('another mount saving a file again and again while this one opens it and unlinks it open: no hidden name ever shows or ships', async () => {
     // The node hiding above used to take a node libfuse was hiding itself (an unlink of an open
     // file on its way to the file system): the rename to the hidden name then applied to the

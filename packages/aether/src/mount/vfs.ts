@@ -512,23 +512,26 @@ export class Vfs {
 
   /**
    * After another mount's changes (bridge mode): a file open here whose name, as libfuse holds it
-   * (the handle's path), now names another file. libfuse's nodes are names, so the kernel would
-   * hold both files as one node and take the other file's size for the open one, cutting reads
-   * through its descriptors short. Its node goes under a hidden name instead, as libfuse hides a
-   * file unlinked here while open, and its handles follow; the name's next lookup gets a node of
-   * its own. A name that names nothing is left as it is: `openedAt` answers for it.
+   * (the handle's path), no longer names it. libfuse's nodes are names: when the name names
+   * another file, the kernel would hold both files as one node and take the other file's size
+   * for the open one, cutting reads through its descriptors short; when it names nothing (the
+   * file, or its directory, removed or renamed by another mount), the next file made under it
+   * here would join that node the same way (FUZZ_FDS seed 6105). The node goes under a hidden
+   * name instead, as libfuse hides a file unlinked here while open, and its handles follow.
    */
   hideReplacedOpen(): void {
     if (!this.d.hideNode) return;
     for (const h of this.handles.values()) {
       if (this.hiddenKey(h.path) !== undefined || this.isNamed(h.path, h.ino)) continue;
-      let dir: Ino;
+      // Not a directory: the paths of the nodes under it go through its name, which a hidden one
+      // would break (hidden names are found by their last component).
+      if (this.d.view.getInode(h.ino)?.kind === 'dir') continue;
+      // The directory libfuse builds the path through, if the view still has it (holdsHidden).
+      let dir: Ino = 0;
       try {
-        this.resolve(h.path);
         dir = this.resolve(h.path.slice(0, h.path.lastIndexOf('/')) || '/');
       } catch (err) {
-        if (err instanceof FsError) continue;
-        throw err;
+        if (!(err instanceof FsError)) throw err;
       }
       const from = h.path;
       const name = this.d.hideNode(from);
