@@ -323,7 +323,11 @@ export class BridgeOrchestrator implements RemoteBackend {
       client: this.client!,
       replica: this.replica,
       contentOf: (ino) => ctx.vfs.contentOf(ino),
-      contentBase: (ino) => this.localEdits.get(ino)?.base,
+      // Changes made on the version the hub kept in a conflict copy ship as made before it (base
+      // 0): the hub diverts them to the copy. With the base they were made at, a write through a
+      // descriptor open on a file another mount had changed overwrote that mount's change at the
+      // hub with this mount's version (reproduced: FUZZ_FDS seed 6105).
+      contentBase: (ino) => (replica.onCopy(ino) ? 0 : this.localEdits.get(ino)?.base),
       opBase: (seq) => this.removals.get(seq),
       shipped: this.shipped!,
       beforeCommit: async (upTo, rs) => {

@@ -27,6 +27,8 @@ const BRIDGE_EXTENSION: StoreExtension = {
     // batch's last journal sequence, until the drain has acted on them: a batch the hub committed
     // whose ack was lost is acknowledged again as a duplicate, without them (JSON Resolution[]).
     'CREATE TABLE bridge_own_resolutions (journal_seq INTEGER PRIMARY KEY, resolutions TEXT NOT NULL)',
+    // 1 when the base is the version this mount's edits went to a conflict copy with (rebase).
+    'ALTER TABLE bridge_bases ADD COLUMN from_copy INTEGER NOT NULL DEFAULT 0',
   ],
   liveChunks: "SELECT json_extract(b.value, '$[1]') FROM bridge_bases, json_each(bridge_bases.blocks) AS b",
 };
@@ -42,6 +44,8 @@ export interface JournalPosition {
 interface Version {
   inode: Inode;
   blocks: Map<number, string>;
+  /** Taken from a conflict copy (`rebase`): the hub keeps this version there, not under the inode. */
+  fromCopy?: true;
 }
 
 /** A version a remote change replaced or removed. */
@@ -94,8 +98,8 @@ export class Replica {
     this.store = Store.open(dir, undefined, { extensions: [BRIDGE_EXTENSION] });
     // One read-only connection for the replica's own rows: it sees committed transactions only.
     this.reader = this.store.openReader();
-    for (const r of this.reader.prepare('SELECT ino, inode, blocks FROM bridge_bases').all() as { ino: number; inode: string; blocks: string }[]) {
-      this.bases.set(r.ino, { inode: JSON.parse(r.inode) as Inode, blocks: new Map(JSON.parse(r.blocks) as [number, string][]) });
+    for (const r of this.reader.prepare('SELECT ino, inode, blocks, from_copy FROM bridge_bases').all() as { ino: number; inode: string; blocks: string; from_copy: number }[]) {
+      this.bases.set(r.ino, { inode: JSON.parse(r.inode) as Inode, blocks: new Map(JSON.parse(r.blocks) as [number, string][]), ...(r.from_copy ? { fromCopy: true as const } : {}) });
     }
   }
 
@@ -226,6 +230,14 @@ export class Replica {
   }
 
   /** `ino`'s local changes are acknowledged (or gone): it reads the replica's version again. */
+  /**
+   * True while `ino`'s local changes are made on the version the hub kept in a conflict copy
+   * (`rebase`): they belong there, not over the inode's own version at the hub.
+   */
+  onCopy(ino: number): boolean {
+    return this.bases.get(ino)?.fromCopy === true;
+  }
+
   async dropBase(ino: number): Promise<void> {
     if (!this.bases.delete(ino)) return;
     await this.store.transaction(({ db }) => db.prepare('DELETE FROM bridge_bases WHERE ino = ?').run(ino));
@@ -242,7 +254,7 @@ export class Replica {
     const copy = this.versionOf(this.reader, copyIno);
     if (!copy) return;
     // The copy's content and attributes, as `ino`'s: a restart puts the base's inode in the view.
-    const v = { inode: { ...copy.inode, ino }, blocks: copy.blocks };
+    const v: Version = { inode: { ...copy.inode, ino }, blocks: copy.blocks, fromCopy: true };
     this.bases.set(ino, v);
     await this.store.transaction(({ db }) => this.saveBase(db, ino, v));
   }
@@ -256,7 +268,7 @@ export class Replica {
   }
 
   private saveBase(db: Database, ino: number, v: Version): void {
-    db.prepare('INSERT OR REPLACE INTO bridge_bases (ino, inode, blocks) VALUES (?, ?, ?)').run(ino, JSON.stringify(v.inode), JSON.stringify([...v.blocks]));
+    db.prepare('INSERT OR REPLACE INTO bridge_bases (ino, inode, blocks, from_copy) VALUES (?, ?, ?, ?)').run(ino, JSON.stringify(v.inode), JSON.stringify([...v.blocks]), v.fromCopy ? 1 : 0);
     this.bases.set(ino, v);
   }
 
