@@ -229,7 +229,6 @@ export class Replica {
     return [...this.bases.values()].map((v) => v.inode);
   }
 
-  /** `ino`'s local changes are acknowledged (or gone): it reads the replica's version again. */
   /**
    * True while `ino`'s local changes are made on the version the hub kept in a conflict copy
    * (`rebase`): they belong there, not over the inode's own version at the hub.
@@ -238,6 +237,7 @@ export class Replica {
     return this.bases.get(ino)?.fromCopy === true;
   }
 
+  /** `ino`'s local changes are acknowledged (or gone): it reads the replica's version again. */
   async dropBase(ino: number): Promise<void> {
     if (!this.bases.delete(ino)) return;
     await this.store.transaction(({ db }) => db.prepare('DELETE FROM bridge_bases WHERE ino = ?').run(ino));
