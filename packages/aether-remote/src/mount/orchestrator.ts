@@ -271,6 +271,24 @@ export class BridgeOrchestrator implements RemoteBackend {
     this.remote = remote;
   }
 
+  /**
+   * The last descriptor of `ino` closed. A named file whose base came from its conflict copy, kept
+   * for those descriptors (their writes go to the copy), follows the hub again: its name had come
+   * back (the hub skipped this mount's unlink of it) while the base stayed, and it showed the
+   * copy's content, and sent later edits to the copy (a review reproduced it).
+   */
+  closed(ino: Ino): void {
+    const replica = this.replica;
+    if (!replica.onCopy(ino) || this.localEdits.has(ino) || (this.view?.getInode(ino)?.nlink ?? 0) === 0) return;
+    void replica
+      .dropBase(ino)
+      .then(() => {
+        this.remote?.keptFromView(ino);
+        this.remote?.settled(ino, replica);
+      })
+      .catch((err: unknown) => this.log(`bridge: could not drop the base version of inode ${ino}: ${err instanceof Error ? err.message : String(err)}`));
+  }
+
   /** An inode with local changes not yet acknowledged stays, named or not, until they are. */
   holdsInode(ino: Ino): boolean {
     return this.localEdits.has(ino) || this.namelessAtReplay.has(ino);

@@ -58,6 +58,8 @@ export interface RemoteBackend {
   localOp?(op: Op, seq: number): void;
   /** True while the backend still needs `ino` though it has no name and is closed (changes to ship from it). */
   holdsInode?(ino: number): boolean;
+  /** The last descriptor of `ino` was closed. */
+  closed?(ino: number): void;
   /** `aether store reclaim`: gives back the space of the committed tree's dead data now. */
   reclaimSpace?(): Promise<ReclaimResult>;
   status(): Record<string, unknown>;

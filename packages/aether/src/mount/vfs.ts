@@ -80,6 +80,8 @@ export interface VfsDeps {
   replayOnMovedTree?: boolean;
   /** True while the backend still needs a nameless inode (bridge mode: changes to ship from it). */
   holdInode?: (ino: Ino) => boolean;
+  /** Told when the last handle of an inode is released. */
+  closed?: (ino: Ino) => void;
   /**
    * Moves libfuse's node for `path` to a hidden name in its directory and returns that name
    * ('busy': a request holds the node, try again; undefined: libfuse has no node for it). Bridge
@@ -506,6 +508,7 @@ export class Vfs {
       let unhid = false;
       for (const [name, e] of this.hidden) if (e.ino === h.ino && e.byUs) unhid = this.hidden.delete(name);
       if (unhid && !this.hasHiddenName(h.ino)) this.d.attributesUncached?.(h.ino, false);
+      this.d.closed?.(h.ino);
       this.forgetIfUnused(h.ino);
     }
   }
