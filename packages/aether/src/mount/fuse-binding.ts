@@ -11,10 +11,10 @@ import { AetherError } from '../errors.js';
 import type { OutsideSync } from '../runtime/journal/index.js';
 import { LoopSpin } from './loop-spin.js';
 import { fuseOptionString, type FuseMountOptions } from './mount-options.js';
-import { prepareMountpoint, type MountpointCheckOptions } from './mountpoint.js';
+import { prepareMountpoint, setMountReadahead, type MountpointCheckOptions } from './mountpoint.js';
 
 export { fuseOptionList, fuseOptionString, MAX_WRITE_BYTES_MAX, MAX_WRITE_BYTES_MIN, type FuseMountOptions } from './mount-options.js';
-export { cleanStaleMount, inspectMountpoint, isMountpoint, prepareMountpoint, type MountpointCheckOptions, type MountpointState } from './mountpoint.js';
+export { cleanStaleMount, inspectMountpoint, isMountpoint, mountDevice, prepareMountpoint, type MountpointCheckOptions, type MountpointState } from './mountpoint.js';
 
 // ---- errno ----------------------------------------------------------------------------------
 
@@ -615,6 +615,7 @@ export class FuseMount {
   private readonly checks: MountpointCheckOptions;
   private readonly attrs: BindingAttrs | null;
   private readonly sync: BindingSync | null;
+  private readonly readaheadKib: number | undefined;
   private stateNow: FuseMountState;
 
   constructor(mountpoint: string, handlers: FuseHandlers, options: FuseMountOptions = {}, hooks: FuseMountHooks & MountpointCheckOptions = {}) {
@@ -628,6 +629,7 @@ export class FuseMount {
     };
     this.native = new PatchedFuse(this.mountpoint, nativeOps(handlers, fail, requestHook(hooks)), fuseOptionString(options));
     this.checks = { statTimeoutMs: hooks.statTimeoutMs, create: hooks.create };
+    this.readaheadKib = options.readaheadKib;
     this.attrs = hooks.bindingAttrs ?? null;
     this.sync = hooks.bindingSync ?? null;
     this.stateNow = 'idle';
@@ -640,8 +642,9 @@ export class FuseMount {
   /**
    * Checks the mount point (cleaning a stale mount left by a dead process; refusing a missing,
    * non-empty or busy one with MOUNT_* errors), then mounts and resolves once the kernel is served.
+   * `readaheadUnset` says why the readahead asked for could not be set (the mount works without).
    */
-  async mount(): Promise<{ staleCleaned: boolean }> {
+  async mount(): Promise<{ staleCleaned: boolean; readaheadUnset?: string }> {
     if (this.stateNow !== 'idle') throw new Error(`FuseMount.mount: state is ${this.stateNow}, expected idle`);
     this.stateNow = 'mounting';
     try {
@@ -650,7 +653,13 @@ export class FuseMount {
       if (this.attrs) bindAttrs(this.native._thread);
       this.sync?.attach(this.native._thread);
       this.stateNow = 'mounted';
-      return prepared;
+      if (this.readaheadKib === undefined) return prepared;
+      try {
+        await setMountReadahead(this.mountpoint, this.readaheadKib);
+        return prepared;
+      } catch (err) {
+        return { ...prepared, readaheadUnset: (err as Error).message };
+      }
     } catch (err) {
       this.attrs?.release();
       this.sync?.release();

@@ -297,7 +297,9 @@ export class LocalMount {
         defaultPermissions: true,
         allowOther: this.opts.allowOther ?? false,
         bigWrites: true,
-        maxWriteBytes: 131072,
+        // One request a MiB written or read ahead, where libfuse 2.9 gave eight (FUSE.md).
+        maxWriteBytes: 1048576,
+        readaheadKib: 1024,
         // Names and attributes are cached for kernelCache.seconds, except the attributes of
         // hard-linked files: libfuse's high-level API gives each name of such a file its own
         // kernel inode, so the patch answers them with timeout 0 (guardHardLinkAttributes,
@@ -316,7 +318,8 @@ export class LocalMount {
       },
       { onHandlerError: (op, err) => this.log(`${op}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`), loopSpinMicros: LOOP_SPIN_MICROS, onRequest: () => (this.lastRequestMs = performance.now()), bindingAttrs, bindingSync },
     ));
-    const { staleCleaned } = await fuse.mount();
+    const { staleCleaned, readaheadUnset } = await fuse.mount();
+    if (readaheadUnset !== undefined) this.log(`the mount's readahead stays at the kernel's 128 KiB (${readaheadUnset}): sequential reads take more requests`);
     if (staleCleaned) this.log(`cleaned a stale mount left at ${this.mountpoint} by a crashed process`);
     if (bindingAttrs) {
       // A chown or chmod that changes nothing is answered in the binding (FUSE.md) only while

@@ -14,14 +14,19 @@ export interface FuseMountOptions {
   allowOther?: boolean;
   /** `default_permissions`: the kernel checks modes and owners before calling handlers. */
   defaultPermissions?: boolean;
-  /** `big_writes`: writes larger than 4 KiB (up to 128 KiB, libfuse 2.9's limit). */
+  /** `big_writes`: writes larger than 4 KiB. */
   bigWrites?: boolean;
-  /** `max_write=`: largest write request, 4096 to 131072 bytes. */
+  /** `max_write=`: largest write request, 4096 to 1048576 bytes (the patched channel's buffers, FUSE.md). */
   maxWriteBytes?: number;
   /** `max_read=`: largest read request in bytes. */
   maxReadBytes?: number;
-  /** `max_readahead=`: kernel readahead in bytes. */
+  /** `max_readahead=`: caps the kernel's readahead in bytes (libfuse can only lower it). */
   maxReadaheadBytes?: number;
+  /**
+   * Not a libfuse option: the kernel readahead of the mount in KiB (its `read_ahead_kb` in sysfs,
+   * set once mounted; the kernel starts every FUSE mount at 128), 0 to 65536.
+   */
+  readaheadKib?: number;
   /** `attr_timeout=`: how long the kernel caches attributes (libfuse default 1 s). */
   attrTimeoutSeconds?: number;
   /** `entry_timeout=`: how long the kernel caches name lookups (libfuse default 1 s). */
@@ -46,11 +51,12 @@ export interface FuseMountOptions {
   debug?: boolean;
 }
 
-/** libfuse 2.9 caps max_write at 128 KiB (its receive buffer); the kernel floors it at 4 KiB. */
+/** The patched channel's buffers hold 1 MiB requests (libfuse's own: 128 KiB); the kernel floors it at 4 KiB. */
 export const MAX_WRITE_BYTES_MIN = 4096;
-export const MAX_WRITE_BYTES_MAX = 131072;
+export const MAX_WRITE_BYTES_MAX = 1048576;
 /** fuse-native copies the option string into a 1024-byte buffer, truncating silently. */
 const OPTION_STRING_CHARS_MAX = 1000;
+const READAHEAD_KIB_MAX = 65536;
 const TIMEOUT_SECONDS_MAX = 86400;
 const NAME_PATTERN = /^[A-Za-z0-9_.:@+-]{1,64}$/;
 
@@ -105,6 +111,7 @@ export function fuseOptionList(opts: FuseMountOptions): string[] {
   if (opts.maxWriteBytes !== undefined) out.push(bytes('max_write', opts.maxWriteBytes, MAX_WRITE_BYTES_MIN, MAX_WRITE_BYTES_MAX));
   if (opts.maxReadBytes !== undefined) out.push(bytes('max_read', opts.maxReadBytes, 4096, 1 << 30));
   if (opts.maxReadaheadBytes !== undefined) out.push(bytes('max_readahead', opts.maxReadaheadBytes, 0, 1 << 30));
+  if (opts.readaheadKib !== undefined) bytes('readaheadKib', opts.readaheadKib, 0, READAHEAD_KIB_MAX);
   for (const [key, option] of TIMEOUTS) {
     const v = opts[key];
     if (v !== undefined) out.push(seconds(option, v));

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { lstat, mkdir, readFile, readdir, realpath } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, realpath, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { AetherError } from '../errors.js';
 
@@ -65,6 +65,25 @@ export async function isMountpoint(dir: string): Promise<boolean> {
     const field = line.split(' ')[4];
     return field !== undefined && unescapeMountPath(field) === target;
   });
+}
+
+/** The device (`major:minor`) of the mount at `dir`, the last one stacked there; null when none is. */
+export async function mountDevice(dir: string): Promise<string | null> {
+  const target = await canonical(dir);
+  const info = await readFile('/proc/self/mountinfo', 'utf8');
+  let dev: string | null = null;
+  for (const line of info.split('\n')) {
+    const fields = line.split(' ');
+    if (fields[4] !== undefined && unescapeMountPath(fields[4]) === target) dev = fields[2] ?? null;
+  }
+  return dev;
+}
+
+/** Sets the kernel readahead of the mount at `dir` through its backing device in sysfs (root only). */
+export async function setMountReadahead(dir: string, kib: number): Promise<void> {
+  const dev = await mountDevice(dir);
+  if (dev === null) throw new Error(`${dir} is not mounted`);
+  await writeFile(`/sys/class/bdi/${dev}/read_ahead_kb`, `${kib}\n`);
 }
 
 export async function inspectMountpoint(dir: string, opts: MountpointCheckOptions = {}): Promise<MountpointState> {

@@ -11,7 +11,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AetherError, isAetherError } from '../../src/errors.js';
-import { claimBindingAttrs, cleanStaleMount, decodeUtime, Errno, errnoOf, fuseError, guardHardLinkAttributes, inspectMountpoint, isSelfRenameRequest, prepareMountpoint, statInts, UTIME_NOW_MS, UTIME_OMIT_MS } from '../../src/mount/fuse-binding.js';
+import { claimBindingAttrs, cleanStaleMount, decodeUtime, Errno, errnoOf, fuseError, guardHardLinkAttributes, inspectMountpoint, isSelfRenameRequest, mountDevice, prepareMountpoint, statInts, UTIME_NOW_MS, UTIME_OMIT_MS } from '../../src/mount/fuse-binding.js';
 import { cleanup, Memfs, tempDir, type OpEvent } from './helpers.js';
 
 /** The watchdog fuse-native 2.2.6 arms by default fails an operation after 15 s. */
@@ -117,6 +117,52 @@ describe('fuse-binding: the addon and the plain helpers', () => {
     assert.equal(decodeUtime(1_500_000_000_000), 1_500_000_000_000);
     assert.equal(decodeUtime(0), 0);
     assert.equal(decodeUtime(2 ** 64 - 86_400_000), undefined);
+  });
+});
+
+describe('fuse-binding: a memfs mount with max_write=1048576 and 1024 KiB readahead', () => {
+  let dir: string | undefined;
+  let fs: Memfs | undefined;
+  const p = (name: string): string => join(dir ?? '/nonexistent', name);
+  const MiB = 1 << 20;
+
+  before(async () => {
+    dir = tempDir();
+    fs = await Memfs.start({ mountpoint: dir, options: { bigWrites: true, maxWriteBytes: MiB, readaheadKib: 1024 } });
+    assert.deepEqual(fs.events[0], { ev: 'mounted', staleCleaned: false });
+  });
+
+  after(() => cleanup(dir, fs));
+
+  it('the readahead is set on the device of the mount', async () => {
+    const dev = await mountDevice(dir!);
+    assert.match(dev ?? '', /^0:\d+$/);
+    assert.equal(readFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, 'utf8').trim(), '1024');
+  });
+
+  it('a 4 MiB write(2) arrives as four 1 MiB requests (through libfuse 2.9 alone: 128 KiB each)', async () => {
+    const fd = openSync(p('big'), 'w');
+    assert.equal(writeSync(fd, Buffer.alloc(4 * MiB, 7)), 4 * MiB);
+    closeSync(fd);
+    await fs!.barrier();
+    const sizes = fs!.ops('write', '/big').map((e) => e.length as number);
+    assert.deepEqual(sizes, [MiB, MiB, MiB, MiB]);
+    assert.equal(statSync(p('big')).size, 4 * MiB);
+  });
+
+  it('a sequential read is read ahead in 1 MiB requests', async () => {
+    const data = Buffer.alloc(4 * MiB);
+    for (let i = 0; i < data.length; i += 4096) data.writeUInt32BE(i, i);
+    writeFileSync(p('seq'), data);
+    const before = fs!.events.length;
+    const fd = openSync(p('seq'), 'r');
+    const got = Buffer.alloc(4 * MiB);
+    for (let at = 0; at < got.length; ) at += readSync(fd, got, at, MiB, at);
+    closeSync(fd);
+    assert.ok(got.equals(data));
+    await fs!.barrier();
+    const sizes = fs!.events.slice(before).filter((e): e is OpEvent => e.ev === 'op' && e.op === 'read' && e.path === '/seq').map((e) => e.length as number);
+    assert.equal(Math.max(...sizes), MiB, `read requests: ${sizes.join(' ')}`);
   });
 });
 

@@ -22,6 +22,7 @@ describe('FUSE mount options', () => {
       maxWriteBytes: 131072,
       maxReadBytes: 131072,
       maxReadaheadBytes: 0,
+      readaheadKib: 1024, // set through sysfs once mounted, not an -o option
       attrTimeoutSeconds: 60,
       entryTimeoutSeconds: 0.5,
       negativeTimeoutSeconds: 1,
@@ -47,7 +48,9 @@ describe('FUSE mount options', () => {
   });
 
   it('refuses values libfuse would reject after mounting, or cap silently', () => {
-    refused({ maxWriteBytes: 1 << 20 }, 'max_write');
+    refused({ maxWriteBytes: (1 << 20) + 4096 }, 'max_write');
+    refused({ readaheadKib: 65537 }, 'readaheadKib');
+    refused({ readaheadKib: 1.5 }, 'readaheadKib');
     refused({ maxWriteBytes: 1000 }, 'max_write');
     refused({ maxWriteBytes: 4096.5 }, 'max_write');
     refused({ attrTimeoutSeconds: -1 }, 'attr_timeout');
