@@ -415,6 +415,10 @@ export class Replica {
         if (op.t === 'content') applyContent(meta, op);
         else applyOp(meta, op as Op, { keepOrphans: false });
       }
+      // A name removed of a file that keeps another (a hard link) removed nothing: a descriptor
+      // open on it reads the file as it is from now on, remote changes included (a base kept for
+      // it hid another mount's later write here for good: FUZZ_FDS seed 6348).
+      for (const [ino, r] of before) if (r.removed && meta.getInode(ino)) before.set(ino, { ...r, removed: false });
       this.setState(db, 'cursor', entry.hubSeq);
       this.raiseState(db, 'max_own_ino', maxOwn);
       if (own) this.raiseState(db, 'own_journal_seq', entry.journalSeq);

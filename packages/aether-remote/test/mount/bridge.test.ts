@@ -737,6 +737,35 @@ describe('bridge mode: open files and conflict copies, later on', () => {
     });
   });
 
+  it('a descriptor open on one name of a hard-linked file, that name removed by another mount, which then writes the file by its other name: this mount shows the write, through the descriptor too', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      writeFileSync(join(a.mnt, 'f'), 'first version');
+      linkSync(join(a.mnt, 'f'), join(a.mnt, 'g'));
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has g', () => assert.equal(readOr(join(b.mnt, 'g')), 'first version'));
+      const fd = openSync(join(a.mnt, 'g'), 'r');
+      try {
+        unlinkSync(join(b.mnt, 'g'));
+        assert.equal(syncWait(b).code, 0);
+        await within(5000, 'A no longer lists g', () => assert.deepEqual(readdirSync(a.mnt).sort(), ['f']));
+        writeFileSync(join(b.mnt, 'f'), 'second version, longer');
+        assert.equal(syncWait(b).code, 0);
+        await within(5000, 'A shows the write', () => assert.equal(readOr(join(a.mnt, 'f')), 'second version, longer'));
+        // Past the kernel's attribute timeout (1 s) for the descriptor's node.
+        await sleep(1200);
+        const got = Buffer.alloc(64);
+        assert.equal(got.subarray(0, readSync(fd, got, 0, 64, 0)).toString(), 'second version, longer');
+      } finally {
+        closeSync(fd);
+      }
+      assert.equal(readOr(join(a.mnt, 'f')), 'second version, longer');
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
   it('a descriptor open on a file another mount removed: fstat answers the open file after the kernel\'s attributes expire, a lookup of the name ENOENT', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);
