@@ -47,6 +47,11 @@ export function divertSource(mountId: string, ino: number): string {
   return `${mountId}/${ino}`;
 }
 
+/** The remover a tombstone names for a removal the hub applied at a name other than the mount's. */
+function movedRemover(mountId: string): string {
+  return `${mountId}/moved`;
+}
+
 export class HubApplier {
   readonly ops: { jseq: number; op: WireOp }[] = [];
   readonly resolutions: Resolution[] = [];
@@ -123,10 +128,10 @@ export class HubApplier {
     return this.tables.dentryOf(ino, parent);
   }
 
-  private tombstoneIfGone(inode: Inode, at: { parent: number; name: string }): void {
+  private tombstoneIfGone(inode: Inode, at: { parent: number; name: string }, by = this.ctx.mountId): void {
     if (this.meta.getInode(inode.ino)) return;
     this.tables.dropVersion(inode.ino);
-    this.tables.setTombstone({ ino: inode.ino, ...at, mode: inode.mode, uid: inode.uid, gid: inode.gid, deleted_seq: this.ctx.hubSeq, deleted_by: this.ctx.mountId });
+    this.tables.setTombstone({ ino: inode.ino, ...at, mode: inode.mode, uid: inode.uid, gid: inode.gid, deleted_seq: this.ctx.hubSeq, deleted_by: by });
   }
 
   private mknode(jseq: number, op: WireOp & { t: 'mknode' }): void {
@@ -158,7 +163,11 @@ export class HubApplier {
     if (op.t === 'unlink' && inode.nlink <= 1 && this.changedByOther(op.ino, base)) return this.skip(jseq, 'changed');
     const placed = { ...op, ...at };
     if (!this.tree(jseq, placed, placed)) return;
-    this.tombstoneIfGone(inode, at);
+    // Removed by a name the mount did not name: its view may still show the file (its removal
+    // did not apply there: a replay after a crash, onto a tree another mount had changed), and
+    // a write to it through a descriptor opened meanwhile is not one to a file it removed itself
+    // (FUZZ_FDS seed 6346 lost such a write): for its later content the file was removed by another.
+    this.tombstoneIfGone(inode, at, at.parent !== op.parent || at.name !== op.name ? movedRemover(this.ctx.mountId) : this.ctx.mountId);
     this.notePlace(jseq, op, at);
   }
 

@@ -280,6 +280,21 @@ for (const { kind, skip } of STORES) describe(`conflicts (DESIGN §2): the first
     await replica();
   });
 
+  it('a file removed by a name that no longer held it (the hub removed it where it is now): a later write of the remover to it is kept as a copy', async () => {
+    const { hub, a, b, replica } = await setup(kind);
+    const f = a.newIno();
+    const s1 = (await a.up(0, [file(ROOT, 'f.txt', f), { write: f, data: text('v1') }])).hubSeq!;
+    await a.up(s1, [{ t: 'rename', parent: ROOT, name: 'f.txt', ino: f, newParent: ROOT, newName: 'h.txt', dstIno: 0, flags: 0, timeMs: 4000 }]);
+    const del = await b.up(s1, [{ t: 'unlink', parent: ROOT, name: 'f.txt', ino: f, timeMs: 5000 }]);
+    assert.deepEqual(del.resolutions, [{ jseq: 1, kind: 'moved', ino: f, parent: ROOT, name: 'h.txt' }]);
+    assert.equal((await listDir(hub, ROOT)).size, 0);
+    // B's view may still show the file (its removal named f.txt): a write to it is not lost.
+    const late = await b.up(del.hubSeq!, [{ write: f, data: text('B wrote it after') }]);
+    assert.deepEqual(late.resolutions.map((r) => [r.kind, 'name' in r ? r.name : '']), [['conflict-copy', `h.conflict-${b.id}-${STAMP}.txt`]]);
+    assert.equal((await readFile(hub, (await listDir(hub, ROOT)).get(`h.conflict-${b.id}-${STAMP}.txt`)!)).toString(), 'B wrote it after');
+    await replica();
+  });
+
   it('deletes, renames over a changed target, writes to deleted files, creates in removed directories: nothing is lost', async () => {
     const { hub, a, b, replica } = await setup(kind);
     const f = a.newIno();
