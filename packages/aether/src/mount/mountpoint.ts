@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { lstat, mkdir, readFile, readdir, realpath, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, realpath, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { AetherError } from '../errors.js';
 
@@ -79,11 +79,22 @@ export async function mountDevice(dir: string): Promise<string | null> {
   return dev;
 }
 
-/** Sets the kernel readahead of the mount at `dir` through its backing device in sysfs (root only). */
+/**
+ * Sets the kernel readahead of the mount at `dir` through its backing device in sysfs (root
+ * only). Call it from the serving process only with the event loop free (the stat is a request).
+ */
 export async function setMountReadahead(dir: string, kib: number): Promise<void> {
+  // The kernel lowers the readahead to what the INIT reply offers (128 KiB) when it processes
+  // that reply, which may come after the mount answered: a value set before was undone (a
+  // review reproduced it with the reply delayed 2 ms). Requests wait for INIT: one answered
+  // means it is done.
+  await stat(dir);
   const dev = await mountDevice(dir);
   if (dev === null) throw new Error(`${dir} is not mounted`);
-  await writeFile(`/sys/class/bdi/${dev}/read_ahead_kb`, `${kib}\n`);
+  const file = `/sys/class/bdi/${dev}/read_ahead_kb`;
+  await writeFile(file, `${kib}\n`);
+  const now = (await readFile(file, 'utf8')).trim();
+  if (now !== String(kib)) throw new Error(`${file} reads ${now} after writing ${kib}`);
 }
 
 export async function inspectMountpoint(dir: string, opts: MountpointCheckOptions = {}): Promise<MountpointState> {

@@ -140,6 +140,24 @@ describe('fuse-binding: a memfs mount with max_write=1048576 and 1024 KiB readah
     assert.equal(readFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, 'utf8').trim(), '1024');
   });
 
+  it('the readahead holds when the kernel takes the INIT reply late (processing it lowers the readahead to the reply\'s 128 KiB)', async () => {
+    const late = tempDir();
+    let m: Memfs | undefined;
+    process.env.AETHER_TEST_INIT_DELAY_US = '50000';
+    try {
+      m = await Memfs.start({ mountpoint: late, options: { bigWrites: true, maxWriteBytes: MiB, readaheadKib: 1024 } });
+    } finally {
+      delete process.env.AETHER_TEST_INIT_DELAY_US;
+    }
+    try {
+      assert.deepEqual(m.events[0], { ev: 'mounted', staleCleaned: false });
+      statSync(late); // answered only once the kernel has processed INIT
+      assert.equal(readFileSync(`/sys/class/bdi/${await mountDevice(late)}/read_ahead_kb`, 'utf8').trim(), '1024');
+    } finally {
+      await cleanup(late, m);
+    }
+  });
+
   it('a 4 MiB write(2) arrives as four 1 MiB requests (through libfuse 2.9 alone: 128 KiB each)', async () => {
     const fd = openSync(p('big'), 'w');
     assert.equal(writeSync(fd, Buffer.alloc(4 * MiB, 7)), 4 * MiB);
