@@ -261,11 +261,13 @@ export class BridgeOrchestrator implements RemoteBackend {
     replica.onRemoteOps = (ops) => {
       remote.apply(ops);
       this.vfs?.hideReplacedOpen();
+      this.vfs?.invalidateOpen(new Set(ops.flatMap((op) => (op.t === 'content' || op.t === 'setattr' ? [op.ino] : []))));
     };
     replica.onSnapshot = (base, next) => {
       this.snapshotsMerged++;
       remote.snapshot(base, next, this.drain?.inFlightOps ?? []);
       this.vfs?.hideReplacedOpen();
+      this.vfs?.invalidateOpen('all');
       this.mayDiverge();
     };
     this.remote = remote;
@@ -390,6 +392,8 @@ export class BridgeOrchestrator implements RemoteBackend {
           for (const ino of named) this.remote?.nameAsCommitted(ino, replica);
           for (const ino of [...named, ...released]) vfs.forgetUnused(ino);
           vfs.hideReplacedOpen();
+          // Settled: remote changes kept from the view meanwhile show now.
+          vfs.invalidateOpen(new Set(released));
         });
       },
       onResolutions: (rs, ops) => {
@@ -400,6 +404,7 @@ export class BridgeOrchestrator implements RemoteBackend {
         }
         for (const ino of this.remote?.resolve(rs, this.replica, ops) ?? []) vfs.forgetUnused(ino);
         vfs.hideReplacedOpen();
+        vfs.invalidateOpen(new Set(rs.flatMap((r) => (r.kind === 'conflict-copy' || r.kind === 'diverted' ? [r.ino, r.copyIno] : []))));
       },
       log: this.log,
       diverged: () => this.mayDiverge(),
@@ -456,6 +461,7 @@ export class BridgeOrchestrator implements RemoteBackend {
     vfs.hideReplacedOpen();
     for (const ino of r.contentChanged) void cache.invalidate(ino).catch((err: unknown) => this.log(`bridge: cache invalidate of inode ${ino}: ${String(err)}`));
     for (const ino of r.dropped) void cache.remove(ino).catch(() => undefined);
+    vfs.invalidateOpen(new Set([...r.contentChanged, ...r.changed]));
     // Directory times alone differ after most resolutions: set, but not a repair worth a log line.
     if (!alignedNothing(r)) this.noteRepair(r);
   }

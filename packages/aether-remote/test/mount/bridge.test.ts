@@ -737,6 +737,35 @@ describe('bridge mode: open files and conflict copies, later on', () => {
     });
   });
 
+  it('a descriptor that read a file another mount then rewrote (same size) reads the new content, without reopening, before the attribute timeout', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      writeFileSync(join(a.mnt, 'f'), 'A'.repeat(10_000));
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has f', () => assert.equal(readOr(join(b.mnt, 'f')), 'A'.repeat(10_000)));
+      const fd = openSync(join(b.mnt, 'f'), 'r');
+      try {
+        const got = Buffer.alloc(10_000);
+        assert.equal(readSync(fd, got, 0, 10_000, 0), 10_000);
+        assert.equal(got.toString(), 'A'.repeat(10_000), 'the kernel now caches these pages');
+        writeFileSync(join(a.mnt, 'f'), 'B'.repeat(10_000));
+        writeFileSync(join(a.mnt, 'after'), ''); // reaches B after f's change: the changefeed is in order
+        assert.equal(syncWait(a).code, 0);
+        // A lookup, not an open: an open drops the page cache of a changed file (auto_cache) by itself.
+        await within(5000, 'B has after', () => assert.ok(existsSync(join(b.mnt, 'after'))));
+        await within(500, 'the descriptor reads the new content', () => {
+          assert.equal(readSync(fd, got, 0, 10_000, 0), 10_000);
+          assert.equal(got.toString(), 'B'.repeat(10_000));
+        });
+      } finally {
+        closeSync(fd);
+      }
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
   it('a descriptor open on one name of a hard-linked file, that name removed by another mount, which then writes the file by its other name: this mount shows the write, through the descriptor too', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);

@@ -203,6 +203,7 @@ const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp
   fuse_native_attrs_unchanged_allow(on: boolean): void;
   fuse_native_attrs_bind(thread: Buffer | null): void;
   fuse_native_hide_node(path: string): string | false | null;
+  fuse_native_inval_nodes(paths: string[]): number;
   fuse_native_sync_bind(thread: Buffer | null): void;
   fuse_native_sync_file(fd: number, on: boolean): boolean;
   fuse_native_sync_take(): number[];
@@ -250,6 +251,15 @@ export function isSelfRenameRequest(request: Buffer): boolean {
 export function hideNode(path: string): string | 'busy' | undefined {
   const r = nativeAddon.fuse_native_hide_node(path);
   return r === false ? 'busy' : (r ?? undefined);
+}
+
+/**
+ * Drops the kernel's page cache and attributes of libfuse's nodes for these paths (of the mounted
+ * file system), from a thread of the binding's; returns how many paths had a node (FUSE.md,
+ * "invalidating what another mount changed").
+ */
+export function invalidateNodes(paths: string[]): number {
+  return nativeAddon.fuse_native_inval_nodes(paths);
 }
 
 /**

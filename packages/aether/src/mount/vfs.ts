@@ -88,6 +88,8 @@ export interface VfsDeps {
    * mode: `hideReplacedOpen`.
    */
   hideNode?: (path: string) => string | 'busy' | undefined;
+  /** Drops the kernel's cached pages and attributes of the nodes for these paths (bridge mode). */
+  invalidateNodes?: (paths: string[]) => number;
 }
 
 export type TimeSpec = number | 'now' | 'omit';
@@ -552,6 +554,19 @@ export class Vfs {
       for (const other of this.handles.values()) if (other.path === from) other.path = to;
       this.d.attributesUncached?.(h.ino, true);
     }
+  }
+
+  /**
+   * Another mount changed these files (bridge mode; 'all': a snapshot changed anything): the
+   * kernel forgets the pages and attributes it cached for those open here, so their descriptors
+   * read what the view holds now. A closed file needs nothing: its next open compares size and
+   * mtime (auto_cache), and its attributes time out.
+   */
+  invalidateOpen(inos: ReadonlySet<Ino> | 'all'): void {
+    if (!this.d.invalidateNodes || inos !== 'all' && inos.size === 0) return;
+    const paths = new Set<string>();
+    for (const h of this.handles.values()) if (inos === 'all' || inos.has(h.ino)) paths.add(h.path);
+    if (paths.size > 0) this.d.invalidateNodes([...paths]);
   }
 
   /** An inode with no name and no open handle is gone: journal its end so its data is released. */
