@@ -261,7 +261,8 @@ export class BridgeOrchestrator implements RemoteBackend {
     replica.onRemoteOps = (ops) => {
       remote.apply(ops);
       this.vfs?.hideReplacedOpen();
-      this.vfs?.invalidateOpen(new Set(ops.flatMap((op) => (op.t === 'content' || op.t === 'setattr' ? [op.ino] : []))));
+      // Not a file edited here: the view keeps this mount's version of it (settling shows the other).
+      this.vfs?.invalidateOpen(new Set(ops.flatMap((op) => ((op.t === 'content' && !this.localEdits.has(op.ino)) || op.t === 'setattr' ? [op.ino] : []))));
     };
     replica.onSnapshot = (base, next) => {
       this.snapshotsMerged++;
@@ -370,6 +371,7 @@ export class BridgeOrchestrator implements RemoteBackend {
         ctx.onCommitted(seq);
         for (const s of this.removals.keys()) if (s <= seq) this.removals.delete(s);
         const released: Ino[] = [];
+        const resynced = new Set<Ino>();
         const named: Ino[] = [];
         for (const [ino, s] of this.namelessAtReplay) {
           if (s > seq) continue;
@@ -384,7 +386,7 @@ export class BridgeOrchestrator implements RemoteBackend {
           released.push(ino);
           // Removed at the hub but still open here: its descriptors read the base until closed.
           if (!this.namelessOpen(ino)) void replica.dropBase(ino).catch(failed(`drop the base version of inode ${ino}`));
-          this.remote?.settled(ino, replica);
+          if (this.remote?.settled(ino, replica)) resynced.add(ino);
         }
         // Removed meanwhile (here or by another mount), closed and not placed elsewhere by the
         // batch's resolutions (which run right after this): it goes.
@@ -393,7 +395,7 @@ export class BridgeOrchestrator implements RemoteBackend {
           for (const ino of [...named, ...released]) vfs.forgetUnused(ino);
           vfs.hideReplacedOpen();
           // Settled: remote changes kept from the view meanwhile show now.
-          vfs.invalidateOpen(new Set(released));
+          vfs.invalidateOpen(resynced);
         });
       },
       onResolutions: (rs, ops) => {

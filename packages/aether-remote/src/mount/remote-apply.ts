@@ -59,9 +59,10 @@ export class RemoteApply {
    * another mount made on top of this mount's version, arriving before the acknowledgement, was
    * never shown here, and this mount's next write replaced it.
    */
-  settled(ino: Ino, committed: CommittedTree): void {
-    if (!this.stale.delete(ino)) return;
+  settled(ino: Ino, committed: CommittedTree): boolean {
+    if (!this.stale.delete(ino)) return false;
     this.resync(ino, (i) => committed.getInode(i));
+    return true;
   }
 
   /**

@@ -254,9 +254,10 @@ export function hideNode(path: string): string | 'busy' | undefined {
 }
 
 /**
- * Drops the kernel's page cache and attributes of libfuse's nodes for these paths (of the mounted
- * file system), from a thread of the binding's; returns how many paths had a node (FUSE.md,
- * "invalidating what another mount changed").
+ * Drops the kernel's attributes of libfuse's nodes for these paths (of the mounted file system),
+ * from a thread of the binding's; with `autoInvalData` their next read drops the cached pages when
+ * the mtime changed. Returns how many paths had a node (FUSE.md, "invalidating what another mount
+ * changed").
  */
 export function invalidateNodes(paths: string[]): number {
   return nativeAddon.fuse_native_inval_nodes(paths);

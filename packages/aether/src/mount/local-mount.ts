@@ -300,6 +300,9 @@ export class LocalMount {
         // One request a MiB written or read ahead, where libfuse 2.9 gave eight (FUSE.md).
         maxWriteBytes: 1048576,
         readaheadKib: 1024,
+        // Bridge mode: files change behind the kernel's back; an invalidated file's pages go at
+        // its next read when its mtime changed (Vfs.invalidateOpen), not only when its size did.
+        autoInvalData: this.opts.remote !== undefined,
         // Names and attributes are cached for kernelCache.seconds, except the attributes of
         // hard-linked files: libfuse's high-level API gives each name of such a file its own
         // kernel inode, so the patch answers them with timeout 0 (guardHardLinkAttributes,

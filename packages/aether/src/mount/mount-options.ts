@@ -27,6 +27,12 @@ export interface FuseMountOptions {
    * set once mounted; the kernel starts every FUSE mount at 128), 0 to 65536.
    */
   readaheadKib?: number;
+  /**
+   * `aether_auto_inval_data`, the patched binding's own (taken out before libfuse parses the
+   * list): the kernel drops a file's cached pages when a getattr shows its mtime changed, not only
+   * its size (FUSE_AUTO_INVAL_DATA in the patched INIT reply; libfuse 2.9 cannot ask for it).
+   */
+  autoInvalData?: boolean;
   /** `attr_timeout=`: how long the kernel caches attributes (libfuse default 1 s). */
   attrTimeoutSeconds?: number;
   /** `entry_timeout=`: how long the kernel caches name lookups (libfuse default 1 s). */
@@ -60,7 +66,7 @@ const READAHEAD_KIB_MAX = 65536;
 const TIMEOUT_SECONDS_MAX = 86400;
 const NAME_PATTERN = /^[A-Za-z0-9_.:@+-]{1,64}$/;
 
-type Flag = 'allowOther' | 'defaultPermissions' | 'bigWrites' | 'hardRemove' | 'useIno' | 'kernelCache' | 'autoCache' | 'atomicOTrunc' | 'noforget' | 'debug';
+type Flag = 'allowOther' | 'defaultPermissions' | 'bigWrites' | 'hardRemove' | 'useIno' | 'kernelCache' | 'autoCache' | 'atomicOTrunc' | 'noforget' | 'debug' | 'autoInvalData';
 const FLAGS: ReadonlyArray<readonly [Flag, string]> = [
   ['debug', 'debug'],
   ['allowOther', 'allow_other'],
@@ -72,6 +78,7 @@ const FLAGS: ReadonlyArray<readonly [Flag, string]> = [
   ['autoCache', 'auto_cache'],
   ['atomicOTrunc', 'atomic_o_trunc'],
   ['noforget', 'noforget'],
+  ['autoInvalData', 'aether_auto_inval_data'],
 ];
 
 type Timeout = 'attrTimeoutSeconds' | 'entryTimeoutSeconds' | 'negativeTimeoutSeconds' | 'acAttrTimeoutSeconds';

@@ -120,7 +120,7 @@ describe('fuse-binding: the addon and the plain helpers', () => {
   });
 });
 
-describe('fuse-binding: a memfs mount with max_write=1048576 and 1024 KiB readahead', () => {
+describe('fuse-binding: a memfs mount with max_write=1048576, 1024 KiB readahead and aether_auto_inval_data', () => {
   let dir: string | undefined;
   let fs: Memfs | undefined;
   const p = (name: string): string => join(dir ?? '/nonexistent', name);
@@ -128,7 +128,8 @@ describe('fuse-binding: a memfs mount with max_write=1048576 and 1024 KiB readah
 
   before(async () => {
     dir = tempDir();
-    fs = await Memfs.start({ mountpoint: dir, options: { bigWrites: true, maxWriteBytes: MiB, readaheadKib: 1024 } });
+    // aether_auto_inval_data too: the binding takes its own option out before libfuse, which refuses unknown ones.
+    fs = await Memfs.start({ mountpoint: dir, options: { bigWrites: true, maxWriteBytes: MiB, readaheadKib: 1024, autoInvalData: true } });
     assert.deepEqual(fs.events[0], { ev: 'mounted', staleCleaned: false });
   });
 
