@@ -47,9 +47,9 @@ export function divertSource(mountId: string, ino: number): string {
   return `${mountId}/${ino}`;
 }
 
-/** The remover a tombstone names for a removal the hub applied at a name other than the mount's. */
-function movedRemover(mountId: string): string {
-  return `${mountId}/moved`;
+/** The remover a tombstone names for a removal the mount's view did not apply (`viewKept`). */
+function keptRemover(mountId: string): string {
+  return `${mountId}/kept`;
 }
 
 export class HubApplier {
@@ -72,9 +72,9 @@ export class HubApplier {
         return this.link(e.seq, op);
       case 'unlink':
       case 'rmdir':
-        return this.remove(e.seq, op, base);
+        return this.remove(e.seq, op, base, e.viewKept === true);
       case 'rename':
-        return this.rename(e.seq, op, base);
+        return this.rename(e.seq, op, base, e.viewKept === true);
       case 'content':
         return this.content(e.seq, op, base);
       case 'setattr':
@@ -154,7 +154,7 @@ export class HubApplier {
     if (this.tree(jseq, placed, placed) && name !== op.name) this.resolutions.push({ jseq, kind: 'renamed', ino: op.ino, parent: op.parent, name, wanted: op.name });
   }
 
-  private remove(jseq: number, op: WireOp & { t: 'unlink' | 'rmdir' }, base: number): void {
+  private remove(jseq: number, op: WireOp & { t: 'unlink' | 'rmdir' }, base: number, viewKept: boolean): void {
     const at = this.locate(op.parent, op.name, op.ino);
     const inode = this.meta.getInode(op.ino);
     if (!at || !inode) return this.skip(jseq, 'gone');
@@ -163,11 +163,12 @@ export class HubApplier {
     if (op.t === 'unlink' && inode.nlink <= 1 && this.changedByOther(op.ino, base)) return this.skip(jseq, 'changed');
     const placed = { ...op, ...at };
     if (!this.tree(jseq, placed, placed)) return;
-    // Removed by a name the mount did not name: its view may still show the file (its removal
-    // did not apply there: a replay after a crash, onto a tree another mount had changed), and
-    // a write to it through a descriptor opened meanwhile is not one to a file it removed itself
-    // (FUZZ_FDS seed 6346 lost such a write): for its later content the file was removed by another.
-    this.tombstoneIfGone(inode, at, at.parent !== op.parent || at.name !== op.name ? movedRemover(this.ctx.mountId) : this.ctx.mountId);
+    // The mount's view still shows the file (its removal did not apply there: a replay after a
+    // crash, onto a tree another mount had changed), so a write to it through a descriptor opened
+    // meanwhile is not one to a file it removed itself (FUZZ_FDS seed 6346 lost such a write): for
+    // its later content the file was removed by another. A removal its view made (also one the hub
+    // applied under another name) leaves later writes to the deleted file as they are on a disk.
+    this.tombstoneIfGone(inode, at, viewKept ? keptRemover(this.ctx.mountId) : this.ctx.mountId);
     this.notePlace(jseq, op, at);
   }
 
@@ -176,7 +177,7 @@ export class HubApplier {
     if (at.parent !== op.parent || at.name !== op.name) this.resolutions.push({ jseq, kind: 'moved', ino: op.ino, ...at });
   }
 
-  private rename(jseq: number, op: WireOp & { t: 'rename' }, base: number): void {
+  private rename(jseq: number, op: WireOp & { t: 'rename' }, base: number, viewKept: boolean): void {
     const at = this.locate(op.parent, op.name, op.ino);
     if (!at || !this.meta.getInode(op.ino)) return this.skip(jseq, 'gone');
     if (!this.isDir(op.newParent)) return this.skip(jseq, 'parent-gone');
@@ -197,7 +198,7 @@ export class HubApplier {
     if (!this.tree(jseq, placed, placed)) return;
     this.notePlace(jseq, op, at);
     if (collides) this.resolutions.push({ jseq, kind: 'renamed', ino: op.ino, parent: op.newParent, name: newName, wanted: op.newName });
-    if (replaced) this.tombstoneIfGone(replaced, { parent: op.newParent, name: op.newName });
+    if (replaced) this.tombstoneIfGone(replaced, { parent: op.newParent, name: op.newName }, viewKept ? keptRemover(this.ctx.mountId) : this.ctx.mountId);
   }
 
   private content(jseq: number, op: ContentOp, base: number): void {

@@ -19,6 +19,8 @@ export interface BridgeDrainDeps {
   contentBase?: (ino: Ino) => number | undefined;
   /** The hub sequence an unlink, rmdir or rename (journal entry `seq`) was made on. */
   opBase?: (seq: number) => number | undefined;
+  /** True for a removal the view did not apply (replayed onto a tree another mount changed). */
+  viewKept?: (seq: number) => boolean;
   /**
    * The tree as of the last journal entry shipped (names → inodes), so that unlink, rmdir and
    * rename can carry the inode the mount saw under a name, as the protocol wants.
@@ -178,8 +180,10 @@ export class BridgeDrain extends SerialDrain implements SyncDrain {
     const baseSeq = this.d.replica.cursor;
     // An unlink, rmdir or rename made on an older version than the batch's: remote changes since are unseen.
     for (const en of entries) {
-      const base = en.op.t === 'unlink' || en.op.t === 'rmdir' || en.op.t === 'rename' ? this.d.opBase?.(en.seq) : undefined;
+      if (en.op.t !== 'unlink' && en.op.t !== 'rmdir' && en.op.t !== 'rename') continue;
+      const base = this.d.opBase?.(en.seq);
       if (base !== undefined && base < baseSeq) en.baseSeq = base;
+      if (this.d.viewKept?.(en.seq)) en.viewKept = true;
     }
     const chunks = new Map<string, Buffer>();
     for (const [ino, { seq, timeMs }] of lastWrite) {

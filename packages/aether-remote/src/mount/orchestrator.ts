@@ -70,6 +70,8 @@ export class BridgeOrchestrator implements RemoteBackend {
    * cursor then, or the base of local changes pending on the inode it removed or replaced.
    */
   private readonly removals = new Map<number, number>();
+  /** Journal sequences of removals replayed at start that did not apply to the view (WireEntry.viewKept). */
+  private readonly viewKept = new Set<number>();
   /**
    * Nodes the journal replay made without a name (their directory or name was gone), by the seq
    * of their mknode: kept until it is acknowledged, and then they take the name the hub gave them.
@@ -302,7 +304,7 @@ export class BridgeOrchestrator implements RemoteBackend {
     return this.view?.getInode(ino)?.nlink === 0 && (this.vfs?.isOpen(ino) ?? false);
   }
 
-  localOp(op: Op, seq: number): void {
+  localOp(op: Op, seq: number, unapplied = false): void {
     // Live, the view holds what the replica holds. Replayed at a start (no drain yet), the entry was
     // made on the cursor the replica's marks name: remote changes that arrived after it, before the
     // crash, were not seen by it.
@@ -317,6 +319,9 @@ export class BridgeOrchestrator implements RemoteBackend {
       // removing or replacing it did not see those (the hub keeps such a file).
       const gone = op.t === 'rename' ? op.dstIno : op.ino;
       this.removals.set(seq, Math.min(cursor, (gone !== undefined ? this.localEdits.get(gone)?.base : undefined) ?? cursor));
+      // Replayed onto a tree another mount changed, it did not apply here: the view still shows
+      // what it removes at the hub, and writes to that go on (the hub keeps them).
+      if (unapplied) this.viewKept.add(seq);
     }
     else if (op.t === 'mknode' && !this.drain && this.view?.getInode(op.ino)?.nlink === 0) this.namelessAtReplay.set(op.ino, seq);
     // The Vfs forgets an inode only when it is closed and has nothing left to ship.
@@ -350,6 +355,7 @@ export class BridgeOrchestrator implements RemoteBackend {
       // hub with this mount's version (reproduced: FUZZ_FDS seed 6105).
       contentBase: (ino) => (replica.onCopy(ino) ? 0 : this.localEdits.get(ino)?.base),
       opBase: (seq) => this.removals.get(seq),
+      viewKept: (seq) => this.viewKept.has(seq),
       shipped: this.shipped!,
       beforeCommit: async (upTo, rs) => {
         const rebases: Promise<void>[] = [];
@@ -370,6 +376,7 @@ export class BridgeOrchestrator implements RemoteBackend {
       onCommitted: (seq) => {
         ctx.onCommitted(seq);
         for (const s of this.removals.keys()) if (s <= seq) this.removals.delete(s);
+        for (const s of this.viewKept) if (s <= seq) this.viewKept.delete(s);
         const released: Ino[] = [];
         const resynced = new Set<Ino>();
         const named: Ino[] = [];

@@ -264,12 +264,14 @@ function parseBatch(o: Record<string, unknown>, maxBatchEntries: number): BatchF
   for (const [i, e] of (o.entries as unknown[]).entries()) {
     const where = `batch ${id} entry ${i}`;
     if (e === null || typeof e !== 'object') malformed(`${where}: must be {seq, op}`);
-    const { seq, baseSeq, op } = e as Record<string, unknown>;
+    const { seq, baseSeq, viewKept, op } = e as Record<string, unknown>;
     if (!isU53(seq) || seq <= prev) malformed(`${where}: seq must be a whole number above the previous entry's`);
     if (seq > o.upToSeq) malformed(`${where}: seq ${seq} is past upToSeq ${o.upToSeq}`);
     if (baseSeq !== undefined && !isU53(baseSeq)) malformed(`${where}: baseSeq must be a whole number`);
+    if (viewKept !== undefined && viewKept !== true) malformed(`${where}: viewKept must be true when present`);
     const entry: WireEntry = { seq, op: parseWireOp(op, where) };
     if (baseSeq !== undefined) entry.baseSeq = baseSeq;
+    if (viewKept === true) entry.viewKept = true;
     entries.push(entry);
     prev = seq;
   }

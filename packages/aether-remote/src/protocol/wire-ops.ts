@@ -28,6 +28,11 @@ export interface WireEntry {
   seq: number;
   /** The hub sequence the mount's view was at when it made this op; defaults to the batch's. */
   baseSeq?: number;
+  /**
+   * A removal (unlink, rmdir, rename over) the mount's view did not apply (replayed after a restart
+   * onto a tree another mount had changed): the view still shows what it removes at the hub.
+   */
+  viewKept?: true;
   op: WireOp;
 }
 

@@ -38,6 +38,9 @@ describe('frame parsing', () => {
     assert.throws(() => parseClientFrame({ ...batch(mk('a')), fromSeq: 0 }, 10), violation('MALFORMED'));
     assert.throws(() => parseClientFrame({ t: 'batch', id: 1, baseSeq: 0, upToSeq: 5, fromSeq: 4, entries: [{ seq: 3, op: mk('a') }] }, 10), violation('MALFORMED'));
     assert.deepEqual(parseClientFrame({ ...batch(mk('a')), fromSeq: 1 }, 10), { ...batch(mk('a')), fromSeq: 1 });
+    const kept = (viewKept: unknown) => ({ t: 'batch', id: 1, baseSeq: 0, upToSeq: 1, entries: [{ seq: 1, viewKept, op: mk('a') }] });
+    assert.deepEqual(parseClientFrame(kept(true), 10), kept(true));
+    for (const bad of [false, 1, 'yes']) assert.throws(() => parseClientFrame(kept(bad), 10), violation('MALFORMED'));
   });
 
   it('non-JSON, non-objects and unknown types', () => {

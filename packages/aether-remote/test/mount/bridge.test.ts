@@ -263,6 +263,36 @@ describe('bridge mode: what another mount removed while this one changed it', ()
     });
   });
 
+  it('a rename and an unlink made here, replayed after kill -9 onto a tree where they no longer apply: a write to the file the view still shows is kept', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      let b = await bridgeMount(h.hub);
+      mkdirSync(join(a.mnt, 'd'));
+      writeFileSync(join(a.mnt, 'f'), 'original content');
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has d and f', () => assert.equal(readOr(join(b.mnt, 'f')), 'original content'));
+      assert.equal(b.ctl(['sync', 'pause']).code, 0);
+      renameSync(join(b.mnt, 'f'), join(b.mnt, 'd', 'f'));
+      unlinkSync(join(b.mnt, 'd', 'f'));
+      rmdirSync(join(a.mnt, 'd'));
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B received the removal of d', () => assert.equal(existsSync(join(b.mnt, 'd')), false));
+      // The hub away while B comes back, so B's view is the replay's until B writes.
+      await h.kill9();
+      await b.kill9();
+      b = await bridgeMount(h.hub, {}, { mnt: b.mnt, stateDir: b.stateDir });
+      // The replayed rename found no d: B's view shows f again (and the unlink of d/f removed nothing).
+      assert.equal(readOr(join(b.mnt, 'f')), 'original content');
+      overwrite(join(b.mnt, 'f'), 0, 'B wrote this');
+      await h.restart();
+      assert.equal(syncWait(b).code, 0);
+      // The hub removed f for B's unlink (where the file is now): B's write to it is kept.
+      await within(5000, 'A has B\'s write', () => assert.deepEqual(show(a).filter((n) => n.includes('B wrote this')).length, 1, show(a).join(' | ')));
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
   it('a chmod of a file, and a file made in a directory, that another mount removed: after kill -9 the mount starts, and both agree', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);
