@@ -70,7 +70,7 @@ export class BridgeOrchestrator implements RemoteBackend {
    * cursor then, or the base of local changes pending on the inode it removed or replaced.
    */
   private readonly removals = new Map<number, number>();
-  /** Journal sequences of removals replayed at start that did not apply to the view (WireEntry.viewKept). */
+  /** Journal sequences of removals after which the view still named what they remove (WireEntry.viewKept). */
   private readonly viewKept = new Set<number>();
   /**
    * Nodes the journal replay made without a name (their directory or name was gone), by the seq
@@ -304,7 +304,7 @@ export class BridgeOrchestrator implements RemoteBackend {
     return this.view?.getInode(ino)?.nlink === 0 && (this.vfs?.isOpen(ino) ?? false);
   }
 
-  localOp(op: Op, seq: number, unapplied = false): void {
+  localOp(op: Op, seq: number): void {
     // Live, the view holds what the replica holds. Replayed at a start (no drain yet), the entry was
     // made on the cursor the replica's marks name: remote changes that arrived after it, before the
     // crash, were not seen by it.
@@ -319,9 +319,11 @@ export class BridgeOrchestrator implements RemoteBackend {
       // removing or replacing it did not see those (the hub keeps such a file).
       const gone = op.t === 'rename' ? op.dstIno : op.ino;
       this.removals.set(seq, Math.min(cursor, (gone !== undefined ? this.localEdits.get(gone)?.base : undefined) ?? cursor));
-      // Replayed onto a tree another mount changed, it did not apply here: the view still shows
-      // what it removes at the hub, and writes to that go on (the hub keeps them).
-      if (unapplied) this.viewKept.add(seq);
+      // The view still shows the file it removes at the hub (replayed onto a tree another mount
+      // changed, it did not apply here, or removed another file by the name; or one name of a
+      // hard link went): writes to it go on, and the hub keeps them (WireEntry.viewKept).
+      const removed = op.t === 'rename' ? op.dstIno : op.ino;
+      if (removed && (this.view?.getInode(removed)?.nlink ?? 0) > 0) this.viewKept.add(seq);
     }
     else if (op.t === 'mknode' && !this.drain && this.view?.getInode(op.ino)?.nlink === 0) this.namelessAtReplay.set(op.ino, seq);
     // The Vfs forgets an inode only when it is closed and has nothing left to ship.

@@ -29,8 +29,9 @@ export interface WireEntry {
   /** The hub sequence the mount's view was at when it made this op; defaults to the batch's. */
   baseSeq?: number;
   /**
-   * A removal (unlink, rmdir, rename over) the mount's view did not apply (replayed after a restart
-   * onto a tree another mount had changed): the view still shows what it removes at the hub.
+   * A removal (unlink, rmdir, rename over) after which the mount's view still named the inode it
+   * removes (a replay after a restart onto a tree another mount had changed; one name of a hard
+   * link): the view still shows what it may remove at the hub.
    */
   viewKept?: true;
   op: WireOp;

@@ -263,6 +263,67 @@ describe('bridge mode: what another mount removed while this one changed it', ()
     });
   });
 
+  it('an unlink made here, replayed after kill -9 onto a tree where its name holds another file: a write to the file (renamed by the other mount) the view still shows is kept', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      let b = await bridgeMount(h.hub);
+      writeFileSync(join(a.mnt, 'f'), 'original content');
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has f', () => assert.equal(readOr(join(b.mnt, 'f')), 'original content'));
+      assert.equal(b.ctl(['sync', 'pause']).code, 0);
+      unlinkSync(join(b.mnt, 'f'));
+      renameSync(join(a.mnt, 'f'), join(a.mnt, 'g'));
+      writeFileSync(join(a.mnt, 'f'), 'A new f');
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has the new f', () => assert.equal(readOr(join(b.mnt, 'f')), 'A new f'));
+      await h.kill9();
+      await b.kill9();
+      b = await bridgeMount(h.hub, {}, { mnt: b.mnt, stateDir: b.stateDir });
+      // The replayed unlink removed the name f; the file B removed is g here now, and shows.
+      assert.equal(readOr(join(b.mnt, 'g')), 'original content');
+      overwrite(join(b.mnt, 'g'), 0, 'B wrote this');
+      await h.restart();
+      assert.equal(syncWait(b).code, 0);
+      await within(5000, 'both have B\'s write, and A\'s new f', () => {
+        for (const m of [a, b]) {
+          assert.deepEqual(show(m).filter((n) => n.includes('B wrote this')).length, 1, show(m).join(' | '));
+          assert.ok(show(m).includes('f=A new f'), show(m).join(' | '));
+        }
+      });
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
+  it('a file made, unlinked and written through its descriptor here in a directory another mount removed, replayed after kill -9: no copy of it appears', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      let b = await bridgeMount(h.hub);
+      mkdirSync(join(a.mnt, 'd'));
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has d', () => assert.equal(existsSync(join(b.mnt, 'd')), true));
+      assert.equal(b.ctl(['sync', 'pause']).code, 0);
+      const fd = openSync(join(b.mnt, 'd', 's'), 'w+');
+      writeSync(fd, 'before unlink', 0);
+      unlinkSync(join(b.mnt, 'd', 's'));
+      writeSync(fd, 'scratch after unlink', 0);
+      closeSync(fd);
+      rmdirSync(join(a.mnt, 'd'));
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B received the removal of d', () => assert.equal(existsSync(join(b.mnt, 'd')), false));
+      await h.kill9();
+      await b.kill9();
+      b = await bridgeMount(h.hub, {}, { mnt: b.mnt, stateDir: b.stateDir });
+      await h.restart();
+      assert.equal(syncWait(b).code, 0);
+      await sleep(1000);
+      assert.deepEqual(show(a), []);
+      assert.deepEqual(show(b), []);
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
   it('a rename and an unlink made here, replayed after kill -9 onto a tree where they no longer apply: a write to the file the view still shows is kept', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);

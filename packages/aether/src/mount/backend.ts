@@ -55,7 +55,7 @@ export interface RemoteBackend {
   readonly kernelCacheSeconds: number;
   startDrain(ctx: RemoteDrainContext): SyncDrain;
   /** A journaled local change, entry `seq` (the Vfs tells it as it is made, and as it is replayed). */
-  localOp?(op: Op, seq: number, unapplied?: boolean): void;
+  localOp?(op: Op, seq: number): void;
   /** True while the backend still needs `ino` though it has no name and is closed (changes to ship from it). */
   holdsInode?(ino: number): boolean;
   /** The last descriptor of `ino` was closed. */

@@ -72,8 +72,7 @@ export interface VfsDeps {
    */
   cacheReads?: boolean;
   /** Told of every journaled change as it is made (and as it is replayed at a start), with its seq. */
-  /** `unapplied`: a replayed entry that did not apply to the view (bridge mode, replayOnMovedTree). */
-  localOp?: (op: Op, seq: number, unapplied?: boolean) => void;
+  localOp?: (op: Op, seq: number) => void;
   /**
    * The committed tree may have moved on since the journal's entries were made (bridge mode: the
    * replica follows other mounts): an entry that no longer applies is replayed as far as it can.
@@ -679,11 +678,9 @@ export class Vfs {
   /** Replays a journal entry not yet in the store (start-up): the view, the cache and the truncation floors. */
   async replay(seq: number, op: Op): Promise<void> {
     const sizeBefore = op.t === 'truncate' ? (this.d.view.getInode(op.ino)?.size ?? 0) : 0;
-    let unapplied = false;
     try {
       applyOp(this.d.view, op, { keepOrphans: true });
     } catch (err) {
-      unapplied = true;
       const why = err instanceof Error ? err.message : String(err);
       // The mount checked every op before journaling it; in local mode a failure here means the
       // store and the journal disagree.
@@ -701,7 +698,7 @@ export class Vfs {
       if (op.t === 'mknode' && !this.d.view.getInode(op.ino)) this.d.view.putInode(nodeOf(op));
     }
     // Replayed changes are as unacknowledged as live ones (bridge mode notes them as such).
-    this.d.localOp?.(op, seq, unapplied);
+    this.d.localOp?.(op, seq);
     if (op.t === 'mknode') this.maxIno = Math.max(this.maxIno, op.ino);
     else if (op.t === 'write') await this.d.cache.write(op.ino, op.offset, op.data, seq, { replay: true });
     else if (op.t === 'truncate') {
