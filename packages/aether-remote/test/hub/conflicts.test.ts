@@ -280,29 +280,38 @@ for (const { kind, skip } of STORES) describe(`conflicts (DESIGN §2): the first
     await replica();
   });
 
-  it('a removal the mount\'s view did not apply (viewKept): its later write to the file removed is kept as a copy; after one its view made, dropped as on a disk', async () => {
+  it('a removal after which the mount still names the file (viewKept): not applied to another name of it; where it deletes the file, a later write is kept as a copy; a removal without it, as on a disk', async () => {
     const { hub, a, b, replica } = await setup(kind);
     const f = a.newIno();
     const g = a.newIno();
-    const s1 = (await a.up(0, [file(ROOT, 'f.txt', f), { write: f, data: text('v1') }, file(ROOT, 'g.txt', g), { write: g, data: text('g1') }])).hubSeq!;
+    const k = a.newIno();
+    const s1 = (await a.up(0, [file(ROOT, 'f.txt', f), { write: f, data: text('v1') }, file(ROOT, 'g.txt', g), { write: g, data: text('g1') }, file(ROOT, 'k.txt', k), { write: k, data: text('k1') }])).hubSeq!;
     const s2 = (await a.up(s1, [{ t: 'rename', parent: ROOT, name: 'f.txt', ino: f, newParent: ROOT, newName: 'h.txt', dstIno: 0, flags: 0, timeMs: 4000 }])).hubSeq!;
-    // B replayed its unlink of f.txt after a restart onto a tree where it no longer applied: its view still shows the file.
-    const entry = (seq: number, op: WireOp) => ({ seq, op });
-    b.seq++;
-    const del = await b.c.upload({ upToSeq: b.seq, baseSeq: s1, entries: [{ ...entry(b.seq, { t: 'unlink', parent: ROOT, name: 'f.txt', ino: f, timeMs: 5000 }), viewKept: true }], chunks: new Map() });
-    assert.deepEqual(del.resolutions, [{ jseq: b.seq, kind: 'moved', ino: f, parent: ROOT, name: 'h.txt' }]);
-    const late = await b.up(del.hubSeq!, [{ write: f, data: text('B wrote it after') }]);
-    const copyName = `h.conflict-${b.id}-${STAMP}.txt`;
+    const kept = async (op: WireOp, base: number) => {
+      b.seq++;
+      return b.c.upload({ upToSeq: b.seq, baseSeq: base, entries: [{ seq: b.seq, op, viewKept: true }], chunks: new Map() });
+    };
+    // B removed the name f.txt and still names the file elsewhere: A's rename took f.txt away, so nothing is removed.
+    const del = await kept({ t: 'unlink', parent: ROOT, name: 'f.txt', ino: f, timeMs: 5000 }, s1);
+    assert.deepEqual(del.resolutions, [{ jseq: b.seq, kind: 'skipped', reason: 'name-gone' }]);
+    const w = await b.up(del.hubSeq ?? s2, [{ write: f, data: text('B wrote it after') }]);
+    assert.deepEqual(w.resolutions, []);
+    assert.equal((await readFile(hub, f)).toString(), 'B wrote it after');
+    // Where the name holds the file and it was the hub's last: the file goes, and B's later write (its view still shows the file) is kept as a copy.
+    const gone = await kept({ t: 'unlink', parent: ROOT, name: 'k.txt', ino: k, timeMs: 6000 }, s2);
+    assert.deepEqual(gone.resolutions, []);
+    const late = await b.up(gone.hubSeq!, [{ write: k, data: text('B wrote k') }]);
+    const copyName = `k.conflict-${b.id}-${STAMP}.txt`;
     assert.deepEqual(late.resolutions.map((r) => [r.kind, 'name' in r ? r.name : '']), [['conflict-copy', copyName]]);
-    assert.equal((await readFile(hub, (await listDir(hub, ROOT)).get(copyName)!)).toString(), 'B wrote it after');
-    // Its view's own removal, applied by the hub under another name (A renamed g.txt): a write
-    // through a descriptor still open on it goes with the file, as on a local disk.
-    const s3 = (await a.up(s2, [{ t: 'rename', parent: ROOT, name: 'g.txt', ino: g, newParent: ROOT, newName: 'k.txt', dstIno: 0, flags: 0, timeMs: 6000 }])).hubSeq!;
-    const own = await b.up(s1, [{ t: 'unlink', parent: ROOT, name: 'g.txt', ino: g, timeMs: 7000 }]);
+    assert.equal((await readFile(hub, (await listDir(hub, ROOT)).get(copyName)!)).toString(), 'B wrote k');
+    // Without the flag, a removal the hub applied under another name of the file (A renamed g.txt): a write through a
+    // descriptor still open on it goes with the file, as on a local disk.
+    const s3 = (await a.up(late.hubSeq!, [{ t: 'rename', parent: ROOT, name: 'g.txt', ino: g, newParent: ROOT, newName: 'm.txt', dstIno: 0, flags: 0, timeMs: 7000 }])).hubSeq!;
+    const own = await b.up(s2, [{ t: 'unlink', parent: ROOT, name: 'g.txt', ino: g, timeMs: 8000 }]);
     assert.deepEqual(own.resolutions.map((r) => r.kind), ['moved']);
     const after = await b.up(Math.max(s3, own.hubSeq!), [{ write: g, data: text('scratch') }]);
     assert.deepEqual(after.resolutions.map((r) => [r.kind, 'reason' in r ? r.reason : '']), [['skipped', 'gone']]);
-    assert.deepEqual([...(await listDir(hub, ROOT)).keys()].sort(), [copyName]);
+    assert.deepEqual([...(await listDir(hub, ROOT)).keys()].sort(), ['h.txt', copyName]);
     await replica();
   });
 
