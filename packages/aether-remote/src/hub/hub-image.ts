@@ -162,9 +162,10 @@ export class HubImage extends MemoryMeta implements BlockMapTx, RuleTables {
     this.changes?.x.set(`${mountId}/${ino}`, [mountId, ino]);
   }
   /** As the SQLite query orders it: `preferParent` first, then the lowest parent, then the lowest name (bytewise). */
-  dentryOf(ino: number, preferParent = 0): { parent: number; name: string } | undefined {
+  dentryOf(ino: number, preferParent = 0, except?: ReadonlySet<string>): { parent: number; name: string } | undefined {
     let best: [number, string] | undefined;
     for (const cur of this.names.get(ino) ?? []) {
+      if (except?.has(`${cur[0]}/${cur[1]}`)) continue;
       if (!best) best = cur;
       else if ((cur[0] === preferParent) !== (best[0] === preferParent)) best = cur[0] === preferParent ? cur : best;
       else if (cur[0] !== best[0]) best = cur[0] < best[0] ? cur : best;

@@ -78,8 +78,8 @@ export class PgCommitTables implements CommitTables {
   setDivert(mountId: string, ino: number, copyIno: number, hubSeq: number): void {
     this.image.setDivert(mountId, ino, copyIno, hubSeq);
   }
-  dentryOf(ino: number, preferParent?: number): { parent: number; name: string } | undefined {
-    return this.image.dentryOf(ino, preferParent);
+  dentryOf(ino: number, preferParent?: number, except?: ReadonlySet<string>): { parent: number; name: string } | undefined {
+    return this.image.dentryOf(ino, preferParent, except);
   }
 
   /** The statements that write the mount's applied sequence, the feed entry (with the rows the commit changed), the prune and the state. */

@@ -25,8 +25,11 @@ export interface RuleTables {
   setTombstone(t: TombstoneRow): void;
   divert(mountId: string, ino: number): { copy_ino: number; hub_seq: number } | undefined;
   setDivert(mountId: string, ino: number, copyIno: number, hubSeq: number): void;
-  /** A name of `ino`, preferring one in `preferParent`, then the lowest parent, then the lowest name (bytewise). */
-  dentryOf(ino: number, preferParent?: number): { parent: number; name: string } | undefined;
+  /**
+   * A name of `ino`, preferring one in `preferParent`, then the lowest parent, then the lowest name
+   * (bytewise); none of `except` (keys `${parent}/${name}`).
+   */
+  dentryOf(ino: number, preferParent?: number, except?: ReadonlySet<string>): { parent: number; name: string } | undefined;
 }
 
 export interface ApplyContext {
@@ -72,9 +75,9 @@ export class HubApplier {
         return this.link(e.seq, op);
       case 'unlink':
       case 'rmdir':
-        return this.remove(e.seq, op, base, e.viewKept === true);
+        return this.remove(e.seq, op, base, e.viewKept);
       case 'rename':
-        return this.rename(e.seq, op, base, e.viewKept === true);
+        return this.rename(e.seq, op, base, e.viewKept !== undefined);
       case 'content':
         return this.content(e.seq, op, base);
       case 'setattr':
@@ -154,12 +157,16 @@ export class HubApplier {
     if (this.tree(jseq, placed, placed) && name !== op.name) this.resolutions.push({ jseq, kind: 'renamed', ino: op.ino, parent: op.parent, name, wanted: op.name });
   }
 
-  private remove(jseq: number, op: WireOp & { t: 'unlink' | 'rmdir' }, base: number, viewKept: boolean): void {
-    // The mount still names the file elsewhere: it removed this name, not the file, and the hub no
-    // longer has the file under it (applied to another name of the file, the removal deleted the
-    // name this mount still used, and with it the file: fuzz seed 6466 lost a write to it).
-    if (viewKept && this.meta.getInode(op.ino) && this.meta.lookup(op.parent, op.name) !== op.ino) return this.skip(jseq, 'name-gone');
-    const at = this.locate(op.parent, op.name, op.ino);
+  private remove(jseq: number, op: WireOp & { t: 'unlink' | 'rmdir' }, base: number, viewKept: readonly [number, string][] | undefined): void {
+    // The mount still names the file (`viewKept`): it removed a name, not the file. Where the hub
+    // no longer has the file under that name, the removal goes to another of its names, one the
+    // mount does not still hold (rm -r of both names of a hard link while another mount renamed
+    // one: a review saw the file come back), and is not applied when there is none (applied to a
+    // name the mount went on using, it deleted the file and dropped the mount's write to it: fuzz
+    // seed 6466).
+    const kept = viewKept ? new Set(viewKept.map(([p, n]) => `${p}/${n}`)) : undefined;
+    const at = kept && this.meta.lookup(op.parent, op.name) !== op.ino ? this.tables.dentryOf(op.ino, op.parent, kept) : this.locate(op.parent, op.name, op.ino);
+    if (kept && !at && this.meta.getInode(op.ino)) return this.skip(jseq, 'name-gone');
     const inode = this.meta.getInode(op.ino);
     if (!at || !inode) return this.skip(jseq, 'gone');
     // A delete loses against a content change it did not see: the changed file stays. Removing
@@ -172,7 +179,7 @@ export class HubApplier {
     // meanwhile is not one to a file it removed itself (FUZZ_FDS seed 6346 lost such a write): for
     // its later content the file was removed by another. A removal its view made (also one the hub
     // applied under another name) leaves later writes to the deleted file as they are on a disk.
-    this.tombstoneIfGone(inode, at, viewKept ? keptRemover(this.ctx.mountId) : this.ctx.mountId);
+    this.tombstoneIfGone(inode, at, kept ? keptRemover(this.ctx.mountId) : this.ctx.mountId);
     this.notePlace(jseq, op, at);
   }
 

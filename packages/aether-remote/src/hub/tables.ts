@@ -114,9 +114,11 @@ export class HubTables implements CommitTables {
     this.st('INSERT OR REPLACE INTO hub_diverts (mount_id, ino, copy_ino, hub_seq) VALUES (?, ?, ?, ?)').run(mountId, ino, copyIno, hubSeq);
   }
 
-  /** A name of `ino`, preferring one in `preferParent`. */
-  dentryOf(ino: number, preferParent = 0): { parent: number; name: string } | undefined {
-    return this.st('SELECT parent, name FROM dentries WHERE ino = ? ORDER BY parent = ? DESC, parent, name LIMIT 1').get(ino, preferParent) as { parent: number; name: string } | undefined;
+  /** A name of `ino`, preferring one in `preferParent`; none of `except` (`${parent}/${name}`). */
+  dentryOf(ino: number, preferParent = 0, except?: ReadonlySet<string>): { parent: number; name: string } | undefined {
+    if (!except) return this.st('SELECT parent, name FROM dentries WHERE ino = ? ORDER BY parent = ? DESC, parent, name LIMIT 1').get(ino, preferParent) as { parent: number; name: string } | undefined;
+    const all = this.st('SELECT parent, name FROM dentries WHERE ino = ? ORDER BY parent = ? DESC, parent, name').all(ino, preferParent) as { parent: number; name: string }[];
+    return all.find((d) => !except.has(`${d.parent}/${d.name}`));
   }
 
   hasChunk(hash: string): boolean {

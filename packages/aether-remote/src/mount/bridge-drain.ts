@@ -19,8 +19,8 @@ export interface BridgeDrainDeps {
   contentBase?: (ino: Ino) => number | undefined;
   /** The hub sequence an unlink, rmdir or rename (journal entry `seq`) was made on. */
   opBase?: (seq: number) => number | undefined;
-  /** True for a removal the view did not apply (replayed onto a tree another mount changed). */
-  viewKept?: (seq: number) => boolean;
+  /** The names the view still held of what a removal removed (WireEntry.viewKept), if any. */
+  viewKept?: (seq: number) => [Ino, string][] | undefined;
   /**
    * The tree as of the last journal entry shipped (names → inodes), so that unlink, rmdir and
    * rename can carry the inode the mount saw under a name, as the protocol wants.
@@ -183,7 +183,8 @@ export class BridgeDrain extends SerialDrain implements SyncDrain {
       if (en.op.t !== 'unlink' && en.op.t !== 'rmdir' && en.op.t !== 'rename') continue;
       const base = this.d.opBase?.(en.seq);
       if (base !== undefined && base < baseSeq) en.baseSeq = base;
-      if (this.d.viewKept?.(en.seq)) en.viewKept = true;
+      const kept = this.d.viewKept?.(en.seq);
+      if (kept && kept.length > 0) en.viewKept = kept;
     }
     const chunks = new Map<string, Buffer>();
     for (const [ino, { seq, timeMs }] of lastWrite) {

@@ -12,6 +12,7 @@ import { ReconnectBackoff } from '../bridge/backoff.js';
 import { BridgeClient, type BridgeState } from '../bridge/client.js';
 import { parseHubUrls } from '../bridge/hub-urls.js';
 import { CLOSE_AUTH_FAILED, type WelcomeFrame } from '../protocol/frames.js';
+import { VIEW_KEPT_NAMES_MAX } from '../protocol/wire-ops.js';
 import { BridgeDrain } from './bridge-drain.js';
 import { loadIdentity, saveIdentity, type MountIdentity } from './identity.js';
 import { RemoteApply } from './remote-apply.js';
@@ -70,8 +71,8 @@ export class BridgeOrchestrator implements RemoteBackend {
    * cursor then, or the base of local changes pending on the inode it removed or replaced.
    */
   private readonly removals = new Map<number, number>();
-  /** Journal sequences of removals after which the view still named what they remove (WireEntry.viewKept). */
-  private readonly viewKept = new Set<number>();
+  /** Removals after which the view still named what they remove, with those names, by journal seq (WireEntry.viewKept). */
+  private readonly viewKept = new Map<number, [Ino, string][]>();
   /**
    * Nodes the journal replay made without a name (their directory or name was gone), by the seq
    * of their mknode: kept until it is acknowledged, and then they take the name the hub gave them.
@@ -323,7 +324,8 @@ export class BridgeOrchestrator implements RemoteBackend {
       // changed, it did not apply here, or removed another file by the name; or one name of a
       // hard link went): writes to it go on, and the hub keeps them (WireEntry.viewKept).
       const removed = op.t === 'rename' ? op.dstIno : op.ino;
-      if (removed && (this.view?.getInode(removed)?.nlink ?? 0) > 0) this.viewKept.add(seq);
+      const view = this.view;
+      if (removed && view && (view.getInode(removed)?.nlink ?? 0) > 0) this.viewKept.set(seq, namesOf(view, removed));
     }
     else if (op.t === 'mknode' && !this.drain && this.view?.getInode(op.ino)?.nlink === 0) this.namelessAtReplay.set(op.ino, seq);
     // The Vfs forgets an inode only when it is closed and has nothing left to ship.
@@ -357,7 +359,7 @@ export class BridgeOrchestrator implements RemoteBackend {
       // hub with this mount's version (reproduced: FUZZ_FDS seed 6105).
       contentBase: (ino) => (replica.onCopy(ino) ? 0 : this.localEdits.get(ino)?.base),
       opBase: (seq) => this.removals.get(seq),
-      viewKept: (seq) => this.viewKept.has(seq),
+      viewKept: (seq) => this.viewKept.get(seq),
       shipped: this.shipped!,
       beforeCommit: async (upTo, rs) => {
         const rebases: Promise<void>[] = [];
@@ -378,7 +380,7 @@ export class BridgeOrchestrator implements RemoteBackend {
       onCommitted: (seq) => {
         ctx.onCommitted(seq);
         for (const s of this.removals.keys()) if (s <= seq) this.removals.delete(s);
-        for (const s of this.viewKept) if (s <= seq) this.viewKept.delete(s);
+        for (const s of this.viewKept.keys()) if (s <= seq) this.viewKept.delete(s);
         const released: Ino[] = [];
         const resynced = new Set<Ino>();
         const named: Ino[] = [];
@@ -595,4 +597,17 @@ export class BridgeOrchestrator implements RemoteBackend {
     this.backoff?.close();
     this.replicaValue?.close();
   }
+}
+
+/** Up to VIEW_KEPT_NAMES_MAX names of `ino` in `tree` (a scan: only removals of files still named elsewhere ask). */
+function namesOf(tree: MemoryMeta, ino: Ino): [Ino, string][] {
+  const out: [Ino, string][] = [];
+  for (const [dir, entries] of tree.dirs) {
+    for (const [name, at] of entries) {
+      if (at !== ino) continue;
+      out.push([dir, name]);
+      if (out.length >= VIEW_KEPT_NAMES_MAX) return out;
+    }
+  }
+  return out;
 }

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { BLOCK_BYTES } from '@aether/core/store/sqlite-meta';
 import type { Inode } from '@aether/core/tree/inode';
-import { isHash, isU53, parseWireOp, ProtocolViolation, type WireEntry, type WireOp } from './wire-ops.js';
+import { isHash, isU53, parseWireOp, ProtocolViolation, unsafeNameReason, VIEW_KEPT_NAMES_MAX, type WireEntry, type WireOp } from './wire-ops.js';
 
 export const PROTOCOL_VERSION = 1;
 /** First byte of a binary frame that carries one chunk: then 32 bytes of SHA-256, then the data. */
@@ -202,6 +202,15 @@ export function isMountId(x: unknown): x is string {
   return typeof x === 'string' && UUID_RE.test(x);
 }
 
+/** An entry's `viewKept`: up to VIEW_KEPT_NAMES_MAX [parent, name] pairs. */
+function keptNames(v: unknown, where: string): [number, string][] {
+  if (!Array.isArray(v) || v.length === 0 || v.length > VIEW_KEPT_NAMES_MAX) malformed(`${where}: viewKept must be 1 to ${VIEW_KEPT_NAMES_MAX} [parent, name] pairs`);
+  return v.map((pair: unknown) => {
+    if (!Array.isArray(pair) || pair.length !== 2 || !isU53(pair[0]) || unsafeNameReason(pair[1]) !== null) malformed(`${where}: viewKept must be 1 to ${VIEW_KEPT_NAMES_MAX} [parent, name] pairs`);
+    return [pair[0], pair[1] as string];
+  });
+}
+
 function malformed(message: string): never {
   throw new ProtocolViolation('MALFORMED', message);
 }
@@ -268,10 +277,9 @@ function parseBatch(o: Record<string, unknown>, maxBatchEntries: number): BatchF
     if (!isU53(seq) || seq <= prev) malformed(`${where}: seq must be a whole number above the previous entry's`);
     if (seq > o.upToSeq) malformed(`${where}: seq ${seq} is past upToSeq ${o.upToSeq}`);
     if (baseSeq !== undefined && !isU53(baseSeq)) malformed(`${where}: baseSeq must be a whole number`);
-    if (viewKept !== undefined && viewKept !== true) malformed(`${where}: viewKept must be true when present`);
     const entry: WireEntry = { seq, op: parseWireOp(op, where) };
     if (baseSeq !== undefined) entry.baseSeq = baseSeq;
-    if (viewKept === true) entry.viewKept = true;
+    if (viewKept !== undefined) entry.viewKept = keptNames(viewKept, where);
     entries.push(entry);
     prev = seq;
   }

@@ -31,9 +31,9 @@ export interface WireEntry {
   /**
    * A removal (unlink, rmdir, rename over) after which the mount's view still named the inode it
    * removes (a replay after a restart onto a tree another mount had changed; one name of a hard
-   * link): the view still shows what it may remove at the hub.
+   * link): those names, as [parent, name]. The mount removed a name, not the file.
    */
-  viewKept?: true;
+  viewKept?: [Ino, string][];
   op: WireOp;
 }
 
@@ -96,6 +96,9 @@ export function isWellFormedUnicode(s: string): boolean {
  * A directory entry name the hub accepts: not empty, not `.` or `..`, no `/` or NUL, well-formed
  * Unicode (a lone surrogate would not survive UTF-8), at most 255 bytes. Returns why not, or null.
  */
+/** The most names a `viewKept` list carries (a file's names beyond it are left out). */
+export const VIEW_KEPT_NAMES_MAX = 64;
+
 export function unsafeNameReason(name: unknown): string | null {
   if (typeof name !== 'string') return 'a name must be a string';
   if (name === '') return 'empty name';

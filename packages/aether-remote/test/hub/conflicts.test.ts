@@ -287,18 +287,18 @@ for (const { kind, skip } of STORES) describe(`conflicts (DESIGN §2): the first
     const k = a.newIno();
     const s1 = (await a.up(0, [file(ROOT, 'f.txt', f), { write: f, data: text('v1') }, file(ROOT, 'g.txt', g), { write: g, data: text('g1') }, file(ROOT, 'k.txt', k), { write: k, data: text('k1') }])).hubSeq!;
     const s2 = (await a.up(s1, [{ t: 'rename', parent: ROOT, name: 'f.txt', ino: f, newParent: ROOT, newName: 'h.txt', dstIno: 0, flags: 0, timeMs: 4000 }])).hubSeq!;
-    const kept = async (op: WireOp, base: number) => {
+    const kept = async (op: WireOp, base: number, names: [number, string][]) => {
       b.seq++;
-      return b.c.upload({ upToSeq: b.seq, baseSeq: base, entries: [{ seq: b.seq, op, viewKept: true }], chunks: new Map() });
+      return b.c.upload({ upToSeq: b.seq, baseSeq: base, entries: [{ seq: b.seq, op, viewKept: names }], chunks: new Map() });
     };
-    // B removed the name f.txt and still names the file elsewhere: A's rename took f.txt away, so nothing is removed.
-    const del = await kept({ t: 'unlink', parent: ROOT, name: 'f.txt', ino: f, timeMs: 5000 }, s1);
+    // B removed the name f.txt and still names the file h.txt (its view has A's rename): A's rename took f.txt away, so nothing is removed.
+    const del = await kept({ t: 'unlink', parent: ROOT, name: 'f.txt', ino: f, timeMs: 5000 }, s1, [[ROOT, 'h.txt']]);
     assert.deepEqual(del.resolutions, [{ jseq: b.seq, kind: 'skipped', reason: 'name-gone' }]);
     const w = await b.up(del.hubSeq ?? s2, [{ write: f, data: text('B wrote it after') }]);
     assert.deepEqual(w.resolutions, []);
     assert.equal((await readFile(hub, f)).toString(), 'B wrote it after');
     // Where the name holds the file and it was the hub's last: the file goes, and B's later write (its view still shows the file) is kept as a copy.
-    const gone = await kept({ t: 'unlink', parent: ROOT, name: 'k.txt', ino: k, timeMs: 6000 }, s2);
+    const gone = await kept({ t: 'unlink', parent: ROOT, name: 'k.txt', ino: k, timeMs: 6000 }, s2, [[ROOT, 'k2.txt']]);
     assert.deepEqual(gone.resolutions, []);
     const late = await b.up(gone.hubSeq!, [{ write: k, data: text('B wrote k') }]);
     const copyName = `k.conflict-${b.id}-${STAMP}.txt`;
@@ -311,6 +311,16 @@ for (const { kind, skip } of STORES) describe(`conflicts (DESIGN §2): the first
     assert.deepEqual(own.resolutions.map((r) => r.kind), ['moved']);
     const after = await b.up(Math.max(s3, own.hubSeq!), [{ write: g, data: text('scratch') }]);
     assert.deepEqual(after.resolutions.map((r) => [r.kind, 'reason' in r ? r.reason : '']), [['skipped', 'gone']]);
+    assert.deepEqual([...(await listDir(hub, ROOT)).keys()].sort(), ['h.txt', copyName]);
+    // Both names of a hard-linked file removed by B (rm -r) while A renamed one: the first removal goes to the name
+    // A made (not one B still held), the second to the other: the file is gone, as B meant.
+    const x = a.newIno();
+    const s4 = (await a.up(after.hubSeq ?? s3, [file(ROOT, 'x1', x), { write: x, data: text('x') }, { t: 'link', parent: ROOT, name: 'x2', ino: x, timeMs: 9000 }])).hubSeq!;
+    await a.up(s4, [{ t: 'rename', parent: ROOT, name: 'x1', ino: x, newParent: ROOT, newName: 'x3', dstIno: 0, flags: 0, timeMs: 9100 }]);
+    const first = await kept({ t: 'unlink', parent: ROOT, name: 'x1', ino: x, timeMs: 9200 }, s4, [[ROOT, 'x2']]);
+    assert.deepEqual(first.resolutions.map((r) => [r.kind, 'name' in r ? r.name : '']), [['moved', 'x3']]);
+    const second = await b.up(s4, [{ t: 'unlink', parent: ROOT, name: 'x2', ino: x, timeMs: 9300 }]);
+    assert.deepEqual(second.resolutions, []);
     assert.deepEqual([...(await listDir(hub, ROOT)).keys()].sort(), ['h.txt', copyName]);
     await replica();
   });

@@ -39,8 +39,9 @@ describe('frame parsing', () => {
     assert.throws(() => parseClientFrame({ t: 'batch', id: 1, baseSeq: 0, upToSeq: 5, fromSeq: 4, entries: [{ seq: 3, op: mk('a') }] }, 10), violation('MALFORMED'));
     assert.deepEqual(parseClientFrame({ ...batch(mk('a')), fromSeq: 1 }, 10), { ...batch(mk('a')), fromSeq: 1 });
     const kept = (viewKept: unknown) => ({ t: 'batch', id: 1, baseSeq: 0, upToSeq: 1, entries: [{ seq: 1, viewKept, op: mk('a') }] });
-    assert.deepEqual(parseClientFrame(kept(true), 10), kept(true));
-    for (const bad of [false, 1, 'yes']) assert.throws(() => parseClientFrame(kept(bad), 10), violation('MALFORMED'));
+    assert.deepEqual(parseClientFrame(kept([[1, 'g']]), 10), kept([[1, 'g']]));
+    const many = Array.from({ length: 65 }, (_, i) => [1, `n${i}`]);
+    for (const bad of [true, [], [[1]], [[-1, 'g']], [[1, '']], [[1, 'a/b']], [[1, '..']], many]) assert.throws(() => parseClientFrame(kept(bad), 10), violation('MALFORMED'));
   });
 
   it('non-JSON, non-objects and unknown types', () => {

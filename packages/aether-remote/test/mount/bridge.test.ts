@@ -288,6 +288,30 @@ describe('bridge mode: what another mount removed while this one changed it', ()
     });
   });
 
+  it('both names of a hard-linked file removed here (rm -r) while another mount renamed one: the file and its directory are gone on both', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      mkdirSync(join(a.mnt, 'd'));
+      writeFileSync(join(a.mnt, 'd', 'a'), 'original content');
+      linkSync(join(a.mnt, 'd', 'a'), join(a.mnt, 'd', 'b'));
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has d/a and d/b', () => assert.deepEqual(show(b), ['d', 'd/a=original content', 'd/b=original content']));
+      assert.equal(b.ctl(['sync', 'pause']).code, 0);
+      spawnSync('rm', ['-r', join(b.mnt, 'd')]);
+      renameSync(join(a.mnt, 'd', 'a'), join(a.mnt, 'd', 'c'));
+      assert.equal(syncWait(a).code, 0);
+      await sleep(300);
+      assert.equal(b.ctl(['sync', 'resume']).code, 0);
+      assert.equal(syncWait(b).code, 0);
+      await within(5000, 'both show nothing', () => {
+        for (const m of [a, b]) assert.deepEqual(show(m), [], m === a ? 'A' : 'B');
+      });
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
   it('an unlink made here, replayed after kill -9 onto a tree where its name holds another file: a write to the file (renamed by the other mount) the view still shows is kept', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);
