@@ -265,7 +265,10 @@ export class BridgeOrchestrator implements RemoteBackend {
       remote.apply(ops);
       this.vfs?.hideReplacedOpen();
       // Not a file edited here: the view keeps this mount's version of it (settling shows the other).
-      this.vfs?.invalidateOpen(new Set(ops.flatMap((op) => ((op.t === 'content' && !this.localEdits.has(op.ino)) || op.t === 'setattr' ? [op.ino] : []))));
+      const changed = new Set(ops.flatMap((op) => ((op.t === 'content' && !this.localEdits.has(op.ino)) || op.t === 'setattr' ? [op.ino] : [])));
+      // Their names too: a file opened right after kept the size the kernel had cached for its
+      // name (up to 1 s), and a read through it stopped there (a fuzz seed's descriptor read it so).
+      this.vfs?.invalidateOpen(changed, [...changed].flatMap((ino) => replica.pathOf(ino) ?? []));
     };
     replica.onSnapshot = (base, next) => {
       this.snapshotsMerged++;

@@ -7,7 +7,7 @@ import { applyOp } from '@aether/core/tree/apply';
 import { applyContent, type BlockRef } from '@aether/core/tree/content';
 import type { Inode } from '@aether/core/tree/inode';
 import { MemoryMeta } from '@aether/core/tree/meta';
-import type { Op } from '@aether/core/tree/ops';
+import { ROOT_INO, type Op } from '@aether/core/tree/ops';
 import type { FeedEvent } from '../bridge/client.js';
 import type { FeedEntry, Resolution, SnapshotPartFrame } from '../protocol/frames.js';
 import type { WireOp } from '../protocol/wire-ops.js';
@@ -162,6 +162,18 @@ export class Replica {
   /** Where the committed inode `ino` is named (its first name). */
   nameOf(ino: number): { parent: number; name: string } | undefined {
     return this.reader.prepare('SELECT parent, name FROM dentries WHERE ino = ? LIMIT 1').get(ino) as { parent: number; name: string } | undefined;
+  }
+
+  /** The committed path of `ino` through its first names ("/a/b"), if it has one. */
+  pathOf(ino: number): string | undefined {
+    const parts: string[] = [];
+    for (let at = ino, depth = 0; at !== ROOT_INO; depth++) {
+      const n = depth < 4096 ? this.nameOf(at) : undefined;
+      if (!n) return undefined;
+      parts.push(n.name);
+      at = n.parent;
+    }
+    return `/${parts.reverse().join('/')}`;
   }
 
   /** The committed names in directory `dir`. */

@@ -906,6 +906,35 @@ describe('bridge mode: open files and conflict copies, later on', () => {
     });
   });
 
+  it('a file another mount grew, not open here, opened and read within the attribute timeout: the whole new content, not cut at the size the kernel had cached', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      // Each round needs the change to arrive within the kernel's 1 s attribute timeout: a slow round is tried again.
+      let checked = false;
+      for (let round = 0; round < 5 && !checked; round++) {
+        const before = `round ${round}`;
+        const after = `round ${round}, and then a good deal more`;
+        writeFileSync(join(a.mnt, 'f'), before);
+        assert.equal(syncWait(a).code, 0);
+        await within(5000, 'B has f', () => assert.equal(readOr(join(b.mnt, 'f')), before));
+        const cachedAt = Date.now();
+        assert.equal(statSync(join(b.mnt, 'f')).size, before.length);
+        writeFileSync(join(a.mnt, 'f'), after);
+        writeFileSync(join(a.mnt, `marker${round}`), '');
+        assert.equal(syncWait(a).code, 0);
+        await within(5000, 'B has the marker', () => assert.ok(existsSync(join(b.mnt, `marker${round}`))));
+        const got = readFileSync(join(b.mnt, 'f'), 'utf8');
+        if (Date.now() - cachedAt > 800) continue;
+        assert.equal(got, after);
+        checked = true;
+      }
+      assert.ok(checked, 'no round came within the attribute timeout');
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
   it('a descriptor open on one name of a hard-linked file, that name removed by another mount, which then writes the file by its other name: this mount shows the write, through the descriptor too', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);

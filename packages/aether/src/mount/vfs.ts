@@ -558,13 +558,13 @@ export class Vfs {
 
   /**
    * Another mount changed these files (bridge mode; 'all': a snapshot changed anything): the
-   * kernel forgets the pages and attributes it cached for those open here, so their descriptors
-   * read what the view holds now. A closed file needs nothing: its next open compares size and
-   * mtime (auto_cache), and its attributes time out.
+   * kernel forgets the attributes it cached for those open here (and for `paths`, their names),
+   * so their descriptors read what the view holds now (FUSE.md: with auto_inval_data the pages
+   * go when the mtime changed). A file opened later drops its pages at the open (auto_cache).
    */
-  invalidateOpen(inos: ReadonlySet<Ino> | 'all'): void {
-    if (!this.d.invalidateNodes || inos !== 'all' && inos.size === 0) return;
-    const paths = new Set<string>();
+  invalidateOpen(inos: ReadonlySet<Ino> | 'all', names: Iterable<string> = []): void {
+    if (!this.d.invalidateNodes || (inos !== 'all' && inos.size === 0)) return;
+    const paths = new Set<string>(names);
     for (const h of this.handles.values()) if (inos === 'all' || inos.has(h.ino)) paths.add(h.path);
     if (paths.size > 0) this.d.invalidateNodes([...paths]);
   }
