@@ -7,7 +7,7 @@ import type { ReclaimResult } from '@aether/core/store/chunks';
 import type { FileCache } from '@aether/core/runtime/cache/index';
 import type { DrainJournal } from '@aether/core/mount/drain';
 import { MemoryMeta } from '@aether/core/tree/meta';
-import type { Ino, Op } from '@aether/core/tree/ops';
+import { ROOT_INO, type Ino, type Op } from '@aether/core/tree/ops';
 import { ReconnectBackoff } from '../bridge/backoff.js';
 import { BridgeClient, type BridgeState } from '../bridge/client.js';
 import { parseHubUrls } from '../bridge/hub-urls.js';
@@ -268,7 +268,9 @@ export class BridgeOrchestrator implements RemoteBackend {
       const changed = new Set(ops.flatMap((op) => ((op.t === 'content' && !this.localEdits.has(op.ino)) || op.t === 'setattr' ? [op.ino] : [])));
       // Their names too: a file opened right after kept the size the kernel had cached for its
       // name (up to 1 s), and a read through it stopped there (a fuzz seed's descriptor read it so).
-      this.vfs?.invalidateOpen(changed, [...changed].flatMap((ino) => replica.pathOf(ino) ?? []));
+      // The kernel knows the view's names, which differ from the replica's after a local rename
+      // not yet shipped (fuzz seed 6443).
+      this.vfs?.invalidateOpen(changed, [...changed].flatMap((ino) => viewPaths(view, ino, replica.pathOf(ino))));
     };
     replica.onSnapshot = (base, next) => {
       this.snapshotsMerged++;
@@ -600,6 +602,39 @@ export class BridgeOrchestrator implements RemoteBackend {
     this.backoff?.close();
     this.replicaValue?.close();
   }
+}
+
+/**
+ * The paths naming `ino` in the view: `hint` (its name in the replica) when the view has it there,
+ * else up to VIEW_KEPT_NAMES_MAX names found by a scan (a file renamed here, not yet shipped).
+ */
+function viewPaths(view: MemoryMeta, ino: Ino, hint: string | undefined): string[] {
+  if (hint !== undefined && resolvePath(view, hint) === ino) return [hint];
+  return namesOf(view, ino).flatMap(([dir, name]) => {
+    const at = dirPath(view, dir);
+    return at === undefined ? [] : [`${at === '/' ? '' : at}/${name}`];
+  });
+}
+
+function resolvePath(view: MemoryMeta, path: string): Ino | undefined {
+  let at: Ino | undefined = ROOT_INO;
+  for (const name of path.split('/')) if (name !== '' && at !== undefined) at = view.lookup(at, name);
+  return at;
+}
+
+/** The view's path of directory `dir` (its names up the parent chain), if it is attached to the root. */
+function dirPath(view: MemoryMeta, dir: Ino): string | undefined {
+  const names: string[] = [];
+  for (let at = dir, depth = 0; at !== ROOT_INO; depth++) {
+    const parent = view.parentOf(at);
+    if (parent === undefined || depth > 4096) return undefined;
+    let name: string | undefined;
+    for (const [n, i] of view.entries(parent) ?? []) if (i === at) name = n;
+    if (name === undefined) return undefined;
+    names.push(name);
+    at = parent;
+  }
+  return `/${names.reverse().join('/')}`;
 }
 
 /** Up to VIEW_KEPT_NAMES_MAX names of `ino` in `tree` (a scan: only removals of files still named elsewhere ask). */

@@ -935,6 +935,39 @@ describe('bridge mode: open files and conflict copies, later on', () => {
     });
   });
 
+  it('a file renamed here, not yet shipped, that another mount grew, read by its new name within the attribute timeout: the whole new content', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      let checked = false;
+      for (let round = 0; round < 5 && !checked; round++) {
+        const before = `round ${round}`;
+        const after = `round ${round}, and then a good deal more`;
+        writeFileSync(join(a.mnt, `f${round}`), before);
+        assert.equal(syncWait(a).code, 0);
+        await within(5000, 'B has the file', () => assert.equal(readOr(join(b.mnt, `f${round}`)), before));
+        // B's name differs from the hub's (and the replica's) until B ships the rename.
+        assert.equal(b.ctl(['sync', 'pause']).code, 0);
+        renameSync(join(b.mnt, `f${round}`), join(b.mnt, `g${round}`));
+        const cachedAt = Date.now();
+        assert.equal(statSync(join(b.mnt, `g${round}`)).size, before.length);
+        writeFileSync(join(a.mnt, `f${round}`), after);
+        writeFileSync(join(a.mnt, `marker${round}`), '');
+        assert.equal(syncWait(a).code, 0);
+        await within(5000, 'B has the marker', () => assert.ok(existsSync(join(b.mnt, `marker${round}`))));
+        const got = readFileSync(join(b.mnt, `g${round}`), 'utf8');
+        assert.equal(b.ctl(['sync', 'resume']).code, 0);
+        if (Date.now() - cachedAt > 800) continue;
+        assert.equal(got, after);
+        checked = true;
+      }
+      assert.ok(checked, 'no round came within the attribute timeout');
+      assert.equal(syncWait(b).code, 0);
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
   it('a descriptor open on one name of a hard-linked file, that name removed by another mount, which then writes the file by its other name: this mount shows the write, through the descriptor too', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);
