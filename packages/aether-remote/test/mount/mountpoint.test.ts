@@ -52,6 +52,20 @@ describe('mount points and state directories', () => {
     assert.equal(mounted(mnt), false);
   });
 
+  it('after kill -9 with the root\'s attributes still in the kernel\'s cache, the next mount cleans the stale mount at once', async () => {
+    const { mnt, stateDir } = fresh();
+    const m = await startMount({ mnt, stateDir });
+    writeFileSync(join(mnt, 'f'), 'kept');
+    // Cached for the attribute timeout (60 s in local mode): lstat of the dead mount point still answers.
+    statSync(mnt);
+    await m.kill9({ keepStaleMount: true });
+    assert.ok(mounted(mnt), 'the dead mount must still be attached for this test');
+    const again = await startMount({ mnt, stateDir });
+    assert.match(again.stderr(), /cleaned a stale mount left at .* by a crashed process/);
+    assert.equal(readFileSync(join(mnt, 'f'), 'utf8'), 'kept');
+    await stopCleanly(again);
+  });
+
   it('a SIGTERM right after the mounted line unmounts cleanly (the handlers are in place before it)', async () => {
     const { mnt, stateDir } = fresh();
     for (let i = 0; i < 8; i++) {

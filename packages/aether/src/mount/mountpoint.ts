@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { lstat, mkdir, readFile, readdir, realpath, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, realpath, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { AetherError } from '../errors.js';
 
@@ -110,9 +110,23 @@ export async function inspectMountpoint(dir: string, opts: MountpointCheckOption
   }
   if (st === 'timeout') return 'mounted';
   if (!st.isDirectory()) return 'not-directory';
-  if (await isMountpoint(dir)) return 'mounted';
+  if (await isMountpoint(dir)) return answers(dir, statTimeoutMs);
   const names = await readdir(dir);
   return names.length === 0 ? 'empty' : 'not-empty';
+}
+
+/**
+ * Whether the mount at `dir` is alive: the kernel answers lstat of a FUSE mount point from its
+ * attribute cache (60 s for an Aether mount) after the server died, statfs always asks the server.
+ */
+async function answers(dir: string, timeoutMs: number): Promise<'mounted' | 'stale'> {
+  try {
+    await withTimeout(statfs(dir), timeoutMs);
+  } catch (err) {
+    const code = codeOf(err);
+    if (code !== undefined && DEAD_CONNECTION_CODES.has(code)) return 'stale';
+  }
+  return 'mounted';
 }
 
 function run(cmd: string, args: string[]): Promise<{ ok: boolean; detail: string }> {
