@@ -377,6 +377,27 @@ print('null')`, d);
     assert.ok(readFileSync(p).equals(expected));
   });
 
+  it('mmap of a file opened with O_APPEND: the mapped writes land where they were made, not at the end', () => {
+    const d = fresh();
+    const p = join(d, 'counter');
+    writeFileSync(p, Buffer.alloc(8192, 0x2e));
+    // The kernel writes the pages back through a writable handle, the O_APPEND one here (FUSE.md).
+    py(`
+import mmap
+with open('counter', 'a+b') as f:
+    m = mmap.mmap(f.fileno(), 8192)
+    m[0:8] = b'COUNTER1'
+    m[4096:4100] = b'PAGE'
+    m.flush()
+    m.close()
+    f.write(b'tail')
+print('null')`, d);
+    const expected = Buffer.alloc(8192, 0x2e);
+    expected.write('COUNTER1', 0);
+    expected.write('PAGE', 4096);
+    assert.ok(readFileSync(p).equals(Buffer.concat([expected, Buffer.from('tail')])), 'the mapped writes at their offsets, the write(2) at the end');
+  });
+
   it('a write through one descriptor is read at once through another, and O_RDWR sees its own writes', () => {
     const d = fresh();
     const p = join(d, 'f');

@@ -123,8 +123,12 @@ export interface FuseHandlers {
   create?(path: string, mode: number, flags: number): Promise<number | void>;
   /** Fills `buffer` from `position`; resolves to the bytes read (0 at end of file). */
   read?(path: string, fh: number, buffer: Buffer, length: number, position: number): Promise<number>;
-  /** Resolves to the bytes written; fewer than `length` is a short write. */
-  write?(path: string, fh: number, buffer: Buffer, length: number, position: number): Promise<number>;
+  /**
+   * Resolves to the bytes written; fewer than `length` is a short write. `pageWriteback`: the
+   * kernel writes back pages of a shared mapping (the patched binding tells): `position` is the
+   * page's, also on a file opened with O_APPEND.
+   */
+  write?(path: string, fh: number, buffer: Buffer, length: number, position: number, pageWriteback?: boolean): Promise<number>;
   flush?(path: string, fh: number): Promise<void>;
   release?(path: string, fh: number): Promise<void>;
   fsync?(path: string, datasync: boolean, fh: number): Promise<void>;
@@ -499,6 +503,11 @@ class PatchedFuse extends NativeFuse {
     getattr(path, ofNode === true, (err, stat) => signal(err as number, err ? NO_STAT : statInts(stat as FuseStat)));
   }
 
+  /** The patched binding adds whether the write is the kernel's page writeback. */
+  _op_write(signal: Signal, path: string, fh: number, buf: Buffer, len: number, offsetLow: number, offsetHigh: number, writepage: boolean): void {
+    (this.ops.write as (p: string, f: number, b: Buffer, l: number, o: number, w: boolean, cb: NativeCallback) => void)(path, fh, buf, len, offsetLow + offsetHigh * TWO_32, writepage === true, (err, n) => signal(err as number, (n as number) || 0, buf.buffer));
+  }
+
   /** The binding passes (path, fh, flags); 2.2.6 handed fh over as the flags. */
   _op_opendir(signal: Signal, path: string, _fh: number, flags: number): void {
     (this.ops.opendir as (p: string, f: number, cb: NativeCallback) => void)(path, flags, (err, fh) => signal(err as number, fh));
@@ -562,8 +571,8 @@ function nativeOps(h: FuseHandlers, fail: (op: FuseOpName, err: unknown) => numb
   const bool = (n: number): boolean => n !== 0;
 
   const { fsyncdir, fsync, utimens, setxattr, getxattr, read, write } = bound(h);
-  type Io = (p: string, fh: number, buf: Buffer, len: number, pos: number) => Promise<number>;
-  const io = (fn: Io | undefined): Io | undefined => fn && (async (p, fh, buf, len, pos) => checkCount(await fn(p, fh, buf, len, pos), len));
+  type Io = (p: string, fh: number, buf: Buffer, len: number, pos: number, pageWriteback?: boolean) => Promise<number>;
+  const io = (fn: Io | undefined): Io | undefined => fn && (async (p, fh, buf, len, pos, wb) => checkCount(await fn(p, fh, buf, len, pos, wb), len));
   adapt('getattr', h.getattr?.bind(h), value);
   adapt('fgetattr', h.fgetattr?.bind(h), value);
   adapt('access', h.access?.bind(h), none);

@@ -159,7 +159,7 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
     ),
     read: timed('read', (_path: string, fh: number, buffer: Buffer, length: number, position: number) => vfs.readInto(fh, position, length, buffer)),
     // The buffer is the kernel request's memory, valid until the reply: the Vfs copies what it keeps.
-    write: timed('write', changes(changed, (_path: string, fh: number, buffer: Buffer, length: number, position: number) => vfs.write(fh, position, buffer.subarray(0, length)))),
+    write: timed('write', changes(changed, (_path: string, fh: number, buffer: Buffer, length: number, position: number, pageWriteback?: boolean) => vfs.write(fh, position, buffer.subarray(0, length), pageWriteback))),
     // A release changes no attributes: the inode of an unlinked file had its entries dropped then.
     release: timed('release', (_path: string, fh: number) => vfs.release(fh)),
     fsync: timed('fsync', () => vfs.fsync()),

@@ -646,12 +646,16 @@ export class Vfs {
     return data;
   }
 
-  async write(fh: number, offset: number, data: Buffer): Promise<number> {
+  /**
+   * `pageWriteback`: the kernel writes back pages of a shared mapping through this handle, at the
+   * pages' offset: O_APPEND, which puts a write(2) at the end of the file, must not move them.
+   */
+  async write(fh: number, offset: number, data: Buffer, pageWriteback = false): Promise<number> {
     const h = this.handle(fh);
     if ((h.flags & O_ACCMODE) === 0) throw new FsError('EBADF', 'file not open for writing');
     await this.admitWriter();
     const inode = this.inode(h.ino);
-    const at = h.flags & O_APPEND ? inode.size : offset;
+    const at = h.flags & O_APPEND && !pageWriteback ? inode.size : offset;
     if (at + data.length > MAX_FILE_BYTES) throw new FsError('EFBIG', 'file too large');
     const reservation = this.d.cache.reserveDirty(h.ino, at, data.length);
     let op: { seq: number; acked: Promise<unknown>; payload: Buffer };
