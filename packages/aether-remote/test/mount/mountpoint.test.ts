@@ -3,13 +3,13 @@
  * stale mount left by `kill -9`, a non-empty directory, a busy mount point, a state directory in use.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { mountMustFail, mountSuite, startMount, status, stopCleanly, type FailedMount } from './harness.js';
+import { bin as aetherBin, mountMustFail, mountSuite, startMount, status, stopCleanly, type FailedMount } from './harness.js';
 
 function mounted(mnt: string): boolean {
   return readFileSync('/proc/self/mountinfo', 'utf8')
@@ -64,6 +64,40 @@ describe('mount points and state directories', () => {
     assert.match(again.stderr(), /cleaned a stale mount left at .* by a crashed process/);
     assert.equal(readFileSync(join(mnt, 'f'), 'utf8'), 'kept');
     await stopCleanly(again);
+  });
+
+  it('refuses a state directory inside the mount point with one line and exit code 2, creating nothing', async () => {
+    const { mnt } = fresh();
+    for (const stateDir of [join(mnt, '.aether'), mnt, join(mnt, 'a', 'b')]) {
+      const r = await mountMustFail({ mnt, stateDir });
+      assert.equal(r.code, 2, r.stderr);
+      assertOneLine(r, /state directory .* is inside the mount point/);
+      assert.deepEqual(readdirSync(mnt), []);
+      assert.equal(mounted(mnt), false);
+    }
+  });
+
+  it('refuses a state directory that cannot be made (under /proc: Node\'s recursive mkdir spun there for good) with one line', async () => {
+    const { mnt } = fresh();
+    const r = await mountMustFail({ mnt, stateDir: '/proc/aether-nope/state' }, 20_000);
+    assert.equal(r.code, 2, r.stderr);
+    assertOneLine(r, /state directory \/proc\/aether-nope\/state cannot be created \(ENOENT\)/);
+  });
+
+  it('a user who cannot open the FUSE device is told so in one line, before anything is created', () => {
+    const { base, mnt, stateDir } = fresh();
+    const device = join(base, 'fuse-device');
+    writeFileSync(device, '', { mode: 0o600 });
+    chmodSync(base, 0o777);
+    chmodSync(mnt, 0o777);
+    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, aetherBin, 'mount', mnt, '--state-dir', stateDir], {
+      encoding: 'utf8',
+      env: { ...process.env, AFS_AETHER_CONFIG: '', AFS_AETHER_METRICS_LISTEN: 'off', AETHER_TEST_FUSE_DEVICE: device },
+      timeout: 20_000,
+    });
+    assert.equal(r.status, 1, r.stderr);
+    assertOneLine({ code: r.status, stdout: r.stdout, stderr: r.stderr }, /cannot open .*fuse-device \(EACCES\): mounting needs read and write access to it/);
+    assert.equal(existsSync(stateDir), false);
   });
 
   it('a SIGTERM right after the mounted line unmounts cleanly (the handlers are in place before it)', async () => {

@@ -74,6 +74,9 @@ describe('POSIX operations through a real mount', () => {
     assert.deepEqual(readdirSync(join(d, 'a')), []);
     unlinkSync(join(d, 'b'));
     assert.deepEqual(readdirSync(d).sort(), ['a', 'c']);
+    // Programs that list every entry see `.` and `..` too (Node's readdir leaves them out).
+    assert.deepEqual(sh('ls -a', d).split('\n').filter(Boolean), ['.', '..', 'a', 'c']);
+    assert.deepEqual(sh('ls -a a', d).split('\n').filter(Boolean), ['.', '..']);
   });
 
   it('mkdir and rmdir: mode, the parent\'s link count and mtime', () => {

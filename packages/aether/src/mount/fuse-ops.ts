@@ -147,7 +147,8 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
       const s = disk.statfs();
       return { ...s, frsize: s.bsize, favail: s.ffree, fsid: 0, flag: 0, namemax: 255 };
     }),
-    readdir: timed('readdir', (path: string) => vfs.readdir(path)),
+    // `.` and `..` lead, as on a local disk (`ls -a`); libfuse 2.9 adds neither.
+    readdir: timed('readdir', (path: string) => ['.', '..', ...vfs.readdir(path)]),
     fsyncdir: timed('fsyncdir', () => vfs.fsync()),
     open: timed('open', changes(opened, (path: string, flags: number) => vfs.open(path, flags))),
     create: timed(

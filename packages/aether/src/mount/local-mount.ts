@@ -23,8 +23,8 @@ import type { RemoteBackend, SyncDrain } from './backend.js';
 import { watchConfigFile } from './config-watch.js';
 import { LocalDrain } from './drain.js';
 import { SpaceReclaimer } from './space-reclaimer.js';
-import { refuseUnusableMountpoint } from './mountpoint.js';
-import { ensureStateDir, StateLock } from './state-lock.js';
+import { refuseUnusableMountpoint, refuseWithoutFuseDevice } from './mountpoint.js';
+import { ensureStateDir, refuseStateDirUnder, StateLock } from './state-lock.js';
 import { callerContext, claimBindingAttrs, claimBindingSync, FuseMount, guardHardLinkAttributes, hideNode, invalidateNodes, setAttributesUncached } from './fuse-binding.js';
 import { FuseMetrics } from './fuse-metrics.js';
 import { fuseHandlers } from './fuse-ops.js';
@@ -147,7 +147,10 @@ export class LocalMount {
 
   private async open(): Promise<void> {
     const config = this.opts.config;
+    refuseStateDirUnder(this.stateDir, this.mountpoint);
     await refuseUnusableMountpoint(this.mountpoint);
+    // AETHER_TEST_FUSE_DEVICE: a test seam (mountpoint.test.ts runs a mount as a user without access).
+    refuseWithoutFuseDevice(process.env.AETHER_TEST_FUSE_DEVICE || undefined);
     ensureStateDir(this.stateDir);
     // The lock first: a second mount on the same state directory stops here.
     this.lock = StateLock.acquire(this.stateDir);
@@ -155,7 +158,7 @@ export class LocalMount {
     this.control = new ControlServer(join(this.stateDir, CONTROL_SOCKET_NAME), handlers);
     await this.control.listen();
 
-    collectDefaultMetrics({ register: this.registry, prefix: 'aether_process_' });
+    collectDefaultMetrics({ register: this.registry, prefix: 'aether_' });
     if (this.opts.remote) return this.openRemote(this.opts.remote, handlers);
     const store = (this.store = Store.open(join(this.stateDir, 'store')));
 

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, realpath, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { AetherError } from '../errors.js';
@@ -95,6 +96,19 @@ export async function setMountReadahead(dir: string, kib: number): Promise<void>
   await writeFile(file, `${kib}\n`);
   const now = (await readFile(file, 'utf8')).trim();
   if (now !== String(kib)) throw new Error(`${file} reads ${now} after writing ${kib}`);
+}
+
+/**
+ * Refuses, in one line, a process that cannot open /dev/fuse for reading and writing: libfuse 2.9
+ * then prints its own message and fails without falling back to fusermount.
+ */
+export function refuseWithoutFuseDevice(device = '/dev/fuse'): void {
+  try {
+    accessSync(device, fsConstants.R_OK | fsConstants.W_OK);
+  } catch (err) {
+    const code = codeOf(err) ?? String(err);
+    throw new AetherError('MOUNT_FAILED', `cannot open ${device} (${code}): mounting needs read and write access to it (root, or a FUSE device this user may open)`, { cause: err, context: { device } });
+  }
 }
 
 export async function inspectMountpoint(dir: string, opts: MountpointCheckOptions = {}): Promise<MountpointState> {

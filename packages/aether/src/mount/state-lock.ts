@@ -1,5 +1,5 @@
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, statSync, writeSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { AetherError } from '../errors.js';
 
 /** The lock file in a state directory: the pid of the mount that owns the directory. */
@@ -21,10 +21,52 @@ export function running(pid: number): boolean {
   }
 }
 
+/**
+ * `mkdir -p`, one level at a time from the deepest directory that exists: Node's recursive mkdir
+ * spins for good at 100% CPU where the parent answers ENOENT to a mkdir although it exists (under
+ * /proc, found by a review), and it reports a read-only file system as ENOENT.
+ */
+function mkdirs(dir: string): void {
+  const missing: string[] = [];
+  let at = resolve(dir);
+  for (;;) {
+    let isDir: boolean;
+    try {
+      isDir = statSync(at).isDirectory();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || dirname(at) === at) throw err;
+      missing.unshift(basename(at));
+      at = dirname(at);
+      continue;
+    }
+    if (!isDir) throw Object.assign(new Error(`${at} is not a directory`), { code: 'ENOTDIR' });
+    break;
+  }
+  for (const name of missing) mkdirSync((at = join(at, name)));
+}
+
+/** The real path of `path`, whose tail may not exist yet: its deepest existing ancestor's, and the rest. */
+function realish(path: string): string {
+  const abs = resolve(path);
+  try {
+    return realpathSync(abs);
+  } catch {
+    return dirname(abs) === abs ? abs : join(realish(dirname(abs)), basename(abs));
+  }
+}
+
+/** Refuses, in one line, a state directory at or under the mount point: the mount would hide it, and make the mount point non-empty. */
+export function refuseStateDirUnder(dir: string, mountpoint: string): void {
+  const rel = relative(realish(mountpoint), realish(dir));
+  if (rel === '' || (!rel.startsWith('..') && !rel.startsWith('/'))) {
+    throw new AetherError('STATE_DIR_INVALID', `state directory ${dir} is inside the mount point ${mountpoint}: put it elsewhere (--state-dir or state_dir)`, { context: { dir, mountpoint } });
+  }
+}
+
 /** Creates the state directory if needed; a path that is not a directory, or cannot be made, is refused in one line. */
 export function ensureStateDir(dir: string, what = 'state directory'): void {
   try {
-    mkdirSync(dir, { recursive: true });
+    mkdirs(dir);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     let isDir = false;
