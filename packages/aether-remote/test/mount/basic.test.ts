@@ -64,6 +64,9 @@ describe('a local-mode mount, through real programs', () => {
       'aether_fuse_op_duration_seconds',
       'aether_backpressure_engaged',
     ]) assert.match(text, new RegExp(`^${name}`, 'm'), name);
+    // The process's own figures under one prefix (not aether_process_process_*).
+    assert.match(text, /^aether_process_cpu_user_seconds_total /m);
+    assert.doesNotMatch(text, /aether_process_process_/);
     assert.ok(readFileSync(join(repo, 'docs', 'grafana', 'aether-mount.json'), 'utf8').includes('aether_journal_pending_bytes'));
   });
 });
