@@ -58,7 +58,11 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
         mount = await LocalMount.start({ mountpoint, config, allowOther: opts.allowOther ?? false, log: (line) => io.err(`aether: ${line}\n`), ...(remote ? { remote } : {}) });
       } catch (err) {
         io.err(`aether: cannot mount ${mountpoint}: ${err instanceof Error ? err.message : String(err)}\n`);
-        return setExit(isAetherError(err) && USAGE_CODES.has(err.code) ? EXIT_USAGE : EXIT_FAILURE);
+        const code = isAetherError(err) && USAGE_CODES.has(err.code) ? EXIT_USAGE : EXIT_FAILURE;
+        setExit(code);
+        // A stat of a hung mount point (given up after its timeout) still waits in the thread pool.
+        setTimeout(() => process.exit(code), 200).unref();
+        return;
       }
       const s = mount.status();
       const banner = [

@@ -270,7 +270,7 @@ export class BridgeOrchestrator implements RemoteBackend {
       // name (up to 1 s), and a read through it stopped there (a fuzz seed's descriptor read it so).
       // The kernel knows the view's names, which differ from the replica's after a local rename
       // not yet shipped (fuzz seed 6443).
-      this.vfs?.invalidateOpen(changed, [...changed].flatMap((ino) => viewPaths(view, ino, replica.pathOf(ino))));
+      this.vfs?.invalidateOpen(changed, viewPaths(view, changed, (ino) => replica.pathOf(ino)));
     };
     replica.onSnapshot = (base, next) => {
       this.snapshotsMerged++;
@@ -605,15 +605,33 @@ export class BridgeOrchestrator implements RemoteBackend {
 }
 
 /**
- * The paths naming `ino` in the view: `hint` (its name in the replica) when the view has it there,
- * else up to VIEW_KEPT_NAMES_MAX names found by a scan (a file renamed here, not yet shipped).
+ * The paths naming `inos` in the view: each one's name in the replica (`hint`) when the view has
+ * it there, else up to VIEW_KEPT_NAMES_MAX names found by one scan of the view for all of them (a
+ * file renamed here, or under a directory renamed here, not yet shipped). Files without a name in
+ * the view have none to drop.
  */
-function viewPaths(view: MemoryMeta, ino: Ino, hint: string | undefined): string[] {
-  if (hint !== undefined && resolvePath(view, hint) === ino) return [hint];
-  return namesOf(view, ino).flatMap(([dir, name]) => {
-    const at = dirPath(view, dir);
-    return at === undefined ? [] : [`${at === '/' ? '' : at}/${name}`];
-  });
+function viewPaths(view: MemoryMeta, inos: Iterable<Ino>, hint: (ino: Ino) => string | undefined): string[] {
+  const out: string[] = [];
+  const unresolved = new Set<Ino>();
+  for (const ino of inos) {
+    if ((view.getInode(ino)?.nlink ?? 0) === 0) continue;
+    const path = hint(ino);
+    if (path !== undefined && resolvePath(view, path) === ino) out.push(path);
+    else unresolved.add(ino);
+  }
+  if (unresolved.size === 0) return out;
+  const found = new Map<Ino, number>();
+  const dirs = new Map<Ino, string | undefined>();
+  for (const [dir, entries] of view.dirs) {
+    for (const [name, ino] of entries) {
+      if (!unresolved.has(ino) || (found.get(ino) ?? 0) >= VIEW_KEPT_NAMES_MAX) continue;
+      found.set(ino, (found.get(ino) ?? 0) + 1);
+      if (!dirs.has(dir)) dirs.set(dir, dirPath(view, dir));
+      const at = dirs.get(dir);
+      if (at !== undefined) out.push(`${at === '/' ? '' : at}/${name}`);
+    }
+  }
+  return out;
 }
 
 function resolvePath(view: MemoryMeta, path: string): Ino | undefined {

@@ -1850,6 +1850,27 @@ describe('bridge mode: once nothing is pending, the view is the hub\'s tree', ()
   });
 });
 
+describe('bridge mode: a mount point whose server hangs', () => {
+  // Bridge mounts let the kernel cache attributes for 1 s (local mode: 60 s), so the hang is reached soon.
+  it('a new mount there is refused in one line within seconds, and exits, without stat-ing it for good', { timeout: 60_000 }, async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      a.proc.kill('SIGSTOP');
+      try {
+        await sleep(1500);
+        const started = Date.now();
+        const r = await mountMustFail({ mnt: a.mnt, stateDir: join(tempDir(), 'state') }, 30_000);
+        assert.equal(r.code, 2, r.stderr);
+        assert.match(r.stderr, /^aether: cannot mount .*: mount point .* is already mounted; unmount it first\n$/);
+        assert.ok(Date.now() - started < 15_000, `took ${Date.now() - started} ms`);
+      } finally {
+        a.proc.kill('SIGCONT');
+      }
+      await stopCleanly(a);
+    });
+  });
+});
+
 describe('bridge mode: a rename of a name onto itself that another mount just removed', () => {
   // Without the binding's answer the rename and every later request under that name hang: the timeout fails the test.
   it('fails with ENOENT instead of hanging (libfuse 2.9 waited on its own path lock for good)', { timeout: 90_000 }, async () => {

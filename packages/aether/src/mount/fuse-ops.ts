@@ -144,7 +144,14 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
         }),
     access: timed('access', (path: string) => void vfs.getattr(path)),
     statfs: timed('statfs', (): FuseStatfs => {
-      const s = disk.statfs();
+      let s;
+      try {
+        s = disk.statfs();
+      } catch (err) {
+        // Never the state directory's own errno: ENOTCONN (it lies on a dead FUSE mount) would
+        // tell `inspectMountpoint` that this live mount is a stale one, to be unmounted.
+        throw new FsError('EIO', `statfs of the state directory failed: ${(err as Error).message}`);
+      }
       return { ...s, frsize: s.bsize, favail: s.ffree, fsid: 0, flag: 0, namemax: 255 };
     }),
     // `.` and `..` lead, as on a local disk (`ls -a`); libfuse 2.9 adds neither.

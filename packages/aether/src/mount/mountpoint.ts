@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
-import { lstat, mkdir, readFile, readdir, realpath, stat, statfs, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readFile, readdir, realpath, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { AetherError } from '../errors.js';
 
@@ -28,19 +28,6 @@ const DEAD_CONNECTION_CODES = new Set(['ENOTCONN', 'ECONNABORTED']);
 function codeOf(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<'timeout'>((res) => {
-    timer = setTimeout(() => res('timeout'), ms);
-    timer.unref();
-  });
-  try {
-    return await Promise.race([p, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** /proc/self/mountinfo escapes space, tab, newline and backslash in paths as octal. */
@@ -113,34 +100,34 @@ export function refuseWithoutFuseDevice(device = '/dev/fuse'): void {
 
 export async function inspectMountpoint(dir: string, opts: MountpointCheckOptions = {}): Promise<MountpointState> {
   const statTimeoutMs = opts.statTimeoutMs ?? STAT_TIMEOUT_MS_DEFAULT;
+  // A mount point is asked nothing from this process: a call into a hung FUSE server never
+  // returns, and the thread-pool thread it holds kept a refused `aether mount` from exiting.
+  if (await isMountpoint(dir)) return probeMount(dir, statTimeoutMs);
   let st;
   try {
-    st = await withTimeout(lstat(dir), statTimeoutMs);
+    st = await lstat(dir);
   } catch (err) {
-    const code = codeOf(err);
-    if (code === 'ENOENT') return 'missing';
-    if (code !== undefined && DEAD_CONNECTION_CODES.has(code)) return 'stale';
+    if (codeOf(err) === 'ENOENT') return 'missing';
     throw err;
   }
-  if (st === 'timeout') return 'mounted';
   if (!st.isDirectory()) return 'not-directory';
-  if (await isMountpoint(dir)) return answers(dir, statTimeoutMs);
   const names = await readdir(dir);
   return names.length === 0 ? 'empty' : 'not-empty';
 }
 
 /**
- * Whether the mount at `dir` is alive: the kernel answers lstat of a FUSE mount point from its
- * attribute cache (60 s for an Aether mount) after the server died, statfs always asks the server.
+ * Whether the mount at `dir` is alive, asked by a child process killed past `timeoutMs` (a hung
+ * server: counted as mounted). statfs always reaches the server: the kernel answers lstat of a
+ * FUSE mount point from its attribute cache (60 s for an Aether mount) after the server died.
+ * Only a dead connection's errno counts as stale; anything else leaves the mount alone.
  */
-async function answers(dir: string, timeoutMs: number): Promise<'mounted' | 'stale'> {
-  try {
-    await withTimeout(statfs(dir), timeoutMs);
-  } catch (err) {
-    const code = codeOf(err);
-    if (code !== undefined && DEAD_CONNECTION_CODES.has(code)) return 'stale';
-  }
-  return 'mounted';
+function probeMount(dir: string, timeoutMs: number): Promise<'mounted' | 'stale'> {
+  const probe = "require('node:fs').statfs(process.argv[1], (e) => process.stdout.write(e ? String(e.code) : 'ok'))";
+  return new Promise((res) => {
+    execFile(process.execPath, ['-e', probe, dir], { timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout) => {
+      res(err === null && DEAD_CONNECTION_CODES.has(stdout.trim()) ? 'stale' : 'mounted');
+    });
+  });
 }
 
 function run(cmd: string, args: string[]): Promise<{ ok: boolean; detail: string }> {

@@ -1,5 +1,5 @@
 import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, statSync, writeSync } from 'node:fs';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { AetherError } from '../errors.js';
 
 /** The lock file in a state directory: the pid of the mount that owns the directory. */
@@ -42,7 +42,15 @@ function mkdirs(dir: string): void {
     if (!isDir) throw Object.assign(new Error(`${at} is not a directory`), { code: 'ENOTDIR' });
     break;
   }
-  for (const name of missing) mkdirSync((at = join(at, name)));
+  for (const name of missing) {
+    at = join(at, name);
+    try {
+      mkdirSync(at);
+    } catch (err) {
+      // Made meanwhile by another process (two mounts, or a hub, starting at once).
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !statSync(at).isDirectory()) throw err;
+    }
+  }
 }
 
 /** The real path of `path`, whose tail may not exist yet: its deepest existing ancestor's, and the rest. */
@@ -58,7 +66,7 @@ function realish(path: string): string {
 /** Refuses, in one line, a state directory at or under the mount point: the mount would hide it, and make the mount point non-empty. */
 export function refuseStateDirUnder(dir: string, mountpoint: string): void {
   const rel = relative(realish(mountpoint), realish(dir));
-  if (rel === '' || (!rel.startsWith('..') && !rel.startsWith('/'))) {
+  if (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel)) {
     throw new AetherError('STATE_DIR_INVALID', `state directory ${dir} is inside the mount point ${mountpoint}: put it elsewhere (--state-dir or state_dir)`, { context: { dir, mountpoint } });
   }
 }
