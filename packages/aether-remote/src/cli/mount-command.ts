@@ -60,7 +60,7 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
         io.err(`aether: cannot mount ${mountpoint}: ${err instanceof Error ? err.message : String(err)}\n`);
         const code = isAetherError(err) && USAGE_CODES.has(err.code) ? EXIT_USAGE : EXIT_FAILURE;
         setExit(code);
-        // A stat of a hung mount point (given up after its timeout) still waits in the thread pool.
+        // Whatever still waits (a call into a hung FUSE server under the mount point's parent) must not keep it.
         setTimeout(() => process.exit(code), 200).unref();
         return;
       }

@@ -12,9 +12,10 @@ import { describe, it } from 'node:test';
 import { bin as aetherBin, mountMustFail, mountSuite, startMount, status, stopCleanly, type FailedMount } from './harness.js';
 
 function mounted(mnt: string): boolean {
+  // mountinfo escapes space, tab, newline and backslash as octal.
   return readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
-    .some((line) => line.split(' ')[4] === mnt);
+    .some((line) => line.split(' ')[4]?.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === mnt);
 }
 
 /** A refusal is one `aether:` line naming the problem, no stack trace. */
@@ -75,6 +76,22 @@ describe('mount points and state directories', () => {
       assert.deepEqual(readdirSync(mnt), []);
       assert.equal(mounted(mnt), false);
     }
+    // One left there by an older version: the same refusal, not "not empty" (which invites deleting it).
+    mkdirSync(join(mnt, '.aether'));
+    const r = await mountMustFail({ mnt, stateDir: join(mnt, '.aether') });
+    assertOneLine(r, /state directory .* is inside the mount point/);
+  });
+
+  it('after kill -9, on a machine where starting node takes 3 s, the stale mount is still found and cleaned', async () => {
+    const { base, mnt, stateDir } = fresh();
+    const m = await startMount({ mnt, stateDir });
+    await m.kill9({ keepStaleMount: true });
+    const slow = join(base, 'slow-start.cjs');
+    writeFileSync(slow, 'const until = Date.now() + 3000; while (Date.now() < until);\n');
+    // Every node process started from the mount, the mount point's probe included, starts slowly.
+    const again = await startMount({ mnt, stateDir, env: { NODE_OPTIONS: `--require ${slow}` } });
+    assert.match(again.stderr(), /cleaned a stale mount left at .* by a crashed process/);
+    await stopCleanly(again);
   });
 
   it('refuses a state directory that cannot be made (under /proc: Node\'s recursive mkdir spun there for good) with one line', async () => {
@@ -98,6 +115,18 @@ describe('mount points and state directories', () => {
     assert.equal(r.status, 1, r.stderr);
     assertOneLine({ code: r.status, stdout: r.stdout, stderr: r.stderr }, /cannot open .*fuse-device \(EACCES\): mounting needs read and write access to it/);
     assert.equal(existsSync(stateDir), false);
+  });
+
+  it('a mount point whose name holds shell syntax, a newline and a backslash is mounted and unmounted as named, and nothing in the name runs', async () => {
+    const { base } = fresh();
+    const marker = join(base, 'ran');
+    const mnt = join(base, `m $(touch ${marker}) \`x\`\nline\\end`);
+    const m = await startMount({ mnt, stateDir: join(base, 'state') });
+    writeFileSync(join(mnt, 'f'), 'kept');
+    await stopCleanly(m);
+    assert.equal(mounted(mnt), false, 'unmounted');
+    assert.deepEqual(readdirSync(mnt), []);
+    assert.equal(existsSync(marker), false, 'no command from the name ran');
   });
 
   it('a SIGTERM right after the mounted line unmounts cleanly (the handlers are in place before it)', async () => {

@@ -4,6 +4,7 @@
  * an AetherError's `errno`, or one made by `fuseError`) answers with that errno; anything else
  * answers EIO and is reported through `onHandlerError`.
  */
+import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -190,6 +191,15 @@ interface NativeFuseClass {
 
 const require = createRequire(import.meta.url);
 const NativeFuse = require('fuse-native') as NativeFuseClass;
+// fuse-native unmounts with `fusermount -uz "<path>"` run by a shell: a mount point named with
+// `$(...)` ran that command at the unmount (a review), and one holding a newline or a backslash
+// stayed mounted. Here the path is an argument, never shell text.
+(NativeFuse as unknown as { unmount: (mnt: string, cb: (err: Error | null) => void) => void }).unmount = (mnt, cb) => {
+  execFile('fusermount', ['-u', '-z', mnt], (err) => {
+    if ((err as NodeJS.ErrnoException | null)?.code !== 'ENOENT') return cb(err);
+    execFile('fusermount3', ['-u', '-z', mnt], (err3) => cb(err3));
+  });
+};
 // The addon itself, loaded the way fuse-native loads it, for what the patch adds.
 const fuseNativeDir = dirname(require.resolve('fuse-native/package.json'));
 const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp-build')(fuseNativeDir) as {

@@ -147,10 +147,9 @@ export class LocalMount {
 
   private async open(): Promise<void> {
     const config = this.opts.config;
-    // In this order: the first check never blocks on a hung mount point (a stat with a timeout),
-    // the second follows the paths it is given (the mount point is then a plain directory or stale).
-    await refuseUnusableMountpoint(this.mountpoint);
+    // First: a state directory left inside the mount point would make it "not empty".
     refuseStateDirUnder(this.stateDir, this.mountpoint);
+    await refuseUnusableMountpoint(this.mountpoint);
     // AETHER_TEST_FUSE_DEVICE: a test seam (mountpoint.test.ts runs a mount as a user without access).
     refuseWithoutFuseDevice(process.env.AETHER_TEST_FUSE_DEVICE || undefined);
     ensureStateDir(this.stateDir);

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { accessSync, constants as fsConstants } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, realpath, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -115,18 +115,36 @@ export async function inspectMountpoint(dir: string, opts: MountpointCheckOption
   return names.length === 0 ? 'empty' : 'not-empty';
 }
 
+/** How long a probe process may take to start (a loaded machine): its statfs is timed from then. */
+const PROBE_START_MAX_MS = 60_000;
+
 /**
- * Whether the mount at `dir` is alive, asked by a child process killed past `timeoutMs` (a hung
- * server: counted as mounted). statfs always reaches the server: the kernel answers lstat of a
- * FUSE mount point from its attribute cache (60 s for an Aether mount) after the server died.
+ * Whether the mount at `dir` is alive, asked by a child process killed `timeoutMs` after it asks
+ * (a hung server: counted as mounted). statfs always reaches the server: the kernel answers lstat
+ * of a FUSE mount point from its attribute cache (60 s for an Aether mount) after the server died.
  * Only a dead connection's errno counts as stale; anything else leaves the mount alone.
  */
 function probeMount(dir: string, timeoutMs: number): Promise<'mounted' | 'stale'> {
-  const probe = "require('node:fs').statfs(process.argv[1], (e) => process.stdout.write(e ? String(e.code) : 'ok'))";
+  const probe = "process.stdout.write('.'); require('node:fs').statfs(process.argv[1], (e) => process.stdout.write(e ? String(e.code) : 'ok'))";
   return new Promise((res) => {
-    execFile(process.execPath, ['-e', probe, dir], { timeout: timeoutMs, killSignal: 'SIGKILL' }, (err, stdout) => {
-      res(err === null && DEAD_CONNECTION_CODES.has(stdout.trim()) ? 'stale' : 'mounted');
+    const child = spawn(process.execPath, ['-e', probe, '--', dir], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    const finish = (state: 'mounted' | 'stale'): void => {
+      clearTimeout(timer);
+      child.kill('SIGKILL');
+      res(state);
+    };
+    // Starting node took 3-5 s on this VM with 40 busy processes: the timeout counts from the statfs.
+    let timer = setTimeout(() => finish('mounted'), PROBE_START_MAX_MS);
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      if (out === '') {
+        clearTimeout(timer);
+        timer = setTimeout(() => finish('mounted'), timeoutMs);
+      }
+      out += d;
     });
+    child.once('error', () => finish('mounted'));
+    child.once('close', () => finish(DEAD_CONNECTION_CODES.has(out.slice(1)) ? 'stale' : 'mounted'));
   });
 }
 

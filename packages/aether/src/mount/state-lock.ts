@@ -63,10 +63,18 @@ function realish(path: string): string {
   }
 }
 
-/** Refuses, in one line, a state directory at or under the mount point: the mount would hide it, and make the mount point non-empty. */
+/**
+ * Refuses, in one line, a state directory at or under the mount point: the mount would hide it,
+ * and make the mount point non-empty. The mount point itself is never looked at (its parent is),
+ * nor a path under it: a hung FUSE server there would block this call for good.
+ */
 export function refuseStateDirUnder(dir: string, mountpoint: string): void {
-  const rel = relative(realish(mountpoint), realish(dir));
-  if (rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel)) {
+  const mp = join(realish(dirname(resolve(mountpoint))), basename(resolve(mountpoint)));
+  const under = (path: string): boolean => {
+    const rel = relative(mp, path);
+    return rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
+  };
+  if (under(resolve(dir)) || under(realish(dir))) {
     throw new AetherError('STATE_DIR_INVALID', `state directory ${dir} is inside the mount point ${mountpoint}: put it elsewhere (--state-dir or state_dir)`, { context: { dir, mountpoint } });
   }
 }
