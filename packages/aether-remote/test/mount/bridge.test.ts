@@ -912,7 +912,7 @@ describe('bridge mode: open files and conflict copies, later on', () => {
       const b = await bridgeMount(h.hub);
       // Each round needs the change to arrive within the kernel's 1 s attribute timeout: a slow round is tried again.
       let checked = false;
-      for (let round = 0; round < 5 && !checked; round++) {
+      for (let round = 0; round < 8 && !checked; round++) {
         const before = `round ${round}`;
         const after = `round ${round}, and then a good deal more`;
         writeFileSync(join(a.mnt, 'f'), before);
@@ -920,9 +920,9 @@ describe('bridge mode: open files and conflict copies, later on', () => {
         await within(5000, 'B has f', () => assert.equal(readOr(join(b.mnt, 'f')), before));
         const cachedAt = Date.now();
         assert.equal(statSync(join(b.mnt, 'f')).size, before.length);
+        // No `sync wait` here (a process to start): A's drain ships within its short delay.
         writeFileSync(join(a.mnt, 'f'), after);
         writeFileSync(join(a.mnt, `marker${round}`), '');
-        assert.equal(syncWait(a).code, 0);
         await within(5000, 'B has the marker', () => assert.ok(existsSync(join(b.mnt, `marker${round}`))));
         const got = readFileSync(join(b.mnt, 'f'), 'utf8');
         if (Date.now() - cachedAt > 800) continue;
@@ -940,7 +940,8 @@ describe('bridge mode: open files and conflict copies, later on', () => {
       const a = await bridgeMount(h.hub);
       const b = await bridgeMount(h.hub);
       let checked = false;
-      for (let round = 0; round < 5 && !checked; round++) {
+      // Each round needs the change to arrive within the kernel's 1 s attribute timeout: a slow round is tried again.
+      for (let round = 0; round < 8 && !checked; round++) {
         const before = `round ${round}`;
         const after = `round ${round}, and then a good deal more`;
         writeFileSync(join(a.mnt, `f${round}`), before);
@@ -951,9 +952,9 @@ describe('bridge mode: open files and conflict copies, later on', () => {
         renameSync(join(b.mnt, `f${round}`), join(b.mnt, `g${round}`));
         const cachedAt = Date.now();
         assert.equal(statSync(join(b.mnt, `g${round}`)).size, before.length);
+        // No `sync wait` here (a process to start): A's drain ships within its short delay.
         writeFileSync(join(a.mnt, `f${round}`), after);
         writeFileSync(join(a.mnt, `marker${round}`), '');
-        assert.equal(syncWait(a).code, 0);
         await within(5000, 'B has the marker', () => assert.ok(existsSync(join(b.mnt, `marker${round}`))));
         const got = readFileSync(join(b.mnt, `g${round}`), 'utf8');
         assert.equal(b.ctl(['sync', 'resume']).code, 0);
