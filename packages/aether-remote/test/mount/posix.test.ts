@@ -79,6 +79,47 @@ describe('POSIX operations through a real mount', () => {
     assert.deepEqual(sh('ls -a a', d).split('\n').filter(Boolean), ['.', '..']);
   });
 
+  it('readdir gives each entry its inode number and type (d_ino, d_type), as lstat does', () => {
+    const d = fresh();
+    writeFileSync(join(d, 'f'), '');
+    mkdirSync(join(d, 's'));
+    symlinkSync('f', join(d, 'l'));
+    linkSync(join(d, 'f'), join(d, 'h'));
+    // glibc's readdir(3) on x86-64: d_ino (8 bytes), d_off (8), d_reclen (2), d_type (1), d_name.
+    const entries = py(`${PY_ERR}
+class Dirent(ctypes.Structure):
+    _fields_ = [('d_ino', ctypes.c_uint64), ('d_off', ctypes.c_int64), ('d_reclen', ctypes.c_ushort), ('d_type', ctypes.c_ubyte), ('d_name', ctypes.c_char * 256)]
+libc = ctypes.CDLL(None, use_errno=True)
+libc.opendir.restype = ctypes.c_void_p
+libc.readdir.restype = ctypes.POINTER(Dirent)
+libc.readdir.argtypes = [ctypes.c_void_p]
+libc.closedir.argtypes = [ctypes.c_void_p]
+h = libc.opendir(b'.')
+out = {}
+while True:
+    e = libc.readdir(h)
+    if not e: break
+    out[e.contents.d_name.decode()] = [e.contents.d_ino, e.contents.d_type]
+libc.closedir(h)
+print(json.dumps(out))`, d) as Record<string, [number, number]>;
+    const [DT_DIR, DT_REG, DT_LNK] = [4, 8, 10];
+    const ino = (p: string): number => lstatSync(join(d, p)).ino;
+    assert.deepEqual(entries, {
+      '.': [ino('.'), DT_DIR],
+      '..': [ino('..'), DT_DIR],
+      f: [ino('f'), DT_REG],
+      h: [ino('f'), DT_REG],
+      s: [ino('s'), DT_DIR],
+      l: [ino('l'), DT_LNK],
+    });
+    // Python's scandir takes DirEntry.inode() from d_ino; ls -i of a directory prints it too.
+    const inParent = py(`import os, json; print(json.dumps({e.name: e.inode() for e in os.scandir('..')}))`, d) as Record<string, number>;
+    assert.equal(inParent[d.split('/').pop()!], ino('.'));
+    assert.match(sh('ls -i', d), new RegExp(`^ *${ino('f')} f$`, 'm'));
+    // A directory's size is one block, as on ext4 (some programs take size 0 for empty).
+    assert.deepEqual([statSync(join(d, 's')).size, statSync(join(d, 's')).blocks], [4096, 8]);
+  });
+
   it('mkdir and rmdir: mode, the parent\'s link count and mtime', () => {
     const d = fresh();
     utimesSync(d, 1000, 1000);

@@ -4,23 +4,32 @@ import type { Inode } from '../tree/inode.js';
 import { typeBits } from '../tree/inode.js';
 import type { BindingAttrs, FuseHandlers, FuseStat, FuseStatfs, FuseTime } from './fuse-binding.js';
 import type { FuseMetrics } from './fuse-metrics.js';
-import { FsError, type Vfs } from './vfs.js';
+import { FsError, type DirEntry, type Vfs } from './vfs.js';
+
+const DIR_BYTES = 4096;
 
 /** `allocatedBytes`: the bytes that hold data (holes do not count), for st_blocks. */
 export function toStat(i: Inode, allocatedBytes = i.size): FuseStat {
+  // A directory reports one block, as ext4 does for a small one: some programs take size 0 for empty.
+  const dir = i.kind === 'dir';
   return {
     mode: typeBits(i.kind) | i.mode,
     uid: i.uid,
     gid: i.gid,
-    size: i.size,
+    size: dir ? DIR_BYTES : i.size,
     nlink: i.nlink,
     ino: i.ino,
     blksize: 4096,
-    blocks: Math.ceil(allocatedBytes / 512),
+    blocks: Math.ceil((dir ? DIR_BYTES : allocatedBytes) / 512),
     atime: i.atimeMs,
     mtime: i.mtimeMs,
     ctime: i.ctimeMs,
   };
+}
+
+/** What libfuse reads of a readdir entry's stat: the inode and the type bits. */
+function direntStat(e: DirEntry): FuseStat {
+  return { mode: typeBits(e.kind), uid: 0, gid: 0, size: 0, nlink: 1, ino: e.ino, atime: 0, mtime: 0, ctime: 0 };
 }
 
 export interface DiskStats {
@@ -155,7 +164,12 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
       return { ...s, frsize: s.bsize, favail: s.ffree, fsid: 0, flag: 0, namemax: 255 };
     }),
     // `.` and `..` lead, as on a local disk (`ls -a`); libfuse 2.9 adds neither.
-    readdir: timed('readdir', (path: string) => ['.', '..', ...vfs.readdir(path)]),
+    // Each entry's inode and type go with its name: d_ino and d_type (find, git and scandir
+    // trust them; without them every entry needs a stat, and `ls -i` showed 4294967295).
+    readdir: timed('readdir', (path: string) => {
+      const entries = vfs.readdir(path);
+      return { names: entries.map((e) => e.name), stats: entries.map(direntStat) };
+    }),
     fsyncdir: timed('fsyncdir', () => vfs.fsync()),
     open: timed('open', changes(opened, (path: string, flags: number) => vfs.open(path, flags))),
     create: timed(

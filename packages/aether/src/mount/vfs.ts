@@ -94,6 +94,12 @@ export interface VfsDeps {
 
 export type TimeSpec = number | 'now' | 'omit';
 
+export interface DirEntry {
+  name: string;
+  ino: Ino;
+  kind: Kind;
+}
+
 /**
  * The file system's logic, independent of FUSE: path resolution, handles and the write path
  * (gate → dirty quota → journal append → cache update). Every mutation is applied to the
@@ -222,10 +228,20 @@ export class Vfs {
     return this.inode(this.handle(fh).ino);
   }
 
-  readdir(path: string): string[] {
+  /** `.`, `..` and the directory's names, each with its inode and kind (readdir's d_ino and d_type). */
+  readdir(path: string): DirEntry[] {
     const ino = this.resolve(path);
     if (this.inode(ino).kind !== 'dir') throw new FsError('ENOTDIR', `${path} is not a directory`);
-    return [...(this.d.view.entries(ino) ?? [])].map(([name]) => name);
+    const view = this.d.view;
+    const out: DirEntry[] = [
+      { name: '.', ino, kind: 'dir' },
+      { name: '..', ino: view.parentOf(ino) ?? ino, kind: 'dir' },
+    ];
+    for (const [name, child] of view.entries(ino) ?? []) {
+      const kind = view.getInode(child)?.kind;
+      if (kind !== undefined) out.push({ name, ino: child, kind });
+    }
+    return out;
   }
 
   readlink(path: string): string {
