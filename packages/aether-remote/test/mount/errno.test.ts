@@ -146,6 +146,31 @@ describe('errno of failed operations through a real mount', () => {
     assert.deepEqual(readdirSync(d).sort(), ['dangling', 'dir', 'file', 'full', 'ldir']);
   });
 
+  it('EILSEQ: a name or link target that is not UTF-8 cannot be made (two such names were one file); none can be found', () => {
+    // Node passes Buffers through as bytes: 0xe9 alone is Latin-1 é, not UTF-8.
+    const bad = (name: string): Buffer => Buffer.concat([Buffer.from(`${d}/${name}`), Buffer.from([0xe9])]);
+    expectAll([
+      ['create', () => writeFileSync(bad('x'), 'one'), 'EILSEQ'],
+      ['mkdir', () => mkdirSync(bad('d')), 'EILSEQ'],
+      ['symlink named so', () => symlinkSync('file', bad('l')), 'EILSEQ'],
+      ['symlink to such a target', () => symlinkSync(Buffer.from([0x74, 0xe9]), join(d, 'l')), 'EILSEQ'],
+      ['rename to', () => renameSync(join(d, 'file'), bad('f')), 'EILSEQ'],
+      ['link', () => linkSync(join(d, 'file'), bad('f')), 'EILSEQ'],
+      ['stat', () => statSync(bad('x')), 'ENOENT'],
+      ['open', () => openSync(bad('x'), 'r'), 'ENOENT'],
+      ['unlink', () => unlinkSync(bad('x')), 'ENOENT'],
+      ['rename from', () => renameSync(bad('x'), join(d, 'y')), 'ENOENT'],
+      ['create in a directory made through the mount', () => writeFileSync(Buffer.concat([Buffer.from(`${d}/dir/`), Buffer.from([0xe8])]), 'x'), 'EILSEQ'],
+    ]);
+    // A real U+FFFD is UTF-8 and an ordinary name; a Latin-1 name does not find it.
+    writeFileSync(join(d, 'caf\ufffd'), 'replacement character');
+    assert.equal(errnoOf(() => statSync(bad('caf'))), 'ENOENT');
+    assert.equal(readFileSync(join(d, 'caf\ufffd'), 'utf8'), 'replacement character');
+    unlinkSync(join(d, 'caf\ufffd'));
+    assert.deepEqual(readdirSync(d).sort(), ['dangling', 'dir', 'file', 'full', 'ldir']);
+    assert.equal(readFileSync(join(d, 'file'), 'utf8'), 'content');
+  });
+
   it('EINVAL: a directory renamed into its own subtree; readlink of a file', () => {
     mkdirSync(join(d, 'a', 'b', 'c'), { recursive: true });
     expectAll([
