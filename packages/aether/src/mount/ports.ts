@@ -34,8 +34,10 @@ export interface CachePort {
   putClean(ino: Ino, offset: number, data: Buffer, token?: number): Promise<number>;
   truncate(ino: Ino, size: number): Promise<void>;
   remove(ino: Ino): Promise<void>;
-  /** Data of a file the cache lost after acknowledging it (a failed write-behind). */
+  /** Data of a file the cache lost after acknowledging it (a failed write-through). */
   onDataLost(listener: (ino: Ino, err: unknown) => void): () => void;
+  /** Write-behind fails (`err`) and written data waits in memory; null once it works again. */
+  onWriteBehindStall?(listener: (err: unknown, heldBytes: number) => void): () => void;
 }
 
 /** The backpressure gate writers pass. */

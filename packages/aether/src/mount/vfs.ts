@@ -139,6 +139,9 @@ export class Vfs {
   constructor(private readonly d: VfsDeps) {
     this.maxIno = d.maxIno;
     d.cache.onDataLost((ino, err) => this.cacheFailed(ino, d.journal.lastSeq, err));
+    d.cache.onWriteBehindStall?.((err, held) =>
+      d.log(err === null ? 'cache write-behind works again' : `cache write-behind failed; written data stays readable in memory (${held} bytes now) and is written once the disk takes it: ${String(err)}`),
+    );
     d.journal.holdCommits?.((seq) => this.cacheOps.through(seq));
   }
 

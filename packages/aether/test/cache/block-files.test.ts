@@ -12,7 +12,7 @@ describe('block files', () => {
     let running = 0;
     let most = 0;
     const order: string[] = [];
-    const files = new BlockFiles(join(tempDir(), 'blocks'), 8, () => assert.fail('no block is lost'), async (path) => {
+    const files = new BlockFiles(join(tempDir(), 'blocks'), 8, () => assert.fail('no block is lost'), () => {}, async (path) => {
       running++;
       most = Math.max(most, running);
       // Slow deletions: the discards after the first ones must wait for a turn.
@@ -47,7 +47,7 @@ describe('block files', () => {
     const order: string[] = [];
     // Each deletion takes 40 ms: well above the scheduling noise of a loaded machine (with 5 ms
     // a CI run saw the urgent one finish 4th), so the order shows the queueing, not the noise.
-    const files = new BlockFiles(join(tempDir(), 'blocks'), 8, () => assert.fail('no block is lost'), async (path) => {
+    const files = new BlockFiles(join(tempDir(), 'blocks'), 8, () => assert.fail('no block is lost'), () => {}, async (path) => {
       await new Promise((r) => setTimeout(r, 40));
       await unlink(path);
       order.push(path);

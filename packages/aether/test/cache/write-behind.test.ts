@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { bytes, counter, openCache } from './helpers.js';
@@ -64,21 +64,34 @@ describe('write-behind of block files', () => {
     await h.cache.close();
   });
 
-  it('a write-behind that fails drops the block, counts an I/O error and tells the owner the data is lost', async () => {
+  it('a write-behind that fails keeps the bytes readable in memory, counts an I/O error, says so, and writes them once the disk takes them', async () => {
     const h = await openCache();
     // Every fan-out folder name taken by a plain file: creating a block file fails (ENOTDIR/EEXIST).
     const root = join(h.dir, 'blocks');
-    for (let i = 0; i < 256; i++) writeFileSync(join(root, i.toString(16).padStart(2, '0')), '');
+    const blockers = Array.from({ length: 256 }, (_, i) => join(root, i.toString(16).padStart(2, '0')));
+    for (const f of blockers) writeFileSync(f, '');
     const lost: number[] = [];
+    const stalls: (string | null)[] = [];
     h.cache.onDataLost((fileId) => lost.push(fileId));
+    h.cache.onWriteBehindStall((err) => stalls.push(err === null ? null : String(err)));
     await h.cache.write(5, 0, bytes(B, 1), 1);
-    assert.equal(h.cache.stats().dirty_bytes, B);
-    await h.cache.flushIndex().catch(() => undefined);
-    assert.deepEqual(lost, [5]);
-    assert.equal(h.cache.stats().dirty_bytes, 0, 'the lost bytes are no longer counted');
+    await assert.rejects(h.cache.flushIndex(), 'the index is not written over bytes only in memory');
+    await assert.rejects(h.cache.flushIndex(), 'nor while the retry waits');
+    assert.equal(stalls.length, 1, 'said once');
+    assert.match(stalls[0] ?? '', /E(NOTDIR|EXIST)/);
+    assert.deepEqual(lost, [], 'nothing lost');
     assert.ok((await counter(h.registry, 'aether_cache_io_errors_total')) >= 1, 'counted');
-    assert.deepEqual((await h.cache.read(5, 0, B)).holes, [{ offset: 0, length: B }], 'never served from a file that lacks them');
-    await h.cache.close().catch(() => undefined);
+    assert.equal(h.cache.stats().dirty_bytes, B);
+    const r = await h.cache.read(5, 0, B);
+    assert.deepEqual([r.holes, r.data.equals(bytes(B, 1))], [[], true], 'read from memory');
+    // The disk takes them again: the next try writes them.
+    for (const f of blockers) rmSync(f);
+    for (let i = 0; i < 100 && blockFiles(h.dir).length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(blockFiles(h.dir).length, 1, 'written within 5 s');
+    assert.deepEqual(readFileSync(blockFiles(h.dir)[0] as string).subarray(0, B), bytes(B, 1));
+    assert.deepEqual(stalls.at(-1), null, 'said when it works again');
+    await h.cache.flushIndex();
+    await h.cache.close();
   });
 
   it('a write-behind that fails for a block already committed and dropped tells no one: nothing was lost', async () => {

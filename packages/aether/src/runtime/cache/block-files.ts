@@ -36,6 +36,9 @@ export const WRITE_BEHIND_BYTES = 64 * 1024 * 1024;
  * request waited.
  */
 export const DISCARDS_AT_ONCE = 2;
+/** After a failed write-behind, the next try waits this long, doubling up to the maximum. */
+export const RETRY_FIRST_MS = 250;
+export const RETRY_MAX_MS = 10_000;
 
 /**
  * The block files on disk and a bounded pool of open handles. Writes are held in memory for up to
@@ -59,17 +62,40 @@ export class BlockFiles {
   /** Deletions running (at most DISCARDS_AT_ONCE), and those waiting for a turn, in order. */
   private discarding = 0;
   private readonly discardTurns: (() => void)[] = [];
+  /**
+   * Set while write-behind fails (a full disk, an I/O error): the held bytes stay in memory, where
+   * reads find them, and are tried again from `until` on.
+   */
+  private stall: { err: unknown; until: number; delayMs: number } | null = null;
+  /** Failures since the last flushAll began: flushAll gives up on them instead of looping. */
+  private failures = 0;
 
   /**
-   * `onLost`: a block's held bytes could not be written and were dropped; its data is gone.
+   * `onLost`: a block the index names could not be written through and was dropped; its data is
+   * gone. `onStall`: write-behind failed (`err`) and bytes are held until it works again (null).
    * `remove` deletes a file (tests count the deletions in flight).
    */
   constructor(
     readonly root: string,
     private readonly maxOpen: number,
     private readonly onLost: (b: Block, err: unknown) => void,
+    private readonly onStall: (err: unknown) => void = () => {},
     private readonly remove: (path: string) => Promise<void> = unlink,
   ) {}
+
+  /** Why write-behind is failing now (held bytes wait in memory), or null. */
+  get stalled(): unknown {
+    return this.stall?.err ?? null;
+  }
+
+  /** The next flush tries at once, whatever the retry time (closing: one last try). */
+  retryNow(): void {
+    if (this.stall) this.stall.until = 0;
+  }
+
+  get heldBytes(): number {
+    return this.pendingBytes;
+  }
 
   async init(): Promise<void> {
     await mkdir(this.root, { recursive: true });
@@ -211,27 +237,36 @@ export class BlockFiles {
     }
   }
 
-  /** Writes the bytes `b` holds to its file now. */
+  /** Writes the bytes `b` holds to its file now; rejects when that fails (the bytes stay held). */
   async flushNow(b: Block): Promise<void> {
+    const failures = this.failures;
     while (this.pending.has(b) || this.flushing.has(b)) {
-      this.flushBlock(b);
+      this.flushBlock(b, true);
       await this.flushing.get(b);
+      if (this.failures !== failures && this.pending.has(b)) throw this.stall?.err;
     }
   }
 
-  /** Writes every held byte to its file. */
+  /** Writes every held byte to its file; rejects when a write fails (its bytes stay held). */
   async flushAll(): Promise<void> {
+    // Failing and not yet time to try again: no file call per held block.
+    if (this.stall && Date.now() < this.stall.until && this.pending.size > 0) throw this.stall.err;
+    const failures = this.failures;
     while (this.pending.size > 0 || this.flushing.size > 0) {
-      for (const b of this.pending.keys()) this.flushBlock(b);
+      for (const b of this.pending.keys()) this.flushBlock(b, true);
       await Promise.all(this.flushing.values());
+      if (this.failures !== failures && this.pending.size > 0) throw this.stall?.err;
     }
   }
 
   async closeAll(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    await this.flushAll();
-    for (const b of [...this.open]) await this.closeHandle(b);
+    try {
+      await this.flushAll();
+    } finally {
+      for (const b of [...this.open]) await this.closeHandle(b);
+    }
   }
 
   private drop(b: Block): void {
@@ -241,6 +276,10 @@ export class BlockFiles {
 
   private flushDue(): void {
     this.timer = null;
+    if (this.stall && Date.now() < this.stall.until) {
+      this.timer = setTimeout(() => this.flushDue(), this.stall.until - Date.now()).unref();
+      return;
+    }
     const due = Date.now() - WRITE_BEHIND_MS;
     for (const [b, list] of this.pending) {
       if ((list[0] as Piece).at > due) break;
@@ -250,6 +289,8 @@ export class BlockFiles {
   }
 
   private flushOldest(): void {
+    // Failing: the bytes wait in memory, bounded by the dirty quota (clean data is not taken then).
+    if (this.stall) return;
     let over = this.pendingBytes - WRITE_BEHIND_BYTES / 2;
     for (const [b, list] of this.pending) {
       if (over <= 0) break;
@@ -259,9 +300,13 @@ export class BlockFiles {
     }
   }
 
-  /** Writes the pieces a block holds now, in order; they stay readable from memory until written. */
-  private flushBlock(b: Block): void {
+  /**
+   * Writes the pieces a block holds now, in order; they stay readable from memory until written.
+   * While write-behind fails, only `now` (a caller waiting for the disk) tries before the retry time.
+   */
+  private flushBlock(b: Block, now = false): void {
     if (this.flushing.has(b)) return;
+    if (this.stall && !now && Date.now() < this.stall.until) return;
     const list = this.pending.get(b);
     if (!list) return;
     const n = list.length;
@@ -274,19 +319,34 @@ export class BlockFiles {
     })().then(
       () => {
         // Pieces added meanwhile stay held; a discard or truncate waited for this write.
-        const now = this.pending.get(b);
-        if (now === list) {
+        const held = this.pending.get(b);
+        if (held === list) {
           for (const p of list.splice(0, n)) this.pendingBytes -= p.data.length;
           if (list.length === 0) this.pending.delete(b);
         }
+        if (this.stall) {
+          this.stall = null;
+          this.onStall(null);
+        }
       },
       (err: unknown) => {
-        this.drop(b);
-        this.onLost(b, err);
+        this.failures++;
+        // A block the index names must not keep bytes its file lacks: a crash would leave the
+        // index vouching for the old ones. Any other block keeps them in memory and tries again
+        // (nothing is lost: dirty bytes are in the journal until committed, then dropped here).
+        if (b.indexed) {
+          this.drop(b);
+          this.onLost(b, err);
+          return;
+        }
+        const delayMs = this.stall ? Math.min(this.stall.delayMs * 2, RETRY_MAX_MS) : RETRY_FIRST_MS;
+        const first = this.stall === null;
+        this.stall = { err, until: Date.now() + delayMs, delayMs };
+        if (first) this.onStall(err);
       },
     ).finally(() => {
       this.flushing.delete(b);
-      if (this.pending.has(b) && !this.timer) this.timer = setTimeout(() => this.flushDue(), WRITE_BEHIND_MS).unref();
+      if (this.pending.has(b) && !this.timer) this.timer = setTimeout(() => this.flushDue(), this.stall ? this.stall.delayMs : WRITE_BEHIND_MS).unref();
     });
     this.flushing.set(b, run);
   }

@@ -125,6 +125,7 @@ export class FileCache implements CachePressureSource {
   private readonly clock: Clock;
   private readonly listeners = new Set<() => void>();
   private readonly lostListeners = new Set<(fileId: number, err: unknown) => void>();
+  private readonly stallListeners = new Set<(err: unknown, heldBytes: number) => void>();
   private readonly background = new Set<Promise<void>>();
   private readonly pressure: CachePressure = { dirtyBytes: 0, diskFreeBytes: null };
   private readonly unobserve: (() => void) | undefined;
@@ -161,7 +162,10 @@ export class FileCache implements CachePressureSource {
     assertCount('blockBytes', this.blockBytes);
     this.committed = opts.committedSeq ?? -1;
     this.clock = opts.clock ?? systemClock;
-    this.blockFiles = new BlockFiles(join(opts.dir, 'blocks'), opts.maxOpenFiles ?? 256, (b, err) => this.lost(b, err));
+    this.blockFiles = new BlockFiles(join(opts.dir, 'blocks'), opts.maxOpenFiles ?? 256, (b, err) => this.lost(b, err), (err) => {
+      if (err !== null) this.metrics.ioErrors.inc();
+      for (const l of this.stallListeners) l(err, this.blockFiles.heldBytes);
+    });
     this.metrics = new CacheMetrics(opts.registry, {
       dirtyBytes: () => this.dirtyTotal,
       cleanBytes: () => this.cleanTotal,
@@ -193,13 +197,22 @@ export class FileCache implements CachePressureSource {
   }
 
   /**
-   * `listener(fileId)`: bytes of the file that were written behind could not reach their block
-   * file and are gone from the cache, dirty ones included; the caller must not serve the file from
+   * `listener(fileId)`: bytes written to a block the index names could not be written through to
+   * its file and are gone from the cache, dirty ones included; the caller must not serve the file from
    * the cache and the store alone until its pending journal entries are committed.
    */
   onDataLost(listener: (fileId: number, err: unknown) => void): () => void {
     this.lostListeners.add(listener);
     return () => this.lostListeners.delete(listener);
+  }
+
+  /**
+   * `listener(err)`: writing behind failed (a full disk); written bytes stay in memory, where reads
+   * find them, and are written once the disk takes them: then `listener(null)`.
+   */
+  onWriteBehindStall(listener: (err: unknown, heldBytes: number) => void): () => void {
+    this.stallListeners.add(listener);
+    return () => this.stallListeners.delete(listener);
   }
 
   private lost(b: Block, err: unknown): void {
@@ -328,7 +341,8 @@ export class FileCache implements CachePressureSource {
     this.assertOpen();
     assertCount('fileId', fileId);
     this.assertRange(offset, data.length);
-    if (this.maxBytes === 0) return 0;
+    // While write-behind fails, clean data (fetched again when needed) would only pile up in memory.
+    if (this.maxBytes === 0 || this.blockFiles.stalled !== null) return 0;
     return this.locks.run(fileId, async () => {
       if (token !== undefined && this.changedSince(fileId, token)) return 0;
       return this.storeLocked(fileId, offset, data, holePieces, () => (cur) => (cur === HOLE ? CLEAN : KEEP));
@@ -666,10 +680,15 @@ export class FileCache implements CachePressureSource {
     this.flushTimer = null;
     await this.locks.idle();
     this.closed = true;
-    await this.flushIndex();
-    await this.settleBackground();
-    await this.blockFiles.closeAll();
-    this.listeners.clear();
+    this.blockFiles.retryNow();
+    try {
+      await this.flushIndex();
+    } finally {
+      // Failing write-behind (a full disk): the held bytes are in the journal; the files close all the same.
+      await this.settleBackground();
+      await this.blockFiles.closeAll();
+      this.listeners.clear();
+    }
   }
 
   // ---- internals -------------------------------------------------------------------------------
