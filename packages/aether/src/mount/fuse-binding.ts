@@ -204,6 +204,7 @@ const NativeFuse = require('fuse-native') as NativeFuseClass;
 const fuseNativeDir = dirname(require.resolve('fuse-native/package.json'));
 const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp-build')(fuseNativeDir) as {
   fuse_native_get_context(): [number, number, number];
+  fuse_native_reserve(fd: number, offset: number, length: number): number;
   fuse_native_attr_guard(): boolean;
   fuse_native_self_rename(request: Buffer): boolean;
   fuse_native_set_uncached(ino: number, on: boolean): void;
@@ -230,6 +231,14 @@ const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp
  * The uid, gid and pid of the process whose request is being handled (libfuse's fuse_get_context,
  * exposed by the patch). Valid only synchronously inside a handler, before its first await.
  */
+/**
+ * Reserves disk blocks for a file's bytes [offset, offset + length) without changing its size
+ * (fallocate, FALLOC_FL_KEEP_SIZE, which Node lacks); returns 0 or -errno. For the journal.
+ */
+export function reserveFileSpace(fd: number, offset: number, length: number): number {
+  return nativeAddon.fuse_native_reserve(fd, offset, length);
+}
+
 export function callerContext(): { uid: number; gid: number; pid: number } {
   const [uid, gid, pid] = nativeAddon.fuse_native_get_context();
   return { uid, gid, pid };

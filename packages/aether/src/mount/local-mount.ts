@@ -25,7 +25,7 @@ import { LocalDrain } from './drain.js';
 import { SpaceReclaimer } from './space-reclaimer.js';
 import { refuseUnusableMountpoint, refuseWithoutFuseDevice } from './mountpoint.js';
 import { ensureStateDir, refuseStateDirUnder, StateLock } from './state-lock.js';
-import { callerContext, claimBindingAttrs, claimBindingSync, FuseMount, guardHardLinkAttributes, hideNode, invalidateNodes, setAttributesUncached } from './fuse-binding.js';
+import { callerContext, claimBindingAttrs, reserveFileSpace, claimBindingSync, FuseMount, guardHardLinkAttributes, hideNode, invalidateNodes, setAttributesUncached } from './fuse-binding.js';
 import { FuseMetrics } from './fuse-metrics.js';
 import { fuseHandlers } from './fuse-ops.js';
 import { Vfs } from './vfs.js';
@@ -163,7 +163,7 @@ export class LocalMount {
     if (this.opts.remote) return this.openRemote(this.opts.remote, handlers);
     const store = (this.store = Store.open(join(this.stateDir, 'store')));
 
-    const journal = (this.journal = await Journal.open({ ...journalOptionsFromConfig(config.current), dir: join(this.stateDir, 'journal'), registry: this.registry }));
+    const journal = (this.journal = await Journal.open({ ...journalOptionsFromConfig(config.current), dir: join(this.stateDir, 'journal'), registry: this.registry, reserve: reserveFileSpace }));
     if (journal.recovery.tornTail) this.log(`journal: cut a torn tail at recovery (${JSON.stringify(journal.recovery.tornTail)})`);
     const applied = store.appliedSeq;
     if (applied > journal.lastSeq) throw new Error(`state ${this.stateDir}: the store holds journal entry ${applied} but the journal ends at ${journal.lastSeq}`);
@@ -218,7 +218,7 @@ export class LocalMount {
   private async openRemote(remote: RemoteBackend, handlers: Partial<Record<CommandName, Handler>>): Promise<void> {
     const config = this.opts.config;
     await remote.open({ stateDir: this.stateDir, registry: this.registry, config, log: this.log });
-    const journal = (this.journal = await Journal.open({ ...journalOptionsFromConfig(config.current), dir: join(this.stateDir, 'journal'), registry: this.registry }));
+    const journal = (this.journal = await Journal.open({ ...journalOptionsFromConfig(config.current), dir: join(this.stateDir, 'journal'), registry: this.registry, reserve: reserveFileSpace }));
     if (journal.recovery.tornTail) this.log(`journal: cut a torn tail at recovery (${JSON.stringify(journal.recovery.tornTail)})`);
     const acked = remote.committedJournalSeq;
     if (acked > journal.lastSeq) throw new Error(`state ${this.stateDir}: the hub holds journal entry ${acked} of this mount but the journal ends at ${journal.lastSeq}`);

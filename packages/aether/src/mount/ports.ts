@@ -8,6 +8,8 @@ export interface JournalPort {
   readonly lastSeq: number;
   readonly committedSeq: number;
   readonly syncSettings: { readonly policy: 'interval' | 'manual' | 'immediate' };
+  /** False when the disk has no room for a record of `payloadBytes`: the change is refused (ENOSPC) before it is made. */
+  hasRoom?(payloadBytes: number): boolean;
   /** Set once a journal write has failed: every later append is refused with it. */
   readonly failed: Error | null;
   /** Makes everything appended so far durable (reason `manual`: `fsync(2)`, `JOURNAL FLUSH`). */

@@ -134,6 +134,8 @@ export class Vfs {
   private nextFh = 1;
   private maxIno: number;
   private writesStopped = false;
+  /** The last change was refused for want of disk space (logged once per spell). */
+  private noRoom = false;
   private hideRetry: NodeJS.Timeout | undefined;
 
   constructor(private readonly d: VfsDeps) {
@@ -274,13 +276,21 @@ export class Vfs {
     // changes the view, or the tree would show what the journal never got (until a restart).
     const failure = this.d.journal.failed;
     if (failure && op.t !== 'forget') throw failure;
+    const payload = encodeOp(op);
+    // A full disk refuses the change here, before the view has it; the journal goes on once there is room.
+    if (op.t !== 'forget' && this.d.journal.hasRoom?.(payload.length) === false) {
+      if (!this.noRoom) this.d.log('the journal\'s disk is full: changes are refused with ENOSPC until there is room again (nothing written before is lost)');
+      this.noRoom = true;
+      throw new FsError('ENOSPC', 'no room on the state directory\'s disk for the journal');
+    }
+    if (this.noRoom) this.d.log('the journal\'s disk has room again: changes are taken');
+    this.noRoom = false;
     try {
       applyOp(this.d.view, op, { keepOrphans: true });
     } catch (err) {
       if (err instanceof TreeError) throw new FsError(err.errno, err.message);
       throw err;
     }
-    const payload = encodeOp(op);
     // The payload is this op's own (encodeOp), never changed: the journal writes it without a copy.
     const appended = this.d.journal.append(OP_RECORD_TYPE, payload, { owned: true });
     const seq = this.d.journal.lastSeq;

@@ -27,6 +27,8 @@ export type OpenMode = 'wx' | 'w' | 'r' | 'r+';
 
 export interface JournalFs {
   open(path: string, mode: OpenMode): Promise<JournalFile>;
+  /** The same, synchronously: the spare segment is made when a change asks for room (`hasRoom`). */
+  openSync?(path: string, mode: OpenMode): JournalFile;
   /** Names in a directory; fails with ENOENT/ENOTDIR like readdir(2). */
   readdir(path: string): Promise<string[]>;
   /** Creates the directory and its parents; true when it did not exist before. */
@@ -98,6 +100,7 @@ export const nodeJournalFs: JournalFs = {
     const fd = await callback<number>((cb) => fs.open(path, mode, 0o600, cb));
     return new NodeJournalFile(fd);
   },
+  openSync: (path, mode) => new NodeJournalFile(fs.openSync(path, mode, 0o600)),
   readdir: (path) => fs.promises.readdir(path),
   async mkdirp(path) {
     const first = await fs.promises.mkdir(path, { recursive: true, mode: 0o700 });

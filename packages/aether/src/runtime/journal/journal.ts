@@ -9,13 +9,13 @@ import { nodeJournalFs, type JournalFile, type JournalFs } from './fs-layer.js';
 import { JournalMetrics } from './metrics.js';
 import type { PendingIndex } from './pending-index.js';
 import { RecordStream } from './reader.js';
-import { encodeRecordHeader, FrameArena, RECORD_PAYLOAD_BYTES_MAX } from './record.js';
+import { encodeRecordHeader, FrameArena, RECORD_HEADER_BYTES, RECORD_PAYLOAD_BYTES_MAX } from './record.js';
 import type { OutsideSync } from './outside-sync.js';
 import { recoverJournal, type RecoveryReport } from './recovery.js';
 import { Segment, SegmentList } from './segment.js';
 import { DEFAULT_RETRY, SyncController, type RetrySettings, type SyncSettings } from './sync.js';
 import { SeqWaiters } from './waiters.js';
-import { SegmentWriter } from './writer.js';
+import { SegmentWriter, SPARE_SEGMENT_FILE, type ReserveSpace } from './writer.js';
 
 /** The smallest segment size, as in the config schema (`journal_segment_bytes`). */
 export const SEGMENT_BYTES_MIN = 4096;
@@ -30,6 +30,8 @@ export interface JournalOptions {
   /** Where the journal's metrics are registered; a private registry when absent. */
   registry?: Registry;
   retry?: RetrySettings;
+  /** Reserves the blocks records go into ahead (see `hasRoom`); without it nothing is reserved. */
+  reserve?: ReserveSpace;
 }
 
 /** Where a run of pending entries lies in one segment file: bytes [offset, endOffset) hold firstSeq..lastSeq. */
@@ -88,6 +90,7 @@ export class Journal implements JournalPendingSource {
     const fs = opts.fs ?? nodeJournalFs;
     if (await fs.mkdirp(opts.dir)) await fs.syncDir(dirname(opts.dir));
     await fs.unlink(join(opts.dir, CHECKPOINT_TMP_FILE));
+    await fs.unlink(join(opts.dir, SPARE_SEGMENT_FILE));
     const { scan, report } = await recoverJournal(fs, opts.dir);
     const segments = new SegmentList();
     for (const s of scan.segments) segments.push(new Segment(s.firstSeq, { lastSeq: s.lastSeq, sizeBytes: s.validBytes, onDisk: true }));
@@ -123,7 +126,7 @@ export class Journal implements JournalPendingSource {
         this.outsideLost = true;
         this.allowOutside();
       },
-    });
+    }, opts.reserve);
     this.checkpoint = new CheckpointWriter(fs, opts.dir, { committedSeq: report.committedSeq, durableSeq: durableSeqOnDisk }, () => ({
       committedSeq: this.committed,
       durableSeq: this.writer.durableSeq,
@@ -150,6 +153,15 @@ export class Journal implements JournalPendingSource {
   /** Record bytes appended and not yet made durable. */
   get unsyncedBytes(): number {
     return this.appendedBytes - this.writer.durableBytesTotal;
+  }
+
+  /**
+   * False when the disk has no room for a record of `payloadBytes` (and a little more): the blocks
+   * records go into are reserved ahead, so a full disk refuses the change before it is made, and
+   * the journal goes on once there is room again. Always true without `reserve`.
+   */
+  hasRoom(payloadBytes: number): boolean {
+    return this.writer.hasRoom(RECORD_HEADER_BYTES + payloadBytes);
   }
 
   /** Why the journal takes no more records (a write or a segment creation failed), or null. */

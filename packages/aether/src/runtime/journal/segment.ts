@@ -71,6 +71,8 @@ export class Segment {
    * (Linux marks them clean and reports the error once), so they are written again before the retry.
    */
   suspectFrom: number | null = null;
+  /** Disk blocks reserved for the file's bytes [0, reservedEnd) (`ReserveSpace`); 0 when none. */
+  reservedEnd = 0;
 
   constructor(
     readonly firstSeq: number,

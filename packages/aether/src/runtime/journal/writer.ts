@@ -15,6 +15,23 @@ export const WRITE_BATCH_BYTES_MAX = 1024 * 1024;
 /** After this many bytes in one go, the pump yields to the event loop before writing more. */
 const PUMP_BYTES_PER_TURN = 4 * WRITE_BATCH_BYTES_MAX;
 
+/**
+ * Reserves disk blocks for a file's bytes [offset, offset + length) without changing its size
+ * (fallocate with FALLOC_FL_KEEP_SIZE); returns 0 or -errno.
+ */
+export type ReserveSpace = (fd: number, offset: number, length: number) => number;
+/** Blocks are reserved this far ahead of the records (at most a segment's size, at least 64 KiB). */
+export const RESERVE_WINDOW_BYTES = 4 * 1024 * 1024;
+/**
+ * `hasRoom` keeps this much reserved beyond the record it is asked about, for records appended
+ * without asking (an unlinked file's forget record goes out with its unlink).
+ */
+export const RESERVE_MARGIN_BYTES = 64 * 1024;
+/** The next segment's file, made and reserved ahead, so that rolling to it needs no new block. */
+export const SPARE_SEGMENT_FILE = 'next-segment.spare';
+const ENOSPC = -28;
+const EDQUOT = -122;
+
 interface Queued {
   seq: number;
   segment: Segment;
@@ -62,7 +79,13 @@ export class SegmentWriter {
   private durableSeqValue: number;
   private durableBytes = 0;
   private outside: OutsideSync | null = null;
+  /** The next segment's file, reserved, once made; and the making of it. */
+  private spare: { file: JournalFile; reservedEnd: number } | null = null;
+  /** A reservation failed for want of space: until one works, `hasRoom` answers from what is reserved. */
+  private full = false;
+  private readonly window: number;
 
+  /** `reserve`: without it (or on a file system that cannot) nothing is reserved, `hasRoom` is always true. */
   constructor(
     private readonly fs: JournalFs,
     private readonly dir: string,
@@ -71,7 +94,10 @@ export class SegmentWriter {
     lastSeq: number,
     private readonly metrics: JournalMetrics,
     private readonly events: WriterEvents,
+    private reserve?: ReserveSpace,
   ) {
+    this.window = Math.min(RESERVE_WINDOW_BYTES, Math.max(segmentBytes, 64 * 1024));
+    this.prepareSpare();
     this.writtenSeqValue = lastSeq;
     this.durableSeqValue = lastSeq;
     this.fsyncs = new GroupRun(() => {
@@ -108,6 +134,73 @@ export class SegmentWriter {
     return this.failure;
   }
 
+  /**
+   * True when a record of `bytes` can be written without the disk giving a block it may not have:
+   * the blocks it goes into are reserved (or nothing is, on a file system that cannot). Asked
+   * before a change is made, so that a full disk refuses the change, never its record halfway.
+   */
+  hasRoom(bytes: number): boolean {
+    if (!this.reserve || this.failure) return true;
+    const seg = this.active;
+    if (!seg || (seg.lastSeq >= seg.firstSeq && seg.sizeBytes + bytes > this.segmentBytes)) {
+      // It starts a segment: the spare, made ahead, takes it.
+      this.prepareSpare();
+      if (!this.reserve) return true;
+      const end = SEGMENT_HEADER_BYTES + bytes + RESERVE_MARGIN_BYTES;
+      return this.spare !== null && (end <= this.spare.reservedEnd || this.extend(this.spare, end));
+    }
+    const end = seg.sizeBytes + bytes + RESERVE_MARGIN_BYTES;
+    if (end <= seg.reservedEnd) return true;
+    // Being made without a spare (reserving began after it rolled): its blocks come once it is.
+    if (!seg.file) return !this.full;
+    return this.extend(seg, end);
+  }
+
+  /** Reserves blocks of the file up to `end` at least (a window further when it can); false when the disk is full. */
+  private extend(target: { file: JournalFile | null; reservedEnd: number }, end: number): boolean {
+    const fd = target.file?.fd;
+    if (fd === undefined || !this.reserve) return true;
+    const from = target.reservedEnd;
+    const to = Math.max(end, Math.min(from + this.window, Math.max(this.segmentBytes, end)));
+    // Reserved to the segment's end already: nothing to ask (a zero length is EINVAL).
+    if (to <= from) return true;
+    const r = this.reserve(fd, from, to - from);
+    if (r === 0) {
+      target.reservedEnd = to;
+      this.full = false;
+      return true;
+    }
+    if (r === ENOSPC || r === EDQUOT) {
+      this.full = true;
+      return false;
+    }
+    // The file system cannot reserve (EOPNOTSUPP, ...): write as before, without.
+    this.reserve = undefined;
+    return true;
+  }
+
+  /**
+   * Makes the spare segment file, now (a synchronous open, once a segment), and reserves its first
+   * window; a spare the disk had no room for stays, reserved as far as it could be, and is asked
+   * again by `hasRoom`.
+   */
+  private prepareSpare(): void {
+    if (!this.reserve || this.spare || this.failure) return;
+    if (!this.fs.openSync) {
+      // Without a synchronous open the spare could not be made when `hasRoom` needs it.
+      this.reserve = undefined;
+      return;
+    }
+    try {
+      this.spare = { file: this.fs.openSync(join(this.dir, SPARE_SEGMENT_FILE), 'w'), reservedEnd: 0 };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOSPC' || code === 'EDQUOT') this.full = true;
+      else this.reserve = undefined;
+      return;
+    }
+    this.extend(this.spare, SEGMENT_HEADER_BYTES + this.window + RESERVE_MARGIN_BYTES);
+  }
   /** Places the record in the log (rolling to a new segment when this one is full) and queues it; returns its offset. */
   place(seq: number, header: Buffer, payload: Buffer): number {
     assert.equal(this.failure, null);
@@ -117,6 +210,7 @@ export class SegmentWriter {
     const offset = seg.sizeBytes;
     seg.sizeBytes += bytes;
     seg.lastSeq = seq;
+    this.reserveAhead(seg);
     this.queue.push({ seq, segment: seg, offset, header, payload, bytes });
     if (!this.pumpQueued) {
       // Appends made in the same turn of the event loop go out together in one writev.
@@ -162,9 +256,15 @@ export class SegmentWriter {
     await this.fsyncs.idle();
   }
 
-  /** Closes every open segment file (after the caller's last flush). */
+  /** Closes every open segment file (after the caller's last flush) and removes the spare. */
   async close(): Promise<void> {
     await this.idle();
+    const spare = this.spare;
+    this.spare = null;
+    if (spare) {
+      await spare.file.close().catch(() => undefined);
+      await this.fs.unlink(join(this.dir, SPARE_SEGMENT_FILE)).catch(() => undefined);
+    }
     for (const seg of this.segments.all) {
       const file = seg.file;
       seg.file = null;
@@ -190,6 +290,11 @@ export class SegmentWriter {
     this.segments.push(seg);
     this.active = seg;
     return seg;
+  }
+
+  /** Reserves the active segment's next window once its records are half way through the last one. */
+  private reserveAhead(seg: Segment): void {
+    if (this.reserve && seg.file && !this.full && seg.sizeBytes > seg.reservedEnd - this.window / 2) this.extend(seg, seg.sizeBytes);
   }
 
   private pump(): void {
@@ -244,9 +349,14 @@ export class SegmentWriter {
   /** Creates the segment file with its header and makes its name durable before any record goes in. */
   private create(seg: Segment): void {
     const path = join(this.dir, seg.name);
+    const spare = this.spare;
+    this.spare = null;
+    if (spare) seg.reservedEnd = spare.reservedEnd;
     this.creating = (async () => {
-      const file = await this.fs.open(path, 'wx');
+      // The spare's blocks are reserved already: renaming it takes none from a full disk.
+      const file = spare ? spare.file : await this.fs.open(path, 'wx');
       try {
+        if (spare) await this.fs.rename(join(this.dir, SPARE_SEGMENT_FILE), path);
         file.writevSync([encodeSegmentHeader(seg.firstSeq)], 0);
         await this.fs.syncDir(this.dir);
       } catch (err) {
@@ -262,9 +372,11 @@ export class SegmentWriter {
       seg.writtenBytes = SEGMENT_HEADER_BYTES;
       // Before any record goes in: an fsync(2) answered outside must cover every record answered.
       this.share(file);
+      this.reserveAhead(seg);
     })().then(
       () => {
         this.creating = null;
+        this.prepareSpare();
         this.pump();
       },
       (err: unknown) => {
