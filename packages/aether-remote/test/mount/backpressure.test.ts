@@ -101,6 +101,49 @@ describe('backpressure end to end', () => {
     await m.stop();
   });
 
+  it('a writer held by backpressure can be killed (kill -9, Ctrl-C) and is told EINTR by a signal it handles; nothing of its write is made', async () => {
+    const m = await startMount({ env: { AFS_AETHER_JOURNAL_MAX_AGE_SECS: '1', AFS_AETHER_JOURNAL_CLEAR_AGE_SECS: '0' } });
+    assert.equal(m.ctl(['sync', 'pause']).code, 0);
+    writeFileSync(join(m.mnt, 'f'), 'one\n');
+    for (let i = 0; i < 50 && !bpStatus(m).engaged; i++) await sleep(100);
+    assert.equal(bpStatus(m).engaged, true, 'age engaged');
+    const held = (cmd: string[]): { proc: ChildProcess; exited: Promise<{ code: number | null; signal: string | null; out: string }> } => {
+      const proc = spawn(cmd[0]!, cmd.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+      return { proc, exited: new Promise((r) => proc.once('close', (code, signal) => r({ code, signal, out }))) };
+    };
+    const gone = async (p: Promise<unknown>, ms: number): Promise<boolean> => (await Promise.race([p.then(() => true), sleep(ms).then(() => false)])) as boolean;
+    // kill -9 and SIGINT of a shell appending to the file, held at the gate.
+    for (const sig of ['SIGKILL', 'SIGINT'] as const) {
+      const w = held(['sh', '-c', `echo two >> '${join(m.mnt, 'f')}'`]);
+      assert.equal(await gone(w.exited, 700), false, 'the writer is held');
+      w.proc.kill(sig);
+      assert.equal(await gone(w.exited, 3000), true, `${sig}: the writer goes within 3 s`);
+    }
+    // A program that handles the signal gets EINTR from write(2), and can go on.
+    const py = held(['python3', '-c', `
+import os, signal, errno
+def alarm(*_): raise TimeoutError
+signal.signal(signal.SIGALRM, alarm)
+fd = os.open('${join(m.mnt, 'f')}', os.O_WRONLY | os.O_APPEND)
+signal.alarm(1)
+try:
+    os.write(fd, b'three\\n')
+    print('written')
+except TimeoutError:
+    print('interrupted')
+`]);
+    assert.equal(await gone(py.exited, 5000), true, 'the program handling SIGALRM gets out of write(2)');
+    const r = await py.exited;
+    assert.equal(r.out.trim(), 'interrupted', `exit ${r.code}`);
+    assert.equal(readFileSync(join(m.mnt, 'f'), 'utf8'), 'one\n', 'no interrupted write was made');
+    assert.equal(m.ctl(['sync', 'resume']).code, 0);
+    writeFileSync(join(m.mnt, 'f'), 'four\n', { flag: 'a' });
+    assert.equal(readFileSync(join(m.mnt, 'f'), 'utf8'), 'one\nfour\n');
+    await m.stop();
+  });
+
   it('cache dirty bytes: engages past the dirty high-water and clears below the low-water', async () => {
     const m = await startMount({
       env: { AFS_AETHER_CACHE_DIRTY_HIGH_WATER_BYTES: '200000', AFS_AETHER_CACHE_DIRTY_LOW_WATER_BYTES: '50000', AFS_AETHER_CACHE_MIN_FREE_BYTES: '0' },

@@ -389,6 +389,23 @@ print(json.dumps([err(lambda: r2('a', 'b', 1)), err(lambda: r2('a', 'c', 1)), er
     assert.equal(statSync(p).mtimeMs, 1_600_000_000_123);
   });
 
+  it('times before 1970 are kept (touch -d 1969, tar x and cp -p of old files), to the millisecond, and after a restart', async () => {
+    const d = fresh();
+    const src = join(m.stateDir, '..', 'old-src');
+    mkdirSync(src, { recursive: true });
+    writeFileSync(join(src, 'moon'), 'apollo');
+    sh(`touch -d '1969-07-20 20:17:40 UTC' '${src}/moon'`, d);
+    sh(`tar cf '${src}.tar' -C '${src}' moon && tar xf '${src}.tar' && cp -p '${src}/moon' moon-copy`, d);
+    writeFileSync(join(d, 'f'), 'x');
+    sh("touch -d '1969-12-31 23:59:59.5 UTC' f", d);
+    const want = { moon: -14182940000, 'moon-copy': -14182940000, f: -500 };
+    const mtimes = (): Record<string, number> => Object.fromEntries(Object.keys(want).map((n) => [n, statSync(join(d, n)).mtimeMs]));
+    assert.deepEqual(mtimes(), want);
+    await m.kill9();
+    m = await startMount({ mnt: m.mnt, stateDir: m.stateDir });
+    assert.deepEqual(mtimes(), want, 'after kill -9 and a restart');
+  });
+
   it('timestamps: data changes move mtime and ctime, metadata changes ctime only, reads neither', async () => {
     const d = fresh();
     const f = join(d, 'f');

@@ -10,6 +10,7 @@ import { constants as osConstants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { AetherError } from '../errors.js';
 import type { OutsideSync } from '../runtime/journal/index.js';
+import { runAs, setInterruptSource } from './interrupts.js';
 import { LoopSpin } from './loop-spin.js';
 import { fuseOptionString, type FuseMountOptions } from './mount-options.js';
 import { prepareMountpoint, setMountReadahead, type MountpointCheckOptions } from './mountpoint.js';
@@ -51,8 +52,8 @@ export const UTIME_OMIT_MS = 2 ** 53 - 2;
 export type FuseTime = 'now' | 'omit' | number;
 
 /**
- * A time before 1970 reaches JS wrapped around 2^64 (the binding converts it unsigned), so any
- * other value above 2^53 is not a time: undefined, which the utimens adapter answers with EINVAL.
+ * Times reach JS as signed ms (a time before 1970 is negative; the patched binding clamps at
+ * +-2^53); anything else is not a time: undefined, which the utimens adapter answers with EINVAL.
  */
 export function decodeUtime(ms: number): FuseTime | undefined {
   if (ms === UTIME_NOW_MS) return 'now';
@@ -62,7 +63,7 @@ export function decodeUtime(ms: number): FuseTime | undefined {
 
 function utimeArg(ms: number): FuseTime {
   const t = decodeUtime(ms);
-  if (t === undefined) throw fuseError('EINVAL', `utimens: ${ms} ms is not a representable time (before 1970?)`);
+  if (t === undefined) throw fuseError('EINVAL', `utimens: ${ms} ms is not a representable time`);
   return t;
 }
 
@@ -205,6 +206,7 @@ const fuseNativeDir = dirname(require.resolve('fuse-native/package.json'));
 const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp-build')(fuseNativeDir) as {
   fuse_native_get_context(): [number, number, number];
   fuse_native_reserve(fd: number, offset: number, length: number): number;
+  fuse_native_take_interrupts(): object[];
   fuse_native_attr_guard(): boolean;
   fuse_native_self_rename(request: Buffer): boolean;
   fuse_native_set_uncached(ino: number, on: boolean): void;
@@ -467,9 +469,11 @@ const ms = (t: Date | number): number => (typeof t === 'number' ? t : t.getTime(
 /** A stat as the binding's getattr reply carries it (fuse-native's getStatArray, with the same defaults). */
 export function statInts(st: FuseStat): Buffer {
   const ints = new Uint32Array(19);
+  // Two's-complement 64 bits: a time before 1970 is negative (the patched binding reads times signed).
   const wide = (at: number, n: number): void => {
-    ints[at] = n % TWO_32;
-    ints[at + 1] = (n - (n % TWO_32)) / TWO_32;
+    const high = Math.floor(n / TWO_32);
+    ints[at] = n - high * TWO_32;
+    ints[at + 1] = high;
   };
   ints[0] = st.mode;
   ints[1] = st.uid ?? 0;
@@ -568,7 +572,7 @@ function checkCount(n: number, length: number): number {
 }
 
 /** Builds fuse-native's callback-style ops from async handlers; `fail` turns an error into an errno. */
-function nativeOps(h: FuseHandlers, fail: (op: FuseOpName, err: unknown) => number, onRequest: () => void): NativeOps {
+function nativeOps(h: FuseHandlers, fail: (op: FuseOpName, err: unknown) => number, onRequest: () => void, requestHandle: () => object | null): NativeOps {
   const ops: NativeOps = {};
   // The one place a handler's promise becomes fuse-native's callback; `ok` shapes the success
   // arguments (0 and a value, or a byte count alone for read and write). The callback runs once.
@@ -576,9 +580,10 @@ function nativeOps(h: FuseHandlers, fail: (op: FuseOpName, err: unknown) => numb
     if (fn === undefined) return;
     ops[op] = (...args: unknown[]) => {
       const cb = args.pop() as NativeCallback;
+      const request = requestHandle();
       onRequest();
       Promise.resolve()
-        .then(() => fn(...(args as unknown as A)))
+        .then(() => runAs(request, () => fn(...(args as unknown as A))))
         .then(ok)
         .then((out) => cb(...out), (err: unknown) => cb(fail(op, err)));
     };
@@ -666,7 +671,10 @@ export class FuseMount {
       report(op, err);
       return Errno.EIO;
     };
-    this.native = new PatchedFuse(this.mountpoint, nativeOps(handlers, fail, requestHook(hooks)), fuseOptionString(options));
+    // The request a handler is called for, read while the binding calls it (the patched index.js).
+    const requestHandle = (): object | null => (this.native as unknown as { _requestHandle?: object | null })._requestHandle ?? null;
+    this.native = new PatchedFuse(this.mountpoint, nativeOps(handlers, fail, requestHook(hooks), requestHandle), fuseOptionString(options));
+    setInterruptSource(() => nativeAddon.fuse_native_take_interrupts());
     this.checks = { statTimeoutMs: hooks.statTimeoutMs, create: hooks.create };
     this.readaheadKib = options.readaheadKib;
     this.attrs = hooks.bindingAttrs ?? null;

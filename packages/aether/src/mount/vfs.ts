@@ -4,6 +4,7 @@ import type { MemoryMeta } from '../tree/meta.js';
 import { encodeOp, OP_RECORD_TYPE, ROOT_INO, type Ino, type Kind, type Op } from '../tree/ops.js';
 import type { Clock } from '../runtime/infra/clock.js';
 import type { CachePort, GatePort, JournalPort } from './ports.js';
+import { interruptible } from './interrupts.js';
 import { SettleWatermark } from './settle-watermark.js';
 
 export type FsErrno = Errno | 'EBADF' | 'ENOSPC' | 'EIO' | 'EACCES' | 'ENOTSUP' | 'EROFS' | 'EFBIG';
@@ -316,7 +317,8 @@ export class Vfs {
    * directory, and reads must never wait.
    */
   private async admitWriter(): Promise<void> {
-    if (!this.d.gate.isOpen) await this.d.gate.admit();
+    // A program killed or interrupted meanwhile gets EINTR before anything is changed (interrupts.ts).
+    if (!this.d.gate.isOpen) await interruptible(this.d.gate.admit());
   }
 
   async mknode(path: string, kind: Kind, mode: number, uid: number, gid: number, target?: string): Promise<Ino> {
