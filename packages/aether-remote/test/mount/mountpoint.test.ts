@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, st
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { bin as aetherBin, mountMustFail, mountSuite, startMount, status, stopCleanly, type FailedMount } from './harness.js';
+import { bin as aetherBin, mountMustFail, mountSuite, startMount, status, stopCleanly, waitDrained, type FailedMount } from './harness.js';
 
 function mounted(mnt: string): boolean {
   // mountinfo escapes space, tab, newline and backslash as octal.
@@ -175,6 +175,45 @@ describe('mount points and state directories', () => {
     await stopCleanly(await startMount({ mnt, stateDir }));
   });
 
+  it('refuses a state directory whose control socket path is too long for a Unix socket, in one line, creating nothing', async () => {
+    const { base, mnt } = fresh();
+    const stateDir = join(base, 'b'.repeat(120));
+    const r = await mountMustFail({ mnt, stateDir });
+    assert.notEqual(r.code, 0);
+    assertOneLine(r, /control socket .* bytes long, over the 107 a Unix socket path may have/);
+    assert.equal(existsSync(stateDir), false);
+    assert.deepEqual(readdirSync(base).sort(), ['mnt'], 'no stray socket under a cut name');
+  });
+
+  it('refuses a store that lost committed data (its database removed) in one line, and deletes no pack', async () => {
+    const { mnt, stateDir } = fresh();
+    const m = await startMount({ mnt, stateDir });
+    writeFileSync(join(mnt, 'precious'), randomBytes(1 << 20));
+    await waitDrained(m);
+    await stopCleanly(m);
+    const packs = readdirSync(join(stateDir, 'store', 'packs')).sort();
+    rmSync(join(stateDir, 'store', 'meta.sqlite'));
+    const r = await mountMustFail({ mnt, stateDir });
+    assert.notEqual(r.code, 0);
+    assertOneLine(r, /holds journal entries up to 0, but entries up to \d+ were committed to it: its database is missing or damaged/);
+    assert.deepEqual(readdirSync(join(stateDir, 'store', 'packs')).sort(), packs);
+  });
+
+  it('a pack file gone from the store: reads of its data fail with EIO (not ENOENT) and the log names the pack', async () => {
+    const { mnt, stateDir } = fresh();
+    let m = await startMount({ mnt, stateDir });
+    writeFileSync(join(mnt, 'f'), randomBytes(1 << 20));
+    await waitDrained(m);
+    await stopCleanly(m);
+    for (const p of readdirSync(join(stateDir, 'store', 'packs'))) rmSync(join(stateDir, 'store', 'packs', p));
+    m = await startMount({ mnt, stateDir });
+    assert.throws(() => readFileSync(join(mnt, 'f')), { code: 'EIO' });
+    const mount = m;
+    for (let i = 0; i < 100 && !/cannot read chunk .* from pack .*packs/.test(mount.stderr()); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.match(m.stderr(), /cannot read chunk .* from pack .*packs/);
+    await m.stop();
+  });
+
   it('refuses a non-empty directory with one line and exit code 2, touching nothing', async () => {
     const { mnt, stateDir } = fresh();
     writeFileSync(join(mnt, 'precious'), 'do not hide me');
@@ -228,14 +267,15 @@ describe('mount points and state directories', () => {
     await stopCleanly(again);
   });
 
-  it('a stop whose shutdown flush fails says so in one line and exits 1 (the state directory on a full 4 MiB tmpfs)', async () => {
+  it('a stop whose shutdown flush fails says so in one line and exits 1 (the state directory on a full 4 MiB tmpfs the journal reserves nothing on)', async () => {
     const { base, mnt, stateDir } = fresh();
     mkdirSync(stateDir);
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', stateDir]);
     let m: Awaited<ReturnType<typeof startMount>> | undefined;
     try {
       // No free-space backpressure: the disk must fill under the journal, not hold the writer.
-      const env = { AFS_AETHER_CACHE_MIN_FREE_BYTES: '0', AFS_AETHER_CACHE_RESUME_FREE_BYTES: '0' };
+      // Without reservations (as on a file system without fallocate) a full disk fails a journal write.
+      const env = { AFS_AETHER_CACHE_MIN_FREE_BYTES: '0', AFS_AETHER_CACHE_RESUME_FREE_BYTES: '0', AETHER_TEST_JOURNAL_RESERVE: 'off' };
       m = await startMount({ mnt, stateDir, env });
       writeFileSync(join(mnt, 'small'), 'fits');
       assert.throws(() => writeFileSync(join(mnt, 'big'), randomBytes(6 << 20)), { code: 'ENOSPC' });

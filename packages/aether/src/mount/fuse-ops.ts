@@ -20,7 +20,8 @@ export function toStat(i: Inode, allocatedBytes = i.size): FuseStat {
     nlink: i.nlink,
     ino: i.ino,
     blksize: 4096,
-    blocks: Math.ceil((dir ? DIR_BYTES : allocatedBytes) / 512),
+    // Whole 4 KiB blocks, in 512-byte units, as ext4 counts them: `du` agrees with a local disk.
+    blocks: Math.ceil((dir ? DIR_BYTES : allocatedBytes) / 4096) * 8,
     atime: i.atimeMs,
     mtime: i.mtimeMs,
     ctime: i.ctimeMs,

@@ -24,7 +24,7 @@ import { watchConfigFile } from './config-watch.js';
 import { LocalDrain } from './drain.js';
 import { SpaceReclaimer } from './space-reclaimer.js';
 import { refuseUnusableMountpoint, refuseWithoutFuseDevice } from './mountpoint.js';
-import { ensureStateDir, refuseStateDirUnder, StateLock } from './state-lock.js';
+import { ensureStateDir, refuseLongSocketPath, refuseStateDirUnder, StateLock } from './state-lock.js';
 import { callerContext, claimBindingAttrs, reserveFileSpace, claimBindingSync, FuseMount, guardHardLinkAttributes, hideNode, invalidateNodes, setAttributesUncached } from './fuse-binding.js';
 import { FuseMetrics } from './fuse-metrics.js';
 import { fuseHandlers } from './fuse-ops.js';
@@ -88,6 +88,14 @@ export type ReloadTrigger = 'signal' | 'command' | 'file';
  * A local-mode mount: FUSE over the Vfs, the journal draining into an embedded store in the same
  * process, the cache, backpressure, the control socket and the metrics endpoint (DESIGN §2).
  */
+/**
+ * How the journal reserves disk space (fallocate, from the patched addon). AETHER_TEST_JOURNAL_RESERVE=off
+ * is a test seam: a file system that cannot reserve, where a full disk stops the journal (mountpoint.test.ts).
+ */
+function journalReserve(): typeof reserveFileSpace | undefined {
+  return process.env.AETHER_TEST_JOURNAL_RESERVE === 'off' ? undefined : reserveFileSpace;
+}
+
 export class LocalMount {
   state: MountState = 'starting';
   private readonly log: (line: string) => void;
@@ -149,6 +157,7 @@ export class LocalMount {
     const config = this.opts.config;
     // First: a state directory left inside the mount point would make it "not empty".
     refuseStateDirUnder(this.stateDir, this.mountpoint);
+    refuseLongSocketPath(join(this.stateDir, CONTROL_SOCKET_NAME));
     await refuseUnusableMountpoint(this.mountpoint);
     // AETHER_TEST_FUSE_DEVICE: a test seam (mountpoint.test.ts runs a mount as a user without access).
     refuseWithoutFuseDevice(process.env.AETHER_TEST_FUSE_DEVICE || undefined);
@@ -163,10 +172,16 @@ export class LocalMount {
     if (this.opts.remote) return this.openRemote(this.opts.remote, handlers);
     const store = (this.store = Store.open(join(this.stateDir, 'store')));
 
-    const journal = (this.journal = await Journal.open({ ...journalOptionsFromConfig(config.current), dir: join(this.stateDir, 'journal'), registry: this.registry, reserve: reserveFileSpace }));
+    const journal = (this.journal = await Journal.open({ ...journalOptionsFromConfig(config.current), dir: join(this.stateDir, 'journal'), registry: this.registry, reserve: journalReserve() }));
     if (journal.recovery.tornTail) this.log(`journal: cut a torn tail at recovery (${JSON.stringify(journal.recovery.tornTail)})`);
     const applied = store.appliedSeq;
     if (applied > journal.lastSeq) throw new Error(`state ${this.stateDir}: the store holds journal entry ${applied} but the journal ends at ${journal.lastSeq}`);
+    // The store commits an entry before the journal marks it committed: a store behind that mark
+    // lost committed data (its database missing, or rolled back with its -wal gone). Mounting it
+    // would show a tree without that data and let reclaim delete the packs that still hold it.
+    if (applied < journal.committedSeq) {
+      throw new AetherError('STORE_CORRUPT', `state ${this.stateDir}: the store (${join(this.stateDir, 'store', 'meta.sqlite')}) holds journal entries up to ${applied}, but entries up to ${journal.committedSeq} were committed to it: its database is missing or damaged; refusing to mount (restore it from a backup)`, { context: { applied, committed: journal.committedSeq } });
+    }
     if (applied > journal.committedSeq) await journal.commit(applied);
 
     // The drain puts data in the store before it commits the journal: written data need not stay cached.
@@ -218,7 +233,7 @@ export class LocalMount {
   private async openRemote(remote: RemoteBackend, handlers: Partial<Record<CommandName, Handler>>): Promise<void> {
     const config = this.opts.config;
     await remote.open({ stateDir: this.stateDir, registry: this.registry, config, log: this.log });
-    const journal = (this.journal = await Journal.open({ ...journalOptionsFromConfig(config.current), dir: join(this.stateDir, 'journal'), registry: this.registry, reserve: reserveFileSpace }));
+    const journal = (this.journal = await Journal.open({ ...journalOptionsFromConfig(config.current), dir: join(this.stateDir, 'journal'), registry: this.registry, reserve: journalReserve() }));
     if (journal.recovery.tornTail) this.log(`journal: cut a torn tail at recovery (${JSON.stringify(journal.recovery.tornTail)})`);
     const acked = remote.committedJournalSeq;
     if (acked > journal.lastSeq) throw new Error(`state ${this.stateDir}: the hub holds journal entry ${acked} of this mount but the journal ends at ${journal.lastSeq}`);

@@ -79,6 +79,21 @@ export function refuseStateDirUnder(dir: string, mountpoint: string): void {
   }
 }
 
+/** sun_path holds 108 bytes with its closing NUL: a longer socket path cannot be bound. */
+const SOCKET_PATH_MAX = 107;
+
+/**
+ * A control socket path too long for a Unix socket is refused in one line before anything is
+ * made: Node cut it short, bound a stray socket under the truncated name beside the state
+ * directory (which made the next try fail with EADDRINUSE), then failed on chmod with ENOENT.
+ */
+export function refuseLongSocketPath(path: string): void {
+  const bytes = Buffer.byteLength(path);
+  if (bytes > SOCKET_PATH_MAX) {
+    throw new AetherError('STATE_DIR_INVALID', `the control socket ${path} would be ${bytes} bytes long, over the ${SOCKET_PATH_MAX} a Unix socket path may have: use a shorter state directory path (--state-dir or state_dir)`, { context: { path } });
+  }
+}
+
 /** Creates the state directory if needed; a path that is not a directory, or cannot be made, is refused in one line. */
 export function ensureStateDir(dir: string, what = 'state directory'): void {
   try {

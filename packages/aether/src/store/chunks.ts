@@ -165,9 +165,12 @@ export class ChunkStore {
       } catch (err) {
         // Another connection (the writer thread) moved the chunk and deleted its old pack
         // after this one looked the row up: the committed row says where it is now.
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        // Any other failure is the store's, not the file's: a typed error naming the pack, which
+        // the mount logs and answers with EIO (a missing pack answered ENOENT: "no such file").
+        const lost = (): AetherError => new AetherError('STORE_CORRUPT', `cannot read chunk ${hash} from pack ${this.packPath(row.pack)}: ${(err as Error).message}`, { cause: err });
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw lost();
         const now = this.row(hash);
-        if (now.pack === row.pack) throw err;
+        if (now.pack === row.pack) throw lost();
         return this.readRow(now, hash, out, at, from, length);
       }
       this.readFds.set(row.pack, fd);

@@ -20,8 +20,11 @@ const PUMP_BYTES_PER_TURN = 4 * WRITE_BATCH_BYTES_MAX;
  * (fallocate with FALLOC_FL_KEEP_SIZE); returns 0 or -errno.
  */
 export type ReserveSpace = (fd: number, offset: number, length: number) => number;
-/** Blocks are reserved this far ahead of the records (at most a segment's size, at least 64 KiB). */
-export const RESERVE_WINDOW_BYTES = 4 * 1024 * 1024;
+/**
+ * Blocks are reserved this far ahead of the records (at most a segment's size, at least 64 KiB):
+ * one fallocate per half window, and what a nearly full disk must still have for changes.
+ */
+export const RESERVE_WINDOW_BYTES = 1024 * 1024;
 /**
  * `hasRoom` keeps this much reserved beyond the record it is asked about, for records appended
  * without asking (an unlinked file's forget record goes out with its unlink).
