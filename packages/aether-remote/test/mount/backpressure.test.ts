@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -121,6 +121,11 @@ describe('backpressure end to end', () => {
       w.proc.kill(sig);
       assert.equal(await gone(w.exited, 3000), true, `${sig}: the writer goes within 3 s`);
     }
+    // Many at once: each waits in a FUSE thread of its own (the first version tracked 64).
+    const many = Array.from({ length: 72 }, (_, i) => held(['sh', '-c', `echo x >> '${join(m.mnt, `g${i}`)}'`]));
+    await sleep(1500);
+    for (const w of many) w.proc.kill('SIGKILL');
+    assert.equal(await gone(Promise.all(many.map((w) => w.exited)), 10_000), true, 'every one of 72 held writers goes');
     // A program that handles the signal gets EINTR from write(2), and can go on.
     const py = held(['python3', '-c', `
 import os, signal, errno
@@ -139,6 +144,8 @@ except TimeoutError:
     assert.equal(r.out.trim(), 'interrupted', `exit ${r.code}`);
     assert.equal(readFileSync(join(m.mnt, 'f'), 'utf8'), 'one\n', 'no interrupted write was made');
     assert.equal(m.ctl(['sync', 'resume']).code, 0);
+    const made = many.map((_, i) => join(m.mnt, `g${i}`)).filter((p) => existsSync(p) && readFileSync(p, 'utf8') !== '');
+    assert.deepEqual(made, [], 'no killed write was made');
     writeFileSync(join(m.mnt, 'f'), 'four\n', { flag: 'a' });
     assert.equal(readFileSync(join(m.mnt, 'f'), 'utf8'), 'one\nfour\n');
     await m.stop();

@@ -33,6 +33,13 @@ describe('a full disk under the state directory', () => {
     spawnSync('umount', ['-l', disk]);
   });
 
+  it('a disk with less free than cache_min_free_bytes (512 MiB by default): the start says that writes will wait', async () => {
+    const small = await startMount({ mnt: join(tempDir(), 'mnt'), stateDir: join(disk, 'state-small') });
+    assert.ok(await eventually(() => /the state directory's disk has \d+ MiB free, under cache_min_free_bytes \(512 MiB\): writes wait/.test(small.stderr())), small.stderr());
+    await small.stop();
+    rmSync(join(disk, 'state-small'), { recursive: true, force: true });
+  });
+
   it('refuses changes with ENOSPC before making them, loses nothing, and takes changes again once there is room, without a restart', async () => {
     const env = {
       // The disk-free backpressure would hold writers long before the disk is full: off, to get there.

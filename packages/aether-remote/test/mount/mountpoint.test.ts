@@ -199,6 +199,17 @@ describe('mount points and state directories', () => {
     assert.deepEqual(readdirSync(join(stateDir, 'store', 'packs')).sort(), packs);
   });
 
+  it('a store database that cannot be opened is named in the one-line refusal (SQLite names no file)', async () => {
+    const { mnt, stateDir } = fresh();
+    const m = await startMount({ mnt, stateDir });
+    await stopCleanly(m);
+    writeFileSync(join(stateDir, 'store', 'meta.sqlite'), 'x'.repeat(8192));
+    rmSync(join(stateDir, 'store', 'meta.sqlite-wal'), { force: true });
+    const r = await mountMustFail({ mnt, stateDir });
+    assert.notEqual(r.code, 0);
+    assertOneLine(r, /store .*\/store\/meta\.sqlite: file is not a database/);
+  });
+
   it('a pack file gone from the store: reads of its data fail with EIO (not ENOENT) and the log names the pack', async () => {
     const { mnt, stateDir } = fresh();
     let m = await startMount({ mnt, stateDir });

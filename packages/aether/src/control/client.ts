@@ -35,9 +35,13 @@ export function sendControl(socketPath: string, cmd: CommandName, args: Record<s
       clearTimeout(timer);
       if (buf.indexOf('\n') < 0) reject(notAether());
     });
+    let connected = false;
+    sock.once('connect', () => (connected = true));
     sock.once('error', (err: NodeJS.ErrnoException) => {
       clearTimeout(timer);
-      const why = err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? 'no mount is running there' : err.message;
+      // Reset after the request went out: the mount stopped (or died) before it answered.
+      const gone = connected && (err.code === 'ECONNRESET' || err.code === 'EPIPE');
+      const why = err.code === 'ENOENT' || err.code === 'ECONNREFUSED' ? 'no mount is running there' : gone ? `the mount stopped before it answered ${cmd} (${err.code})` : err.message;
       reject(new AetherError('CONTROL_UNAVAILABLE', `cannot reach the mount's control socket ${socketPath}: ${why}`, { cause: err }));
     });
   });

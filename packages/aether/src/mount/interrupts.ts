@@ -43,37 +43,25 @@ function poll(): void {
 }
 
 /**
- * `wait`, or a rejection with EINTR once the request whose handler called this (synchronously)
- * is interrupted. Outside a request, or without a source, it is `wait` itself.
+ * `start(signal)`'s wait, or a rejection with EINTR once the request whose handler called this
+ * (synchronously) is interrupted: `signal` aborts then, and the wait should end (the gate takes
+ * the writer out of its queue). Outside a request, or without a source, `start()` alone.
  */
-export function interruptible<T>(wait: Promise<T>): Promise<T> {
+export function interruptible<T>(start: (signal?: AbortSignal) => Promise<T>): Promise<T> {
   const h = running;
-  if (h === null || source === null) return wait;
-  return new Promise<T>((resolve, reject) => {
-    const entry = {
-      cancel: (): void => {
-        settle();
-        reject(interrupted());
-      },
-    };
-    const settle = (): void => {
-      if (waits.get(h) === entry) waits.delete(h);
-      if (waits.size === 0 && timer) {
-        clearInterval(timer);
-        timer = null;
-      }
-    };
-    waits.set(h, entry);
-    timer ??= setInterval(poll, INTERRUPT_POLL_MS).unref();
-    wait.then(
-      (v) => {
-        settle();
-        resolve(v);
-      },
-      (err: unknown) => {
-        settle();
-        reject(err);
-      },
-    );
-  });
+  if (h === null || source === null) return start();
+  const abort = new AbortController();
+  const entry = { cancel: (): void => abort.abort(interrupted()) };
+  const settle = (): void => {
+    if (waits.get(h) === entry) waits.delete(h);
+    if (waits.size === 0 && timer) {
+      clearInterval(timer);
+      timer = null;
+    }
+  };
+  waits.set(h, entry);
+  timer ??= setInterval(poll, INTERRUPT_POLL_MS).unref();
+  const wait = start(abort.signal);
+  wait.then(settle, settle);
+  return wait;
 }

@@ -88,6 +88,15 @@ export type ReloadTrigger = 'signal' | 'command' | 'file';
  * A local-mode mount: FUSE over the Vfs, the journal draining into an embedded store in the same
  * process, the cache, backpressure, the control socket and the metrics endpoint (DESIGN §2).
  */
+/** Store.open, its failure naming the database (SQLite's own messages name no file). */
+function openStore(dir: string): Store {
+  try {
+    return Store.open(dir);
+  } catch (err) {
+    throw new AetherError('STORE_OPEN_FAILED', `store ${join(dir, 'meta.sqlite')}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
 /**
  * How the journal reserves disk space (fallocate, from the patched addon). AETHER_TEST_JOURNAL_RESERVE=off
  * is a test seam: a file system that cannot reserve, where a full disk stops the journal (mountpoint.test.ts).
@@ -153,6 +162,16 @@ export class LocalMount {
     return m;
   }
 
+  /** Writers wait while the cache's disk has less than cache_min_free_bytes free: said at start, or a small disk looks like a hang. */
+  private warnIfLowOnDisk(cache: FileCache): void {
+    const min = this.opts.config.current.backpressure.cache_min_free_bytes;
+    const free = cache.stats().disk_free_bytes;
+    const mib = (n: number): string => `${Math.floor(n / 1048576)} MiB`;
+    if (min > 0 && free !== null && free < min) {
+      this.log(`the state directory's disk has ${mib(free)} free, under cache_min_free_bytes (${mib(min)}): writes wait until there is more (lower [backpressure] cache_min_free_bytes, or 0 to turn this off)`);
+    }
+  }
+
   private async open(): Promise<void> {
     const config = this.opts.config;
     // First: a state directory left inside the mount point would make it "not empty".
@@ -170,7 +189,7 @@ export class LocalMount {
 
     collectDefaultMetrics({ register: this.registry, prefix: 'aether_' });
     if (this.opts.remote) return this.openRemote(this.opts.remote, handlers);
-    const store = (this.store = Store.open(join(this.stateDir, 'store')));
+    const store = (this.store = openStore(join(this.stateDir, 'store')));
 
     const journal = (this.journal = await Journal.open({ ...journalOptionsFromConfig(config.current), dir: join(this.stateDir, 'journal'), registry: this.registry, reserve: journalReserve() }));
     if (journal.recovery.tornTail) this.log(`journal: cut a torn tail at recovery (${JSON.stringify(journal.recovery.tornTail)})`);
@@ -190,6 +209,7 @@ export class LocalMount {
     const view = new MemoryMeta();
     store.loadInto(view);
     const coordinator = (this.coordinator = new BackpressureCoordinator({ registry: this.registry, config, journal, cache }));
+    this.warnIfLowOnDisk(cache);
     const vfs = (this.vfs = new Vfs({ view, committed: store, journal, cache, gate: coordinator.gate, clock: systemClock, maxIno: store.maxIno, log: this.log, attributesUncached: setAttributesUncached, cacheReads: false }));
     const touched = await this.replay(vfs, journal, store.appliedSeq);
     // Files left open but unlinked by a crash go now, with their chunks; those that entries not yet
@@ -243,6 +263,7 @@ export class LocalMount {
     const view = new MemoryMeta();
     remote.loadInto(view, cache);
     const coordinator = (this.coordinator = new BackpressureCoordinator({ registry: this.registry, config, journal, cache }));
+    this.warnIfLowOnDisk(cache);
     const vfs = (this.vfs = new Vfs({ view, committed: remote.committed, journal, cache, gate: coordinator.gate, clock: systemClock, maxIno: remote.maxIno, log: this.log, attributesUncached: setAttributesUncached, localOp: (op, seq) => remote.localOp?.(op, seq), holdInode: (ino) => remote.holdsInode?.(ino) ?? false, closed: (ino) => remote.closed?.(ino), replayOnMovedTree: true, hideNode, invalidateNodes }));
     await this.replay(vfs, journal, journal.committedSeq);
     await vfs.forgetOrphans();

@@ -45,5 +45,6 @@ export interface CachePort {
 /** The backpressure gate writers pass. */
 export interface GatePort {
   readonly isOpen: boolean;
-  admit(): Promise<void>;
+  /** Waits while writers are held; `signal` aborts the wait (an interrupted request). */
+  admit(signal?: AbortSignal): Promise<void>;
 }

@@ -318,7 +318,7 @@ export class Vfs {
    */
   private async admitWriter(): Promise<void> {
     // A program killed or interrupted meanwhile gets EINTR before anything is changed (interrupts.ts).
-    if (!this.d.gate.isOpen) await interruptible(this.d.gate.admit());
+    if (!this.d.gate.isOpen) await interruptible((signal) => this.d.gate.admit(signal));
   }
 
   async mknode(path: string, kind: Kind, mode: number, uid: number, gid: number, target?: string): Promise<Ino> {

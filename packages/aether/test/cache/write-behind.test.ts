@@ -94,6 +94,20 @@ describe('write-behind of block files', () => {
     await h.cache.close();
   });
 
+  it('while write-behind fails, a block whose held bytes are committed goes (clean data would pile up in memory)', async () => {
+    const h = await openCache(); // keeps committed data as clean data (bridge mode)
+    const root = join(h.dir, 'blocks');
+    for (let i = 0; i < 256; i++) writeFileSync(join(root, i.toString(16).padStart(2, '0')), '');
+    await h.cache.write(5, 0, bytes(B, 1), 1);
+    await assert.rejects(h.cache.flushIndex());
+    h.cache.commit(1);
+    assert.deepEqual([h.cache.stats().dirty_bytes, h.cache.stats().clean_bytes], [0, 0]);
+    const files = (h.cache as unknown as { blockFiles: { heldBytes: number } }).blockFiles;
+    assert.equal(files.heldBytes, 0, 'nothing held in memory');
+    assert.deepEqual((await h.cache.read(5, 0, B)).holes, [{ offset: 0, length: B }], 'read again from the committed source');
+    await h.cache.close().catch(() => undefined);
+  });
+
   it('a write-behind that fails for a block already committed and dropped tells no one: nothing was lost', async () => {
     const h = await openCache({ dropCommittedWrites: true });
     const lost: number[] = [];

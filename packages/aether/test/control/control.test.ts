@@ -27,6 +27,19 @@ function rawRequest(path: string, text: string): Promise<string> {
 }
 
 describe('control client against something that is not a mount', () => {
+  it('a mount that stops (its socket reset) after taking the request: says the mount stopped before it answered', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'aether-ctl-gone-'));
+    const path = join(dir, 'control.sock');
+    // Closed with the request unread, as by a mount killed meanwhile: the client's read is reset.
+    const server = createServer({ pauseOnConnect: true }, (sock) => setTimeout(() => sock.destroy(), 50));
+    await new Promise<void>((r) => server.listen(path, r));
+    try {
+      await assert.rejects(sendControl(path, 'SYNC WAIT', {}, 5000), (err) => isAetherError(err, 'CONTROL_UNAVAILABLE') && /the mount stopped before it answered SYNC WAIT \(ECONNRESET\)/.test(err.message));
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   for (const [what, answer] of [
     ['an HTTP server', 'HTTP/1.1 400 Bad Request\r\n\r\n'],
     ['a server that replies JSON of another shape', '[1,2]\n'],

@@ -1,14 +1,14 @@
 // A full disk is met before a change is made: the journal reserves the blocks its records go into
 // ahead (hasRoom), with a spare segment file made ahead for the next roll.
 import assert from 'node:assert/strict';
-import { existsSync, openSync, closeSync, fstatSync, readdirSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { reserveFileSpace } from '../../src/mount/fuse-binding.js';
 import { RECORD_HEADER_BYTES } from '../../src/runtime/journal/record.js';
 import { parseSegmentName } from '../../src/runtime/journal/segment.js';
-import { SPARE_SEGMENT_FILE } from '../../src/runtime/journal/writer.js';
-import { collect, interval, openDiskJournal, payloadFor, tempStateDir } from './helpers.js';
+import { isSpareSegmentName } from '../../src/runtime/journal/writer.js';
+import { collect, fixedPayload, interval, openDiskJournal, payloadFor, tempStateDir } from './helpers.js';
 
 const ENOSPC = -28;
 const EOPNOTSUPP = -95;
@@ -25,6 +25,9 @@ function fakeDisk() {
   };
   return { disk, reserve };
 }
+
+/** The spare segment files in the journal directory. */
+const spares = (dir: string): string[] => readdirSync(join(dir, 'journal')).filter(isSpareSegmentName);
 
 const until = async (what: string, ok: () => boolean): Promise<void> => {
   for (let i = 0; i < 200 && !ok(); i++) await new Promise((r) => setTimeout(r, 5));
@@ -51,7 +54,7 @@ describe('journal: disk space reserved ahead of the records', () => {
     const dir = tempStateDir();
     const { disk, reserve } = fakeDisk();
     const journal = await openDiskJournal(dir, interval(), { segmentBytes: SEGMENT, reserve });
-    await until('the spare is made', () => existsSync(join(dir, 'journal', SPARE_SEGMENT_FILE)));
+    await until('the spare is made', () => spares(dir).length === 1);
     let seq = 0;
     const append = async (): Promise<void> => {
       seq++;
@@ -77,14 +80,14 @@ describe('journal: disk space reserved ahead of the records', () => {
       Array.from({ length: seq }, (_, i) => [i + 1, true]),
     );
     await journal.close();
-    assert.equal(existsSync(join(dir, 'journal', SPARE_SEGMENT_FILE)), false, 'the spare goes at close');
+    assert.deepEqual(spares(dir), [], 'the spare goes at close');
   });
 
   it('a roll while full takes the spare when its blocks hold the record, else says no', async () => {
     const dir = tempStateDir();
     const { disk, reserve } = fakeDisk();
     const journal = await openDiskJournal(dir, interval(), { segmentBytes: SEGMENT, reserve });
-    await until('the spare is made', () => existsSync(join(dir, 'journal', SPARE_SEGMENT_FILE)));
+    await until('the spare is made', () => spares(dir).length === 1);
     // Fill the active segment to its end, with the reservation covering it.
     let seq = 0;
     while (seq < 31) await journal.append(1, payloadFor(++seq, 2000));
@@ -98,6 +101,41 @@ describe('journal: disk space reserved ahead of the records', () => {
     await journal.close();
     const names = readdirSync(join(dir, 'journal')).filter((n) => parseSegmentName(n) !== null);
     assert.ok(names.length >= 2, `rolled: ${names.join(' ')}`);
+  });
+
+  it('rolls in quick succession never open a spare that is being renamed in (a review: ENOENT, or records written into the previous segment)', async () => {
+    const dir = tempStateDir();
+    const journal = await openDiskJournal(dir, interval(), { segmentBytes: 4096, reserve: reserveFileSpace });
+    const appends: Promise<number>[] = [];
+    for (let seq = 1; seq <= 40; seq++) {
+      assert.ok(journal.hasRoom(3000));
+      appends.push(journal.append(1, fixedPayload(seq, 3000)));
+      await Promise.resolve();
+      await Promise.resolve();
+    }
+    await Promise.all(appends);
+    assert.equal(journal.failed, null);
+    await journal.close();
+    const again = await openDiskJournal(dir, interval(), { segmentBytes: 4096 });
+    assert.deepEqual((await collect(again)).map((e) => [e.seq, e.payload.equals(fixedPayload(e.seq, 3000))]), Array.from({ length: 40 }, (_, i) => [i + 1, true]));
+    await again.close();
+    assert.deepEqual(spares(dir), []);
+  });
+
+  it('while a segment is being made from the spare, hasRoom counts what the spare had reserved (a review: it said yes to anything)', async () => {
+    const dir = tempStateDir();
+    const { disk, reserve } = fakeDisk();
+    const journal = await openDiskJournal(dir, interval(), { segmentBytes: SEGMENT, reserve });
+    let seq = 0;
+    while (seq < 31) await journal.append(1, payloadFor(++seq, 2000));
+    // The disk fills; the journal has not met it yet.
+    disk.full = true;
+    assert.equal(journal.hasRoom(30_000), true);
+    const rolled = journal.append(1, Buffer.alloc(30_000, 1)); // starts the next segment, made from the spare
+    assert.equal(journal.hasRoom(100_000), false, 'more than the spare had reserved');
+    assert.equal(journal.hasRoom(1000), true, 'within it');
+    await rolled;
+    await journal.close();
   });
 
   it('a file system that cannot reserve (EOPNOTSUPP): nothing is reserved again and hasRoom is always yes', async () => {
@@ -121,9 +159,9 @@ describe('journal: disk space reserved ahead of the records', () => {
     const first = await openDiskJournal(dir, interval(), { segmentBytes: SEGMENT });
     await first.append(1, Buffer.from('x'));
     await first.close();
-    writeFileSync(join(dir, 'journal', SPARE_SEGMENT_FILE), 'left behind');
+    writeFileSync(join(dir, 'journal', 'next-segment.7.spare'), 'left behind');
     const journal = await openDiskJournal(dir, interval(), { segmentBytes: SEGMENT });
-    assert.equal(existsSync(join(dir, 'journal', SPARE_SEGMENT_FILE)), false);
+    assert.deepEqual(spares(dir), []);
     assert.equal((await collect(journal)).length, 1);
     await journal.close();
   });

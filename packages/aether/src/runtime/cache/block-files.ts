@@ -93,6 +93,11 @@ export class BlockFiles {
     if (this.stall) this.stall.until = 0;
   }
 
+  /** True when some of `b`'s bytes are held in memory, not yet in its file. */
+  holds(b: Block): boolean {
+    return this.pending.has(b);
+  }
+
   get heldBytes(): number {
     return this.pendingBytes;
   }

@@ -504,7 +504,10 @@ export class FileCache implements CachePressureSource {
       changed = true;
       // Written data whose owner can read it back from its committed source goes: from memory if
       // it was not written behind yet, else its block file is deleted in the background.
-      if (this.dropCommittedWrites && b.dirtyBytes === 0 && b.pins === 0) this.kill(b, true);
+      // So does a block whose bytes wait in memory for a disk that takes none (its write-behind
+      // fails): clean, it would only pile up there.
+      const held = this.blockFiles.stalled !== null && this.blockFiles.holds(b);
+      if ((this.dropCommittedWrites || held) && b.dirtyBytes === 0 && b.pins === 0) this.kill(b, true);
     }
     if (!changed) return;
     this.emitPressure();

@@ -15,7 +15,7 @@ import { recoverJournal, type RecoveryReport } from './recovery.js';
 import { Segment, SegmentList } from './segment.js';
 import { DEFAULT_RETRY, SyncController, type RetrySettings, type SyncSettings } from './sync.js';
 import { SeqWaiters } from './waiters.js';
-import { SegmentWriter, SPARE_SEGMENT_FILE, type ReserveSpace } from './writer.js';
+import { isSpareSegmentName, SegmentWriter, type ReserveSpace } from './writer.js';
 
 /** The smallest segment size, as in the config schema (`journal_segment_bytes`). */
 export const SEGMENT_BYTES_MIN = 4096;
@@ -90,7 +90,7 @@ export class Journal implements JournalPendingSource {
     const fs = opts.fs ?? nodeJournalFs;
     if (await fs.mkdirp(opts.dir)) await fs.syncDir(dirname(opts.dir));
     await fs.unlink(join(opts.dir, CHECKPOINT_TMP_FILE));
-    await fs.unlink(join(opts.dir, SPARE_SEGMENT_FILE));
+    for (const name of await fs.readdir(opts.dir)) if (isSpareSegmentName(name)) await fs.unlink(join(opts.dir, name));
     const { scan, report } = await recoverJournal(fs, opts.dir);
     const segments = new SegmentList();
     for (const s of scan.segments) segments.push(new Segment(s.firstSeq, { lastSeq: s.lastSeq, sizeBytes: s.validBytes, onDisk: true }));

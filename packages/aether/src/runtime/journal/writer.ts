@@ -22,18 +22,35 @@ const PUMP_BYTES_PER_TURN = 4 * WRITE_BATCH_BYTES_MAX;
 export type ReserveSpace = (fd: number, offset: number, length: number) => number;
 /**
  * Blocks are reserved this far ahead of the records (at most a segment's size, at least 64 KiB):
- * one fallocate per half window, and what a nearly full disk must still have for changes.
+ * one fallocate per half window, and what a nearly full disk must still have for changes. Over
+ * 1 MiB, so that the record of a 1 MiB FUSE write fits a spare's first window.
  */
-export const RESERVE_WINDOW_BYTES = 1024 * 1024;
+export const RESERVE_WINDOW_BYTES = 2 * 1024 * 1024;
 /**
  * `hasRoom` keeps this much reserved beyond the record it is asked about, for records appended
  * without asking (an unlinked file's forget record goes out with its unlink).
  */
 export const RESERVE_MARGIN_BYTES = 64 * 1024;
-/** The next segment's file, made and reserved ahead, so that rolling to it needs no new block. */
-export const SPARE_SEGMENT_FILE = 'next-segment.spare';
+/**
+ * The next segment's file, made and reserved ahead, so that rolling to it needs no new block.
+ * Each spare has a name of its own: one made while the last is still being renamed in never
+ * opens the same file.
+ */
+export function spareSegmentName(n: number): string {
+  return `next-segment.${n}.spare`;
+}
+
+export function isSpareSegmentName(name: string): boolean {
+  return /^next-segment\.\d+\.spare$/.test(name);
+}
 const ENOSPC = -28;
 const EDQUOT = -122;
+
+interface Spare {
+  file: JournalFile;
+  path: string;
+  reservedEnd: number;
+}
 
 interface Queued {
   seq: number;
@@ -83,7 +100,10 @@ export class SegmentWriter {
   private durableBytes = 0;
   private outside: OutsideSync | null = null;
   /** The next segment's file, reserved, once made; and the making of it. */
-  private spare: { file: JournalFile; reservedEnd: number } | null = null;
+  private spare: Spare | null = null;
+  private spares = 0;
+  /** Segments rolled to and not yet made, with the spare each takes (its reservation is theirs at once). */
+  private readonly sparesTaken = new Map<Segment, Spare>();
   /** A reservation failed for want of space: until one works, `hasRoom` answers from what is reserved. */
   private full = false;
   private readonly window: number;
@@ -154,8 +174,9 @@ export class SegmentWriter {
     }
     const end = seg.sizeBytes + bytes + RESERVE_MARGIN_BYTES;
     if (end <= seg.reservedEnd) return true;
-    // Being made without a spare (reserving began after it rolled): its blocks come once it is.
-    if (!seg.file) return !this.full;
+    // Being made: only what the spare it took had reserved (none when it took no spare: then the
+    // disk is known to be full, or reserving just began).
+    if (!seg.file) return seg.reservedEnd === 0 && !this.full;
     return this.extend(seg, end);
   }
 
@@ -194,8 +215,9 @@ export class SegmentWriter {
       this.reserve = undefined;
       return;
     }
+    const path = join(this.dir, spareSegmentName(++this.spares));
     try {
-      this.spare = { file: this.fs.openSync(join(this.dir, SPARE_SEGMENT_FILE), 'w'), reservedEnd: 0 };
+      this.spare = { file: this.fs.openSync(path, 'wx'), path, reservedEnd: 0 };
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOSPC' || code === 'EDQUOT') this.full = true;
@@ -262,11 +284,12 @@ export class SegmentWriter {
   /** Closes every open segment file (after the caller's last flush) and removes the spare. */
   async close(): Promise<void> {
     await this.idle();
-    const spare = this.spare;
+    const spares = [...(this.spare ? [this.spare] : []), ...this.sparesTaken.values()];
     this.spare = null;
-    if (spare) {
+    this.sparesTaken.clear();
+    for (const spare of spares) {
       await spare.file.close().catch(() => undefined);
-      await this.fs.unlink(join(this.dir, SPARE_SEGMENT_FILE)).catch(() => undefined);
+      await this.fs.unlink(spare.path).catch(() => undefined);
     }
     for (const seg of this.segments.all) {
       const file = seg.file;
@@ -292,6 +315,13 @@ export class SegmentWriter {
     const seg = new Segment(firstSeq, { lastSeq: firstSeq - 1, sizeBytes: SEGMENT_HEADER_BYTES, onDisk: false });
     this.segments.push(seg);
     this.active = seg;
+    // The spare is this segment's from now: `hasRoom` counts its reservation while it is made.
+    const spare = this.spare;
+    this.spare = null;
+    if (spare) {
+      seg.reservedEnd = spare.reservedEnd;
+      this.sparesTaken.set(seg, spare);
+    }
     return seg;
   }
 
@@ -352,14 +382,13 @@ export class SegmentWriter {
   /** Creates the segment file with its header and makes its name durable before any record goes in. */
   private create(seg: Segment): void {
     const path = join(this.dir, seg.name);
-    const spare = this.spare;
-    this.spare = null;
-    if (spare) seg.reservedEnd = spare.reservedEnd;
+    const spare = this.sparesTaken.get(seg);
+    this.sparesTaken.delete(seg);
     this.creating = (async () => {
       // The spare's blocks are reserved already: renaming it takes none from a full disk.
       const file = spare ? spare.file : await this.fs.open(path, 'wx');
       try {
-        if (spare) await this.fs.rename(join(this.dir, SPARE_SEGMENT_FILE), path);
+        if (spare) await this.fs.rename(spare.path, path);
         file.writevSync([encodeSegmentHeader(seg.firstSeq)], 0);
         await this.fs.syncDir(this.dir);
       } catch (err) {

@@ -39,14 +39,26 @@ export class WriteGate {
     return this.queue.length;
   }
 
-  admit(): Promise<void> {
+  /** `signal`: an abort takes the writer out of the queue and rejects with the signal's reason. */
+  admit(signal?: AbortSignal): Promise<void> {
     if (this.open) return ADMITTED;
     if (this.closedError) return Promise.reject(this.closedError);
     if (this.waiting >= this.opts.maxWaiters) {
       return Promise.reject(new AetherError('BACKPRESSURE_QUEUE_FULL', `backpressure: ${this.opts.maxWaiters} writers already waiting`, { errno: 'EAGAIN' }));
     }
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ resolve, reject, sinceMs: this.opts.clock.now() });
+      const w: Waiter = { resolve, reject, sinceMs: this.opts.clock.now() };
+      this.queue.push(w);
+      signal?.addEventListener(
+        'abort',
+        () => {
+          const at = this.queue.indexOf(w);
+          if (at < 0) return;
+          this.queue.splice(at, 1);
+          reject(signal.reason as Error);
+        },
+        { once: true },
+      );
     });
   }
 
