@@ -33,6 +33,16 @@ describe('a full disk under the state directory', () => {
     spawnSync('umount', ['-l', disk]);
   });
 
+  it('a disk with room: six programs writing 1 MiB at a time at once all finish (a review: the reservation refused them while a segment was being made)', async () => {
+    // The mount's disk is the test's temporary directory (not the small tmpfs); small segments roll often.
+    const busy = await startMount({ env: { AFS_AETHER_JOURNAL_SEGMENT_BYTES: String(4 << 20) } });
+    const r = spawnSync('bash', ['-c', 'for i in 1 2 3 4 5 6; do dd if=/dev/zero of="$0/f$i" bs=1M count=32 status=none & done; wait; ls -l "$0" | wc -l', busy.mnt], { encoding: 'utf8' });
+    assert.equal(r.stderr, '', 'no dd failed');
+    for (let i = 1; i <= 6; i++) assert.equal(statSync(join(busy.mnt, `f${i}`)).size, 32 << 20);
+    assert.doesNotMatch(busy.stderr(), /disk is full/);
+    await busy.stop();
+  });
+
   it('a disk with less free than cache_min_free_bytes (512 MiB by default): the start says that writes will wait', async () => {
     const small = await startMount({ mnt: join(tempDir(), 'mnt'), stateDir: join(disk, 'state-small') });
     assert.ok(await eventually(() => /the state directory's disk has \d+ MiB free, under cache_min_free_bytes \(512 MiB\): writes wait/.test(small.stderr())), small.stderr());

@@ -122,19 +122,37 @@ describe('journal: disk space reserved ahead of the records', () => {
     assert.deepEqual(spares(dir), []);
   });
 
-  it('while a segment is being made from the spare, hasRoom counts what the spare had reserved (a review: it said yes to anything)', async () => {
+  it('while a segment is being made from the spare on a disk that filled, hasRoom says no past what is reserved and yes within it', async () => {
     const dir = tempStateDir();
     const { disk, reserve } = fakeDisk();
     const journal = await openDiskJournal(dir, interval(), { segmentBytes: SEGMENT, reserve });
     let seq = 0;
     while (seq < 31) await journal.append(1, payloadFor(++seq, 2000));
-    // The disk fills; the journal has not met it yet.
     disk.full = true;
-    assert.equal(journal.hasRoom(30_000), true);
     const rolled = journal.append(1, Buffer.alloc(30_000, 1)); // starts the next segment, made from the spare
-    assert.equal(journal.hasRoom(100_000), false, 'more than the spare had reserved');
+    assert.equal(journal.hasRoom(SEGMENT * 4), false, 'past what is reserved');
     assert.equal(journal.hasRoom(1000), true, 'within it');
     await rolled;
+    assert.equal(journal.failed, null);
+    await journal.close();
+  });
+
+  // Segments larger than the reservation window: a segment being made takes more records than its
+  // spare had reserved, and hasRoom reserves more through the spare's descriptor.
+  it('several 1 MiB records in one turn on a disk with room, with 4 MiB segments: all taken (real fallocate)', async () => {
+    const dir = tempStateDir();
+    const journal = await openDiskJournal(dir, interval(), { segmentBytes: 4 << 20, reserve: reserveFileSpace });
+    const MiB = Buffer.alloc(1 << 20, 7);
+    const appends: Promise<number>[] = [];
+    for (let round = 0; round < 3; round++) {
+      const said: boolean[] = [];
+      for (let i = 0; i < 4; i++) {
+        said.push(journal.hasRoom(MiB.length));
+        appends.push(journal.append(1, MiB));
+      }
+      assert.deepEqual(said, [true, true, true, true], `round ${round}`);
+      await Promise.all(appends);
+    }
     await journal.close();
   });
 
@@ -160,6 +178,7 @@ describe('journal: disk space reserved ahead of the records', () => {
     await first.append(1, Buffer.from('x'));
     await first.close();
     writeFileSync(join(dir, 'journal', 'next-segment.7.spare'), 'left behind');
+    writeFileSync(join(dir, 'journal', 'next-segment.spare'), 'left behind by an older build');
     const journal = await openDiskJournal(dir, interval(), { segmentBytes: SEGMENT });
     assert.deepEqual(spares(dir), []);
     assert.equal((await collect(journal)).length, 1);

@@ -40,8 +40,9 @@ export function spareSegmentName(n: number): string {
   return `next-segment.${n}.spare`;
 }
 
+/** A spare's name, also the one builds before the numbered names used (`next-segment.spare`). */
 export function isSpareSegmentName(name: string): boolean {
-  return /^next-segment\.\d+\.spare$/.test(name);
+  return /^next-segment(\.\d+)?\.spare$/.test(name);
 }
 const ENOSPC = -28;
 const EDQUOT = -122;
@@ -174,9 +175,15 @@ export class SegmentWriter {
     }
     const end = seg.sizeBytes + bytes + RESERVE_MARGIN_BYTES;
     if (end <= seg.reservedEnd) return true;
-    // Being made: only what the spare it took had reserved (none when it took no spare: then the
-    // disk is known to be full, or reserving just began).
-    if (!seg.file) return seg.reservedEnd === 0 && !this.full;
+    if (!seg.file) {
+      // Being made from a spare: more is reserved through the spare's descriptor (the same file
+      // before and after its rename). Made without one: its blocks come once it is.
+      const spare = this.sparesTaken.get(seg);
+      if (!spare) return !this.full;
+      const ok = this.extend(spare, end);
+      seg.reservedEnd = spare.reservedEnd;
+      return ok;
+    }
     return this.extend(seg, end);
   }
 
@@ -382,8 +389,8 @@ export class SegmentWriter {
   /** Creates the segment file with its header and makes its name durable before any record goes in. */
   private create(seg: Segment): void {
     const path = join(this.dir, seg.name);
+    // Taken out of sparesTaken only once made: meanwhile `hasRoom` reserves more through its descriptor.
     const spare = this.sparesTaken.get(seg);
-    this.sparesTaken.delete(seg);
     this.creating = (async () => {
       // The spare's blocks are reserved already: renaming it takes none from a full disk.
       const file = spare ? spare.file : await this.fs.open(path, 'wx');
@@ -392,9 +399,13 @@ export class SegmentWriter {
         file.writevSync([encodeSegmentHeader(seg.firstSeq)], 0);
         await this.fs.syncDir(this.dir);
       } catch (err) {
+        this.sparesTaken.delete(seg);
         await file.close().catch(() => undefined);
+        // A spare the rename did not take stays under its own name: gone with it.
+        if (spare) await this.fs.unlink(spare.path).catch(() => undefined);
         throw err;
       }
+      this.sparesTaken.delete(seg);
       if (this.failure) {
         // Another write failed meanwhile: the writer is stopped and this segment was forgotten.
         await file.close();
