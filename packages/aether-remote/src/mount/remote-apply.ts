@@ -38,7 +38,7 @@ export interface RemoteApplyDeps {
   /** A remote change did not apply as it came: the view may differ from the replica once nothing is pending. */
   diverged?: () => void;
   /** The replica, already holding the changefeed entry being applied. */
-  hub?: Pick<CommittedTree, 'getInode'>;
+  hub?: Pick<CommittedTree, 'getInode' | 'lookup'>;
 }
 
 /**
@@ -116,7 +116,10 @@ export class RemoteApply {
         const held = tree.lookup(op.parent, op.name);
         if (held !== undefined && held !== op.ino) throw new Error(`${op.name} holds inode ${held} here, not ${op.ino}`);
         const over = op.t === 'rename' && !(op.flags & RENAME_EXCHANGE) ? tree.lookup(op.newParent, op.newName) : undefined;
-        if (over !== undefined && op.t === 'rename' && over !== op.dstIno && over !== op.ino) throw new Error(`${op.newName} holds inode ${over} here, not ${op.dstIno || 'nothing'}`);
+        if (over !== undefined && op.t === 'rename' && over !== op.dstIno && over !== op.ino) {
+          this.unnameMoved(tree, op.parent, op.name, op.ino);
+          throw new Error(`${op.newName} holds inode ${over} here, not ${op.dstIno || 'nothing'}`);
+        }
       }
       const gone = op.t === 'unlink' ? op.ino : op.t === 'rename' ? op.dstIno : 0;
       // Open handles read on, and unshipped changes still ship (the Vfs forgets the inode after).
@@ -127,6 +130,22 @@ export class RemoteApply {
       this.d.diverged?.();
       if (isView) this.d.log(`remote change ${op.t} does not apply to this mount's view (a local change is pending): ${err instanceof Error ? err.message : String(err)}`);
     }
+  }
+
+  /**
+   * Another mount renamed a file onto a name this mount has changed meanwhile (two editors saving
+   * one file by rename at once). The name here shows this mount's version until the hub resolves
+   * it, but the file's old name goes now, as at the hub: the file is kept without a name, for the
+   * resolution to put under the name it won. Left under its old name, that name blocked the other
+   * mount's next file of the same name here, and the next remote rename over the name then
+   * removed it with nothing in its place (opens got ENOENT, git committed an empty index).
+   * Directories stay where they are (their subtree would go with them).
+   */
+  private unnameMoved(tree: MemoryMeta, parent: Ino, name: string, ino: Ino): void {
+    const inode = tree.getInode(ino);
+    if (!inode || inode.kind === 'dir' || tree.lookup(parent, name) !== ino) return;
+    tree.removeEntry(parent, name);
+    tree.putInode({ ...inode, nlink: Math.max(0, inode.nlink - 1) });
   }
 
   /**
@@ -159,7 +178,26 @@ export class RemoteApply {
           if (tree === this.d.view) void this.d.cache.remove(ino).catch(() => undefined);
         }
       }
+      for (const [dir, name] of names) this.fillFromHub(tree, dir, name);
     }
+  }
+
+  /**
+   * A name whose file the hub removed, where the hub has another file now: the tree shows that
+   * one in the same step, as a rename over the name does. Left empty, the name was missing until
+   * the trees were aligned (a remote rename over it that did not apply here, after a local change
+   * to the names around it, removed the old file and put nothing in its place: programs opening
+   * the name got ENOENT). Only a file the tree lacks, or keeps without a name and unused.
+   */
+  private fillFromHub(tree: MemoryMeta, dir: Ino, name: string): void {
+    const at = this.d.hub?.lookup(dir, name);
+    if (at === undefined || tree.lookup(dir, name) !== undefined || !tree.getInode(dir)) return;
+    const inode = this.d.hub!.getInode(at);
+    const mine = tree.getInode(at);
+    if (!inode || inode.kind === 'dir' || (mine && (mine.nlink > 0 || (tree === this.d.view && (this.d.inUse?.(at) ?? false))))) return;
+    tree.putInode(mine ? { ...mine, nlink: 1 } : inode);
+    if (!mine) tree.markAllocated(at, 0, inode.size);
+    tree.addEntry(dir, name, at);
   }
 
   private dropClean(ino: Ino): void {

@@ -138,7 +138,7 @@ export interface FuseHandlers {
   ftruncate?(path: string, fh: number, size: number): Promise<void>;
   unlink?(path: string): Promise<void>;
   /** libfuse 2.9 passes no rename flags: RENAME_NOREPLACE/RENAME_EXCHANGE never get here (FUSE.md). */
-  rename?(from: string, to: string): Promise<void>;
+  rename?(from: string, to: string, forRename?: boolean): Promise<void>;
   link?(existing: string, newPath: string): Promise<void>;
   symlink?(target: string, linkPath: string): Promise<void>;
   readlink?(path: string): Promise<string>;
@@ -524,6 +524,11 @@ class PatchedFuse extends NativeFuse {
     // Without a handler, as fuse-native: the root is an empty directory, anything else EPERM.
     if (!getattr) return void (path === '/' ? signal(0, statInts({ mode: 0o40755, size: 4096, atime: 0, mtime: 0, ctime: 0 })) : signal(Errno.EPERM, NO_STAT));
     getattr(path, ofNode === true, (err, stat) => signal(err as number, err ? NO_STAT : statInts(stat as FuseStat)));
+  }
+
+  /** The patched binding adds whether the request is a RENAME (or an UNLINK libfuse hides the file for). */
+  _op_rename(signal: Signal, from: string, to: string, forRename: boolean): void {
+    (this.ops.rename as (f: string, t: string, r: boolean, cb: NativeCallback) => void)(from, to, forRename === true, (err) => signal(err as number));
   }
 
   /** The patched binding adds whether the write is the kernel's page writeback. */

@@ -189,7 +189,7 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
     truncate: timed('truncate', changes(changed, (path: string, size: number) => vfs.truncate(path, size))),
     ftruncate: timed('ftruncate', changes(changed, (_path: string, fh: number, size: number) => vfs.ftruncate(fh, size))),
     unlink: timed('unlink', changes(removed, (path: string) => vfs.unlink(path))),
-    rename: timed('rename', changes((from: string, to: string) => ({ drop: 'all', put: [parentOf(from), parentOf(to), to] }), (from: string, to: string) => vfs.rename(from, to))),
+    rename: timed('rename', changes((from: string, to: string) => ({ drop: 'all', put: [parentOf(from), parentOf(to), to] }), (from: string, to: string, forRename?: boolean) => vfs.rename(from, to, 0, forRename))),
     link: timed('link', changes((existing: string, path: string) => ({ drop: [existing], put: [parentOf(path), path] }), (existing: string, path: string) => vfs.link(existing, path))),
     symlink: timed(
       'symlink',

@@ -367,8 +367,12 @@ export class Vfs {
     await this.mutate({ t: 'rmdir', parent, name, timeMs: this.now(), ...(dir !== undefined ? { ino: dir } : {}) });
   }
 
-  async rename(from: string, to: string, flags = 0): Promise<void> {
-    await this.renameEntries(from, to, flags);
+  /**
+   * `forRename`: the binding says the request is a RENAME (libfuse hides an open target by a
+   * rename to a hidden name both for an unlink of it and just before a rename over it).
+   */
+  async rename(from: string, to: string, flags = 0, forRename = false): Promise<void> {
+    await this.renameEntries(from, to, flags, forRename);
     // libfuse renames its nodes after every successful rename, hidings included: handles follow,
     // so that `openedAt` finds each open file by the name the kernel holds it under.
     const under = `${from}/`;
@@ -378,7 +382,7 @@ export class Vfs {
     }
   }
 
-  private async renameEntries(from: string, to: string, flags: number): Promise<void> {
+  private async renameEntries(from: string, to: string, flags: number, forRename: boolean): Promise<void> {
     const dst = this.parentAndName(to);
     const justHidden = this.justHidden;
     this.justHidden = undefined;
@@ -390,7 +394,12 @@ export class Vfs {
     if (hiding !== undefined) {
       const ino = hiding;
       const { parent, name } = this.parentAndName(from);
-      if (this.d.view.lookup(parent, name) === ino) await this.unlink(from);
+      // Hidden before a rename over it, the file keeps its name until that rename replaces it in
+      // one step: removed here, the name was missing for other programs until the rename came
+      // (opens got ENOENT while one program saved a file others read), and in bridge mode the
+      // removal shipped on its own, to show the same gap on every other mount. A rename that then
+      // fails leaves the file where it was, as rename(2) does.
+      if (!forRename && this.d.view.lookup(parent, name) === ino) await this.unlink(from);
       this.hidden.set(dst.name, { ino, dir: dst.parent });
       // Its other names (if any) and the hidden one are separate kernel inodes from now on.
       this.d.attributesUncached?.(ino, true);
@@ -407,6 +416,8 @@ export class Vfs {
       await this.mutate({ t: 'link', parent: dst.parent, name: dst.name, ino: moved, timeMs: this.now() });
       return;
     }
+    // Two names of one file: POSIX says do nothing (libfuse may have hidden the target first).
+    if (flags === 0 && moved !== undefined && moved === replaced) return;
     if (replaced !== undefined && moved !== undefined && this.inode(moved).kind === 'dir' && this.holdsHidden(replaced)) {
       throw new FsError('ENOTEMPTY', `${to} holds an unlinked file that is still open`);
     }

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { closeSync, constants, mkdirSync, openSync, readFileSync, readSync, statSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, mkdirSync, openSync, readFileSync, readSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
@@ -477,5 +477,40 @@ describe('fuse-binding: mount point checks', () => {
     assert.deepEqual(next.events[0], { ev: 'mounted', staleCleaned: true });
     writeFileSync(join(d, 'after-stale'), 'ok');
     assert.equal(readFileSync(join(d, 'after-stale'), 'utf8'), 'ok');
+  });
+});
+
+describe('fuse-binding: with the hooks an Aether mount installs', () => {
+  let dir: string | undefined;
+  let fs: Memfs | undefined;
+
+  before(async () => {
+    dir = tempDir();
+    fs = await Memfs.start({ mountpoint: dir, options: {}, hooks: true });
+    assert.equal(fs.events[0]?.ev, 'mounted');
+  });
+
+  after(() => cleanup(dir, fs));
+
+  it('a rename over an open file hides it first, and the binding says both renames are made for a RENAME request', async () => {
+    writeFileSync(join(dir!, 'saved'), 'old');
+    writeFileSync(join(dir!, 'saved.tmp'), 'new');
+    const fd = openSync(join(dir!, 'saved'), 'r');
+    renameSync(join(dir!, 'saved.tmp'), join(dir!, 'saved'));
+    await fs!.barrier();
+    const hide = lastOp(fs!, 'rename', '/saved');
+    assert.match(hide.to as string, /^\/\.fuse_hidden[0-9a-f]{16}$/);
+    assert.equal(hide.forRename, true);
+    assert.deepEqual([lastOp(fs!, 'rename', '/saved.tmp').to, lastOp(fs!, 'rename', '/saved.tmp').forRename], ['/saved', true]);
+    closeSync(fd);
+    await fs!.waitFor((e) => e.ev === 'op' && e.op === 'unlink' && e.path === hide.to, EVENT_TIMEOUT_MS);
+    // An unlink of an open file is hidden the same way, and the binding says so.
+    const held = openSync(join(dir!, 'saved'), 'r');
+    unlinkSync(join(dir!, 'saved'));
+    await fs!.barrier();
+    const unlinkHide = lastOp(fs!, 'rename', '/saved');
+    assert.notEqual(unlinkHide.to, hide.to);
+    assert.equal(unlinkHide.forRename, false);
+    closeSync(held);
   });
 });

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { Vfs } from '../../src/mount/vfs.js';
 import { systemClock } from '../../src/runtime/infra/clock.js';
 import { MemoryMeta } from '../../src/tree/meta.js';
-import { ROOT_INO } from '../../src/tree/ops.js';
+import { decodeOp, ROOT_INO } from '../../src/tree/ops.js';
 import { collect, immediate, interval, manual, openMemoryJournal, settle } from '../journal/helpers.js';
 
 async function mountedVfs(sync: Parameters<typeof openMemoryJournal>[0], cacheWrite: () => Promise<void> = async () => {}) {
@@ -86,6 +86,77 @@ describe('Vfs: a commit never overtakes the cache update of the entries it cover
     held[0]!();
     await commit;
     assert.equal(journal.committedSeq, seq);
+    await journal.close();
+  });
+});
+
+describe('Vfs: libfuse hiding an open file (FUSE.md, unlink of an open file)', () => {
+  const HIDDEN = '/.fuse_hidden0000000600000001';
+  const opsSince = async (journal: Awaited<ReturnType<typeof mountedVfs>>['journal'], seq: number) =>
+    (await collect(journal, seq + 1)).map((e) => decodeOp(e.payload)).filter((op) => op.t !== 'forget');
+
+  it('hidden for a rename over it, the file keeps its name until the rename replaces it: one rename is journaled, no unlink', async () => {
+    const { vfs, journal } = await mountedVfs(interval(5, 0));
+    const held = await vfs.create('/X', 0o644, 2, 0, 0);
+    const old = vfs.getattr('/X').ino;
+    const fresh = await vfs.create('/X.tmp', 0o644, 2, 0, 0);
+    vfs.release(fresh);
+    const seq = journal.lastSeq;
+    await vfs.rename('/X', HIDDEN, 0, true);
+    assert.equal(vfs.getattr('/X').ino, old, 'the name still holds the file between the hide and the rename');
+    await vfs.rename('/X.tmp', '/X', 0, true);
+    assert.notEqual(vfs.getattr('/X').ino, old);
+    assert.equal(vfs.getattr(HIDDEN).nlink, 0, 'the open file lives on under its hidden name');
+    const ops = await opsSince(journal, seq);
+    assert.deepEqual(ops.map((op) => op.t), ['rename']);
+    assert.equal((ops[0] as { dstIno?: number }).dstIno, old, 'the rename replaces the hidden file');
+    vfs.release(held);
+    await vfs.unlink(HIDDEN);
+    assert.deepEqual(vfs.readdir('/').map((e) => e.name).filter((n) => !n.startsWith('.')), ['X']);
+    await journal.close();
+  });
+
+  it('hidden for a rename that then fails, the file stays where it was (it was unlinked before)', async () => {
+    const { vfs, journal } = await mountedVfs(interval(5, 0));
+    const held = await vfs.create('/X', 0o644, 2, 0, 0);
+    const old = vfs.getattr('/X').ino;
+    const seq = journal.lastSeq;
+    await vfs.rename('/X', HIDDEN, 0, true);
+    await assert.rejects(vfs.rename('/missing', '/X', 0, true), (err: { errno?: string }) => err.errno === 'ENOENT');
+    vfs.release(held);
+    await vfs.unlink(HIDDEN);
+    assert.equal(vfs.getattr('/X').ino, old);
+    assert.deepEqual(await opsSince(journal, seq), []);
+    await journal.close();
+  });
+
+  it('hidden for an unlink, the name goes at once and the unlink is journaled', async () => {
+    const { vfs, journal } = await mountedVfs(interval(5, 0));
+    const held = await vfs.create('/X', 0o644, 2, 0, 0);
+    const seq = journal.lastSeq;
+    await vfs.rename('/X', HIDDEN, 0, false);
+    assert.throws(() => vfs.getattr('/X'), (err: { errno?: string }) => err.errno === 'ENOENT');
+    assert.deepEqual((await opsSince(journal, seq)).map((op) => op.t), ['unlink']);
+    vfs.release(held);
+    await vfs.unlink(HIDDEN);
+    await journal.close();
+  });
+
+  it('a rename between two names of one file does nothing and journals nothing, also after a hide', async () => {
+    const { vfs, journal } = await mountedVfs(interval(5, 0));
+    vfs.release(await vfs.create('/a', 0o644, 2, 0, 0));
+    await vfs.link('/a', '/b');
+    const held = await vfs.open('/b', 2);
+    const seq = journal.lastSeq;
+    await vfs.rename('/b', HIDDEN, 0, true);
+    await vfs.rename('/a', '/b', 0, true);
+    await vfs.rename('/b', '/a');
+    assert.deepEqual(vfs.readdir('/').map((e) => e.name).filter((n) => !n.startsWith('.')).sort(), ['a', 'b']);
+    assert.equal(vfs.getattr('/a').nlink, 2);
+    assert.deepEqual(await opsSince(journal, seq), []);
+    vfs.release(held);
+    await vfs.unlink(HIDDEN);
+    assert.equal(vfs.getattr('/b').nlink, 2);
     await journal.close();
   });
 });
