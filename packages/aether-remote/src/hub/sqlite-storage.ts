@@ -1,4 +1,6 @@
+import { mkdirSync } from 'node:fs';
 import type { Database } from 'better-sqlite3';
+import { StateLock } from '@aether/core/mount/state-lock';
 import { toInode, type InodeRow } from '@aether/core/store/sqlite-meta';
 import { Store } from '@aether/core/store/store';
 import { markDyingChunks, unmarkDying } from './chunk-reclaim.js';
@@ -23,8 +25,18 @@ export class SqliteHubStorage implements HubStorage {
   private writer: HubTables | undefined;
   private seq: number;
 
+  /** One hub per data directory: two would number the changefeed each on its own. */
+  private readonly lock: StateLock;
+
   private constructor(readonly where: string) {
-    this.store = Store.open(where, undefined, { extensions: [HUB_EXTENSION] });
+    mkdirSync(where, { recursive: true });
+    this.lock = StateLock.acquire(where, { dir: 'data directory', owner: 'hub' });
+    try {
+      this.store = Store.open(where, undefined, { extensions: [HUB_EXTENSION] });
+    } catch (err) {
+      this.lock.release();
+      throw err;
+    }
     this.readerDb = this.store.openReader();
     this.reader = new HubTables(this.readerDb);
     const state = this.reader.state();
@@ -125,5 +137,6 @@ export class SqliteHubStorage implements HubStorage {
     await this.store.transaction(() => undefined).catch(() => undefined);
     this.readerDb.close();
     this.store.close();
+    this.lock.release();
   }
 }

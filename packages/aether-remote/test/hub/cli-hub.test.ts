@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { bin, scrape, selfSigned, spawnHub, tempDir, TOKEN } from './helpers.js';
@@ -67,5 +67,24 @@ describe('aether hub (command line)', () => {
       assert.equal(await hub.stop(), 0);
     }
     assert.match(hub.stdout(), /aether: hub stopped\n$/);
+  });
+
+  it('a second hub on the same data directory is refused in one line (exit 1) and changes nothing; after the first stops, it starts', async () => {
+    const data = tempDir();
+    const hub = await spawnHub(['--listen', '127.0.0.1:0', '--data', data, '--metrics-listen', 'off', '--token', TOKEN]);
+    let hubPid = 0;
+    try {
+      hubPid = Number(readFileSync(join(data, 'lock'), 'utf8').trim());
+      const second = aether(['hub', '--listen', '127.0.0.1:0', '--data', data, '--token', TOKEN, '--metrics-listen', 'off']);
+      assert.equal(second.code, 1, second.out + second.err);
+      assert.equal(second.err.trim().split('\n').length, 1, second.err);
+      assert.match(second.err, new RegExp(`^aether: data directory ${data} is in use by another hub \\(process ${hubPid}\\); stop it first`));
+      assert.equal(Number(readFileSync(join(data, 'lock'), 'utf8').trim()), hubPid, 'the lock is still the first hub\'s');
+    } finally {
+      assert.equal(await hub.stop(), 0);
+    }
+    assert.equal(existsSync(join(data, 'lock')), false, 'the lock goes with the hub');
+    const again = await spawnHub(['--listen', '127.0.0.1:0', '--data', data, '--metrics-listen', 'off', '--token', TOKEN]);
+    assert.equal(await again.stop(), 0);
   });
 });

@@ -122,7 +122,8 @@ export function ensureStateDir(dir: string, what = 'state directory'): void {
 export class StateLock {
   private constructor(readonly path: string) {}
 
-  static acquire(dir: string): StateLock {
+  /** `what`: the directory and its owner as the refusal names them (a hub's data directory takes one too). */
+  static acquire(dir: string, what = { dir: 'state directory', owner: 'mount' }): StateLock {
     const path = join(dir, STATE_LOCK_NAME);
     for (let attempt = 0; ; attempt++) {
       try {
@@ -138,7 +139,7 @@ export class StateLock {
       }
       const pid = StateLock.ownerOf(path);
       if (pid !== null && pid !== process.pid && running(pid)) {
-        throw new AetherError('STATE_DIR_BUSY', `state directory ${dir} is in use by another mount (process ${pid}); stop it first`, { context: { dir, pid } });
+        throw new AetherError('STATE_DIR_BUSY', `${what.dir} ${dir} is in use by another ${what.owner} (process ${pid}); stop it first`, { context: { dir, pid } });
       }
       // Left by a mount that is gone: take it over.
       rmSync(path, { force: true });
