@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { addConfigCommands } from './config-commands.js';
 import { addControlCommands } from './control-commands.js';
 import { addJournalCommands } from './journal-commands.js';
+import { addStoreCommands } from './store-commands.js';
 import { addHubCommand } from './hub-command.js';
 import { addMountCommand } from './mount-command.js';
 import { addSyncWait } from './sync-wait.js';
@@ -34,6 +35,7 @@ export async function main(argv: string[], io: Io = processIo): Promise<number> 
   };
   addConfigCommands(program, io, setExit);
   addJournalCommands(program, io, setExit);
+  addStoreCommands(program, io, setExit);
   addControlCommands(program, io, setExit);
   addMountCommand(program, io, setExit);
   addSyncWait(program, io, setExit);

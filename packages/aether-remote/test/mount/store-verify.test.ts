@@ -1,0 +1,96 @@
+/**
+ * `aether store verify`: every chunk of a mount's store checked against its SHA-256, a damaged
+ * one named with the files it belongs to. The store is a real mount's, written through FUSE.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import Database from 'better-sqlite3';
+import { bridgeMount, syncWait, withHub } from './bridge-helpers.js';
+import { bin, startMount, stopAll, stopCleanly, waitDrained } from './harness.js';
+
+after(stopAll);
+
+function aether(args: string[]) {
+  const r = spawnSync(process.execPath, [bin, ...args], { env: { PATH: process.env.PATH ?? '' }, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+/** The store's chunk of `path`'s first block: its pack file and where in it. */
+function chunkOf(store: string, ino: number): { pack: string; offset: number; length: number } {
+  const db = new Database(join(store, 'meta.sqlite'), { readonly: true });
+  try {
+    const row = db.prepare('SELECT c.pack AS pack, c.offset AS offset, c.length AS length FROM blocks b JOIN chunks c ON c.hash = b.hash WHERE b.ino = ? AND b.idx = 0').get(ino) as { pack: number; offset: number; length: number };
+    return { pack: join(store, 'packs', `${row.pack}.pack`), offset: row.offset, length: row.length };
+  } finally {
+    db.close();
+  }
+}
+
+describe('aether store verify', () => {
+  it('a store written through a mount is intact (also while the mount runs); a flipped byte and a missing pack are named with their files; exit 1', async () => {
+    const m = await startMount();
+    mkdirSync(join(m.mnt, 'docs'));
+    writeFileSync(join(m.mnt, 'docs', 'report.txt'), 'quarterly figures\n'.repeat(100));
+    writeFileSync(join(m.mnt, 'big.bin'), randomBytes(3 * 1024 * 1024 + 5));
+    const ino = Number(spawnSync('stat', ['-c', '%i', join(m.mnt, 'docs', 'report.txt')], { encoding: 'utf8' }).stdout.trim());
+    await waitDrained(m);
+    const live = m.ctl(['store', 'verify', '--state-dir', m.stateDir]);
+    assert.equal(live.code, 0, live.out + live.err);
+    assert.match(live.out, /^aether: store .*\/store: \d+ chunks \(\d+\.\d MiB\) checked, all intact\n$/);
+    await stopCleanly(m);
+
+    const store = join(m.stateDir, 'store');
+    const json = aether(['store', 'verify', '--state-dir', m.stateDir, '--json']);
+    assert.equal(json.code, 0, json.err);
+    const clean = JSON.parse(json.out) as { chunks: number; bytes: number; damaged: unknown[] };
+    assert.ok(clean.chunks >= 2 && clean.bytes >= 3 * 1024 * 1024, json.out);
+    assert.deepEqual(clean.damaged, []);
+
+    // One byte of report.txt's chunk flipped on the disk.
+    const c = chunkOf(store, ino);
+    const fd = openSync(c.pack, 'r+');
+    const b = Buffer.alloc(1);
+    readSync(fd, b, 0, 1, c.offset + 3);
+    writeSync(fd, Buffer.from([b[0]! ^ 0x20]), 0, 1, c.offset + 3);
+    closeSync(fd);
+    const flipped = aether(['store', 'verify', '--state-dir', m.stateDir]);
+    assert.equal(flipped.code, 1, flipped.out + flipped.err);
+    assert.match(flipped.out, new RegExp(`^aether: store .*: 1 of ${clean.chunks} chunks damaged\\n  chunk [0-9a-f]{64} \\(${c.length} bytes at ${c.offset} in ${c.pack.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\): content differs; in /docs/report\\.txt\\n$`));
+
+    // The pack gone altogether: every chunk in it is named, with big.bin among the files.
+    renameSync(c.pack, `${c.pack}.moved`);
+    const gone = aether(['store', 'verify', '--state-dir', m.stateDir, '--json']);
+    assert.equal(gone.code, 1);
+    const report = JSON.parse(gone.out) as { damaged: { problem: string; files: string[] }[] };
+    assert.ok(report.damaged.length >= 2);
+    assert.ok(report.damaged.every((d) => d.problem === 'pack missing'));
+    assert.deepEqual([...new Set(report.damaged.flatMap((d) => d.files))].sort(), ['/big.bin', '/docs/report.txt']);
+  });
+
+  it("a hub's data directory (--data), while the hub runs", async () => {
+    await withHub(async ({ hub, data }) => {
+      const m = await bridgeMount(hub);
+      writeFileSync(join(m.mnt, 'shared.bin'), randomBytes(200_000));
+      assert.equal(syncWait(m).code, 0);
+      const r = aether(['store', 'verify', '--data', data, '--json']);
+      assert.equal(r.code, 0, r.err);
+      const report = JSON.parse(r.out) as { chunks: number; bytes: number; damaged: unknown[] };
+      assert.ok(report.chunks >= 1 && report.bytes >= 200_000, r.out);
+      assert.deepEqual(report.damaged, []);
+      await stopCleanly(m);
+    });
+  });
+
+  it('bad input is one line and exit code 2', () => {
+    for (const args of [['--state-dir', '/nonexistent/aether-state'], ['--data', '/tmp', '--state-dir', '/tmp'], ['--data', '/nonexistent/hub-data']]) {
+      const r = aether(['store', 'verify', ...args]);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+      assert.equal(r.err.trim().split('\n').length, 1, r.err);
+      assert.match(r.err, /^aether: /);
+    }
+  });
+});

@@ -1,0 +1,132 @@
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { AetherError } from '../errors.js';
+import { ROOT_INO } from '../tree/ops.js';
+
+/** A chunk whose bytes on disk are not what its name (its SHA-256) says. */
+export interface DamagedChunk {
+  hash: string;
+  pack: string;
+  offset: number;
+  length: number;
+  problem: 'pack missing' | 'pack too short' | 'content differs';
+  /** Paths of the files whose blocks are this chunk (`inode N` for one without a name). */
+  files: string[];
+}
+
+export interface StoreVerifyReport {
+  store: string;
+  chunks: number;
+  bytes: number;
+  damaged: DamagedChunk[];
+}
+
+interface ChunkRow {
+  hash: string;
+  pack: number;
+  offset: number;
+  length: number;
+}
+
+/**
+ * Reads every chunk of the store in `dir` (a mount's `<state_dir>/store`, or a hub's data
+ * directory) and checks it against its SHA-256, which reads do not (it would halve sequential
+ * reads). Read-only, and safe while a mount or hub uses the store: a chunk that looks damaged is
+ * looked up again in the committed index before it is reported (space reclaim may have moved it
+ * to another pack, or dropped it, since the listing began).
+ */
+export async function verifyStore(dir: string): Promise<StoreVerifyReport> {
+  const dbPath = join(dir, 'meta.sqlite');
+  if (!existsSync(dbPath)) throw new AetherError('STORE_OPEN_FAILED', `no store at ${dir} (${dbPath} does not exist)`);
+  let listing: Database.Database;
+  let current: Database.Database;
+  try {
+    listing = new Database(dbPath, { readonly: true, fileMustExist: true });
+    current = new Database(dbPath, { readonly: true, fileMustExist: true });
+  } catch (err) {
+    throw new AetherError('STORE_OPEN_FAILED', `store ${dbPath}: ${(err as Error).message}`, { cause: err });
+  }
+  const packs = new PackReader(join(dir, 'packs'));
+  const report: StoreVerifyReport = { store: dir, chunks: 0, bytes: 0, damaged: [] };
+  try {
+    const now = current.prepare('SELECT hash, pack, offset, length FROM chunks WHERE hash = ?');
+    // One snapshot for the listing (iterate holds its read transaction), in pack order.
+    for (const row of listing.prepare('SELECT hash, pack, offset, length FROM chunks ORDER BY pack, offset').iterate() as IterableIterator<ChunkRow>) {
+      let problem = await packs.check(row);
+      if (problem !== undefined) {
+        const moved = now.get(row.hash) as ChunkRow | undefined;
+        if (moved === undefined) continue;
+        if (moved.pack !== row.pack || moved.offset !== row.offset) problem = await packs.check(moved);
+        if (problem !== undefined) report.damaged.push({ hash: row.hash, pack: packs.path(moved.pack), offset: moved.offset, length: moved.length, problem, files: filesUsing(current, row.hash) });
+      }
+      report.chunks++;
+      report.bytes += row.length;
+    }
+  } catch (err) {
+    if (err instanceof AetherError) throw err;
+    throw new AetherError('STORE_CORRUPT', `store ${dbPath}: ${(err as Error).message}`, { cause: err });
+  } finally {
+    await packs.close();
+    listing.close();
+    current.close();
+  }
+  return report;
+}
+
+/** Reads chunks pack by pack, one descriptor open at a time. */
+class PackReader {
+  private at: { n: number; fh: FileHandle | undefined } | undefined;
+  private buf = Buffer.alloc(256 * 1024);
+
+  constructor(private readonly dir: string) {}
+
+  path(n: number): string {
+    return join(this.dir, `${n}.pack`);
+  }
+
+  async check(row: ChunkRow): Promise<DamagedChunk['problem'] | undefined> {
+    const fh = await this.fileOf(row.pack);
+    if (fh === undefined) return 'pack missing';
+    if (this.buf.length < row.length) this.buf = Buffer.alloc(row.length);
+    const { bytesRead } = await fh.read(this.buf, 0, row.length, row.offset);
+    if (bytesRead < row.length) return 'pack too short';
+    return createHash('sha256').update(this.buf.subarray(0, row.length)).digest('hex') === row.hash ? undefined : 'content differs';
+  }
+
+  private async fileOf(n: number): Promise<FileHandle | undefined> {
+    if (this.at?.n === n) return this.at.fh;
+    await this.close();
+    let fh: FileHandle | undefined;
+    try {
+      fh = await open(this.path(n), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+    this.at = { n, fh };
+    return fh;
+  }
+
+  async close(): Promise<void> {
+    await this.at?.fh?.close();
+    this.at = undefined;
+  }
+}
+
+/** The paths of the files made of chunk `hash`, as the committed tree names them. */
+function filesUsing(db: Database.Database, hash: string): string[] {
+  const inos = (db.prepare('SELECT DISTINCT ino FROM blocks WHERE hash = ?').all(hash) as { ino: number }[]).map((r) => r.ino);
+  const nameOf = db.prepare('SELECT parent, name FROM dentries WHERE ino = ? ORDER BY parent, name LIMIT 1');
+  return inos.map((ino) => {
+    const parts: string[] = [];
+    for (let at = ino, hops = 0; at !== ROOT_INO; hops++) {
+      const d = nameOf.get(at) as { parent: number; name: string } | undefined;
+      if (d === undefined || hops > 4096) return `inode ${ino}`;
+      parts.unshift(d.name);
+      at = d.parent;
+    }
+    return `/${parts.join('/')}`;
+  });
+}
