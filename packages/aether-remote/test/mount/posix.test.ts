@@ -172,6 +172,30 @@ print(json.dumps(out))`, d) as Record<string, [number, number]>;
     assert.deepEqual(readFileSync(p), Buffer.from('a\0\0\0'));
   });
 
+  it('fallocate: mode 0 extends with zeros, KEEP_SIZE changes nothing, other modes answer EOPNOTSUPP, more than the disk has is ENOSPC', () => {
+    const d = fresh();
+    const p = join(d, 'f');
+    writeFileSync(p, 'head');
+    sh('fallocate -l 1048576 f', d);
+    assert.equal(statSync(p).size, 1048576);
+    const back = readFileSync(p);
+    assert.equal(back.subarray(0, 4).toString(), 'head');
+    assert.ok(back.subarray(4).every((b) => b === 0), 'the new part reads as zeros');
+    sh('fallocate -l 4096 f', d);
+    assert.equal(statSync(p).size, 1048576, 'never shrinks');
+    sh('fallocate -n -o 0 -l 8388608 f', d);
+    assert.equal(statSync(p).size, 1048576, 'KEEP_SIZE');
+    // glibc's posix_fallocate asks mode 0 (and would write zeros itself if it were refused).
+    assert.equal(py('import os\nfd = os.open("f", os.O_RDWR)\nos.posix_fallocate(fd, 2097152, 4096)\nprint(os.fstat(fd).st_size)', d), 2101248);
+    for (const [flags, what] of [['-p -o 0 -l 4096', 'punch hole'], ['-z -o 0 -l 4096', 'zero range'], ['-c -o 0 -l 4096', 'collapse range']] as const) {
+      assert.throws(() => sh(`fallocate ${flags} f`, d), (e: { stderr?: string }) => /Operation not supported|mode is unsupported/.test(e.stderr ?? ''), what);
+    }
+    const free = statfsSync(d).bavail * statfsSync(d).bsize;
+    assert.throws(() => sh(`fallocate -l ${free + 1024 ** 3} big`, d), (e: { stderr?: string }) => /No space left on device/.test(e.stderr ?? ''));
+    assert.equal(statSync(p).size, 2101248);
+    assert.equal(statSync(join(d, 'big')).size, 0, 'the refused file is left as made');
+  });
+
   it('unlink removes the name; the parent\'s listing and the file are gone', () => {
     const d = fresh();
     writeFileSync(join(d, 'f'), 'x');

@@ -136,6 +136,8 @@ export interface FuseHandlers {
   fsync?(path: string, datasync: boolean, fh: number): Promise<void>;
   truncate?(path: string, size: number): Promise<void>;
   ftruncate?(path: string, fh: number, size: number): Promise<void>;
+  /** fallocate(2) (the patched binding binds it; `mode` holds the FALLOC_FL_* flags). */
+  fallocate?(path: string, fh: number, mode: number, offset: number, length: number): Promise<void>;
   unlink?(path: string): Promise<void>;
   /** libfuse 2.9 passes no rename flags: RENAME_NOREPLACE/RENAME_EXCHANGE never get here (FUSE.md). */
   rename?(from: string, to: string, forRename?: boolean): Promise<void>;
@@ -531,6 +533,11 @@ class PatchedFuse extends NativeFuse {
     (this.ops.rename as (f: string, t: string, r: boolean, cb: NativeCallback) => void)(from, to, forRename === true, (err) => signal(err as number));
   }
 
+  /** The patched binding passes 64-bit offset and length as two uint32s each. */
+  _op_fallocate(signal: Signal, path: string, fh: number, mode: number, offLow: number, offHigh: number, lenLow: number, lenHigh: number): void {
+    (this.ops.fallocate as (p: string, f: number, m: number, o: number, l: number, cb: NativeCallback) => void)(path, fh, mode, offLow + offHigh * TWO_32, lenLow + lenHigh * TWO_32, (err) => signal(err as number));
+  }
+
   /** The patched binding adds whether the write is the kernel's page writeback. */
   _op_write(signal: Signal, path: string, fh: number, buf: Buffer, len: number, offsetLow: number, offsetHigh: number, writepage: boolean): void {
     (this.ops.write as (p: string, f: number, b: Buffer, l: number, o: number, w: boolean, cb: NativeCallback) => void)(path, fh, buf, len, offsetLow + offsetHigh * TWO_32, writepage === true, (err, n) => signal(err as number, (n as number) || 0, buf.buffer));
@@ -619,6 +626,7 @@ function nativeOps(h: FuseHandlers, fail: (op: FuseOpName, err: unknown) => numb
   adapt('fsync', fsync && ((p: string, d: number, fh: number) => fsync(p, bool(d), fh)), none);
   adapt('truncate', h.truncate?.bind(h), none);
   adapt('ftruncate', h.ftruncate?.bind(h), none);
+  adapt('fallocate', h.fallocate?.bind(h), none);
   adapt('unlink', h.unlink?.bind(h), none);
   adapt('rename', h.rename?.bind(h), none);
   adapt('link', h.link?.bind(h), none);

@@ -188,6 +188,17 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
     fsync: timed('fsync', () => vfs.fsync()),
     truncate: timed('truncate', changes(changed, (path: string, size: number) => vfs.truncate(path, size))),
     ftruncate: timed('ftruncate', changes(changed, (_path: string, fh: number, size: number) => vfs.ftruncate(fh, size))),
+    // Space is not set aside (data takes it in the cache, the journal and the store as it comes),
+    // but a request for more than the state directory's disk has free is refused, as a disk would.
+    fallocate: timed(
+      'fallocate',
+      changes(changed, (_path: string, fh: number, mode: number, offset: number, length: number) =>
+        vfs.fallocate(fh, mode, offset, length, () => {
+          const s = disk.statfs();
+          return s.bavail * s.bsize;
+        }),
+      ),
+    ),
     unlink: timed('unlink', changes(removed, (path: string) => vfs.unlink(path))),
     rename: timed('rename', changes((from: string, to: string) => ({ drop: 'all', put: [parentOf(from), parentOf(to), to] }), (from: string, to: string, forRename?: boolean) => vfs.rename(from, to, 0, forRename))),
     link: timed('link', changes((existing: string, path: string) => ({ drop: [existing], put: [parentOf(path), path] }), (existing: string, path: string) => vfs.link(existing, path))),

@@ -39,6 +39,8 @@ export const MAX_FILE_BYTES = Number.MAX_SAFE_INTEGER;
 
 /** libfuse's high-level API renames an unlinked-but-open file to such a name (`.fuse_hidden%08x%08x`) instead of removing it. */
 const HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/;
+/** fallocate(2): allocate without changing the size. */
+const FALLOC_FL_KEEP_SIZE = 0x01;
 
 interface Handle {
   ino: Ino;
@@ -451,8 +453,34 @@ export class Vfs {
     await this.truncateIno(this.handle(fh).ino, size);
   }
 
+  /**
+   * fallocate(2). Mode 0 makes the file at least `offset + length` long, the new part reading as
+   * zeros (as ftruncate does; `freeBytes` tells what the disk has, and a growth past it is ENOSPC).
+   * FALLOC_FL_KEEP_SIZE changes nothing. Punching holes, zeroing, collapsing and inserting ranges
+   * answer EOPNOTSUPP (glibc's posix_fallocate asks only mode 0, and it falls back to writing
+   * zeros where fallocate is refused). Without a handler fuse-native answered EOPNOTSUPP to all.
+   */
+  async fallocate(fh: number, mode: number, offset: number, length: number, freeBytes: () => number): Promise<void> {
+    const ino = this.handle(fh).ino;
+    if ((mode & ~FALLOC_FL_KEEP_SIZE) !== 0) throw new FsError('ENOTSUP', `fallocate mode 0x${mode.toString(16)} is not supported (only 0 and FALLOC_FL_KEEP_SIZE)`);
+    if (offset < 0 || length <= 0) throw new FsError('EINVAL', 'fallocate needs offset >= 0 and length > 0');
+    const end = offset + length;
+    if (end > MAX_FILE_BYTES) throw new FsError('EFBIG', 'fallocate past the largest file size');
+    await this.admitWriter();
+    const inode = this.inode(ino);
+    if (inode.kind === 'dir') throw new FsError('EISDIR', 'is a directory');
+    if (mode & FALLOC_FL_KEEP_SIZE || end <= inode.size) return;
+    if (end - inode.size > freeBytes()) throw new FsError('ENOSPC', `fallocate of ${end - inode.size} bytes more than the state directory's disk has free`);
+    await this.resize(ino, end);
+  }
+
   private async truncateIno(ino: Ino, size: number): Promise<void> {
     await this.admitWriter();
+    await this.resize(ino, size);
+  }
+
+  /** The truncate op, once admitted at the write gate. */
+  private async resize(ino: Ino, size: number): Promise<void> {
     if (size < 0) throw new FsError('EINVAL', 'negative size');
     if (size > MAX_FILE_BYTES) throw new FsError('EFBIG', 'size too large');
     const before = this.inode(ino);
