@@ -129,10 +129,19 @@ describe('RemoteApply: a removal whose name holds another inode here', () => {
   });
 });
 
+/** At the hub, another mount's x.tmp (inode 6) replaced x (inode 5) by a rename; the feed brings it. */
+function otherMountSavesX(replica: MemoryMeta, remote: RemoteApply): void {
+  replica.removeEntry(ROOT_INO, 'x');
+  replica.deleteInode(5);
+  replica.putInode(file(6, 3));
+  replica.addEntry(ROOT_INO, 'x', 6);
+  remote.apply([{ t: 'rename', parent: ROOT_INO, name: 'x.tmp', ino: 6, newParent: ROOT_INO, newName: 'x', dstIno: 5, flags: 0, timeMs: 2 }]);
+}
+
 describe('RemoteApply: another mount saving a file by rename over a name this mount saves too', () => {
   it('a remote rename onto a name this mount has changed takes the file off its old name; the resolution names it', () => {
     const { view, shipped, replica, remote } = setup();
-    // The other mount made x.tmp (inode 6) and renamed it over x (inode 5); the hub has it at x.
+    // The other mount made x.tmp (inode 6), seen here, and renamed it over x (below).
     for (const t of [view, shipped]) {
       t.putInode(file(6, 3));
       t.addEntry(ROOT_INO, 'x.tmp', 6);
@@ -142,11 +151,7 @@ describe('RemoteApply: another mount saving a file by rename over a name this mo
     view.deleteInode(5);
     view.putInode(file(9, 4));
     view.addEntry(ROOT_INO, 'x', 9);
-    replica.removeEntry(ROOT_INO, 'x');
-    replica.deleteInode(5);
-    replica.putInode(file(6, 3));
-    replica.addEntry(ROOT_INO, 'x', 6);
-    remote.apply([{ t: 'rename', parent: ROOT_INO, name: 'x.tmp', ino: 6, newParent: ROOT_INO, newName: 'x', dstIno: 5, flags: 0, timeMs: 2 }]);
+    otherMountSavesX(replica, remote);
     assert.equal(view.lookup(ROOT_INO, 'x'), 9, 'x shows this mount\'s version until the hub resolves it');
     assert.equal(view.lookup(ROOT_INO, 'x.tmp'), undefined, 'the other mount\'s temporary name is gone, as at the hub');
     assert.equal(view.getInode(6)?.nlink, 0);
@@ -159,12 +164,8 @@ describe('RemoteApply: another mount saving a file by rename over a name this mo
 
   it('a remote rename over a name that does not apply here removes the old file and shows the hub\'s new one in the same step', () => {
     const { view, replica, remote } = setup();
-    // The hub replaced x (inode 5) by inode 6, made under a name this view never had.
-    replica.removeEntry(ROOT_INO, 'x');
-    replica.deleteInode(5);
-    replica.putInode(file(6, 3));
-    replica.addEntry(ROOT_INO, 'x', 6);
-    remote.apply([{ t: 'rename', parent: ROOT_INO, name: 'x.tmp', ino: 6, newParent: ROOT_INO, newName: 'x', dstIno: 5, flags: 0, timeMs: 2 }]);
+    // Inode 6 was made under a name this view never had.
+    otherMountSavesX(replica, remote);
     assert.equal(view.lookup(ROOT_INO, 'x'), 6, 'the name is never empty here');
     assert.equal(view.getInode(6)?.size, 3);
     assert.equal(view.getInode(5), undefined);
