@@ -1,25 +1,10 @@
-import { closeSync, mkdirSync, openSync, readFileSync, realpathSync, rmSync, statSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { AetherError } from '../errors.js';
 
 /** The lock file in a state directory: the pid of the mount that owns the directory. */
 export const STATE_LOCK_NAME = 'lock';
-
-/** True while `pid` runs. A process killed but not yet reaped by its parent (a zombie) does not. */
-export function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    // /proc/PID/stat: "pid (comm) S ...": the state follows the last ')' (comm may hold one).
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true;
-  }
-}
 
 /**
  * `mkdir -p`, one level at a time from the deepest directory that exists: Node's recursive mkdir
@@ -114,36 +99,40 @@ export function ensureStateDir(dir: string, what = 'state directory'): void {
 }
 
 /**
- * One mount per state directory, for the mount's whole life: `<state_dir>/lock`, created with
- * O_EXCL, holds the owner's pid. A lock whose process is gone (a crash) is taken over. The control
- * socket alone did not ensure this: its file can be removed while the mount runs, and a second
- * mount then shared the journal and the store with the first (and lost data).
+ * One mount per state directory (and one hub per data directory), for the owner's whole life.
+ * The lock is the kernel's: an exclusive SQLite transaction held open on `<dir>/lock.sqlite`
+ * (fcntl locks, which go with the process that holds them, also after kill -9, and which a second
+ * connection in the same process is refused too). `<dir>/lock` holds the owner's pid, for the
+ * refusal and for people. The control socket alone did not ensure this: its file can be removed
+ * while the mount runs, and a second mount then shared the journal and the store with the first
+ * (and lost data). Until 2026-12-07 the pid file was the lock, made with O_EXCL and taken over
+ * when its process was gone: two processes taking over one left by a crash at the same moment
+ * both got it (a review: 17 of 40 races), and a second opener in the same process passed.
  */
 export class StateLock {
-  private constructor(readonly path: string) {}
+  private constructor(
+    readonly path: string,
+    private readonly held: Database.Database,
+  ) {}
 
   /** `what`: the directory and its owner as the refusal names them (a hub's data directory takes one too). */
   static acquire(dir: string, what = { dir: 'state directory', owner: 'mount' }): StateLock {
     const path = join(dir, STATE_LOCK_NAME);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const fd = openSync(path, 'wx', 0o600);
-        try {
-          writeSync(fd, `${process.pid}\n`);
-        } finally {
-          closeSync(fd);
-        }
-        return new StateLock(path);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || attempt >= 2) throw err;
-      }
+    let held: Database.Database | undefined;
+    try {
+      // Two takers at once can each hold SQLite's shared lock and keep the other from the
+      // exclusive one: a short busy timeout lets one of them through (a lock held by a running
+      // owner is refused after it).
+      held = new Database(join(dir, `${STATE_LOCK_NAME}.sqlite`), { timeout: 500 });
+      held.exec('BEGIN EXCLUSIVE');
+    } catch (err) {
+      held?.close();
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
       const pid = StateLock.ownerOf(path);
-      if (pid !== null && pid !== process.pid && running(pid)) {
-        throw new AetherError('STATE_DIR_BUSY', `${what.dir} ${dir} is in use by another ${what.owner} (process ${pid}); stop it first`, { context: { dir, pid } });
-      }
-      // Left by a mount that is gone: take it over.
-      rmSync(path, { force: true });
+      throw new AetherError('STATE_DIR_BUSY', `${what.dir} ${dir} is in use by another ${what.owner}${pid !== null ? ` (process ${pid})` : ''}; stop it first`, { context: { dir, pid } });
     }
+    writeFileSync(path, `${process.pid}\n`);
+    return new StateLock(path, held);
   }
 
   /** The pid in a lock file, or null when there is none or it is not a pid. */
@@ -156,8 +145,10 @@ export class StateLock {
     }
   }
 
-  /** Gives the directory up (the lock file goes if it is still this process's). */
+  /** Gives the directory up: the pid file goes, then the lock. */
   release(): void {
-    if (StateLock.ownerOf(this.path) === process.pid) rmSync(this.path, { force: true });
+    if (!this.held.open) return;
+    rmSync(this.path, { force: true });
+    this.held.close();
   }
 }

@@ -1,25 +1,64 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
 import type { AetherError } from '../../src/errors.js';
-import { refuseStateDirUnder, running } from '../../src/mount/state-lock.js';
+import { refuseStateDirUnder, StateLock } from '../../src/mount/state-lock.js';
 
-describe('the state directory lock: is its owner running?', () => {
-  it('a live process is; one killed but not yet reaped (a zombie, as right after kill -9) is not; a gone one is not', async () => {
-    assert.equal(running(process.pid), true);
-    // The shell starts a child that exits at once, then becomes `sleep`, which never reaps it.
-    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
-    const pid = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (d: Buffer) => resolve(d.toString()))));
-    for (let i = 0; i < 100 && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '); i++) await new Promise((r) => setTimeout(r, 10));
-    assert.match(readFileSync(`/proc/${pid}/stat`, 'utf8'), /\) Z /, 'the child is a zombie');
-    assert.doesNotThrow(() => process.kill(pid, 0), 'kill(pid, 0) still finds it');
-    assert.equal(running(pid), false);
-    parent.kill('SIGKILL');
-    await new Promise((r) => parent.once('exit', r));
-    assert.equal(running(parent.pid!), false);
+describe('the state directory lock', () => {
+  const module = new URL('../../src/mount/state-lock.js', import.meta.url).href;
+  /** A process that takes the lock of `dir` at `startAt` (ms since the epoch) and prints ok or busy (late: it started after that), holding it until killed. */
+  const taker = (dir: string, startAt: number): { answer: Promise<string>; kill(): void } => {
+    const script = `const { StateLock } = await import(${JSON.stringify(module)}); const late = Date.now() > ${startAt}; while (Date.now() < ${startAt}); let out; try { globalThis.held = StateLock.acquire(process.argv[1]); out = 'ok'; } catch (e) { out = e.code === 'STATE_DIR_BUSY' ? 'busy' : String(e); } console.log(late ? 'late' : out); setTimeout(() => {}, 60000);`;
+    const p = spawn(process.execPath, ['--input-type=module', '-e', script, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const answer = new Promise<string>((resolve, reject) => {
+      p.stdout.once('data', (d: Buffer) => resolve(d.toString().trim()));
+      p.once('error', reject);
+    });
+    return { answer, kill: () => p.kill('SIGKILL') };
+  };
+
+  it('two processes taking a lock a crash left behind at the same moment: exactly one gets it, every time', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'aether-lock-'));
+    try {
+      let rounds = 0;
+      for (let round = 0; round < 6; round++) {
+        const dir = join(base, String(round));
+        mkdirSync(dir);
+        writeFileSync(join(dir, 'lock'), '999999\n'); // the pid file of an owner that is gone
+        const at = Date.now() + 1000;
+        const takers = [taker(dir, at), taker(dir, at)];
+        const got = (await Promise.all(takers.map((t) => t.answer))).sort();
+        for (const t of takers) t.kill();
+        if (got.includes('late')) continue; // a process started too slowly to race
+        rounds++;
+        assert.deepEqual(got, ['busy', 'ok'], `round ${round}`);
+      }
+      assert.ok(rounds >= 3, `only ${rounds} rounds raced`);
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+
+  it('held: refused in this process too, naming the owner; released: taken again; the owner killed with -9: taken at once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'aether-lock-'));
+    try {
+      const lock = StateLock.acquire(dir, { dir: 'data directory', owner: 'hub' });
+      assert.throws(() => StateLock.acquire(dir, { dir: 'data directory', owner: 'hub' }), (err: AetherError) => err.code === 'STATE_DIR_BUSY' && err.message === `data directory ${dir} is in use by another hub (process ${process.pid}); stop it first`);
+      lock.release();
+      assert.equal(existsSync(join(dir, 'lock')), false);
+      StateLock.acquire(dir).release();
+      const holder = spawn(process.execPath, ['--input-type=module', '-e', `const { StateLock } = await import(${JSON.stringify(module)}); globalThis.held = StateLock.acquire(process.argv[1]); console.log('held'); setTimeout(() => {}, 60000);`, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise((r) => holder.stdout.once('data', r));
+      assert.throws(() => StateLock.acquire(dir), (err: AetherError) => err.code === 'STATE_DIR_BUSY' && err.message.includes(`(process ${holder.pid})`));
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder.once('exit', r));
+      StateLock.acquire(dir).release();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
