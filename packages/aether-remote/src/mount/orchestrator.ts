@@ -71,6 +71,8 @@ export class BridgeOrchestrator implements RemoteBackend {
    * cursor then, or the base of local changes pending on the inode it removed or replaced.
    */
   private readonly removals = new Map<number, number>();
+  /** Inodes an unacknowledged unlink or rename over removed here, with that entry's journal seq. */
+  private readonly removedHere = new Map<Ino, number>();
   /** Removals after which the view still named what they remove, with those names, by journal seq (WireEntry.viewKept). */
   private readonly viewKept = new Map<number, [Ino, string][]>();
   /**
@@ -246,6 +248,7 @@ export class BridgeOrchestrator implements RemoteBackend {
       log: this.log,
       editedLocally: (ino) => this.localEdits.has(ino),
       inUse: (ino) => this.localEdits.has(ino) || (this.vfs?.isOpen(ino) ?? false),
+      removedHere: (ino) => this.removedHere.has(ino),
       diverged: () => this.mayDiverge(),
       hub: replica,
     });
@@ -329,6 +332,7 @@ export class BridgeOrchestrator implements RemoteBackend {
       // changed, it did not apply here, or removed another file by the name; or one name of a
       // hard link went): writes to it go on, and the hub keeps them (WireEntry.viewKept).
       const removed = op.t === 'rename' ? op.dstIno : op.ino;
+      if (removed) this.removedHere.set(removed, seq);
       const view = this.view;
       if (removed && view && (view.getInode(removed)?.nlink ?? 0) > 0) this.viewKept.set(seq, namesOf(view, removed));
     }
@@ -385,6 +389,7 @@ export class BridgeOrchestrator implements RemoteBackend {
       onCommitted: (seq) => {
         ctx.onCommitted(seq);
         for (const s of this.removals.keys()) if (s <= seq) this.removals.delete(s);
+        for (const [ino, s] of this.removedHere) if (s <= seq) this.removedHere.delete(ino);
         for (const s of this.viewKept.keys()) if (s <= seq) this.viewKept.delete(s);
         const released: Ino[] = [];
         const resynced = new Set<Ino>();

@@ -35,6 +35,8 @@ export interface RemoteApplyDeps {
   editedLocally?: (ino: Ino) => boolean;
   /** Open here, or with unacknowledged local changes: a remote removal leaves the inode without a name. */
   inUse?: (ino: Ino) => boolean;
+  /** An unlink or rename over made here and not yet acknowledged removed this inode (the hub will remove it too). */
+  removedHere?: (ino: Ino) => boolean;
   /** A remote change did not apply as it came: the view may differ from the replica once nothing is pending. */
   diverged?: () => void;
   /** The replica, already holding the changefeed entry being applied. */
@@ -187,11 +189,12 @@ export class RemoteApply {
    * one in the same step, as a rename over the name does. Left empty, the name was missing until
    * the trees were aligned (a remote rename over it that did not apply here, after a local change
    * to the names around it, removed the old file and put nothing in its place: programs opening
-   * the name got ENOENT). Only a file the tree lacks, or keeps without a name and unused.
+   * the name got ENOENT). Only a file the tree lacks, or keeps without a name and unused, and
+   * that this mount has not removed itself (its unlink, on its way to the hub, removes it there too).
    */
   private fillFromHub(tree: MemoryMeta, dir: Ino, name: string): void {
     const at = this.d.hub?.lookup(dir, name);
-    if (at === undefined || tree.lookup(dir, name) !== undefined || !tree.getInode(dir)) return;
+    if (at === undefined || tree.lookup(dir, name) !== undefined || !tree.getInode(dir) || this.d.removedHere?.(at)) return;
     const inode = this.d.hub!.getInode(at);
     const mine = tree.getInode(at);
     if (!inode || inode.kind === 'dir' || (mine && (mine.nlink > 0 || (tree === this.d.view && (this.d.inUse?.(at) ?? false))))) return;

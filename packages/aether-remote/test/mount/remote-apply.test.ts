@@ -34,8 +34,9 @@ function setup() {
   const invalidated: number[] = [];
   const cache = { invalidate: async (ino: number) => void invalidated.push(ino), remove: async () => {} };
   const open = new Set<number>();
-  const remote = new RemoteApply({ view, shipped, cache, log: () => undefined, editedLocally: (ino) => edited.has(ino), inUse: (ino) => edited.has(ino) || open.has(ino), hub: replica });
-  return { view, shipped, replica, edited, open, invalidated, remote };
+  const removed = new Set<number>();
+  const remote = new RemoteApply({ view, shipped, cache, log: () => undefined, editedLocally: (ino) => edited.has(ino), inUse: (ino) => edited.has(ino) || open.has(ino), removedHere: (ino) => removed.has(ino), hub: replica });
+  return { view, shipped, replica, edited, open, removed, invalidated, remote };
 }
 
 describe('RemoteApply: remote content of a file edited here', () => {
@@ -169,5 +170,13 @@ describe('RemoteApply: another mount saving a file by rename over a name this mo
     assert.equal(view.lookup(ROOT_INO, 'x'), 6, 'the name is never empty here');
     assert.equal(view.getInode(6)?.size, 3);
     assert.equal(view.getInode(5), undefined);
+  });
+
+  it('... but not with a file this mount removed itself (its unlink, not yet acknowledged, removes it at the hub too)', () => {
+    const { view, replica, removed, remote } = setup();
+    removed.add(6);
+    otherMountSavesX(replica, remote);
+    assert.equal(view.lookup(ROOT_INO, 'x'), undefined);
+    assert.equal(view.getInode(6), undefined);
   });
 });
