@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -148,6 +148,18 @@ describe('aether config explain', () => {
 });
 
 describe('the aether command line', () => {
+  it('output to a reader that has gone (`aether config show | true`) is dropped: exit 0, no stack trace', async () => {
+    const cwd = mkdtempSync(join(tmpdir(), 'aether-epipe-'));
+    for (let i = 0; i < 3; i++) {
+      const p = spawn(process.execPath, [bin, 'config', 'show'], { cwd, env: { PATH: process.env.PATH ?? '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      p.stdout.destroy();
+      let err = '';
+      p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const code = await new Promise<number | null>((resolve) => p.once('close', resolve));
+      assert.equal(code, 0, err);
+      assert.equal(err, '');
+    }
+  });
   it('an unknown command or flag exits 2 with a one-line error and no stack trace', () => {
     for (const args of [['frobnicate'], ['config', 'show', '--bogus'], ['config', 'explain']]) {
       const r = aether(args);

@@ -19,7 +19,18 @@ export interface Io {
   err(text: string): void;
 }
 
+/** Once a reader has gone (`aether store verify | head`), the rest of the output is dropped: a
+ * command, or a mount printing to a closed pipe, goes on as if it had been read (it crashed with
+ * an unhandled EPIPE). */
+let stdoutGone = false;
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code !== 'EPIPE') throw err;
+  stdoutGone = true;
+});
+
 export const processIo: Io = {
-  out: (text) => process.stdout.write(text),
+  out: (text) => {
+    if (!stdoutGone) process.stdout.write(text);
+  },
   err: (text) => process.stderr.write(text),
 };

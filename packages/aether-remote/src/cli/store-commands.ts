@@ -52,10 +52,11 @@ export function addStoreCommands(program: Command, io: Io, setExit: (code: numbe
         io.err(`aether: ${err.message} (${err.code})\n`);
         return setExit(EXIT_FAILURE);
       }
+      const unused = report.damagedUnused > 0 ? ` (${report.damagedUnused} damaged chunk${report.damagedUnused === 1 ? '' : 's'} no file uses any more: nothing lost, reclaim drops them)` : '';
       if (opts.json) io.out(`${JSON.stringify(report, null, 2)}\n`);
-      else if (report.damaged.length === 0) io.out(`aether: store ${dir}: ${report.chunks} chunks (${mib(report.bytes)}) checked, all intact\n`);
+      else if (report.damaged.length === 0) io.out(`aether: store ${dir}: ${report.chunks} chunks (${mib(report.bytes)}) checked, ${unused ? `no file damaged${unused}` : 'all intact'}\n`);
       else {
-        io.out(`aether: store ${dir}: ${report.damaged.length} of ${report.chunks} chunks damaged\n`);
+        io.out(`aether: store ${dir}: ${report.damaged.length} of ${report.chunks} chunks damaged${unused}\n`);
         for (const d of report.damaged) {
           io.out(`  chunk ${d.hash} (${d.length} bytes at ${d.offset} in ${d.pack}): ${d.problem}; ${d.files.length > 0 ? `in ${d.files.join(', ')}` : 'in no file'}\n`);
         }

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
@@ -30,13 +30,28 @@ function chunkOf(store: string, ino: number): { pack: string; offset: number; le
   }
 }
 
+function flipByte(path: string, at: number): void {
+  const fd = openSync(path, 'r+');
+  const b = Buffer.alloc(1);
+  readSync(fd, b, 0, 1, at);
+  writeSync(fd, Buffer.from([b[0]! ^ 0x20]), 0, 1, at);
+  closeSync(fd);
+}
+
 describe('aether store verify', () => {
   it('a store written through a mount is intact (also while the mount runs); a flipped byte and a missing pack are named with their files; exit 1', async () => {
     const m = await startMount();
     mkdirSync(join(m.mnt, 'docs'));
     writeFileSync(join(m.mnt, 'docs', 'report.txt'), 'quarterly figures\n'.repeat(100));
     writeFileSync(join(m.mnt, 'big.bin'), randomBytes(3 * 1024 * 1024 + 5));
-    const ino = Number(spawnSync('stat', ['-c', '%i', join(m.mnt, 'docs', 'report.txt')], { encoding: 'utf8' }).stdout.trim());
+    writeFileSync(join(m.mnt, 'gone.bin'), randomBytes(100_000));
+    const inoOf = (name: string): number => Number(spawnSync('stat', ['-c', '%i', join(m.mnt, name)], { encoding: 'utf8' }).stdout.trim());
+    const ino = inoOf('docs/report.txt');
+    const goneIno = inoOf('gone.bin');
+    await waitDrained(m);
+    // A file removed after its contents reached the store: its chunk stays until the next reclaim (a minute after the last).
+    const goneChunk = chunkOf(join(m.stateDir, 'store'), goneIno);
+    unlinkSync(join(m.mnt, 'gone.bin'));
     await waitDrained(m);
     const live = m.ctl(['store', 'verify', '--state-dir', m.stateDir]);
     assert.equal(live.code, 0, live.out + live.err);
@@ -50,16 +65,18 @@ describe('aether store verify', () => {
     assert.ok(clean.chunks >= 2 && clean.bytes >= 3 * 1024 * 1024, json.out);
     assert.deepEqual(clean.damaged, []);
 
+    // A byte flipped in the removed file's chunk: no file is damaged, exit 0.
+    flipByte(goneChunk.pack, goneChunk.offset + 10);
+    const unused = aether(['store', 'verify', '--state-dir', m.stateDir]);
+    assert.equal(unused.code, 0, unused.out + unused.err);
+    assert.match(unused.out, /checked, no file damaged \(1 damaged chunk no file uses any more: nothing lost, reclaim drops them\)\n$/);
+
     // One byte of report.txt's chunk flipped on the disk.
     const c = chunkOf(store, ino);
-    const fd = openSync(c.pack, 'r+');
-    const b = Buffer.alloc(1);
-    readSync(fd, b, 0, 1, c.offset + 3);
-    writeSync(fd, Buffer.from([b[0]! ^ 0x20]), 0, 1, c.offset + 3);
-    closeSync(fd);
+    flipByte(c.pack, c.offset + 3);
     const flipped = aether(['store', 'verify', '--state-dir', m.stateDir]);
     assert.equal(flipped.code, 1, flipped.out + flipped.err);
-    assert.match(flipped.out, new RegExp(`^aether: store .*: 1 of ${clean.chunks} chunks damaged\\n  chunk [0-9a-f]{64} \\(${c.length} bytes at ${c.offset} in ${c.pack.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\): content differs; in /docs/report\\.txt\\n$`));
+    assert.match(flipped.out, new RegExp(`^aether: store .*: 1 of ${clean.chunks} chunks damaged \\(1 damaged chunk no file uses any more: nothing lost, reclaim drops them\\)\\n  chunk [0-9a-f]{64} \\(${c.length} bytes at ${c.offset} in ${c.pack.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\): content differs; in /docs/report\\.txt\\n$`));
 
     // The pack gone altogether: every chunk in it is named, with big.bin among the files.
     renameSync(c.pack, `${c.pack}.moved`);

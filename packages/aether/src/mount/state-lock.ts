@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, mkdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { AetherError } from '../errors.js';
@@ -98,6 +98,15 @@ export function ensureStateDir(dir: string, what = 'state directory'): void {
   }
 }
 
+function writable(path: string): boolean {
+  try {
+    accessSync(path, fsConstants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * One mount per state directory (and one hub per data directory), for the owner's whole life.
  * The lock is the kernel's: an exclusive SQLite transaction held open on `<dir>/lock.sqlite`
@@ -118,20 +127,30 @@ export class StateLock {
   /** `what`: the directory and its owner as the refusal names them (a hub's data directory takes one too). */
   static acquire(dir: string, what = { dir: 'state directory', owner: 'mount' }): StateLock {
     const path = join(dir, STATE_LOCK_NAME);
+    const file = join(dir, `${STATE_LOCK_NAME}.sqlite`);
+    const invalid = (why: string, cause?: unknown): AetherError => new AetherError('STATE_DIR_INVALID', `${what.dir} ${dir}: cannot take its lock: ${why}`, { cause, context: { dir } });
     let held: Database.Database | undefined;
     try {
       // Two takers at once can each hold SQLite's shared lock and keep the other from the
       // exclusive one: a short busy timeout lets one of them through (a lock held by a running
       // owner is refused after it).
-      held = new Database(join(dir, `${STATE_LOCK_NAME}.sqlite`), { timeout: 500 });
+      held = new Database(file, { timeout: 500 });
+      // SQLite opens a file it may not write read-only, where BEGIN EXCLUSIVE locks nothing.
+      if (!writable(file)) throw invalid(`${file} is not writable by this user`);
       held.exec('BEGIN EXCLUSIVE');
     } catch (err) {
       held?.close();
-      if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
+      if (err instanceof AetherError) throw err;
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw invalid(`${file}: ${(err as Error).message}`, err);
       const pid = StateLock.ownerOf(path);
       throw new AetherError('STATE_DIR_BUSY', `${what.dir} ${dir} is in use by another ${what.owner}${pid !== null ? ` (process ${pid})` : ''}; stop it first`, { context: { dir, pid } });
     }
-    writeFileSync(path, `${process.pid}\n`);
+    try {
+      writeFileSync(path, `${process.pid}\n`);
+    } catch (err) {
+      held.close();
+      throw invalid(`${path}: ${(err as Error).message}`, err);
+    }
     return new StateLock(path, held);
   }
 

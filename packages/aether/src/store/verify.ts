@@ -21,7 +21,10 @@ export interface StoreVerifyReport {
   store: string;
   chunks: number;
   bytes: number;
+  /** Damaged chunks that files are made of (or, at a hub, that it keeps for other reasons). */
   damaged: DamagedChunk[];
+  /** Damaged chunks no file uses any more (space reclaim drops them): nothing is lost. */
+  damagedUnused: number;
 }
 
 interface ChunkRow {
@@ -50,7 +53,8 @@ export async function verifyStore(dir: string): Promise<StoreVerifyReport> {
     throw new AetherError('STORE_OPEN_FAILED', `store ${dbPath}: ${(err as Error).message}`, { cause: err });
   }
   const packs = new PackReader(join(dir, 'packs'));
-  const report: StoreVerifyReport = { store: dir, chunks: 0, bytes: 0, damaged: [] };
+  const report: StoreVerifyReport = { store: dir, chunks: 0, bytes: 0, damaged: [], damagedUnused: 0 };
+  const found: DamagedChunk[] = [];
   try {
     const now = current.prepare('SELECT hash, pack, offset, length FROM chunks WHERE hash = ?');
     // One snapshot for the listing (iterate holds its read transaction), in pack order.
@@ -60,10 +64,18 @@ export async function verifyStore(dir: string): Promise<StoreVerifyReport> {
         const moved = now.get(row.hash) as ChunkRow | undefined;
         if (moved === undefined) continue;
         if (moved.pack !== row.pack || moved.offset !== row.offset) problem = await packs.check(moved);
-        if (problem !== undefined) report.damaged.push({ hash: row.hash, pack: packs.path(moved.pack), offset: moved.offset, length: moved.length, problem, files: filesUsing(current, row.hash) });
+        if (problem !== undefined) found.push({ hash: row.hash, pack: packs.path(moved.pack), offset: moved.offset, length: moved.length, problem, files: [] });
       }
       report.chunks++;
       report.bytes += row.length;
+    }
+    if (found.length > 0) {
+      const files = filesUsing(current, new Set(found.map((d) => d.hash)));
+      for (const d of found) {
+        d.files = files.get(d.hash) ?? [];
+        if (d.files.length === 0 && !stillKept(current, d.hash)) report.damagedUnused++;
+        else report.damaged.push(d);
+      }
     }
   } catch (err) {
     if (err instanceof AetherError) throw err;
@@ -115,11 +127,21 @@ class PackReader {
   }
 }
 
-/** The paths of the files made of chunk `hash`, as the committed tree names them. */
-function filesUsing(db: Database.Database, hash: string): string[] {
-  const inos = (db.prepare('SELECT DISTINCT ino FROM blocks WHERE hash = ?').all(hash) as { ino: number }[]).map((r) => r.ino);
+/**
+ * The paths of the files made of each of `hashes`, as the committed tree names them: one pass
+ * over the blocks (they are indexed by file, not by hash; a query per damaged chunk scanned them
+ * all each time).
+ */
+function filesUsing(db: Database.Database, hashes: ReadonlySet<string>): Map<string, string[]> {
+  const inos = new Map<string, Set<number>>();
+  for (const r of db.prepare('SELECT ino, hash FROM blocks').iterate() as IterableIterator<{ ino: number; hash: string }>) {
+    if (!hashes.has(r.hash)) continue;
+    let set = inos.get(r.hash);
+    if (!set) inos.set(r.hash, (set = new Set()));
+    set.add(r.ino);
+  }
   const nameOf = db.prepare('SELECT parent, name FROM dentries WHERE ino = ? ORDER BY parent, name LIMIT 1');
-  return inos.map((ino) => {
+  const pathOf = (ino: number): string => {
     const parts: string[] = [];
     for (let at = ino, hops = 0; at !== ROOT_INO; hops++) {
       const d = nameOf.get(at) as { parent: number; name: string } | undefined;
@@ -128,5 +150,16 @@ function filesUsing(db: Database.Database, hash: string): string[] {
       at = d.parent;
     }
     return `/${parts.join('/')}`;
-  });
+  };
+  return new Map([...inos].map(([hash, set]) => [hash, [...set].map(pathOf)]));
+}
+
+/**
+ * True when a chunk no file uses is still kept by the store: a hub keeps every chunk until its
+ * grace after the last use has expired (changefeed entries other mounts have yet to read name
+ * them), so there it counts as damage; a mount's store drops it at the next reclaim.
+ */
+function stillKept(db: Database.Database, hash: string): boolean {
+  const hub = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'hub_dying'").get() !== undefined;
+  return hub && db.prepare('SELECT 1 FROM hub_dying WHERE hash = ? AND expired = 1').get(hash) === undefined;
 }

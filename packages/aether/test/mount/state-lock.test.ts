@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
@@ -39,6 +39,20 @@ describe('the state directory lock', () => {
       assert.ok(rounds >= 3, `only ${rounds} rounds raced`);
     } finally {
       rmSync(base, { recursive: true, force: true });
+    }
+  });
+
+  it('a lock file this user may not write (left by root) is refused in one line naming it, not taken read-only', (t) => {
+    if (process.getuid?.() !== 0 || spawnSync('su', ['--version']).status !== 0) return t.skip('needs root and su to make a file another user cannot write');
+    const dir = mkdtempSync(join(tmpdir(), 'aether-lock-'));
+    try {
+      chmodSync(dir, 0o777);
+      StateLock.acquire(dir).release(); // lock.sqlite made by root, 0644
+      const script = `const { StateLock } = await import(${JSON.stringify(module)}); try { StateLock.acquire(process.argv[1]); console.log('acquired'); } catch (e) { console.log(e.code + ': ' + e.message); }`;
+      const out = execFileSync('su', ['nobody', '-s', '/bin/sh', '-c', `${JSON.stringify(process.execPath)} --input-type=module -e ${JSON.stringify(script).replace(/\$/g, '\\$')} ${dir}`], { encoding: 'utf8' }).trim();
+      assert.equal(out, `STATE_DIR_INVALID: state directory ${dir}: cannot take its lock: ${join(dir, 'lock.sqlite')} is not writable by this user`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
