@@ -27,6 +27,9 @@ export interface StoreVerifyReport {
   damagedUnused: number;
 }
 
+/** Chunks listed per read of the index. */
+const PAGE = 4096;
+
 interface ChunkRow {
   hash: string;
   pack: number;
@@ -41,14 +44,12 @@ interface ChunkRow {
  * looked up again in the committed index before it is reported (space reclaim may have moved it
  * to another pack, or dropped it, since the listing began).
  */
-export async function verifyStore(dir: string): Promise<StoreVerifyReport> {
+export async function verifyStore(dir: string, opts: { page?: number } = {}): Promise<StoreVerifyReport> {
   const dbPath = join(dir, 'meta.sqlite');
   if (!existsSync(dbPath)) throw new AetherError('STORE_OPEN_FAILED', `no store at ${dir} (${dbPath} does not exist)`);
-  let listing: Database.Database;
-  let current: Database.Database;
+  let db: Database.Database;
   try {
-    listing = new Database(dbPath, { readonly: true, fileMustExist: true });
-    current = new Database(dbPath, { readonly: true, fileMustExist: true });
+    db = new Database(dbPath, { readonly: true, fileMustExist: true });
   } catch (err) {
     throw new AetherError('STORE_OPEN_FAILED', `store ${dbPath}: ${(err as Error).message}`, { cause: err });
   }
@@ -56,24 +57,33 @@ export async function verifyStore(dir: string): Promise<StoreVerifyReport> {
   const report: StoreVerifyReport = { store: dir, chunks: 0, bytes: 0, damaged: [], damagedUnused: 0 };
   const found: DamagedChunk[] = [];
   try {
-    const now = current.prepare('SELECT hash, pack, offset, length FROM chunks WHERE hash = ?');
-    // One snapshot for the listing (iterate holds its read transaction), in pack order.
-    for (const row of listing.prepare('SELECT hash, pack, offset, length FROM chunks ORDER BY pack, offset').iterate() as IterableIterator<ChunkRow>) {
-      let problem = await packs.check(row);
-      if (problem !== undefined) {
-        const moved = now.get(row.hash) as ChunkRow | undefined;
-        if (moved === undefined) continue;
-        if (moved.pack !== row.pack || moved.offset !== row.offset) problem = await packs.check(moved);
-        if (problem !== undefined) found.push({ hash: row.hash, pack: packs.path(moved.pack), offset: moved.offset, length: moved.length, problem, files: [] });
+    const now = db.prepare('SELECT hash, pack, offset, length FROM chunks WHERE hash = ?');
+    // The listing goes by pages of the hash index, each its own short read: one read for the whole
+    // run kept a running mount's or hub's write-ahead log from being checkpointed meanwhile. A page
+    // is read in pack order.
+    const page = db.prepare('SELECT hash, pack, offset, length FROM chunks WHERE hash > ? ORDER BY hash LIMIT ?');
+    for (let after = ''; ; ) {
+      const rows = page.all(after, opts.page ?? PAGE) as ChunkRow[];
+      if (rows.length === 0) break;
+      after = rows[rows.length - 1]!.hash;
+      rows.sort((a, b) => a.pack - b.pack || a.offset - b.offset);
+      for (const row of rows) {
+        let problem = await packs.check(row);
+        if (problem !== undefined) {
+          const moved = now.get(row.hash) as ChunkRow | undefined;
+          if (moved === undefined) continue;
+          if (moved.pack !== row.pack || moved.offset !== row.offset) problem = await packs.check(moved);
+          if (problem !== undefined) found.push({ hash: row.hash, pack: packs.path(moved.pack), offset: moved.offset, length: moved.length, problem, files: [] });
+        }
+        report.chunks++;
+        report.bytes += row.length;
       }
-      report.chunks++;
-      report.bytes += row.length;
     }
     if (found.length > 0) {
-      const files = filesUsing(current, new Set(found.map((d) => d.hash)));
+      const files = filesUsing(db, new Set(found.map((d) => d.hash)));
       for (const d of found) {
         d.files = files.get(d.hash) ?? [];
-        if (d.files.length === 0 && !stillKept(current, d.hash)) report.damagedUnused++;
+        if (d.files.length === 0 && !stillKept(db, d.hash)) report.damagedUnused++;
         else report.damaged.push(d);
       }
     }
@@ -82,8 +92,7 @@ export async function verifyStore(dir: string): Promise<StoreVerifyReport> {
     throw new AetherError('STORE_CORRUPT', `store ${dbPath}: ${(err as Error).message}`, { cause: err });
   } finally {
     await packs.close();
-    listing.close();
-    current.close();
+    db.close();
   }
   return report;
 }
