@@ -12,7 +12,7 @@ import { ReconnectBackoff } from '../bridge/backoff.js';
 import { BridgeClient, type BridgeState } from '../bridge/client.js';
 import { parseHubUrls } from '../bridge/hub-urls.js';
 import { CLOSE_AUTH_FAILED, type WelcomeFrame } from '../protocol/frames.js';
-import { VIEW_KEPT_NAMES_MAX } from '../protocol/wire-ops.js';
+import { VIEW_KEPT_NAMES_MAX, type WireOp } from '../protocol/wire-ops.js';
 import { BridgeDrain } from './bridge-drain.js';
 import { loadIdentity, saveIdentity, type MountIdentity } from './identity.js';
 import { RemoteApply } from './remote-apply.js';
@@ -265,8 +265,10 @@ export class BridgeOrchestrator implements RemoteBackend {
     }
     // After each change to the view's names that another mount made: Vfs.hideReplacedOpen.
     replica.onRemoteOps = (ops) => {
+      const replaced = namesReplaced(view, ops);
       remote.apply(ops);
       this.vfs?.hideReplacedOpen();
+      this.vfs?.invalidateNames(replaced);
       // Not a file edited here: the view keeps this mount's version of it (settling shows the other).
       const changed = new Set(ops.flatMap((op) => ((op.t === 'content' && !this.localEdits.has(op.ino)) || op.t === 'setattr' ? [op.ino] : [])));
       // Their names too: a file opened right after kept the size the kernel had cached for its
@@ -646,6 +648,26 @@ function resolvePath(view: MemoryMeta, path: string): Ino | undefined {
 }
 
 /** The view's path of directory `dir` (its names up the parent chain), if it is attached to the root. */
+/**
+ * The view's paths of the names `ops` remove or give to other files (an unlink's, an rmdir's, a
+ * rename's two), taken before they apply: the kernel's entries for them go (Vfs.invalidateNames),
+ * or a stat of a name another mount had renamed away answered for up to the entry timeout (1 s).
+ */
+function namesReplaced(view: MemoryMeta, ops: readonly WireOp[]): string[] {
+  const dirs = new Map<Ino, string | undefined>();
+  const pathOf = (dir: Ino, name: string): string | undefined => {
+    if (!dirs.has(dir)) dirs.set(dir, dirPath(view, dir));
+    const at = dirs.get(dir);
+    return at === undefined ? undefined : `${at === '/' ? '' : at}/${name}`;
+  };
+  const out: string[] = [];
+  for (const op of ops) {
+    const names = op.t === 'unlink' || op.t === 'rmdir' ? [pathOf(op.parent, op.name)] : op.t === 'rename' ? [pathOf(op.parent, op.name), pathOf(op.newParent, op.newName)] : [];
+    for (const p of names) if (p !== undefined) out.push(p);
+  }
+  return out;
+}
+
 function dirPath(view: MemoryMeta, dir: Ino): string | undefined {
   const names: string[] = [];
   for (let at = dir, depth = 0; at !== ROOT_INO; depth++) {

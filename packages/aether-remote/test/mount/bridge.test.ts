@@ -935,6 +935,39 @@ describe('bridge mode: open files and conflict copies, later on', () => {
     });
   });
 
+  it('a name another mount renamed away or removed (file or directory) is gone here as soon as the listing shows it, not after the kernel\'s entry timeout', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      const gone = (p: string): boolean => !existsSync(p);
+      const kinds: Array<{ what: string; make: (p: string) => void; change: (p: string) => void }> = [
+        { what: 'file renamed', make: (p) => writeFileSync(p, 'x'), change: (p) => renameSync(p, `${p}.moved`) },
+        { what: 'file removed', make: (p) => writeFileSync(p, 'x'), change: (p) => unlinkSync(p) },
+        { what: 'directory renamed', make: (p) => mkdirSync(p), change: (p) => renameSync(p, `${p}.moved`) },
+        { what: 'directory removed', make: (p) => mkdirSync(p), change: (p) => rmdirSync(p) },
+      ];
+      for (const { what, make, change } of kinds) {
+        // Each round needs the change to show within the 1 s the kernel keeps the entry: a slow round is tried again.
+        let checked = false;
+        for (let round = 0; round < 8 && !checked; round++) {
+          const name = `${what.replace(' ', '-')}-${round}`;
+          make(join(a.mnt, name));
+          await within(5000, `B has ${name}`, () => assert.ok(existsSync(join(b.mnt, name))));
+          // That first successful lookup is what the kernel keeps, for 1 s.
+          const cachedAt = Date.now();
+          change(join(a.mnt, name));
+          await within(5000, `B lists ${name} as gone`, () => assert.ok(!readdirSync(b.mnt).includes(name)));
+          if (Date.now() - cachedAt > 700) continue;
+          await within(200, `${what}: B's stat of ${name} fails`, () => assert.ok(gone(join(b.mnt, name))));
+          checked = true;
+        }
+        assert.ok(checked, `${what}: no round came within the entry timeout`);
+      }
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
   it('a file renamed here, not yet shipped, that another mount grew, read by its new name within the attribute timeout: the whole new content', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);

@@ -93,6 +93,8 @@ export interface VfsDeps {
   hideNode?: (path: string) => string | 'busy' | undefined;
   /** Drops the kernel's cached pages and attributes of the nodes for these paths (bridge mode). */
   invalidateNodes?: (paths: string[]) => number;
+  /** Drops the kernel's entries for these names (bridge mode: names another mount removed or gave to another file). */
+  invalidateEntries?: (paths: string[]) => number;
 }
 
 export type TimeSpec = number | 'now' | 'omit';
@@ -637,6 +639,11 @@ export class Vfs {
     const paths = new Set<string>(names);
     for (const h of this.handles.values()) if (inos === 'all' || inos.has(h.ino)) paths.add(h.path);
     if (paths.size > 0) this.d.invalidateNodes([...paths]);
+  }
+
+  /** Another mount removed these names or gave them to other files: the kernel forgets what it cached for them. */
+  invalidateNames(paths: readonly string[]): void {
+    if (this.d.invalidateEntries && paths.length > 0) this.d.invalidateEntries([...paths]);
   }
 
   /** An inode with no name and no open handle is gone: journal its end so its data is released. */
