@@ -142,6 +142,37 @@ describe('operating a mount: control commands, reload, status', () => {
     await m.stop();
   });
 
+  it('u64 settings past 2^53-1 (up to 2^64-1) start a mount and reload live, meaning "practically never"', async () => {
+    const U64_MAX = '18446744073709551615';
+    const dir = tempDir();
+    const cfg = join(dir, 'aether.toml');
+    writeFileSync(cfg, 'journal_sync_backlog_bytes = 1048576\n');
+    const huge = ['JOURNAL_SYNC_INTERVAL_MS', 'JOURNAL_SEGMENT_BYTES', 'JOURNAL_HIGH_WATER_BYTES', 'JOURNAL_LOW_WATER_BYTES', 'JOURNAL_HIGH_WATER_ENTRIES', 'JOURNAL_LOW_WATER_ENTRIES', 'JOURNAL_MAX_AGE_SECS', 'CACHE_DIRTY_HIGH_WATER_BYTES', 'CACHE_DIRTY_LOW_WATER_BYTES', 'CACHE_MAX_BYTES', 'CACHE_DIRTY_MAX_BYTES'];
+    const env = { ...Object.fromEntries(huge.map((k) => [`AFS_AETHER_${k}`, U64_MAX])), AFS_AETHER_JOURNAL_CLEAR_AGE_SECS: '18446744073709551614' };
+    const m = await startMount({ args: ['--config', cfg], env });
+    const backlogFlushes = () => mountMetric(m, /^aether_journal_wal_flush_total\{reason="backlog",outcome="success"\}/);
+    const data = randomBytes(4 << 20);
+    writeFileSync(join(m.mnt, 'a.bin'), data);
+    assert.ok((await backlogFlushes()) >= 1, 'a 4 MiB write past a 1 MiB backlog flushes');
+    assert.ok(readFileSync(join(m.mnt, 'a.bin')).equals(data));
+    writeFileSync(cfg, `journal_sync_backlog_bytes = ${U64_MAX}\n`);
+    const r = json<{ reloaded: boolean; observer_errors: string[] }>(m.ctl(['config', 'reload', '--json']));
+    assert.deepEqual(r.observer_errors, []);
+    assert.equal(r.reloaded, true);
+    const before = await backlogFlushes();
+    writeFileSync(join(m.mnt, 'b.bin'), data);
+    await sleep(300);
+    assert.equal(await backlogFlushes(), before, 'no backlog flush once the backlog is 2^64-1 bytes');
+    assert.equal(json<{ status: string }>(m.ctl(['backpressure', 'status', '--json'])).status, 'clear');
+    assert.equal(m.ctl(['journal', 'flush']).code, 0);
+    assert.doesNotMatch(m.stderr(), /observer|RangeError|must be/);
+    await m.stop();
+    // And after a restart, with the journal of those writes.
+    const again = await startMount({ args: ['--config', cfg], env, mnt: m.mnt, stateDir: m.stateDir });
+    assert.ok(readFileSync(join(again.mnt, 'b.bin')).equals(data));
+    await again.stop();
+  });
+
   it('a change to the TOML file reloads it by itself; a bad change keeps the running configuration; both are counted', async () => {
     const dir = tempDir();
     const cfg = join(dir, 'aether.toml');

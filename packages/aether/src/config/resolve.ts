@@ -72,8 +72,8 @@ function applyFile(r: Resolution, file: TomlFile): void {
       const setting = BY_NAME.get(name);
       if (setting) {
         const raw = file.raw.get(name);
-        // A refused spelling is shown as written (0x200000), not as the parser read it.
-        r.take(setting, parseToml(setting.type, value, raw), { layer: 'file', where }, typeof value === 'bigint' && raw !== undefined ? raw : showValue(value), true);
+        // A number is shown as written (0x200000, 1500.0), not as the parser read it.
+        r.take(setting, parseToml(setting.type, value, raw), { layer: 'file', where }, (typeof value === 'bigint' || typeof value === 'number') && raw !== undefined ? raw : showValue(value), true);
       } else if (TABLES.has(name)) {
         if (typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date)) walk(value as Record<string, unknown>, name);
         else r.problems.push({ code: 'WRONG_TOML_TYPE', where, value: showValue(value), rule: `must be a TOML table [${name}]` });
@@ -148,7 +148,8 @@ export function buildConfig(values: ReadonlyMap<string, Value>): Readonly<Aether
     let table = root;
     for (const part of s.path.slice(0, -1)) table = (table[part] ??= {}) as Record<string, unknown>;
     const v = values.get(settingName(s));
-    table[s.path[s.path.length - 1] as string] = typeof v === 'bigint' ? Number(v) : v;
+    // Above 2^53-1 the running value is 2^53-1 ("practically never", and every consumer's integer checks hold).
+    table[s.path[s.path.length - 1] as string] = typeof v === 'bigint' ? Number.MAX_SAFE_INTEGER : v;
   }
   return deepFreeze(root as unknown as AetherConfig);
 }

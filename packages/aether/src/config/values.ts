@@ -12,8 +12,8 @@ export type TypeSpec =
 
 /**
  * A setting's value. A u64 above 2^53-1 stays a bigint until the config is built, so that
- * validation compares and messages print the value as written; the running config holds the
- * nearest double (such values mean "practically never" for every setting).
+ * validation compares and messages print the value as written; the running config holds 2^53-1
+ * (such values mean "practically never" for every setting: 8 PiB, or 285,000 years of ms).
  */
 export type Value = number | string | bigint;
 
@@ -104,7 +104,7 @@ export function parseToml(t: TypeSpec, v: unknown, rawText: string | undefined):
     case 'f64':
       // A TOML integer is accepted for a float setting: `jitter_percent = 20` means 20.0.
       if (typeof v === 'bigint') return checkF64(Number(v));
-      if (typeof v !== 'number') return { ok: false, rule: `must be a TOML number (${F64_RULE.slice(5)})`, wrongType: true };
+      if (typeof v !== 'number') return { ok: false, rule: `must be a TOML number (${F64_RULE.slice(8)})`, wrongType: true };
       return checkF64(v);
     default:
       if (typeof v !== 'string') return { ok: false, rule: `must be a TOML string (${typeName(t)})`, wrongType: true };

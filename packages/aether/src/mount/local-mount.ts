@@ -469,7 +469,10 @@ export class LocalMount {
   /** Re-resolves the configuration and applies what changed live; `trigger` labels the reload metrics. */
   reload(trigger: ReloadTrigger = 'command'): Record<string, unknown> {
     const r = this.opts.config.reload();
-    this.reloads.inc({ trigger, outcome: r.ok ? 'success' : 'error' });
+    // A part that could not take its new settings fails the reload for the metric and the log
+    // (file-watch and SIGHUP reloads have no reply to carry it).
+    this.reloads.inc({ trigger, outcome: r.ok && r.observerErrors.length === 0 ? 'success' : 'error' });
+    if (r.ok) for (const e of r.observerErrors) this.log(`configuration reload: ${e}`);
     if (!r.ok) {
       this.log(`configuration reload failed, keeping the running configuration: ${r.problems.join('; ')}`);
       throw new Error(`reload failed, running configuration kept: ${r.problems.join('; ')}`);

@@ -141,7 +141,7 @@ export const bridgeSettings: Setting[] = [
         'So 20.0 becomes 0.20, meaning each reconnect delay is randomly adjusted within the configured jitter envelope. This reduces thundering-herd reconnect behavior when many clients reconnect at once.',
       ],
       runtime: APPLIES(others('AFS_AETHER_RECONNECT_JITTER_PERCENT')),
-      valueNotes: ['Must be numeric and non-negative at parse time.', 'A TOML integer is accepted (`jitter_percent = 20` means 20.0).', 'There is no `ConfigOverrides` field for this setting.'],
+      valueNotes: ['A TOML integer is accepted (`jitter_percent = 20` means 20.0).', 'There is no `ConfigOverrides` field for this setting.'],
       interactions: [
         '`0` disables jitter (deterministic backoff).',
         '10-30 is usually a sane production range.',
