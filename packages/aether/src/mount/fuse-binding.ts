@@ -492,7 +492,8 @@ export function statInts(st: FuseStat): Buffer {
   ints[2] = st.gid ?? 0;
   wide(3, st.size);
   ints[5] = st.dev ?? 0;
-  ints[6] = st.nlink || 1;
+  // 0 stays 0: a file open here after its last name went (fstat(2) answers 0 on a local disk).
+  ints[6] = st.nlink ?? 1;
   ints[7] = (st.ino ?? 0) % TWO_32;
   // The patched binding takes the high half of st_ino last (bridge mounts number from mountNo x 2^32).
   ints[18] = Math.floor((st.ino ?? 0) / TWO_32);
