@@ -1,6 +1,7 @@
 // Issue 5: every FUSE operation Aether serves, through a real mount (a child `aether mount`).
 import assert from 'node:assert/strict';
 import {
+  appendFileSync,
   chmodSync,
   chownSync,
   closeSync,
@@ -361,6 +362,42 @@ print(json.dumps([err(lambda: r2('a', 'b', 1)), err(lambda: r2('a', 'c', 1)), er
     names.splice(0, 1);
     same(1, 13);
     assert.equal(readFileSync(c, 'utf8'), 'one-two-three');
+  });
+
+  it('a name whose attributes the kernel cached with one link shows the new link count and size once the file gains a name: seconds later, and after its count went back to 1', async () => {
+    const d = fresh();
+    const p = (n: string): string => join(d, n);
+    const seen = (n: string): string => {
+      const s = statSync(p(n));
+      return `nlink=${s.nlink} size=${s.size}`;
+    };
+    // Cached (60 s in local mode), then linked seconds later: the patched binding had noted only
+    // names answered within the last 2 s.
+    writeFileSync(p('a'), 'hello\n');
+    assert.equal(seen('a'), 'nlink=1 size=6');
+    await new Promise((r) => setTimeout(r, 2500));
+    linkSync(p('a'), p('b'));
+    appendFileSync(p('b'), 'world\n');
+    assert.equal(seen('a'), 'nlink=2 size=12');
+    assert.equal(readFileSync(p('a'), 'utf8'), 'hello\nworld\n');
+    // A second name removed, the first cached again with one link, then a new name.
+    writeFileSync(p('x'), 'hello\n');
+    linkSync(p('x'), p('y'));
+    unlinkSync(p('y'));
+    assert.equal(seen('x'), 'nlink=1 size=6');
+    linkSync(p('x'), p('z'));
+    appendFileSync(p('z'), 'world\n');
+    assert.equal(seen('x'), 'nlink=2 size=12');
+    assert.equal(readFileSync(p('x'), 'utf8'), 'hello\nworld\n');
+    // The first name removed: the second, cached with one link, linked again.
+    writeFileSync(p('m'), 'hello\n');
+    linkSync(p('m'), p('n'));
+    unlinkSync(p('m'));
+    assert.equal(seen('n'), 'nlink=1 size=6');
+    linkSync(p('n'), p('o'));
+    appendFileSync(p('o'), 'world\n');
+    assert.equal(seen('n'), 'nlink=2 size=12');
+    assert.equal(readFileSync(p('n'), 'utf8'), 'hello\nworld\n');
   });
 
   it('chmod sets the permission bits (setuid, setgid, sticky included) and the change time', async () => {
