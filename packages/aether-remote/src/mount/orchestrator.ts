@@ -270,7 +270,8 @@ export class BridgeOrchestrator implements RemoteBackend {
       this.vfs?.hideReplacedOpen();
       this.vfs?.invalidateNames(replaced);
       // Not a file edited here: the view keeps this mount's version of it (settling shows the other).
-      const changed = new Set(ops.flatMap((op) => ((op.t === 'content' && !this.localEdits.has(op.ino)) || op.t === 'setattr' ? [op.ino] : [])));
+      // A new link too: its other names' attributes were cached with one link.
+      const changed = new Set(ops.flatMap((op) => ((op.t === 'content' && !this.localEdits.has(op.ino)) || op.t === 'setattr' || op.t === 'link' ? [op.ino] : [])));
       // Their names too: a file opened right after kept the size the kernel had cached for its
       // name (up to 1 s), and a read through it stopped there (a fuzz seed's descriptor read it so).
       // The kernel knows the view's names, which differ from the replica's after a local rename

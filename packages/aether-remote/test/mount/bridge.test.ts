@@ -971,6 +971,28 @@ describe('bridge mode: open files and conflict copies, later on', () => {
     });
   });
 
+  it('a file another mount gave a second name: its first name here shows two links as soon as the listing shows the new one, not after the attribute timeout', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      let checked = false;
+      for (let round = 0; round < 8 && !checked; round++) {
+        writeFileSync(join(a.mnt, `f${round}`), 'x');
+        await within(5000, `B has f${round}`, () => assert.equal(statSync(join(b.mnt, `f${round}`)).nlink, 1));
+        // Those attributes are what the kernel keeps, for 1 s.
+        const cachedAt = Date.now();
+        linkSync(join(a.mnt, `f${round}`), join(a.mnt, `g${round}`));
+        await within(5000, `B lists g${round}`, () => assert.ok(readdirSync(b.mnt).includes(`g${round}`)));
+        if (Date.now() - cachedAt > 700) continue;
+        await within(200, `B's f${round} shows two links`, () => assert.equal(statSync(join(b.mnt, `f${round}`)).nlink, 2));
+        checked = true;
+      }
+      assert.ok(checked, 'no round came within the attribute timeout');
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
   it('a file renamed here, not yet shipped, that another mount grew, read by its new name within the attribute timeout: the whole new content', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub);
