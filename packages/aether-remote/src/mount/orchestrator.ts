@@ -648,11 +648,11 @@ function resolvePath(view: MemoryMeta, path: string): Ino | undefined {
   return at;
 }
 
-/** The view's path of directory `dir` (its names up the parent chain), if it is attached to the root. */
 /**
  * The view's paths of the names `ops` remove or give to other files (an unlink's, an rmdir's, a
- * rename's two), taken before they apply: the kernel's entries for them go (Vfs.invalidateNames),
- * or a stat of a name another mount had renamed away answered for up to the entry timeout (1 s).
+ * rename's two), taken before they apply, as libfuse still names its nodes: the kernel drops the
+ * attributes it cached for them (Vfs.invalidateNames), or a stat of a name another mount had
+ * renamed away answered for up to the entry timeout (1 s).
  */
 function namesReplaced(view: MemoryMeta, ops: readonly WireOp[]): string[] {
   const dirs = new Map<Ino, string | undefined>();
@@ -669,6 +669,7 @@ function namesReplaced(view: MemoryMeta, ops: readonly WireOp[]): string[] {
   return out;
 }
 
+/** The view's path of directory `dir` (its names up the parent chain), if it is attached to the root. */
 function dirPath(view: MemoryMeta, dir: Ino): string | undefined {
   const names: string[] = [];
   for (let at = dir, depth = 0; at !== ROOT_INO; depth++) {

@@ -223,7 +223,6 @@ const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp
   fuse_native_attrs_bind(thread: Buffer | null): void;
   fuse_native_hide_node(path: string): string | false | null;
   fuse_native_inval_nodes(paths: string[]): number;
-  fuse_native_inval_entries(paths: string[]): number;
   fuse_native_sync_bind(thread: Buffer | null): void;
   fuse_native_sync_file(fd: number, on: boolean): boolean;
   fuse_native_sync_take(): number[];
@@ -289,15 +288,6 @@ export function hideNode(path: string): string | 'busy' | undefined {
  */
 export function invalidateNodes(paths: string[]): number {
   return nativeAddon.fuse_native_inval_nodes(paths);
-}
-
-/**
- * Drops the kernel's entries for these names (paths of the mounted file system), from a thread of
- * the binding's, so that its next lookup of each comes to the file system. Returns how many had a
- * directory node (FUSE.md, "invalidating what another mount changed").
- */
-export function invalidateEntries(paths: string[]): number {
-  return nativeAddon.fuse_native_inval_entries(paths);
 }
 
 /**

@@ -25,7 +25,7 @@ import { LocalDrain } from './drain.js';
 import { SpaceReclaimer } from './space-reclaimer.js';
 import { refuseUnusableMountpoint, refuseWithoutFuseDevice } from './mountpoint.js';
 import { ensureStateDir, refuseLongSocketPath, refuseStateDirUnder, StateLock } from './state-lock.js';
-import { callerContext, claimBindingAttrs, reserveFileSpace, claimBindingSync, FuseMount, guardHardLinkAttributes, hideNode, invalidateEntries, invalidateNodes, setAttributesUncached } from './fuse-binding.js';
+import { callerContext, claimBindingAttrs, reserveFileSpace, claimBindingSync, FuseMount, guardHardLinkAttributes, hideNode, invalidateNodes, setAttributesUncached } from './fuse-binding.js';
 import { FuseMetrics } from './fuse-metrics.js';
 import { fuseHandlers } from './fuse-ops.js';
 import { Vfs } from './vfs.js';
@@ -264,7 +264,7 @@ export class LocalMount {
     remote.loadInto(view, cache);
     const coordinator = (this.coordinator = new BackpressureCoordinator({ registry: this.registry, config, journal, cache }));
     this.warnIfLowOnDisk(cache);
-    const vfs = (this.vfs = new Vfs({ view, committed: remote.committed, journal, cache, gate: coordinator.gate, clock: systemClock, maxIno: remote.maxIno, log: this.log, attributesUncached: setAttributesUncached, localOp: (op, seq) => remote.localOp?.(op, seq), holdInode: (ino) => remote.holdsInode?.(ino) ?? false, closed: (ino) => remote.closed?.(ino), replayOnMovedTree: true, hideNode, invalidateNodes, invalidateEntries }));
+    const vfs = (this.vfs = new Vfs({ view, committed: remote.committed, journal, cache, gate: coordinator.gate, clock: systemClock, maxIno: remote.maxIno, log: this.log, attributesUncached: setAttributesUncached, localOp: (op, seq) => remote.localOp?.(op, seq), holdInode: (ino) => remote.holdsInode?.(ino) ?? false, closed: (ino) => remote.closed?.(ino), replayOnMovedTree: true, hideNode, invalidateNodes }));
     await this.replay(vfs, journal, journal.committedSeq);
     await vfs.forgetOrphans();
     const drain = (this.drain = remote.startDrain({

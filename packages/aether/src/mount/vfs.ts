@@ -93,8 +93,6 @@ export interface VfsDeps {
   hideNode?: (path: string) => string | 'busy' | undefined;
   /** Drops the kernel's cached pages and attributes of the nodes for these paths (bridge mode). */
   invalidateNodes?: (paths: string[]) => number;
-  /** Drops the kernel's entries for these names (bridge mode: names another mount removed or gave to another file). */
-  invalidateEntries?: (paths: string[]) => number;
 }
 
 export type TimeSpec = number | 'now' | 'omit';
@@ -641,9 +639,16 @@ export class Vfs {
     if (paths.size > 0) this.d.invalidateNodes([...paths]);
   }
 
-  /** Another mount removed these names or gave them to other files: the kernel forgets what it cached for them. */
+  /**
+   * Another mount removed these names or gave them to other files: the kernel forgets the
+   * attributes it cached for the nodes libfuse has for them, so a `stat` or an open of such a name
+   * asks again (and finds it gone, or the file holding it now) instead of answering from its cache
+   * until the entry expires. Not the kernel's entries themselves: dropping one takes its
+   * directory's lock, which a request waiting for JS may hold, and a mount killed meanwhile hung
+   * for good (a review).
+   */
   invalidateNames(paths: readonly string[]): void {
-    if (this.d.invalidateEntries && paths.length > 0) this.d.invalidateEntries([...paths]);
+    if (this.d.invalidateNodes && paths.length > 0) this.d.invalidateNodes([...paths]);
   }
 
   /** An inode with no name and no open handle is gone: journal its end so its data is released. */
