@@ -181,8 +181,12 @@ class Fuzz {
       // not there or not readable: a plain unlink, nothing more to note
     }
     try {
+      // Only what the unlink removed: the file held open must be the one the name had, and gone
+      // after (another mount may rename it away and make a new one under the name meanwhile).
+      const held = fd === undefined ? undefined : fstatSync(fd).ino;
+      const named = lstatSync(join(root, p)).ino;
       rmSync(join(root, p));
-      if (fd === undefined) return;
+      if (fd === undefined || held !== named || fstatSync(fd).nlink !== 0) return;
       try {
         this.superseded.add(sha(fdContent(fd)));
       } catch {

@@ -128,7 +128,7 @@ export class LocalMount {
   private readonly cleanups: (() => void)[] = [];
   private readonly reloads = new Counter({
     name: 'aether_config_reloads_total',
-    help: 'Configuration reloads by trigger (signal: SIGHUP, command: aether config reload, file: the TOML file changed) and outcome (error: the running configuration was kept)',
+    help: 'Configuration reloads by trigger (signal: SIGHUP, command: aether config reload, file: the TOML file changed) and outcome (error: the running configuration was kept, or a part could not take a new value, which the log names)',
     labelNames: ['trigger', 'outcome'],
     registers: [this.registry],
   });
