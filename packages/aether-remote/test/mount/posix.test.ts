@@ -372,33 +372,30 @@ print(json.dumps([err(lambda: r2('a', 'b', 1)), err(lambda: r2('a', 'c', 1)), er
       const s = statSync(p(n));
       return `nlink=${s.nlink} size=${s.size}`;
     };
+    /** `cached` shows one link and the first line, then gains `added` (linked from itself) and a second line through it. */
+    const gainsName = (cached: string, added: string): void => {
+      assert.equal(seen(cached), 'nlink=1 size=6');
+      linkSync(p(cached), p(added));
+      appendFileSync(p(added), 'world\n');
+      assert.equal(seen(cached), 'nlink=2 size=12');
+      assert.equal(readFileSync(p(cached), 'utf8'), 'hello\nworld\n');
+    };
     // Cached (60 s in local mode), then linked seconds later: the patched binding had noted only
     // names answered within the last 2 s.
     writeFileSync(p('a'), 'hello\n');
     assert.equal(seen('a'), 'nlink=1 size=6');
     await new Promise((r) => setTimeout(r, 2500));
-    linkSync(p('a'), p('b'));
-    appendFileSync(p('b'), 'world\n');
-    assert.equal(seen('a'), 'nlink=2 size=12');
-    assert.equal(readFileSync(p('a'), 'utf8'), 'hello\nworld\n');
+    gainsName('a', 'b');
     // A second name removed, the first cached again with one link, then a new name.
     writeFileSync(p('x'), 'hello\n');
     linkSync(p('x'), p('y'));
     unlinkSync(p('y'));
-    assert.equal(seen('x'), 'nlink=1 size=6');
-    linkSync(p('x'), p('z'));
-    appendFileSync(p('z'), 'world\n');
-    assert.equal(seen('x'), 'nlink=2 size=12');
-    assert.equal(readFileSync(p('x'), 'utf8'), 'hello\nworld\n');
+    gainsName('x', 'z');
     // The first name removed: the second, cached with one link, linked again.
     writeFileSync(p('m'), 'hello\n');
     linkSync(p('m'), p('n'));
     unlinkSync(p('m'));
-    assert.equal(seen('n'), 'nlink=1 size=6');
-    linkSync(p('n'), p('o'));
-    appendFileSync(p('o'), 'world\n');
-    assert.equal(seen('n'), 'nlink=2 size=12');
-    assert.equal(readFileSync(p('n'), 'utf8'), 'hello\nworld\n');
+    gainsName('n', 'o');
   });
 
   it('chmod sets the permission bits (setuid, setgid, sticky included) and the change time', async () => {
