@@ -19,18 +19,23 @@ export interface Io {
   err(text: string): void;
 }
 
-/** Once a reader has gone (`aether store verify | head`), the rest of the output is dropped: a
- * command, or a mount printing to a closed pipe, goes on as if it had been read (it crashed with
- * an unhandled EPIPE). */
-let stdoutGone = false;
-process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code !== 'EPIPE') throw err;
-  stdoutGone = true;
-});
+/** Once a reader has gone (`aether store verify | head`, a log collector restarted), the rest of
+ * the output is dropped: a command, a mount or a hub printing to a closed pipe goes on as if it
+ * had been read (each crashed with an unhandled EPIPE, a mount leaving its mount point dead).
+ * stderr too: the mount's and the hub's log lines are written there directly. */
+const gone = { stdout: false, stderr: false };
+for (const name of ['stdout', 'stderr'] as const) {
+  process[name].on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE' && err.code !== 'ERR_STREAM_DESTROYED') throw err;
+    gone[name] = true;
+  });
+}
 
 export const processIo: Io = {
   out: (text) => {
-    if (!stdoutGone) process.stdout.write(text);
+    if (!gone.stdout) process.stdout.write(text);
   },
-  err: (text) => process.stderr.write(text),
+  err: (text) => {
+    if (!gone.stderr) process.stderr.write(text);
+  },
 };

@@ -2,11 +2,12 @@
 // workers when the session ends, and one cancelled inside libuv's signal handler kept libuv's
 // signal lock, after which the mount hung at its next process.on/off of a signal.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { startMount, stopAll } from './harness.js';
+import { bin, startMount, stopAll, tempDir } from './harness.js';
 
 after(stopAll);
 
@@ -43,5 +44,28 @@ describe('signals and the FUSE threads', () => {
       }
     }
     assert.equal(await m.stop(), 0);
+  });
+
+  it('a mount whose log reader has gone (a closed stderr pipe) keeps serving, and SIGTERM still unmounts it', async () => {
+    const dir = tempDir();
+    const mnt = join(dir, 'mnt');
+    mkdirSync(mnt);
+    const p = spawn(process.execPath, [bin, 'mount', mnt, '--state-dir', join(dir, 'state')], { env: { ...process.env, AFS_AETHER_METRICS_LISTEN: 'off' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const exited = new Promise<number | null>((resolve) => p.once('close', resolve));
+    const mounted = (): boolean => spawnSync('mountpoint', ['-q', mnt]).status === 0;
+    for (let i = 0; i < 300 && !mounted(); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(mounted(), 'mounted');
+    p.stdout.destroy();
+    p.stderr.destroy();
+    // Each makes the mount log a line to the closed pipe (it died at the first, its mount point left dead).
+    for (let i = 0; i < 3; i++) {
+      p.kill('SIGHUP');
+      await new Promise((r) => setTimeout(r, 300));
+    }
+    writeFileSync(join(mnt, 'f'), 'still serving');
+    assert.equal(readFileSync(join(mnt, 'f'), 'utf8'), 'still serving');
+    p.kill('SIGTERM');
+    assert.equal(await exited, 0);
+    assert.equal(mounted(), false);
   });
 });
