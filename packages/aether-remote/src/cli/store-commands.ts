@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { isAetherError } from '@aether/core/errors';
@@ -41,7 +42,10 @@ export function addStoreCommands(program: Command, io: Io, setExit: (code: numbe
           if (typeof r === 'number') return setExit(r);
           stateDir = r.config.state_dir;
         }
-        dir = join(resolve(stateDir), 'store');
+        // A bridge mount's committed contents are its replica of the hub (`<state_dir>/replica`).
+        const local = join(resolve(stateDir), 'store');
+        const replica = join(resolve(stateDir), 'replica');
+        dir = !existsSync(join(local, 'meta.sqlite')) && existsSync(join(replica, 'meta.sqlite')) ? replica : local;
       }
       let report: StoreVerifyReport;
       try {

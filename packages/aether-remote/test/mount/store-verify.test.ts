@@ -122,7 +122,7 @@ describe('aether store verify', () => {
     }
   });
 
-  it("a hub's data directory (--data), while the hub runs", async () => {
+  it("a hub's data directory (--data), while the hub runs; a bridge mount's state directory checks its replica", async () => {
     await withHub(async ({ hub, data }) => {
       const m = await bridgeMount(hub);
       writeFileSync(join(m.mnt, 'shared.bin'), randomBytes(200_000));
@@ -132,6 +132,10 @@ describe('aether store verify', () => {
       const report = JSON.parse(r.out) as { chunks: number; bytes: number; damaged: unknown[] };
       assert.ok(report.chunks >= 1 && report.bytes >= 200_000, r.out);
       assert.deepEqual(report.damaged, []);
+      // It said "no store at <state>/store" (a bridge mount keeps none): its replica of the hub.
+      const mine = aether(['store', 'verify', '--state-dir', m.stateDir]);
+      assert.equal(mine.code, 0, mine.err);
+      assert.match(mine.out, /^aether: store .*\/replica: \d+ chunks \(\d+\.\d MiB\) checked, all intact\n$/);
       await stopCleanly(m);
     });
   });
