@@ -85,8 +85,11 @@ function applyFile(r: Resolution, file: TomlFile): void {
   walk(file.doc, '');
 }
 
+/** Aether's variables that are not settings: the hub's token, read by `aether hub` (a shell that runs a hub and a mount has it set). */
+const OTHER_VARIABLES = ['AFS_AETHER_HUB_TOKEN'];
+
 function applyEnv(r: Resolution, env: Record<string, string | undefined>): void {
-  const known = new Set<string>([CONFIG_PATH_ENV]);
+  const known = new Set<string>([CONFIG_PATH_ENV, ...OTHER_VARIABLES]);
   for (const s of SETTINGS) {
     known.add(s.env);
     const raw = env[s.env];

@@ -288,6 +288,8 @@ describe('errors: every problem, one line each, together', () => {
   it('unknown override fields are errors; unknown AFS_AETHER_ variables are warnings', () => {
     assert.match(problemsOf({ overrides: { nope: 1 } as never })[0] ?? '', /^ConfigOverrides\.nope=1: unknown override field/);
     assert.deepEqual(resolveWith({ env: { AFS_AETHER_TYPO: '1', AFS_AETHER_CONFIG: '' } }).warnings, ['AFS_AETHER_TYPO: unknown Aether variable, ignored']);
+    // The hub's token is Aether's too, only not a mount setting.
+    assert.deepEqual(resolveWith({ env: { AFS_AETHER_HUB_TOKEN: 'secret', AFS_AETHER_CONFIG: '' } }).warnings, []);
   });
   it('an empty environment value for a number is an error, not "unset"', () => {
     assert.equal(problemsOf({ env: { AFS_AETHER_CACHE_MAX_BYTES: '' } }).length, 1);
