@@ -105,9 +105,15 @@ export class BridgeClient extends EventEmitter {
   private ws: WebSocket | undefined;
   private welcomeFrame: WelcomeFrame | undefined;
   /** Why the hub is not reachable (the last failed connect, refusal or lost connection), until the next welcome. */
-  problem: string | null = null;
-  /** When the connection was last lost (or the client started), until the next welcome. */
+  private lostBecause: string | null = null;
+  /**
+   * When the connection was last lost (or the client started), until the next welcome. For a
+   * connection given up for silence, when the hub was last heard.
+   */
   offlineSinceMs: number | null = Date.now();
+  /** When the hub last sent anything (a frame or a ping); null until it first did. */
+  lastHeardMs: number | null = null;
+  private welcomed = false;
   private lastHubId: string | undefined;
   private applied = 0;
   private cursor: number | undefined;
@@ -137,7 +143,10 @@ export class BridgeClient extends EventEmitter {
     this.cursor = opts.followFrom;
     this.lastHubId = opts.followHubId;
     this.registry = opts.registry ?? createRegistry();
-    this.metrics = new BridgeMetrics(this.registry, { feedLag: () => (this.cursor === undefined ? 0 : Math.max(0, this.knownHubSeq - this.cursor)) });
+    this.metrics = new BridgeMetrics(this.registry, {
+      feedLag: () => (this.cursor === undefined ? 0 : Math.max(0, this.knownHubSeq - this.cursor)),
+      lastHeardMs: () => this.lastHeardMs,
+    });
     this.feedQueue = new FeedQueue<FeedEvent>(
       opts.feedBufferMax ?? 4096,
       () => this.ws?.pause(),
@@ -235,8 +244,8 @@ export class BridgeClient extends EventEmitter {
     });
     this.ws = ws;
     const welcomeTimer = setTimeout(() => {
-      this.problem = `no welcome from ${url} within ${timeoutMs} ms`;
-      this.log(this.problem);
+      this.lostBecause = `no welcome from ${url} within ${timeoutMs} ms`;
+      this.log(this.lostBecause);
       ws.terminate();
     }, timeoutMs);
     ws.on('open', () => this.sendJson({ t: 'hello', v: PROTOCOL_VERSION, token: this.opts.token, mountId: this.opts.mountId }));
@@ -256,8 +265,8 @@ export class BridgeClient extends EventEmitter {
     });
     ws.on('ping', () => this.touch());
     ws.on('error', (err) => {
-      this.problem = `connection to ${url}: ${err.message}`;
-      this.log(this.problem);
+      this.lostBecause = `connection to ${url}: ${err.message}`;
+      this.log(this.lostBecause);
     });
     ws.on('close', (code, reason) => {
       clearTimeout(welcomeTimer);
@@ -267,15 +276,34 @@ export class BridgeClient extends EventEmitter {
 
   /** The hub pings every heartbeat; silence for three of them means the connection is dead. */
   private touch(): void {
+    this.lastHeardMs = Date.now();
     const beatMs = this.welcomeFrame?.heartbeatMs;
     if (beatMs === undefined) return;
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
-      this.problem = `nothing from the hub for ${3 * beatMs} ms`;
-      this.log(`${this.problem}; reconnecting`);
+      this.lostBecause = `nothing from the hub for ${3 * beatMs} ms`;
+      // Offline since the hub was last heard, not since the silence was noticed.
+      this.offlineSinceMs = this.lastHeardMs;
+      this.log(`${this.lostBecause}; reconnecting`);
       this.ws?.terminate();
     }, 3 * beatMs);
     this.idleTimer.unref();
+  }
+
+  /**
+   * Why the hub is not reachable, or, while connected, a silence longer than one and a half
+   * heartbeats (a hub stopped or cut off without closing: the connection is given up only after
+   * three, and writers may already wait for it meanwhile).
+   */
+  get problem(): string | null {
+    const beatMs = this.welcomeFrame?.heartbeatMs;
+    if (this.stateValue === 'online' && beatMs !== undefined && this.lastHeardMs !== null) {
+      const silentMs = Date.now() - this.lastHeardMs;
+      if (silentMs > 1.5 * beatMs) {
+        return `nothing from the hub for ${(silentMs / 1000).toFixed(1)} s (it pings every ${beatMs} ms; reconnecting after ${3 * beatMs} ms of silence)`;
+      }
+    }
+    return this.lostBecause;
   }
 
   private disconnected(ws: WebSocket, code: number, reason: string): void {
@@ -296,10 +324,10 @@ export class BridgeClient extends EventEmitter {
     this.emit('disconnect', { code, reason });
     this.offlineSinceMs ??= Date.now();
     if (code === CLOSE_AUTH_FAILED) {
-      this.problem = 'the hub refused the token (AUTH_FAILED)';
+      this.lostBecause = 'the hub refused the token (AUTH_FAILED)';
       this.log('the hub refused the token; retrying with backoff');
     }
-    this.problem ??= `connection closed (${code}${reason ? ` ${reason}` : ''})`;
+    this.lostBecause ??= `connection closed (${code}${reason ? ` ${reason}` : ''})`;
     if (this.stateValue === 'stopped') return;
     // Failover: the next attempt goes to the next hub; the backoff paces attempts across all of them.
     if (this.urls.length > 1) this.urlIndex = (this.urlIndex + 1) % this.urls.length;
@@ -316,7 +344,13 @@ export class BridgeClient extends EventEmitter {
 
   private onWelcome(w: WelcomeFrame): void {
     this.opts.backoff.reset();
-    this.problem = null;
+    if (!this.welcomed) this.log(`connected to ${this.url}`);
+    else {
+      const offlineS = ((Date.now() - (this.offlineSinceMs ?? Date.now())) / 1000).toFixed(1);
+      this.log(`connected to ${this.url} again, offline for ${offlineS} s${this.lostBecause ? ` (${this.lostBecause})` : ''}`);
+    }
+    this.welcomed = true;
+    this.lostBecause = null;
     this.offlineSinceMs = null;
     this.welcomeFrame = w;
     this.applied = Math.max(this.applied, w.appliedSeq);
@@ -388,7 +422,7 @@ export class BridgeClient extends EventEmitter {
 
   private onHubError(e: ErrorFrame): void {
     this.log(`hub error ${e.code}: ${e.message}`);
-    if (!this.welcomeFrame) this.problem = `hub error ${e.code}: ${e.message}`;
+    if (!this.welcomeFrame) this.lostBecause = `hub error ${e.code}: ${e.message}`;
     this.emit('hub-error', e);
     if (e.code === 'CURSOR_AHEAD' && this.cursor !== undefined) {
       this.resetFeed();

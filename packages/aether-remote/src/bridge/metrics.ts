@@ -13,6 +13,7 @@ export const BRIDGE_METRIC = {
   snapshotsTotal: 'aether_bridge_snapshots_total',
   opsSkippedTotal: 'aether_bridge_ops_skipped_total',
   viewRepairsTotal: 'aether_bridge_view_repairs_total',
+  lastHeardTimestampSeconds: 'aether_bridge_last_heard_timestamp_seconds',
 } as const;
 
 export class BridgeMetrics {
@@ -28,7 +29,7 @@ export class BridgeMetrics {
   readonly opsSkipped: Counter<'reason'>;
   readonly viewRepairs: Counter;
 
-  constructor(registry: Registry, read: { feedLag(): number }) {
+  constructor(registry: Registry, read: { feedLag(): number; lastHeardMs(): number | null }) {
     const registers = [registry];
     this.connected = new Gauge({ name: BRIDGE_METRIC.connected, help: '1 while the bridge has a connection that completed its handshake', registers });
     this.connected.set(0);
@@ -62,6 +63,14 @@ export class BridgeMetrics {
       registers,
       collect() {
         this.set(read.feedLag());
+      },
+    });
+    new Gauge({
+      name: BRIDGE_METRIC.lastHeardTimestampSeconds,
+      help: 'When the hub last sent anything (a frame or its heartbeat ping), in Unix seconds; 0 until it first did. Alert on time() minus this: the hub pings every few seconds',
+      registers,
+      collect() {
+        this.set((read.lastHeardMs() ?? 0) / 1000);
       },
     });
   }

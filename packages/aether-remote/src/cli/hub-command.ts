@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { isAetherError } from '@aether/core/errors';
 import { ensureStateDir } from '@aether/core/mount/state-lock';
 import { Hub } from '../hub/hub.js';
-import { HUB_DEFAULTS } from '../hub/options.js';
+import { HUB_DEFAULTS, MAX_HEARTBEAT_MS } from '../hub/options.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, type Io } from './exit.js';
 
 interface HubCliOpts {
@@ -19,14 +19,17 @@ interface HubCliOpts {
   feedRetain: string;
   chunkGrace: string;
   maxFrameBytes: string;
+  heartbeatMs: string;
 }
 
 /** The environment variable a token can come from instead of `--token` (which `ps` shows to everyone). */
 export const HUB_TOKEN_ENV = 'AFS_AETHER_HUB_TOKEN';
 
-function wholeNumber(flag: string, value: string, min: number): number {
+function wholeNumber(flag: string, value: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const n = Number(value);
-  if (!/^[0-9]+$/.test(value) || !Number.isSafeInteger(n) || n < min) throw new UsageError(`--${flag}=${JSON.stringify(value)}: must be a whole number ≥ ${min}`);
+  if (!/^[0-9]+$/.test(value) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new UsageError(`--${flag}=${JSON.stringify(value)}: must be a whole number ≥ ${min}${max < Number.MAX_SAFE_INTEGER ? ` and ≤ ${max}` : ''}`);
+  }
   return n;
 }
 
@@ -76,6 +79,7 @@ export function addHubCommand(program: Command, io: Io, setExit: (code: number) 
     .option('--feed-retain <n>', 'changefeed entries kept; a mount further behind gets a snapshot', String(HUB_DEFAULTS.feedRetainEntries))
     .option('--chunk-grace <seconds>', 'keep a chunk nothing names any more this long before giving its space back', String(HUB_DEFAULTS.chunkGraceMs / 1000))
     .option('--max-frame-bytes <n>', 'largest WebSocket message accepted', String(HUB_DEFAULTS.maxFrameBytes))
+    .option('--heartbeat-ms <ms>', 'ping every connection this often; a side that hears nothing for three of them drops the connection', String(HUB_DEFAULTS.heartbeatMs))
     .action(async (opts: HubCliOpts) => {
       const token = opts.token ?? process.env[HUB_TOKEN_ENV] ?? '';
       if (token === '') throw new UsageError(`the hub needs a token: --token T or $${HUB_TOKEN_ENV}`);
@@ -100,6 +104,7 @@ export function addHubCommand(program: Command, io: Io, setExit: (code: number) 
           feedRetainEntries: wholeNumber('feed-retain', opts.feedRetain, 1),
           chunkGraceMs: wholeNumber('chunk-grace', opts.chunkGrace, 0) * 1000,
           maxFrameBytes: wholeNumber('max-frame-bytes', opts.maxFrameBytes, 128 * 1024),
+          heartbeatMs: wholeNumber('heartbeat-ms', opts.heartbeatMs, 100, MAX_HEARTBEAT_MS),
           log: (line) => io.err(`${line}\n`),
         });
       } catch (err) {
@@ -108,16 +113,6 @@ export function addHubCommand(program: Command, io: Io, setExit: (code: number) 
         io.err(`aether: ${err.message}\n`);
         return setExit(EXIT_FAILURE);
       }
-      io.out(
-        [
-          `aether: hub listening on ${hub.url}`,
-          hub.storage.kind === 'postgres' ? `  store:    ${hub.storage.where} (PostgreSQL)` : `  data:     ${hub.storage.where}`,
-          `  metrics:  ${hub.metricsAddress ? `http://${hub.metricsAddress}/metrics` : 'off'}`,
-          `  feed:     hub sequence ${hub.hubSeq}, keeps ${hub.opts.feedRetainEntries} entries`,
-          `  chunks:   kept ${hub.opts.chunkGraceMs / 1000} s after nothing names them`,
-          '',
-        ].join('\n'),
-      );
       await new Promise<void>((done) => {
         const stop = (signal: NodeJS.Signals): void => {
           process.off('SIGINT', stop);
@@ -130,6 +125,18 @@ export function addHubCommand(program: Command, io: Io, setExit: (code: number) 
         };
         process.on('SIGINT', stop);
         process.on('SIGTERM', stop);
+        // Only now: whoever waits for this line may signal at once (a test's SIGTERM once came first).
+        io.out(
+          [
+            `aether: hub listening on ${hub.url}`,
+            hub.storage.kind === 'postgres' ? `  store:    ${hub.storage.where} (PostgreSQL)` : `  data:     ${hub.storage.where}`,
+            `  metrics:  ${hub.metricsAddress ? `http://${hub.metricsAddress}/metrics` : 'off'}`,
+            `  feed:     hub sequence ${hub.hubSeq}, keeps ${hub.opts.feedRetainEntries} entries`,
+            `  chunks:   kept ${hub.opts.chunkGraceMs / 1000} s after nothing names them`,
+            `  pings:    every ${hub.opts.heartbeatMs} ms`,
+            '',
+          ].join('\n'),
+        );
       });
       io.out('aether: hub stopped\n');
       setExit(EXIT_OK);

@@ -26,9 +26,11 @@ async function pendingOf(socket: string): Promise<Pending> {
   const s = (await sendControl(socket, 'STATUS')) as {
     journal: { pending_entries: number; pending_bytes: number };
     sync: { state: string };
-    bridge?: { connected: boolean; offline_since: string | null; problem: string | null };
+    bridge?: { connected: boolean; offline_since: string | null; last_heard: string | null; problem: string | null };
   };
-  const offline = s.bridge && !s.bridge.connected && s.bridge.offline_since ? { since: s.bridge.offline_since, problem: s.bridge.problem } : undefined;
+  const b = s.bridge;
+  // Connected with a problem: the hub went silent without closing (last heard is then the "since").
+  const offline = b && !b.connected && b.offline_since ? { since: b.offline_since, problem: b.problem } : b?.connected && b.problem && b.last_heard ? { since: b.last_heard, problem: b.problem } : undefined;
   return { entries: s.journal.pending_entries, bytes: s.journal.pending_bytes, paused: s.sync.state === 'paused', ...(offline ? { offline } : {}) };
 }
 

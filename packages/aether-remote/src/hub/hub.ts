@@ -134,12 +134,14 @@ export class Hub {
 
   private beat(): void {
     for (const s of this.sessions) {
-      if (!s.alive) {
-        this.log(`dropping ${s.remote}${s.mountId ? ` (mount ${s.mountId})` : ''}: no answer to the last ping`);
+      // Three beats, as the mount waits: a mount whose event loop stalls for one beat (a long
+      // collection, a busy CI machine) keeps its connection.
+      if (s.unanswered >= 3) {
+        this.log(`dropping ${s.remote}${s.mountId ? ` (mount ${s.mountId})` : ''}: no answer to the last 3 pings (${3 * this.opts.heartbeatMs} ms)`);
         s.close(1001, 'heartbeat timeout');
         continue;
       }
-      s.alive = false;
+      s.unanswered++;
       s.ping();
     }
   }

@@ -34,7 +34,12 @@ export interface HubOptions {
   maxConnections: number;
   /** A connection that has not said `hello` by then is closed. */
   helloTimeoutMs: number;
-  /** The hub pings every connection this often and drops one that did not answer the last ping. */
+  /**
+   * The hub pings every connection this often and drops one that answered none of the last three
+   * pings; a mount reconnects when it hears nothing for three of them (the welcome says how often).
+   * Three beats must stay well under the journal's age limit (`journal_max_age_seconds`, 30 s by
+   * default): a hub that went silent must show as offline before writers block for it.
+   */
   heartbeatMs: number;
   /** Rejected frames one connection may send before the hub closes it. */
   maxErrorsPerConnection: number;
@@ -56,11 +61,14 @@ export const HUB_DEFAULTS = {
   maxStagedBytes: 64 * 1024 * 1024,
   maxConnections: 256,
   helloTimeoutMs: 10_000,
-  heartbeatMs: 15_000,
+  heartbeatMs: 5_000,
   maxErrorsPerConnection: 16,
   pageRows: 1000,
   storeUrl: '',
 } as const;
+
+/** setInterval takes at most 2^31-1 ms (more fires at once); an hour is already past any use. */
+export const MAX_HEARTBEAT_MS = 3_600_000;
 
 export type HubOptionsInput = Pick<HubOptions, 'token'> & Partial<Omit<HubOptions, 'token'>>;
 
@@ -70,6 +78,9 @@ export function withDefaults(input: HubOptionsInput): HubOptions {
   if (o.storeUrl === '' && o.dataDir === '') throw new AetherError('HUB_OPTION_INVALID', 'the hub needs a data directory (--data) or a PostgreSQL store (--store postgres://…)');
   if (o.storeUrl !== '' && !/^postgres(ql)?:\/\//.test(o.storeUrl)) throw new AetherError('HUB_OPTION_INVALID', `--store: ${JSON.stringify(redactUrl(o.storeUrl))} is not a postgres:// or postgresql:// URL`);
   if (!(o.chunkGraceMs >= 0)) throw new AetherError('HUB_OPTION_INVALID', 'the chunk grace period must be 0 or more');
+  if (!(Number.isInteger(o.heartbeatMs) && o.heartbeatMs >= 1 && o.heartbeatMs <= MAX_HEARTBEAT_MS)) {
+    throw new AetherError('HUB_OPTION_INVALID', `the heartbeat must be 1..${MAX_HEARTBEAT_MS} ms, got ${o.heartbeatMs}`);
+  }
   if (o.feedRetainEntries < 1) throw new AetherError('HUB_OPTION_INVALID', 'feed retention must keep at least 1 entry');
   // A chunk frame (64 KiB + header) and a batch of a few ops must fit in one frame.
   if (o.maxFrameBytes < 128 * 1024) throw new AetherError('HUB_OPTION_INVALID', 'the frame limit must be at least 128 KiB');

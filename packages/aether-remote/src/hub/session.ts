@@ -47,8 +47,8 @@ export class Session {
   private readonly drainWaiters: (() => void)[] = [];
   private readonly helloTimer: NodeJS.Timeout;
   private readonly feed: FeedSender;
-  /** Cleared at every heartbeat, set by the pong. */
-  alive = true;
+  /** Pings sent since the mount last answered one or sent anything. */
+  unanswered = 0;
 
   constructor(
     private readonly hub: Hub,
@@ -57,7 +57,7 @@ export class Session {
   ) {
     this.feed = new FeedSender(hub, this, (err) => this.internal('feed', err));
     ws.on('message', (data: Buffer, isBinary: boolean) => this.receive(data, isBinary));
-    ws.on('pong', () => (this.alive = true));
+    ws.on('pong', () => (this.unanswered = 0));
     ws.on('close', () => this.closed());
     ws.on('error', (err: Error & { code?: string }) => this.socketError(err));
     this.helloTimer = setTimeout(() => this.reject('AUTH_REQUIRED', `no hello within ${hub.opts.helloTimeoutMs} ms`, { fatal: true }), hub.opts.helloTimeoutMs);
@@ -149,6 +149,7 @@ export class Session {
   // ---- receiving ----
 
   private receive(data: Buffer, isBinary: boolean): void {
+    this.unanswered = 0;
     this.hub.metrics.bytesIn.inc({ kind: isBinary ? 'chunk' : 'control' }, data.length);
     if (this.phase === 'closed') return;
     if (++this.inboxCount >= INBOX_MAX) this.ws.pause();

@@ -571,6 +571,7 @@ export class BridgeOrchestrator implements RemoteBackend {
       // Why not, and since when: what `sync wait` and an operator need when nothing drains.
       problem: this.client?.problem ?? null,
       offline_since: this.client?.offlineSinceMs != null ? new Date(this.client.offlineSinceMs).toISOString() : null,
+      last_heard: this.client?.lastHeardMs != null ? new Date(this.client.lastHeardMs).toISOString() : null,
       cursor: this.replicaValue?.cursor ?? 0,
       mount_id: this.identity?.mountId ?? null,
       mount_no: this.identity?.mountNo ?? null,

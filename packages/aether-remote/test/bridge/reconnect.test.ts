@@ -9,7 +9,8 @@ import { ConfigStore } from '@aether/core';
 import { ReconnectBackoff } from '../../src/bridge/backoff.js';
 import { BridgeClient } from '../../src/bridge/client.js';
 import type { BackoffStep } from '../../src/bridge/backoff.js';
-import { metricValue, spawnHub, tempDir, TOKEN, type HubProcess } from '../hub/helpers.js';
+import { WebSocket } from 'ws';
+import { metricValue, quickBackoff, spawnHub, tempDir, TOKEN, type HubProcess } from '../hub/helpers.js';
 import { seededRandom } from '../seeded-random.js';
 
 async function freePort(): Promise<number> {
@@ -144,6 +145,76 @@ describe('reconnect backoff against a real hub process', () => {
     } finally {
       await client.close();
       backoff.close();
+    }
+  });
+
+  it('a hub that goes silent without closing (SIGSTOP) is named as the problem after 1.5 heartbeats, given up after 3 with offline_since = when last heard, and the reconnect is logged', async () => {
+    const hub = await spawnHub(['--listen', '127.0.0.1:0', '--data', tempDir(), '--token', TOKEN, '--metrics-listen', 'off', '--heartbeat-ms', '400']);
+    assert.match(hub.stdout(), /pings: +every 400 ms/);
+    const lines: string[] = [];
+    const client = new BridgeClient({ url: hub.url, token: TOKEN, mountId: randomUUID(), backoff: quickBackoff(), log: (l) => lines.push(l) });
+    try {
+      const welcomed = new Promise<void>((r) => client.once('welcome', () => r()));
+      client.start();
+      await welcomed;
+      assert.deepEqual(lines, [`connected to ${hub.url}`]);
+      // The hub's pings keep the client hearing it: no problem over several heartbeats.
+      await new Promise((r) => setTimeout(r, 1300));
+      assert.equal(client.problem, null);
+      assert.ok(Date.now() - client.lastHeardMs! < 600, `last heard ${Date.now() - client.lastHeardMs!} ms ago`);
+      assert.equal(await metricValue(client.registry, 'aether_bridge_last_heard_timestamp_seconds'), client.lastHeardMs! / 1000);
+
+      hub.proc.kill('SIGSTOP');
+      const stoppedAt = Date.now();
+      let silentProblem: string | null = null;
+      const lost = new Promise<number>((r) => client.once('disconnect', () => r(Date.now())));
+      while (client.state === 'online' && silentProblem === null) {
+        silentProblem = client.problem;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.equal(client.state, 'online', 'named while still connected');
+      assert.match(silentProblem ?? '', /^nothing from the hub for \d+\.\d s \(it pings every 400 ms; reconnecting after 1200 ms of silence\)$/);
+      const heard = client.lastHeardMs!;
+      assert.ok(heard <= stoppedAt + 5);
+      const lostAt = await lost;
+      assert.ok(lostAt - heard >= 1200, `given up ${lostAt - heard} ms after the hub was last heard`);
+      assert.equal(client.offlineSinceMs, heard, 'offline since the hub was last heard, not since the silence was noticed');
+      assert.equal(client.problem, 'nothing from the hub for 1200 ms');
+
+      const back = new Promise<void>((r) => client.once('welcome', () => r()));
+      hub.proc.kill('SIGCONT');
+      await back;
+      assert.equal(client.problem, null);
+      assert.equal(client.offlineSinceMs, null);
+      assert.match(lines.at(-1) ?? '', new RegExp(`^connected to ${hub.url.replace(/[.]/g, '\\.')} again, offline for \\d+\\.\\d s \\(nothing from the hub for 1200 ms\\)$`));
+    } finally {
+      hub.proc.kill('SIGCONT');
+      await client.close();
+      await hub.stop();
+    }
+  });
+
+  it('the hub drops a connection that answers none of three pings, and keeps one that answers', async () => {
+    const hub = await spawnHub(['--listen', '127.0.0.1:0', '--data', tempDir(), '--token', TOKEN, '--metrics-listen', 'off', '--heartbeat-ms', '100']);
+    const open = (autoPong: boolean): { ws: WebSocket; pings: () => number; closed: Promise<number> } => {
+      const ws = new WebSocket(hub.url, { autoPong });
+      let pings = 0;
+      ws.on('ping', () => pings++);
+      ws.on('open', () => ws.send(JSON.stringify({ t: 'hello', v: 1, token: TOKEN, mountId: randomUUID() })));
+      return { ws, pings: () => pings, closed: new Promise((r) => ws.once('close', (code) => r(code))) };
+    };
+    try {
+      const mute = open(false);
+      const live = open(true);
+      assert.equal(await mute.closed, 1001);
+      assert.equal(mute.pings(), 3, 'dropped at the beat after its third unanswered ping');
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(live.ws.readyState, WebSocket.OPEN);
+      assert.ok(live.pings() >= 6, `${live.pings()} pings`);
+      assert.match(hub.stderr(), /no answer to the last 3 pings \(300 ms\)/);
+      live.ws.close();
+    } finally {
+      await hub.stop();
     }
   });
 });

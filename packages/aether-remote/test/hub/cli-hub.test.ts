@@ -34,6 +34,8 @@ describe('aether hub (command line)', () => {
       [['hub', '--token', 'x', '--chunk-grace', '-5'], /--chunk-grace="-5": must be a whole number ≥ 0/],
       [['hub', '--token', 'x', '--chunk-grace', '1h'], /--chunk-grace="1h": must be a whole number ≥ 0/],
       [['hub', '--token', 'x', '--max-frame-bytes', '12k'], /--max-frame-bytes="12k"/],
+      [['hub', '--token', 'x', '--heartbeat-ms', '50'], /--heartbeat-ms="50": must be a whole number ≥ 100 and ≤ 3600000/],
+      [['hub', '--token', 'x', '--heartbeat-ms', '2147483648'], /--heartbeat-ms="2147483648": must be a whole number ≥ 100 and ≤ 3600000/],
       [['hub', '--token', 'x', '--store', 'mysql://u:pw@h/db'], /--store: "mysql:\/\/u:\*\*\*@h\/db" is not a postgres:\/\/ or postgresql:\/\/ URL/],
     ];
     for (const [args, re] of cases) {

@@ -1486,6 +1486,51 @@ describe('bridge mode: the hub goes away', () => {
     });
   });
 
+  it('a hub that goes silent without closing (SIGSTOP): status names the silence while still connected, offline_since is when the hub was last heard, and the reconnect is logged', async () => {
+    await withHub(
+      async (h) => {
+        const a = await bridgeMount(h.hub);
+        writeFileSync(join(a.mnt, 'before.txt'), 'x');
+        assert.equal(syncWait(a).code, 0);
+        type Bridge = { connected: boolean; problem: string | null; offline_since: string | null; last_heard: string | null };
+        const heardBefore = Date.parse((status(a) as unknown as { bridge: Bridge }).bridge.last_heard ?? '');
+        assert.ok(Date.now() - heardBefore < 5000, 'the hub was heard within the last heartbeats');
+        h.hub.proc.kill('SIGSTOP');
+        try {
+          writeFileSync(join(a.mnt, 'during.txt'), 'y');
+          // 2 s heartbeats: named after 3 s of silence, given up after 6 s.
+          let silent: Bridge | undefined;
+          await within(5_000, 'status names the silence', () => {
+            const b = (status(a) as unknown as { bridge: Bridge }).bridge;
+            assert.ok(b.connected, 'still connected');
+            assert.match(b.problem ?? '', /^nothing from the hub for \d+\.\d s \(it pings every 2000 ms; reconnecting after 6000 ms of silence\)$/);
+            silent = b;
+          });
+          const waited = syncWait(a, 1);
+          assert.equal(waited.code, 1);
+          assert.match(waited.err, new RegExp(`pending \\(the hub is unreachable since ${silent!.last_heard!.replace(/[.]/g, '\\.')}: nothing from the hub for `));
+          await within(8_000, 'the connection is given up', () => {
+            const b = (status(a) as unknown as { bridge: Bridge }).bridge;
+            assert.equal(b.connected, false);
+            assert.equal(b.offline_since, silent!.last_heard, 'offline since the hub was last heard');
+            assert.equal(b.problem, 'nothing from the hub for 6000 ms');
+          });
+        } finally {
+          h.hub.proc.kill('SIGCONT');
+        }
+        assert.equal(syncWait(a).code, 0);
+        const b = (status(a) as unknown as { bridge: Bridge }).bridge;
+        assert.deepEqual([b.connected, b.problem, b.offline_since], [true, null, null]);
+        // Read by this process's event loop, which the synchronous status calls held.
+        await within(3_000, 'the reconnect is logged', () =>
+          assert.match(a.stderr(), /bridge: nothing from the hub for 6000 ms; reconnecting\n(.*\n)*aether: bridge: connected to ws:\/\/\S+ again, offline for \d+\.\d s \(nothing from the hub for 6000 ms\)\n/),
+        );
+        await stopCleanly(a);
+      },
+      ['--heartbeat-ms', '2000'],
+    );
+  });
+
   it('small thresholds with the hub down: writes block, reads work, writes resume when the hub returns', async () => {
     await withHub(async (h) => {
       const a = await bridgeMount(h.hub, { AFS_AETHER_JOURNAL_HIGH_WATER_ENTRIES: '60', AFS_AETHER_JOURNAL_LOW_WATER_ENTRIES: '10' });
