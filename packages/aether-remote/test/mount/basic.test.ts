@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { repo, startMount, stopAll, tempDir, type MountProcess } from './harness.js';
+import { dashboardMetricNames, repo, startMount, stopAll, tempDir, type MountProcess } from './harness.js';
 
 const sh = (cmd: string, cwd: string) => execFileSync('bash', ['-c', cmd], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 
@@ -67,6 +67,10 @@ describe('a local-mode mount, through real programs', () => {
     // The process's own figures under one prefix (not aether_process_process_*).
     assert.match(text, /^aether_process_cpu_user_seconds_total /m);
     assert.doesNotMatch(text, /aether_process_process_/);
-    assert.ok(readFileSync(join(repo, 'docs', 'grafana', 'aether-mount.json'), 'utf8').includes('aether_journal_pending_bytes'));
+    // Every series the shipped dashboard queries is served (a renamed metric would leave a panel empty).
+    const { local } = dashboardMetricNames();
+    assert.ok(local.length >= 12, local.join(' '));
+    // A labelled counter nothing has counted yet shows only its HELP line.
+    for (const name of local) assert.match(text, new RegExp(`^(# HELP )?${name}[{ ]`, 'm'), `dashboard queries ${name}`);
   });
 });

@@ -6,8 +6,8 @@ import Database from 'better-sqlite3';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { TOKEN, type HubProcess } from '../hub/helpers.js';
-import { bridgeMount, bridgeStatus, FAST_ENV, type HubControl, fileWriter, readOr, sleep, syncWait, tree, within, withHub } from './bridge-helpers.js';
-import { mountMustFail, startMount, status, stopAll, stopCleanly, tempDir, type MountProcess } from './harness.js';
+import { bridgeMount, bridgeStatus, FAST_ENV, type HubControl, fileWriter, mountMetrics, readOr, sleep, syncWait, tree, within, withHub } from './bridge-helpers.js';
+import { dashboardMetricNames, mountMustFail, startMount, status, stopAll, stopCleanly, tempDir, type MountProcess } from './harness.js';
 
 after(stopAll);
 
@@ -1521,6 +1521,13 @@ describe('bridge mode: the hub goes away', () => {
         assert.equal(syncWait(a).code, 0);
         const b = (status(a) as unknown as { bridge: Bridge }).bridge;
         assert.deepEqual([b.connected, b.problem, b.offline_since], [true, null, null]);
+        // The dashboard's bridge panels query series a bridge mount serves.
+        const text = await mountMetrics(a);
+        const { bridge } = dashboardMetricNames();
+        assert.ok(bridge.includes('aether_bridge_last_heard_timestamp_seconds'), bridge.join(' '));
+        for (const name of bridge) assert.match(text, new RegExp(`^(# HELP )?${name}[{ ]`, 'm'), `dashboard queries ${name}`);
+        const heard = Number(/^aether_bridge_last_heard_timestamp_seconds (\S+)$/m.exec(text)?.[1]);
+        assert.ok(Math.abs(heard * 1000 - Date.parse(b.last_heard ?? '')) < 5000, `metric ${heard}, status ${b.last_heard}`);
         // Read by this process's event loop, which the synchronous status calls held.
         await within(3_000, 'the reconnect is logged', () =>
           assert.match(a.stderr(), /bridge: nothing from the hub for 6000 ms; reconnecting\n(.*\n)*aether: bridge: connected to ws:\/\/\S+ again, offline for \d+\.\d s \(nothing from the hub for 6000 ms\)\n/),

@@ -161,6 +161,14 @@ export interface MountStatus {
   pid: number;
 }
 
+/** Every metric name the shipped Grafana dashboard queries, the bridge's apart. */
+export function dashboardMetricNames(): { local: string[]; bridge: string[] } {
+  const dash = JSON.parse(readFileSync(join(repo, 'docs', 'grafana', 'aether-mount.json'), 'utf8')) as { panels: { targets?: { expr: string }[] }[] };
+  const names = new Set(dash.panels.flatMap((p) => (p.targets ?? []).flatMap((t) => t.expr.match(/aether_[a-z0-9_]+/g) ?? [])));
+  const all = [...names].sort();
+  return { local: all.filter((n) => !n.startsWith('aether_bridge_')), bridge: all.filter((n) => n.startsWith('aether_bridge_')) };
+}
+
 export function status(m: MountProcess): MountStatus {
   const r = m.ctl(['status', '--json']);
   if (r.code !== 0) throw new Error(`aether status failed (${r.code}): ${r.err}`);
