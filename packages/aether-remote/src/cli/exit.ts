@@ -39,3 +39,12 @@ export const processIo: Io = {
     if (!gone.stderr) process.stderr.write(text);
   },
 };
+
+/**
+ * One line of a running mount's or hub's log, stamped with the time (UTC, to the millisecond):
+ * a log redirected to a file or read after the fact must say when. Not under systemd, whose
+ * journal stamps every line itself (it sets JOURNAL_STREAM for a service whose output it takes).
+ */
+export function logLine(io: Io, text: string): void {
+  io.err(`${process.env.JOURNAL_STREAM ? '' : `${new Date().toISOString()} `}${text}\n`);
+}

@@ -6,7 +6,7 @@ import { isAetherError } from '@aether/core/errors';
 import { ensureStateDir } from '@aether/core/mount/state-lock';
 import { Hub } from '../hub/hub.js';
 import { HUB_DEFAULTS, MAX_HEARTBEAT_MS } from '../hub/options.js';
-import { EXIT_FAILURE, EXIT_OK, UsageError, type Io } from './exit.js';
+import { EXIT_FAILURE, EXIT_OK, logLine, UsageError, type Io } from './exit.js';
 
 interface HubCliOpts {
   listen: string;
@@ -105,7 +105,7 @@ export function addHubCommand(program: Command, io: Io, setExit: (code: number) 
           chunkGraceMs: wholeNumber('chunk-grace', opts.chunkGrace, 0) * 1000,
           maxFrameBytes: wholeNumber('max-frame-bytes', opts.maxFrameBytes, 128 * 1024),
           heartbeatMs: wholeNumber('heartbeat-ms', opts.heartbeatMs, 100, MAX_HEARTBEAT_MS),
-          log: (line) => io.err(`${line}\n`),
+          log: (line) => logLine(io, `aether hub: ${line}`),
         });
       } catch (err) {
         if (isAetherError(err, 'HUB_OPTION_INVALID')) throw new UsageError(err.message);
@@ -117,9 +117,9 @@ export function addHubCommand(program: Command, io: Io, setExit: (code: number) 
         const stop = (signal: NodeJS.Signals): void => {
           process.off('SIGINT', stop);
           process.off('SIGTERM', stop);
-          io.err(`aether: ${signal}: hub stopping\n`);
+          logLine(io, `aether hub: ${signal}: stopping`);
           hub.close().then(done, (err: unknown) => {
-            io.err(`aether: hub stop failed: ${String(err)}\n`);
+            logLine(io, `aether hub: stop failed: ${String(err)}`);
             done();
           });
         };

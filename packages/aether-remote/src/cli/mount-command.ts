@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { ConfigError, ConfigStore, isAetherError, LocalMount } from '@aether/core';
 import { BridgeOrchestrator } from '../mount/orchestrator.js';
-import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, type Io } from './exit.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, logLine, type Io } from './exit.js';
 
 interface MountOpts {
   stateDir?: string;
@@ -55,7 +55,7 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
         const { url, token } = config.current.bridge;
         // The token goes to the hub only: never into a log line, the banner or STATUS.
         const remote = url ? new BridgeOrchestrator({ url, token }) : undefined;
-        mount = await LocalMount.start({ mountpoint, config, allowOther: opts.allowOther ?? false, log: (line) => io.err(`aether: ${line}\n`), ...(remote ? { remote } : {}) });
+        mount = await LocalMount.start({ mountpoint, config, allowOther: opts.allowOther ?? false, log: (line) => logLine(io, `aether: ${line}`), ...(remote ? { remote } : {}) });
       } catch (err) {
         io.err(`aether: cannot mount ${mountpoint}: ${err instanceof Error ? err.message : String(err)}\n`);
         const code = isAetherError(err) && USAGE_CODES.has(err.code) ? EXIT_USAGE : EXIT_FAILURE;
@@ -78,14 +78,14 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
       let stopped: () => void = () => undefined;
       const stop = (signal: NodeJS.Signals): void => {
         // A terminal's Ctrl-C reaches both `npm start` and this process: later signals are noted, not fatal.
-        if (stopping) return void io.err(`aether: ${signal}: already stopping\n`);
+        if (stopping) return void logLine(io, `aether: ${signal}: already stopping`);
         stopping = true;
-        io.err(`aether: ${signal}: stopping (flush, drain up to ${graceMs} ms, unmount)\n`);
+        logLine(io, `aether: ${signal}: stopping (flush, drain up to ${graceMs} ms, unmount)`);
         mount.stop(graceMs).then(
           () => stopped(),
           (err: unknown) => {
             // Every step ran; a failed one (the shutdown flush above all) must not look like a clean stop.
-            io.err(`aether: ${err instanceof Error ? err.message : String(err)}\n`);
+            logLine(io, `aether: ${err instanceof Error ? err.message : String(err)}`);
             stopFailed = true;
             stopped();
           },
@@ -94,9 +94,9 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
       const onHup = (): void => {
         try {
           const r = mount.reload('signal');
-          io.err(`aether: SIGHUP: configuration reloaded (changed: ${(r.changed_sections as string[]).join(', ') || 'nothing'})\n`);
+          logLine(io, `aether: SIGHUP: configuration reloaded (changed: ${(r.changed_sections as string[]).join(', ') || 'nothing'})`);
         } catch (err) {
-          io.err(`aether: SIGHUP: ${err instanceof Error ? err.message : String(err)}\n`);
+          logLine(io, `aether: SIGHUP: ${err instanceof Error ? err.message : String(err)}`);
         }
       };
       process.on('SIGINT', stop);

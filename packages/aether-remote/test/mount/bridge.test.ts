@@ -1530,7 +1530,7 @@ describe('bridge mode: the hub goes away', () => {
         assert.ok(Math.abs(heard * 1000 - Date.parse(b.last_heard ?? '')) < 5000, `metric ${heard}, status ${b.last_heard}`);
         // Read by this process's event loop, which the synchronous status calls held.
         await within(3_000, 'the reconnect is logged', () =>
-          assert.match(a.stderr(), /bridge: nothing from the hub for 6000 ms; reconnecting\n(.*\n)*aether: bridge: connected to ws:\/\/\S+ again, offline for \d+\.\d s \(nothing from the hub for 6000 ms\)\n/),
+          assert.match(a.stderr(), /bridge: nothing from the hub for 6000 ms; reconnecting\n(.*\n)*\S+Z aether: bridge: connected to ws:\/\/\S+ again, offline for \d+\.\d s \(nothing from the hub for 6000 ms\)\n/),
         );
         await stopCleanly(a);
       },

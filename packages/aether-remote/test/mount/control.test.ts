@@ -107,11 +107,19 @@ describe('operating a mount: control commands, reload, status', () => {
     await m.stop();
   });
 
+  it("under systemd's journal (JOURNAL_STREAM set) log lines carry no time of their own", async () => {
+    const m = await startMount({ env: { JOURNAL_STREAM: '8:12345' } });
+    m.proc.kill('SIGHUP');
+    for (let i = 0; i < 100 && !/SIGHUP: configuration reloaded/.test(m.stderr()); i++) await sleep(50);
+    assert.match(m.stderr(), /^aether: SIGHUP: configuration reloaded \(changed: nothing\)$/m);
+    assert.equal(await m.stop(), 0);
+  });
+
   it('config reload (command and SIGHUP) applies new thresholds live; a bad file keeps the running config', async () => {
     const dir = tempDir();
     const cfg = join(dir, 'aether.toml');
     writeFileSync(cfg, '[backpressure]\njournal_high_water_entries = 1000\n');
-    const m = await startMount({ args: ['--config', cfg] });
+    const m = await startMount({ args: ['--config', cfg], env: { JOURNAL_STREAM: '' } });
     const thresholds = () => json<{ thresholds: { journal_high_water_entries: number } }>(m.ctl(['backpressure', 'status', '--json'])).thresholds.journal_high_water_entries;
     assert.equal(thresholds(), 1000);
     // The file changes under the running mount, which reloads it by itself too (the next test):
@@ -124,7 +132,8 @@ describe('operating a mount: control commands, reload, status', () => {
     m.proc.kill('SIGHUP');
     await sleep(500);
     assert.equal(thresholds(), 3000);
-    assert.match(m.stderr(), /SIGHUP: configuration reloaded \(changed: (backpressure|nothing)\)/);
+    // Log lines say when (UTC, ms), except under systemd's journal, which stamps them itself.
+    assert.match(m.stderr(), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z aether: SIGHUP: configuration reloaded \(changed: (backpressure|nothing)\)$/m);
     assert.ok((await mountMetric(m, /^aether_config_reloads_total\{trigger="signal",outcome="success"\}/)) >= 1);
     assert.ok((await mountMetric(m, /^aether_config_reloads_total\{trigger="command",outcome="success"\}/)) >= 1);
     writeFileSync(cfg, '[backpressure]\njournal_high_water_entries = "lots"\n');

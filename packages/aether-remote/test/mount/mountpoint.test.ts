@@ -298,7 +298,7 @@ describe('mount points and state directories', () => {
       assert.equal(told(), 1, m.stderr());
       const code = await m.stop();
       assert.equal(code, 1, m.stderr());
-      assert.match(m.stderr(), /^aether: the mount stopped with errors: journal: ENOSPC[^\n]*$/m);
+      assert.match(m.stderr(), /^\S+Z aether: the mount stopped with errors: journal: ENOSPC[^\n]*$/m);
       assert.doesNotMatch(m.stdout(), /unmounted/);
       assert.equal(mounted(mnt), false, 'unmounted all the same');
       assert.ok(m.stderr().split('\n').filter((l) => l.includes('drain failed')).length <= 2, `the drain's failures are not logged on every retry:\n${m.stderr()}`);
