@@ -17,6 +17,7 @@ const USAGE_CODES = new Set(['MOUNT_MISSING', 'MOUNT_NOT_DIRECTORY', 'MOUNT_NOT_
 
 /** `aether mount MOUNTPOINT`: runs in the foreground until SIGINT/SIGTERM; SIGHUP reloads the configuration. */
 export function addMountCommand(program: Command, io: Io, setExit: (code: number) => void): void {
+  const START_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   program
     .command('mount')
     .description('mount the tree at MOUNTPOINT (local mode: the journal drains into an embedded store; with --bridge, it syncs through a hub)')
@@ -50,13 +51,37 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
         return setExit(EXIT_USAGE);
       }
       for (const w of config.warnings) io.err(`aether: warning: ${w}\n`);
+      // Signals while the mount starts. Before the FUSE mount is made a stop ends the process at
+      // once, as it always did (nothing to unmount; a first start may wait for its hub for ever).
+      // Once it is being made, the default action would leave the mount point dead ("Transport
+      // endpoint is not connected"): the stop, or a reload, waits until the start has finished.
+      let mounting = false;
+      let stopEarly: NodeJS.Signals | undefined;
+      let reloadEarly = false;
+      const duringStart = (signal: NodeJS.Signals): void => {
+        if (signal === 'SIGHUP') return void (reloadEarly = true);
+        if (!mounting) {
+          unlisten();
+          return void process.kill(process.pid, signal);
+        }
+        stopEarly ??= signal;
+        logLine(io, `aether: ${signal}: stopping once the mount has started`);
+      };
+      const unlisten = (): void => {
+        for (const sig of START_SIGNALS) process.off(sig, duringStart);
+      };
+      for (const sig of START_SIGNALS) process.on(sig, duringStart);
       let mount: LocalMount;
       try {
         const { url, token } = config.current.bridge;
         // The token goes to the hub only: never into a log line, the banner or STATUS.
         const remote = url ? new BridgeOrchestrator({ url, token }) : undefined;
-        mount = await LocalMount.start({ mountpoint, config, allowOther: opts.allowOther ?? false, log: (line) => logLine(io, `aether: ${line}`), ...(remote ? { remote } : {}) });
+        mount = await LocalMount.start({ mountpoint, config, allowOther: opts.allowOther ?? false, log: (line) => logLine(io, `aether: ${line}`),
+          onMounting: () => (mounting = true),
+          ...(remote ? { remote } : {}),
+        });
       } catch (err) {
+        unlisten();
         io.err(`aether: cannot mount ${mountpoint}: ${err instanceof Error ? err.message : String(err)}\n`);
         const code = isAetherError(err) && USAGE_CODES.has(err.code) ? EXIT_USAGE : EXIT_FAILURE;
         setExit(code);
@@ -102,8 +127,11 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
       process.on('SIGHUP', onHup);
+      unlisten();
       // Only now: whoever waits for this line may signal at once, and must get a clean unmount.
       io.out(banner);
+      if (stopEarly) stop(stopEarly);
+      else if (reloadEarly) onHup();
       await new Promise<void>((resolve) => (stopped = resolve));
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);

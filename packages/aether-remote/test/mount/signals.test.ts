@@ -68,4 +68,37 @@ describe('signals and the FUSE threads', () => {
     assert.equal(await exited, 0);
     assert.equal(mounted(), false);
   });
+
+  for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
+    it(`a ${signal} the moment the mount point appears (the start not yet finished) ${signal === 'SIGTERM' ? 'unmounts cleanly' : 'reloads'}, never leaving a dead mount point`, async () => {
+      const dir = tempDir();
+      const mnt = join(dir, 'mnt');
+      mkdirSync(mnt);
+      const p = spawn(process.execPath, [bin, 'mount', mnt, '--state-dir', join(dir, 'state')], { env: { ...process.env, AFS_AETHER_METRICS_LISTEN: 'off', JOURNAL_STREAM: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      p.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+      p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+      const exited = new Promise<number | null>((resolve) => p.once('close', resolve));
+      // The kernel lists the mount before the start has finished (the readahead, the banner).
+      const listed = (): boolean => readFileSync('/proc/self/mountinfo', 'utf8').includes(` ${mnt} `);
+      for (let i = 0; i < 30_000 && !listed(); i++) await new Promise((r) => setTimeout(r, 1));
+      assert.ok(listed(), 'mounted');
+      const early = !out.includes('aether: mounted');
+      p.kill(signal);
+      if (signal === 'SIGTERM') {
+        assert.equal(await exited, 0, err);
+        assert.match(out, /aether: unmounted/);
+        if (early) assert.match(err, /Z aether: SIGTERM: stopping once the mount has started\n/);
+      } else {
+        for (let i = 0; i < 100 && !/SIGHUP: configuration reloaded/.test(err); i++) await new Promise((r) => setTimeout(r, 50));
+        assert.match(err, /SIGHUP: configuration reloaded/);
+        writeFileSync(join(mnt, 'f'), 'serving');
+        assert.equal(readFileSync(join(mnt, 'f'), 'utf8'), 'serving');
+        p.kill('SIGTERM');
+        assert.equal(await exited, 0, err);
+      }
+      assert.equal(listed(), false, 'nothing left mounted');
+    });
+  }
 });

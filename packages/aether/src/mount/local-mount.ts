@@ -77,6 +77,8 @@ export interface LocalMountOptions {
   log?: (line: string) => void;
   /** Sync through a remote committed tree (a hub) instead of the embedded store. */
   remote?: RemoteBackend;
+  /** Called just before the FUSE mount is made: from then on the process must not die without unmounting. */
+  onMounting?: () => void;
 }
 
 export type MountState = 'starting' | 'online' | 'stopping' | 'stopped';
@@ -361,6 +363,7 @@ export class LocalMount {
       },
       { onHandlerError: (op, err) => this.log(`${op}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`), loopSpinMicros: LOOP_SPIN_MICROS, onRequest: () => (this.lastRequestMs = performance.now()), bindingAttrs, bindingSync },
     ));
+    this.opts.onMounting?.();
     const { staleCleaned, readaheadUnset } = await fuse.mount();
     if (readaheadUnset !== undefined) this.log(`the mount's readahead stays at the kernel's 128 KiB (${readaheadUnset}): sequential reads take more requests`);
     if (staleCleaned) this.log(`cleaned a stale mount left at ${this.mountpoint} by a crashed process`);
