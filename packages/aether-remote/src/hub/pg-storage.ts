@@ -124,8 +124,14 @@ export class PgHubStorage implements HubStorage {
     };
     client.on('error', (err) => lost(err.message));
     client.on('end', () => lost('closed'));
-    await client.connect();
-    await client.query(`LISTEN ${CHANNEL}`);
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CHANNEL}`);
+    } catch (err) {
+      // Connected but LISTEN refused (a database starting up): one connection leaked per retry.
+      await client.end().catch(() => undefined);
+      throw err;
+    }
     this.listener = client;
   }
 
@@ -136,7 +142,10 @@ export class PgHubStorage implements HubStorage {
       this.relistenTimer = undefined;
       if (this.closed) return;
       this.listen()
-        .then(() => this.refreshSeq())
+        .then(() => {
+          this.log('PostgreSQL LISTEN connection back; catching up with commits made meanwhile');
+          return this.refreshSeq();
+        })
         .catch((err: unknown) => {
           this.log(`PostgreSQL LISTEN: ${err instanceof Error ? err.message : String(err)}; retrying`);
           this.relisten();

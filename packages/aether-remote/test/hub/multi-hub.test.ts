@@ -12,14 +12,15 @@ import { Replica } from './replica.js';
 const pgSkip = STORES.find((s) => s.kind === 'postgres')!.skip;
 
 /** Two in-process hubs on one new PostgreSQL database. */
-async function twoHubs(opts: { feedRetainEntries?: number } = {}): Promise<{ store: TestStore; h1: Hub; h2: Hub; close(): Promise<void> }> {
+async function twoHubs(opts: { feedRetainEntries?: number } = {}): Promise<{ store: TestStore; h1: Hub; h2: Hub; logs: string[][]; close(): Promise<void> }> {
   const store = await newStore('postgres');
-  const { hub: h1 } = await startHub(opts, 'postgres', store);
-  const { hub: h2 } = await startHub(opts, 'postgres', store);
+  const { hub: h1, logs: l1 } = await startHub(opts, 'postgres', store);
+  const { hub: h2, logs: l2 } = await startHub(opts, 'postgres', store);
   return {
     store,
     h1,
     h2,
+    logs: [l1, l2],
     close: async () => {
       await Promise.all([h1.close(), h2.close()]);
       await store.drop();
@@ -197,7 +198,7 @@ describe('several hubs on one PostgreSQL database', { skip: pgSkip }, () => {
   });
 
   it('hubs whose database connections break (LISTEN and pooled) reconnect; commits and followers go on', async () => {
-    const { store, h1, h2, close } = await twoHubs();
+    const { store, h1, h2, logs, close } = await twoHubs();
     const a = await connectClient(h1.url);
     const f = await connectClient(h2.url, { followFrom: 0 });
     const feed = f.feed();
@@ -210,6 +211,12 @@ describe('several hubs on one PostgreSQL database', { skip: pgSkip }, () => {
       for (let i = 1; i <= 3; i++) await a.upload(fileBatch(2 * i - 1, ROOT, `f${i}`, base + i, Buffer.from(`f${i}`)));
       const got = await readFeedUntil(feed, (e) => e.kind === 'entry' && e.entry.hubSeq === 3, 10_000);
       assert.deepEqual(got.flatMap((e) => (e.kind === 'entry' ? [e.entry.hubSeq] : [])), [1, 2, 3]);
+      // Both the loss and the recovery are in each hub's log.
+      for (const log of logs) {
+        for (let i = 0; i < 100 && !log.includes('PostgreSQL LISTEN connection back; catching up with commits made meanwhile'); i++) await new Promise((r) => setTimeout(r, 50));
+        assert.ok(log.some((l) => /^PostgreSQL LISTEN connection lost \(.*\); reconnecting$/.test(l)), log.join('\n'));
+        assert.ok(log.some((l) => l === 'PostgreSQL LISTEN connection back; catching up with commits made meanwhile'), log.join('\n'));
+      }
     } finally {
       await Promise.all([a.close(), f.close()]);
       await close();
