@@ -53,7 +53,10 @@ describe('a local-mode mount, through real programs', () => {
 
   it('the metrics endpoint serves the seed metric names', async () => {
     const status = JSON.parse(m.ctl(['status', '--json']).out) as { metrics_address: string };
-    const text = await (await fetch(`http://${status.metrics_address}/metrics`)).text();
+    const res = await fetch(`http://${status.metrics_address}/metrics`);
+    // Each scrape on its own connection: a reused one the server was closing failed a scrape.
+    assert.equal(res.headers.get('connection'), 'close');
+    const text = await res.text();
     for (const name of [
       'aether_journal_wal_flush_total',
       'aether_journal_sync_count_total',

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { lstatSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnHub, TOKEN, type HubProcess } from '../hub/helpers.js';
 import { startMount, tempDir, type MountProcess } from './harness.js';
@@ -131,4 +131,49 @@ export async function mountMetrics(m: MountProcess): Promise<string> {
   const r = m.ctl(['status', '--json']);
   assert.equal(r.code, 0, r.err);
   return (await fetch(`http://${(JSON.parse(r.out) as { metrics_address: string }).metrics_address}/metrics`)).text();
+}
+
+/** Writes `text` into the file at `offset`, leaving the rest as it is. */
+export function overwrite(path: string, offset: number, text: string): void {
+  const fd = openSync(path, 'r+');
+  try {
+    writeSync(fd, text, offset);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A mount's tree, files as "path=content". */
+export const show = (m: MountProcess): string[] => [...tree(m.mnt)].map(([p, k]) => (k.startsWith('file') ? `${p}=${readFileSync(join(m.mnt, p), 'latin1')}` : p));
+
+/** Both mounts show the same tree, made of one file holding `content`. */
+export function sameTreeOfOneFile(a: MountProcess, b: MountProcess, content: string): void {
+  const ta = tree(a.mnt);
+  assert.deepEqual(tree(b.mnt), ta);
+  assert.deepEqual([...ta.keys()].map((n) => readFileSync(join(a.mnt, n), 'latin1')), [content], [...ta.keys()].join(', '));
+}
+
+/** Two mounts of `hub` that both show the directory `d` A made. */
+export async function twoMountsSharingDirD(hub: HubProcess): Promise<{ a: MountProcess; b: MountProcess }> {
+  const a = await bridgeMount(hub);
+  const b = await bridgeMount(hub);
+  mkdirSync(join(a.mnt, 'd'));
+  assert.equal(syncWait(a).code, 0);
+  await within(5000, 'B has d', () => assert.deepEqual(show(b), ['d']));
+  return { a, b };
+}
+
+/**
+ * B changes things with its drain paused; A's changes commit and reach B meanwhile; then B ships
+ * (`meanwhile` runs just before B resumes).
+ */
+export async function bBehindA(a: MountProcess, b: MountProcess, onB: () => void, onA: () => void, meanwhile: () => void = () => undefined): Promise<void> {
+  assert.equal(b.ctl(['sync', 'pause']).code, 0);
+  onB();
+  onA();
+  assert.equal(syncWait(a).code, 0);
+  await sleep(500);
+  meanwhile();
+  assert.equal(b.ctl(['sync', 'resume']).code, 0);
+  assert.equal(syncWait(b).code, 0);
 }

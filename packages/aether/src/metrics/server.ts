@@ -26,6 +26,10 @@ export class MetricsServer {
         return;
       }
       for (const hook of this.scrapeHooks) hook();
+      // No keep-alive: scrapes come seconds apart, and a client that reuses a connection the
+      // server is just closing for idleness gets "other side closed" (a test's fetch did, its
+      // event loop held by a synchronous call past the idle timeout).
+      res.shouldKeepAlive = false;
       this.registry.metrics().then(
         (text) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(text),
         (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(String(err)),
