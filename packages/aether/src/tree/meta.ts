@@ -1,5 +1,6 @@
 import type { Inode } from './inode.js';
 import type { Ino } from './ops.js';
+import { AllocatedRanges } from './allocated-ranges.js';
 
 /**
  * The metadata a tree is made of, behind one interface so that the same apply logic runs on the
@@ -29,11 +30,8 @@ export class MemoryMeta implements MetaTx {
   readonly inodes = new Map<Ino, Inode>();
   readonly dirs = new Map<Ino, Map<string, Ino>>();
   private readonly dirParents = new Map<Ino, Ino>();
-  /**
-   * Units of each file that hold data, as sorted, disjoint [start, end) pairs flattened into one
-   * array: what never was written is a hole, so a sparse file reports few blocks.
-   */
-  private readonly allocated = new Map<Ino, number[]>();
+  /** Units of each file that hold data (sparse files report few blocks). */
+  private readonly allocated = new Map<Ino, AllocatedRanges>();
 
   getInode(ino: Ino): Inode | undefined {
     return this.inodes.get(ino);
@@ -72,12 +70,7 @@ export class MemoryMeta implements MetaTx {
     this.markAllocated(ino, offset, data.length);
   }
   truncateContent(ino: Ino, size: number): void {
-    const ranges = this.allocated.get(ino);
-    if (!ranges) return;
-    const end = Math.ceil(size / ALLOC_UNIT_BYTES);
-    const kept: number[] = [];
-    for (let i = 0; i < ranges.length && ranges[i]! < end; i += 2) kept.push(ranges[i]!, Math.min(ranges[i + 1]!, end));
-    this.allocated.set(ino, kept);
+    this.allocated.get(ino)?.truncate(Math.ceil(size / ALLOC_UNIT_BYTES));
   }
   dropContent(ino: Ino): void {
     this.allocated.delete(ino);
@@ -86,39 +79,14 @@ export class MemoryMeta implements MetaTx {
   /** Records [offset, offset + length) of `ino` as holding data (writes, and blocks loaded from the store). */
   markAllocated(ino: Ino, offset: number, length: number): void {
     if (length <= 0) return;
-    const start = Math.floor(offset / ALLOC_UNIT_BYTES);
-    const end = Math.ceil((offset + length) / ALLOC_UNIT_BYTES);
-    const ranges = this.allocated.get(ino) ?? [];
-    const last = ranges.length - 2;
-    // Appends and rewrites at the end are the common case: extend or add the last range in place.
-    if (last < 0 || start > ranges[last + 1]!) ranges.push(start, end);
-    else if (start >= ranges[last]!) ranges[last + 1] = Math.max(ranges[last + 1]!, end);
-    else {
-      const merged: number[] = [];
-      let [s, e] = [start, end];
-      let placed = false;
-      for (let i = 0; i < ranges.length; i += 2) {
-        const [rs, re] = [ranges[i]!, ranges[i + 1]!];
-        if (re < s) merged.push(rs, re);
-        else if (rs > e) {
-          if (!placed) merged.push(s, e);
-          placed = true;
-          merged.push(rs, re);
-        } else [s, e] = [Math.min(s, rs), Math.max(e, re)];
-      }
-      if (!placed) merged.push(s, e);
-      this.allocated.set(ino, merged);
-      return;
-    }
-    this.allocated.set(ino, ranges);
+    let ranges = this.allocated.get(ino);
+    if (!ranges) this.allocated.set(ino, (ranges = new AllocatedRanges()));
+    ranges.mark(Math.floor(offset / ALLOC_UNIT_BYTES), Math.ceil((offset + length) / ALLOC_UNIT_BYTES));
   }
 
   /** Bytes of `ino` that hold data, at most its size: st_blocks is this in 512-byte units. */
   allocatedBytes(ino: Ino): number {
     const size = this.inodes.get(ino)?.size ?? 0;
-    const ranges = this.allocated.get(ino) ?? [];
-    let units = 0;
-    for (let i = 0; i < ranges.length; i += 2) units += ranges[i + 1]! - ranges[i]!;
-    return Math.min(size, units * ALLOC_UNIT_BYTES);
+    return Math.min(size, (this.allocated.get(ino)?.units ?? 0) * ALLOC_UNIT_BYTES);
   }
 }
