@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { MAX_FLUSHING } from '../../src/runtime/cache/block-files.js';
 import { bytes, counter, openCache } from './helpers.js';
 
 const B = 4096;
@@ -169,5 +170,27 @@ describe('write-behind of block files', () => {
     keep.cache.commit(1);
     assert.equal(keep.cache.stats().clean_bytes, B, 'without the option committed data stays as clean data');
     await keep.cache.close();
+  });
+
+  it('thousands of held blocks are written a bounded number at a time: open files stay near the pool, never one per block', async () => {
+    const h = await openCache({ maxOpenFiles: 64 });
+    const fds = (): number => readdirSync('/proc/self/fd').length;
+    const before = fds();
+    for (let ino = 1; ino <= 3000; ino++) await h.cache.write(ino, 0, bytes(100, ino % 251), ino);
+    let most = fds();
+    const sample = setInterval(() => (most = Math.max(most, fds())), 1);
+    try {
+      // Both ways a restart's replay reaches the disk: the write-behind timer, then a full flush.
+      await new Promise((r) => setTimeout(r, 1600));
+      await h.cache.flushIndex();
+    } finally {
+      clearInterval(sample);
+    }
+    assert.equal(blockFiles(h.dir).length, 3000);
+    // The pool (64) plus the writes in flight (MAX_FLUSHING, 32) and a few of Node's own.
+    assert.equal(MAX_FLUSHING, 32);
+    assert.ok(most - before <= 64 + 32 + 8, `${most - before} files open at most`);
+    for (const ino of [1, 1500, 3000]) assert.deepEqual((await h.cache.read(ino, 0, 100)).data, bytes(100, ino % 251));
+    await h.cache.close();
   });
 });

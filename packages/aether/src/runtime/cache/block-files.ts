@@ -36,6 +36,12 @@ export const WRITE_BEHIND_BYTES = 64 * 1024 * 1024;
  * request waited.
  */
 export const DISCARDS_AT_ONCE = 2;
+/**
+ * Block writes running at once, at most (each holds an open file): a restart that replayed 20,000
+ * pending small files started a write for every one at once, past the pool of open handles and
+ * into EMFILE, and each trim of the pool walked all of them (a scale review: 23-28 s to mount).
+ */
+export const MAX_FLUSHING = 32;
 /** After a failed write-behind, the next try waits this long, doubling up to the maximum. */
 export const RETRY_FIRST_MS = 250;
 export const RETRY_MAX_MS = 10_000;
@@ -56,6 +62,8 @@ export class BlockFiles {
   private pendingBytes = 0;
   /** Blocks whose held bytes are being written to their files now. */
   private readonly flushing = new Map<Block, Promise<void>>();
+  /** A write was not started for the limit on writes at once (MAX_FLUSHING). */
+  private heldBack = false;
   private timer: NodeJS.Timeout | null = null;
   /** Blocks whose file this process created or opened: the others have no file yet. */
   private readonly onDisk = new WeakSet<Block>();
@@ -246,7 +254,7 @@ export class BlockFiles {
   async flushNow(b: Block): Promise<void> {
     const failures = this.failures;
     while (this.pending.has(b) || this.flushing.has(b)) {
-      this.flushBlock(b, true);
+      this.flushBlock(b, true, true);
       await this.flushing.get(b);
       if (this.failures !== failures && this.pending.has(b)) throw this.stall?.err;
     }
@@ -285,12 +293,17 @@ export class BlockFiles {
       this.timer = setTimeout(() => this.flushDue(), this.stall.until - Date.now()).unref();
       return;
     }
+    this.startDue();
+    if (this.pending.size > this.flushing.size) this.timer = setTimeout(() => this.flushDue(), WRITE_BEHIND_MS / 4).unref();
+  }
+
+  /** Starts the writes of the blocks held longer than the write-behind delay, up to the limit. */
+  private startDue(): void {
     const due = Date.now() - WRITE_BEHIND_MS;
     for (const [b, list] of this.pending) {
-      if ((list[0] as Piece).at > due) break;
+      if ((list[0] as Piece).at > due || this.flushing.size >= MAX_FLUSHING) break;
       this.flushBlock(b);
     }
-    if (this.pending.size > this.flushing.size) this.timer = setTimeout(() => this.flushDue(), WRITE_BEHIND_MS / 4).unref();
   }
 
   private flushOldest(): void {
@@ -298,7 +311,7 @@ export class BlockFiles {
     if (this.stall) return;
     let over = this.pendingBytes - WRITE_BEHIND_BYTES / 2;
     for (const [b, list] of this.pending) {
-      if (over <= 0) break;
+      if (over <= 0 || this.flushing.size >= MAX_FLUSHING) break;
       if (this.flushing.has(b)) continue;
       for (const p of list) over -= p.data.length;
       this.flushBlock(b);
@@ -308,10 +321,15 @@ export class BlockFiles {
   /**
    * Writes the pieces a block holds now, in order; they stay readable from memory until written.
    * While write-behind fails, only `now` (a caller waiting for the disk) tries before the retry time.
+   * At most MAX_FLUSHING run at once, except the one block a caller waits for (`force`).
    */
-  private flushBlock(b: Block, now = false): void {
+  private flushBlock(b: Block, now = false, force = false): void {
     if (this.flushing.has(b)) return;
     if (this.stall && !now && Date.now() < this.stall.until) return;
+    if (!force && this.flushing.size >= MAX_FLUSHING) {
+      this.heldBack = true;
+      return;
+    }
     const list = this.pending.get(b);
     if (!list) return;
     const n = list.length;
@@ -351,6 +369,12 @@ export class BlockFiles {
       },
     ).finally(() => {
       this.flushing.delete(b);
+      if (this.heldBack && !this.stall) {
+        // Writes were held back by the limit: the next ones start now, not at the next tick.
+        this.heldBack = false;
+        if (this.pendingBytes > WRITE_BEHIND_BYTES) this.flushOldest();
+        this.startDue();
+      }
       if (this.pending.has(b) && !this.timer) this.timer = setTimeout(() => this.flushDue(), this.stall ? this.stall.delayMs : WRITE_BEHIND_MS).unref();
     });
     this.flushing.set(b, run);
