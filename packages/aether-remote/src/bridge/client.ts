@@ -280,14 +280,21 @@ export class BridgeClient extends EventEmitter {
     const beatMs = this.welcomeFrame?.heartbeatMs;
     if (beatMs === undefined) return;
     clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => {
+    this.idleTimer = setTimeout(() => this.silent(beatMs), 3 * beatMs);
+    this.idleTimer.unref();
+  }
+
+  private silent(beatMs: number): void {
+    // Timers run before the loop reads its sockets: after a stall of this process (stopped, or
+    // a long synchronous call) the hub's pings may be waiting unread. Decide after the read.
+    setImmediate(() => {
+      if (this.lastHeardMs !== null && Date.now() - this.lastHeardMs < 3 * beatMs) return;
       this.lostBecause = `nothing from the hub for ${3 * beatMs} ms`;
       // Offline since the hub was last heard, not since the silence was noticed.
       this.offlineSinceMs = this.lastHeardMs;
       this.log(`${this.lostBecause}; reconnecting`);
       this.ws?.terminate();
-    }, 3 * beatMs);
-    this.idleTimer.unref();
+    });
   }
 
   /**

@@ -137,8 +137,12 @@ export class Hub {
       // Three beats, as the mount waits: a mount whose event loop stalls for one beat (a long
       // collection, a busy CI machine) keeps its connection.
       if (s.unanswered >= 3) {
-        this.log(`dropping ${s.remote}${s.mountId ? ` (mount ${s.mountId})` : ''}: no answer to the last 3 pings (${3 * this.opts.heartbeatMs} ms)`);
-        s.close(1001, 'heartbeat timeout');
+        // Decided after this turn's reads: after a stall of the hub, answers may wait unread.
+        setImmediate(() => {
+          if (s.unanswered < 3) return;
+          this.log(`dropping ${s.remote}${s.mountId ? ` (mount ${s.mountId})` : ''}: no answer to the last 3 pings (${3 * this.opts.heartbeatMs} ms)`);
+          s.close(1001, 'heartbeat timeout');
+        });
         continue;
       }
       s.unanswered++;

@@ -217,4 +217,28 @@ describe('reconnect backoff against a real hub process', () => {
       await hub.stop();
     }
   });
+
+  it("a stall of the mount's own process longer than three heartbeats, but shorter than the hub's patience, keeps the connection: the pings waiting unread count", async () => {
+    const hub = await spawnHub(['--listen', '127.0.0.1:0', '--data', tempDir(), '--token', TOKEN, '--metrics-listen', 'off', '--heartbeat-ms', '1000']);
+    const lines: string[] = [];
+    const client = new BridgeClient({ url: hub.url, token: TOKEN, mountId: randomUUID(), backoff: quickBackoff(), log: (l) => lines.push(l) });
+    try {
+      const welcomed = new Promise<void>((r) => client.once('welcome', () => r()));
+      client.start();
+      await welcomed;
+      let lost = false;
+      client.on('disconnect', () => (lost = true));
+      // Just after a ping: the client would give up at +3 s, the hub at its beat at +4 s.
+      const heard = client.lastHeardMs;
+      while (client.lastHeardMs === heard) await new Promise((r) => setTimeout(r, 5));
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 3400);
+      await new Promise((r) => setTimeout(r, 1500));
+      assert.equal(lost, false, lines.join('\n'));
+      assert.equal(client.state, 'online');
+      assert.ok(!lines.some((l) => l.startsWith('nothing from the hub')), lines.join('\n'));
+    } finally {
+      await client.close();
+      await hub.stop();
+    }
+  });
 });
