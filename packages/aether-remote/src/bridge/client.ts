@@ -114,6 +114,13 @@ export class BridgeClient extends EventEmitter {
   /** When the hub last sent anything (a frame or a ping); null until it first did. */
   lastHeardMs: number | null = null;
   private welcomed = false;
+  /** Why the last connection was lost (the first failure, where lostBecause is the latest). */
+  private offlineBecause: string | null = null;
+  /** Feed frames the queue may hold: the window the hub is given. */
+  private readonly feedWindow: number;
+  /** Frames taken from the queue since the last grant. */
+  private ungranted = 0;
+  private queuedEntries = 0;
   private lastHubId: string | undefined;
   private applied = 0;
   private cursor: number | undefined;
@@ -144,14 +151,12 @@ export class BridgeClient extends EventEmitter {
     this.lastHubId = opts.followHubId;
     this.registry = opts.registry ?? createRegistry();
     this.metrics = new BridgeMetrics(this.registry, {
-      feedLag: () => (this.cursor === undefined ? 0 : Math.max(0, this.knownHubSeq - this.cursor)),
+      // Not yet received, and received but not yet taken by the consumer (a queue of thousands).
+      feedLag: () => (this.cursor === undefined ? 0 : Math.max(0, this.knownHubSeq - this.cursor) + this.queuedEntries),
       lastHeardMs: () => this.lastHeardMs,
     });
-    this.feedQueue = new FeedQueue<FeedEvent>(
-      opts.feedBufferMax ?? 4096,
-      () => this.ws?.pause(),
-      () => this.ws?.resume(),
-    );
+    this.feedQueue = new FeedQueue<FeedEvent>();
+    this.feedWindow = opts.feedBufferMax ?? 4096;
     this.uploader = new Uploader(this.uploadLink(), this.metrics, opts.maxQueuedBatches ?? 1024);
   }
 
@@ -205,9 +210,26 @@ export class BridgeClient extends EventEmitter {
     return this.uploader.enqueue(batch);
   }
 
+  /** Changefeed entries received and not yet taken by the consumer. */
+  get feedQueued(): number {
+    return this.queuedEntries;
+  }
+
   /** The changefeed, from `followFrom`; one consumer. Ends when the client closes. */
   feed(): AsyncIterableIterator<FeedEvent> {
-    return this.feedQueue[Symbol.asyncIterator]();
+    const it = this.feedQueue[Symbol.asyncIterator]();
+    return {
+      next: async () => {
+        const r = await it.next();
+        if (!r.done && r.value.kind !== 'reset') this.taken();
+        if (!r.done && r.value.kind === 'entry') this.queuedEntries--;
+        return r;
+      },
+      return: () => it.return!(),
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
   }
 
   /** Downloads committed chunks by hash; hashes the hub does not have are absent from the result. */
@@ -243,9 +265,12 @@ export class BridgeClient extends EventEmitter {
       ...(this.opts.ca !== undefined ? { ca: this.opts.ca } : {}),
     });
     this.ws = ws;
+    let gaveUp = false;
     const welcomeTimer = setTimeout(() => {
       this.lostBecause = `no welcome from ${url} within ${timeoutMs} ms`;
       this.log(this.lostBecause);
+      // Its error ("closed before the connection was established") would hide why.
+      gaveUp = true;
       ws.terminate();
     }, timeoutMs);
     ws.on('open', () => this.sendJson({ t: 'hello', v: PROTOCOL_VERSION, token: this.opts.token, mountId: this.opts.mountId }));
@@ -265,6 +290,7 @@ export class BridgeClient extends EventEmitter {
     });
     ws.on('ping', () => this.touch());
     ws.on('error', (err) => {
+      if (gaveUp) return;
       this.lostBecause = `connection to ${url}: ${err.message}`;
       this.log(this.lostBecause);
     });
@@ -330,6 +356,7 @@ export class BridgeClient extends EventEmitter {
     }
     this.emit('disconnect', { code, reason });
     this.offlineSinceMs ??= Date.now();
+    this.offlineBecause ??= this.lostBecause ?? `connection closed (${code}${reason ? ` ${reason}` : ''})`;
     if (code === CLOSE_AUTH_FAILED) {
       this.lostBecause = 'the hub refused the token (AUTH_FAILED)';
       this.log('the hub refused the token; retrying with backoff');
@@ -354,8 +381,10 @@ export class BridgeClient extends EventEmitter {
     if (!this.welcomed) this.log(`connected to ${this.url}`);
     else {
       const offlineS = ((Date.now() - (this.offlineSinceMs ?? Date.now())) / 1000).toFixed(1);
-      this.log(`connected to ${this.url} again, offline for ${offlineS} s${this.lostBecause ? ` (${this.lostBecause})` : ''}`);
+      const last = this.lostBecause !== null && this.lostBecause !== this.offlineBecause ? `; last failed attempt: ${this.lostBecause}` : '';
+      this.log(`connected to ${this.url} again, offline for ${offlineS} s${this.offlineBecause ? ` (${this.offlineBecause}${last})` : ''}`);
     }
+    this.offlineBecause = null;
     this.welcomed = true;
     this.lostBecause = null;
     this.offlineSinceMs = null;
@@ -367,7 +396,7 @@ export class BridgeClient extends EventEmitter {
     if (this.cursor !== undefined) {
       // A cursor belongs to one hub's changefeed: with another hub, start from nothing.
       if (this.lastHubId !== undefined && this.lastHubId !== w.hubId) this.resetFeed();
-      this.sendJson({ t: 'follow', cursor: this.cursor });
+      this.follow(this.cursor);
     }
     this.lastHubId = w.hubId;
     this.setState('online');
@@ -383,6 +412,7 @@ export class BridgeClient extends EventEmitter {
    */
   resync(): void {
     this.feedQueue.clear();
+    this.queuedEntries = 0;
     this.resetFeed();
     if (this.ws) {
       this.abandoned.add(this.ws);
@@ -411,6 +441,7 @@ export class BridgeClient extends EventEmitter {
         this.metrics.feedEntries.inc();
         this.cursor = frame.entry.hubSeq;
         this.knownHubSeq = Math.max(this.knownHubSeq, frame.entry.hubSeq);
+        this.queuedEntries++;
         return this.feedQueue.push({ kind: 'entry', entry: frame.entry });
       case 'snapshot-begin':
         this.snapshotSeq = frame.hubSeq;
@@ -433,7 +464,7 @@ export class BridgeClient extends EventEmitter {
     this.emit('hub-error', e);
     if (e.code === 'CURSOR_AHEAD' && this.cursor !== undefined) {
       this.resetFeed();
-      this.sendJson({ t: 'follow', cursor: 0 });
+      this.follow(0);
       return;
     }
     if (e.id === undefined) {
@@ -485,6 +516,24 @@ export class BridgeClient extends EventEmitter {
     const ws = this.ws;
     if (this.drainWaiters.length > 0 && (!ws || ws.bufferedAmount <= SEND_HIGH_BYTES / 4)) for (const w of this.drainWaiters.splice(0)) w();
   };
+
+  /**
+   * Follows the feed with a window of what the queue has room for: the hub sends no more until
+   * granted (`taken`). Not by pausing the socket: the entry being applied may wait for chunks,
+   * and pings must be answered, and both come on it (a paused socket left the two waiting on
+   * each other until the silence timeout, a review).
+   */
+  private follow(cursor: number): void {
+    this.ungranted = 0;
+    this.sendJson({ t: 'follow', cursor, window: Math.max(0, this.feedWindow - this.feedQueue.length) });
+  }
+
+  /** The consumer took a frame of the hub's: grants a quarter of the window at a time. */
+  private taken(): void {
+    if (++this.ungranted < Math.max(1, this.feedWindow >> 2)) return;
+    this.sendJson({ t: 'feed-credit', n: this.ungranted });
+    this.ungranted = 0;
+  }
 
   private sendJson(frame: Record<string, unknown>): void {
     const ws = this.ws;

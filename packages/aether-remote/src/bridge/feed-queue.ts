@@ -1,19 +1,11 @@
 /**
- * A bounded queue read as an async iterator by one consumer. Past `highWater` items the producer
- * is told to stop reading (`onFull`), and told to go on (`onRoom`) once the consumer has taken it
- * down to half, so a slow consumer holds the socket back instead of growing memory without end.
+ * A queue read as an async iterator by one consumer. Its bound is the feed's window: the hub
+ * sends no more than the client granted (`follow.window`, `feed-credit`).
  */
 export class FeedQueue<T> {
   private readonly items: T[] = [];
   private waiter: ((r: IteratorResult<T>) => void) | undefined;
   private ended = false;
-  private full = false;
-
-  constructor(
-    private readonly highWater: number,
-    private readonly onFull: () => void,
-    private readonly onRoom: () => void,
-  ) {}
 
   get length(): number {
     return this.items.length;
@@ -28,19 +20,11 @@ export class FeedQueue<T> {
       return;
     }
     this.items.push(item);
-    if (!this.full && this.items.length >= this.highWater) {
-      this.full = true;
-      this.onFull();
-    }
   }
 
   /** Drops every item not taken yet (the feed starts over). */
   clear(): void {
     this.items.length = 0;
-    if (this.full) {
-      this.full = false;
-      this.onRoom();
-    }
   }
 
   end(): void {
@@ -52,13 +36,7 @@ export class FeedQueue<T> {
 
   next(): Promise<IteratorResult<T>> {
     const item = this.items.shift();
-    if (item !== undefined) {
-      if (this.full && this.items.length <= this.highWater / 2) {
-        this.full = false;
-        this.onRoom();
-      }
-      return Promise.resolve({ value: item, done: false });
-    }
+    if (item !== undefined) return Promise.resolve({ value: item, done: false });
     if (this.ended) return Promise.resolve({ value: undefined, done: true });
     return new Promise((resolve) => (this.waiter = resolve));
   }

@@ -59,7 +59,7 @@ export class BridgeMetrics {
     });
     new Gauge({
       name: BRIDGE_METRIC.feedLagEntries,
-      help: 'Changefeed entries the hub has committed that this bridge has not received',
+      help: 'Changefeed entries the hub has committed that this mount has not yet taken to apply (not received, or received and queued)',
       registers,
       collect() {
         this.set(read.feedLag());

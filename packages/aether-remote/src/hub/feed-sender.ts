@@ -19,6 +19,8 @@ export class FeedSender {
   private active = false;
   private running = false;
   private again = false;
+  /** Bumped by each start: a page being sent for an earlier one stops. */
+  private generation = 0;
 
   constructor(
     private readonly source: FeedSource,
@@ -28,6 +30,7 @@ export class FeedSender {
 
   /** Sends from `cursor` (the last hub sequence the client applied). */
   start(cursor: number): void {
+    this.generation++;
     this.cursor = cursor;
     this.needsSnapshot = cursor === 0;
     this.active = true;
@@ -70,9 +73,13 @@ export class FeedSender {
         continue;
       }
       if (rows.length === 0) return;
+      const generation = this.generation;
       for (const row of rows) {
+        // The client's window: it may wait here for credit, and a new follow may come meanwhile.
+        await this.out.feedRoom();
+        if (generation !== this.generation || !this.active || !this.out.open) break;
         if (row.hub_seq !== this.cursor + 1) throw new Error(`changefeed gap: after ${this.cursor} comes ${row.hub_seq}`);
-        this.out.sendText(`{"t":"entry","entry":${row.entry}}`);
+        this.out.sendFeed(`{"t":"entry","entry":${row.entry}}`);
         this.cursor = row.hub_seq;
       }
       await this.out.drain();

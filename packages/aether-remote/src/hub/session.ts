@@ -47,6 +47,9 @@ export class Session {
   private readonly drainWaiters: (() => void)[] = [];
   private readonly helloTimer: NodeJS.Timeout;
   private readonly feed: FeedSender;
+  /** Feed frames the mount has room for (`follow.window`, `feed-credit`); only the feed waits for it. */
+  private feedCredit = Infinity;
+  private readonly feedWaiters: (() => void)[] = [];
   /** Pings sent since the mount last answered one or sent anything. */
   unanswered = 0;
 
@@ -93,6 +96,21 @@ export class Session {
     const frame = encodeChunkFrame(hash, data);
     this.ws.send(frame, { binary: true }, this.written);
     this.hub.metrics.bytesOut.inc({ kind: 'chunk' }, frame.length);
+  }
+
+  feedRoom(): Promise<void> {
+    if (this.feedCredit > 0 || !this.open) return Promise.resolve();
+    return new Promise((resolve) => this.feedWaiters.push(resolve));
+  }
+
+  sendFeed(text: string): void {
+    this.feedCredit--;
+    this.sendText(text);
+  }
+
+  private grantFeed(n: number): void {
+    this.feedCredit += n;
+    for (const w of this.feedWaiters.splice(0)) w();
   }
 
   /** Resolves once the socket's queue is back under the low mark (or the connection is gone). */
@@ -143,6 +161,7 @@ export class Session {
     this.staged.clear();
     this.stagedBytes = 0;
     for (const w of this.drainWaiters.splice(0)) w();
+    for (const w of this.feedWaiters.splice(0)) w();
     this.hub.detach(this);
   }
 
@@ -198,9 +217,13 @@ export class Session {
       case 'follow':
         // Another hub on the same database may have committed what this one has not heard of yet.
         if (frame.cursor > this.hub.hubSeq && frame.cursor > (await this.hub.storage.refreshSeq())) return this.reject('CURSOR_AHEAD', `cursor ${frame.cursor} is ahead of this hub's changefeed (${this.hub.hubSeq}): follow from 0 for a snapshot`);
+        this.feedCredit = frame.window ?? Infinity;
+        this.grantFeed(0);
         return this.feed.start(frame.cursor);
       case 'get':
         return this.onGet(frame);
+      case 'feed-credit':
+        return this.grantFeed(frame.n);
     }
   }
 

@@ -6,6 +6,10 @@ export interface SnapshotOut {
   readonly open: boolean;
   sendText(text: string): void;
   drain(): Promise<void>;
+  /** Resolves once the client has room for one more feed frame (or the connection is gone). */
+  feedRoom(): Promise<void>;
+  /** Sends one feed frame, spending one of the client's credit. */
+  sendFeed(text: string): void;
 }
 
 /**
@@ -17,9 +21,11 @@ export interface SnapshotOut {
 export async function sendSnapshot(reader: SnapshotReader, out: SnapshotOut, pageRows: number): Promise<number | null> {
   try {
     const { hubSeq } = reader;
-    out.sendText(JSON.stringify({ t: 'snapshot-begin', hubSeq }));
+    await out.feedRoom();
+    out.sendFeed(JSON.stringify({ t: 'snapshot-begin', hubSeq }));
     const send = async (part: Partial<SnapshotPartFrame>): Promise<boolean> => {
-      out.sendText(JSON.stringify({ t: 'snapshot-part', inodes: [], dentries: [], blocks: [], ...part }));
+      await out.feedRoom();
+      out.sendFeed(JSON.stringify({ t: 'snapshot-part', inodes: [], dentries: [], blocks: [], ...part }));
       await out.drain();
       return out.open;
     };
@@ -43,7 +49,8 @@ export async function sendSnapshot(reader: SnapshotReader, out: SnapshotOut, pag
       const last = rows[rows.length - 1]!;
       after = [last[0], last[1]];
     }
-    out.sendText(JSON.stringify({ t: 'snapshot-end', hubSeq }));
+    await out.feedRoom();
+    out.sendFeed(JSON.stringify({ t: 'snapshot-end', hubSeq }));
     return hubSeq;
   } finally {
     await reader.close();

@@ -71,13 +71,23 @@ export interface FollowFrame {
   t: 'follow';
   /** The last hub sequence the mount applied; 0 for none. */
   cursor: number;
+  /**
+   * How many feed frames (entries, snapshot begin, parts and end) the hub may send before the
+   * mount grants more (`feed-credit`): the mount's queue never holds more. Absent: no limit.
+   */
+  window?: number;
 }
 export interface GetFrame {
   t: 'get';
   id: number;
   hashes: string[];
 }
-export type ClientFrame = HelloFrame | HaveFrame | BatchFrame | FollowFrame | GetFrame;
+/** The mount took `n` feed frames off its queue: the hub may send `n` more (see `follow.window`). */
+export interface FeedCreditFrame {
+  t: 'feed-credit';
+  n: number;
+}
+export type ClientFrame = HelloFrame | HaveFrame | BatchFrame | FollowFrame | GetFrame | FeedCreditFrame;
 
 // ---- hub → client ----
 export interface Limits {
@@ -254,9 +264,13 @@ export function parseClientFrame(o: Record<string, unknown>, maxBatchEntries: nu
       return { t: 'get', id: requestId(o, 'get'), hashes: hashList(o, 'get') };
     case 'follow':
       if (!isU53(o.cursor)) malformed('follow: cursor must be a hub sequence (0 for none)');
-      return { t: 'follow', cursor: o.cursor };
+      if (o.window !== undefined && !isU53(o.window)) malformed('follow: window must be a whole number of feed frames');
+      return { t: 'follow', cursor: o.cursor, ...(o.window !== undefined ? { window: o.window } : {}) };
     case 'batch':
       return parseBatch(o, maxBatchEntries);
+    case 'feed-credit':
+      if (!isU53(o.n) || o.n < 1) malformed('feed-credit: n must be a whole number of feed frames, at least 1');
+      return { t: 'feed-credit', n: o.n };
     default:
       return null;
   }

@@ -113,3 +113,34 @@ for (const { kind, skip } of STORES) describe(`the changefeed [${kind}]`, { skip
     await Promise.all([a.close(), fresh.close(), ahead.close()]);
   });
 });
+
+describe('the changefeed with a full queue', () => {
+  it('a mount whose feed queue is full holds the hub\'s feed (its window), not its socket: the chunks each entry waits for, and the pings, still come', async () => {
+    // Heartbeats of 300 ms: a socket held unread would be given up within a second.
+    const { hub } = await startHub({ heartbeatMs: 300, pageRows: 10 });
+    after(() => hub.close());
+    const a = await connectClient(hub.url);
+    await makeHistory(a, 120, { seq: 0, ino: 0 });
+    const b = await connectClient(hub.url, { followFrom: 1, feedBufferMax: 8 });
+    let lost = 0;
+    b.on('disconnect', () => lost++);
+    let most = 0;
+    let last = 0;
+    for await (const e of b.feed()) {
+      most = Math.max(most, b.feedQueued);
+      if (e.kind !== 'entry') continue;
+      // As a mount applies an entry: its chunks come from the hub first.
+      const hashes = e.entry.ops.flatMap((o) => (o.op.t === 'content' ? o.op.blocks.map(([, h]) => h) : []));
+      if (hashes.length > 0) assert.equal((await b.fetchChunks(hashes)).size, new Set(hashes).size);
+      last = e.entry.hubSeq;
+      if (last === 120) break;
+      if (e.entry.hubSeq % 20 === 0) await new Promise((r) => setTimeout(r, 400)); // a slow apply: longer than a heartbeat
+    }
+    assert.equal(last, 120);
+    assert.equal(lost, 0, 'never disconnected');
+    // The window: the hub never sent more than the queue had room for.
+    assert.ok(most <= 8, `${most} entries queued at most`);
+    await a.close();
+    await b.close();
+  });
+});
