@@ -40,6 +40,17 @@ function observe(c: BridgeClient): { steps: BackoffStep[]; attemptsAt: number[];
   };
 }
 
+/** A hub process pinging every `ms`, and a client connected to it that keeps its log lines. */
+async function connectedToHubPinging(ms: number): Promise<{ hub: HubProcess; client: BridgeClient; lines: string[] }> {
+  const hub = await spawnHub(['--listen', '127.0.0.1:0', '--data', tempDir(), '--token', TOKEN, '--metrics-listen', 'off', '--heartbeat-ms', String(ms)]);
+  const lines: string[] = [];
+  const client = new BridgeClient({ url: hub.url, token: TOKEN, mountId: randomUUID(), backoff: quickBackoff(), log: (l) => lines.push(l) });
+  const welcomed = new Promise<void>((r) => client.once('welcome', () => r()));
+  client.start();
+  await welcomed;
+  return { hub, client, lines };
+}
+
 const expected = (n: number, start: number, mult: number, max: number) => Math.min(max, start * mult ** n);
 
 /** Each retry waited at least its chosen delay (timers never fire early) and not much longer. */
@@ -149,14 +160,9 @@ describe('reconnect backoff against a real hub process', () => {
   });
 
   it('a hub that goes silent without closing (SIGSTOP) is named as the problem after 1.5 heartbeats, given up after 3 with offline_since = when last heard, and the reconnect is logged', async () => {
-    const hub = await spawnHub(['--listen', '127.0.0.1:0', '--data', tempDir(), '--token', TOKEN, '--metrics-listen', 'off', '--heartbeat-ms', '400']);
+    const { hub, client, lines } = await connectedToHubPinging(400);
     assert.match(hub.stdout(), /pings: +every 400 ms/);
-    const lines: string[] = [];
-    const client = new BridgeClient({ url: hub.url, token: TOKEN, mountId: randomUUID(), backoff: quickBackoff(), log: (l) => lines.push(l) });
     try {
-      const welcomed = new Promise<void>((r) => client.once('welcome', () => r()));
-      client.start();
-      await welcomed;
       assert.deepEqual(lines, [`connected to ${hub.url}`]);
       // The hub's pings keep the client hearing it: no problem over several heartbeats.
       await new Promise((r) => setTimeout(r, 1300));
@@ -219,13 +225,8 @@ describe('reconnect backoff against a real hub process', () => {
   });
 
   it("a stall of the mount's own process longer than three heartbeats, but shorter than the hub's patience, keeps the connection: the pings waiting unread count", async () => {
-    const hub = await spawnHub(['--listen', '127.0.0.1:0', '--data', tempDir(), '--token', TOKEN, '--metrics-listen', 'off', '--heartbeat-ms', '1000']);
-    const lines: string[] = [];
-    const client = new BridgeClient({ url: hub.url, token: TOKEN, mountId: randomUUID(), backoff: quickBackoff(), log: (l) => lines.push(l) });
+    const { hub, client, lines } = await connectedToHubPinging(1000);
     try {
-      const welcomed = new Promise<void>((r) => client.once('welcome', () => r()));
-      client.start();
-      await welcomed;
       let lost = false;
       client.on('disconnect', () => (lost = true));
       // Just after a ping: the client would give up at +3 s, the hub at its beat at +4 s.
