@@ -26,7 +26,6 @@ export class SpaceReclaimer {
   /** A commit came too soon after the last run: the run it asks for, once the interval is over. */
   private later: ReturnType<typeof setTimeout> | null = null;
   private readonly freed: Counter;
-  private readonly packs: Gauge;
 
   constructor(
     private readonly ports: ReclaimPorts,
@@ -35,8 +34,16 @@ export class SpaceReclaimer {
     private readonly now: () => number = () => performance.now(),
   ) {
     this.freed = new Counter({ name: 'aether_store_reclaimed_bytes_total', help: 'Bytes of pack files given back (deleted or rewritten packs)', registers: [registry] });
-    this.packs = new Gauge({ name: 'aether_store_pack_bytes', help: 'Bytes of the embedded store\'s pack files', registers: [registry] });
-    this.packs.set(ports.packBytes());
+    // Read at each scrape: set only by reclaim runs, it missed the packs every commit grows (a
+    // scale review: 3.3 GB shown for 5.4 GB on disk, 30 s after the last commit).
+    new Gauge({
+      name: 'aether_store_pack_bytes',
+      help: 'Bytes of the embedded store\'s pack files',
+      registers: [registry],
+      collect() {
+        this.set(ports.packBytes());
+      },
+    });
   }
 
   /** A commit landed: run if the last run is old enough, else once it is (an idle mount gets its space back too). */
@@ -65,7 +72,6 @@ export class SpaceReclaimer {
     const run = this.ports.reclaim(budget).then((r) => {
       this.ports.forgetPacks(r.deletedPacks);
       this.freed.inc(r.freedBytes);
-      this.packs.set(r.packBytes);
       return r;
     });
     this.running = run;
