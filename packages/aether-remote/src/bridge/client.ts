@@ -525,7 +525,9 @@ export class BridgeClient extends EventEmitter {
    */
   private follow(cursor: number): void {
     this.ungranted = 0;
-    this.sendJson({ t: 'follow', cursor, window: Math.max(0, this.feedWindow - this.feedQueue.length) });
+    // The hub's frames still queued count against the window; the client's own resets do not (taking one grants nothing).
+    const queued = this.feedQueue.count((e) => e.kind !== 'reset');
+    this.sendJson({ t: 'follow', cursor, window: Math.max(0, this.feedWindow - queued) });
   }
 
   /** The consumer took a frame of the hub's: grants a quarter of the window at a time. */

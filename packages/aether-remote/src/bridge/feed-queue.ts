@@ -11,6 +11,11 @@ export class FeedQueue<T> {
     return this.items.length;
   }
 
+  /** How many items not taken yet satisfy `pred`. */
+  count(pred: (item: T) => boolean): number {
+    return this.items.reduce((n, item) => (pred(item) ? n + 1 : n), 0);
+  }
+
   push(item: T): void {
     if (this.ended) return;
     if (this.waiter) {

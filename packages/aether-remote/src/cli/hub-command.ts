@@ -105,7 +105,7 @@ export function addHubCommand(program: Command, io: Io, setExit: (code: number) 
           chunkGraceMs: wholeNumber('chunk-grace', opts.chunkGrace, 0) * 1000,
           maxFrameBytes: wholeNumber('max-frame-bytes', opts.maxFrameBytes, 128 * 1024),
           heartbeatMs: wholeNumber('heartbeat-ms', opts.heartbeatMs, 100, MAX_HEARTBEAT_MS),
-          log: (line) => logLine(io, `aether hub: ${line}`),
+          log: (line) => logLine(io, line),
         });
       } catch (err) {
         if (isAetherError(err, 'HUB_OPTION_INVALID')) throw new UsageError(err.message);

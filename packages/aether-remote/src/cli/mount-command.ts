@@ -51,7 +51,7 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
         return setExit(EXIT_USAGE);
       }
       for (const w of config.warnings) io.err(`aether: warning: ${w}\n`);
-      // Signals while the mount starts. Before the FUSE mount is made a stop ends the process at
+      // Signals while the mount starts. Before the FUSE mount is made a signal ends the process at
       // once, as it always did (nothing to unmount; a first start may wait for its hub for ever).
       // Once it is being made, the default action would leave the mount point dead ("Transport
       // endpoint is not connected"): the stop, or a reload, waits until the start has finished.
@@ -59,11 +59,13 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
       let stopEarly: NodeJS.Signals | undefined;
       let reloadEarly = false;
       const duringStart = (signal: NodeJS.Signals): void => {
-        if (signal === 'SIGHUP') return void (reloadEarly = true);
         if (!mounting) {
+          // As it always did (a closed terminal's SIGHUP included): a headless start that mounts
+          // once its hub appears is not what was asked for.
           unlisten();
           return void process.kill(process.pid, signal);
         }
+        if (signal === 'SIGHUP') return void (reloadEarly = true);
         stopEarly ??= signal;
         logLine(io, `aether: ${signal}: stopping once the mount has started`);
       };

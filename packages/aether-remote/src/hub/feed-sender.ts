@@ -62,18 +62,22 @@ export class FeedSender {
 
   private async catchUp(): Promise<void> {
     while (this.active && this.out.open) {
+      // A follow that comes meanwhile (another cursor) starts over: what was read or being sent is for the old one.
+      const generation = this.generation;
+      const current = (): boolean => generation === this.generation;
       // The floor and the rows come from one read, so a prune in between cannot leave a gap.
       const { floor, rows } = await this.source.storage.feedPage(this.cursor, this.source.pageRows);
+      if (!current()) continue;
       if (this.needsSnapshot || this.cursor < floor) {
         this.source.onSnapshot();
-        const seq = await sendSnapshot(await this.source.storage.openSnapshot(), this.out, this.source.pageRows);
+        const seq = await sendSnapshot(await this.source.storage.openSnapshot(), this.out, this.source.pageRows, current);
+        if (!current()) continue;
         if (seq === null) return;
         this.cursor = seq;
         this.needsSnapshot = false;
         continue;
       }
       if (rows.length === 0) return;
-      const generation = this.generation;
       for (const row of rows) {
         // The client's window: it may wait here for credit, and a new follow may come meanwhile.
         await this.out.feedRoom();

@@ -140,7 +140,7 @@ export class Hub {
         // Decided after this turn's reads: after a stall of the hub, answers may wait unread.
         setImmediate(() => {
           if (s.unanswered < 3) return;
-          this.log(`dropping ${s.remote}${s.mountId ? ` (mount ${s.mountId})` : ''}: no answer to the last 3 pings (${3 * this.opts.heartbeatMs} ms)`);
+          this.log(`dropping ${s.remote}${s.mountId ? ` (mount ${s.mountId})` : ''}: no answer to the last 3 pings (one every ${this.opts.heartbeatMs} ms)`);
           s.close(1001, 'heartbeat timeout');
         });
         continue;

@@ -8,7 +8,7 @@ export async function openHubStorage(opts: HubOptions): Promise<HubStorage> {
     // Loaded only for a PostgreSQL store: the client cost every other command (a mount, a status)
     // ~40 ms at start.
     const { PgHubStorage } = await import('./pg-storage.js');
-    return PgHubStorage.open(opts.storeUrl, { log: opts.log });
+    return PgHubStorage.open(opts.storeUrl, { log: (line) => opts.log(`aether hub: ${line}`) });
   }
   return SqliteHubStorage.open(opts.dataDir);
 }

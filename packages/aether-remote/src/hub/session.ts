@@ -8,6 +8,7 @@ import {
   parseClientFrame,
   parseJsonObject,
   PROTOCOL_VERSION,
+  PROTOCOL_VERSIONS_SERVED,
   type BatchFrame,
   type ClientFrame,
   type ErrorCode,
@@ -228,7 +229,7 @@ export class Session {
   }
 
   private async onHello(frame: HelloFrame): Promise<void> {
-    if (frame.v !== PROTOCOL_VERSION) return this.reject('UNSUPPORTED_VERSION', `protocol version ${frame.v}; this hub speaks ${PROTOCOL_VERSION}`, { fatal: true });
+    if (!PROTOCOL_VERSIONS_SERVED.includes(frame.v)) return this.reject('UNSUPPORTED_VERSION', `protocol version ${frame.v}; this hub speaks ${PROTOCOL_VERSIONS_SERVED.join(' and ')}`, { fatal: true });
     if (!this.hub.tokens.matches(frame.token)) return this.reject('AUTH_FAILED', frame.token === '' ? 'no token presented' : 'bad token', { fatal: true });
     clearTimeout(this.helloTimer);
     const mount = await this.hub.register(frame.mountId);

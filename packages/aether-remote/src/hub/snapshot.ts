@@ -16,18 +16,20 @@ export interface SnapshotOut {
  * Streams the whole tree (inodes, names, block maps) as of the reader's hub sequence, in parts of
  * `pageRows` rows, and returns that sequence. The reader holds one read transaction of its own,
  * so it sees a single state however long the client takes, while commits go on. Returns null if
- * the connection closed midway. Closes the reader.
+ * the connection closed midway, or `current()` turned false (another follow came). Closes the
+ * reader.
  */
-export async function sendSnapshot(reader: SnapshotReader, out: SnapshotOut, pageRows: number): Promise<number | null> {
+export async function sendSnapshot(reader: SnapshotReader, out: SnapshotOut, pageRows: number, current: () => boolean = () => true): Promise<number | null> {
   try {
     const { hubSeq } = reader;
     await out.feedRoom();
     out.sendFeed(JSON.stringify({ t: 'snapshot-begin', hubSeq }));
     const send = async (part: Partial<SnapshotPartFrame>): Promise<boolean> => {
       await out.feedRoom();
+      if (!current()) return false;
       out.sendFeed(JSON.stringify({ t: 'snapshot-part', inodes: [], dentries: [], blocks: [], ...part }));
       await out.drain();
-      return out.open;
+      return out.open && current();
     };
     for (let after = -1; ; ) {
       const rows = await reader.inodes(after, pageRows);
@@ -50,6 +52,7 @@ export async function sendSnapshot(reader: SnapshotReader, out: SnapshotOut, pag
       after = [last[0], last[1]];
     }
     await out.feedRoom();
+    if (!current()) return null;
     out.sendFeed(JSON.stringify({ t: 'snapshot-end', hubSeq }));
     return hubSeq;
   } finally {

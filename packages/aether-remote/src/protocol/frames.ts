@@ -8,7 +8,9 @@ import { BLOCK_BYTES } from '@aether/core/store/sqlite-meta';
 import type { Inode } from '@aether/core/tree/inode';
 import { isHash, isU53, parseWireOp, ProtocolViolation, unsafeNameReason, VIEW_KEPT_NAMES_MAX, type WireEntry, type WireOp } from './wire-ops.js';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
+/** Versions a hub serves: 2 added the feed window (`follow.window`, `feed-credit`), which a version 1 client does without. */
+export const PROTOCOL_VERSIONS_SERVED: readonly number[] = [1, 2];
 /** First byte of a binary frame that carries one chunk: then 32 bytes of SHA-256, then the data. */
 export const CHUNK_FRAME_KIND = 0x01;
 export const HASH_BYTES = 32;

@@ -98,8 +98,15 @@ for (const { kind, skip } of STORES) describe(`hub authentication [${kind}]`, { 
     await c3.closed;
     const c4 = await RawClient.open(hub.url);
     c4.send({ t: 'hello', v: 99, token: TOKEN, mountId: randomUUID() });
-    assert.equal(((await c4.next((f) => f.t === 'error')) as ErrorFrame).code, 'UNSUPPORTED_VERSION');
+    const refused = (await c4.next((f) => f.t === 'error')) as ErrorFrame;
+    assert.equal(refused.code, 'UNSUPPORTED_VERSION');
+    assert.equal(refused.message, 'protocol version 99; this hub speaks 1 and 2');
     await c4.closed;
+    // Version 1 (no feed window) is still served.
+    const c5 = await RawClient.open(hub.url);
+    c5.send({ t: 'hello', v: 1, token: TOKEN, mountId: randomUUID() });
+    assert.equal((await c5.next((f) => f.t === 'welcome')).t, 'welcome');
+    c5.close();
     assert.equal(good.state, 'online');
     await goodUpload('after-no-hello');
   });

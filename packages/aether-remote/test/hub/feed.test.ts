@@ -143,4 +143,25 @@ describe('the changefeed with a full queue', () => {
     await a.close();
     await b.close();
   });
+
+  it('a second follow while the hub waits for credit in a snapshot starts over from the new cursor: no part without its begin, no entry missing', async () => {
+    const { hub } = await startHub({ pageRows: 2, feedRetainEntries: 5 });
+    after(() => hub.close());
+    const a = await connectClient(hub.url);
+    const base = a.welcome!.inoBase;
+    for (let i = 1; i <= 30; i++) await a.upload({ upToSeq: i, baseSeq: 0, entries: [mkfile(i, ROOT, `f${i}`, base + i)], chunks: new Map() });
+    const { c } = await RawClient.hello(hub.url);
+    const seen = (): (string | number)[] => c.frames.map((f) => (f.t === 'entry' ? f.entry.hubSeq : f.t));
+    c.send({ t: 'follow', cursor: 0, window: 2 });
+    for (let i = 0; i < 100 && seen().length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 200)); // the hub now waits for credit inside the snapshot
+    assert.deepEqual(seen(), ['snapshot-begin', 'snapshot-part'], 'a window of two frames');
+    c.send({ t: 'follow', cursor: 28, window: 1000 });
+    for (let i = 0; i < 100 && !seen().includes(30); i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 200));
+    // The old snapshot stops where it was; the feed goes on from 28 (29 and 30 are retained).
+    assert.deepEqual(seen(), ['snapshot-begin', 'snapshot-part', 29, 30]);
+    c.close();
+    await a.close();
+  });
 });

@@ -213,9 +213,9 @@ describe('several hubs on one PostgreSQL database', { skip: pgSkip }, () => {
       assert.deepEqual(got.flatMap((e) => (e.kind === 'entry' ? [e.entry.hubSeq] : [])), [1, 2, 3]);
       // Both the loss and the recovery are in each hub's log.
       for (const log of logs) {
-        for (let i = 0; i < 100 && !log.includes('PostgreSQL LISTEN connection back; catching up with commits made meanwhile'); i++) await new Promise((r) => setTimeout(r, 50));
-        assert.ok(log.some((l) => /^PostgreSQL LISTEN connection lost \(.*\); reconnecting$/.test(l)), log.join('\n'));
-        assert.ok(log.some((l) => l === 'PostgreSQL LISTEN connection back; catching up with commits made meanwhile'), log.join('\n'));
+        for (let i = 0; i < 100 && !log.includes('aether hub: PostgreSQL LISTEN connection back; catching up with commits made meanwhile'); i++) await new Promise((r) => setTimeout(r, 50));
+        assert.ok(log.some((l) => /^aether hub: PostgreSQL LISTEN connection lost \(.*\); reconnecting$/.test(l)), log.join('\n'));
+        assert.ok(log.some((l) => l === 'aether hub: PostgreSQL LISTEN connection back; catching up with commits made meanwhile'), log.join('\n'));
       }
     } finally {
       await Promise.all([a.close(), f.close()]);

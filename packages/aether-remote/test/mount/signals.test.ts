@@ -69,6 +69,23 @@ describe('signals and the FUSE threads', () => {
     assert.equal(mounted(), false);
   });
 
+  it('a SIGHUP while a first bridge start waits for its hub ends the process, as a closed terminal always did', async () => {
+    const dir = tempDir();
+    const mnt = join(dir, 'mnt');
+    mkdirSync(mnt);
+    const p = spawn(process.execPath, [bin, 'mount', mnt, '--state-dir', join(dir, 'state'), '--bridge', 'ws://127.0.0.1:9'], {
+      env: { ...process.env, AFS_AETHER_METRICS_LISTEN: 'off', AFS_AETHER_BRIDGE_TOKEN: 't' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let err = '';
+    p.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    const exited = new Promise<NodeJS.Signals | null>((resolve) => p.once('exit', (_code, sig) => resolve(sig)));
+    for (let i = 0; i < 200 && !err.includes('waiting for'); i++) await new Promise((r) => setTimeout(r, 50));
+    assert.match(err, /first start, waiting for ws:\/\/127\.0\.0\.1:9/);
+    p.kill('SIGHUP');
+    assert.equal(await exited, 'SIGHUP');
+  });
+
   for (const signal of ['SIGTERM', 'SIGHUP'] as const) {
     it(`a ${signal} the moment the mount point appears (the start not yet finished) ${signal === 'SIGTERM' ? 'unmounts cleanly' : 'reloads'}, never leaving a dead mount point`, async () => {
       const dir = tempDir();

@@ -301,7 +301,8 @@ export class BlockFiles {
   private startDue(): void {
     const due = Date.now() - WRITE_BEHIND_MS;
     for (const [b, list] of this.pending) {
-      if ((list[0] as Piece).at > due || this.flushing.size >= MAX_FLUSHING) break;
+      if ((list[0] as Piece).at > due) break;
+      if (this.flushing.size >= MAX_FLUSHING) return void (this.heldBack = true);
       this.flushBlock(b);
     }
   }
@@ -311,7 +312,8 @@ export class BlockFiles {
     if (this.stall) return;
     let over = this.pendingBytes - WRITE_BEHIND_BYTES / 2;
     for (const [b, list] of this.pending) {
-      if (over <= 0 || this.flushing.size >= MAX_FLUSHING) break;
+      if (over <= 0) break;
+      if (this.flushing.size >= MAX_FLUSHING) return void (this.heldBack = true);
       if (this.flushing.has(b)) continue;
       for (const p of list) over -= p.data.length;
       this.flushBlock(b);
