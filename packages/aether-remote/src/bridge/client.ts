@@ -61,7 +61,7 @@ export interface BridgeClientOptions {
   connectTimeoutMs?: number;
   /** Largest message accepted from the hub (a feed entry holds a whole batch). */
   maxPayloadBytes?: number;
-  /** Feed events buffered before the client stops reading from the socket. */
+  /** The feed's window: frames from the hub the queue may hold; the hub sends more as the consumer takes them. */
   feedBufferMax?: number;
   /** Batches waiting for the hub before `upload` refuses more. */
   maxQueuedBatches?: number;
