@@ -219,12 +219,15 @@ export class Vfs {
   }
 
   getattr(path: string): Inode {
-    const hid = this.hiddenAt(path);
+    const key = this.hiddenKey(path);
+    const hid = key === undefined ? undefined : this.hidden.get(key);
     if (hid === undefined) return this.inode(this.resolve(path));
-    // libfuse takes one off a hidden file's nlink (it counts the hidden name as a link); here the
-    // hidden name is no link, so it gets one more to take off.
-    const inode = this.inode(hid);
-    return inode.nlink > 0 ? { ...inode, nlink: inode.nlink + 1 } : inode;
+    // libfuse takes one off the nlink of a file it hid itself (it counts the hidden name as a
+    // link); here the hidden name is no link, so it gets one more to take off. A name hidden here
+    // (hideReplacedOpen) is no hidden node to libfuse: it takes nothing off (a link made here
+    // showed 3 through such a descriptor).
+    const inode = this.inode(hid.ino);
+    return inode.nlink > 0 && !hid.byUs ? { ...inode, nlink: inode.nlink + 1 } : inode;
   }
 
   /** Bytes of the file that hold data (st_blocks): holes of a sparse file do not count. */
@@ -341,6 +344,7 @@ export class Vfs {
     const ino = this.resolve(existing);
     const { parent, name } = this.parentAndName(path);
     await this.mutate({ t: 'link', parent, name, ino, timeMs: this.now() });
+    this.linksChanged(ino, existing);
   }
 
   async unlink(path: string): Promise<void> {
@@ -358,7 +362,10 @@ export class Vfs {
     const { acked } = this.mutateAsync({ t: 'unlink', parent, name, timeMs: this.now(), ...(ino !== undefined ? { ino } : {}) });
     // Before the ack: an inode left without name or user is forgotten in the same turn, so both
     // journal records go out in one write.
-    if (ino !== undefined) this.forgetIfUnused(ino);
+    if (ino !== undefined) {
+      this.forgetIfUnused(ino);
+      this.linksChanged(ino, path);
+    }
     await acked;
   }
 
@@ -425,7 +432,10 @@ export class Vfs {
     }
     const seen = moved !== undefined ? { ino: moved, dstIno: replaced ?? 0 } : {};
     await this.mutate({ t: 'rename', parent: src.parent, name: src.name, newParent: dst.parent, newName: dst.name, flags, timeMs: this.now(), ...seen });
-    if (replaced !== undefined && replaced !== this.d.view.lookup(dst.parent, dst.name)) this.forgetIfUnused(replaced);
+    if (replaced !== undefined && replaced !== this.d.view.lookup(dst.parent, dst.name)) {
+      this.forgetIfUnused(replaced);
+      this.linksChanged(replaced, to);
+    }
   }
 
   async setattr(path: string, change: { mode?: number; uid?: number; gid?: number; atime?: TimeSpec; mtime?: TimeSpec }): Promise<void> {
@@ -636,6 +646,21 @@ export class Vfs {
     if (!this.d.invalidateNodes || (inos !== 'all' && inos.size === 0)) return;
     const paths = new Set<string>(names);
     for (const h of this.handles.values()) if (inos === 'all' || inos.has(h.ino)) paths.add(h.path);
+    if (paths.size > 0) this.d.invalidateNodes([...paths]);
+  }
+
+  /**
+   * A change here gave `ino` more or fewer names: the kernel forgets the attributes it cached for
+   * the nodes that hold it open under another name than `path`, so fstat(2) through such a
+   * descriptor shows the new link count at once, not after the attribute timeout. The kernel
+   * updates only the node the change went through; another mount's rename leaves a file open here
+   * under its old name, a kernel inode of its own (an unlink of the new name kept the descriptor's
+   * link count at 1 for up to a second: the fuzzer's FUZZ_FDS seed 7732).
+   */
+  private linksChanged(ino: Ino, path: string): void {
+    if (!this.d.invalidateNodes || !this.openCount.has(ino)) return;
+    const paths = new Set<string>();
+    for (const h of this.handles.values()) if (h.ino === ino && h.path !== path) paths.add(h.path);
     if (paths.size > 0) this.d.invalidateNodes([...paths]);
   }
 
