@@ -25,6 +25,13 @@ export class CuttingProxy {
   /** Cut the connection whose hub side next sends bytes holding this, before they are passed on. */
   private cutAtBytes: Buffer | undefined;
   private downAtCut = false;
+  /**
+   * While on, what clients send is dropped and nothing is cut: the way to the hub is gone while
+   * the hub's frames still arrive (a one-way partition). A connection made meanwhile gets no welcome.
+   */
+  blackholeToHub = false;
+  /** When not 0, what clients send goes on at no more than this many bytes a second (a slow uplink). */
+  toHubBytesPerSecond = 0;
 
   constructor(
     private readonly upstreamPort: number,
@@ -46,7 +53,17 @@ export class CuttingProxy {
       s.on('close', () => this.live.delete(s));
     }
     this.pairs.set(down, up);
-    down.pipe(up);
+    down.on('data', (chunk: Buffer) => {
+      if (this.blackholeToHub) return;
+      if (this.toHubBytesPerSecond > 0) {
+        down.pause();
+        setTimeout(() => down.resume(), (chunk.length / this.toHubBytesPerSecond) * 1000);
+      }
+      if (!up.write(chunk)) {
+        down.pause();
+        up.once('drain', () => down.resume());
+      }
+    });
     up.on('data', (chunk: Buffer) => {
       if (this.cutAtBytes && chunk.includes(this.cutAtBytes)) {
         this.cutAtBytes = undefined;

@@ -133,6 +133,13 @@ export class BridgeClient extends EventEmitter {
   private readonly wanted = new Map<number, ChunkWanted>();
   private retryTimer: TimerHandle | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
+  /**
+   * What the hub said it had read of this connection at its last ping (`heard <bytes>`), and
+   * since when that has not moved although this client answered every ping meanwhile.
+   */
+  private hubReadBytes: number | undefined;
+  private unreadSinceMs: number | null = null;
+  private lastPingMs = 0;
   private readonly drainWaiters: (() => void)[] = [];
   private readonly feedQueue: FeedQueue<FeedEvent>;
   private readonly uploader: Uploader;
@@ -288,7 +295,10 @@ export class BridgeClient extends EventEmitter {
       if (frame.t === 'welcome') clearTimeout(welcomeTimer);
       this.onFrame(frame);
     });
-    ws.on('ping', () => this.touch());
+    ws.on('ping', (data: Buffer) => {
+      this.touch();
+      this.hubRead(data);
+    });
     ws.on('error', (err) => {
       if (gaveUp) return;
       this.lostBecause = `connection to ${url}: ${err.message}`;
@@ -308,6 +318,22 @@ export class BridgeClient extends EventEmitter {
     clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => this.silent(beatMs), 3 * beatMs);
     this.idleTimer.unref();
+  }
+
+  /**
+   * A hub's ping says how many bytes of this connection it has read. Each answer to the previous
+   * ping adds to them, so a count that stays put means nothing this client sends reaches the hub
+   * (the way to it cut while its pings still arrive), or the hub stopped reading. The hub drops a
+   * connection it hears nothing on, and not one it stopped reading itself: the client only names it.
+   */
+  private hubRead(ping: Buffer): void {
+    const m = /^heard (\d+)$/.exec(ping.toString('latin1'));
+    if (!m) return;
+    const read = Number(m[1]);
+    if (read !== this.hubReadBytes) this.unreadSinceMs = null;
+    else this.unreadSinceMs ??= this.lastPingMs;
+    this.hubReadBytes = read;
+    this.lastPingMs = Date.now();
   }
 
   private silent(beatMs: number): void {
@@ -335,6 +361,10 @@ export class BridgeClient extends EventEmitter {
       if (silentMs > 1.5 * beatMs) {
         return `nothing from the hub for ${(silentMs / 1000).toFixed(1)} s (it pings every ${beatMs} ms; reconnecting after ${3 * beatMs} ms of silence)`;
       }
+      const unreadMs = this.unreadSinceMs === null ? 0 : Date.now() - this.unreadSinceMs;
+      if (unreadMs > 1.5 * beatMs) {
+        return `the hub has read nothing from this mount for ${(unreadMs / 1000).toFixed(1)} s: what it sends does not reach the hub, or the hub stopped reading (it drops a mount it hears nothing from for ${3 * beatMs} ms)`;
+      }
     }
     return this.lostBecause;
   }
@@ -343,6 +373,8 @@ export class BridgeClient extends EventEmitter {
     if (ws !== this.ws) return;
     this.ws = undefined;
     clearTimeout(this.idleTimer);
+    this.hubReadBytes = undefined;
+    this.unreadSinceMs = null;
     this.metrics.connected.set(0);
     this.welcomeFrame = undefined;
     for (const w of this.drainWaiters.splice(0)) w();

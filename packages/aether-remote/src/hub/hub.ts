@@ -129,17 +129,20 @@ export class Hub {
       ws.close(1013, 'BUSY');
       return;
     }
-    this.sessions.add(new Session(this, ws, remote));
+    this.sessions.add(new Session(this, ws, remote, req.socket));
   }
 
   private beat(): void {
     for (const s of this.sessions) {
+      // Closing already (a drop waits for the close handshake): logged once.
+      if (!s.open) continue;
       // Three beats, as the mount waits: a mount whose event loop stalls for one beat (a long
       // collection, a busy CI machine) keeps its connection.
+      if (s.heardSincePing()) s.unanswered = 0;
       if (s.unanswered >= 3) {
         // Decided after this turn's reads: after a stall of the hub, answers may wait unread.
         setImmediate(() => {
-          if (s.unanswered < 3) return;
+          if (s.heardSincePing() || s.unanswered < 3) return;
           this.log(`dropping ${s.remote}${s.mountId ? ` (mount ${s.mountId})` : ''}: no answer to the last 3 pings (one every ${this.opts.heartbeatMs} ms)`);
           s.close(1001, 'heartbeat timeout');
         });

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import {
   CHUNK_BYTES_MAX,
@@ -53,11 +54,14 @@ export class Session {
   private readonly feedWaiters: (() => void)[] = [];
   /** Pings sent since the mount last answered one or sent anything. */
   unanswered = 0;
+  /** Bytes read from the mount at the last ping. */
+  private readAtPing = 0;
 
   constructor(
     private readonly hub: Hub,
     private readonly ws: WebSocket,
     readonly remote: string,
+    private readonly socket: Socket,
   ) {
     this.feed = new FeedSender(hub, this, (err) => this.internal('feed', err));
     ws.on('message', (data: Buffer, isBinary: boolean) => this.receive(data, isBinary));
@@ -313,8 +317,22 @@ export class Session {
     this.send({ t: 'got', id: frame.id, missing });
   }
 
+  /**
+   * True when the mount was heard since the last ping: it answered or sent a whole message, or
+   * bytes of one still arriving came in (a frame larger than a slow link carries in three beats),
+   * or this hub stopped reading it (a full inbox: the silence is its own).
+   */
+  heardSincePing(): boolean {
+    return this.unanswered === 0 || this.socket.bytesRead > this.readAtPing || this.ws.isPaused;
+  }
+
+  /**
+   * Pings with what the hub has read of the connection so far (`heard <bytes>`): a mount whose
+   * own pongs do not move it learns that what it sends does not reach the hub (PROTOCOL.md).
+   */
   ping(): void {
-    if (this.open) this.ws.ping();
+    this.readAtPing = this.socket.bytesRead;
+    if (this.open) this.ws.ping(`heard ${this.readAtPing}`);
   }
 
   /** Starts sending new changefeed entries, if this connection follows the feed. */

@@ -11,6 +11,7 @@ import { BridgeClient } from '../../src/bridge/client.js';
 import type { BackoffStep } from '../../src/bridge/backoff.js';
 import { WebSocket } from 'ws';
 import { metricValue, quickBackoff, spawnHub, tempDir, TOKEN, type HubProcess } from '../hub/helpers.js';
+import { CuttingProxy } from '../cutting-proxy.js';
 import { seededRandom } from '../seeded-random.js';
 
 async function freePort(): Promise<number> {
@@ -200,6 +201,45 @@ describe('reconnect backoff against a real hub process', () => {
     }
   });
 
+  it("with only the way to the hub cut (its pings still arrive), the client names it while connected, from what the hub's pings say it has read; the hub drops it; it is back once the way is open", async () => {
+    const hub = await spawnHub(['--listen', '127.0.0.1:0', '--data', tempDir(), '--token', TOKEN, '--metrics-listen', 'off', '--heartbeat-ms', '400']);
+    const proxy = new CuttingProxy(Number(new URL(hub.url).port), seededRandom(7));
+    proxy.cutting = false;
+    const lines: string[] = [];
+    const client = new BridgeClient({ url: `ws://127.0.0.1:${await proxy.listen()}`, token: TOKEN, mountId: randomUUID(), backoff: quickBackoff(), log: (l) => lines.push(l) });
+    try {
+      const welcomed = new Promise<void>((r) => client.once('welcome', () => r()));
+      client.start();
+      await welcomed;
+      // The hub reads the answers to its pings: no problem over several heartbeats.
+      await new Promise((r) => setTimeout(r, 1300));
+      assert.equal(client.problem, null);
+
+      proxy.blackholeToHub = true;
+      const lost = new Promise<void>((r) => client.once('disconnect', () => r()));
+      let problem: string | null = null;
+      while (client.state === 'online' && problem === null) {
+        problem = client.problem;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      assert.equal(client.state, 'online', 'named while still connected');
+      assert.match(problem ?? '', /^the hub has read nothing from this mount for \d+\.\d s: what it sends does not reach the hub, or the hub stopped reading \(it drops a mount it hears nothing from for 1200 ms\)$/);
+      assert.ok(Date.now() - client.lastHeardMs! < 600, "the hub's pings still arrive");
+      await lost;
+      assert.equal(client.problem, 'connection closed (1001 heartbeat timeout)');
+
+      const back = new Promise<void>((r) => client.once('welcome', () => r()));
+      proxy.blackholeToHub = false;
+      await back;
+      assert.equal(client.problem, null);
+      assert.equal(hub.stderr().match(/aether hub: dropping \S+ \(mount \S+\): no answer to the last 3 pings/g)?.length, 1, 'logged once, while the close handshake waited');
+    } finally {
+      await client.close();
+      await proxy.close();
+      await hub.stop();
+    }
+  });
+
   it('the hub drops a connection that answers none of three pings, and keeps one that answers', async () => {
     const hub = await spawnHub(['--listen', '127.0.0.1:0', '--data', tempDir(), '--token', TOKEN, '--metrics-listen', 'off', '--heartbeat-ms', '100']);
     const open = (autoPong: boolean): { ws: WebSocket; pings: () => number; closed: Promise<number> } => {
@@ -220,6 +260,32 @@ describe('reconnect backoff against a real hub process', () => {
       assert.match(hub.stderr(), /^\S+Z aether hub: dropping \S+ \(mount \S+\): no answer to the last 3 pings \(one every 100 ms\)$/m);
       live.ws.close();
     } finally {
+      await hub.stop();
+    }
+  });
+
+  it('the hub keeps a connection whose answers wait behind a frame that takes longer than three heartbeats to arrive over a slow way: its bytes coming in count', async () => {
+    const hub = await spawnHub(['--listen', '127.0.0.1:0', '--data', tempDir(), '--token', TOKEN, '--metrics-listen', 'off', '--heartbeat-ms', '300']);
+    const proxy = new CuttingProxy(Number(new URL(hub.url).port), seededRandom(8));
+    proxy.cutting = false;
+    const ws = new WebSocket(`ws://127.0.0.1:${await proxy.listen()}`);
+    let closed: number | undefined;
+    ws.on('close', (code) => (closed = code));
+    const replies: string[] = [];
+    ws.on('message', (data) => replies.push(String(data)));
+    try {
+      await new Promise((r) => ws.once('open', r));
+      ws.send(JSON.stringify({ t: 'hello', v: 2, token: TOKEN, mountId: randomUUID() }));
+      while (!replies.some((r) => r.includes('"welcome"'))) await new Promise((r) => setTimeout(r, 10));
+      // 600 KB at 100 KB/s: 6 s, 20 heartbeats, before the hub has the whole frame and can read the pongs behind it.
+      proxy.toHubBytesPerSecond = 100_000;
+      ws.send(Buffer.alloc(600_000, 7));
+      while (!replies.some((r) => r.includes('BAD_CHUNK')) && closed === undefined) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(closed, undefined, hub.stderr());
+      assert.doesNotMatch(hub.stderr(), /dropping/);
+    } finally {
+      ws.close();
+      await proxy.close();
       await hub.stop();
     }
   });
