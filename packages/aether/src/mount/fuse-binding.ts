@@ -217,6 +217,7 @@ const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp
   fuse_native_attrs_drop(path: string): void;
   fuse_native_attrs_forget(path: string): void;
   fuse_native_attrs_hits(): number;
+  fuse_native_malloc_trim(): boolean;
   fuse_native_attrs_absent(): number;
   fuse_native_attrs_unchanged(): [number, number];
   fuse_native_attrs_unchanged_allow(on: boolean): void;
@@ -288,6 +289,11 @@ export function hideNode(path: string): string | 'busy' | undefined {
  */
 export function invalidateNodes(paths: string[]): number {
   return nativeAddon.fuse_native_inval_nodes(paths);
+}
+
+/** malloc_trim(3): gives the C library's freed memory back to the system; true when some went. */
+export function releaseFreedMemory(): boolean {
+  return nativeAddon.fuse_native_malloc_trim();
 }
 
 /**

@@ -25,7 +25,8 @@ import { LocalDrain } from './drain.js';
 import { SpaceReclaimer } from './space-reclaimer.js';
 import { refuseUnusableMountpoint, refuseWithoutFuseDevice } from './mountpoint.js';
 import { ensureStateDir, refuseLongSocketPath, refuseStateDirUnder, StateLock } from './state-lock.js';
-import { callerContext, claimBindingAttrs, reserveFileSpace, claimBindingSync, FuseMount, guardHardLinkAttributes, hideNode, invalidateNodes, setAttributesUncached } from './fuse-binding.js';
+import { callerContext, claimBindingAttrs, reserveFileSpace, claimBindingSync, FuseMount, guardHardLinkAttributes, hideNode, invalidateNodes, releaseFreedMemory, setAttributesUncached } from './fuse-binding.js';
+import { IDLE_TRIM_MS, IdleTrim } from './idle-trim.js';
 import { FuseMetrics } from './fuse-metrics.js';
 import { fuseHandlers } from './fuse-ops.js';
 import { Vfs } from './vfs.js';
@@ -367,6 +368,15 @@ export class LocalMount {
     const { staleCleaned, readaheadUnset } = await fuse.mount();
     if (readaheadUnset !== undefined) this.log(`the mount's readahead stays at the kernel's 128 KiB (${readaheadUnset}): sequential reads take more requests`);
     if (staleCleaned) this.log(`cleaned a stale mount left at ${this.mountpoint} by a crashed process`);
+    const trims = new Counter({ name: 'aether_memory_trims_total', help: 'Times the mount, quiet after work, collected its garbage and gave freed memory back to the system', registers: [this.registry] });
+    const trimmed = new Counter({ name: 'aether_memory_trimmed_bytes_total', help: 'Resident memory those times gave back', registers: [this.registry] });
+    const onTrim = (bytes: number): void => {
+      trims.inc();
+      trimmed.inc(bytes);
+    };
+    const idleTrim = new IdleTrim(() => this.lastRequestMs, releaseFreedMemory, onTrim, Number(process.env.AETHER_TEST_IDLE_TRIM_MS ?? IDLE_TRIM_MS));
+    this.cleanups.push(journal.onPendingChange(() => idleTrim.active()));
+    this.cleanups.push(() => idleTrim.stop());
     if (bindingAttrs) {
       // A chown or chmod that changes nothing is answered in the binding (FUSE.md) only while
       // the mount would accept it and its answer need not wait for the disk; re-checked at every
