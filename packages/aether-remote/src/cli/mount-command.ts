@@ -74,12 +74,16 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
       };
       for (const sig of START_SIGNALS) process.on(sig, duringStart);
       let mount: LocalMount;
+      // Unmounted from outside before the stop below exists: acted on once it does.
+      let unmountedEarly = false;
+      let outside: () => void = () => (unmountedEarly = true);
       try {
         const { url, token } = config.current.bridge;
         // The token goes to the hub only: never into a log line, the banner or STATUS.
         const remote = url ? new BridgeOrchestrator({ url, token }) : undefined;
         mount = await LocalMount.start({ mountpoint, config, allowOther: opts.allowOther ?? false, log: (line) => logLine(io, `aether: ${line}`),
           onMounting: () => (mounting = true),
+          onUnmountedOutside: () => outside(),
           ...(remote ? { remote } : {}),
         });
       } catch (err) {
@@ -103,11 +107,11 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
       let stopping = false;
       let stopFailed = false;
       let stopped: () => void = () => undefined;
-      const stop = (signal: NodeJS.Signals): void => {
+      const stop = (signal: NodeJS.Signals | 'unmounted'): void => {
         // A terminal's Ctrl-C reaches both `npm start` and this process: later signals are noted, not fatal.
         if (stopping) return void logLine(io, `aether: ${signal}: already stopping`);
         stopping = true;
-        logLine(io, `aether: ${signal}: stopping (flush, drain up to ${graceMs} ms, unmount)`);
+        logLine(io, `aether: ${signal}: stopping (flush, drain up to ${graceMs} ms${signal === 'unmounted' ? '' : ', unmount'})`);
         mount.stop(graceMs).then(
           () => stopped(),
           (err: unknown) => {
@@ -129,10 +133,12 @@ export function addMountCommand(program: Command, io: Io, setExit: (code: number
       process.on('SIGINT', stop);
       process.on('SIGTERM', stop);
       process.on('SIGHUP', onHup);
+      outside = () => stop('unmounted');
       unlisten();
       // Only now: whoever waits for this line may signal at once, and must get a clean unmount.
       io.out(banner);
       if (stopEarly) stop(stopEarly);
+      else if (unmountedEarly) stop('unmounted');
       else if (reloadEarly) onHup();
       await new Promise<void>((resolve) => (stopped = resolve));
       process.off('SIGINT', stop);

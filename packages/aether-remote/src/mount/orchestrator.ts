@@ -7,7 +7,7 @@ import type { ReclaimResult } from '@aether/core/store/chunks';
 import type { FileCache } from '@aether/core/runtime/cache/index';
 import type { DrainJournal } from '@aether/core/mount/drain';
 import { MemoryMeta } from '@aether/core/tree/meta';
-import { ROOT_INO, type Ino, type Op } from '@aether/core/tree/ops';
+import { RENAME_EXCHANGE, ROOT_INO, type Ino, type Op } from '@aether/core/tree/ops';
 import { ReconnectBackoff } from '../bridge/backoff.js';
 import { BridgeClient, type BridgeState } from '../bridge/client.js';
 import { parseHubUrls } from '../bridge/hub-urls.js';
@@ -266,7 +266,9 @@ export class BridgeOrchestrator implements RemoteBackend {
     // After each change to the view's names that another mount made: Vfs.hideReplacedOpen.
     replica.onRemoteOps = (ops) => {
       const replaced = namesReplaced(view, ops);
+      const renamed = renamedFrom(view, ops);
       remote.apply(ops);
+      this.vfs?.moveNodes(renamedTo(view, ops, renamed));
       this.vfs?.hideReplacedOpen();
       this.vfs?.invalidateNames(replaced);
       // Not a file edited here: the view keeps this mount's version of it (settling shows the other).
@@ -657,15 +659,45 @@ function resolvePath(view: MemoryMeta, path: string): Ino | undefined {
  */
 function namesReplaced(view: MemoryMeta, ops: readonly WireOp[]): string[] {
   const dirs = new Map<Ino, string | undefined>();
-  const pathOf = (dir: Ino, name: string): string | undefined => {
-    if (!dirs.has(dir)) dirs.set(dir, dirPath(view, dir));
-    const at = dirs.get(dir);
-    return at === undefined ? undefined : `${at === '/' ? '' : at}/${name}`;
-  };
+  const pathOf = (dir: Ino, name: string): string | undefined => entryPath(view, dirs, dir, name);
   const out: string[] = [];
   for (const op of ops) {
     const names = op.t === 'unlink' || op.t === 'rmdir' ? [pathOf(op.parent, op.name)] : op.t === 'rename' ? [pathOf(op.parent, op.name), pathOf(op.newParent, op.newName)] : [];
     for (const p of names) if (p !== undefined) out.push(p);
+  }
+  return out;
+}
+
+/** The view's path of `name` in directory `dir`, caching directory paths in `dirs`. */
+function entryPath(view: MemoryMeta, dirs: Map<Ino, string | undefined>, dir: Ino, name: string): string | undefined {
+  if (!dirs.has(dir)) dirs.set(dir, dirPath(view, dir));
+  const at = dirs.get(dir);
+  return at === undefined ? undefined : `${at === '/' ? '' : at}/${name}`;
+}
+
+/** The view's paths of the entries `ops` rename, before they apply (Vfs.moveNodes). */
+function renamedFrom(view: MemoryMeta, ops: readonly WireOp[]): Map<Ino, string> {
+  const dirs = new Map<Ino, string | undefined>();
+  const out = new Map<Ino, string>();
+  for (const op of ops) {
+    if (op.t !== 'rename' || op.flags & RENAME_EXCHANGE || out.has(op.ino) || view.lookup(op.parent, op.name) !== op.ino) continue;
+    const path = entryPath(view, dirs, op.parent, op.name);
+    if (path !== undefined) out.set(op.ino, path);
+  }
+  return out;
+}
+
+/** [old path, new path, inode] of the entries renamed (`before`: renamedFrom) that the view now has where the last rename put them. */
+function renamedTo(view: MemoryMeta, ops: readonly WireOp[], before: ReadonlyMap<Ino, string>): [string, string, Ino][] {
+  if (before.size === 0) return [];
+  const last = new Map<Ino, { newParent: Ino; newName: string }>();
+  for (const op of ops) if (op.t === 'rename' && before.has(op.ino)) last.set(op.ino, op);
+  const dirs = new Map<Ino, string | undefined>();
+  const out: [string, string, Ino][] = [];
+  for (const [ino, { newParent, newName }] of last) {
+    if (view.lookup(newParent, newName) !== ino) continue;
+    const to = entryPath(view, dirs, newParent, newName);
+    if (to !== undefined && to !== before.get(ino)) out.push([before.get(ino)!, to, ino]);
   }
   return out;
 }

@@ -139,6 +139,24 @@ describe('mount points and state directories', () => {
     }
   });
 
+  for (const tool of [['fusermount3', '-u'], ['umount']]) {
+    it(`unmounted by someone else (${tool.join(' ')}): the mount process stops cleanly within seconds, exit 0, and the next mount has the data`, async () => {
+      const { mnt, stateDir } = fresh();
+      const m = await startMount({ mnt, stateDir });
+      writeFileSync(join(mnt, 'kept'), 'data');
+      execFileSync(tool[0]!, [...tool.slice(1), mnt]);
+      const code = await new Promise<number | null>((resolve) => m.proc.once('exit', (c) => resolve(c)));
+      assert.equal(code, 0, m.stderr());
+      assert.match(m.stderr(), new RegExp(`${mnt.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} was unmounted by someone else \\(fusermount -u or umount\\): stopping`));
+      assert.match(m.stderr(), /unmounted: stopping \(flush, drain up to \d+ ms\)/);
+      assert.doesNotMatch(m.stderr(), /stopped with errors/);
+      assert.equal(mounted(mnt), false);
+      const again = await startMount({ mnt, stateDir });
+      assert.equal(readFileSync(join(mnt, 'kept'), 'utf8'), 'data');
+      await stopCleanly(again);
+    });
+  }
+
   it('refuses a state directory that is a file, or lies under one, with one line and exit code 2, touching nothing', async () => {
     const { base, mnt } = fresh();
     const file = join(base, 'not-a-dir');

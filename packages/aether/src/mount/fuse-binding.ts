@@ -13,10 +13,10 @@ import type { OutsideSync } from '../runtime/journal/index.js';
 import { runAs, setInterruptSource } from './interrupts.js';
 import { LoopSpin } from './loop-spin.js';
 import { fuseOptionString, type FuseMountOptions } from './mount-options.js';
-import { prepareMountpoint, setMountReadahead, type MountpointCheckOptions } from './mountpoint.js';
+import { isMountpoint, prepareMountpoint, setMountReadahead, type MountpointCheckOptions } from './mountpoint.js';
 
 export { fuseOptionList, fuseOptionString, MAX_WRITE_BYTES_MAX, MAX_WRITE_BYTES_MIN, type FuseMountOptions } from './mount-options.js';
-export { cleanStaleMount, inspectMountpoint, isMountpoint, mountDevice, prepareMountpoint, type MountpointCheckOptions, type MountpointState } from './mountpoint.js';
+export { cleanStaleMount, deviceMounted, inspectMountpoint, isMountpoint, mountDevice, prepareMountpoint, type MountpointCheckOptions, type MountpointState } from './mountpoint.js';
 
 // ---- errno ----------------------------------------------------------------------------------
 
@@ -196,11 +196,19 @@ const require = createRequire(import.meta.url);
 const NativeFuse = require('fuse-native') as NativeFuseClass;
 // fuse-native unmounts with `fusermount -uz "<path>"` run by a shell: a mount point named with
 // `$(...)` ran that command at the unmount (a review), and one holding a newline or a backslash
-// stayed mounted. Here the path is an argument, never shell text.
+// stayed mounted. Here the path is an argument, never shell text. A mount point no longer
+// mounted (unmounted from outside: fusermount -u, umount) has nothing left to unmount.
 (NativeFuse as unknown as { unmount: (mnt: string, cb: (err: Error | null) => void) => void }).unmount = (mnt, cb) => {
+  const settle = (err: Error | null): void => {
+    if (!err) return cb(null);
+    isMountpoint(mnt).then(
+      (still) => cb(still ? err : null),
+      () => cb(err),
+    );
+  };
   execFile('fusermount', ['-u', '-z', mnt], (err) => {
-    if ((err as NodeJS.ErrnoException | null)?.code !== 'ENOENT') return cb(err);
-    execFile('fusermount3', ['-u', '-z', mnt], (err3) => cb(err3));
+    if ((err as NodeJS.ErrnoException | null)?.code !== 'ENOENT') return settle(err);
+    execFile('fusermount3', ['-u', '-z', mnt], (err3) => settle(err3));
   });
 };
 // The addon itself, loaded the way fuse-native loads it, for what the patch adds.
@@ -218,6 +226,7 @@ const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp
   fuse_native_attrs_forget(path: string): void;
   fuse_native_attrs_hits(): number;
   fuse_native_malloc_trim(): boolean;
+  fuse_native_move_node(from: string, to: string): number;
   fuse_native_attrs_absent(): number;
   fuse_native_attrs_unchanged(): [number, number];
   fuse_native_attrs_unchanged_allow(on: boolean): void;
@@ -279,6 +288,16 @@ export function isSelfRenameRequest(request: Buffer): boolean {
 export function hideNode(path: string): string | 'busy' | undefined {
   const r = nativeAddon.fuse_native_hide_node(path);
   return r === false ? 'busy' : (r ?? undefined);
+}
+
+/**
+ * Gives libfuse's node for `from` the name `to` (paths of the mounted file system), after another
+ * mount renamed the entry: 'moved', 'busy' while a request holds a path through it (try again),
+ * or undefined when there is nothing to move (FUSE.md, "moving a node another mount renamed").
+ */
+export function moveNode(from: string, to: string): 'moved' | 'busy' | undefined {
+  const r = nativeAddon.fuse_native_move_node(from, to);
+  return r === 1 ? 'moved' : r === 0 ? 'busy' : undefined;
 }
 
 /**

@@ -91,6 +91,8 @@ export interface VfsDeps {
    * mode: `hideReplacedOpen`.
    */
   hideNode?: (path: string) => string | 'busy' | undefined;
+  /** Gives libfuse's node for a path another name (bridge mode: `moveNodes`). */
+  moveNode?: (from: string, to: string) => 'moved' | 'busy' | undefined;
   /** Drops the kernel's cached pages and attributes of the nodes for these paths (bridge mode). */
   invalidateNodes?: (paths: string[]) => number;
 }
@@ -592,6 +594,45 @@ export class Vfs {
       if (unhid && !this.hasHiddenName(h.ino)) this.d.attributesUncached?.(h.ino, false);
       this.d.closed?.(h.ino);
       this.forgetIfUnused(h.ino);
+    }
+  }
+
+  /**
+   * Another mount renamed these entries (bridge mode; [old path, new path, inode], as the view
+   * had and has them): libfuse's nodes for them take the new names, so a program whose working directory
+   * (or an open file) is under one goes on under the new name, as on a local disk; libfuse's nodes
+   * are names, and under the old ones its relative paths found nothing. Deepest first: a node
+   * moved out of a directory renamed in the same batch is found by its old path before its
+   * directory moves. Where libfuse has no node to move, or one already for the new name, nothing
+   * changes (hideReplacedOpen takes care of open files).
+   */
+  moveNodes(moves: readonly (readonly [string, string, Ino])[]): void {
+    if (!this.d.moveNode) return;
+    const depth = (p: string): number => p.split('/').length;
+    for (const [from, to, ino] of [...moves].sort((a, b) => depth(b[0]) - depth(a[0]))) {
+      // Not a later state's: the new name must still be the entry's.
+      if (this.lookupPath(to) !== ino) continue;
+      const r = this.d.moveNode(from, to);
+      if (r === 'busy') {
+        // A request is on its way through the node: after it.
+        setTimeout(() => this.moveNodes([[from, to, ino]]), 5).unref();
+        continue;
+      }
+      if (r !== 'moved') continue;
+      const under = `${from}/`;
+      for (const h of this.handles.values()) {
+        if (h.path === from) h.path = to;
+        else if (h.path.startsWith(under)) h.path = to + h.path.slice(from.length);
+      }
+    }
+  }
+
+  private lookupPath(path: string): Ino | undefined {
+    try {
+      return this.resolve(path);
+    } catch (err) {
+      if (err instanceof FsError) return undefined;
+      throw err;
     }
   }
 
