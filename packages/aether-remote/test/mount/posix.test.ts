@@ -516,6 +516,16 @@ print(json.dumps([err(lambda: r2('a', 'b', 1)), err(lambda: r2('a', 'c', 1)), er
     assert.equal(sh(`stat -f -c %l ${m.mnt}`, dir).trim(), '255');
   });
 
+  it('noatime, and said so in /proc/mounts: a read leaves the access time alone, touch -a sets it', () => {
+    const opts = readFileSync('/proc/self/mounts', 'utf8').split('\n').find((l) => l.split(' ')[1] === m.mnt)?.split(' ')[3] ?? '';
+    assert.ok(opts.split(',').includes('noatime'), opts);
+    const f = join(fresh(), 'a');
+    writeFileSync(f, 'x');
+    sh(`touch -a -d 2001-01-01T00:00:00Z ${f}`, dir);
+    assert.equal(readFileSync(f, 'utf8'), 'x');
+    assert.equal(statSync(f).atime.toISOString(), '2001-01-01T00:00:00.000Z');
+  });
+
   it('release after the last close, and the handle is gone; flush never reaches Aether (left to libfuse)', async () => {
     const d = fresh();
     const p = join(d, 'f');

@@ -366,6 +366,9 @@ export class LocalMount {
         autoCache: true,
         acAttrTimeoutSeconds: 0,
         useIno: true,
+        // Reads never update access times (a journal record per first read after a change, and
+        // in bridge mode a change to ship): said in /proc/mounts, as JuiceFS's default does.
+        noatime: true,
       },
       { onHandlerError: (op, err) => this.log(`${op}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`), loopSpinMicros: LOOP_SPIN_MICROS, onRequest: () => (this.lastRequestMs = performance.now()), bindingAttrs, bindingSync },
     ));

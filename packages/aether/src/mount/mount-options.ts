@@ -55,6 +55,8 @@ export interface FuseMountOptions {
   noforget?: boolean;
   /** `debug`: libfuse prints every request to stderr and stays in the foreground. */
   debug?: boolean;
+  /** `noatime`: the mount's flag (in /proc/mounts): reads never update access times. */
+  noatime?: boolean;
 }
 
 /** The patched channel's buffers hold 1 MiB requests (libfuse's own: 128 KiB); the kernel floors it at 4 KiB. */
@@ -66,7 +68,7 @@ const READAHEAD_KIB_MAX = 65536;
 const TIMEOUT_SECONDS_MAX = 86400;
 const NAME_PATTERN = /^[A-Za-z0-9_.:@+-]{1,64}$/;
 
-type Flag = 'allowOther' | 'defaultPermissions' | 'bigWrites' | 'hardRemove' | 'useIno' | 'kernelCache' | 'autoCache' | 'atomicOTrunc' | 'noforget' | 'debug' | 'autoInvalData';
+type Flag = 'allowOther' | 'defaultPermissions' | 'bigWrites' | 'hardRemove' | 'useIno' | 'kernelCache' | 'autoCache' | 'atomicOTrunc' | 'noforget' | 'debug' | 'autoInvalData' | 'noatime';
 const FLAGS: ReadonlyArray<readonly [Flag, string]> = [
   ['debug', 'debug'],
   ['allowOther', 'allow_other'],
@@ -79,6 +81,7 @@ const FLAGS: ReadonlyArray<readonly [Flag, string]> = [
   ['atomicOTrunc', 'atomic_o_trunc'],
   ['noforget', 'noforget'],
   ['autoInvalData', 'aether_auto_inval_data'],
+  ['noatime', 'noatime'],
 ];
 
 type Timeout = 'attrTimeoutSeconds' | 'entryTimeoutSeconds' | 'negativeTimeoutSeconds' | 'acAttrTimeoutSeconds';

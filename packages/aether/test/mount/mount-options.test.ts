@@ -34,10 +34,11 @@ describe('FUSE mount options', () => {
       atomicOTrunc: true,
       noforget: true,
       autoInvalData: true,
+      noatime: true,
       debug: false,
     });
     assert.deepEqual(list, [
-      'allow_other', 'default_permissions', 'big_writes', 'hard_remove', 'use_ino', 'kernel_cache', 'auto_cache', 'atomic_o_trunc', 'noforget', 'aether_auto_inval_data',
+      'allow_other', 'default_permissions', 'big_writes', 'hard_remove', 'use_ino', 'kernel_cache', 'auto_cache', 'atomic_o_trunc', 'noforget', 'aether_auto_inval_data', 'noatime',
       'fsname=aether', 'subtype=aether', 'max_write=131072', 'max_read=131072', 'max_readahead=0',
       'attr_timeout=60', 'entry_timeout=0.5', 'negative_timeout=1', 'ac_attr_timeout=2',
     ]);
