@@ -606,7 +606,7 @@ export class Vfs {
    * directory moves. Where libfuse has no node to move, or one already for the new name, nothing
    * changes (hideReplacedOpen takes care of open files).
    */
-  moveNodes(moves: readonly (readonly [string, string, Ino])[]): void {
+  moveNodes(moves: readonly (readonly [string, string, Ino])[], retryMs = 5): void {
     if (!this.d.moveNode) return;
     const depth = (p: string): number => p.split('/').length;
     for (const [from, to, ino] of [...moves].sort((a, b) => depth(b[0]) - depth(a[0]))) {
@@ -614,8 +614,9 @@ export class Vfs {
       if (this.lookupPath(to) !== ino) continue;
       const r = this.d.moveNode(from, to);
       if (r === 'busy') {
-        // A request is on its way through the node: after it.
-        setTimeout(() => this.moveNodes([[from, to, ino]]), 5).unref();
+        // A request is on its way through the node: after it (one held at the backpressure
+        // gate may take minutes: the retries slow down to one a second).
+        setTimeout(() => this.moveNodes([[from, to, ino]], Math.min(retryMs * 2, 1000)), retryMs).unref();
         continue;
       }
       if (r !== 'moved') continue;
