@@ -68,8 +68,12 @@ describe('backpressure end to end', () => {
     assert.equal(s.source, 'journal');
     assert.deepEqual(s.journal.reasons, ['entries']);
     assert.ok(s.waiting_writers >= 1);
-    // Reads, metadata reads and control commands never wait.
+    // Reads, metadata reads and control commands never wait; nor does a directory's chmod or
+    // touch, whose lock every lookup in the directory needs.
     assert.equal(answers(['cat', join(m.mnt, 'existing.txt')]), 'still readable');
+    assert.ok(answers(['ls', m.mnt]).includes('existing.txt'));
+    answers(['chmod', '755', m.mnt]);
+    answers(['touch', '-m', '-d', '2020-01-01T00:00:00Z', m.mnt]);
     assert.ok(answers(['ls', m.mnt]).includes('existing.txt'));
     assert.match(await mountMetrics(m), /^aether_backpressure_engaged\{source="journal",reason="entries"\} 1$/m);
     assert.equal(m.ctl(['sync', 'resume']).code, 0);

@@ -441,7 +441,10 @@ export class Vfs {
   }
 
   async setattr(path: string, change: { mode?: number; uid?: number; gid?: number; atime?: TimeSpec; mtime?: TimeSpec }): Promise<void> {
-    await this.admitWriter();
+    // Not a directory's: the kernel holds its lock meanwhile, so a chmod held at the gate kept
+    // every lookup and listing in it waiting, and reads never wait (nor do a directory's entries:
+    // admitWriter). Its attributes are no data to hold back.
+    if (this.inode(this.resolve(path)).kind !== 'dir') await this.admitWriter();
     const ino = this.resolve(path);
     const now = this.now();
     const time = (t: TimeSpec | undefined): number | undefined => (t === undefined || t === 'omit' ? undefined : t === 'now' ? now : t);
