@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { MAX_FLUSHING } from '../../src/runtime/cache/block-files.js';
@@ -87,7 +87,9 @@ describe('write-behind of block files', () => {
     assert.deepEqual([r.holes, r.data.equals(bytes(B, 1))], [[], true], 'read from memory');
     // The disk takes them again: the next try writes them.
     for (const f of blockers) rmSync(f);
-    for (let i = 0; i < 100 && blockFiles(h.dir).length === 0; i++) await new Promise((r) => setTimeout(r, 50));
+    // Written: the file made and its bytes in it (a file only made, under load, read empty).
+    const written = (): boolean => blockFiles(h.dir).length > 0 && statSync(blockFiles(h.dir)[0] as string).size >= B && stalls.at(-1) === null;
+    for (let i = 0; i < 100 && !written(); i++) await new Promise((r) => setTimeout(r, 50));
     assert.equal(blockFiles(h.dir).length, 1, 'written within 5 s');
     assert.deepEqual(readFileSync(blockFiles(h.dir)[0] as string).subarray(0, B), bytes(B, 1));
     assert.deepEqual(stalls.at(-1), null, 'said when it works again');
