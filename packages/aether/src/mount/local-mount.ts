@@ -231,7 +231,7 @@ export class LocalMount {
 
     const writer = (this.storeWriter = new StoreWriterClient(join(this.stateDir, 'store'), store.appliedSeq));
     const reclaimer = (this.reclaimer = new SpaceReclaimer(
-      { reclaim: (budget) => writer.reclaim(budget), forgetPacks: (packs) => store.chunks.forgetPacks(packs), packBytes: () => store.chunks.packBytes() },
+      { reclaim: (budget) => writer.reclaim(budget), forgetPacks: (packs) => store.chunks.forgetPacks(packs), packBytes: () => store.chunks.packBytes(), quiet: () => performance.now() - this.lastRequestMs > IDLE_TRIM_MS },
       this.registry,
       this.log,
     ));

@@ -26,6 +26,8 @@ export interface ReclaimResult {
   copiedBytes: number;
   /** Every pack file's bytes afterwards. */
   packBytes: number;
+  /** Mostly-dead packs left because the copy budget ran out. */
+  more: boolean;
 }
 
 /** A pack whose live chunks fill less than this share of it is rewritten. */
@@ -218,6 +220,7 @@ export class ChunkStore {
     const sizeBefore = this.packBytes();
     const droppedChunks = this.collect();
     let copiedBytes = 0;
+    let more = false;
     const live = new Map((this.st.liveBytes.all() as { pack: number; bytes: number }[]).map((r) => [r.pack, r.bytes]));
     const open = this.currentPack();
     // A big write deleted right away lies in the pack still being appended to: close it.
@@ -229,7 +232,10 @@ export class ChunkStore {
       .filter((p) => p.live < p.size * COMPACT_LIVE_RATIO)
       .sort((a, b) => a.live / a.size - b.live / b.size);
     for (const p of candidates) {
-      if (copiedBytes + p.live > copyBudgetBytes && copiedBytes > 0) break;
+      if (copiedBytes + p.live > copyBudgetBytes && copiedBytes > 0) {
+        more = true;
+        break;
+      }
       const rows = this.st.inPack.all(p.n) as (ChunkRow & { hash: string })[];
       const datas = rows.map((r) => {
         const b = Buffer.allocUnsafe(r.length);
@@ -254,7 +260,7 @@ export class ChunkStore {
     }
     const packBytes = this.packBytes();
     const deletedPacks = this.deleted.splice(0);
-    return { droppedChunks, deletedPacks, freedBytes: Math.max(0, sizeBefore + copiedBytes - packBytes), copiedBytes, packBytes };
+    return { droppedChunks, deletedPacks, freedBytes: Math.max(0, sizeBefore + copiedBytes - packBytes), copiedBytes, packBytes, more };
   }
 
   /** Closes this connection's descriptors of packs another connection deleted (their space is freed once no one holds them). */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it, mock } from 'node:test';
 import { Registry } from 'prom-client';
-import { RECLAIM_COPY_BUDGET, RECLAIM_EVERY_MS, SpaceReclaimer } from '../../src/mount/space-reclaimer.js';
+import { RECLAIM_COPY_BUDGET, RECLAIM_EVERY_MS, RECLAIM_QUIET_PAUSE_MS, SpaceReclaimer } from '../../src/mount/space-reclaimer.js';
 
 const turn = () => new Promise((r) => setImmediate(r));
 
@@ -17,7 +17,7 @@ describe('SpaceReclaimer: when the store gives space back', () => {
       {
         reclaim: async (budget) => {
           runs.push(budget);
-          return { droppedChunks: 1, deletedPacks: [runs.length], freedBytes: 1000, copiedBytes: 0, packBytes: 5000 - runs.length };
+          return { droppedChunks: 1, deletedPacks: [runs.length], freedBytes: 1000, copiedBytes: 0, packBytes: 5000 - runs.length, more: false };
         },
         forgetPacks: (p) => forgotten.push([...p]),
         packBytes: () => onDisk,
@@ -54,6 +54,49 @@ describe('SpaceReclaimer: when the store gives space back', () => {
     r.afterCommit();
     await turn();
     assert.equal(runs.length, 3, 'nothing after close');
+    mock.timers.reset();
+  });
+
+  it('a run the budget cut short is followed by the next within a second while the mount is quiet, until nothing is left; a busy mount waits for the interval', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    let quiet = true;
+    let left = 3;
+    let runs = 0;
+    const r = new SpaceReclaimer(
+      {
+        reclaim: async () => {
+          runs++;
+          left--;
+          return { droppedChunks: 0, deletedPacks: [], freedBytes: 1, copiedBytes: RECLAIM_COPY_BUDGET, packBytes: 0, more: left > 0 };
+        },
+        forgetPacks: () => undefined,
+        packBytes: () => 0,
+        quiet: () => quiet,
+      },
+      new Registry(),
+      () => undefined,
+      () => 0,
+    );
+    r.afterCommit();
+    await turn();
+    assert.equal(runs, 1);
+    for (const expected of [2, 3]) {
+      mock.timers.tick(RECLAIM_QUIET_PAUSE_MS);
+      await turn();
+      assert.equal(runs, expected, 'the next run a second later');
+    }
+    mock.timers.tick(RECLAIM_QUIET_PAUSE_MS * 5);
+    await turn();
+    assert.equal(runs, 3, 'nothing left: no more runs');
+    // Busy: a run that leaves work does not go on.
+    left = 2;
+    quiet = false;
+    await r.runNow();
+    assert.equal(runs, 4);
+    mock.timers.tick(RECLAIM_QUIET_PAUSE_MS * 5);
+    await turn();
+    assert.equal(runs, 4, 'not while busy');
+    await r.close();
     mock.timers.reset();
   });
 });

@@ -48,6 +48,7 @@ describe('embedded store: reclaiming space', () => {
     assert.ok(after < 10 << 20, `left ${after} bytes: about 8 MiB live, plus 210 KB`);
     assert.equal(r.freedBytes, before - after + r.copiedBytes);
     assert.ok(r.deletedPacks.length >= 2, JSON.stringify(r));
+    assert.equal(r.more, false, 'no budget: nothing left for later');
     // The reader's rows point at packs that are gone: it finds the chunks where they went.
     for (const [i, ino] of [10, 11, 12].entries()) assert.ok(reader.read(ino, 0, 70_000).equals(keep[i]!), `keep${i}`);
     assert.ok(reader.read(4, 0, 8 << 20).equals(live4));
@@ -81,5 +82,22 @@ describe('embedded store: reclaiming space', () => {
     assert.ok(reader.read(3, 0, 100_000).equals(kept), 'and then finds the chunk in its new pack');
     writer.close();
     reader.close();
+  });
+
+  it('a run whose copy budget ran out says more is left, and the next takes it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'aether-reclaim-'));
+    const writer = Store.open(dir);
+    const kept = [randomBytes(100_000), randomBytes(100_000)];
+    for (const [i, data] of kept.entries()) {
+      await writer.applyBatch(batch(file(20 + i, `dead${i}`), { t: 'write', ino: 20 + i, offset: 0, data: randomBytes(PACK_BYTES_MAX), timeMs: T }, file(30 + i, `kept${i}`), { t: 'write', ino: 30 + i, offset: 0, data, timeMs: T }));
+    }
+    await writer.applyBatch(batch(file(40, 'next'), { t: 'write', ino: 40, offset: 0, data: Buffer.alloc(10, 1), timeMs: T }));
+    await writer.applyBatch(batch(...[0, 1].flatMap((i): Op[] => [{ t: 'unlink', parent: ROOT_INO, name: `dead${i}`, timeMs: T }, { t: 'forget', ino: 20 + i }])));
+    const first = await writer.reclaimSpace(1);
+    assert.deepEqual([first.copiedBytes, first.more], [100_000, true]);
+    const second = await writer.reclaimSpace(1);
+    assert.deepEqual([second.copiedBytes, second.more], [100_000, false]);
+    for (const [i, data] of kept.entries()) assert.ok(writer.read(30 + i, 0, 100_000).equals(data));
+    writer.close();
   });
 });
