@@ -637,7 +637,7 @@ function viewPaths(view: MemoryMeta, inos: Iterable<Ino>, hint: (ino: Ino) => st
     for (const [name, ino] of entries) {
       if (!unresolved.has(ino) || (found.get(ino) ?? 0) >= VIEW_KEPT_NAMES_MAX) continue;
       found.set(ino, (found.get(ino) ?? 0) + 1);
-      if (!dirs.has(dir)) dirs.set(dir, dirPath(view, dir));
+      if (!dirs.has(dir)) dirs.set(dir, view.pathOfDir(dir));
       const at = dirs.get(dir);
       if (at !== undefined) out.push(`${at === '/' ? '' : at}/${name}`);
     }
@@ -670,7 +670,7 @@ function namesReplaced(view: MemoryMeta, ops: readonly WireOp[]): string[] {
 
 /** The view's path of `name` in directory `dir`, caching directory paths in `dirs`. */
 function entryPath(view: MemoryMeta, dirs: Map<Ino, string | undefined>, dir: Ino, name: string): string | undefined {
-  if (!dirs.has(dir)) dirs.set(dir, dirPath(view, dir));
+  if (!dirs.has(dir)) dirs.set(dir, view.pathOfDir(dir));
   const at = dirs.get(dir);
   return at === undefined ? undefined : `${at === '/' ? '' : at}/${name}`;
 }
@@ -700,21 +700,6 @@ function renamedTo(view: MemoryMeta, ops: readonly WireOp[], before: ReadonlyMap
     if (to !== undefined && to !== before.get(ino)) out.push([before.get(ino)!, to, ino]);
   }
   return out;
-}
-
-/** The view's path of directory `dir` (its names up the parent chain), if it is attached to the root. */
-function dirPath(view: MemoryMeta, dir: Ino): string | undefined {
-  const names: string[] = [];
-  for (let at = dir, depth = 0; at !== ROOT_INO; depth++) {
-    const parent = view.parentOf(at);
-    if (parent === undefined || depth > 4096) return undefined;
-    let name: string | undefined;
-    for (const [n, i] of view.entries(parent) ?? []) if (i === at) name = n;
-    if (name === undefined) return undefined;
-    names.push(name);
-    at = parent;
-  }
-  return `/${names.reverse().join('/')}`;
 }
 
 /** Up to VIEW_KEPT_NAMES_MAX names of `ino` in `tree` (a scan: only removals of files still named elsewhere ask). */

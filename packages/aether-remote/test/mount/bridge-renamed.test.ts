@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { syncWait, twoMountsSharingDirD, within, withHub } from './bridge-helpers.js';
 import { stopAll, stopCleanly, tempDir } from './harness.js';
@@ -55,30 +55,55 @@ describe('bridge mode: what another mount renamed', () => {
     });
   });
 
-  for (const where of ['in its directory', 'into another directory']) {
-    it(`a program whose working directory another mount renamed ${where} goes on by relative paths under the new name; what it makes there shows on both mounts`, async () => {
+  // A's renames ship in one batch (its sync paused meanwhile); B has a shell in `cwd`, which must end up in `now`.
+  const cases: { name: string; dirs: string[]; cwd: string; renames: [string, string][]; now: string }[] = [
+    { name: 'renamed in its directory', dirs: ['d/w'], cwd: 'd/w', renames: [['d/w', 'd/v']], now: 'd/v' },
+    { name: 'renamed into another directory', dirs: ['d/w'], cwd: 'd/w', renames: [['d/w', 'v']], now: 'v' },
+    { name: 'swapped with another directory', dirs: ['d/p', 'd/q'], cwd: 'd/p', renames: [['d/p', 'd/t'], ['d/q', 'd/p'], ['d/t', 'd/q']], now: 'd/q' },
+    { name: 'renamed inside a directory renamed in the same batch', dirs: ['d/p', 'd/p/x'], cwd: 'd/p/x', renames: [['d/p', 'd/q'], ['d/q/x', 'd/q/y']], now: 'd/q/y' },
+  ];
+  for (const c of cases) {
+    it(`a program whose working directory another mount ${c.name} goes on under the new name: relative paths, getcwd, what it makes there shows on both mounts`, async () => {
       await withHub(async ({ hub }) => {
         const { a, b } = await twoMountsSharingDirD(hub);
-        mkdirSync(join(a.mnt, 'd/w'));
-        writeFileSync(join(a.mnt, 'd/w/f'), 'first\n');
+        for (const d of c.dirs) {
+          mkdirSync(join(a.mnt, d));
+          writeFileSync(join(a.mnt, d, 'f'), `in ${d}\n`);
+        }
         assert.equal(syncWait(a).code, 0);
-        await within(5000, 'B has d/w/f', () => assert.ok(existsSync(join(b.mnt, 'd/w/f'))));
+        await within(5000, 'B has them', () => assert.ok(c.dirs.every((d) => existsSync(join(b.mnt, d, 'f')))));
         const go = join(tempDir(), 'go');
-        const sh = spawn('sh', ['-c', `while [ ! -e ${go} ]; do sleep 0.02; done; cat f && echo made > g && ls`], { cwd: join(b.mnt, 'd/w') });
+        const script = `while [ ! -e ${go} ]; do sleep 0.02; done; cat f && echo made > g && ls && ${JSON.stringify(process.execPath)} -e 'console.log(process.cwd())'`;
+        const sh = spawn('sh', ['-c', script], { cwd: join(b.mnt, c.cwd) });
         let out = '';
-        sh.stdout.on('data', (c: Buffer) => (out += c.toString()));
-        sh.stderr.on('data', (c: Buffer) => (out += c.toString()));
+        sh.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+        sh.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
         const exited = new Promise<number | null>((r) => sh.on('exit', (code) => r(code)));
-        const to = where === 'in its directory' ? 'd/v' : 'v';
-        renameSync(join(a.mnt, 'd/w'), join(a.mnt, to));
-        assert.equal(syncWait(a).code, 0);
-        await within(5000, 'B shows the rename', () => assert.ok(!existsSync(join(b.mnt, 'd/w')) && existsSync(join(b.mnt, to, 'f'))));
-        writeFileSync(go, '');
-        assert.equal(await exited, 0, out);
-        assert.equal(out, 'first\nf\ng\n');
+        try {
+          assert.equal(a.ctl(['sync', 'pause']).code, 0);
+          for (const [from, to] of c.renames) renameSync(join(a.mnt, from), join(a.mnt, to));
+          assert.equal(a.ctl(['sync', 'resume']).code, 0);
+          assert.equal(syncWait(a).code, 0);
+          // By listings only: a lookup of the new name from here would itself move the kernel's entry of the directory.
+          const listed = (path: string): boolean => {
+            try {
+              return readdirSync(join(b.mnt, dirname(path))).includes(basename(path));
+            } catch {
+              return false;
+            }
+          };
+          await within(5000, 'B lists the renames', () => assert.ok(listed(c.now) && (c.renames.some(([, to]) => to === c.cwd) || !listed(c.cwd))));
+          writeFileSync(go, '');
+          assert.equal(await exited, 0, out);
+          const inside = c.dirs.filter((d) => d !== c.cwd && d.startsWith(`${c.cwd}/`)).map((d) => d.slice(c.cwd.length + 1));
+          assert.equal(out, `in ${c.cwd}\n${['f', 'g', ...inside].sort().join('\n')}\n${join(b.mnt, c.now)}\n`);
+        } finally {
+          // A failure must not leave the shell waiting (its pipes would keep this test file running).
+          sh.kill();
+        }
         assert.equal(syncWait(b).code, 0);
-        await within(5000, 'A has g', () => assert.equal(readFileSync(join(a.mnt, to, 'g'), 'utf8'), 'made\n'));
-        assert.equal(readFileSync(join(b.mnt, to, 'g'), 'utf8'), 'made\n');
+        await within(5000, 'A has g', () => assert.equal(readFileSync(join(a.mnt, c.now, 'g'), 'utf8'), 'made\n'));
+        assert.equal(readFileSync(join(b.mnt, c.now, 'g'), 'utf8'), 'made\n');
         await stopCleanly(a);
         await stopCleanly(b);
       });

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -156,6 +156,26 @@ describe('mount points and state directories', () => {
       await stopCleanly(again);
     });
   }
+
+  it('lazily unmounted (umount -l) while a program writes into it: the mount serves the program until it lets go, then stops cleanly, and every write is kept', async () => {
+    const { mnt, stateDir } = fresh();
+    const m = await startMount({ mnt, stateDir });
+    const exited = new Promise<number | null>((resolve) => m.proc.once('exit', (c) => resolve(c)));
+    const fd = openSync(join(mnt, 'log'), 'a');
+    writeSync(fd, 'before\n');
+    execFileSync('umount', ['-l', mnt]);
+    assert.equal(mounted(mnt), false);
+    // Past a few of the checks, which looked at mountinfo and stopped the mount under the writer.
+    await new Promise((r) => setTimeout(r, 2500));
+    writeSync(fd, 'after\n');
+    assert.equal(m.proc.exitCode, null, 'still serving');
+    closeSync(fd);
+    assert.equal(await exited, 0, m.stderr());
+    assert.match(m.stderr(), /was unmounted by someone else/);
+    const again = await startMount({ mnt, stateDir });
+    assert.equal(readFileSync(join(mnt, 'log'), 'utf8'), 'before\nafter\n');
+    await stopCleanly(again);
+  });
 
   it('refuses a state directory that is a file, or lies under one, with one line and exit code 2, touching nothing', async () => {
     const { base, mnt } = fresh();

@@ -16,7 +16,7 @@ import { fuseOptionString, type FuseMountOptions } from './mount-options.js';
 import { isMountpoint, prepareMountpoint, setMountReadahead, type MountpointCheckOptions } from './mountpoint.js';
 
 export { fuseOptionList, fuseOptionString, MAX_WRITE_BYTES_MAX, MAX_WRITE_BYTES_MIN, type FuseMountOptions } from './mount-options.js';
-export { cleanStaleMount, deviceMounted, inspectMountpoint, isMountpoint, mountDevice, prepareMountpoint, type MountpointCheckOptions, type MountpointState } from './mountpoint.js';
+export { cleanStaleMount, inspectMountpoint, isMountpoint, mountDevice, prepareMountpoint, type MountpointCheckOptions, type MountpointState } from './mountpoint.js';
 
 // ---- errno ----------------------------------------------------------------------------------
 
@@ -226,7 +226,8 @@ const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp
   fuse_native_attrs_forget(path: string): void;
   fuse_native_attrs_hits(): number;
   fuse_native_malloc_trim(): boolean;
-  fuse_native_move_node(from: string, to: string): number;
+  fuse_native_move_nodes(mountpoint: string, moves: [string, string, boolean][]): number[];
+  fuse_native_session_over(): boolean;
   fuse_native_attrs_absent(): number;
   fuse_native_attrs_unchanged(): [number, number];
   fuse_native_attrs_unchanged_allow(on: boolean): void;
@@ -290,14 +291,18 @@ export function hideNode(path: string): string | 'busy' | undefined {
   return r === false ? 'busy' : (r ?? undefined);
 }
 
+/** What became of one move of `moveNodes`. */
+export type NodeMove = 'moved' | 'busy' | undefined;
+
 /**
- * Gives libfuse's node for `from` the name `to` (paths of the mounted file system), after another
- * mount renamed the entry: 'moved', 'busy' while a request holds a path through it (try again),
- * or undefined when there is nothing to move (FUSE.md, "moving a node another mount renamed").
+ * Gives libfuse's nodes for the `from` paths the `to` ones, all at once, after another mount
+ * renamed the entries (paths of the mounted file system at `mountpoint`, as before and after the
+ * renames; `isDir` for directories): per move 'moved', 'busy' while a request holds a path
+ * through the node (try again), or undefined when it was not moved (FUSE.md, "moving a node
+ * another mount renamed").
  */
-export function moveNode(from: string, to: string): 'moved' | 'busy' | undefined {
-  const r = nativeAddon.fuse_native_move_node(from, to);
-  return r === 1 ? 'moved' : r === 0 ? 'busy' : undefined;
+export function moveNodes(mountpoint: string, moves: [from: string, to: string, isDir: boolean][]): NodeMove[] {
+  return nativeAddon.fuse_native_move_nodes(mountpoint, moves).map((r) => (r === 1 ? 'moved' : r === 0 ? 'busy' : undefined));
 }
 
 /**
@@ -753,6 +758,14 @@ export class FuseMount {
       if (err instanceof AetherError) throw err;
       throw new AetherError('MOUNT_FAILED', `mounting ${this.mountpoint} failed: ${(err as Error).message}`, { cause: err, context: { mountpoint: this.mountpoint } });
     }
+  }
+
+  /**
+   * True once libfuse's loop has ended while mounted: the kernel ended the session (unmounted by
+   * someone else, and no longer used: `umount -l` ends it only when the last user is gone).
+   */
+  get sessionOver(): boolean {
+    return this.stateNow === 'mounted' && nativeAddon.fuse_native_session_over();
   }
 
   /** Lazily unmounts (fusermount -u -z) and lets the FUSE thread go. */

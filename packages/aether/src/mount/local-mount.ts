@@ -25,7 +25,7 @@ import { LocalDrain } from './drain.js';
 import { SpaceReclaimer } from './space-reclaimer.js';
 import { refuseUnusableMountpoint, refuseWithoutFuseDevice } from './mountpoint.js';
 import { ensureStateDir, refuseLongSocketPath, refuseStateDirUnder, StateLock } from './state-lock.js';
-import { callerContext, claimBindingAttrs, reserveFileSpace, claimBindingSync, deviceMounted, FuseMount, guardHardLinkAttributes, mountDevice, hideNode, invalidateNodes, moveNode, releaseFreedMemory, setAttributesUncached } from './fuse-binding.js';
+import { callerContext, claimBindingAttrs, reserveFileSpace, claimBindingSync, FuseMount, guardHardLinkAttributes, hideNode, invalidateNodes, moveNodes, releaseFreedMemory, setAttributesUncached } from './fuse-binding.js';
 import { IDLE_TRIM_MS, IdleTrim } from './idle-trim.js';
 import { FuseMetrics } from './fuse-metrics.js';
 import { fuseHandlers } from './fuse-ops.js';
@@ -272,7 +272,7 @@ export class LocalMount {
     remote.loadInto(view, cache);
     const coordinator = (this.coordinator = new BackpressureCoordinator({ registry: this.registry, config, journal, cache }));
     this.warnIfLowOnDisk(cache);
-    const vfs = (this.vfs = new Vfs({ view, committed: remote.committed, journal, cache, gate: coordinator.gate, clock: systemClock, maxIno: remote.maxIno, log: this.log, attributesUncached: setAttributesUncached, localOp: (op, seq) => remote.localOp?.(op, seq), holdInode: (ino) => remote.holdsInode?.(ino) ?? false, closed: (ino) => remote.closed?.(ino), replayOnMovedTree: true, hideNode, moveNode, invalidateNodes }));
+    const vfs = (this.vfs = new Vfs({ view, committed: remote.committed, journal, cache, gate: coordinator.gate, clock: systemClock, maxIno: remote.maxIno, log: this.log, attributesUncached: setAttributesUncached, localOp: (op, seq) => remote.localOp?.(op, seq), holdInode: (ino) => remote.holdsInode?.(ino) ?? false, closed: (ino) => remote.closed?.(ino), replayOnMovedTree: true, hideNode, moveNodes: (moves) => moveNodes(this.mountpoint, moves), invalidateNodes }));
     await this.replay(vfs, journal, journal.committedSeq);
     await vfs.forgetOrphans();
     const drain = (this.drain = remote.startDrain({
@@ -376,7 +376,7 @@ export class LocalMount {
     const { staleCleaned, readaheadUnset } = await fuse.mount();
     if (readaheadUnset !== undefined) this.log(`the mount's readahead stays at the kernel's 128 KiB (${readaheadUnset}): sequential reads take more requests`);
     if (staleCleaned) this.log(`cleaned a stale mount left at ${this.mountpoint} by a crashed process`);
-    this.watchUnmountOutside(await mountDevice(this.mountpoint));
+    this.watchUnmountOutside(fuse);
     const trims = new Counter({ name: 'aether_memory_trims_total', help: 'Times the mount, quiet after work, collected its garbage and gave freed memory back to the system', registers: [this.registry] });
     const trimmed = new Counter({ name: 'aether_memory_trimmed_bytes_total', help: 'Resident memory those times gave back', registers: [this.registry] });
     const onTrim = (bytes: number): void => {
@@ -531,26 +531,18 @@ export class LocalMount {
   }
 
   /**
-   * Checks every second that the FUSE mount's device is still mounted: unmounted by someone else
-   * (fusermount -u, umount), libfuse's loop ends and nothing tells the process, which went on
-   * running and holding the state directory (a second mount was refused) and showed `online`.
-   * A reader of /proc/self/mountinfo, never of the mount point (that would be a request to itself).
+   * Checks every second whether the kernel ended the FUSE session: unmounted by someone else
+   * (fusermount -u, umount; `umount -l` once the last program using the mount let go), libfuse's
+   * loop ends and nothing told the process, which went on running, holding the state directory
+   * (a second mount was refused) and showing `online`. Not by mountinfo: a lazily unmounted mount
+   * still serves the programs inside it, and its device number goes to the next mount made.
    */
-  private watchUnmountOutside(dev: string | null): void {
-    if (dev === null) return;
-    let checking = false;
+  private watchUnmountOutside(fuse: FuseMount): void {
     const timer = setInterval(() => {
-      if (checking || this.state !== 'online') return;
-      checking = true;
-      deviceMounted(dev)
-        .then((mounted) => {
-          if (mounted || this.state !== 'online') return;
-          clearInterval(timer);
-          this.log(`${this.mountpoint} was unmounted by someone else (fusermount -u or umount): stopping`);
-          this.opts.onUnmountedOutside?.();
-        })
-        .catch(() => undefined)
-        .finally(() => (checking = false));
+      if (this.state !== 'online' || !fuse.sessionOver) return;
+      clearInterval(timer);
+      this.log(`${this.mountpoint} was unmounted by someone else (fusermount -u or umount): stopping`);
+      this.opts.onUnmountedOutside?.();
     }, 1000);
     timer.unref();
     this.cleanups.push(() => clearInterval(timer));

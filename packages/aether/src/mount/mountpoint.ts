@@ -67,12 +67,6 @@ export async function mountDevice(dir: string): Promise<string | null> {
   return dev;
 }
 
-/** True while some mount of this namespace has the device `dev` (`major:minor`, mountDevice). */
-export async function deviceMounted(dev: string): Promise<boolean> {
-  const info = await readFile('/proc/self/mountinfo', 'utf8');
-  return info.split('\n').some((line) => line.split(' ')[2] === dev);
-}
-
 /**
  * Sets the kernel readahead of the mount at `dir` through its backing device in sysfs (root
  * only). Call it from the serving process only with the event loop free (the stat is a request).

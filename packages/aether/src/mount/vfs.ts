@@ -91,8 +91,8 @@ export interface VfsDeps {
    * mode: `hideReplacedOpen`.
    */
   hideNode?: (path: string) => string | 'busy' | undefined;
-  /** Gives libfuse's node for a path another name (bridge mode: `moveNodes`). */
-  moveNode?: (from: string, to: string) => 'moved' | 'busy' | undefined;
+  /** Gives libfuse's nodes for paths other names, all at once (bridge mode: `moveNodes`). */
+  moveNodes?: (moves: [from: string, to: string, isDir: boolean][]) => ('moved' | 'busy' | undefined)[];
   /** Drops the kernel's cached pages and attributes of the nodes for these paths (bridge mode). */
   invalidateNodes?: (paths: string[]) => number;
 }
@@ -112,6 +112,10 @@ export interface DirEntry {
  */
 export class Vfs {
   private readonly handles = new Map<number, Handle>();
+  /** Directories another mount renamed whose libfuse node a request held: the name libfuse still gives them. */
+  private readonly movesPending = new Map<Ino, string>();
+  private moveRetry: NodeJS.Timeout | undefined;
+  private moveRetryMs = 5;
   private readonly openCount = new Map<Ino, number>();
   /**
    * Hidden names of unlinked-but-open files (never journaled, never listed), by name alone: libfuse
@@ -602,32 +606,52 @@ export class Vfs {
 
   /**
    * Another mount renamed these entries (bridge mode; [old path, new path, inode], as the view
-   * had and has them): libfuse's nodes for them take the new names, so a program whose working directory
-   * (or an open file) is under one goes on under the new name, as on a local disk; libfuse's nodes
-   * are names, and under the old ones its relative paths found nothing. Deepest first: a node
-   * moved out of a directory renamed in the same batch is found by its old path before its
-   * directory moves. Where libfuse has no node to move, or one already for the new name, nothing
-   * changes (hideReplacedOpen takes care of open files).
+   * had and has them around one changefeed batch): libfuse's nodes for them take the new names,
+   * so a program whose working directory (or an open file) is under one goes on under the new
+   * name, as on a local disk; libfuse's nodes are names, and under the old ones its relative
+   * paths found nothing. All of a batch's moves at once: one by one, a swap moved a node back (a
+   * review). A directory whose node a request holds is tried again, from the name libfuse still
+   * gives it to where the view has it then, also after later batches. Where libfuse has no node
+   * to move, or one already for the new name, nothing changes (hideReplacedOpen takes care of
+   * open files).
    */
-  moveNodes(moves: readonly (readonly [string, string, Ino])[], retryMs = 5): void {
-    if (!this.d.moveNode) return;
-    const depth = (p: string): number => p.split('/').length;
-    for (const [from, to, ino] of [...moves].sort((a, b) => depth(b[0]) - depth(a[0]))) {
-      // Not a later state's: the new name must still be the entry's.
-      if (this.lookupPath(to) !== ino) continue;
-      const r = this.d.moveNode(from, to);
-      if (r === 'busy') {
-        // A request is on its way through the node: after it (one held at the backpressure
-        // gate may take minutes: the retries slow down to one a second).
-        setTimeout(() => this.moveNodes([[from, to, ino]], Math.min(retryMs * 2, 1000)), retryMs).unref();
-        continue;
-      }
-      if (r !== 'moved') continue;
-      const under = `${from}/`;
-      for (const h of this.handles.values()) {
-        if (h.path === from) h.path = to;
-        else if (h.path.startsWith(under)) h.path = to + h.path.slice(from.length);
-      }
+  moveNodes(moves: readonly (readonly [string, string, Ino])[]): void {
+    if (!this.d.moveNodes) return;
+    const batch: [string, string, Ino][] = [];
+    for (const [from, to, ino] of moves) if (this.lookupPath(to) === ino) batch.push([this.movesPending.get(ino) ?? from, to, ino]);
+    this.applyMoves(batch);
+  }
+
+  private applyMoves(batch: readonly [string, string, Ino][]): void {
+    if (batch.length === 0 || !this.d.moveNodes) return;
+    const isDir = (ino: Ino): boolean => this.d.view.getInode(ino)?.kind === 'dir';
+    const results = this.d.moveNodes(batch.map(([from, to, ino]) => [from, to, isDir(ino)]));
+    const moved: [string, string][] = [];
+    batch.forEach(([from, to, ino], i) => {
+      if (results[i] === 'moved') moved.push([from, to]);
+      if (results[i] === 'busy' && isDir(ino)) this.movesPending.set(ino, from);
+      else this.movesPending.delete(ino);
+    });
+    // Each handle by the deepest moved path it lies under, once: in a swap one's new path is another's old.
+    for (const h of this.handles.values()) {
+      let best: [string, string] | undefined;
+      for (const m of moved) if ((h.path === m[0] || h.path.startsWith(`${m[0]}/`)) && (!best || m[0].length > best[0].length)) best = m;
+      if (best) h.path = best[1] + h.path.slice(best[0].length);
+    }
+    if (moved.length > 0) this.moveRetryMs = 5;
+    if (this.movesPending.size > 0 && !this.moveRetry) {
+      // A request held the node (one at the backpressure gate may take minutes: the retries slow down to one a second).
+      this.moveRetry = setTimeout(() => {
+        this.moveRetry = undefined;
+        this.moveRetryMs = Math.min(this.moveRetryMs * 2, 1000);
+        const again: [string, string, Ino][] = [];
+        for (const [ino, from] of this.movesPending) {
+          const to = this.d.view.pathOfDir(ino);
+          if (to === undefined || to === from) this.movesPending.delete(ino);
+          else again.push([from, to, ino]);
+        }
+        this.applyMoves(again);
+      }, this.moveRetryMs).unref();
     }
   }
 

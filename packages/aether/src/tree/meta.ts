@@ -1,5 +1,5 @@
 import type { Inode } from './inode.js';
-import type { Ino } from './ops.js';
+import { ROOT_INO, type Ino } from './ops.js';
 import { AllocatedRanges } from './allocated-ranges.js';
 
 /**
@@ -59,6 +59,20 @@ export class MemoryMeta implements MetaTx {
   }
   parentOf(dir: Ino): Ino | undefined {
     return this.dirParents.get(dir);
+  }
+  /** The path of directory `dir` (its names up the parent chain), if it is attached to the root. */
+  pathOfDir(dir: Ino): string | undefined {
+    const names: string[] = [];
+    for (let at = dir, depth = 0; at !== ROOT_INO; depth++) {
+      const parent = this.parentOf(at);
+      if (parent === undefined || depth > 4096) return undefined;
+      let name: string | undefined;
+      for (const [n, i] of this.entries(parent) ?? []) if (i === at) name = n;
+      if (name === undefined) return undefined;
+      names.push(name);
+      at = parent;
+    }
+    return `/${names.reverse().join('/')}`;
   }
   hasEntries(dir: Ino): boolean {
     return (this.dirs.get(dir)?.size ?? 0) > 0;
