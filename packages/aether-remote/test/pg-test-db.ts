@@ -29,9 +29,11 @@ export function pgSkipReason(): Promise<string | false> {
   return reachable;
 }
 
-/** Runs `work` on a connection to the test server's administrative database. */
-export async function withAdmin<T>(work: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 10_000 });
+/** Runs `work` on an administrator's connection to the test server's administrative database, or to `database`. */
+export async function withAdmin<T>(work: (c: pg.Client) => Promise<T>, database?: string): Promise<T> {
+  const url = new URL(PG_URL);
+  if (database !== undefined) url.pathname = `/${database}`;
+  const c = new pg.Client({ connectionString: url.href, connectionTimeoutMillis: 10_000 });
   await c.connect();
   try {
     return await work(c);

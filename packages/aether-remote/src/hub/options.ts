@@ -96,7 +96,18 @@ export function parseListen(s: string, what: string): { host: string; port: numb
   return { host: (m[1] as string).replace(/^\[(.*)\]$/, '$1'), port: Number(m[2]) };
 }
 
-/** A connection URL without its password, for logs and error lines. */
+/**
+ * A connection URL without its password (also one given as a query parameter), for logs and
+ * error lines. One that does not parse loses everything between the scheme and its last `@`: a
+ * password holding `/` or `@` showed whole or in part (a review).
+ */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z]+:\/\/[^:/@]*):[^@/]*@/i, '$1:***@');
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    for (const key of [...u.searchParams.keys()]) if (/pass/i.test(key)) u.searchParams.set(key, '***');
+    return u.href;
+  } catch {
+    return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^]*@/i, '$1***@');
+  }
 }

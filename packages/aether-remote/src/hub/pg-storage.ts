@@ -26,6 +26,8 @@ export const LISTEN_APPLICATION = 'aether-hub-listen';
 /** Chunks per INSERT: each is a binary parameter, so data is never hex-encoded into the query text. */
 const CHUNKS_PER_INSERT = 64;
 const POOL_MAX = 16;
+/** A hub session idle inside a transaction this long is ended by the server (its locks go with it). */
+export const IDLE_IN_TRANSACTION_MS = 15_000;
 const RELISTEN_MS = 1000;
 
 const INODE_COLS: Cols = [['ino', 'bigint'], ['kind', 'text'], ['mode', 'integer'], ['uid', 'bigint'], ['gid', 'bigint'], ['size', 'bigint'], ['nlink', 'integer'], ['atime_ms', 'float8'], ['mtime_ms', 'float8'], ['ctime_ms', 'float8'], ['target', 'text']];
@@ -68,14 +70,35 @@ export class PgHubStorage implements HubStorage {
   /** Connects, migrates, loads the image and starts listening; a database it cannot use is HUB_STORE_FAILED. */
   static async open(url: string, opts: { log: (line: string) => void; rootOwner?: { uid: number; gid: number } }): Promise<PgHubStorage> {
     const where = redactUrl(url);
-    const pool = new pg.Pool({ connectionString: url, types: TYPES, max: POOL_MAX, connectionTimeoutMillis: 10_000, application_name: POOL_APPLICATION });
+    const pool = new pg.Pool({
+      connectionString: url,
+      types: TYPES,
+      max: POOL_MAX,
+      connectionTimeoutMillis: 10_000,
+      application_name: POOL_APPLICATION,
+      // A hub stopped or cut off inside a commit holds the hub_state row lock, and every hub's
+      // commits waited for it for good (a review: SIGSTOP of one hub). The server ends such a
+      // session: a commit leaves the transaction idle only while JavaScript applies the batch.
+      idle_in_transaction_session_timeout: IDLE_IN_TRANSACTION_MS,
+      // A peer gone without a word (a host off the network) is found by TCP instead of never.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+    });
     // An idle connection that breaks (the server restarted) must not take the hub down: the next query reconnects.
     pool.on('error', (err) => opts.log(`PostgreSQL connection lost: ${err.message}`));
+    // Nor one in use (a session terminated during a commit): node-postgres emits the error on the
+    // checked-out client, where nothing listened, and the process died. The query in flight fails.
+    pool.on('connect', (client) => client.on('error', (err) => opts.log(`PostgreSQL connection lost in use: ${err.message}`)));
     let storage: PgHubStorage | undefined;
     try {
       const c = await pool.connect();
       try {
         await migratePg(c, opts.rootOwner ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 }, Date.now());
+        // A role that may read but not write passed the start and then failed every request (a review).
+        await c.query('BEGIN; SELECT 1 FROM hub_state WHERE id = 1 FOR UPDATE; ROLLBACK').catch(async (err: unknown) => {
+          await c.query('ROLLBACK').catch(() => undefined);
+          throw new AetherError('HUB_STORE_FAILED', `cannot use the hub store ${where}: the hub may not write to it (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+        });
         await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
         const state = (await c.query<HubStateRow>('SELECT hub_id, hub_seq, feed_floor, next_ino FROM hub_state WHERE id = 1')).rows[0]!;
         const image = await loadImage(c, state.hub_seq);

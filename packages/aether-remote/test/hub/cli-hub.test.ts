@@ -56,6 +56,16 @@ describe('aether hub (command line)', () => {
     assert.ok(!r.err.includes('s3cret'));
   });
 
+  it('a password holding / or @, or given as a query parameter, is never printed either', () => {
+    for (const url of ['postgres://aether:se/cr3t@127.0.0.1:1/aether', 'postgres://aether:s3@cr3t@127.0.0.1:1/aether', 'postgres://aether@127.0.0.1:1/aether?password=s3cr3t']) {
+      const r = aether(['hub', '--token', 'x', '--listen', '127.0.0.1:0', '--metrics-listen', 'off', '--store', url]);
+      assert.equal(r.code, 1, r.err);
+      assert.match(r.err, /^aether: cannot use the hub store postgres:\/\//);
+      assert.equal(r.err.trim().split('\n').length, 1, r.err);
+      assert.ok(!/cr3t|se\//.test(r.err), r.err);
+    }
+  });
+
   it('serves until SIGTERM; the token may come from AFS_AETHER_HUB_TOKEN; a taken port is a one-line failure', async () => {
     const hub = await spawnHub(['--listen', '127.0.0.1:0', '--data', tempDir(), '--metrics-listen', '127.0.0.1:0'], { AFS_AETHER_HUB_TOKEN: TOKEN });
     try {

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 import type { BridgeClient, FeedEvent } from '../../src/bridge/client.js';
 import { Hub } from '../../src/hub/hub.js';
-import { LISTEN_APPLICATION, POOL_APPLICATION } from '../../src/hub/pg-storage.js';
+import { IDLE_IN_TRANSACTION_MS, LISTEN_APPLICATION, POOL_APPLICATION } from '../../src/hub/pg-storage.js';
 import { encodeChunkFrame, type AckFrame } from '../../src/protocol/frames.js';
-import { connectClient, content, fileBatch, listDir, metricValue, mkfile, newStore, RawClient, readFeedUntil, readFile, ROOT, startHub, STORES, TOKEN, treeOf, type TestStore } from './helpers.js';
+import { bin, connectClient, content, fileBatch, listDir, metricValue, mkfile, newStore, RawClient, readFeedUntil, readFile, ROOT, startHub, STORES, TOKEN, treeOf, type TestStore } from './helpers.js';
 import { withAdmin } from '../pg-test-db.js';
 import { Replica } from './replica.js';
 
@@ -220,6 +221,87 @@ describe('several hubs on one PostgreSQL database', { skip: pgSkip }, () => {
     } finally {
       await Promise.all([a.close(), f.close()]);
       await close();
+    }
+  });
+
+  it('a hub whose pooled connections are terminated again and again during commits keeps running (an error on a connection in use killed the process); every batch is committed once', async () => {
+    const store = await newStore('postgres');
+    const { hub, logs } = await startHub({}, 'postgres', store);
+    const a = await connectClient(hub.url);
+    const dbName = new URL((store.opts as { storeUrl: string }).storeUrl).pathname.slice(1);
+    let killing = true;
+    let kills = 0;
+    const killer = (async () => {
+      while (killing) {
+        const r = await withAdmin((c) => c.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2', [dbName, POOL_APPLICATION]));
+        kills += r.rowCount ?? 0;
+        await new Promise((res) => setTimeout(res, 20));
+      }
+    })();
+    try {
+      const base = a.welcome!.inoBase;
+      for (let i = 1; i <= 40; i++) await a.upload(fileBatch(2 * i - 1, ROOT, `f${i}`, base + i, Buffer.from(`f${i}`)));
+      killing = false;
+      await killer;
+      assert.ok(kills >= 20, `${kills} connections terminated`);
+      const names = await listDir(hub, ROOT);
+      assert.equal(names.size, 40, [...names.keys()].join(' '));
+      for (let i = 1; i <= 40; i++) assert.equal((await readFile(hub, base + i)).toString(), `f${i}`);
+      assert.ok(logs.some((l) => /PostgreSQL connection lost in use: /.test(l)) || logs.some((l) => /rejected INTERNAL/.test(l)), logs.join('\n'));
+    } finally {
+      killing = false;
+      await killer;
+      await a.close();
+      await hub.close();
+      await store.drop();
+    }
+  });
+
+  it('a hub stopped inside a commit (its session idle in a transaction, holding the commit lock) holds up the other hubs\' commits only until the server ends that session', async () => {
+    const { h1, h2, close } = await twoHubs();
+    const a = await connectClient(h2.url);
+    // As a hub stopped between a commit's statements: a session of h1's pool, in a transaction, holding hub_state's row lock.
+    const pool = (h1 as unknown as { storage: { pool: import('pg').Pool } }).storage.pool;
+    const held = await pool.connect();
+    held.on('error', () => undefined);
+    try {
+      await held.query('BEGIN; SELECT 1 FROM hub_state WHERE id = 1 FOR UPDATE');
+      const start = Date.now();
+      await a.upload(fileBatch(1, ROOT, 'after', a.welcome!.inoBase + 1, Buffer.from('x')));
+      const waited = Date.now() - start;
+      assert.ok(waited >= IDLE_IN_TRANSACTION_MS - 1000 && waited < IDLE_IN_TRANSACTION_MS + 10_000, `committed after ${waited} ms`);
+      assert.equal((await listDir(h2, ROOT)).get('after'), a.welcome!.inoBase + 1);
+    } finally {
+      held.release(true);
+      await a.close();
+      await close();
+    }
+  });
+
+  it('a role that may read the database but not write it is refused at the start in one line (it passed, and every request failed)', async () => {
+    const store = await newStore('postgres');
+    const role = `aether_ro_${randomUUID().slice(0, 8)}`;
+    const url = new URL((store.opts as { storeUrl: string }).storeUrl);
+    const dbName = url.pathname.slice(1);
+    try {
+      const { hub } = await startHub({}, 'postgres', store);
+      await hub.close();
+      await withAdmin((c) => c.query(`CREATE ROLE ${role} LOGIN`));
+      await withAdmin(async (c) => {
+        await c.query(`GRANT CONNECT ON DATABASE ${dbName} TO ${role}`);
+      });
+      await withAdmin(async (c) => {
+        // CREATE on the schema too (PostgreSQL 14 and older grant it to everyone): the migration's checks pass.
+        await c.query(`GRANT USAGE, CREATE ON SCHEMA public TO ${role}`);
+        await c.query(`GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}`);
+      }, dbName);
+      url.username = role;
+      const r = spawnSync(process.execPath, [bin, 'hub', '--token', 'x', '--listen', '127.0.0.1:0', '--metrics-listen', 'off', '--store', url.href], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(r.status, 1, r.stderr + r.stdout);
+      assert.match(r.stderr, /^aether: cannot use the hub store postgres:\/\/\S+: the hub may not write to it \(permission denied for table hub_state\)\n$/);
+    } finally {
+      await store.drop();
+      await withAdmin((c) => c.query(`DROP ROLE IF EXISTS ${role}`));
     }
   });
 
