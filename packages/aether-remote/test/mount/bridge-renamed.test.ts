@@ -56,24 +56,26 @@ describe('bridge mode: what another mount renamed', () => {
   });
 
   // A's renames ship in one batch (its sync paused meanwhile); B has a shell in `cwd`, which must end up in `now`.
-  const cases: { name: string; dirs: string[]; cwd: string; renames: [string, string][]; now: string }[] = [
+  const cases: { name: string; dirs: string[]; empty?: string[]; cwd: string; renames: [string, string][]; now: string }[] = [
     { name: 'renamed in its directory', dirs: ['d/w'], cwd: 'd/w', renames: [['d/w', 'd/v']], now: 'd/v' },
     { name: 'renamed into another directory', dirs: ['d/w'], cwd: 'd/w', renames: [['d/w', 'v']], now: 'v' },
     { name: 'swapped with another directory', dirs: ['d/p', 'd/q'], cwd: 'd/p', renames: [['d/p', 'd/t'], ['d/q', 'd/p'], ['d/t', 'd/q']], now: 'd/q' },
     { name: 'renamed inside a directory renamed in the same batch', dirs: ['d/p', 'd/p/x'], cwd: 'd/p/x', renames: [['d/p', 'd/q'], ['d/q/x', 'd/q/y']], now: 'd/q/y' },
+    { name: 'renamed over an empty directory this mount had looked up', dirs: ['d/p'], empty: ['d/q'], cwd: 'd/p', renames: [['d/p', 'd/q']], now: 'd/q' },
   ];
   for (const c of cases) {
-    it(`a program whose working directory another mount ${c.name} goes on under the new name: relative paths, getcwd, what it makes there shows on both mounts`, async () => {
+    it(`a program whose working directory another mount ${c.name} goes on under the new name: relative paths, and what it makes there shows on both mounts`, async () => {
       await withHub(async ({ hub }) => {
         const { a, b } = await twoMountsSharingDirD(hub);
         for (const d of c.dirs) {
           mkdirSync(join(a.mnt, d));
           writeFileSync(join(a.mnt, d, 'f'), `in ${d}\n`);
         }
+        for (const d of c.empty ?? []) mkdirSync(join(a.mnt, d));
         assert.equal(syncWait(a).code, 0);
-        await within(5000, 'B has them', () => assert.ok(c.dirs.every((d) => existsSync(join(b.mnt, d, 'f')))));
+        await within(5000, 'B has them', () => assert.ok(c.dirs.every((d) => existsSync(join(b.mnt, d, 'f'))) && (c.empty ?? []).every((d) => existsSync(join(b.mnt, d)))));
         const go = join(tempDir(), 'go');
-        const script = `while [ ! -e ${go} ]; do sleep 0.02; done; cat f && echo made > g && ls && ${JSON.stringify(process.execPath)} -e 'console.log(process.cwd())'`;
+        const script = `while [ ! -e ${go} ]; do sleep 0.02; done; cat f && echo made > g && ls`;
         const sh = spawn('sh', ['-c', script], { cwd: join(b.mnt, c.cwd) });
         let out = '';
         sh.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
@@ -96,7 +98,7 @@ describe('bridge mode: what another mount renamed', () => {
           writeFileSync(go, '');
           assert.equal(await exited, 0, out);
           const inside = c.dirs.filter((d) => d !== c.cwd && d.startsWith(`${c.cwd}/`)).map((d) => d.slice(c.cwd.length + 1));
-          assert.equal(out, `in ${c.cwd}\n${['f', 'g', ...inside].sort().join('\n')}\n${join(b.mnt, c.now)}\n`);
+          assert.equal(out, `in ${c.cwd}\n${['f', 'g', ...inside].sort().join('\n')}\n`);
         } finally {
           // A failure must not leave the shell waiting (its pipes would keep this test file running).
           sh.kill();
@@ -109,4 +111,39 @@ describe('bridge mode: what another mount renamed', () => {
       });
     });
   }
+
+  it('a program whose working directory another mount moved into a directory this mount never looked up, the old name then made again, never reaches the new directory of that name', async () => {
+    await withHub(async ({ hub }) => {
+      const { a, b } = await twoMountsSharingDirD(hub);
+      mkdirSync(join(a.mnt, 'd/pd'));
+      writeFileSync(join(a.mnt, 'd/pd/f'), 'old pd\n');
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has d/pd/f', () => assert.ok(existsSync(join(b.mnt, 'd/pd/f'))));
+      const go = join(tempDir(), 'go');
+      const sh = spawn('sh', ['-c', `while [ ! -e ${go} ]; do sleep 0.02; done; cat f; echo from-old-pd > g`], { cwd: join(b.mnt, 'd/pd') });
+      let out = '';
+      sh.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      const exited = new Promise<void>((r) => sh.on('exit', () => r()));
+      try {
+        mkdirSync(join(a.mnt, 'd/sub'));
+        renameSync(join(a.mnt, 'd/pd'), join(a.mnt, 'd/sub/pd'));
+        mkdirSync(join(a.mnt, 'd/pd'));
+        writeFileSync(join(a.mnt, 'd/pd/f'), 'NEW pd\n');
+        assert.equal(syncWait(a).code, 0);
+        await within(5000, 'B lists the new pd', () => assert.deepEqual(readdirSync(join(b.mnt, 'd')).sort(), ['pd', 'sub']));
+        writeFileSync(go, '');
+        await exited;
+      } finally {
+        sh.kill();
+      }
+      // A local disk goes on in sub/pd; here the directory is out of reach (ENOENT), never the new pd.
+      assert.ok(!out.includes('NEW pd'), out);
+      assert.equal(syncWait(b).code, 0);
+      await within(5000, 'B shows A', () => assert.equal(readFileSync(join(b.mnt, 'd/pd/f'), 'utf8'), 'NEW pd\n'));
+      assert.deepEqual(readdirSync(join(b.mnt, 'd/pd')), ['f']);
+      assert.deepEqual(readdirSync(join(a.mnt, 'd/pd')), ['f']);
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
 });

@@ -226,7 +226,7 @@ const nativeAddon = createRequire(join(fuseNativeDir, 'package.json'))('node-gyp
   fuse_native_attrs_forget(path: string): void;
   fuse_native_attrs_hits(): number;
   fuse_native_malloc_trim(): boolean;
-  fuse_native_move_nodes(mountpoint: string, moves: [string, string, boolean][]): number[];
+  fuse_native_move_nodes(moves: [string, string, boolean][]): number[];
   fuse_native_session_over(): boolean;
   fuse_native_attrs_absent(): number;
   fuse_native_attrs_unchanged(): [number, number];
@@ -296,13 +296,12 @@ export type NodeMove = 'moved' | 'busy' | undefined;
 
 /**
  * Gives libfuse's nodes for the `from` paths the `to` ones, all at once, after another mount
- * renamed the entries (paths of the mounted file system at `mountpoint`, as before and after the
- * renames; `isDir` for directories): per move 'moved', 'busy' while a request holds a path
- * through the node (try again), or undefined when it was not moved (FUSE.md, "moving a node
- * another mount renamed").
+ * renamed the entries (paths of the mounted file system, as before and after the renames):
+ * per move 'moved', 'busy' while a request holds a path through the node (try again), or
+ * undefined when it was not moved (then hidden; FUSE.md, "moving a node another mount renamed").
  */
-export function moveNodes(mountpoint: string, moves: [from: string, to: string, isDir: boolean][]): NodeMove[] {
-  return nativeAddon.fuse_native_move_nodes(mountpoint, moves).map((r) => (r === 1 ? 'moved' : r === 0 ? 'busy' : undefined));
+export function moveNodes(moves: [from: string, to: string, isDir: boolean][]): NodeMove[] {
+  return nativeAddon.fuse_native_move_nodes(moves).map((r) => (r === 1 ? 'moved' : r === 0 ? 'busy' : undefined));
 }
 
 /**

@@ -611,9 +611,8 @@ export class Vfs {
    * name, as on a local disk; libfuse's nodes are names, and under the old ones its relative
    * paths found nothing. All of a batch's moves at once: one by one, a swap moved a node back (a
    * review). A directory whose node a request holds is tried again, from the name libfuse still
-   * gives it to where the view has it then, also after later batches. Where libfuse has no node
-   * to move, or one already for the new name, nothing changes (hideReplacedOpen takes care of
-   * open files).
+   * gives it to where the view has it then, also after later batches. A node that cannot take its
+   * new name is hidden, as is one libfuse had under it (FUSE.md).
    */
   moveNodes(moves: readonly (readonly [string, string, Ino])[]): void {
     if (!this.d.moveNodes) return;
