@@ -154,9 +154,9 @@ export function sameTreeOfOneFile(a: MountProcess, b: MountProcess, content: str
 }
 
 /** Two mounts of `hub` that both show the directory `d` A made. */
-export async function twoMountsSharingDirD(hub: HubProcess): Promise<{ a: MountProcess; b: MountProcess }> {
+export async function twoMountsSharingDirD(hub: HubProcess, envB: Record<string, string> = {}): Promise<{ a: MountProcess; b: MountProcess }> {
   const a = await bridgeMount(hub);
-  const b = await bridgeMount(hub);
+  const b = await bridgeMount(hub, envB);
   mkdirSync(join(a.mnt, 'd'));
   assert.equal(syncWait(a).code, 0);
   await within(5000, 'B has d', () => assert.deepEqual(show(b), ['d']));

@@ -4,11 +4,11 @@
  * (Vfs.hideReplacedOpen).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, fstatSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { syncWait, twoMountsSharingDirD, within, withHub } from './bridge-helpers.js';
+import { readOr, syncWait, twoMountsSharingDirD, within, withHub } from './bridge-helpers.js';
 import { stopAll, stopCleanly, tempDir } from './harness.js';
 
 after(stopAll);
@@ -111,6 +111,59 @@ describe('bridge mode: what another mount renamed', () => {
       });
     });
   }
+
+  it('a program whose working directory another mount renamed while a request here held the directory goes on under the new name meanwhile, and after', async () => {
+    await withHub(async ({ hub }) => {
+      // B's writes wait at the gate once an entry is pending for a second (its drain paused).
+      const { a, b } = await twoMountsSharingDirD(hub, { AFS_AETHER_JOURNAL_MAX_AGE_SECS: '1', AFS_AETHER_JOURNAL_CLEAR_AGE_SECS: '0' });
+      mkdirSync(join(a.mnt, 'd/w'));
+      writeFileSync(join(a.mnt, 'd/w/f'), 'in d/w\n');
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has d/w/f', () => assert.ok(existsSync(join(b.mnt, 'd/w/f'))));
+      const go = join(tempDir(), 'go');
+      const wait = (n: number): string => `while [ ! -e ${go}${n} ]; do sleep 0.02; done`;
+      // Its own writes would wait at the gate meanwhile: it only makes a file.
+      const sh = spawn('sh', ['-c', `${wait(1)}; cat f && : > g && ls && ${wait(2)} && cat held`], { cwd: join(b.mnt, 'd/w') });
+      let out = '';
+      sh.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      sh.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+      const exited = new Promise<number | null>((r) => sh.on('exit', (code) => r(code)));
+      let held: ChildProcess | undefined;
+      try {
+        assert.equal(b.ctl(['sync', 'pause']).code, 0);
+        writeFileSync(join(b.mnt, 'd/pending'), 'x');
+        const gate = (): { engaged: boolean; waiting_writers: number } => JSON.parse(b.ctl(['backpressure', 'status', '--json']).out);
+        await within(5000, 'B holds writers', () => assert.equal(gate().engaged, true));
+        // A write in d/w held at the gate: libfuse holds the directory's node for it, so the node cannot move.
+        held = spawn('sh', ['-c', 'echo held >> held'], { cwd: join(b.mnt, 'd/w') });
+        const heldExited = new Promise<number | null>((r) => held!.on('exit', (code) => r(code)));
+        await within(5000, 'the write waits', () => assert.equal(gate().waiting_writers, 1));
+        renameSync(join(a.mnt, 'd/w'), join(a.mnt, 'v'));
+        assert.equal(syncWait(a).code, 0);
+        await within(5000, 'B lists the rename', () => assert.ok(readdirSync(b.mnt).includes('v') && !readdirSync(join(b.mnt, 'd')).includes('w')));
+        writeFileSync(`${go}1`, '');
+        await within(5000, 'the program lists its directory', () => assert.equal(out, 'in d/w\nf\ng\nheld\n'));
+        assert.equal(b.ctl(['sync', 'resume']).code, 0);
+        assert.equal(await heldExited, 0);
+        // The node moved once the write let go: the old name is free for a new directory, and the program stays in its own.
+        mkdirSync(join(a.mnt, 'd/w'));
+        writeFileSync(join(a.mnt, 'd/w/new'), 'new');
+        assert.equal(syncWait(a).code, 0);
+        await within(5000, 'B lists the new d/w', () => assert.deepEqual(readdirSync(join(b.mnt, 'd/w')), ['new']));
+        writeFileSync(`${go}2`, '');
+        assert.equal(await exited, 0, out);
+        assert.equal(out, 'in d/w\nf\ng\nheld\nheld\n');
+      } finally {
+        // A failure must not leave them waiting (their pipes would keep this test file running).
+        sh.kill();
+        held?.kill();
+      }
+      assert.equal(syncWait(b).code, 0);
+      await within(5000, 'A has g and held', () => assert.deepEqual([readOr(join(a.mnt, 'v/g')), readOr(join(a.mnt, 'v/held'))], ['', 'held\n']));
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
 
   it('a program whose working directory another mount moved into a directory this mount never looked up, the old name then made again, never reaches the new directory of that name', async () => {
     await withHub(async ({ hub }) => {

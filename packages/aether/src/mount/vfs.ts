@@ -42,6 +42,15 @@ const HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/;
 /** fallocate(2): allocate without changing the size. */
 const FALLOC_FL_KEEP_SIZE = 0x01;
 
+/** The deepest of `moved` (inode → old path) that `path` lies under, and the rest of `path` below it. */
+function underMoved(path: string, moved: ReadonlyMap<Ino, string>): { ino: Ino; rest: string } | undefined {
+  let best: { ino: Ino; from: string } | undefined;
+  for (const [ino, from] of moved) {
+    if ((path === from || path.startsWith(`${from}/`)) && (!best || from.length > best.from.length)) best = { ino, from };
+  }
+  return best && { ino: best.ino, rest: path.slice(best.from.length) };
+}
+
 interface Handle {
   ino: Ino;
   flags: number;
@@ -112,7 +121,10 @@ export interface DirEntry {
  */
 export class Vfs {
   private readonly handles = new Map<number, Handle>();
-  /** Directories another mount renamed whose libfuse node a request held: the name libfuse still gives them. */
+  /**
+   * Directories another mount renamed whose libfuse node a request held: the name libfuse still
+   * gives them, and so the start of every path it makes through them (resolve).
+   */
   private readonly movesPending = new Map<Ino, string>();
   private moveRetry: NodeJS.Timeout | undefined;
   private moveRetryMs = 5;
@@ -174,8 +186,16 @@ export class Vfs {
   resolve(path: string): Ino {
     const hid = this.hiddenAt(path);
     if (hid !== undefined) return hid;
-    let ino = ROOT_INO;
-    for (const part of this.split(path)) {
+    // Under a directory whose move waits for a request (moveNodes), libfuse's paths still have
+    // the old name: a shell or build in it got ENOENT for relative paths meanwhile (a review saw
+    // 29 of 40 `cat`s fail while another mount renamed directories busy here).
+    const pending = this.movesPending.size > 0 ? underMoved(path, this.movesPending) : undefined;
+    return pending ? this.walk(pending.ino, pending.rest, path) : this.walk(ROOT_INO, path, path);
+  }
+
+  /** The inode at `rest` (a path) below directory `ino`; `path` names it in errors. */
+  private walk(ino: Ino, rest: string, path: string): Ino {
+    for (const part of this.split(rest)) {
       const dir = this.inode(ino);
       if (dir.kind !== 'dir') throw new FsError('ENOTDIR', `${path}: a component is not a directory`);
       const next = this.d.view.lookup(ino, part);
