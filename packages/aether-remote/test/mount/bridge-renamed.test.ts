@@ -13,6 +13,9 @@ import { stopAll, stopCleanly, tempDir } from './harness.js';
 
 after(stopAll);
 
+// getcwd(3), which git needs (coreutils' pwd falls back to walking up by `..` when it fails).
+const getcwd = `"${process.execPath}" -p "process.cwd()"`;
+
 describe('bridge mode: what another mount renamed', () => {
   it('an unlink, a link and a rename over the new name made here: fstat through the descriptor shows each at once', async () => {
     await withHub(async ({ hub }) => {
@@ -75,7 +78,7 @@ describe('bridge mode: what another mount renamed', () => {
         assert.equal(syncWait(a).code, 0);
         await within(5000, 'B has them', () => assert.ok(c.dirs.every((d) => existsSync(join(b.mnt, d, 'f'))) && (c.empty ?? []).every((d) => existsSync(join(b.mnt, d)))));
         const go = join(tempDir(), 'go');
-        const script = `while [ ! -e ${go} ]; do sleep 0.02; done; cat f && echo made > g && ls`;
+        const script = `while [ ! -e ${go} ]; do sleep 0.02; done; cat f && echo made > g && ls && ${getcwd}`;
         const sh = spawn('sh', ['-c', script], { cwd: join(b.mnt, c.cwd) });
         let out = '';
         sh.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
@@ -98,7 +101,7 @@ describe('bridge mode: what another mount renamed', () => {
           writeFileSync(go, '');
           assert.equal(await exited, 0, out);
           const inside = c.dirs.filter((d) => d !== c.cwd && d.startsWith(`${c.cwd}/`)).map((d) => d.slice(c.cwd.length + 1));
-          assert.equal(out, `in ${c.cwd}\n${['f', 'g', ...inside].sort().join('\n')}\n`);
+          assert.equal(out, `in ${c.cwd}\n${['f', 'g', ...inside].sort().join('\n')}\n${join(b.mnt, c.now)}\n`);
         } finally {
           // A failure must not leave the shell waiting (its pipes would keep this test file running).
           sh.kill();
@@ -123,7 +126,7 @@ describe('bridge mode: what another mount renamed', () => {
       const go = join(tempDir(), 'go');
       const wait = (n: number): string => `while [ ! -e ${go}${n} ]; do sleep 0.02; done`;
       // Its own writes would wait at the gate meanwhile: it only makes a file.
-      const sh = spawn('sh', ['-c', `${wait(1)}; cat f && : > g && ls && ${wait(2)} && cat held`], { cwd: join(b.mnt, 'd/w') });
+      const sh = spawn('sh', ['-c', `${wait(1)}; cat f && : > g && ls && ${wait(2)} && cat held && ${getcwd}`], { cwd: join(b.mnt, 'd/w') });
       let out = '';
       sh.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
       sh.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
@@ -152,7 +155,7 @@ describe('bridge mode: what another mount renamed', () => {
         await within(5000, 'B lists the new d/w', () => assert.deepEqual(readdirSync(join(b.mnt, 'd/w')), ['new']));
         writeFileSync(`${go}2`, '');
         assert.equal(await exited, 0, out);
-        assert.equal(out, 'in d/w\nf\ng\nheld\nheld\n');
+        assert.equal(out, `in d/w\nf\ng\nheld\nheld\n${join(b.mnt, 'v')}\n`);
       } finally {
         // A failure must not leave them waiting (their pipes would keep this test file running).
         sh.kill();

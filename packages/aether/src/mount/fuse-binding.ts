@@ -4,7 +4,7 @@
  * an AetherError's `errno`, or one made by `fuseError`) answers with that errno; anything else
  * answers EIO and is reported through `onHandlerError`.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -296,12 +296,21 @@ export type NodeMove = 'moved' | 'busy' | undefined;
 
 /**
  * Gives libfuse's nodes for the `from` paths the `to` ones, all at once, after another mount
- * renamed the entries (paths of the mounted file system, as before and after the renames):
- * per move 'moved', 'busy' while a request holds a path through the node (try again), or
- * undefined when it was not moved (then hidden; FUSE.md, "moving a node another mount renamed").
+ * renamed the entries (paths of the mounted file system at `mountpoint`, as before and after
+ * the renames): per move 'moved', 'busy' while a request holds a path through the node (try
+ * again), or undefined when it was not moved (then hidden; FUSE.md, "moving a node another
+ * mount renamed"). The moved directories are then looked up by their new paths from a child
+ * process: the kernel moves a directory's one entry (a program's working directory) to the name
+ * it finds it under, and getcwd(3) names it (it failed with ENOENT, and git refused to run). Not
+ * from this process: a request to the mount that waits for this very process keeps it, and so
+ * the session, alive through a kill -9 (a review saw the mount hung for good); the child does
+ * not hold the session (close-on-exec), which the kernel then aborts, answering its lookup.
  */
-export function moveNodes(moves: [from: string, to: string, isDir: boolean][]): NodeMove[] {
-  return nativeAddon.fuse_native_move_nodes(moves).map((r) => (r === 1 ? 'moved' : r === 0 ? 'busy' : undefined));
+export function moveNodes(mountpoint: string, moves: [from: string, to: string, isDir: boolean][]): NodeMove[] {
+  const done: NodeMove[] = nativeAddon.fuse_native_move_nodes(moves).map((r) => (r === 1 ? 'moved' : r === 0 ? 'busy' : undefined));
+  const dirs = moves.flatMap(([, to, isDir], i) => (isDir && done[i] === 'moved' ? [mountpoint + to] : []));
+  if (dirs.length > 0) spawn('stat', ['--', ...dirs], { stdio: 'ignore' }).on('error', () => undefined).unref();
+  return done;
 }
 
 /**

@@ -272,7 +272,7 @@ export class LocalMount {
     remote.loadInto(view, cache);
     const coordinator = (this.coordinator = new BackpressureCoordinator({ registry: this.registry, config, journal, cache }));
     this.warnIfLowOnDisk(cache);
-    const vfs = (this.vfs = new Vfs({ view, committed: remote.committed, journal, cache, gate: coordinator.gate, clock: systemClock, maxIno: remote.maxIno, log: this.log, attributesUncached: setAttributesUncached, localOp: (op, seq) => remote.localOp?.(op, seq), holdInode: (ino) => remote.holdsInode?.(ino) ?? false, closed: (ino) => remote.closed?.(ino), replayOnMovedTree: true, hideNode, moveNodes, invalidateNodes }));
+    const vfs = (this.vfs = new Vfs({ view, committed: remote.committed, journal, cache, gate: coordinator.gate, clock: systemClock, maxIno: remote.maxIno, log: this.log, attributesUncached: setAttributesUncached, localOp: (op, seq) => remote.localOp?.(op, seq), holdInode: (ino) => remote.holdsInode?.(ino) ?? false, closed: (ino) => remote.closed?.(ino), replayOnMovedTree: true, hideNode, moveNodes: (moves) => moveNodes(this.mountpoint, moves), invalidateNodes }));
     await this.replay(vfs, journal, journal.committedSeq);
     await vfs.forgetOrphans();
     const drain = (this.drain = remote.startDrain({
