@@ -18,7 +18,7 @@ export interface DrainJournal {
 export interface DrainStore {
   readonly appliedSeq: number;
   /** Applies the entries `spans` locate (read where they are applied, off this thread). */
-  applySpans(spans: JournalSpan[]): Promise<{ applied: number; rejected: { seq: number; error: string }[] }>;
+  applySpans(spans: JournalSpan[]): Promise<{ applied: number; rejected: { seq: number; error: string }[]; restored?: string[] }>;
 }
 
 export interface DrainOptions {
@@ -243,6 +243,7 @@ export class LocalDrain extends SerialDrain {
       if (last === undefined) return;
       const r = await this.store.applySpans(spans);
       for (const x of r.rejected) this.log(`store refused journal entry ${x.seq}: ${x.error}`);
+      if (r.restored?.length) this.log(`the store's copy of ${r.restored.length} chunk(s) was damaged or missing on disk (${r.restored.slice(0, 3).join(', ')}${r.restored.length > 3 ? ', …' : ''}): stored again from new writes of the same data; run \`aether store verify\` for what else is damaged`);
       await this.journal.commit(last);
       this.lastError = null;
       this.onCommitted(last);

@@ -227,6 +227,11 @@ export class LocalMount {
       await cache.remove(ino);
     }
     store.collectChunks();
+    const damaged = store.chunks.damagedPacks();
+    if (damaged.length > 0) {
+      const what = damaged.slice(0, 3).map((d) => `${d.path} ${d.bytes < 0 ? 'missing' : `has ${d.bytes} of ${d.needed} bytes`}`);
+      this.log(`store: ${damaged.length} pack file(s) are missing or cut short (${what.join('; ')}${damaged.length > 3 ? '; …' : ''}): files with data there read EIO until it is written again; \`aether store verify\` names them`);
+    }
     await vfs.forgetOrphans();
 
     const writer = (this.storeWriter = new StoreWriterClient(join(this.stateDir, 'store'), store.appliedSeq));

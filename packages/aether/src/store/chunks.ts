@@ -42,7 +42,7 @@ const SEAL_MIN_BYTES = 4 * 1024 * 1024;
  * files cost one fsync, not one each, and a crash leaves at most an unindexed tail in a pack.
  */
 export class ChunkStore {
-  private readonly st: Record<'get' | 'put' | 'move' | 'live' | 'dropDead' | 'packs' | 'liveBytes' | 'inPack', Statement>;
+  private readonly st: Record<'get' | 'put' | 'restore' | 'move' | 'live' | 'dropDead' | 'packs' | 'packEnds' | 'liveBytes' | 'inPack', Statement>;
   private readonly readFds = new Map<number, number>();
   private pack: { n: number; size: number } | undefined;
   /** The pack whose name this process has made durable (a directory fsync after creating it). */
@@ -60,10 +60,12 @@ export class ChunkStore {
     this.st = {
       get: db.prepare('SELECT pack, offset, length FROM chunks WHERE hash = ?'),
       put: db.prepare('INSERT OR IGNORE INTO chunks (hash, pack, offset, length) VALUES (?, ?, ?, ?)'),
+      restore: db.prepare('UPDATE chunks SET pack = ?, offset = ?, length = ? WHERE hash = ?'),
       move: db.prepare('UPDATE chunks SET pack = ?, offset = ? WHERE hash = ?'),
       live: db.prepare('SELECT COUNT(*) AS n FROM chunks'),
       dropDead: db.prepare(`DELETE FROM chunks WHERE hash NOT IN (SELECT hash FROM blocks${alsoLive.map((q) => ` UNION ${q}`).join('')})`),
       packs: db.prepare('SELECT DISTINCT pack FROM chunks'),
+      packEnds: db.prepare('SELECT pack, MAX(offset + length) AS needed FROM chunks GROUP BY pack'),
       liveBytes: db.prepare('SELECT pack, SUM(length) AS bytes FROM chunks GROUP BY pack'),
       inPack: db.prepare('SELECT hash, offset, length FROM chunks WHERE pack = ? ORDER BY offset'),
     };
@@ -103,15 +105,55 @@ export class ChunkStore {
    * Appends every chunk not stored yet to the current pack, makes it durable, and records it in
    * the open transaction. Call inside the batch's transaction, before its COMMIT.
    */
-  async putMany(chunks: ReadonlyMap<string, Buffer>): Promise<void> {
-    const todo = [...chunks].filter(([hash]) => !this.has(hash));
-    if (todo.length === 0) return;
+  async putMany(chunks: ReadonlyMap<string, Buffer>): Promise<{ restored: string[] }> {
+    const todo: [string, Buffer][] = [];
+    const restored = new Set<string>();
+    for (const [hash, data] of chunks) {
+      const row = this.st.get.get(hash) as ChunkRow | undefined;
+      if (row === undefined) todo.push([hash, data]);
+      // Stored already: only if its copy still reads back as itself. Deduplicated against a pack
+      // damaged or deleted on disk, new writes of that content were lost (a review); stored
+      // again, they also mend the files that held the damaged copy.
+      else if (!this.intact(row, hash)) {
+        todo.push([hash, data]);
+        restored.add(hash);
+      }
+    }
+    if (todo.length === 0) return { restored: [] };
     const { n, offset: start } = await this.append(todo.map(([, data]) => data));
     let offset = start;
     for (const [hash, data] of todo) {
-      this.st.put.run(hash, n, offset, data.length);
+      if (restored.has(hash)) this.st.restore.run(n, offset, data.length, hash);
+      else this.st.put.run(hash, n, offset, data.length);
       offset += data.length;
     }
+    return { restored: [...restored] };
+  }
+
+  /**
+   * Pack files the index needs that are missing or shorter than it says (damage on disk: files
+   * using them read EIO). Byte damage inside a pack takes `aether store verify` to find.
+   */
+  damagedPacks(): { path: string; bytes: number; needed: number }[] {
+    const out: { path: string; bytes: number; needed: number }[] = [];
+    for (const { pack, needed } of this.st.packEnds.all() as { pack: number; needed: number }[]) {
+      const path = this.packPath(pack);
+      const bytes = existsSync(path) ? fstatSize(path) : -1;
+      if (bytes < needed) out.push({ path, bytes, needed });
+    }
+    return out;
+  }
+
+  /** True when the chunk's stored copy reads back with its hash. */
+  private intact(row: ChunkRow, hash: string): boolean {
+    const copy = Buffer.allocUnsafe(row.length);
+    try {
+      this.readRow(row, hash, copy, 0, 0, row.length);
+    } catch (err) {
+      if (err instanceof AetherError) return false;
+      throw err;
+    }
+    return ChunkStore.hash(copy) === hash;
   }
 
   /** Appends `datas` to the current pack, durably (data and name); returns where the first begins. */

@@ -2,11 +2,8 @@ import { Worker } from 'node:worker_threads';
 import { AetherError } from '../errors.js';
 import type { JournalSpan } from '../runtime/journal/journal.js';
 import type { ReclaimResult } from './chunks.js';
+import type { BatchResult } from './store.js';
 
-export interface BatchResult {
-  applied: number;
-  rejected: { seq: number; error: string }[];
-}
 
 type Reply = { id: number; ok: true; result: BatchResult; appliedSeq: number } | { id: number; ok: true; reclaimed: ReclaimResult } | { id: number; ok: false; error: string };
 

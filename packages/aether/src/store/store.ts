@@ -15,6 +15,14 @@ export interface SequencedOp {
   op: Op;
 }
 
+/** What applying one batch of journal entries did. */
+export interface BatchResult {
+  applied: number;
+  rejected: { seq: number; error: string }[];
+  /** Chunks whose stored copy was damaged or gone, stored again from this batch's data (ChunkStore.putMany). */
+  restored: string[];
+}
+
 /**
  * Tables a user of the store keeps in the same database, so that its rows commit atomically with
  * the tree (the hub's changefeed and mount table). Its migrations are numbered by the `meta` row
@@ -137,13 +145,13 @@ export class Store {
    * An op's data must not change until the returned promise settles: a write that covers a whole
    * block is stored from it, not from a copy (SqliteMeta).
    */
-  applyBatch(batch: readonly SequencedOp[]): Promise<{ applied: number; rejected: { seq: number; error: string }[] }> {
+  applyBatch(batch: readonly SequencedOp[]): Promise<BatchResult> {
     const run = this.applying.then(() => this.applyNow(batch));
     this.applying = run.catch(() => undefined);
     return run;
   }
 
-  private async applyNow(batch: readonly SequencedOp[]): Promise<{ applied: number; rejected: { seq: number; error: string }[] }> {
+  private async applyNow(batch: readonly SequencedOp[]): Promise<BatchResult> {
     const rejected: { seq: number; error: string }[] = [];
     let applied = 0;
     this.db.exec('BEGIN IMMEDIATE');
@@ -168,13 +176,13 @@ export class Store {
       const chunks = meta.finish();
       this.setMeta('applied_seq', last);
       this.setMeta('max_ino', maxIno);
-      await this.chunks.putMany(chunks);
+      const { restored } = await this.chunks.putMany(chunks);
       this.db.exec('COMMIT');
+      return { applied, rejected, restored };
     } catch (err) {
       if (this.db.inTransaction) this.db.exec('ROLLBACK');
       throw err;
     }
-    return { applied, rejected };
   }
 
   /**
