@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { isAetherError } from '@aether/core/errors';
+import { inspectJournal } from '@aether/core/runtime/journal/index';
 import { verifyStore, type StoreVerifyReport } from '@aether/core/store/verify';
 import { resolveOrReport } from './config-commands.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError, type Io } from './exit.js';
@@ -34,6 +35,7 @@ export function addStoreCommands(program: Command, io: Io, setExit: (code: numbe
     .action(async (opts: VerifyOpts) => {
       if (opts.data !== undefined && opts.stateDir !== undefined) throw new UsageError('--data and --state-dir name different stores: give one');
       let dir: string;
+      let committedSeq: number | undefined;
       if (opts.data !== undefined) dir = resolve(opts.data);
       else {
         let stateDir = opts.stateDir;
@@ -46,10 +48,12 @@ export function addStoreCommands(program: Command, io: Io, setExit: (code: numbe
         const local = join(resolve(stateDir), 'store');
         const replica = join(resolve(stateDir), 'replica');
         dir = !existsSync(join(local, 'meta.sqlite')) && existsSync(join(replica, 'meta.sqlite')) ? replica : local;
+        // Local mode: the journal says how far the store must be (a damaged journal is journal inspect's to report).
+        if (dir === local) committedSeq = await inspectJournal({ stateDir: resolve(stateDir) }).then((j) => j.committed_seq, () => undefined);
       }
       let report: StoreVerifyReport;
       try {
-        report = await verifyStore(dir);
+        report = await verifyStore(dir, { committedSeq });
       } catch (err) {
         if (isAetherError(err, 'STORE_OPEN_FAILED')) throw new UsageError(err.message);
         if (!isAetherError(err)) throw err;
@@ -58,13 +62,14 @@ export function addStoreCommands(program: Command, io: Io, setExit: (code: numbe
       }
       const unused = report.damagedUnused > 0 ? ` (${report.damagedUnused} damaged chunk${report.damagedUnused === 1 ? '' : 's'} no file uses any more: nothing lost, reclaim drops them)` : '';
       if (opts.json) io.out(`${JSON.stringify(report, null, 2)}\n`);
-      else if (report.damaged.length === 0) io.out(`aether: store ${dir}: ${report.chunks} chunks (${mib(report.bytes)}) checked, ${unused ? `no file damaged${unused}` : 'all intact'}\n`);
       else {
-        io.out(`aether: store ${dir}: ${report.damaged.length} of ${report.chunks} chunks damaged${unused}\n`);
+        if (report.database.length > 0) io.out(`aether: store ${dir}: its database is damaged: ${report.database.slice(0, 3).join('; ')}${report.database.length > 3 ? '; …' : ''}\n`);
+        if (report.damaged.length === 0) io.out(`aether: store ${dir}: ${report.chunks} chunks (${mib(report.bytes)}) checked, ${unused ? `no file damaged${unused}` : 'all intact'}\n`);
+        else io.out(`aether: store ${dir}: ${report.damaged.length} of ${report.chunks} chunks damaged${unused}\n`);
         for (const d of report.damaged) {
           io.out(`  chunk ${d.hash} (${d.length} bytes at ${d.offset} in ${d.pack}): ${d.problem}; ${d.files.length > 0 ? `in ${d.files.join(', ')}` : 'in no file'}\n`);
         }
       }
-      setExit(report.damaged.length === 0 ? EXIT_OK : EXIT_FAILURE);
+      setExit(report.damaged.length === 0 && report.database.length === 0 ? EXIT_OK : EXIT_FAILURE);
     });
 }

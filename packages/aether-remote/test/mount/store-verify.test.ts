@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, cpSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
@@ -108,6 +108,37 @@ describe('aether store verify', () => {
     await stopCleanly(again);
     const verify = aether(['store', 'verify', '--state-dir', m.stateDir]);
     assert.equal(verify.code, 0, verify.out + verify.err);
+  });
+
+  it('a damaged database is named: pages zeroed on disk, and a write-ahead log lost after a kill -9; exit 1', async () => {
+    const m = await startMount();
+    for (let i = 0; i < 300; i++) writeFileSync(join(m.mnt, `f${i}`), randomBytes(4096));
+    await waitDrained(m);
+    await stopCleanly(m);
+    const copy = join(m.stateDir, '..', 'zeroed');
+    cpSync(m.stateDir, copy, { recursive: true });
+    // A page of the file table zeroed, which the chunk listing never reads: it passed for a sound
+    // store whose files read EIO (a review).
+    const file = join(copy, 'store', 'meta.sqlite');
+    const meta = new Database(file, { readonly: true });
+    const pageSize = meta.pragma('page_size', { simple: true }) as number;
+    const root = (meta.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'dentries'").get() as { rootpage: number }).rootpage;
+    meta.close();
+    const fd = openSync(file, 'r+');
+    writeSync(fd, Buffer.alloc(pageSize), 0, pageSize, (root - 1) * pageSize);
+    closeSync(fd);
+    const zeroed = aether(['store', 'verify', '--state-dir', copy]);
+    assert.equal(zeroed.code, 1, zeroed.out + zeroed.err);
+    assert.match(zeroed.out, /^aether: store .*: its database is damaged: /);
+    // What a drain commits stays in the write-ahead log until a checkpoint: without it the database is sound, and behind the journal.
+    const again = await startMount({ stateDir: m.stateDir });
+    writeFileSync(join(again.mnt, 'later'), 'later');
+    await waitDrained(again);
+    await again.kill9();
+    unlinkSync(join(m.stateDir, 'store', 'meta.sqlite-wal'));
+    const behind = aether(['store', 'verify', '--state-dir', m.stateDir]);
+    assert.equal(behind.code, 1, behind.out + behind.err);
+    assert.match(behind.out, /^aether: store .*: its database is damaged: it holds journal entries up to (\d+), but entries up to (?!\1)\d+ were committed to it/);
   });
 
   it('reads the chunk index a page at a time: a running store can checkpoint its log meanwhile; damage in a later page is found', async () => {

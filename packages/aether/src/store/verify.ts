@@ -25,6 +25,8 @@ export interface StoreVerifyReport {
   damaged: DamagedChunk[];
   /** Damaged chunks no file uses any more (space reclaim drops them): nothing is lost. */
   damagedUnused: number;
+  /** What is wrong with the index database itself (SQLite's integrity check, and the journal's committed mark): empty when sound. */
+  database: string[];
 }
 
 /** Chunks listed per read of the index (each page is read in pack order: fewer, larger pages pass over the packs fewer times). */
@@ -44,7 +46,7 @@ interface ChunkRow {
  * looked up again in the committed index before it is reported (space reclaim may have moved it
  * to another pack, or dropped it, since the listing began).
  */
-export async function verifyStore(dir: string, opts: { page?: number } = {}): Promise<StoreVerifyReport> {
+export async function verifyStore(dir: string, opts: { page?: number; committedSeq?: number } = {}): Promise<StoreVerifyReport> {
   const dbPath = join(dir, 'meta.sqlite');
   if (!existsSync(dbPath)) throw new AetherError('STORE_OPEN_FAILED', `no store at ${dir} (${dbPath} does not exist)`);
   let db: Database.Database;
@@ -54,9 +56,16 @@ export async function verifyStore(dir: string, opts: { page?: number } = {}): Pr
     throw new AetherError('STORE_OPEN_FAILED', `store ${dbPath}: ${(err as Error).message}`, { cause: err });
   }
   const packs = new PackReader(join(dir, 'packs'));
-  const report: StoreVerifyReport = { store: dir, chunks: 0, bytes: 0, damaged: [], damagedUnused: 0 };
+  const report: StoreVerifyReport = { store: dir, chunks: 0, bytes: 0, damaged: [], damagedUnused: 0, database: [] };
   const found: DamagedChunk[] = [];
   try {
+    // Pages zeroed in the database passed for a sound store whose files read EIO (a review).
+    report.database = integrityProblems(db);
+    // A database that lost its write-ahead log is consistent, and behind what was committed to it.
+    const applied = (db.prepare("SELECT value FROM meta WHERE key = 'applied_seq'").get() as { value: number } | undefined)?.value ?? 0;
+    if (opts.committedSeq !== undefined && applied < opts.committedSeq) {
+      report.database.push(`it holds journal entries up to ${applied}, but entries up to ${opts.committedSeq} were committed to it (its database, or its -wal file, lost or damaged)`);
+    }
     const now = db.prepare('SELECT hash, pack, offset, length FROM chunks WHERE hash = ?');
     // The listing goes by pages of the hash index, each its own short read: one read for the whole
     // run kept a running mount's or hub's write-ahead log from being checkpointed meanwhile. A page
@@ -95,6 +104,15 @@ export async function verifyStore(dir: string, opts: { page?: number } = {}): Pr
     db.close();
   }
   return report;
+}
+
+/** SQLite's integrity check of the index: its complaints, or the error it stopped with. */
+function integrityProblems(db: Database.Database): string[] {
+  try {
+    return (db.pragma('integrity_check') as { integrity_check: string }[]).map((r) => r.integrity_check).filter((r) => r !== 'ok');
+  } catch (err) {
+    return [(err as Error).message];
+  }
 }
 
 /** Reads chunks pack by pack, one descriptor open at a time. */
