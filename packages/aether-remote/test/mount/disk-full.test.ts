@@ -94,6 +94,9 @@ print(json.dumps({'n': n, 'err': err}))`,
     assert.equal(statSync(join(mnt, 'big')).size, out.n * CHUNK);
     const mount = m;
     assert.ok(await eventually(() => /disk is full: changes are refused with ENOSPC/.test(mount.stderr())), 'said in the log');
+    // Once, though small changes fitted between refused ones (the two lines alternated at every change: a review).
+    assert.equal(mount.stderr().match(/disk is full/g)?.length, 1, mount.stderr());
+    assert.doesNotMatch(mount.stderr(), /has room again/);
 
     // Room again: the same mount takes changes.
     rmSync(join(disk, 'filler'));

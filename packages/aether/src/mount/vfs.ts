@@ -39,6 +39,8 @@ export const MAX_FILE_BYTES = Number.MAX_SAFE_INTEGER;
 
 /** libfuse's high-level API renames an unlinked-but-open file to such a name (`.fuse_hidden%08x%08x`) instead of removing it. */
 const HIDDEN_NAME = /^\.fuse_hidden[0-9a-f]{16}$/;
+/** How long after the last change refused for a full disk the mount says there is room again. */
+const ROOM_AGAIN_QUIET_MS = 5000;
 /** fallocate(2): allocate without changing the size. */
 const FALLOC_FL_KEEP_SIZE = 0x01;
 
@@ -156,7 +158,8 @@ export class Vfs {
   private maxIno: number;
   private writesStopped = false;
   /** The last change was refused for want of disk space (logged once per spell). */
-  private noRoom = false;
+  /** While the journal's disk is full: since when, the changes refused, the last refusal. */
+  private noRoom: { since: number; refused: number; last?: number } | undefined;
   private hideRetry: NodeJS.Timeout | undefined;
 
   constructor(private readonly d: VfsDeps) {
@@ -312,11 +315,17 @@ export class Vfs {
     // A full disk refuses the change here, before the view has it; the journal goes on once there is room.
     if (op.t !== 'forget' && this.d.journal.hasRoom?.(payload.length) === false) {
       if (!this.noRoom) this.d.log('the journal\'s disk is full: changes are refused with ENOSPC until there is room again (nothing written before is lost)');
-      this.noRoom = true;
+      this.noRoom ??= { since: this.now(), refused: 0 };
+      this.noRoom.refused++;
+      this.noRoom.last = this.now();
       throw new FsError('ENOSPC', 'no room on the state directory\'s disk for the journal');
     }
-    if (this.noRoom) this.d.log('the journal\'s disk has room again: changes are taken');
-    this.noRoom = false;
+    // Said once the refusals have stopped for a while: small changes fit while large ones do not,
+    // and the two lines alternated at every change (~40 a second, a review).
+    if (this.noRoom && this.now() - (this.noRoom.last ?? 0) >= ROOM_AGAIN_QUIET_MS) {
+      this.d.log(`the journal's disk has room again: changes are taken (${this.noRoom.refused} refused with ENOSPC in ${Math.round((this.noRoom.last! - this.noRoom.since) / 1000)} s)`);
+      this.noRoom = undefined;
+    }
     try {
       applyOp(this.d.view, op, { keepOrphans: true });
     } catch (err) {
