@@ -23,7 +23,7 @@ import { Uploader, type UploadBatch, type UploadLink, type UploadResult } from '
 
 export type { UploadBatch, UploadResult } from './uploader.js';
 
-export type BridgeState = 'idle' | 'connecting' | 'online' | 'backing-off' | 'stopped';
+export type BridgeState = 'idle' | 'connecting' | 'online' | 'backing-off' | 'refused' | 'stopped';
 
 /**
  * What the changefeed delivers, in order. `reset` means: drop the committed view, what follows
@@ -122,6 +122,8 @@ export class BridgeClient extends EventEmitter {
   private ungranted = 0;
   private queuedEntries = 0;
   private lastHubId: string | undefined;
+  /** Why this client no longer syncs with the hub (another tree, or one behind what it has seen), for good. */
+  private refusedBecause: string | null = null;
   private applied = 0;
   private cursor: number | undefined;
   private knownHubSeq = 0;
@@ -355,6 +357,7 @@ export class BridgeClient extends EventEmitter {
    * three, and writers may already wait for it meanwhile).
    */
   get problem(): string | null {
+    if (this.refusedBecause !== null) return this.refusedBecause;
     const beatMs = this.welcomeFrame?.heartbeatMs;
     if (this.stateValue === 'online' && beatMs !== undefined && this.lastHeardMs !== null) {
       const silentMs = Date.now() - this.lastHeardMs;
@@ -394,7 +397,7 @@ export class BridgeClient extends EventEmitter {
       this.log('the hub refused the token; retrying with backoff');
     }
     this.lostBecause ??= `connection closed (${code}${reason ? ` ${reason}` : ''})`;
-    if (this.stateValue === 'stopped') return;
+    if (this.stateValue === 'stopped' || this.stateValue === 'refused') return;
     // Failover: the next attempt goes to the next hub; the backoff paces attempts across all of them.
     if (this.urls.length > 1) this.urlIndex = (this.urlIndex + 1) % this.urls.length;
     const step: BackoffStep = this.opts.backoff.next();
@@ -409,6 +412,13 @@ export class BridgeClient extends EventEmitter {
   }
 
   private onWelcome(w: WelcomeFrame): void {
+    // A hub of another tree (a hub started on an empty or other data directory) would replace
+    // everything this mount has seen with its tree, and refuse every change made here (a review:
+    // every mount's files gone, then BAD_OP for ever). A mount that has followed nothing yet may
+    // start over with it.
+    if (this.lastHubId !== undefined && this.lastHubId !== w.hubId && (this.cursor ?? 0) > 0) {
+      return this.refuse(`the hub at ${this.url} keeps another tree (hub id ${w.hubId}; this mount follows ${this.lastHubId}): not syncing with it, so nothing here is removed; point the mount at its own hub, or copy out what you need and mount with a new state directory to follow this one`);
+    }
     this.opts.backoff.reset();
     if (!this.welcomed) this.log(`connected to ${this.url}`);
     else {
@@ -450,6 +460,15 @@ export class BridgeClient extends EventEmitter {
       this.abandoned.add(this.ws);
       this.ws.terminate();
     }
+  }
+
+  /** Stops syncing with the hub for good: the mount goes on offline, and says why (`problem`). */
+  private refuse(why: string): void {
+    this.refusedBecause = why;
+    this.log(why);
+    this.setState('refused');
+    this.metrics.connected.set(0);
+    this.ws?.terminate();
   }
 
   private resetFeed(): void {
@@ -495,9 +514,9 @@ export class BridgeClient extends EventEmitter {
     if (!this.welcomeFrame) this.lostBecause = `hub error ${e.code}: ${e.message}`;
     this.emit('hub-error', e);
     if (e.code === 'CURSOR_AHEAD' && this.cursor !== undefined) {
-      this.resetFeed();
-      this.follow(0);
-      return;
+      // A hub restored from a backup: following it from 0 replaced every mount's tree with the
+      // older one, and what was committed since, which only the mounts still held, was gone (a review).
+      return this.refuse(`the hub at ${this.url} is behind this mount (${e.message}): restored from a backup? Not following it, so nothing here is removed; copy out what it lacks, then mount with a new state directory to follow it`);
     }
     if (e.id === undefined) {
       // A failure inside the hub that names no request may have been one of ours: reconnecting

@@ -19,7 +19,7 @@ import { RemoteApply } from './remote-apply.js';
 import { Replica } from './replica.js';
 import { alignedNothing, alignTree, type AlignResult } from './view-align.js';
 
-export type OrchestratorState = 'starting' | 'connecting' | 'online' | 'backing off' | 'stopping';
+export type OrchestratorState = 'starting' | 'connecting' | 'online' | 'backing off' | 'refused' | 'stopping';
 
 export interface BridgeOptions {
   /** One hub URL, or several (comma-separated) of hubs sharing one store, tried in turn. */
@@ -206,6 +206,7 @@ export class BridgeOrchestrator implements RemoteBackend {
     if (s === 'connecting') this.stateValue = 'connecting';
     else if (s === 'online') this.stateValue = 'online';
     else if (s === 'backing-off') this.stateValue = 'backing off';
+    else if (s === 'refused') this.stateValue = 'refused';
   }
 
   /** Persists the inode range the hub assigned (once) and the hub the cursor belongs to. */

@@ -81,7 +81,7 @@ for (const { kind, skip } of STORES) describe(`the changefeed [${kind}]`, { skip
     await Promise.all([a.close(), c.close(), d.close()]);
   });
 
-  it('cursor 0 (a new mount) gets a snapshot; a cursor ahead of the hub is refused and the client starts over', async () => {
+  it('cursor 0 (a new mount) gets a snapshot; a cursor ahead of the hub is refused, and the client refuses that hub (a restored one); a client that followed nothing starts over', async () => {
     const { hub } = await startHub({}, kind);
     after(() => hub.close());
     const a = await connectClient(hub.url);
@@ -106,11 +106,19 @@ for (const { kind, skip } of STORES) describe(`the changefeed [${kind}]`, { skip
     raw.c.send({ t: 'follow', cursor: 99 });
     assert.equal(((await raw.c.next((f) => f.t === 'error')) as ErrorFrame).code, 'CURSOR_AHEAD');
     raw.c.close();
+    // A client that has seen more than the hub has (a hub restored from a backup) refuses it: a
+    // snapshot of the older tree would remove what was committed since, which only mounts still hold.
     const ahead = await connectClient(hub.url, { followFrom: 99 });
-    const events = await readFeedUntil(ahead.feed(), (e) => e.kind === 'snapshot-end');
+    for (let i = 0; i < 200 && ahead.state !== 'refused'; i++) await new Promise((r) => setTimeout(r, 25));
+    assert.equal(ahead.state, 'refused');
+    assert.match(ahead.problem ?? '', /is behind this mount/);
+    assert.equal(ahead.feedCursor, 99);
+    // One that has followed nothing yet starts over with a hub.
+    const none = await connectClient(hub.url, { followFrom: 0, followHubId: 'another-hub' });
+    const events = await readFeedUntil(none.feed(), (e) => e.kind === 'snapshot-end');
     assert.equal(events[0]?.kind, 'reset');
-    assert.equal(ahead.feedCursor, 3);
-    await Promise.all([a.close(), fresh.close(), ahead.close()]);
+    assert.equal(none.feedCursor, 3);
+    await Promise.all([a.close(), fresh.close(), ahead.close(), none.close()]);
   });
 });
 
