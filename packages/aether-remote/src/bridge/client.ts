@@ -124,6 +124,7 @@ export class BridgeClient extends EventEmitter {
   private lastHubId: string | undefined;
   /** Why this client no longer syncs with the hub (another tree, or one behind what it has seen), for good. */
   private refusedBecause: string | null = null;
+  private uploadsHeld = false;
   private applied = 0;
   private cursor: number | undefined;
   private knownHubSeq = 0;
@@ -211,6 +212,15 @@ export class BridgeClient extends EventEmitter {
   start(): void {
     if (this.stateValue !== 'idle') return;
     this.connect();
+  }
+
+  /**
+   * Holds queued batches back (`aether sync pause`): none is sent until released, also after a
+   * reconnect. One already sent still gets its acknowledgement.
+   */
+  holdUploads(held: boolean): void {
+    this.uploadsHeld = held;
+    if (!held) this.uploader.kick();
   }
 
   /** Commits a batch at the hub; resolves with the acknowledgement. Batches go in the order given. */
@@ -596,7 +606,7 @@ export class BridgeClient extends EventEmitter {
 
   private uploadLink(): UploadLink {
     return {
-      isOnline: () => this.stateValue === 'online',
+      isOnline: () => this.stateValue === 'online' && !this.uploadsHeld,
       welcome: () => this.welcomeFrame,
       appliedSeq: () => this.applied,
       request: (frame) => this.request(frame),

@@ -60,6 +60,17 @@ export class BridgeDrain extends SerialDrain implements SyncDrain {
     super(d.log, { delayMs: 20, retryDelayMs: 500, retryMaxMs: 500, name: 'bridge drain', awaitPassOnClose: false });
   }
 
+  /** Also the batch already waiting in the client for the hub: a pause while offline let it go out on the reconnect (a review). */
+  override pause(): void {
+    super.pause();
+    this.d.client.holdUploads(true);
+  }
+
+  override resume(): void {
+    this.d.client.holdUploads(false);
+    super.resume();
+  }
+
   get backlog(): number {
     return Math.max(0, this.d.journal.lastSeq - this.d.journal.committedSeq);
   }

@@ -38,6 +38,28 @@ describe('bridge mode: the hub goes away', () => {
     });
   });
 
+  it('sync pause while the hub is down holds back the batch already waiting for it too: nothing ships after the reconnect until resume', async () => {
+    await withHub(async (h) => {
+      const a = await bridgeMount(h.hub);
+      const b = await bridgeMount(h.hub);
+      await h.kill9();
+      writeFileSync(join(a.mnt, 'before-pause'), 'x');
+      // The drain hands the batch to the client within ~20 ms; it waits there for the hub.
+      await sleep(500);
+      assert.equal(a.ctl(['sync', 'pause']).code, 0);
+      writeFileSync(join(a.mnt, 'after-pause'), 'y');
+      await h.restart();
+      await within(15_000, 'A and B online again', () => assert.ok(bridgeStatus(a).connected === true && bridgeStatus(b).connected === true));
+      await sleep(1500);
+      assert.deepEqual(readdirSync(b.mnt), [], 'nothing of the paused mount shipped');
+      assert.equal(a.ctl(['sync', 'resume']).code, 0);
+      assert.equal(syncWait(a).code, 0);
+      await within(5000, 'B has both', () => assert.deepEqual(readdirSync(b.mnt).sort(), ['after-pause', 'before-pause']));
+      await stopCleanly(a);
+      await stopCleanly(b);
+    });
+  });
+
   it('a restart while the hub is down: the replica serves reads, writes queue, the cursor resumes, all drains later', async () => {
     await withHub(async (h) => {
       let a = await bridgeMount(h.hub);
