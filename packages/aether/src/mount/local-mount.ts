@@ -23,7 +23,7 @@ import type { RemoteBackend, SyncDrain } from './backend.js';
 import { watchConfigFile } from './config-watch.js';
 import { LocalDrain } from './drain.js';
 import { SpaceReclaimer } from './space-reclaimer.js';
-import { refuseUnusableMountpoint, refuseWithoutFuseDevice } from './mountpoint.js';
+import { refuseAllowOtherWithoutConf, refuseUnusableMountpoint, refuseWithoutFuseDevice } from './mountpoint.js';
 import { ensureStateDir, refuseLongSocketPath, refuseStateDirUnder, StateLock } from './state-lock.js';
 import { callerContext, claimBindingAttrs, reserveFileSpace, claimBindingSync, FuseMount, guardHardLinkAttributes, hideNode, invalidateNodes, moveNodes, releaseFreedMemory, setAttributesUncached } from './fuse-binding.js';
 import { IDLE_TRIM_MS, IdleTrim } from './idle-trim.js';
@@ -188,6 +188,7 @@ export class LocalMount {
     await refuseUnusableMountpoint(this.mountpoint);
     // AETHER_TEST_FUSE_DEVICE: a test seam (mountpoint.test.ts runs a mount as a user without access).
     refuseWithoutFuseDevice(process.env.AETHER_TEST_FUSE_DEVICE || undefined);
+    refuseAllowOtherWithoutConf(this.opts.allowOther ?? false);
     ensureStateDir(this.stateDir);
     // The lock first: a second mount on the same state directory stops here.
     this.lock = StateLock.acquire(this.stateDir);

@@ -1,5 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
-import { accessSync, constants as fsConstants } from 'node:fs';
+import { accessSync, constants as fsConstants, readFileSync } from 'node:fs';
 import { lstat, mkdir, readFile, readdir, realpath, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { AetherError } from '../errors.js';
@@ -95,6 +95,23 @@ export function refuseWithoutFuseDevice(device = '/dev/fuse'): void {
   } catch (err) {
     const code = codeOf(err) ?? String(err);
     throw new AetherError('MOUNT_FAILED', `cannot open ${device} (${code}): mounting needs read and write access to it (root, or a FUSE device this user may open)`, { cause: err, context: { device } });
+  }
+}
+
+/**
+ * `--allow-other` for a user other than root needs `user_allow_other` in /etc/fuse.conf, or
+ * fusermount refuses the mount and libfuse says only "fuse failed" (a review).
+ */
+export function refuseAllowOtherWithoutConf(allowOther: boolean, conf = '/etc/fuse.conf', uid = process.getuid?.() ?? 0): void {
+  if (!allowOther || uid === 0) return;
+  let text = '';
+  try {
+    text = readFileSync(conf, 'utf8');
+  } catch {
+    // No file: nothing allows it.
+  }
+  if (!/^\s*user_allow_other\s*$/m.test(text)) {
+    throw new AetherError('MOUNT_FAILED', `--allow-other needs the line user_allow_other in ${conf} for a user other than root (fusermount refuses it otherwise); add it as root, or mount without --allow-other`, { context: { conf } });
   }
 }
 
