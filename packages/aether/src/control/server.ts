@@ -17,6 +17,9 @@ function socketIsLive(path: string): Promise<boolean> {
   });
 }
 
+/** How often the socket file is checked for removal. */
+const SOCKET_CHECK_MS = 2000;
+
 /**
  * Serves control commands. Handlers run on the event loop but never wait on the backpressure
  * gate, so control stays responsive while writers are blocked.
@@ -26,6 +29,10 @@ export class ControlServer {
   /** Set once this server listens on `path`: only then is the socket file its own to remove. */
   private owner = false;
   private readonly sockets = new Set<Socket>();
+  /** The socket file's inode, to see it removed or replaced. */
+  private ino: number | undefined;
+  private watch: NodeJS.Timeout | undefined;
+  private closing = false;
 
   constructor(
     readonly path: string,
@@ -52,6 +59,33 @@ export class ControlServer {
     });
     this.owner = true;
     chmodSync(this.path, 0o600);
+    this.ino = lstatSync(this.path).ino;
+    this.watch ??= setInterval(() => void this.listenAgainIfGone(), SOCKET_CHECK_MS).unref();
+  }
+
+  /**
+   * The socket file removed (a cleanup of the state directory, by hand or by a tool): no command
+   * reached the running mount again, and the CLI said no mount was running (a review). Made again.
+   */
+  private async listenAgainIfGone(): Promise<void> {
+    let ino: number | undefined;
+    try {
+      ino = lstatSync(this.path).ino;
+    } catch {
+      // Gone.
+    }
+    if (this.closing || (this.owner && ino === this.ino)) return;
+    if (this.owner) {
+      this.owner = false;
+      this.server?.close();
+    }
+    try {
+      await this.listen();
+    } catch {
+      // Another's socket took the path: tried again at the next check.
+      return;
+    }
+    if (this.closing) await this.close();
   }
 
   private serve(sock: Socket): void {
@@ -102,6 +136,8 @@ export class ControlServer {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.watch);
     for (const s of this.sockets) s.destroy();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
     if (this.owner) rmSync(this.path, { force: true });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,6 +75,21 @@ describe('control socket', () => {
     } finally {
       await server.close();
     }
+  });
+  it('removed while the mount runs (a cleanup of the state directory), it is made again within seconds, 0600', async () => {
+    const path = sockPath();
+    const server = new ControlServer(path, { STATUS: () => ({ state: 'online' }) });
+    await server.listen();
+    try {
+      rmSync(path);
+      await assert.rejects(sendControl(path, 'STATUS', {}, 1000), (err) => isAetherError(err, 'CONTROL_UNAVAILABLE'));
+      for (let i = 0; i < 100 && !existsSync(path); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.deepEqual(await sendControl(path, 'STATUS'), { state: 'online' });
+      assert.equal(statSync(path).mode & 0o777, 0o600);
+    } finally {
+      await server.close();
+    }
+    assert.equal(existsSync(path), false, 'removed at close');
   });
   it('rejects malformed requests, unknown and unavailable commands without dying', async () => {
     const path = sockPath();
