@@ -101,6 +101,35 @@ describe('mount points and state directories', () => {
     assertOneLine(r, /state directory \/proc\/aether-nope\/state cannot be created \(ENOENT\)/);
   });
 
+  it('a state directory whose parts are not directories, are read-only, or that lies on another FUSE mount is refused in one line naming the part (a review: raw EEXIST, "attempt to write a readonly database", "listen ENOTSUP")', async () => {
+    const { base, mnt, stateDir } = fresh();
+    mkdirSync(stateDir);
+    writeFileSync(join(stateDir, 'journal'), 'not a directory');
+    let r = await mountMustFail({ mnt, stateDir });
+    assertOneLine(r, /journal directory .*\/journal is not a directory \(or a parent of it is not\)/);
+    rmSync(join(stateDir, 'journal'));
+    // The store on a read-only file system (root writes anywhere else).
+    mkdirSync(join(stateDir, 'store'));
+    spawnSync('mount', ['--bind', join(stateDir, 'store'), join(stateDir, 'store')]);
+    spawnSync('mount', ['-o', 'remount,bind,ro', join(stateDir, 'store')]);
+    try {
+      r = await mountMustFail({ mnt, stateDir });
+      assertOneLine(r, /store directory .*\/store is not writable by this user \(a read-only file system, or another user's\)/);
+    } finally {
+      spawnSync('umount', [join(stateDir, 'store')]);
+    }
+    // On another Aether mount: no Unix socket there.
+    const outer = await startMount();
+    try {
+      const inner = join(base, 'inner');
+      mkdirSync(inner);
+      r = await mountMustFail({ mnt: inner, stateDir: join(outer.mnt, 'state') });
+      assertOneLine(r, /the state directory's file system cannot hold a Unix socket \(ENOTSUP; a FUSE mount, such as another Aether mount\?\)/);
+    } finally {
+      await stopCleanly(outer);
+    }
+  });
+
   it('a user who cannot open the FUSE device is told so in one line, before anything is created', () => {
     const { base, mnt, stateDir } = fresh();
     const device = join(base, 'fuse-device');

@@ -48,7 +48,11 @@ export class ControlServer {
     const server = createServer((sock) => this.serve(sock));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      server.once('error', (err: NodeJS.ErrnoException) => {
+        // A state directory on a FUSE file system (another Aether mount): "listen ENOTSUP", naming nothing (a review).
+        if (err.code === 'ENOTSUP' || err.code === 'EOPNOTSUPP') reject(new AetherError('STATE_DIR_INVALID', `${this.path}: the state directory's file system cannot hold a Unix socket (${err.code}; a FUSE mount, such as another Aether mount?): use a state directory on a local disk`, { cause: err }));
+        else reject(err);
+      });
       // Create the socket with no access for others, then tighten to exactly 0600.
       const old = process.umask(0o177);
       try {

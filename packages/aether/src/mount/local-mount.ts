@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { statfsSync } from 'node:fs';
+import { existsSync, statfsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { collectDefaultMetrics, Counter, Gauge, type Registry } from 'prom-client';
@@ -24,7 +24,7 @@ import { watchConfigFile } from './config-watch.js';
 import { LocalDrain } from './drain.js';
 import { SpaceReclaimer } from './space-reclaimer.js';
 import { refuseAllowOtherWithoutConf, refuseUnusableMountpoint, refuseWithoutFuseDevice } from './mountpoint.js';
-import { ensureStateDir, refuseLongSocketPath, refuseStateDirUnder, StateLock } from './state-lock.js';
+import { ensureStateDir, refuseLongSocketPath, refuseStateDirUnder, StateLock, writable } from './state-lock.js';
 import { callerContext, claimBindingAttrs, reserveFileSpace, claimBindingSync, FuseMount, guardHardLinkAttributes, hideNode, invalidateNodes, moveNodes, releaseFreedMemory, setAttributesUncached } from './fuse-binding.js';
 import { IDLE_TRIM_MS, IdleTrim } from './idle-trim.js';
 import { FuseMetrics } from './fuse-metrics.js';
@@ -98,6 +98,12 @@ export type ReloadTrigger = 'signal' | 'command' | 'file';
  */
 /** Store.open, its failure naming the database (SQLite's own messages name no file). */
 function openStore(dir: string): Store {
+  ensureStateDir(dir, 'store directory');
+  ensureStateDir(join(dir, 'packs'), 'store directory');
+  const db = join(dir, 'meta.sqlite');
+  for (const file of [db, `${db}-wal`]) {
+    if (existsSync(file) && !writable(file)) throw new AetherError('STORE_OPEN_FAILED', `store ${file} is not writable by this user (a read-only file system, or another user's)`);
+  }
   try {
     return Store.open(dir);
   } catch (err) {
@@ -190,6 +196,7 @@ export class LocalMount {
     refuseWithoutFuseDevice(process.env.AETHER_TEST_FUSE_DEVICE || undefined);
     refuseAllowOtherWithoutConf(this.opts.allowOther ?? false);
     ensureStateDir(this.stateDir);
+    for (const sub of ['journal', 'cache']) ensureStateDir(join(this.stateDir, sub), `${sub} directory`);
     // The lock first: a second mount on the same state directory stops here.
     this.lock = StateLock.acquire(this.stateDir);
     const handlers: Partial<Record<CommandName, Handler>> = {};

@@ -1,4 +1,4 @@
-import { accessSync, constants as fsConstants, mkdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { accessSync, constants as fsConstants, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { AetherError } from '../errors.js';
@@ -79,7 +79,10 @@ export function refuseLongSocketPath(path: string): void {
   }
 }
 
-/** Creates the state directory if needed; a path that is not a directory, or cannot be made, is refused in one line. */
+/**
+ * Creates the state directory (or one inside it) if needed; a path that is not a directory, cannot
+ * be made, or is not writable (a read-only file system, another user's) is refused in one line.
+ */
 export function ensureStateDir(dir: string, what = 'state directory'): void {
   try {
     mkdirs(dir);
@@ -96,9 +99,11 @@ export function ensureStateDir(dir: string, what = 'state directory'): void {
       throw new AetherError('STATE_DIR_INVALID', `${what} ${dir} ${why}`, { cause: err, context: { dir } });
     }
   }
+  // Else the first write failed deep inside: "attempt to write a readonly database", naming nothing (a review).
+  if (!writable(dir)) throw new AetherError('STATE_DIR_INVALID', `${what} ${dir} is not writable by this user (a read-only file system, or another user's)`, { context: { dir } });
 }
 
-function writable(path: string): boolean {
+export function writable(path: string): boolean {
   try {
     accessSync(path, fsConstants.W_OK);
     return true;
@@ -134,8 +139,10 @@ export class StateLock {
       // Two takers at once can each hold SQLite's shared lock and keep the other from the
       // exclusive one: a short busy timeout lets one of them through (a lock held by a running
       // owner is refused after it).
+      // SQLite opens a file it may not write read-only, where BEGIN EXCLUSIVE locks nothing (or
+      // not at all: "unable to open database file").
+      if (existsSync(file) && !writable(file)) throw invalid(`${file} is not writable by this user`);
       held = new Database(file, { timeout: 500 });
-      // SQLite opens a file it may not write read-only, where BEGIN EXCLUSIVE locks nothing.
       if (!writable(file)) throw invalid(`${file} is not writable by this user`);
       held.exec('BEGIN EXCLUSIVE');
     } catch (err) {

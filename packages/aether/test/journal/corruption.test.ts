@@ -170,6 +170,14 @@ describe('recovery from a damaged journal', () => {
     assert.deepEqual(snapshot(dir), before);
   });
 
+  it('a removed checkpoint is named as a cause: without it, entries committed and released count as missing (a review blamed a segment alone)', async () => {
+    const { state, dir } = await journalWith(9, { commitSeq: 3 });
+    await (await reopen(state)).close();
+    assert.ok(!readdirSync(dir).includes(segmentName(1)), 'the committed segment was released');
+    unlinkSync(join(dir, 'checkpoint'));
+    await assert.rejects(reopen(state), (err) => isAetherError(err, 'JOURNAL_SEGMENT_MISSING') && /uncommitted entries 1\.\.3 are missing \(.*; the checkpoint file .*\/checkpoint is missing, which said how far entries were committed, or a segment file was removed\)/.test(err.message));
+  });
+
   it('a missing oldest segment above the checkpoint is an error, even with nothing fsynced', async () => {
     const { state, dir } = await journalWith(6, { shape: 'crashed' });
     unlinkSync(join(dir, segmentName(1)));

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { AetherError } from '../../errors.js';
-import { readCheckpoint } from './checkpoint.js';
+import { CHECKPOINT_FILE, readCheckpoint } from './checkpoint.js';
 import type { JournalFile, JournalFs } from './fs-layer.js';
 import { PendingIndex } from './pending-index.js';
 import { RecordStream } from './reader.js';
@@ -143,11 +143,13 @@ function findBreak(dir: string, reads: SegmentRead[], committedSeq: number): Log
  * ends there. A missing oldest segment is never a crash artifact (segment names are fsynced
  * before any record goes in), so it is refused too.
  */
-function judgeBreak(dir: string, reads: SegmentRead[], brk: LogBreak, durableSeq: number): TornTail {
+function judgeBreak(dir: string, reads: SegmentRead[], brk: LogBreak, durableSeq: number, noCheckpoint: boolean): TornTail {
   const seg = (reads[brk.at] as SegmentRead).seg;
   if (brk.kind === 'missing' && (brk.seq <= durableSeq || brk.at === 0)) {
     const toSeq = seg.firstSeq - 1;
-    throw new AetherError('JOURNAL_SEGMENT_MISSING', `journal ${dir}: uncommitted entries ${brk.seq}..${toSeq} are missing (${brk.reason}; a segment file was removed)`, {
+    // With no checkpoint every entry counts as uncommitted: a removed checkpoint looked like removed segments (a review).
+    const cause = noCheckpoint ? `the checkpoint file ${join(dir, CHECKPOINT_FILE)} is missing, which said how far entries were committed, or a segment file was removed` : 'a segment file was removed';
+    throw new AetherError('JOURNAL_SEGMENT_MISSING', `journal ${dir}: uncommitted entries ${brk.seq}..${toSeq} are missing (${brk.reason}; ${cause})`, {
       context: { dir, fromSeq: brk.seq, toSeq },
     });
   }
@@ -178,7 +180,8 @@ export async function scanJournal(fs: JournalFs, dir: string): Promise<JournalSc
   for (const { name, firstSeq } of names) reads.push(await readSegment(fs, dir, name, firstSeq, index));
   const durableSeq = reads.reduce((m, r) => Math.max(m, r.claim), checkpoint.durableSeq);
   const brk = findBreak(dir, reads, checkpoint.committedSeq);
-  const tornTail = brk ? judgeBreak(dir, reads, brk, durableSeq) : null;
+  const noCheckpoint = brk?.seq === 1 && names.length > 0 && (await fs.readFile(join(dir, CHECKPOINT_FILE))) === null;
+  const tornTail = brk ? judgeBreak(dir, reads, brk, durableSeq, noCheckpoint) : null;
   // Entries past the break never reach the index: nothing there continues the pending run.
   const lastSeq = brk ? brk.seq - 1 : reads.reduce((m, r) => Math.max(m, r.seg.lastSeq), 0);
   return { dir, committedSeq: checkpoint.committedSeq, durableSeq, segments: reads.map((r) => r.seg), index, lastSeq, tornTail };
