@@ -58,6 +58,8 @@ function resultOf(err: unknown): string {
  * attributes, and no write or close pays a round trip for `security.capability` or a no-op flush.
  */
 export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, who: CallerSource, attrs?: BindingAttrs | null): FuseHandlers {
+  const slow = /^(.+):(\d+)$/.exec(process.env.AETHER_TEST_SLOW_LOOKUP ?? '');
+  const slowLookup = slow ? { name: slow[1]!, ms: Number(slow[2]) } : undefined;
   const statOf = (path: string): FuseStat => {
     const inode = vfs.getattr(path);
     return toStat(inode, vfs.allocatedBytes(inode.ino));
@@ -123,6 +125,8 @@ export function fuseHandlers(vfs: Vfs, metrics: FuseMetrics, disk: DiskStats, wh
     // tells). A file open here whose name another mount removed is held by that name, and fstat(2)
     // sends no handle: the open file answers (FUSE.md "fstat of a file whose name is gone").
     getattr: timed('getattr', (path: string, ofNode?: boolean) => {
+      // AETHER_TEST_SLOW_LOOKUP=NAME:MS (a test seam): a lookup of NAME waits MS in JS, holding its directory's lock in the kernel (session-watch.test.ts).
+      if (slowLookup && path.endsWith(`/${slowLookup.name}`)) return new Promise<never>((_, reject) => setTimeout(() => reject(new FsError('ENOENT', path)), slowLookup.ms));
       try {
         return statOf(path);
       } catch (err) {

@@ -23,6 +23,7 @@ import type { RemoteBackend, SyncDrain } from './backend.js';
 import { watchConfigFile } from './config-watch.js';
 import { LocalDrain } from './drain.js';
 import { SpaceReclaimer } from './space-reclaimer.js';
+import { watchSession } from './session-watch.js';
 import { refuseAllowOtherWithoutConf, refuseUnusableMountpoint, refuseWithoutFuseDevice } from './mountpoint.js';
 import { ensureStateDir, refuseLongSocketPath, refuseStateDirUnder, StateLock, writable } from './state-lock.js';
 import { callerContext, claimBindingAttrs, reserveFileSpace, claimBindingSync, FuseMount, guardHardLinkAttributes, hideNode, invalidateNodes, moveNodes, releaseFreedMemory, setAttributesUncached } from './fuse-binding.js';
@@ -390,6 +391,8 @@ export class LocalMount {
     if (readaheadUnset !== undefined) this.log(`the mount's readahead stays at the kernel's 128 KiB (${readaheadUnset}): sequential reads take more requests`);
     if (staleCleaned) this.log(`cleaned a stale mount left at ${this.mountpoint} by a crashed process`);
     this.watchUnmountOutside(fuse);
+    const unwatched = watchSession(this.mountpoint);
+    if (unwatched !== undefined) this.log(`nothing will end this mount's FUSE session if the process dies stuck in the kernel (FUSE.md, Limits): ${unwatched}`);
     const trims = new Counter({ name: 'aether_memory_trims_total', help: 'Times the mount, quiet after work, collected its garbage and gave freed memory back to the system', registers: [this.registry] });
     const trimmed = new Counter({ name: 'aether_memory_trimmed_bytes_total', help: 'Resident memory those times gave back', registers: [this.registry] });
     const onTrim = (bytes: number): void => {
