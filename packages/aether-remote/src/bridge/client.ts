@@ -215,8 +215,8 @@ export class BridgeClient extends EventEmitter {
   }
 
   /**
-   * Holds queued batches back (`aether sync pause`): none is sent until released, also after a
-   * reconnect. One already sent still gets its acknowledgement.
+   * Holds queued batches back (`aether sync pause`): none not sent yet is sent until released, also
+   * after a reconnect. One already sent is sent again after a reconnect, for its acknowledgement.
    */
   holdUploads(held: boolean): void {
     this.uploadsHeld = held;
@@ -606,7 +606,8 @@ export class BridgeClient extends EventEmitter {
 
   private uploadLink(): UploadLink {
     return {
-      isOnline: () => this.stateValue === 'online' && !this.uploadsHeld,
+      isOnline: () => this.stateValue === 'online',
+      held: () => this.uploadsHeld,
       welcome: () => this.welcomeFrame,
       appliedSeq: () => this.applied,
       request: (frame) => this.request(frame),

@@ -28,6 +28,8 @@ export interface UploadResult {
 /** What the uploader needs of a connection. */
 export interface UploadLink {
   isOnline(): boolean;
+  /** Batches not sent yet wait (`aether sync pause`); one already sent goes again after a reconnect, for its ack. */
+  held(): boolean;
   welcome(): WelcomeFrame | undefined;
   /** Highest journal sequence the hub has acknowledged for this mount. */
   appliedSeq(): number;
@@ -48,6 +50,8 @@ function hubCode(err: unknown): string | undefined {
 
 interface Pending {
   batch: UploadBatch;
+  /** Sent at least once: the hub may have committed it. */
+  sent?: true;
   resolve: (r: UploadResult) => void;
   reject: (e: Error) => void;
 }
@@ -104,6 +108,8 @@ export class Uploader {
     this.again = false;
     while (this.queue.length > 0 && this.link.isOnline()) {
       const head = this.queue[0]!;
+      if (this.link.held() && !head.sent) return;
+      head.sent = true;
       try {
         const result = await this.uploadOne(head.batch);
         this.metrics.batchesAcked.inc();

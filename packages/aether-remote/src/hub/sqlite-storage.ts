@@ -71,7 +71,9 @@ export class SqliteHubStorage implements HubStorage {
   }
 
   missingChunks(hashes: readonly string[]): Promise<string[]> {
-    return Promise.resolve(hashes.filter((h) => !this.reader.hasChunk(h)));
+    // A chunk whose copy is damaged or gone on disk counts as missing: the mount uploads it, and
+    // the commit stores it again (ChunkStore.putMany). Said to be had, the mount's new data was lost.
+    return Promise.resolve(hashes.filter((h) => !this.reader.hasChunk(h) || !this.store.chunks.hasIntact(h)));
   }
 
   readChunk(hash: string): Promise<Buffer | undefined> {

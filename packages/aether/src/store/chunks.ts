@@ -144,6 +144,12 @@ export class ChunkStore {
     return out;
   }
 
+  /** True when the chunk is stored and its copy reads back with its hash (a hub asked whether it has it). */
+  hasIntact(hash: string): boolean {
+    const row = this.st.get.get(hash) as ChunkRow | undefined;
+    return row !== undefined && this.intact(row, hash);
+  }
+
   /** True when the chunk's stored copy reads back with its hash. */
   private intact(row: ChunkRow, hash: string): boolean {
     const copy = Buffer.allocUnsafe(row.length);
