@@ -30,6 +30,8 @@ export interface ReclaimResult {
   more: boolean;
 }
 
+/** Chunks remembered as stored intact (about 130 bytes each). */
+const KNOWN_CHUNKS_MAX = 100_000;
 /** A pack whose live chunks fill less than this share of it is rewritten. */
 const COMPACT_LIVE_RATIO = 0.5;
 /** The pack being appended to is closed early, to be rewritten, once it is this big and as dead. */
@@ -47,6 +49,12 @@ export class ChunkStore {
   private pack: { n: number; size: number } | undefined;
   /** The pack whose name this process has made durable (a directory fsync after creating it). */
   private dirSyncedFor: number | undefined;
+  /**
+   * Chunks this process stored or read back intact: a dedup hit on one needs no read again (a
+   * file of zeros is one chunk thousands of times). Damage while the store is in use is not
+   * looked for; damage while it was stopped is (putMany).
+   */
+  private readonly known = new Set<string>();
   /** Packs deleted since `reclaim` last reported them. */
   private deleted: number[] = [];
 
@@ -114,7 +122,7 @@ export class ChunkStore {
       // Stored already: only if its copy still reads back as itself. Deduplicated against a pack
       // damaged or deleted on disk, new writes of that content were lost (a review); stored
       // again, they also mend the files that held the damaged copy.
-      else if (!this.intact(row, hash)) {
+      else if (!this.known.has(hash) && !this.intact(row, hash)) {
         todo.push([hash, data]);
         restored.add(hash);
       }
@@ -125,6 +133,7 @@ export class ChunkStore {
     for (const [hash, data] of todo) {
       if (restored.has(hash)) this.st.restore.run(n, offset, data.length, hash);
       else this.st.put.run(hash, n, offset, data.length);
+      this.remember(hash);
       offset += data.length;
     }
     return { restored: [...restored] };
@@ -147,7 +156,7 @@ export class ChunkStore {
   /** True when the chunk is stored and its copy reads back with its hash (a hub asked whether it has it). */
   hasIntact(hash: string): boolean {
     const row = this.st.get.get(hash) as ChunkRow | undefined;
-    return row !== undefined && this.intact(row, hash);
+    return row !== undefined && (this.known.has(hash) || this.intact(row, hash));
   }
 
   /** True when the chunk's stored copy reads back with its hash. */
@@ -159,7 +168,15 @@ export class ChunkStore {
       if (err instanceof AetherError) return false;
       throw err;
     }
-    return ChunkStore.hash(copy) === hash;
+    if (ChunkStore.hash(copy) !== hash) return false;
+    this.remember(hash);
+    return true;
+  }
+
+  private remember(hash: string): void {
+    // Bounded: past it, chunks are read back again, once each.
+    if (this.known.size >= KNOWN_CHUNKS_MAX) this.known.clear();
+    this.known.add(hash);
   }
 
   /** Appends `datas` to the current pack, durably (data and name); returns where the first begins. */
